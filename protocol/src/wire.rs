@@ -1,0 +1,274 @@
+//! JSON bodies of the signing API.
+//!
+//! Field names follow Uppy Companion's S3 multipart protocol (`uploadId`, `PartNumber`, `ETag`, ...)
+//! so that `@uppy/aws-s3` works against s3-direct unchanged; fields Companion lacks are optional
+//! extensions that Companion-era clients ignore.
+//!
+//! | call | route | request | answer |
+//! |---|---|---|---|
+//! | create | `POST /s3/multipart` | [`CreateMultipartRequest`] | [`CreateMultipartResponse`] |
+//! | sign one part | `GET /s3/multipart/{uploadId}/{partNumber}?key=` | | [`SignPartResponse`] |
+//! | sign a batch | `GET /s3/multipart/{uploadId}/batch?key=&partNumbers=1,2` | | [`SignBatchResponse`] |
+//! | list parts | `GET /s3/multipart/{uploadId}?key=` | | `Vec<`[`ListedPart`]`>` |
+//! | complete | `POST /s3/multipart/{uploadId}/complete?key=` | [`CompleteRequest`] | [`CompleteResponse`] |
+//! | abort | `DELETE /s3/multipart/{uploadId}?key=` | | `{}` |
+//! | small file | `GET /s3/params?filename=&type=` | | [`SinglePutParams`] |
+//!
+//! Every error is an [`ErrorBody`] with a stable [`ErrorCode`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /s3/multipart`: start a multipart upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMultipartRequest {
+    /// The file's name as the user chose it; the server sanitises it into the object key.
+    pub filename: String,
+    /// The file's MIME type; empty means `application/octet-stream`.
+    #[serde(rename = "type", default)]
+    pub content_type: String,
+    /// S3 user metadata (`x-amz-meta-*`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Extension: the file's size in bytes, when known, so the server can refuse impossible uploads
+    /// before anything is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// Answer to [`CreateMultipartRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMultipartResponse {
+    /// Object key the server chose.
+    pub key: String,
+    /// The store's multipart upload id.
+    #[serde(rename = "uploadId")]
+    pub upload_id: String,
+    /// Bucket the object goes to.
+    pub bucket: String,
+}
+
+/// Answer to signing one part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignPartResponse {
+    /// Presigned `PUT` URL for the part.
+    pub url: String,
+    /// Lifetime of the URL in seconds from when it was signed.
+    pub expires: u64,
+    /// Headers the browser must send with the PUT, exactly (they are signed into the URL).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Answer to signing a batch of parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignBatchResponse {
+    /// Presigned `PUT` URL per part number.
+    #[serde(rename = "presignedUrls")]
+    pub presigned_urls: BTreeMap<u32, String>,
+    /// Extension: lifetime of every URL in seconds from when it was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// Extension: headers to send with every PUT of this batch (signed into the URLs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// One stored part, as listed by the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedPart {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    /// Empty when the store does not report part ETags (the embedded store).
+    #[serde(rename = "ETag", default)]
+    pub etag: String,
+    #[serde(rename = "Size", default)]
+    pub size: u64,
+}
+
+/// One part of a completion request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+/// `POST /s3/multipart/{uploadId}/complete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    /// Every part of the object, in ascending part-number order.
+    pub parts: Vec<CompletedPart>,
+}
+
+/// Answer to [`CompleteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    /// URL of the object (as the store reports it, or built from the public endpoint).
+    pub location: String,
+    pub key: String,
+    pub bucket: String,
+    /// The object's ETag (not an MD5 of the content for multipart objects). Empty when the store
+    /// did not report it.
+    #[serde(default)]
+    pub etag: String,
+}
+
+/// `GET /s3/params`: how to upload a small file with one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinglePutParams {
+    /// Always `PUT`.
+    pub method: String,
+    pub url: String,
+    /// Form fields for a POST policy upload; s3-direct signs PUTs, so this is always empty.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Headers the browser must send with the PUT.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Extension: the object key the server chose.
+    #[serde(default)]
+    pub key: String,
+    /// Extension: the bucket.
+    #[serde(default)]
+    pub bucket: String,
+}
+
+/// Every error answer of the signing API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code.
+    pub error: ErrorCode,
+    /// Human-readable explanation naming the offending value.
+    pub message: String,
+}
+
+/// Stable error codes of the signing API. New codes may be added; clients treat unknown ones as
+/// [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON or does not have the expected shape.
+    InvalidJson,
+    /// A query parameter or path segment is missing or malformed.
+    InvalidRequest,
+    /// A part number outside 1..=10,000.
+    InvalidPartNumber,
+    /// A batch of no part numbers, too many, or duplicates.
+    InvalidBatch,
+    /// A completion list that is empty, too long, out of order or has duplicates.
+    InvalidPartList,
+    /// An ETag that is not of the shape stores return.
+    InvalidEtag,
+    /// A file name that cannot become an object key.
+    InvalidFilename,
+    /// An object key that this server did not issue.
+    InvalidKey,
+    /// A declared size S3 cannot store.
+    InvalidSize,
+    /// The multipart upload does not exist (completed, aborted, or never created).
+    NoSuchUpload,
+    /// The store refused a part at completion (missing, or its ETag does not match).
+    InvalidPart,
+    /// A part other than the last is below S3's 5 MiB minimum.
+    EntityTooSmall,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The store failed or could not be reached.
+    StoreUnavailable,
+    /// A bug or unexpected state on the server; details are in its log.
+    Internal,
+    /// A code this client does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidPartNumber => "invalid_part_number",
+            Self::InvalidBatch => "invalid_batch",
+            Self::InvalidPartList => "invalid_part_list",
+            Self::InvalidEtag => "invalid_etag",
+            Self::InvalidFilename => "invalid_filename",
+            Self::InvalidKey => "invalid_key",
+            Self::InvalidSize => "invalid_size",
+            Self::NoSuchUpload => "no_such_upload",
+            Self::InvalidPart => "invalid_part",
+            Self::EntityTooSmall => "entity_too_small",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_request_reads_companion_body() {
+        let r: CreateMultipartRequest = serde_json::from_str(
+            r#"{"filename":"a.bin","type":"video/mp4","metadata":{"name":"a.bin"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.content_type, "video/mp4");
+        assert_eq!(r.size, None);
+        assert_eq!(r.metadata["name"], "a.bin");
+    }
+
+    #[test]
+    fn batch_keys_are_strings_on_the_wire() {
+        let b = SignBatchResponse {
+            presigned_urls: BTreeMap::from([(1, "u1".into()), (2, "u2".into())]),
+            expires: Some(900),
+            headers: BTreeMap::new(),
+        };
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(
+            json,
+            r#"{"presignedUrls":{"1":"u1","2":"u2"},"expires":900}"#
+        );
+        assert_eq!(serde_json::from_str::<SignBatchResponse>(&json).unwrap(), b);
+    }
+
+    #[test]
+    fn error_codes_round_trip_and_unknown_is_tolerated() {
+        let e = ErrorBody {
+            error: ErrorCode::InvalidPartNumber,
+            message: "part number 0 is out of range 1..=10000".into(),
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""error":"invalid_part_number""#));
+        let unknown: ErrorBody =
+            serde_json::from_str(r#"{"error":"brand_new","message":"x"}"#).unwrap();
+        assert_eq!(unknown.error, ErrorCode::Unknown);
+        for code in [ErrorCode::NoSuchUpload, ErrorCode::StoreUnavailable] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn listed_parts_use_companion_names() {
+        let p: Vec<ListedPart> =
+            serde_json::from_str(r#"[{"PartNumber":1,"ETag":"\"abc\"","Size":5}]"#).unwrap();
+        assert_eq!(p[0].part_number, 1);
+        assert_eq!(p[0].etag, "\"abc\"");
+    }
+}
