@@ -1,0 +1,1 @@
+//! The s3-direct browser client.
