@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what s3-direct needs on a fresh machine, skipping whatever is already there.
+#
+#   scripts/setup.sh demo   the Rust wasm target and wasm-bindgen-cli (to build the server and client)
+#   scripts/setup.sh test   the above, plus Debian chromium + chromium-driver, Ceph radosgw, and the
+#                           test suite's npm packages
+#
+# Only the package registries are reachable from the machines this runs on, so nothing here
+# downloads a prebuilt binary or a browser: tools are built with cargo or come from Debian.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+what=${1:-demo}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# The CLI must match the wasm-bindgen crate version exactly; Cargo.lock is the source of truth.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$root/Cargo.lock"
+}
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ $apt_updated -eq 0 ]; then
+    log "apt-get update"
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_rust() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "rustup target add wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+  local want have
+  want=$(wasm_bindgen_version)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    # Not --locked: the CLI's own lockfile pins a webpki-roots version the registry no longer has.
+    log "cargo install wasm-bindgen-cli --version $want (a few minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want" --quiet
+  fi
+}
+
+setup_test() {
+  apt_install chromium chromium-driver radosgw ceph-mon ceph-osd
+  if [ ! -d "$root/tests/node_modules" ] || [ "$root/tests/package-lock.json" -nt "$root/tests/node_modules/.package-lock.json" ]; then
+    log "npm ci (tests)"
+    (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+case "$what" in
+  demo) setup_rust ;;
+  test) setup_rust; setup_test ;;
+  *) echo "usage: scripts/setup.sh demo|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,132 @@
+// The demo page: a multi-file queue on top of the s3-direct browser client.
+//
+// Query parameters tune it without editing code (the browser tests use them):
+//   ?partSize=5      part size in MiB            (default: the client's)
+//   ?concurrency=4   parallel part PUTs per file (default: the client's, 6)
+//   ?files=2         files uploading at once     (default 2; the rest wait in the queue)
+//   ?endpoint=/s3    the signing API
+import init, { Uploader } from '/pkg/s3_direct.js';
+
+const params = new URLSearchParams(location.search);
+const number = (name) => (params.has(name) ? Number(params.get(name)) : undefined);
+
+const options = { endpoint: params.get('endpoint') ?? '/s3' };
+if (number('partSize')) options.partSize = number('partSize') * 1024 * 1024;
+if (number('concurrency')) options.concurrency = number('concurrency');
+const filesAtOnce = Math.max(1, number('files') ?? 2);
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const queue = [];
+let running = 0;
+let uploader;
+
+function formatBytes(n) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function formatEta(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return '';
+  if (seconds < 60) return `${Math.ceil(seconds)} s left`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m} min ${Math.ceil(seconds % 60)} s left` : `${Math.floor(m / 60)} h ${m % 60} min left`;
+}
+
+function addFile(file) {
+  const row = $('#row').content.firstElementChild.cloneNode(true);
+  $('.name', row).textContent = file.name;
+  $('.size', row).textContent = formatBytes(file.size);
+  $('.detail', row).textContent = 'Waiting…';
+  const item = { file, row, controller: new AbortController() };
+  $('.cancel', row).addEventListener('click', () => cancel(item));
+  $('#queue').append(row);
+  queue.push(item);
+  pump();
+}
+
+function cancel(item) {
+  item.controller.abort();
+  if (item.row.dataset.state === 'queued') finish(item, 'cancelled', 'Cancelled before it started.');
+}
+
+function finish(item, state, text) {
+  item.row.dataset.state = state;
+  $('.detail', item.row).textContent = text;
+  $('.cancel', item.row).disabled = true;
+}
+
+function pump() {
+  while (running < filesAtOnce && queue.length > 0) {
+    const item = queue.shift();
+    if (item.row.dataset.state !== 'queued') continue;
+    running += 1;
+    start(item).finally(() => { running -= 1; pump(); updateStatus(); });
+  }
+  updateStatus();
+}
+
+async function start({ file, row, controller }) {
+  row.dataset.state = 'uploading';
+  const bar = $('progress', row);
+  const detail = $('.detail', row);
+  detail.textContent = 'Starting…';
+  try {
+    const result = await uploader.upload(file, {
+      signal: controller.signal,
+      onProgress(p) {
+        bar.value = p.bytesTotal ? p.bytesSent / p.bytesTotal : 0;
+        row.dataset.sent = String(p.bytesSent);
+        row.dataset.partsDone = String(p.partsDone);
+        detail.textContent = `${formatBytes(p.bytesSent)} of ${formatBytes(p.bytesTotal)} · `
+          + `${formatBytes(p.speed)}/s · part ${p.partsDone}/${p.partsTotal} · ${formatEta(p.eta)}`;
+      },
+    });
+    bar.value = 1;
+    row.dataset.key = result.key;
+    finish({ row }, 'done', `Stored as ${result.key}`);
+  } catch (err) {
+    if (err.code === 'aborted') finish({ row }, 'cancelled', 'Cancelled; nothing was kept in the store.');
+    else finish({ row }, 'error', `${err.message}${err.code ? ` (${err.code})` : ''}`);
+  }
+}
+
+function updateStatus() {
+  const rows = [...document.querySelectorAll('#queue .upload')];
+  const count = (s) => rows.filter((r) => r.dataset.state === s).length;
+  const parts = [`${count('uploading')} uploading`, `${count('queued')} waiting`, `${count('done')} done`];
+  if (count('error')) parts.push(`${count('error')} failed`);
+  $('#status').textContent = rows.length ? parts.join(' · ') : '';
+}
+
+function wire() {
+  const drop = $('#drop');
+  const picker = $('#picker');
+  picker.addEventListener('change', () => {
+    [...picker.files].forEach(addFile);
+    picker.value = '';
+  });
+  drop.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); picker.click(); }
+  });
+  for (const type of ['dragenter', 'dragover']) {
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add('over'); });
+  }
+  for (const type of ['dragleave', 'drop']) {
+    drop.addEventListener(type, () => drop.classList.remove('over'));
+  }
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    [...e.dataTransfer.files].forEach(addFile);
+  });
+  const shown = [];
+  if (options.partSize) shown.push(`${options.partSize / 1048576} MiB parts`);
+  if (options.concurrency) shown.push(`${options.concurrency} parts at once`);
+  $('#settings').textContent = shown.join(' · ');
+}
+
+await init();
+uploader = new Uploader(options);
+wire();
+document.body.dataset.ready = 'true';
