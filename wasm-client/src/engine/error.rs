@@ -1,0 +1,422 @@
+//! The crate's one error type, [`Error`], and the two failure reports the engine's ports hand back
+//! to it: [`ApiError`] from the signing server and [`PutError`] from the store.
+//!
+//! Every [`Error`] has a stable [`Error::code`] that the JS facade exposes as `err.code`, so callers
+//! branch on codes, never on message text. Messages are for people: lowercase, naming the part and
+//! the status, and saying what to change when we know it.
+
+use std::fmt;
+
+use s3_direct_protocol::limits::MAX_OBJECT_SIZE;
+
+/// Why an upload failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller cancelled. The multipart upload was aborted on the server; `cleanup` says why
+    /// that failed, if it did (the parts then stay until the server's purge removes them).
+    #[error("the upload was aborted{}", cleanup_note(.cleanup))]
+    Aborted { cleanup: Option<ApiError> },
+    /// A part PUT succeeded but its ETag could not be read. Browsers hide every response header the
+    /// store's CORS rule does not list in `ExposeHeaders`, and without ETags the upload can never be
+    /// completed, so this fails at the first part instead of after the whole file.
+    #[error(
+        "part {part} of {parts}: the store did not expose the ETag header; \
+         add ExposeHeaders: ETag to the bucket's CORS rule"
+    )]
+    MissingEtag { part: u32, parts: u32 },
+    /// The store answered a part PUT with a status outside 2xx.
+    #[error("part {part} of {parts}: PUT returned {status}{}", s3_detail(.body))]
+    PartStatus {
+        part: u32,
+        parts: u32,
+        status: u16,
+        /// The start of the response body (S3 answers with an XML `<Error>` document).
+        body: String,
+    },
+    /// A part PUT ended without an HTTP answer.
+    #[error(
+        "part {part} of {parts}: PUT failed before the store answered ({message}); \
+         check the connection and that the bucket's CORS rule allows PUT from this origin"
+    )]
+    PartNetwork {
+        part: u32,
+        parts: u32,
+        message: String,
+    },
+    /// A call to the signing server failed.
+    #[error("{call} failed: {source}")]
+    Api { call: ApiCall, source: ApiError },
+    /// The caller's options cannot work; the message names the option and the accepted range.
+    #[error("{0}")]
+    InvalidOptions(String),
+    /// The file is larger than one S3 object can be.
+    #[error("file size {size} exceeds S3's 5 TiB ({max} bytes) object limit", max = MAX_OBJECT_SIZE)]
+    FileTooLarge { size: u64 },
+}
+
+impl Error {
+    /// Stable machine-readable code. A code the signing server sent is passed through (for example
+    /// `no_such_upload` or `invalid_part`), because it says more than the call that failed;
+    /// otherwise it is one of `aborted`, `missing_etag`, `http_error`, `network_error`,
+    /// `create_failed`, `sign_failed`, `complete_failed`, `invalid_options`, `file_too_large`.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Aborted { .. } => "aborted",
+            Self::MissingEtag { .. } => "missing_etag",
+            Self::PartStatus { .. } => "http_error",
+            Self::PartNetwork { .. } => "network_error",
+            Self::Api { call, source } => match source {
+                ApiError::Status {
+                    code: Some(code), ..
+                } if !code.is_empty() => code,
+                _ => call.code(),
+            },
+            Self::InvalidOptions(_) => "invalid_options",
+            Self::FileTooLarge { .. } => "file_too_large",
+        }
+    }
+
+    /// The HTTP status that caused the failure, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::PartStatus { status, .. } => Some(*status),
+            Self::Api {
+                source: ApiError::Status { status, .. },
+                ..
+            } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The part number the failure belongs to, when it belongs to one.
+    pub fn part(&self) -> Option<u32> {
+        match self {
+            Self::MissingEtag { part, .. }
+            | Self::PartStatus { part, .. }
+            | Self::PartNetwork { part, .. } => Some(*part),
+            _ => None,
+        }
+    }
+}
+
+fn cleanup_note(cleanup: &Option<ApiError>) -> String {
+    match cleanup {
+        None => String::new(),
+        Some(e) => format!(
+            "; removing its stored parts failed ({e}), the server's purge of abandoned uploads will"
+        ),
+    }
+}
+
+/// Which call to the signing server failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiCall {
+    Create,
+    /// Signing `count` parts starting at part `first`.
+    Sign {
+        first: u32,
+        count: usize,
+    },
+    Complete,
+    Abort,
+}
+
+impl ApiCall {
+    /// Code of an [`Error::Api`] when the server sent none of its own.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Create => "create_failed",
+            Self::Sign { .. } => "sign_failed",
+            Self::Complete => "complete_failed",
+            Self::Abort => "abort_failed",
+        }
+    }
+}
+
+impl fmt::Display for ApiCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Create => f.write_str("creating the upload"),
+            Self::Sign { first, count: 1 } => write!(f, "signing part {first}"),
+            Self::Sign { first, count } => {
+                write!(
+                    f,
+                    "signing parts {first} to {}",
+                    u64::from(first) + count as u64 - 1
+                )
+            }
+            Self::Complete => f.write_str("completing the upload"),
+            Self::Abort => f.write_str("aborting the upload"),
+        }
+    }
+}
+
+/// A failed call to the signing server, as a [`Signer`](super::Signer) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The server answered with a status outside 2xx. `code` and `message` come from its JSON
+    /// `{error, message}` body when it sent one (a proxy in front of it may not).
+    #[error("the signing server answered {status}{}", api_detail(.code, .message))]
+    Status {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// The request got no HTTP answer.
+    #[error("the signing server could not be reached ({0})")]
+    Network(String),
+    /// A 2xx answer whose body is not what the signing API promises.
+    #[error("the signing server's answer is not usable ({0})")]
+    InvalidResponse(String),
+}
+
+fn api_detail(code: &Option<String>, message: &str) -> String {
+    match (code.as_deref(), message) {
+        (Some(code), "") => format!(" {code}"),
+        (Some(code), message) => format!(" {code}: {message}"),
+        (None, "") => String::new(),
+        (None, message) => format!(": {message}"),
+    }
+}
+
+/// A failed part PUT, as a [`PartSink`](super::PartSink) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError {
+    /// No HTTP answer: offline, connection reset, or the browser refused the response under CORS
+    /// (browsers do not say which).
+    #[error("network error: {0}")]
+    Network(String),
+    /// The store answered with a status outside 2xx; `body` is the start of its answer.
+    #[error("status {status}")]
+    Status { status: u16, body: String },
+}
+
+/// What a retry policy should do about a failed part. The engine does not retry yet; this is the
+/// classification it will act on, kept here so the policy has one place to grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Try the same URL again after a delay: the network or the store had a bad moment.
+    Retryable,
+    /// Ask for a fresh URL first: the signature was refused, which on a presigned URL means it
+    /// expired (S3 checks expiry when the request arrives, so a queued URL can die) or the clocks
+    /// disagree. Decided by status and S3 error code, never by English message text.
+    Expired,
+    /// Trying again cannot help.
+    Fatal,
+}
+
+impl PutError {
+    /// How a retry policy should treat this failure.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Self::Network(_) => FailureClass::Retryable,
+            Self::Status { status, body } => {
+                let code = xml_field(body, "Code");
+                match (status, code) {
+                    (
+                        _,
+                        Some(
+                            "AccessDenied"
+                            | "ExpiredToken"
+                            | "RequestTimeTooSkewed"
+                            | "SignatureDoesNotMatch",
+                        ),
+                    ) => FailureClass::Expired,
+                    (_, Some("RequestTimeout" | "SlowDown" | "InternalError")) => {
+                        FailureClass::Retryable
+                    }
+                    (403, _) => FailureClass::Expired,
+                    (408 | 429, _) | (500..=599, _) => FailureClass::Retryable,
+                    _ => FailureClass::Fatal,
+                }
+            }
+        }
+    }
+}
+
+/// Summarises an S3 `<Error>` body as ` (Code: Message)`, or the first line of anything else.
+fn s3_detail(body: &str) -> String {
+    match (xml_field(body, "Code"), xml_field(body, "Message")) {
+        (Some(code), Some(message)) => format!(" ({code}: {message})"),
+        (Some(code), None) => format!(" ({code})"),
+        _ => {
+            let line = body.trim().lines().next().unwrap_or("").trim();
+            if line.is_empty() || line.starts_with('<') {
+                String::new()
+            } else {
+                format!(" ({})", truncate(line, 200))
+            }
+        }
+    }
+}
+
+/// The text of the first `<name>…</name>` element. S3 error bodies are flat and small; a real XML
+/// parser would be the only one in the module for this.
+pub(crate) fn xml_field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let len = body[start..].find(&format!("</{name}>"))?;
+    let text = body[start..start + len].trim();
+    (!text.is_empty()).then_some(text)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPIRED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+        <Message>Request has expired</Message><RequestId>1</RequestId></Error>";
+
+    #[test]
+    fn part_status_names_part_status_and_s3_code() {
+        let e = Error::PartStatus {
+            part: 3,
+            parts: 12,
+            status: 403,
+            body: EXPIRED.into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "part 3 of 12: PUT returned 403 (AccessDenied: Request has expired)"
+        );
+        assert_eq!(
+            (e.code(), e.status(), e.part()),
+            ("http_error", Some(403), Some(3))
+        );
+    }
+
+    #[test]
+    fn part_status_without_xml_shows_the_first_line_only() {
+        let e = Error::PartStatus {
+            part: 1,
+            parts: 1,
+            status: 502,
+            body: "bad gateway\nmore".into(),
+        };
+        assert_eq!(e.to_string(), "part 1 of 1: PUT returned 502 (bad gateway)");
+        let html = Error::PartStatus {
+            part: 1,
+            parts: 1,
+            status: 502,
+            body: "<html><body>oops</body></html>".into(),
+        };
+        assert_eq!(html.to_string(), "part 1 of 1: PUT returned 502");
+    }
+
+    #[test]
+    fn server_codes_pass_through_and_stage_codes_fill_in() {
+        let with_code = Error::Api {
+            call: ApiCall::Complete,
+            source: ApiError::Status {
+                status: 400,
+                code: Some("invalid_part".into()),
+                message: "part 2's ETag does not match".into(),
+            },
+        };
+        assert_eq!(with_code.code(), "invalid_part");
+        assert_eq!(with_code.status(), Some(400));
+        assert_eq!(
+            with_code.to_string(),
+            "completing the upload failed: the signing server answered 400 invalid_part: \
+             part 2's ETag does not match"
+        );
+        let bare = Error::Api {
+            call: ApiCall::Sign { first: 9, count: 8 },
+            source: ApiError::Status {
+                status: 502,
+                code: None,
+                message: String::new(),
+            },
+        };
+        assert_eq!(bare.code(), "sign_failed");
+        assert_eq!(
+            bare.to_string(),
+            "signing parts 9 to 16 failed: the signing server answered 502"
+        );
+        let offline = Error::Api {
+            call: ApiCall::Create,
+            source: ApiError::Network("offline".into()),
+        };
+        assert_eq!((offline.code(), offline.status()), ("create_failed", None));
+    }
+
+    #[test]
+    fn every_local_code_is_stable() {
+        let cases = [
+            (Error::Aborted { cleanup: None }, "aborted"),
+            (Error::MissingEtag { part: 1, parts: 2 }, "missing_etag"),
+            (
+                Error::PartNetwork {
+                    part: 1,
+                    parts: 2,
+                    message: "x".into(),
+                },
+                "network_error",
+            ),
+            (Error::InvalidOptions("x".into()), "invalid_options"),
+            (Error::FileTooLarge { size: 1 }, "file_too_large"),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+        }
+    }
+
+    #[test]
+    fn aborted_mentions_a_failed_cleanup() {
+        let e = Error::Aborted {
+            cleanup: Some(ApiError::Network("offline".into())),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("the upload was aborted; removing its stored parts")
+        );
+        assert_eq!(e.code(), "aborted");
+    }
+
+    #[test]
+    fn failures_are_classified_by_status_and_s3_code() {
+        let status = |status, body: &str| PutError::Status {
+            status,
+            body: body.into(),
+        };
+        assert_eq!(status(403, EXPIRED).class(), FailureClass::Expired);
+        assert_eq!(status(403, "").class(), FailureClass::Expired);
+        assert_eq!(
+            status(400, "<Error><Code>RequestTimeout</Code></Error>").class(),
+            FailureClass::Retryable
+        );
+        assert_eq!(status(503, "").class(), FailureClass::Retryable);
+        assert_eq!(status(429, "").class(), FailureClass::Retryable);
+        assert_eq!(
+            status(400, "<Error><Code>EntityTooLarge</Code></Error>").class(),
+            FailureClass::Fatal
+        );
+        assert_eq!(status(404, "").class(), FailureClass::Fatal);
+        assert_eq!(
+            PutError::Network("x".into()).class(),
+            FailureClass::Retryable
+        );
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

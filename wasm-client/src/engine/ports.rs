@@ -1,0 +1,85 @@
+//! The engine's ports: the outside world as traits the engine owns.
+//!
+//! The browser implements them in `crate::web` (gloo-net for the signing server, `XMLHttpRequest`
+//! for part PUTs, `Date.now()` for time); the engine's tests implement them with scripted fakes.
+//! Everything is single-threaded: futures need not be `Send`, which is what the browser's
+//! callback-based APIs give us.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use s3_direct_protocol::wire::{
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    SignBatchResponse,
+};
+
+use super::error::{ApiError, PutError};
+use super::progress::PartProgress;
+
+/// The signing server: the four calls of the signing API an upload needs.
+///
+/// The upload is identified by the [`CreateMultipartResponse`] that `create` returned (upload id,
+/// key and bucket), passed back as is.
+// `async fn` in a public trait cannot promise `Send` futures; the engine runs on one thread and
+// the browser implementation's futures are not `Send`, so that is the contract we want.
+#[allow(async_fn_in_trait)]
+pub trait Signer {
+    /// `POST {endpoint}/multipart`: starts a multipart upload.
+    async fn create(
+        &self,
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError>;
+
+    /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most
+    /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending).
+    async fn sign_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+        parts: &[u32],
+    ) -> Result<SignBatchResponse, ApiError>;
+
+    /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.
+    async fn complete(
+        &self,
+        upload: &CreateMultipartResponse,
+        request: &CompleteRequest,
+    ) -> Result<CompleteResponse, ApiError>;
+
+    /// `DELETE {endpoint}/multipart/{uploadId}`: discards the upload and its stored parts.
+    async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError>;
+}
+
+/// One part PUT for a [`PartSink`].
+#[derive(Debug, Clone)]
+pub struct PartPut<'a> {
+    /// 1-based part number.
+    pub part: u32,
+    /// Presigned URL to `PUT` the bytes to.
+    pub url: &'a str,
+    /// Headers to send exactly as given: they are signed into the URL.
+    pub headers: &'a BTreeMap<String, String>,
+    /// Byte range of the file this part holds.
+    pub range: Range<u64>,
+}
+
+/// Where part bytes go: the store, through presigned URLs.
+#[allow(async_fn_in_trait)] // see `Signer`
+pub trait PartSink {
+    /// Sends the bytes of `put.range` to `put.url` and returns the response's `ETag` header, or
+    /// `None` when the response had none the implementation could read.
+    ///
+    /// Reports bytes sent so far through `progress` as they go. **Dropping the returned future
+    /// must abort the request**: the engine drops in-flight PUTs on cancel and on failure, and a
+    /// PUT that keeps running would both waste bandwidth and race a later attempt of the same part.
+    async fn put_part(
+        &self,
+        put: PartPut<'_>,
+        progress: PartProgress,
+    ) -> Result<Option<String>, PutError>;
+}
+
+/// Time, for speed and ETA. Milliseconds from any fixed origin; must not go backwards by much
+/// (the engine tolerates small steps back, e.g. from a wall clock being adjusted).
+pub trait Clock {
+    fn now_ms(&self) -> f64;
+}

@@ -1,0 +1,459 @@
+//! Byte-level progress: what the caller's `onProgress` sees, and the bookkeeping behind it.
+//!
+//! Two promises peers break and we keep: progress never goes backwards, and it reaches 100 % only
+//! once the store has assembled the object (the last part being stored is not the end: complete
+//! can still fail). Until then bytes and parts are held one short of the total.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use super::ports::Clock;
+
+/// Speed is measured over this much recent history, so it follows changes in bandwidth within
+/// seconds but does not jitter with every progress event.
+pub const SPEED_WINDOW_MS: f64 = 5_000.0;
+/// Below this much history speed is reported as 0 (unknown): the first events of a PUT measure
+/// the browser's buffers, not the network.
+pub const MIN_SPEED_SPAN_MS: f64 = 500.0;
+
+/// A snapshot of an upload's progress.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Bytes handed to the network: stored parts plus what in-flight PUTs have sent so far.
+    pub bytes_sent: u64,
+    /// Bytes of parts the store has acknowledged with an ETag.
+    pub bytes_confirmed: u64,
+    /// Size of the file.
+    pub bytes_total: u64,
+    /// Parts stored.
+    pub parts_done: u32,
+    /// Parts in the plan.
+    pub parts_total: u32,
+    /// Bytes per second over the last few seconds; 0 while unknown.
+    pub speed: f64,
+    /// Seconds left at the current speed; `None` while the speed is unknown.
+    pub eta: Option<f64>,
+}
+
+/// Handed to a [`PartSink`](super::PartSink) with each PUT, to report how many bytes of that part
+/// have been sent. Cheap to clone, and `'static`, so it can live in a browser event handler.
+#[derive(Debug, Clone)]
+pub struct PartProgress {
+    // Weak: a late event from a PUT's handler must not keep a finished upload's state (and the
+    // caller's callback) alive.
+    reporter: Weak<Reporter>,
+    part: u32,
+}
+
+impl PartProgress {
+    /// Reports that `bytes` of this part have been sent so far (a running total, not a delta).
+    /// Values above the part's size are clamped; values below an earlier report are ignored.
+    pub fn sent(&self, bytes: u64) {
+        if let Some(reporter) = self.reporter.upgrade() {
+            reporter.part_sent(self.part, bytes);
+        }
+    }
+
+    /// The part this handle reports for.
+    pub fn part(&self) -> u32 {
+        self.part
+    }
+}
+
+/// Callback receiving progress snapshots.
+pub type ProgressCallback = Box<dyn FnMut(&Progress)>;
+
+/// Owns the progress state of one upload and calls the caller's callback.
+pub(crate) struct Reporter {
+    clock: Rc<dyn Clock>,
+    /// Minimum time between two reports caused by bytes sent; a part finishing always reports.
+    interval_ms: f64,
+    tracker: RefCell<Tracker>,
+    callback: RefCell<ProgressCallback>,
+}
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reporter")
+            .field("interval_ms", &self.interval_ms)
+            .field("tracker", &self.tracker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reporter {
+    pub(crate) fn new(
+        total: u64,
+        parts_total: u32,
+        clock: Rc<dyn Clock>,
+        interval_ms: f64,
+        callback: ProgressCallback,
+    ) -> Rc<Self> {
+        Rc::new(Self {
+            clock,
+            interval_ms,
+            tracker: RefCell::new(Tracker::new(total, parts_total)),
+            callback: RefCell::new(callback),
+        })
+    }
+
+    /// A handle for the PUT of `part` (`len` bytes), which starts now.
+    pub(crate) fn start_part(self: &Rc<Self>, part: u32, len: u64) -> PartProgress {
+        self.tracker.borrow_mut().start(part, len);
+        PartProgress {
+            reporter: Rc::downgrade(self),
+            part,
+        }
+    }
+
+    fn part_sent(&self, part: u32, bytes: u64) {
+        let now = self.clock.now_ms();
+        if self.tracker.borrow_mut().sent(part, bytes, now) {
+            self.emit(false);
+        }
+    }
+
+    /// `part` is stored.
+    pub(crate) fn part_done(&self, part: u32) {
+        let now = self.clock.now_ms();
+        self.tracker.borrow_mut().confirm(part, now);
+        self.emit(true);
+    }
+
+    /// The object is complete: report 100 %.
+    pub(crate) fn finish(&self) {
+        self.tracker.borrow_mut().finished = true;
+        self.emit(true);
+    }
+
+    /// Reports the current state unconditionally (the initial 0 %).
+    pub(crate) fn report(&self) {
+        let now = self.clock.now_ms();
+        self.tracker.borrow_mut().window.record(now, 0);
+        self.emit(true);
+    }
+
+    fn emit(&self, force: bool) {
+        let now = self.clock.now_ms();
+        let snapshot = {
+            let mut tracker = self.tracker.borrow_mut();
+            if !force
+                && tracker
+                    .last_emit_ms
+                    .is_some_and(|t| now - t < self.interval_ms)
+            {
+                return;
+            }
+            let snapshot = tracker.snapshot();
+            if !force
+                && tracker
+                    .last
+                    .is_some_and(|last| same_position(&last, &snapshot))
+            {
+                return;
+            }
+            tracker.last = Some(snapshot);
+            tracker.last_emit_ms = Some(now);
+            snapshot
+        };
+        // The tracker borrow is released before calling out. A callback that somehow re-enters
+        // (a progress event fired from inside it) is skipped rather than panicking on the borrow.
+        if let Ok(mut callback) = self.callback.try_borrow_mut() {
+            callback(&snapshot);
+        }
+    }
+}
+
+fn same_position(a: &Progress, b: &Progress) -> bool {
+    a.bytes_sent == b.bytes_sent
+        && a.bytes_confirmed == b.bytes_confirmed
+        && a.parts_done == b.parts_done
+}
+
+/// The numbers behind [`Progress`].
+#[derive(Debug)]
+struct Tracker {
+    total: u64,
+    parts_total: u32,
+    confirmed: u64,
+    parts_done: u32,
+    /// Per in-flight part: bytes sent so far and the part's size.
+    in_flight: BTreeMap<u32, (u64, u64)>,
+    /// Sum of the sent bytes in `in_flight`.
+    in_flight_sent: u64,
+    window: SpeedWindow,
+    /// What was last reported; every later report is at least this.
+    last: Option<Progress>,
+    last_emit_ms: Option<f64>,
+    finished: bool,
+}
+
+impl Tracker {
+    fn new(total: u64, parts_total: u32) -> Self {
+        Self {
+            total,
+            parts_total,
+            confirmed: 0,
+            parts_done: 0,
+            in_flight: BTreeMap::new(),
+            in_flight_sent: 0,
+            window: SpeedWindow::default(),
+            last: None,
+            last_emit_ms: None,
+            finished: false,
+        }
+    }
+
+    fn raw_sent(&self) -> u64 {
+        self.confirmed + self.in_flight_sent
+    }
+
+    fn start(&mut self, part: u32, len: u64) {
+        if let Some((sent, _)) = self.in_flight.insert(part, (0, len)) {
+            self.in_flight_sent -= sent;
+        }
+    }
+
+    /// Returns whether anything changed.
+    fn sent(&mut self, part: u32, bytes: u64, now: f64) -> bool {
+        // A part that is not in flight (finished, or dropped on cancel) may still have a late
+        // event queued in the browser; it must not count twice.
+        let Some((sent, len)) = self.in_flight.get_mut(&part) else {
+            return false;
+        };
+        let bytes = bytes.min(*len);
+        if bytes <= *sent {
+            return false;
+        }
+        self.in_flight_sent += bytes - *sent;
+        *sent = bytes;
+        let raw = self.raw_sent();
+        self.window.record(now, raw);
+        true
+    }
+
+    fn confirm(&mut self, part: u32, now: f64) {
+        let Some((sent, len)) = self.in_flight.remove(&part) else {
+            return;
+        };
+        self.in_flight_sent -= sent;
+        self.confirmed += len;
+        self.parts_done += 1;
+        let raw = self.raw_sent();
+        self.window.record(now, raw);
+    }
+
+    fn snapshot(&self) -> Progress {
+        let (sent, confirmed, parts_done) = if self.finished {
+            (self.total, self.total, self.parts_total)
+        } else {
+            let byte_cap = self.total.saturating_sub(1);
+            (
+                self.raw_sent().min(byte_cap),
+                self.confirmed.min(byte_cap),
+                self.parts_done.min(self.parts_total.saturating_sub(1)),
+            )
+        };
+        let (last_sent, last_confirmed, last_parts) = self.last.map_or((0, 0, 0), |l| {
+            (l.bytes_sent, l.bytes_confirmed, l.parts_done)
+        });
+        let bytes_sent = sent.max(last_sent);
+        let speed = self.window.speed();
+        let eta = if self.finished {
+            Some(0.0)
+        } else if speed > 0.0 {
+            Some((self.total - bytes_sent) as f64 / speed)
+        } else {
+            None
+        };
+        Progress {
+            bytes_sent,
+            bytes_confirmed: confirmed.max(last_confirmed),
+            bytes_total: self.total,
+            parts_done: parts_done.max(last_parts),
+            parts_total: self.parts_total,
+            speed,
+            eta,
+        }
+    }
+}
+
+/// (time, bytes sent) samples covering the last [`SPEED_WINDOW_MS`], plus the one sample just
+/// before it so the window's start is known.
+#[derive(Debug, Default)]
+struct SpeedWindow {
+    samples: VecDeque<(f64, u64)>,
+}
+
+impl SpeedWindow {
+    fn record(&mut self, now: f64, bytes: u64) {
+        // A clock that stepped back is treated as standing still.
+        let now = self.samples.back().map_or(now, |&(t, _)| now.max(t));
+        self.samples.push_back((now, bytes));
+        while self.samples.len() > 2 && self.samples[1].0 <= now - SPEED_WINDOW_MS {
+            self.samples.pop_front();
+        }
+    }
+
+    fn speed(&self) -> f64 {
+        let (Some(&(t0, b0)), Some(&(t1, b1))) = (self.samples.front(), self.samples.back()) else {
+            return 0.0;
+        };
+        let span = t1 - t0;
+        if span < MIN_SPEED_SPAN_MS {
+            return 0.0;
+        }
+        b1.saturating_sub(b0) as f64 * 1000.0 / span
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct TestClock(Cell<f64>);
+    impl Clock for TestClock {
+        fn now_ms(&self) -> f64 {
+            self.0.get()
+        }
+    }
+
+    fn reporter(
+        total: u64,
+        parts: u32,
+        interval: f64,
+    ) -> (Rc<Reporter>, Rc<TestClock>, Rc<RefCell<Vec<Progress>>>) {
+        let clock = Rc::new(TestClock::default());
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let sink = seen.clone();
+        let r = Reporter::new(
+            total,
+            parts,
+            clock.clone(),
+            interval,
+            Box::new(move |p| sink.borrow_mut().push(*p)),
+        );
+        (r, clock, seen)
+    }
+
+    #[test]
+    fn speed_is_measured_over_the_last_five_seconds() {
+        let mut w = SpeedWindow::default();
+        w.record(0.0, 0);
+        w.record(200.0, 100);
+        assert_eq!(w.speed(), 0.0, "too little history to tell");
+        // 1,000 bytes/s for 10 s, then 4,000 bytes/s for 5 s.
+        for s in 1..=10u64 {
+            w.record(s as f64 * 1000.0, s * 1000);
+        }
+        assert_eq!(w.speed(), 1000.0);
+        for s in 1..=5u64 {
+            w.record(10_000.0 + s as f64 * 1000.0, 10_000 + s * 4000);
+        }
+        assert_eq!(w.speed(), 4000.0, "old samples left the window");
+        assert!(w.samples.len() <= 7);
+    }
+
+    #[test]
+    fn a_stall_lowers_the_speed_at_the_next_sample() {
+        let mut w = SpeedWindow::default();
+        w.record(0.0, 0);
+        w.record(1000.0, 1000);
+        w.record(21_000.0, 1001);
+        // The window now starts at the last sample before t = 16 s.
+        assert!(w.speed() < 1.0);
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_make_speed_negative_or_infinite() {
+        let mut w = SpeedWindow::default();
+        w.record(1000.0, 0);
+        w.record(2000.0, 1000);
+        w.record(500.0, 2000);
+        assert_eq!(w.speed(), 2000.0);
+    }
+
+    #[test]
+    fn bytes_sent_is_clamped_per_part_and_never_goes_back() {
+        let (r, clock, seen) = reporter(100, 2, 0.0);
+        let p1 = r.start_part(1, 60);
+        p1.sent(10);
+        clock.0.set(1.0);
+        p1.sent(5);
+        p1.sent(500);
+        let sent: Vec<u64> = seen.borrow().iter().map(|p| p.bytes_sent).collect();
+        assert_eq!(sent, [10, 60]);
+    }
+
+    #[test]
+    fn nothing_reaches_the_total_before_finish() {
+        let (r, _clock, seen) = reporter(100, 2, 0.0);
+        let p1 = r.start_part(1, 60);
+        let p2 = r.start_part(2, 40);
+        p1.sent(60);
+        p2.sent(40);
+        r.part_done(2);
+        r.part_done(1);
+        let last = *seen.borrow().last().unwrap();
+        assert_eq!((last.bytes_sent, last.bytes_confirmed), (99, 99));
+        assert_eq!(last.parts_done, 1);
+        r.finish();
+        let last = *seen.borrow().last().unwrap();
+        assert_eq!((last.bytes_sent, last.bytes_confirmed), (100, 100));
+        assert_eq!((last.parts_done, last.eta), (2, Some(0.0)));
+    }
+
+    #[test]
+    fn byte_reports_are_throttled_but_stored_parts_always_report() {
+        let (r, clock, seen) = reporter(1000, 2, 100.0);
+        let p1 = r.start_part(1, 500);
+        p1.sent(1);
+        p1.sent(2);
+        clock.0.set(50.0);
+        p1.sent(3);
+        assert_eq!(seen.borrow().len(), 1);
+        clock.0.set(100.0);
+        p1.sent(4);
+        assert_eq!(seen.borrow().len(), 2);
+        r.part_done(1);
+        assert_eq!(seen.borrow().len(), 3);
+        assert_eq!(seen.borrow()[2].bytes_confirmed, 500);
+    }
+
+    #[test]
+    fn late_reports_for_a_finished_part_are_ignored() {
+        let (r, _clock, seen) = reporter(100, 2, 0.0);
+        let p1 = r.start_part(1, 60);
+        r.part_done(1);
+        p1.sent(30);
+        assert_eq!(seen.borrow().len(), 1);
+        assert_eq!(seen.borrow()[0].bytes_sent, 60);
+    }
+
+    #[test]
+    fn eta_follows_speed() {
+        let (r, clock, seen) = reporter(10_000, 1, 0.0);
+        r.report();
+        let p1 = r.start_part(1, 10_000);
+        clock.0.set(1000.0);
+        p1.sent(2000);
+        let last = *seen.borrow().last().unwrap();
+        assert_eq!(last.speed, 2000.0);
+        assert_eq!(last.eta, Some(4.0));
+        assert_eq!(seen.borrow()[0].eta, None);
+    }
+
+    #[test]
+    fn a_dropped_upload_ignores_its_handles() {
+        let (r, _clock, seen) = reporter(100, 1, 0.0);
+        let p1 = r.start_part(1, 100);
+        drop(r);
+        p1.sent(50);
+        assert!(seen.borrow().is_empty());
+    }
+}

@@ -1,0 +1,573 @@
+//! Scripted fakes of the engine's ports, and a harness that drives one upload step by step.
+//!
+//! Nothing here sleeps or spawns threads: the upload runs on a `LocalPool` until it stalls, the
+//! test looks at what it asked for, answers exactly the requests it chooses, and runs it again.
+//! Every fake checks the requests it gets (the upload id and key it issued, the URL it signed for
+//! that part, the byte range the plan gives the part) and panics on a wrong one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use futures::executor::LocalPool;
+use futures::future;
+use futures::task::LocalSpawnExt;
+use s3_direct::engine::{
+    ApiError, Clock, Engine, Error, FileInfo, PartProgress, PartPut, PartSink, Progress, PutError,
+    Signer, UploadOptions, UploadResult,
+};
+use s3_direct_protocol::PartPlan;
+use s3_direct_protocol::limits::MAX_BATCH_PARTS;
+use s3_direct_protocol::wire::{
+    CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
+    CreateMultipartResponse, SignBatchResponse,
+};
+
+pub const UPLOAD_ID: &str = "upload+1/=";
+pub const KEY: &str = "uploads/2026/video.mp4";
+pub const BUCKET: &str = "media";
+pub const LOCATION: &str = "https://store.test/media/uploads/2026/video.mp4";
+pub const FINAL_ETAG: &str = "\"3858f62230ac3c915f300c664312c11f-2\"";
+pub const FILENAME: &str = "video.mp4";
+
+/// The URL the fake signer issues for `part`.
+pub fn url_for(part: u32) -> String {
+    format!("https://store.test/{BUCKET}/{KEY}?partNumber={part}&uploadId=u1&X-Amz-Signature=s")
+}
+
+/// The ETag the harness answers `part` with.
+pub fn etag(part: u32) -> String {
+    format!("\"etag-{part}\"")
+}
+
+/// A call the signing server received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Create(CreateMultipartRequest),
+    Sign(Vec<u32>),
+    Complete(Vec<CompletedPart>),
+    Abort,
+}
+
+/// Which held request to let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Create,
+    Sign,
+    Complete,
+}
+
+/// How the fake signing server behaves. The default answers everything at once, successfully.
+#[derive(Debug, Default)]
+pub struct Script {
+    /// Requests of these kinds wait until the test calls [`Harness::release`].
+    pub hold: Vec<Gate>,
+    pub create_error: Option<ApiError>,
+    /// Fail the sign call with this 0-based index.
+    pub sign_error: Option<(usize, ApiError)>,
+    /// Leave this part out of its batch's answer.
+    pub omit_url: Option<u32>,
+    /// Headers every batch answer carries.
+    pub batch_headers: BTreeMap<String, String>,
+    pub complete_error: Option<ApiError>,
+    pub abort_error: Option<ApiError>,
+}
+
+#[derive(Debug, Default)]
+struct SignerState {
+    script: RefCell<Script>,
+    calls: RefCell<Vec<Call>>,
+    held: RefCell<Vec<(Gate, oneshot::Sender<()>)>>,
+    signs_in_flight: Cell<usize>,
+    max_signs_in_flight: Cell<usize>,
+}
+
+/// The signing server.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSigner(Rc<SignerState>);
+
+impl FakeSigner {
+    pub fn new(script: Script) -> Self {
+        let s = Self::default();
+        *s.0.script.borrow_mut() = script;
+        s
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.0.calls.borrow().clone()
+    }
+
+    pub fn sign_calls(&self) -> Vec<Vec<u32>> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Sign(parts) => Some(parts),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn completed(&self) -> Option<Vec<CompletedPart>> {
+        self.calls().into_iter().find_map(|c| match c {
+            Call::Complete(parts) => Some(parts),
+            _ => None,
+        })
+    }
+
+    pub fn aborts(&self) -> usize {
+        self.calls().iter().filter(|c| **c == Call::Abort).count()
+    }
+
+    pub fn max_signs_in_flight(&self) -> usize {
+        self.0.max_signs_in_flight.get()
+    }
+
+    fn release(&self, gate: Gate) -> bool {
+        let mut held = self.0.held.borrow_mut();
+        let Some(i) = held.iter().position(|(g, _)| *g == gate) else {
+            return false;
+        };
+        let (_, tx) = held.remove(i);
+        tx.send(()).is_ok()
+    }
+
+    async fn gate(&self, gate: Gate) {
+        if !self.0.script.borrow().hold.contains(&gate) {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.0.held.borrow_mut().push((gate, tx));
+        rx.await
+            .expect("the harness never drops a held request's sender");
+    }
+
+    fn check_upload(upload: &CreateMultipartResponse) {
+        assert_eq!(
+            (
+                upload.upload_id.as_str(),
+                upload.key.as_str(),
+                upload.bucket.as_str()
+            ),
+            (UPLOAD_ID, KEY, BUCKET),
+            "the engine must pass back the upload that create returned"
+        );
+    }
+}
+
+/// Counts a sign request as in flight until its future finishes or is dropped.
+struct SignInFlight(Rc<SignerState>);
+
+impl SignInFlight {
+    fn new(state: &Rc<SignerState>) -> Self {
+        let n = state.signs_in_flight.get() + 1;
+        state.signs_in_flight.set(n);
+        state
+            .max_signs_in_flight
+            .set(state.max_signs_in_flight.get().max(n));
+        Self(state.clone())
+    }
+}
+
+impl Drop for SignInFlight {
+    fn drop(&mut self) {
+        self.0.signs_in_flight.set(self.0.signs_in_flight.get() - 1);
+    }
+}
+
+impl Signer for FakeSigner {
+    async fn create(
+        &self,
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError> {
+        self.0
+            .calls
+            .borrow_mut()
+            .push(Call::Create(request.clone()));
+        self.gate(Gate::Create).await;
+        if let Some(e) = self.0.script.borrow_mut().create_error.take() {
+            return Err(e);
+        }
+        Ok(CreateMultipartResponse {
+            key: KEY.into(),
+            upload_id: UPLOAD_ID.into(),
+            bucket: BUCKET.into(),
+        })
+    }
+
+    async fn sign_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+        parts: &[u32],
+    ) -> Result<SignBatchResponse, ApiError> {
+        Self::check_upload(upload);
+        assert!(
+            !parts.is_empty() && parts.len() <= MAX_BATCH_PARTS,
+            "batch of {} parts",
+            parts.len()
+        );
+        assert!(parts.is_sorted(), "batch {parts:?} is not ascending");
+        let signed_before: Vec<u32> = self.sign_calls().concat();
+        assert!(
+            parts.iter().all(|p| !signed_before.contains(p)),
+            "batch {parts:?} re-signs a part"
+        );
+        let index = self.sign_calls().len();
+        self.0.calls.borrow_mut().push(Call::Sign(parts.to_vec()));
+        let _in_flight = SignInFlight::new(&self.0);
+        self.gate(Gate::Sign).await;
+        let script = self.0.script.borrow();
+        if let Some((i, e)) = &script.sign_error
+            && *i == index
+        {
+            return Err(e.clone());
+        }
+        Ok(SignBatchResponse {
+            presigned_urls: parts
+                .iter()
+                .filter(|&&p| Some(p) != script.omit_url)
+                .map(|&p| (p, url_for(p)))
+                .collect(),
+            expires: Some(900),
+            headers: script.batch_headers.clone(),
+        })
+    }
+
+    async fn complete(
+        &self,
+        upload: &CreateMultipartResponse,
+        request: &CompleteRequest,
+    ) -> Result<CompleteResponse, ApiError> {
+        Self::check_upload(upload);
+        self.0
+            .calls
+            .borrow_mut()
+            .push(Call::Complete(request.parts.clone()));
+        self.gate(Gate::Complete).await;
+        if let Some(e) = self.0.script.borrow_mut().complete_error.take() {
+            return Err(e);
+        }
+        Ok(CompleteResponse {
+            location: LOCATION.into(),
+            key: KEY.into(),
+            bucket: BUCKET.into(),
+            etag: FINAL_ETAG.into(),
+        })
+    }
+
+    async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {
+        Self::check_upload(upload);
+        self.0.calls.borrow_mut().push(Call::Abort);
+        match self.0.script.borrow_mut().abort_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+type Reply = Result<Option<String>, PutError>;
+
+/// A PUT the test has not answered yet.
+#[derive(Debug)]
+struct PendingPut {
+    reply: oneshot::Sender<Reply>,
+    progress: PartProgress,
+}
+
+/// A PUT as the store received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutLog {
+    pub part: u32,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    plan: Option<PartPlan>,
+    pending: RefCell<BTreeMap<u32, PendingPut>>,
+    log: RefCell<Vec<PutLog>>,
+    /// Parts in the order the store acknowledged them.
+    stored: RefCell<Vec<u32>>,
+    /// Parts whose PUT future was dropped before it was answered (the request was aborted).
+    dropped: RefCell<Vec<u32>>,
+    in_flight: Cell<usize>,
+    max_in_flight: Cell<usize>,
+}
+
+/// The store.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSink(Rc<SinkState>);
+
+impl FakeSink {
+    pub fn new(plan: Option<PartPlan>) -> Self {
+        Self(Rc::new(SinkState {
+            plan,
+            ..SinkState::default()
+        }))
+    }
+
+    pub fn pending(&self) -> Vec<u32> {
+        self.0.pending.borrow().keys().copied().collect()
+    }
+
+    pub fn log(&self) -> Vec<PutLog> {
+        self.0.log.borrow().clone()
+    }
+
+    pub fn stored(&self) -> Vec<u32> {
+        self.0.stored.borrow().clone()
+    }
+
+    pub fn dropped(&self) -> Vec<u32> {
+        let mut d = self.0.dropped.borrow().clone();
+        d.sort_unstable();
+        d
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.0.max_in_flight.get()
+    }
+
+    fn reply(&self, part: u32, reply: Reply) {
+        let pending = self
+            .0
+            .pending
+            .borrow_mut()
+            .remove(&part)
+            .unwrap_or_else(|| panic!("part {part} is not in flight"));
+        if matches!(reply, Ok(Some(_))) {
+            self.0.stored.borrow_mut().push(part);
+        }
+        pending
+            .reply
+            .send(reply)
+            .expect("a pending PUT's future is alive");
+    }
+
+    fn progress(&self, part: u32) -> PartProgress {
+        self.0.pending.borrow()[&part].progress.clone()
+    }
+}
+
+/// Tracks one PUT future: counts it in flight and notices when it is dropped unanswered.
+struct PutInFlight {
+    state: Rc<SinkState>,
+    part: u32,
+    answered: bool,
+}
+
+impl Drop for PutInFlight {
+    fn drop(&mut self) {
+        self.state.in_flight.set(self.state.in_flight.get() - 1);
+        if !self.answered {
+            self.state.pending.borrow_mut().remove(&self.part);
+            self.state.dropped.borrow_mut().push(self.part);
+        }
+    }
+}
+
+impl PartSink for FakeSink {
+    async fn put_part(&self, put: PartPut<'_>, progress: PartProgress) -> Reply {
+        let state = &self.0;
+        assert_eq!(
+            put.url,
+            url_for(put.part),
+            "part {} got another part's URL",
+            put.part
+        );
+        assert_eq!(progress.part(), put.part);
+        if let Some(plan) = &state.plan {
+            assert_eq!(
+                put.range,
+                plan.range(put.part),
+                "byte range of part {}",
+                put.part
+            );
+        }
+        assert!(
+            !state.pending.borrow().contains_key(&put.part),
+            "two PUTs of part {} in flight at once",
+            put.part
+        );
+        let (tx, rx) = oneshot::channel();
+        state.pending.borrow_mut().insert(
+            put.part,
+            PendingPut {
+                reply: tx,
+                progress,
+            },
+        );
+        state.log.borrow_mut().push(PutLog {
+            part: put.part,
+            headers: put.headers.clone(),
+        });
+        let n = state.in_flight.get() + 1;
+        state.in_flight.set(n);
+        state.max_in_flight.set(state.max_in_flight.get().max(n));
+        let mut guard = PutInFlight {
+            state: state.clone(),
+            part: put.part,
+            answered: false,
+        };
+        let reply = rx.await.expect("the harness answers or drops every PUT");
+        guard.answered = true;
+        reply
+    }
+}
+
+/// Time that moves only when the test says so.
+#[derive(Debug, Default)]
+pub struct FakeClock(Cell<f64>);
+
+impl FakeClock {
+    pub fn advance(&self, ms: f64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// The file every test uploads, with `size` bytes.
+pub fn file(size: u64) -> FileInfo {
+    FileInfo {
+        filename: FILENAME.into(),
+        content_type: "video/mp4".into(),
+        metadata: BTreeMap::from([("origin".into(), "test".into())]),
+        size,
+    }
+}
+
+/// One upload, driven step by step.
+pub struct Harness {
+    pool: LocalPool,
+    pub signer: FakeSigner,
+    pub sink: FakeSink,
+    pub clock: Rc<FakeClock>,
+    progress: Rc<RefCell<Vec<Progress>>>,
+    result: Rc<RefCell<Option<Result<UploadResult, Error>>>>,
+    cancel: Option<oneshot::Sender<()>>,
+}
+
+impl Harness {
+    /// Sets up an upload of `size` bytes; nothing runs until [`run`](Self::run).
+    pub fn start(size: u64, options: UploadOptions, script: Script) -> Self {
+        let plan = PartPlan::new(size, options.part_size).ok();
+        let signer = FakeSigner::new(script);
+        let sink = FakeSink::new(plan);
+        let clock = Rc::new(FakeClock::default());
+        let progress = Rc::new(RefCell::new(Vec::new()));
+        let result = Rc::new(RefCell::new(None));
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+
+        let engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options);
+        let on_progress = {
+            let progress = progress.clone();
+            Box::new(move |p: &Progress| progress.borrow_mut().push(*p))
+        };
+        let cancel = async move {
+            // A dropped sender is the harness going away, not a cancel.
+            if cancel_rx.await.is_err() {
+                future::pending::<()>().await;
+            }
+        };
+        let out = result.clone();
+        let pool = LocalPool::new();
+        pool.spawner()
+            .spawn_local(async move {
+                let r = engine.upload(&file(size), on_progress, cancel).await;
+                *out.borrow_mut() = Some(r);
+            })
+            .expect("the pool is alive");
+        Self {
+            pool,
+            signer,
+            sink,
+            clock,
+            progress,
+            result,
+            cancel: Some(cancel_tx),
+        }
+    }
+
+    /// Runs the upload until it waits for something the test controls.
+    pub fn run(&mut self) {
+        self.pool.run_until_stalled();
+    }
+
+    /// Part numbers whose PUT is in flight.
+    pub fn pending(&self) -> Vec<u32> {
+        self.sink.pending()
+    }
+
+    /// Answers the PUT of `part` and runs.
+    pub fn reply(&mut self, part: u32, reply: Reply) {
+        self.sink.reply(part, reply);
+        self.run();
+    }
+
+    /// The store acknowledges `part` with its ETag.
+    pub fn store(&mut self, part: u32) {
+        self.reply(part, Ok(Some(etag(part))));
+    }
+
+    /// The PUT of `part` reports `bytes` sent.
+    pub fn sent(&mut self, part: u32, bytes: u64) {
+        self.sink.progress(part).sent(bytes);
+        self.run();
+    }
+
+    /// Lets one held request of kind `gate` through, and runs.
+    pub fn release(&mut self, gate: Gate) {
+        assert!(self.signer.release(gate), "no {gate:?} request is held");
+        self.run();
+    }
+
+    /// Fires the cancel signal without running.
+    pub fn signal_cancel(&mut self) {
+        self.cancel
+            .take()
+            .expect("cancel fires once")
+            .send(())
+            .expect("the upload still listens for cancel");
+    }
+
+    /// Fires the cancel signal and runs.
+    pub fn cancel(&mut self) {
+        self.signal_cancel();
+        self.run();
+    }
+
+    pub fn result(&self) -> Option<Result<UploadResult, Error>> {
+        self.result.borrow().clone()
+    }
+
+    /// The upload's error; panics if it has not failed.
+    pub fn error(&self) -> Error {
+        match self.result() {
+            Some(Err(e)) => e,
+            other => panic!("expected the upload to have failed, got {other:?}"),
+        }
+    }
+
+    pub fn progress(&self) -> Vec<Progress> {
+        self.progress.borrow().clone()
+    }
+
+    /// Runs, then stores whichever in-flight part `pick` chooses, until the upload ends.
+    pub fn finish(&mut self, mut pick: impl FnMut(&[u32]) -> u32) -> Result<UploadResult, Error> {
+        self.run();
+        loop {
+            if let Some(r) = self.result() {
+                return r;
+            }
+            let pending = self.pending();
+            assert!(!pending.is_empty(), "the upload waits, but not for a PUT");
+            let part = pick(&pending);
+            self.store(part);
+        }
+    }
+}
