@@ -13,7 +13,11 @@ export async function startCeph() {
   const dir = await mkdtemp(path.join(tmpdir(), 's3-direct-ceph-'));
   let stdout;
   try {
-    ({ stdout } = await run(script, ['start', dir], { maxBuffer: 1 << 20 }));
+    ({ stdout } = await run(script, ['start', dir], {
+      maxBuffer: 1 << 20,
+      // The cluster stops by itself if this test process dies before calling stop().
+      env: { ...process.env, CEPH_OWNER_PID: String(process.pid) },
+    }));
   } catch (err) {
     throw new Error(`ceph radosgw did not start: ${err.stderr || err.message}`);
   }
