@@ -1,0 +1,175 @@
+//! The server's one error type and its conversion into the signing API's JSON error answer.
+//!
+//! Handlers return `Result<_, Error>` and use `?`; the conversion to `{error, message}` with a
+//! stable [`ErrorCode`] happens once, in [`IntoResponse`]. Caller mistakes (4xx) are logged at
+//! debug level only; server and store failures (5xx) are logged with their details, which the
+//! answer hides.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::wire::ErrorBody;
+
+use crate::store::StoreError;
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or asks for something S3 would refuse; nothing was sent to the store.
+    #[error("{message}")]
+    BadRequest { code: ErrorCode, message: String },
+
+    /// No API route has this path.
+    #[error("no signing API route for {method} {path}; see the route table in the docs")]
+    NoRoute { method: String, path: String },
+
+    /// The route exists but not for this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+
+    /// The body exceeds the route's limit.
+    #[error(
+        "request body is too large (create accepts {} bytes, complete {} bytes)",
+        crate::routes::CREATE_BODY_LIMIT,
+        crate::routes::COMPLETE_BODY_LIMIT
+    )]
+    PayloadTooLarge,
+
+    /// The store answered with an error or could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    /// A bug or an unexpected state in this server.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A 400 answer with `code` and a message that names the offending value.
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest { code, .. } => *code,
+            Self::NoRoute { .. } | Self::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::Store(StoreError::NoSuchUpload { .. }) => ErrorCode::NoSuchUpload,
+            Self::Store(StoreError::InvalidPart { .. }) => ErrorCode::InvalidPart,
+            Self::Store(StoreError::EntityTooSmall { .. }) => ErrorCode::EntityTooSmall,
+            Self::Store(StoreError::Unavailable { .. }) => ErrorCode::StoreUnavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Store(StoreError::NoSuchUpload { .. }) => StatusCode::NOT_FOUND,
+            Self::Store(StoreError::InvalidPart { .. } | StoreError::EntityTooSmall { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Store(StoreError::Unavailable { .. }) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message the client sees: specific for its own mistakes, generic for ours.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Store(StoreError::Unavailable { operation, .. }) => format!(
+                "the storage service failed during {operation}; try again later \
+                 (details are in the server log)"
+            ),
+            Self::Internal(_) => {
+                "internal error in the signing server (details are in the server log)".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // `{:?}` keeps the store's error chain, which the client never sees.
+            tracing::error!(code = %self.code(), error = ?self, "request failed");
+        } else {
+            tracing::debug!(code = %self.code(), "refused request: {self}");
+        }
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.public_message(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::bad_request(
+                ErrorCode::InvalidJson,
+                "request body must be JSON; send the header content-type: application/json",
+            ),
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request(
+                ErrorCode::InvalidJson,
+                format!("request body is not valid JSON: {}", source_text(&e)),
+            ),
+            JsonRejection::JsonDataError(e) => Self::bad_request(
+                ErrorCode::InvalidJson,
+                format!(
+                    "request body does not have the expected fields: {}",
+                    source_text(&e)
+                ),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge
+            }
+            other => Self::bad_request(
+                ErrorCode::InvalidJson,
+                format!("could not read the request body: {}", other.body_text()),
+            ),
+        }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("malformed query string: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("malformed path: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// The innermost cause of an error, which for serde names the field and position
+/// (axum's own text adds a capitalised "Failed to deserialize" preamble).
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

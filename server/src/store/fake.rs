@@ -1,0 +1,228 @@
+//! An in-memory [`Store`] for route tests: it keeps uploads in a map, records every call, and can
+//! be scripted to fail the next call, so a test can assert both what the handler asked for and
+//! that a refused request asked for nothing at all.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+
+use super::{Completed, NewUpload, Presigned, Store, StoreError};
+
+/// Base of the URLs the fake "presigns".
+pub const FAKE_ENDPOINT: &str = "https://fake-store.test";
+
+/// One call the fake received, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeCall {
+    CreateMultipart(NewUpload),
+    PresignPart {
+        key: String,
+        upload_id: String,
+        part_number: u32,
+        lifetime: Duration,
+    },
+    ListParts {
+        key: String,
+        upload_id: String,
+    },
+    Complete {
+        key: String,
+        upload_id: String,
+        parts: Vec<CompletedPart>,
+    },
+    Abort {
+        key: String,
+        upload_id: String,
+    },
+    PresignPut {
+        key: String,
+        content_type: String,
+        lifetime: Duration,
+    },
+}
+
+/// The in-memory store. Cheap to share: wrap it in an `Arc` and keep a clone to inspect.
+#[derive(Debug, Default)]
+pub struct FakeStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    calls: Vec<FakeCall>,
+    /// Open uploads: upload id -> (key, stored parts).
+    uploads: BTreeMap<String, (String, Vec<ListedPart>)>,
+    next_id: u32,
+    /// Errors to return from the next calls, in order, before doing anything.
+    scripted: VecDeque<StoreError>,
+}
+
+impl FakeStore {
+    /// An empty store with no uploads.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call received so far, in order.
+    pub fn calls(&self) -> Vec<FakeCall> {
+        self.lock().calls.clone()
+    }
+
+    /// Makes the next call fail with `err` (calls queue up in order).
+    pub fn fail_next(&self, err: StoreError) {
+        self.lock().scripted.push_back(err);
+    }
+
+    /// Pretends the browser uploaded part `part_number` of `upload_id`.
+    ///
+    /// # Panics
+    /// If the upload does not exist: a test set-up mistake.
+    pub fn put_part(&self, upload_id: &str, part_number: u32, etag: &str, size: u64) {
+        let mut inner = self.lock();
+        let (_, parts) = inner
+            .uploads
+            .get_mut(upload_id)
+            .unwrap_or_else(|| panic!("fake store has no upload {upload_id:?}"));
+        parts.retain(|p| p.part_number != part_number);
+        parts.push(ListedPart {
+            part_number,
+            etag: etag.to_owned(),
+            size,
+        });
+    }
+
+    /// Upload ids still open.
+    pub fn open_uploads(&self) -> Vec<String> {
+        self.lock().uploads.keys().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking test thread poisons the lock; the data is still usable for the others.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `call` and returns the scripted error, if any.
+    fn record(&self, call: FakeCall) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        let mut inner = self.lock();
+        inner.calls.push(call);
+        match inner.scripted.pop_front() {
+            Some(err) => Err(err),
+            None => Ok(inner),
+        }
+    }
+}
+
+fn url(key: &str, query: &str) -> String {
+    format!("{FAKE_ENDPOINT}/fake-bucket/{key}?{query}&X-Amz-Signature=fake")
+}
+
+fn no_such_upload(upload_id: &str) -> StoreError {
+    StoreError::NoSuchUpload {
+        upload_id: upload_id.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Store for FakeStore {
+    fn bucket(&self) -> &str {
+        "fake-bucket"
+    }
+
+    async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
+        let key = upload.key.clone();
+        let mut inner = self.record(FakeCall::CreateMultipart(upload))?;
+        inner.next_id += 1;
+        let id = format!("fake-upload-{}", inner.next_id);
+        inner.uploads.insert(id.clone(), (key, Vec::new()));
+        Ok(id)
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        // Like S3, presigning is local: it does not check that the upload exists.
+        drop(self.record(FakeCall::PresignPart {
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            part_number,
+            lifetime,
+        })?);
+        Ok(Presigned {
+            url: url(
+                key,
+                &format!("partNumber={part_number}&uploadId={upload_id}"),
+            ),
+            headers: BTreeMap::new(),
+        })
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError> {
+        let inner = self.record(FakeCall::ListParts {
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+        })?;
+        let (_, parts) = inner
+            .uploads
+            .get(upload_id)
+            .ok_or_else(|| no_such_upload(upload_id))?;
+        let mut parts = parts.clone();
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StoreError> {
+        let mut inner = self.record(FakeCall::Complete {
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            parts: parts.to_vec(),
+        })?;
+        if inner.uploads.remove(upload_id).is_none() {
+            return Err(no_such_upload(upload_id));
+        }
+        Ok(Completed {
+            location: format!("{FAKE_ENDPOINT}/fake-bucket/{key}"),
+            etag: format!("\"fake-etag-{}\"", parts.len()),
+        })
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let mut inner = self.record(FakeCall::Abort {
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+        })?;
+        inner
+            .uploads
+            .remove(upload_id)
+            .map(|_| ())
+            .ok_or_else(|| no_such_upload(upload_id))
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        drop(self.record(FakeCall::PresignPut {
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            lifetime,
+        })?);
+        Ok(Presigned {
+            url: url(key, "x-id=PutObject"),
+            headers: BTreeMap::from([("content-type".to_owned(), content_type.to_owned())]),
+        })
+    }
+}

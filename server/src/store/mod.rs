@@ -1,0 +1,133 @@
+//! The storage seam: everything the handlers need from an S3-compatible store, as one trait.
+//!
+//! Handlers never build S3 requests; they call [`Store`]. [`S3Store`] implements it with
+//! aws-sdk-s3 against any S3-compatible endpoint (the embedded one included); [`FakeStore`] is an
+//! in-memory, scriptable implementation that records every call, for route tests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+
+mod fake;
+mod s3;
+
+pub use fake::{FakeCall, FakeStore};
+pub use s3::{S3Store, S3StoreConfig};
+
+/// A new multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUpload {
+    /// Object key, already checked against the key policy.
+    pub key: String,
+    /// MIME type stored with the object.
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*`), names lowercase, values header-safe.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A presigned request the browser sends as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    /// The URL, query signature included.
+    pub url: String,
+    /// Headers signed into the URL that the browser must send with exactly these values.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Result of completing an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// URL of the object.
+    pub location: String,
+    /// The object's ETag as the store gave it (quotes included); empty if it gave none.
+    pub etag: String,
+}
+
+/// Failures of a store call, classified by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The upload does not exist: completed, aborted, expired or never created.
+    #[error(
+        "upload {upload_id:?} does not exist (it was completed, aborted or never created); \
+         start a new upload"
+    )]
+    NoSuchUpload { upload_id: String },
+
+    /// A part named at completion is missing or its ETag does not match the stored part.
+    #[error("the store refused a part: {message}; upload the affected parts again, then complete")]
+    InvalidPart { message: String },
+
+    /// A part other than the last is below S3's 5 MiB minimum.
+    #[error(
+        "the store refused the parts: {message}; every part but the last must be at least 5 MiB"
+    )]
+    EntityTooSmall { message: String },
+
+    /// Anything else: network, credentials, configuration, a store bug. Details are for the log.
+    #[error("store call {operation} failed")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// An [`StoreError::Unavailable`] for `operation` caused by `source`.
+    pub fn unavailable(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// What the signing server needs from an S3-compatible store.
+///
+/// Inputs are validated before these are called (part numbers, part lists, keys), so an
+/// implementation may assume them well-formed.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Bucket the store writes to.
+    fn bucket(&self) -> &str;
+
+    /// Starts a multipart upload and returns its upload id.
+    async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError>;
+
+    /// Presigns a `PUT` of part `part_number` of the upload, valid for `lifetime` from now.
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError>;
+
+    /// Every part stored so far, in part-number order (all pages).
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError>;
+
+    /// Assembles the object from `parts` (ascending part numbers).
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StoreError>;
+
+    /// Abandons the upload and deletes its parts.
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
+
+    /// Presigns a single `PUT` of a whole object with `content_type`, valid for `lifetime`.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError>;
+}

@@ -1,0 +1,441 @@
+//! [`Store`] over aws-sdk-s3, for any S3-compatible endpoint.
+//!
+//! Two clients share one configuration: `api` talks to `--endpoint` (the address this server
+//! reaches the store on), `presigner` only signs URLs for `--public-endpoint` (the address browsers
+//! reach it on). A SigV4 signature covers the host, so the URL must be signed for the host the
+//! browser will actually send it to.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
+use s3_direct_protocol::limits::MAX_PART_NUMBER;
+use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+
+use super::{Completed, NewUpload, Presigned, Store, StoreError};
+
+/// Where the store is and how to address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3StoreConfig {
+    /// URL this server uses for API calls, e.g. `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// URL put into presigned URLs; `None` means the same as `endpoint`.
+    pub public_endpoint: Option<String>,
+    pub bucket: String,
+    /// Region for signing and for API calls alike.
+    pub region: String,
+    /// Path-style (`host/bucket/key`) instead of virtual-hosted (`bucket.host/key`) addressing.
+    pub path_style: bool,
+}
+
+impl S3StoreConfig {
+    fn public_endpoint(&self) -> &str {
+        self.public_endpoint.as_deref().unwrap_or(&self.endpoint)
+    }
+}
+
+/// The aws-sdk-s3 implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    /// Client for calls that reach the store.
+    api: Client,
+    /// Client configured with the public endpoint, used only to presign.
+    presigner: Client,
+    config: S3StoreConfig,
+}
+
+impl S3Store {
+    /// A store using the standard AWS credential chain (environment, profile, web identity,
+    /// container and instance metadata), as an operator deploying against a real store expects.
+    pub async fn from_env(config: S3StoreConfig) -> Self {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .load()
+            .await;
+        Self::build(aws_sdk_s3::config::Builder::from(&shared), config)
+    }
+
+    /// A store using fixed credentials (the embedded store, tests).
+    pub fn with_credentials(config: S3StoreConfig, access_key: &str, secret_key: &str) -> Self {
+        let builder = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new(
+                access_key,
+                secret_key,
+                None,
+                None,
+                "s3-direct",
+            ));
+        Self::build(builder, config)
+    }
+
+    fn build(builder: aws_sdk_s3::config::Builder, config: S3StoreConfig) -> Self {
+        let builder = builder
+            .region(Region::new(config.region.clone()))
+            .force_path_style(config.path_style)
+            // The SDK's default (WhenSupported) adds a CRC32 checksum to every upload and bakes
+            // `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-crc32` into presigned part URLs,
+            // which browsers cannot satisfy and several S3 clones reject. Checksums we want are
+            // signed explicitly instead.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        let api = Client::from_conf(builder.clone().endpoint_url(&config.endpoint).build());
+        let presigner = Client::from_conf(builder.endpoint_url(config.public_endpoint()).build());
+        Self {
+            api,
+            presigner,
+            config,
+        }
+    }
+
+    /// The client that makes API calls (operator commands and tests use it directly).
+    pub fn client(&self) -> &Client {
+        &self.api
+    }
+
+    /// How this store was configured.
+    pub fn config(&self) -> &S3StoreConfig {
+        &self.config
+    }
+
+    /// Presigns part `part_number` for the window `start..start + lifetime`.
+    ///
+    /// [`Store::presign_part`] starts the window now; tests start it in the past to get an
+    /// expired URL without waiting.
+    pub async fn presign_part_at(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        start: SystemTime,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        const OP: &str = "presign UploadPart";
+        let presigning = presigning_config(OP, start, lifetime)?;
+        let request = self
+            .presigner
+            .upload_part()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number_i32(part_number))
+            .presigned(presigning)
+            .await
+            .map_err(|e| classify(OP, upload_id, e))?;
+        Ok(to_presigned(&request))
+    }
+
+    /// URL of an object as browsers reach it.
+    fn object_url(&self, key: &str) -> String {
+        let endpoint = self.config.public_endpoint();
+        let key = encode_key(key);
+        if self.config.path_style {
+            return format!("{endpoint}/{}/{key}", self.config.bucket);
+        }
+        match endpoint.split_once("://") {
+            Some((scheme, host)) => format!("{scheme}://{}.{host}/{key}", self.config.bucket),
+            None => format!("{endpoint}/{}/{key}", self.config.bucket),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn bucket(&self) -> &str {
+        &self.config.bucket
+    }
+
+    async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
+        const OP: &str = "CreateMultipartUpload";
+        let out = self
+            .api
+            .create_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(&upload.key)
+            .content_type(&upload.content_type)
+            .set_metadata(Some(upload.metadata.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| classify(OP, "", e))?;
+        out.upload_id()
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::unavailable(OP, "the store's answer had no UploadId"))
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        self.presign_part_at(key, upload_id, part_number, SystemTime::now(), lifetime)
+            .await
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError> {
+        const OP: &str = "ListParts";
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .api
+                .list_parts()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .max_parts(1000)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| classify(OP, upload_id, e))?;
+            parts.extend(page.parts().iter().map(|p| {
+                ListedPart {
+                    part_number: p
+                        .part_number()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    etag: p.e_tag().unwrap_or_default().to_owned(),
+                    size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                }
+            }));
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            let next = page.next_part_number_marker().map(str::to_owned);
+            // A store that says "truncated" without moving the marker would loop forever.
+            if next.is_none() || next == marker || parts.len() > MAX_PART_NUMBER as usize {
+                return Err(StoreError::unavailable(
+                    OP,
+                    format!(
+                        "the store's ListParts paging did not advance (marker {marker:?} -> \
+                         {next:?} after {} parts)",
+                        parts.len()
+                    ),
+                ));
+            }
+            marker = next;
+        }
+        // Some stores (the embedded one) list in directory order.
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StoreError> {
+        const OP: &str = "CompleteMultipartUpload";
+        let parts = parts
+            .iter()
+            .map(|p| {
+                SdkCompletedPart::builder()
+                    .part_number(part_number_i32(p.part_number))
+                    .e_tag(&p.etag)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .api
+            .complete_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(OP, upload_id, e))?;
+        // The store's Location names the address *it* is reached on; when browsers use another
+        // one, build the URL they can use.
+        let location = match out.location() {
+            Some(loc) if !loc.is_empty() && self.config.public_endpoint.is_none() => loc.to_owned(),
+            _ => self.object_url(key),
+        };
+        Ok(Completed {
+            location,
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        const OP: &str = "AbortMultipartUpload";
+        self.api
+            .abort_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| classify(OP, upload_id, e))?;
+        Ok(())
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        const OP: &str = "presign PutObject";
+        let presigning = presigning_config(OP, SystemTime::now(), lifetime)?;
+        let request = self
+            .presigner
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(presigning)
+            .await
+            .map_err(|e| classify(OP, "", e))?;
+        Ok(to_presigned(&request))
+    }
+}
+
+fn presigning_config(
+    op: &'static str,
+    start: SystemTime,
+    lifetime: Duration,
+) -> Result<PresigningConfig, StoreError> {
+    PresigningConfig::builder()
+        .start_time(start)
+        .expires_in(lifetime)
+        .build()
+        .map_err(|e| StoreError::unavailable(op, e))
+}
+
+fn to_presigned(request: &PresignedRequest) -> Presigned {
+    // Browsers set Host themselves and refuse to let scripts set it.
+    let headers = request
+        .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect::<BTreeMap<_, _>>();
+    Presigned {
+        url: request.uri().to_owned(),
+        headers,
+    }
+}
+
+/// Part numbers are validated to 1..=10,000 before any store call, so this cannot truncate.
+fn part_number_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Maps an SDK failure to what the caller can act on; everything unexpected keeps its full
+/// error chain for the log.
+fn classify<E>(op: &'static str, upload_id: &str, err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = err.message().unwrap_or_default().to_owned();
+    match err.code() {
+        Some("NoSuchUpload") => StoreError::NoSuchUpload {
+            upload_id: upload_id.to_owned(),
+        },
+        Some("InvalidPart" | "InvalidPartOrder") => StoreError::InvalidPart { message },
+        Some("EntityTooSmall") => StoreError::EntityTooSmall { message },
+        _ => StoreError::unavailable(op, DisplayErrorContext(&err).to_string()),
+    }
+}
+
+/// Percent-encodes a key for a URL path, keeping `/` separators and unreserved characters.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(path_style: bool, public: Option<&str>) -> S3Store {
+        S3Store::with_credentials(
+            S3StoreConfig {
+                endpoint: "http://127.0.0.1:9".into(),
+                public_endpoint: public.map(str::to_owned),
+                bucket: "b".into(),
+                region: "us-east-1".into(),
+                path_style,
+            },
+            "AKIDEXAMPLE",
+            "secret",
+        )
+    }
+
+    #[test]
+    fn keys_are_percent_encoded_in_urls() {
+        assert_eq!(
+            encode_key("uploads/a b+ñ.bin"),
+            "uploads/a%20b%2B%C3%B1.bin"
+        );
+    }
+
+    #[test]
+    fn object_urls_follow_the_addressing_style() {
+        assert_eq!(
+            store(true, None).object_url("k/x"),
+            "http://127.0.0.1:9/b/k/x"
+        );
+        assert_eq!(
+            store(false, Some("https://s3.example.net")).object_url("k"),
+            "https://b.s3.example.net/k"
+        );
+    }
+
+    #[tokio::test]
+    async fn part_urls_use_the_public_endpoint_and_carry_no_checksum() {
+        let s = store(true, Some("http://files.example.net:8000"));
+        let p = s
+            .presign_part("k/a.bin", "up1", 7, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            p.url
+                .starts_with("http://files.example.net:8000/b/k/a.bin?"),
+            "{}",
+            p.url
+        );
+        assert!(p.url.contains("partNumber=7") && p.url.contains("uploadId=up1"));
+        assert!(p.url.contains("X-Amz-Expires=60"));
+        let lower = p.url.to_ascii_lowercase();
+        assert!(!lower.contains("x-amz-checksum"), "{}", p.url);
+        assert!(!lower.contains("x-amz-sdk-checksum-algorithm"), "{}", p.url);
+        assert!(p.headers.keys().all(|h| !h.starts_with("x-amz-checksum")));
+    }
+
+    #[tokio::test]
+    async fn single_put_urls_sign_the_content_type() {
+        let s = store(true, None);
+        let p = s
+            .presign_put("k/a.txt", "text/plain", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            p.headers.get("content-type").map(String::as_str),
+            Some("text/plain")
+        );
+        assert!(p.url.contains("content-type"), "signed headers: {}", p.url);
+        assert!(!p.url.to_ascii_lowercase().contains("x-amz-checksum"));
+    }
+}
