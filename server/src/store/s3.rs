@@ -341,7 +341,7 @@ fn classify<E>(op: &'static str, upload_id: &str, err: SdkError<E>) -> StoreErro
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = err.message().unwrap_or_default().to_owned();
+    let message = lowercase_first(err.message().unwrap_or("no details given"));
     match err.code() {
         Some("NoSuchUpload") => StoreError::NoSuchUpload {
             upload_id: upload_id.to_owned(),
@@ -349,6 +349,17 @@ where
         Some("InvalidPart" | "InvalidPartOrder") => StoreError::InvalidPart { message },
         Some("EntityTooSmall") => StoreError::EntityTooSmall { message },
         _ => StoreError::unavailable(op, DisplayErrorContext(&err).to_string()),
+    }
+}
+
+/// Store messages are sentences ("One or more of the specified parts could not be found.");
+/// ours continue them mid-sentence.
+fn lowercase_first(s: &str) -> String {
+    let s = s.trim().trim_end_matches('.');
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -381,6 +392,15 @@ mod tests {
             "AKIDEXAMPLE",
             "secret",
         )
+    }
+
+    #[test]
+    fn store_messages_continue_our_sentences() {
+        assert_eq!(
+            lowercase_first("One or more of the specified parts could not be found."),
+            "one or more of the specified parts could not be found"
+        );
+        assert_eq!(lowercase_first(""), "");
     }
 
     #[test]

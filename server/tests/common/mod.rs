@@ -1,0 +1,233 @@
+//! Helpers shared by the integration tests: building the app over the fake or the embedded store,
+//! sending requests through the router without a socket, and looking inside the embedded store's
+//! data dir to prove that refused requests left nothing behind.
+
+#![allow(dead_code)] // Each test module uses a different subset.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::wire::ErrorBody;
+use s3_direct_server::{
+    AppState, EmbeddedCredentials, EmbeddedStore, FakeStore, S3Store, Settings, app,
+};
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON of type `T`.
+    ///
+    /// # Panics
+    /// If it is not, showing the body.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: body is not the expected JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts a successful JSON answer and returns it.
+    pub fn ok<T: DeserializeOwned>(&self) -> T {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()
+    }
+
+    /// Asserts a JSON error with `status` and `code`, and returns its message.
+    pub fn error(&self, status: StatusCode, code: ErrorCode) -> String {
+        let body: ErrorBody = self.json();
+        assert_eq!(
+            (self.status, body.error),
+            (status, code),
+            "message: {}",
+            body.message
+        );
+        assert_eq!(
+            self.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        body.message
+    }
+}
+
+/// Sends one request through the router (no socket).
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(app: &Router, uri: &str) -> Reply {
+    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+pub async fn delete(app: &Router, uri: &str) -> Reply {
+    send(
+        app,
+        Request::builder()
+            .method(Method::DELETE)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+pub async fn post_json(app: &Router, uri: &str, body: impl Into<Body>) -> Reply {
+    let req = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap();
+    send(app, req).await
+}
+
+/// Percent-encodes a query parameter value the way `encodeURIComponent` does.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The app over a fresh fake store, with default settings.
+pub fn fake_app() -> (Router, Arc<FakeStore>) {
+    fake_app_with(Settings::default())
+}
+
+pub fn fake_app_with(settings: Settings) -> (Router, Arc<FakeStore>) {
+    let store = Arc::new(FakeStore::new());
+    let state = AppState::new(store.clone(), settings);
+    (app(state), store)
+}
+
+/// Creates an upload through the API and returns `(key, upload_id)`.
+pub async fn create(app: &Router, filename: &str) -> (String, String) {
+    let body = serde_json::json!({ "filename": filename, "type": "application/octet-stream" });
+    let reply = post_json(app, "/s3/multipart", body.to_string()).await;
+    let created: s3_direct_protocol::wire::CreateMultipartResponse = reply.ok();
+    (created.key, created.upload_id)
+}
+
+pub const BUCKET: &str = "it-bucket";
+
+/// The app over an embedded s3s-fs store on a random loopback port, with data in a temp dir.
+pub struct Embedded {
+    pub app: Router,
+    pub s3: S3Store,
+    pub store: EmbeddedStore,
+    /// Keeps the data dir alive for the test.
+    pub dir: TempDir,
+}
+
+impl Embedded {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let store = EmbeddedStore::start(
+            listener,
+            &dir.path().join("data"),
+            BUCKET,
+            EmbeddedCredentials::random(),
+        )
+        .await
+        .unwrap();
+        let s3 = store.s3_store(BUCKET, "us-east-1", None);
+        let state = AppState::new(Arc::new(s3.clone()), Settings::default());
+        Self {
+            app: app(state),
+            s3,
+            store,
+            dir,
+        }
+    }
+
+    /// Every file under the bucket folder: the stored objects.
+    pub fn objects(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.store.data_dir().join(BUCKET), &mut out);
+        out.retain(|p| p.is_file());
+        out
+    }
+
+    /// Upload ids s3s-fs holds open (its `.upload-{id}.json` records).
+    pub fn open_uploads(&self) -> Vec<String> {
+        self.root_files()
+            .iter()
+            .filter_map(|name| name.strip_prefix(".upload-")?.strip_suffix(".json"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Stored parts of open uploads (s3s-fs's `.upload_id-{id}.part-{n}` files).
+    pub fn stored_parts(&self) -> Vec<String> {
+        self.root_files()
+            .into_iter()
+            .filter(|name| name.starts_with(".upload_id-"))
+            .collect()
+    }
+
+    fn root_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.store.data_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        }
+        out.push(path);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

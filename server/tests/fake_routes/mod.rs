@@ -1,0 +1,393 @@
+//! Every route of the signing API through `app(state)` over the fake store: the answers have the
+//! Companion-compatible shapes, and the store was asked exactly what the request implied.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::{StatusCode, header};
+use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::wire::{
+    CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart, SignBatchResponse,
+    SignPartResponse, SinglePutParams,
+};
+use s3_direct_server::store::{FakeCall, NewUpload};
+use s3_direct_server::{Settings, StoreError};
+use serde_json::{Value, json};
+
+use crate::common::{create, delete, enc, fake_app, fake_app_with, get, post_json, send};
+
+const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
+
+#[tokio::test]
+async fn healthz_answers_without_calling_the_store() {
+    let (app, store) = fake_app();
+    let v: Value = get(&app, "/healthz").await.ok();
+    assert_eq!(v, json!({"status": "ok"}));
+    assert!(store.calls().is_empty());
+}
+
+#[tokio::test]
+async fn create_issues_a_key_under_the_prefix_and_passes_type_and_metadata() {
+    let (app, store) = fake_app();
+    let body = json!({
+        "filename": "holiday.mp4",
+        "type": "video/mp4",
+        "metadata": {"Name": "holiday.mp4", "caption": "día 1"},
+        "size": 123
+    });
+    let created: CreateMultipartResponse = post_json(&app, "/s3/multipart", body.to_string())
+        .await
+        .ok();
+    assert_eq!(created.bucket, "fake-bucket");
+    assert_eq!(created.upload_id, "fake-upload-1");
+    let rest = created.key.strip_prefix("uploads/").unwrap();
+    let (id, name) = rest.split_once('/').unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+    assert_eq!(name, "holiday.mp4");
+    assert_eq!(
+        store.calls(),
+        vec![FakeCall::CreateMultipart(NewUpload {
+            key: created.key.clone(),
+            content_type: "video/mp4".into(),
+            metadata: BTreeMap::from([
+                ("caption".into(), "d%C3%ADa 1".into()),
+                ("name".into(), "holiday.mp4".into()),
+            ]),
+        })]
+    );
+}
+
+#[tokio::test]
+async fn create_defaults_the_content_type_and_gives_each_upload_its_own_key() {
+    let (app, store) = fake_app();
+    let (k1, _) = create(&app, "same.bin").await;
+    let r = post_json(&app, "/s3/multipart", r#"{"filename":"same.bin"}"#).await;
+    let k2 = r.ok::<CreateMultipartResponse>().key;
+    assert_ne!(k1, k2);
+    let FakeCall::CreateMultipart(second) = &store.calls()[1] else {
+        panic!("expected a create call");
+    };
+    assert_eq!(second.content_type, "application/octet-stream");
+}
+
+#[tokio::test]
+async fn a_unicode_file_name_round_trips_into_the_key() {
+    let (app, _) = fake_app();
+    let name = "ñ 日本 🎉 a+b%20.bin";
+    let (key, upload_id) = create(&app, name).await;
+    assert!(key.ends_with(&format!("/{name}")), "{key}");
+    // The key comes back through a query string, as Uppy sends it (encodeURIComponent).
+    let signed: SignPartResponse = get(
+        &app,
+        &format!("/s3/multipart/{upload_id}/1?key={}", enc(&key)),
+    )
+    .await
+    .ok();
+    assert!(signed.url.contains(&format!("/{key}?")), "{}", signed.url);
+}
+
+#[tokio::test]
+async fn sign_one_part() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    let signed: SignPartResponse = get(
+        &app,
+        &format!("/s3/multipart/{upload_id}/7?key={}", enc(&key)),
+    )
+    .await
+    .ok();
+    assert!(signed.url.contains("partNumber=7"), "{}", signed.url);
+    assert_eq!(signed.expires, 900);
+    assert_eq!(
+        store.calls()[1],
+        FakeCall::PresignPart {
+            key,
+            upload_id,
+            part_number: 7,
+            lifetime: Duration::from_secs(900),
+        }
+    );
+}
+
+#[tokio::test]
+async fn sign_a_batch() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    let reply = get(
+        &app,
+        &format!(
+            "/s3/multipart/{upload_id}/batch?key={}&partNumbers=3,1,2",
+            enc(&key)
+        ),
+    )
+    .await;
+    let raw: Value = reply.json();
+    // Companion's shape: string keys.
+    assert!(raw["presignedUrls"]["1"].is_string(), "{raw}");
+    let batch: SignBatchResponse = reply.ok();
+    assert_eq!(
+        batch.presigned_urls.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(batch.presigned_urls[&2].contains("partNumber=2"));
+    assert_eq!(batch.expires, Some(900));
+    let signed: Vec<u32> = store
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            FakeCall::PresignPart { part_number, .. } => Some(*part_number),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signed, [3, 1, 2]);
+}
+
+#[tokio::test]
+async fn list_parts_is_a_bare_array_in_part_order() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    store.put_part(&upload_id, 2, ETAG, 10);
+    store.put_part(&upload_id, 1, ETAG, 5 << 20);
+    let reply = get(
+        &app,
+        &format!("/s3/multipart/{upload_id}?key={}", enc(&key)),
+    )
+    .await;
+    let raw: Value = reply.json();
+    assert_eq!(raw[0]["PartNumber"], 1);
+    assert_eq!(raw[0]["ETag"], ETAG);
+    assert_eq!(raw[1]["Size"], 10);
+    let parts: Vec<ListedPart> = reply.ok();
+    assert_eq!(parts.len(), 2);
+}
+
+#[tokio::test]
+async fn complete_returns_location_etag_key_and_bucket() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    let body = json!({"parts": [
+        {"PartNumber": 1, "ETag": ETAG},
+        {"PartNumber": 2, "ETag": "abc-2"},
+    ]});
+    let done: CompleteResponse = post_json(
+        &app,
+        &format!("/s3/multipart/{upload_id}/complete?key={}", enc(&key)),
+        body.to_string(),
+    )
+    .await
+    .ok();
+    assert_eq!(done.key, key);
+    assert_eq!(done.bucket, "fake-bucket");
+    assert_eq!(done.etag, "\"fake-etag-2\"");
+    assert!(done.location.ends_with(&key));
+    assert_eq!(
+        store.calls()[1],
+        FakeCall::Complete {
+            key,
+            upload_id,
+            parts: vec![
+                CompletedPart {
+                    part_number: 1,
+                    etag: ETAG.into()
+                },
+                CompletedPart {
+                    part_number: 2,
+                    etag: "abc-2".into()
+                },
+            ],
+        }
+    );
+    assert!(store.open_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn complete_accepts_a_ten_thousand_part_list() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "big.bin").await;
+    let parts: Vec<Value> = (1..=10_000)
+        .map(|n| json!({"PartNumber": n, "ETag": format!("\"{}\"", "a".repeat(128))}))
+        .collect();
+    let body = json!({ "parts": parts }).to_string();
+    assert!(body.len() > 1_400_000, "{} bytes", body.len());
+    let done: CompleteResponse = post_json(
+        &app,
+        &format!("/s3/multipart/{upload_id}/complete?key={}", enc(&key)),
+        body,
+    )
+    .await
+    .ok();
+    assert_eq!(done.etag, "\"fake-etag-10000\"");
+    assert_eq!(store.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn abort_answers_an_empty_object() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    let v: Value = delete(
+        &app,
+        &format!("/s3/multipart/{upload_id}?key={}", enc(&key)),
+    )
+    .await
+    .ok();
+    assert_eq!(v, json!({}));
+    assert_eq!(store.calls()[1], FakeCall::Abort { key, upload_id });
+    assert!(store.open_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn single_put_params() {
+    let (app, store) = fake_app();
+    let params: SinglePutParams = get(
+        &app,
+        &format!(
+            "/s3/params?filename={}&type=text%2Fplain",
+            enc("notes ü.txt")
+        ),
+    )
+    .await
+    .ok();
+    assert_eq!(params.method, "PUT");
+    assert!(params.fields.is_empty());
+    assert_eq!(params.headers["content-type"], "text/plain");
+    assert_eq!(params.bucket, "fake-bucket");
+    assert!(params.key.starts_with("uploads/") && params.key.ends_with("/notes ü.txt"));
+    assert_eq!(
+        store.calls(),
+        vec![FakeCall::PresignPut {
+            key: params.key.clone(),
+            content_type: "text/plain".into(),
+            lifetime: Duration::from_secs(900),
+        }]
+    );
+    // Companion clients read `fields` even when empty.
+    let raw: Value = get(&app, "/s3/params?filename=x").await.json();
+    assert_eq!(raw["fields"], json!({}));
+}
+
+#[tokio::test]
+async fn store_errors_become_stable_codes_and_hide_details() {
+    let (app, store) = fake_app();
+    let (key, upload_id) = create(&app, "a.bin").await;
+    let complete_uri = format!("/s3/multipart/{upload_id}/complete?key={}", enc(&key));
+    let body = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}]}).to_string();
+
+    store.fail_next(StoreError::InvalidPart {
+        message: "part 1 etag mismatch".into(),
+    });
+    let m = post_json(&app, &complete_uri, body.clone())
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+    assert!(m.contains("upload the affected parts again"), "{m}");
+
+    store.fail_next(StoreError::EntityTooSmall {
+        message: "part 1 is too small".into(),
+    });
+    post_json(&app, &complete_uri, body.clone())
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::EntityTooSmall);
+
+    store.fail_next(StoreError::unavailable(
+        "CompleteMultipartUpload",
+        "connection refused to 10.1.2.3 with secret-detail",
+    ));
+    let m = post_json(&app, &complete_uri, body.clone())
+        .await
+        .error(StatusCode::BAD_GATEWAY, ErrorCode::StoreUnavailable);
+    assert!(
+        !m.contains("secret-detail") && !m.contains("10.1.2.3"),
+        "{m}"
+    );
+
+    // The upload is still open after all these failures and completes.
+    let done: CompleteResponse = post_json(&app, &complete_uri, body).await.ok();
+    assert_eq!(done.key, key);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let (app, _) = fake_app();
+    let m = get(&app, "/s3/nothing-here")
+        .await
+        .error(StatusCode::NOT_FOUND, ErrorCode::InvalidRequest);
+    assert!(m.contains("GET /s3/nothing-here"), "{m}");
+    let m = post_json(&app, "/s3/params", "{}")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::InvalidRequest);
+    assert!(m.contains("POST"), "{m}");
+}
+
+#[tokio::test]
+async fn routes_follow_a_custom_or_empty_prefix() {
+    for prefix in ["/api/upload", ""] {
+        let (app, _) = fake_app_with(Settings {
+            route_prefix: prefix.to_owned(),
+            ..Settings::default()
+        });
+        let r = post_json(&app, &format!("{prefix}/multipart"), r#"{"filename":"a"}"#).await;
+        r.ok::<CreateMultipartResponse>();
+        // The default prefix is not served any more; the path falls through to the pages.
+        let old = post_json(&app, "/s3/multipart", r#"{"filename":"a"}"#).await;
+        assert!(old.status.is_client_error(), "{}", old.status);
+        assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
+    }
+    let (app, _) = fake_app_with(Settings {
+        route_prefix: "/api/upload".to_owned(),
+        ..Settings::default()
+    });
+    get(&app, "/api/upload/nope")
+        .await
+        .error(StatusCode::NOT_FOUND, ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn demo_page_and_wasm_package_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>demo</h1>").unwrap();
+    std::fs::write(pkg.join("s3_direct_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(pkg.join("s3_direct.js"), "export {}").unwrap();
+    let (app, store) = fake_app_with(Settings {
+        web_dir: web,
+        pkg_dir: pkg,
+        ..Settings::default()
+    });
+
+    let page = get(&app, "/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(&page.body[..], b"<h1>demo</h1>");
+    let wasm = get(&app, "/pkg/s3_direct_bg.wasm").await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.headers[header::CONTENT_TYPE], "application/wasm");
+    let js = get(&app, "/pkg/s3_direct.js").await;
+    assert!(
+        js.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert_eq!(
+        get(&app, "/missing.html").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(store.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_web_dir_is_a_plain_404() {
+    let (app, _) = fake_app_with(Settings {
+        web_dir: "/nonexistent/web".into(),
+        ..Settings::default()
+    });
+    let r = send(
+        &app,
+        axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the signing server, in one binary (one link of the heavy aws-sdk-s3).
+//!
+//! - `fake_routes`: every route through `app(state)` over the in-memory fake store, no socket.
+//! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
+//! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
+//!   with parts PUT over HTTP to the presigned URLs as a browser would.
+
+mod bad_input;
+mod common;
+mod embedded_store;
+mod fake_routes;
