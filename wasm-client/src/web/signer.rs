@@ -1,0 +1,177 @@
+//! [`Signer`] over HTTP: JSON calls to the signing API with gloo-net (`fetch`).
+//!
+//! Each call carries the caller's extra headers (typically `Authorization`) and an
+//! `AbortController`, aborted when the call's future is dropped: gloo-net alone lets a dropped
+//! `fetch` run to its end, and a cancelled upload should not keep talking to the server.
+
+use std::collections::BTreeMap;
+
+use gloo_net::http::{Request, RequestBuilder};
+use s3_direct_protocol::wire::{
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    SignBatchResponse,
+};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::AbortController;
+
+use crate::engine::error::{truncate, xml_field};
+use crate::engine::{ApiError, Signer};
+use crate::routes::Routes;
+
+/// The signing server at one endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSigner {
+    routes: Routes,
+    headers: BTreeMap<String, String>,
+}
+
+impl HttpSigner {
+    pub(crate) fn new(endpoint: &str, headers: BTreeMap<String, String>) -> Self {
+        Self {
+            routes: Routes::new(endpoint),
+            headers,
+        }
+    }
+
+    /// Sends one call and reads its JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        builder: RequestBuilder,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T, ApiError> {
+        let controller = AbortController::new().map_err(|e| ApiError::Network(js_text(&e)))?;
+        let abort = AbortOnDrop(Some(controller.clone()));
+        let mut builder = builder
+            .header("Accept", "application/json")
+            .abort_signal(Some(&controller.signal()));
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let request: Request = match body {
+            Some(body) => builder.json(body),
+            None => builder.build(),
+        }
+        .map_err(|e| ApiError::InvalidResponse(format!("cannot build the request: {e}")))?;
+
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        abort.disarm();
+        if !response.ok() {
+            return Err(status_error(status, &text));
+        }
+        let json = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        serde_json::from_str(json).map_err(|e| {
+            ApiError::InvalidResponse(format!(
+                "status {status}, body {:?}: {e}",
+                truncate(text.trim(), 200)
+            ))
+        })
+    }
+}
+
+/// The `{error, message}` body of a signing API error, read leniently: a proxy in front of the
+/// server may answer with anything.
+#[derive(Debug, Default, Deserialize)]
+struct LooseErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn status_error(status: u16, text: &str) -> ApiError {
+    let body: LooseErrorBody = serde_json::from_str(text).unwrap_or_default();
+    let message = if !body.message.is_empty() {
+        body.message
+    } else if let Some(message) = xml_field(text, "Message") {
+        message.to_owned()
+    } else {
+        // A proxy's plain-text answer says something; its HTML page does not.
+        let line = text.trim().lines().next().unwrap_or("").trim();
+        if line.starts_with('<') {
+            String::new()
+        } else {
+            truncate(line, 200).to_owned()
+        }
+    };
+    ApiError::Status {
+        status,
+        code: (!body.error.is_empty()).then_some(body.error),
+        message,
+    }
+}
+
+/// Aborts a request unless disarmed once it has finished.
+struct AbortOnDrop(Option<AbortController>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = self.0.take() {
+            controller.abort();
+        }
+    }
+}
+
+/// A JS exception as text.
+pub(crate) fn js_text(value: &JsValue) -> String {
+    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
+
+impl Signer for HttpSigner {
+    async fn create(
+        &self,
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError> {
+        self.call(Request::post(&self.routes.create()), Some(request))
+            .await
+    }
+
+    async fn sign_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+        parts: &[u32],
+    ) -> Result<SignBatchResponse, ApiError> {
+        let url = self
+            .routes
+            .sign_batch(&upload.upload_id, &upload.key, parts);
+        self.call(Request::get(&url), None::<&()>).await
+    }
+
+    async fn complete(
+        &self,
+        upload: &CreateMultipartResponse,
+        request: &CompleteRequest,
+    ) -> Result<CompleteResponse, ApiError> {
+        let url = self.routes.complete(&upload.upload_id, &upload.key);
+        self.call(Request::post(&url), Some(request)).await
+    }
+
+    async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {
+        let url = self.routes.abort(&upload.upload_id, &upload.key);
+        // The answer is `{}`, and nothing in it is needed (an empty body reads as `null`).
+        let _: Option<IgnoredAny> = self.call(Request::delete(&url), None::<&()>).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! [`PartSink`] over `XMLHttpRequest`: one PUT per part, body `Blob.slice(start, end)`.
+//!
+//! XHR and not `fetch`, because only XHR reports upload progress (`upload.onprogress`). A sliced
+//! Blob is lazy, so the browser streams the part from disk and the file is never read into memory.
+//! Dropping the future aborts the request (the engine relies on it for cancel and on failure).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{Blob, ProgressEvent, XmlHttpRequest, XmlHttpRequestUpload};
+
+use super::signer::js_text;
+use crate::engine::error::truncate;
+use crate::engine::{PartProgress, PartPut, PartSink, PutError};
+
+/// How much of an error answer is kept for the message (S3's XML errors are far smaller).
+const MAX_ERROR_BODY: usize = 4096;
+
+/// Sends parts of one file.
+#[derive(Debug, Clone)]
+pub(crate) struct XhrSink {
+    file: Blob,
+}
+
+impl XhrSink {
+    pub(crate) fn new(file: Blob) -> Self {
+        Self { file }
+    }
+}
+
+/// How an XHR ended, as its event handlers saw it.
+#[derive(Debug)]
+enum Ended {
+    /// `load`: an HTTP answer arrived (any status).
+    Loaded,
+    /// `error`, `timeout` or `abort` before an answer.
+    Failed(&'static str),
+}
+
+impl PartSink for XhrSink {
+    async fn put_part(
+        &self,
+        put: PartPut<'_>,
+        progress: PartProgress,
+    ) -> Result<Option<String>, PutError> {
+        let js_err = |e: wasm_bindgen::JsValue| PutError::Network(js_text(&e));
+        let xhr = XmlHttpRequest::new().map_err(js_err)?;
+        xhr.open_with_async("PUT", put.url, true).map_err(js_err)?;
+        for (name, value) in put.headers {
+            xhr.set_request_header(name, value).map_err(js_err)?;
+        }
+        // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
+        let body = self
+            .file
+            .slice_with_f64_and_f64(put.range.start as f64, put.range.end as f64)
+            .map_err(js_err)?;
+
+        let (tx, rx) = oneshot::channel();
+        let tx = Rc::new(RefCell::new(Some(tx)));
+        let ending = |outcome: fn() -> Ended| {
+            let tx = tx.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                if let Some(tx) = tx.borrow_mut().take() {
+                    // The receiver is gone only if the PUT was dropped, and then nobody cares.
+                    let _ = tx.send(outcome());
+                }
+            })
+        };
+        let handlers = Handlers {
+            load: ending(|| Ended::Loaded),
+            error: ending(|| Ended::Failed("the request failed or CORS refused it")),
+            timeout: ending(|| Ended::Failed("the request timed out")),
+            abort: ending(|| Ended::Failed("the request was aborted")),
+            progress: Closure::new(move |e: ProgressEvent| progress.sent(e.loaded() as u64)),
+        };
+        let upload = xhr.upload().map_err(js_err)?;
+        let guard = InFlight {
+            xhr: xhr.clone(),
+            upload,
+            handlers,
+            done: false,
+        };
+        guard.attach();
+        xhr.send_with_opt_blob(Some(&body)).map_err(js_err)?;
+
+        let ended = rx.await;
+        let mut guard = guard;
+        guard.done = true;
+        drop(guard);
+        match ended {
+            Ok(Ended::Loaded) => {}
+            Ok(Ended::Failed(why)) => return Err(PutError::Network(why.into())),
+            Err(_) => return Err(PutError::Network("the request vanished".into())),
+        }
+        let status = xhr.status().map_err(js_err)?;
+        if status == 0 {
+            return Err(PutError::Network("no HTTP status".into()));
+        }
+        if !(200..300).contains(&status) {
+            let text = xhr.response_text().ok().flatten().unwrap_or_default();
+            return Err(PutError::Status {
+                status,
+                body: truncate(&text, MAX_ERROR_BODY).to_owned(),
+            });
+        }
+        // `None` both when the store sent no ETag and when CORS hides it; the engine says which
+        // setting to fix. Read from the full list because `getResponseHeader` on a hidden header
+        // logs "Refused to get unsafe header" in Chromium's console for every part.
+        let headers = xhr.get_all_response_headers().unwrap_or_default();
+        Ok(header(&headers, "etag"))
+    }
+}
+
+/// The value of header `name` (lowercase) in a `getAllResponseHeaders()` list.
+fn header(all: &str, name: &str) -> Option<String> {
+    all.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+/// The XHR's event handlers, kept alive while they are attached.
+struct Handlers {
+    load: Closure<dyn FnMut()>,
+    error: Closure<dyn FnMut()>,
+    timeout: Closure<dyn FnMut()>,
+    abort: Closure<dyn FnMut()>,
+    progress: Closure<dyn FnMut(ProgressEvent)>,
+}
+
+/// One XHR in flight. Dropped early, it aborts the request; either way it detaches the handlers
+/// first, so no event can reach a freed closure.
+struct InFlight {
+    xhr: XmlHttpRequest,
+    upload: XmlHttpRequestUpload,
+    handlers: Handlers,
+    done: bool,
+}
+
+impl InFlight {
+    fn attach(&self) {
+        let h = &self.handlers;
+        self.xhr.set_onload(Some(h.load.as_ref().unchecked_ref()));
+        self.xhr.set_onerror(Some(h.error.as_ref().unchecked_ref()));
+        self.xhr
+            .set_ontimeout(Some(h.timeout.as_ref().unchecked_ref()));
+        self.xhr.set_onabort(Some(h.abort.as_ref().unchecked_ref()));
+        self.upload
+            .set_onprogress(Some(h.progress.as_ref().unchecked_ref()));
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.xhr.set_onload(None);
+        self.xhr.set_onerror(None);
+        self.xhr.set_ontimeout(None);
+        self.xhr.set_onabort(None);
+        self.upload.set_onprogress(None);
+        if !self.done {
+            // Errors only if the XHR is already finished, which is the state we want anyway.
+            let _ = self.xhr.abort();
+        }
+    }
+}
