@@ -10,6 +10,10 @@ set -euo pipefail
 crate_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$crate_dir/.." && pwd)"
 out_dir="$crate_dir/pkg"
+# Cargo reads a relative CARGO_TARGET_DIR against its working directory; keep the caller's meaning.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "$CARGO_TARGET_DIR" != /* ]]; then
+  export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+fi
 cd "$root"
 
 # The CLI must match the crate exactly, or the generated glue does not fit the module.
@@ -33,7 +37,10 @@ target_dir="$(cargo metadata --format-version 1 --no-deps |
 wasm="$target_dir/wasm32-unknown-unknown/release/s3_direct.wasm"
 
 rm -rf "$out_dir"
-wasm-bindgen --target web --out-dir "$out_dir" --out-name s3_direct "$wasm"
+# The name section (function names for stack traces) is over a quarter of the module; panics still
+# reach the console with their message.
+wasm-bindgen --target web --out-dir "$out_dir" --out-name s3_direct \
+  --remove-name-section --remove-producers-section "$wasm"
 
 pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"

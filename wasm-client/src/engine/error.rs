@@ -120,7 +120,6 @@ pub enum ApiCall {
         count: usize,
     },
     Complete,
-    Abort,
 }
 
 impl ApiCall {
@@ -130,7 +129,6 @@ impl ApiCall {
             Self::Create => "create_failed",
             Self::Sign { .. } => "sign_failed",
             Self::Complete => "complete_failed",
-            Self::Abort => "abort_failed",
         }
     }
 }
@@ -148,7 +146,6 @@ impl fmt::Display for ApiCall {
                 )
             }
             Self::Complete => f.write_str("completing the upload"),
-            Self::Abort => f.write_str("aborting the upload"),
         }
     }
 }

@@ -251,6 +251,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             if signing.is_terminated()
                 && let Some(batch) = queue.next_batch()
             {
+                // `next_batch` never returns an empty batch.
                 signing_call = ApiCall::Sign {
                     first: batch[0],
                     count: batch.len(),
