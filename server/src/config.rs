@@ -35,43 +35,60 @@ pub enum Command {
     Serve,
 }
 
-/// Everything the signing server needs to start.
+/// Everything the signing server needs to start. The options are global so that
+/// `s3-direct serve --listen ...` and future operator subcommands accept them too.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address the signing API and demo page listen on.
-    #[arg(long, env = "S3_DIRECT_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// Folder the embedded store keeps its buckets and objects in (only used without --endpoint).
-    #[arg(long, env = "S3_DIRECT_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// URL of the S3-compatible store the server talks to, e.g. http://127.0.0.1:3900.
     /// Absent: start the embedded store and use it.
-    #[arg(long, env = "S3_DIRECT_ENDPOINT", value_parser = parse_url)]
+    #[arg(long, global = true, env = "S3_DIRECT_ENDPOINT", value_parser = parse_url)]
     pub endpoint: Option<String>,
 
     /// URL browsers should see in presigned URLs, when they reach the store on another address
     /// than the server does (a proxy, a container network). Defaults to --endpoint.
-    #[arg(long, env = "S3_DIRECT_PUBLIC_ENDPOINT", value_parser = parse_url)]
+    #[arg(long, global = true, env = "S3_DIRECT_PUBLIC_ENDPOINT", value_parser = parse_url)]
     pub public_endpoint: Option<String>,
 
     /// Bucket that uploads go to.
-    #[arg(long, env = "S3_DIRECT_BUCKET", default_value = "s3-direct", value_parser = parse_bucket)]
+    #[arg(long, global = true, env = "S3_DIRECT_BUCKET", default_value = "s3-direct", value_parser = parse_bucket)]
     pub bucket: String,
 
     /// Region used both to sign URLs and to talk to the store (they must agree or signatures fail).
-    #[arg(long, env = "S3_DIRECT_REGION", default_value = "us-east-1")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_REGION",
+        default_value = "us-east-1"
+    )]
     pub region: String,
 
     /// Force path-style addressing (http://host/bucket/key) instead of virtual-hosted style.
     /// Most self-hosted stores need it; the embedded store always uses it.
-    #[arg(long, env = "S3_DIRECT_PATH_STYLE")]
+    #[arg(long, global = true, env = "S3_DIRECT_PATH_STYLE")]
     pub path_style: bool,
 
     /// Lifetime of presigned URLs in seconds (at most 604800, 7 days, the SigV4 limit).
     #[arg(
         long,
+        global = true,
         env = "S3_DIRECT_URL_LIFETIME",
         default_value_t = 900,
         value_parser = clap::value_parser!(u64).range(1..=MAX_URL_LIFETIME_SECS)
@@ -79,23 +96,33 @@ pub struct ServeConfig {
     pub url_lifetime: u64,
 
     /// Prefix of every object key the server issues; keys outside it are refused.
-    #[arg(long, env = "S3_DIRECT_KEY_PREFIX", default_value = "uploads/", value_parser = parse_key_prefix)]
+    #[arg(long, global = true, env = "S3_DIRECT_KEY_PREFIX", default_value = "uploads/", value_parser = parse_key_prefix)]
     pub key_prefix: String,
 
     /// Path prefix of the signing API routes (Uppy Companion uses /s3).
-    #[arg(long, env = "S3_DIRECT_ROUTE_PREFIX", default_value = "/s3", value_parser = parse_route_prefix)]
+    #[arg(long, global = true, env = "S3_DIRECT_ROUTE_PREFIX", default_value = "/s3", value_parser = parse_route_prefix)]
     pub route_prefix: String,
 
     /// Folder served at / (the demo page).
-    #[arg(long, env = "S3_DIRECT_WEB_DIR", default_value = "web")]
+    #[arg(long, global = true, env = "S3_DIRECT_WEB_DIR", default_value = "web")]
     pub web_dir: PathBuf,
 
     /// Folder served at /pkg/ (the WASM client package).
-    #[arg(long, env = "S3_DIRECT_PKG_DIR", default_value = "wasm-client/pkg")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_PKG_DIR",
+        default_value = "wasm-client/pkg"
+    )]
     pub pkg_dir: PathBuf,
 
     /// Address the embedded store listens on (port 0 picks a free one).
-    #[arg(long, env = "S3_DIRECT_EMBEDDED_LISTEN", default_value = "127.0.0.1:0")]
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_EMBEDDED_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
     pub embedded_listen: SocketAddr,
 }
 
@@ -193,9 +220,9 @@ mod tests {
             "s3-direct",
             "--endpoint",
             "http://127.0.0.1:3900/",
+            "serve",
             "--route-prefix",
             "/",
-            "serve",
         ])
         .unwrap();
         assert_eq!(cli.serve.endpoint.as_deref(), Some("http://127.0.0.1:3900"));

@@ -80,10 +80,10 @@ impl S3Store {
         let builder = builder
             .region(Region::new(config.region.clone()))
             .force_path_style(config.path_style)
-            // The SDK's default (WhenSupported) adds a CRC32 checksum to every upload and bakes
-            // `x-amz-sdk-checksum-algorithm` / `x-amz-checksum-crc32` into presigned part URLs,
-            // which browsers cannot satisfy and several S3 clones reject. Checksums we want are
-            // signed explicitly instead.
+            // The SDK's default (WhenSupported) adds a CRC32 checksum to every upload it sends,
+            // which several S3 clones reject, and earlier 1.x releases also baked
+            // `x-amz-sdk-checksum-algorithm` into presigned part URLs, which a browser's PUT cannot
+            // satisfy. Checksums we want are signed explicitly instead.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         let api = Client::from_conf(builder.clone().endpoint_url(&config.endpoint).build());
