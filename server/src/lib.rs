@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -140,7 +142,21 @@ pub fn app(state: AppState) -> Router {
             .nest(&settings.route_prefix, api.fallback(routes::no_route))
             .merge(pages)
     };
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    router
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A panicking handler is a bug: answer the documented `internal` JSON error (the panic message
+/// goes to the log only) instead of dropping the connection.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no panic message");
+    Error::Internal(format!("handler panicked: {detail}")).into_response()
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -199,5 +215,22 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
                 embedded: Some(embedded),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_internal_json_error_without_details() {
+        let res = panic_response(Box::new("secret state at line 42".to_owned()));
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let body: s3_direct_protocol::wire::ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.error, s3_direct_protocol::ErrorCode::Internal);
+        assert!(!body.message.contains("secret"), "{}", body.message);
     }
 }

@@ -4,9 +4,11 @@
 //! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
+//! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
 //! - `scripted_s3`: `S3Store` against a scripted S3 endpoint: ListParts paging and S3 error codes.
 
 mod bad_input;
+mod binary;
 mod common;
 mod embedded_store;
 mod fake_routes;

@@ -1,0 +1,136 @@
+//! The `s3-direct` binary itself: the stdout lines scripts parse, configuration from
+//! `S3_DIRECT_*` and `AWS_*` variables, and a clean exit on SIGTERM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use s3_direct_server::{S3Store, S3StoreConfig};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::time::timeout;
+
+/// Generous bound for a debug build starting on a loaded 2-core machine.
+const STEP: Duration = Duration::from_secs(60);
+
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    timeout(STEP, lines.next_line())
+        .await
+        .expect("the binary printed nothing in time")
+        .unwrap()
+        .expect("the binary closed stdout early")
+}
+
+fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(args)
+        .current_dir(dir)
+        .env("S3_DIRECT_BUCKET", "env-bucket")
+        .env("AWS_ACCESS_KEY_ID", "AKIDBINARYTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "binary-test-secret-key")
+        .env("RUST_LOG", "warn")
+        .env_remove("S3_DIRECT_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn prints_its_addresses_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("web")).unwrap();
+    std::fs::write(dir.path().join("web/index.html"), "demo").unwrap();
+    let mut child = spawn(dir.path(), &["--listen", "127.0.0.1:0"]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let embedded = next_line(&mut lines).await;
+    let rest = embedded
+        .strip_prefix("embedded store: http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{embedded:?}"));
+    let (port, tail) = rest.split_once(' ').unwrap();
+    let store_port: u16 = port.parse().unwrap();
+    assert_eq!(tail, "(bucket env-bucket, data ./data)");
+
+    let listening = next_line(&mut lines).await;
+    let addr = listening
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{listening:?}"))
+        .to_owned();
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    assert_eq!(
+        next_line(&mut lines).await,
+        format!("demo page: http://{addr}/")
+    );
+
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let page = client.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(page.text().await.unwrap(), "demo");
+    let created = client
+        .post(format!("http://{addr}/s3/multipart"))
+        .header("content-type", "application/json")
+        .body(r#"{"filename":"a.bin"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+
+    // The embedded store took the AWS_* credentials and created the bucket in ./data.
+    assert!(dir.path().join("data/env-bucket").is_dir());
+    let store = S3Store::with_credentials(
+        S3StoreConfig {
+            endpoint: format!("http://127.0.0.1:{store_port}"),
+            public_endpoint: None,
+            bucket: "env-bucket".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+        },
+        "AKIDBINARYTEST",
+        "binary-test-secret-key",
+    );
+    store
+        .client()
+        .head_bucket()
+        .bucket("env-bucket")
+        .send()
+        .await
+        .unwrap();
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = timeout(STEP, child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(["--url-lifetime", "604801"])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("604801") && err.contains("--url-lifetime"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data").exists());
+}
