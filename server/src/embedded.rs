@@ -6,12 +6,13 @@
 //! part's ETag, the most common failure of browser uploaders). It gets its own port because a SigV4
 //! signature covers the whole path, so it cannot be mounted under a prefix of the API server.
 //!
-//! An [`S3Access`] hook papers over two s3s-fs 0.14.1 quirks (DESIGN.md §5) that would otherwise
-//! leak into the API: an unknown upload id is answered `AccessDenied` (or, for ListParts, an empty
-//! list) instead of `NoSuchUpload`, and a failed CompleteMultipartUpload deletes the upload before
-//! checking its parts. The hook checks both up front, so a bad completion leaves the upload intact
-//! for the client to re-send parts. Part ETags are not compared at completion (that would read
-//! every part twice); ListParts still reports no ETags.
+//! An [`S3Access`] hook papers over s3s-fs 0.14.1 quirks (DESIGN.md §5) that would otherwise leak
+//! into the API: an unknown upload id is answered `AccessDenied` (or, for ListParts, an empty list)
+//! instead of `NoSuchUpload`; an upload id is not tied to its key, so it could be completed into
+//! another object; and a failed CompleteMultipartUpload deletes the upload before checking its
+//! parts. The hook checks all three up front, as S3 does, so a bad completion leaves the upload
+//! intact for the client to re-send parts. Part ETags are not compared at completion (that would
+//! read every part twice); ListParts still reports no ETags.
 
 use std::io;
 use std::net::SocketAddr;
@@ -227,6 +228,21 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
+/// Base64url without padding, the file-name encoding s3s-fs uses for bucket and key.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        // 1 byte gives 2 characters, 2 give 3, 3 give 4.
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// Checks upload-scoped requests against s3s-fs's on-disk state before s3s-fs acts on them.
 struct UploadGuard {
     /// The s3s-fs root (canonical data dir).
@@ -234,12 +250,20 @@ struct UploadGuard {
 }
 
 impl UploadGuard {
-    /// s3s-fs records an open upload as `.upload-{uuid}.json` in its root.
-    fn check_upload(&self, upload_id: &str) -> S3Result<Uuid> {
+    /// An upload is open for `bucket`/`key` if s3s-fs holds both its record
+    /// (`.upload-{uuid}.json`) and the object attributes it saved for that very bucket and key
+    /// at creation (`.bucket-{b64}.object-{b64}.upload-{uuid}.metadata.json`, removed on
+    /// complete and abort).
+    fn check_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<Uuid> {
         let id = Uuid::parse_str(upload_id).ok().filter(|id| {
-            self.root
-                .join(format!(".upload-{}.json", id.hyphenated()))
-                .is_file()
+            let id = id.hyphenated();
+            let record = self.root.join(format!(".upload-{id}.json"));
+            let attributes = self.root.join(format!(
+                ".bucket-{}.object-{}.upload-{id}.metadata.json",
+                base64url(bucket.as_bytes()),
+                base64url(key.as_bytes())
+            ));
+            record.is_file() && attributes.is_file()
         });
         id.ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))
     }
@@ -262,27 +286,30 @@ impl S3Access for UploadGuard {
     }
 
     async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
-        self.check_upload(&req.input.upload_id).map(drop)
+        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
+            .map(drop)
     }
 
     async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
-        self.check_upload(&req.input.upload_id).map(drop)
+        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
+            .map(drop)
     }
 
     async fn abort_multipart_upload(
         &self,
         req: &mut S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<()> {
-        self.check_upload(&req.input.upload_id).map(drop)
+        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
+            .map(drop)
     }
 
     async fn complete_multipart_upload(
         &self,
         req: &mut S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<()> {
-        let id = self.check_upload(&req.input.upload_id)?;
-        let parts = req
-            .input
+        let input = &req.input;
+        let id = self.check_upload(&input.bucket, &input.key, &input.upload_id)?;
+        let parts = input
             .multipart_upload
             .as_ref()
             .and_then(|m| m.parts.as_deref())
@@ -331,6 +358,19 @@ mod tests {
         assert_eq!(a.access_key.len(), 20);
         assert_eq!(a.secret_key.len(), 64);
         assert!(!format!("{a:?}").contains(&a.secret_key));
+    }
+
+    #[test]
+    fn base64url_matches_the_names_s3s_fs_writes() {
+        assert_eq!(base64url(b"s3-direct"), "czMtZGlyZWN0");
+        assert_eq!(
+            base64url("uploads/c4413e2e-50a8-40ac-aee0-053bf02a5692/ñ 日本.bin".as_bytes()),
+            "dXBsb2Fkcy9jNDQxM2UyZS01MGE4LTQwYWMtYWVlMC0wNTNiZjAyYTU2OTIvw7Eg5pel5pysLmJpbg"
+        );
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"a"), "YQ");
+        assert_eq!(base64url(b"ab"), "YWI");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Error {
     NoRoute { method: String, path: String },
 
     /// The route exists but not for this method.
-    #[error("{method} is not allowed on {path}")]
+    #[error("method {method} is not allowed on {path}; see the route table in the docs")]
     MethodNotAllowed { method: String, path: String },
 
     /// The body exceeds the route's limit.

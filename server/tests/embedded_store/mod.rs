@@ -314,6 +314,44 @@ async fn unknown_upload_ids_are_no_such_upload() {
 }
 
 #[tokio::test]
+async fn an_upload_id_only_works_with_its_own_key() {
+    let e = Embedded::start().await;
+    let (key, upload_id) = create(&e.app, "mine.bin").await;
+    let (other_key, _) = create(&e.app, "other.bin").await;
+    let batch = sign_batch(&e, &key, &upload_id, "1").await;
+    let etag = put_part(&batch.presigned_urls[&1], b"mine".to_vec()).await;
+
+    // A well-formed key of another upload: S3 answers NoSuchUpload, and so must the embedded store.
+    complete(&e, &other_key, &upload_id, &[(1, &etag)])
+        .await
+        .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+    get(
+        &e.app,
+        &format!("/s3/multipart/{upload_id}?key={}", enc(&other_key)),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+    delete(
+        &e.app,
+        &format!("/s3/multipart/{upload_id}?key={}", enc(&other_key)),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+    // A part URL presigned for the other key is refused too.
+    let wrong =
+        e.s3.presign_part(&other_key, &upload_id, 2, Duration::from_secs(60))
+            .await
+            .unwrap();
+    assert_eq!(put(&wrong.url, b"x".to_vec()).await.status(), 404);
+    assert!(e.objects().is_empty());
+    assert_eq!(e.stored_parts().len(), 1);
+
+    let done: CompleteResponse = complete(&e, &key, &upload_id, &[(1, &etag)]).await.ok();
+    assert_eq!(done.key, key);
+    assert_eq!(e.objects().len(), 1);
+}
+
+#[tokio::test]
 async fn a_failed_complete_keeps_the_upload_for_a_retry() {
     let e = Embedded::start().await;
     let (key, upload_id) = create(&e.app, "a.bin").await;
