@@ -80,7 +80,7 @@ async function start({ file, row, controller }) {
         row.dataset.sent = String(p.bytesSent);
         row.dataset.partsDone = String(p.partsDone);
         detail.textContent = `${formatBytes(p.bytesSent)} of ${formatBytes(p.bytesTotal)} · `
-          + `${formatBytes(p.speed)}/s · part ${p.partsDone}/${p.partsTotal} · ${formatEta(p.eta)}`;
+          + `${formatBytes(p.speed)}/s · ${p.partsDone}/${p.partsTotal} parts · ${formatEta(p.eta)}`;
       },
     });
     bar.value = 1;
