@@ -136,6 +136,177 @@ pub struct SinglePutParams {
     pub bucket: String,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Extensions. The Companion-shaped structs above stay as they are (clients build them with
+// struct literals); the extension fields ride in these wrappers, which flatten the base struct,
+// so the JSON is the base object plus a few optional fields that Companion-era clients ignore.
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /s3/multipart` with the extension fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMultipartRequestExt {
+    #[serde(flatten)]
+    pub base: CreateMultipartRequest,
+    /// Extension: the part size the client will use. With `size` it fixes the plan
+    /// ([`crate::PartPlan::with_part_size`]), and the server then signs each part's exact
+    /// `Content-Length` and refuses part numbers beyond the plan.
+    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+}
+
+/// Answer to create with the extension fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMultipartResponseExt {
+    /// `uploadId` is `"{store upload id}.{upload token}"`: clients treat it as opaque and send it
+    /// back unchanged in every path. The token (base64url, no `.`) proves the upload belongs to
+    /// the caller and fixes its key, size and part size.
+    #[serde(flatten)]
+    pub base: CreateMultipartResponse,
+    /// Extension: the part size the server signs for, when the plan is fixed.
+    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    /// Extension: the checksum the server wants with every part (`md5`, `crc32`, `crc32c`,
+    /// `sha256`), or absent when none is asked for. Send it as `checksum=` / `checksums=` when
+    /// signing, then with the PUT as the header the sign answer names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
+}
+
+/// Answer to signing a batch with the extension fields: [`SignBatchResponse`]'s fields plus
+/// `partHeaders` (spelled out rather than flattened: serde cannot read a flattened map with
+/// number keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignBatchResponseExt {
+    /// Presigned `PUT` URL per part number.
+    #[serde(rename = "presignedUrls")]
+    pub presigned_urls: BTreeMap<u32, String>,
+    /// Lifetime of every URL in seconds from when it was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// Headers to send with every PUT of this batch (signed into the URLs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Extension: headers of one part's PUT, for parts whose headers differ from the shared
+    /// `headers` (a signed `content-length` or checksum). Keys are part numbers as strings.
+    ///
+    /// Headers named `content-length` or `host` are signed into the URL but browsers set them
+    /// themselves (scripts may not): skip them when building the request; the browser sends the
+    /// body's true length, and the store refuses it when it differs from the signed one.
+    #[serde(
+        rename = "partHeaders",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub part_headers: BTreeMap<u32, BTreeMap<String, String>>,
+}
+
+/// One part of a completion request, with the extension checksum fields (S3's names). A
+/// checksum given here is passed to CompleteMultipartUpload, so the store checks it against
+/// the part it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPartExt {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(
+        rename = "ChecksumCRC32",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32: Option<String>,
+    #[serde(
+        rename = "ChecksumCRC32C",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32c: Option<String>,
+    #[serde(
+        rename = "ChecksumSHA256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_sha256: Option<String>,
+}
+
+impl From<CompletedPart> for CompletedPartExt {
+    fn from(p: CompletedPart) -> Self {
+        Self {
+            part_number: p.part_number,
+            etag: p.etag,
+            ..Self::default()
+        }
+    }
+}
+
+/// `POST /s3/multipart/{uploadId}/complete` with per-part checksums.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRequestExt {
+    /// Every part of the object, in ascending part-number order.
+    pub parts: Vec<CompletedPartExt>,
+}
+
+/// A checksum algorithm a part can be signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    /// `Content-MD5` (base64 of the 16-byte digest); every S3-compatible store checks it.
+    Md5,
+    /// `x-amz-checksum-crc32` (base64 of the big-endian 4 bytes).
+    Crc32,
+    /// `x-amz-checksum-crc32c` (base64 of the big-endian 4 bytes).
+    Crc32c,
+    /// `x-amz-checksum-sha256` (base64 of the 32-byte digest).
+    Sha256,
+}
+
+impl ChecksumAlgorithm {
+    /// Every algorithm, in wire order.
+    pub const ALL: [Self; 4] = [Self::Md5, Self::Crc32, Self::Crc32c, Self::Sha256];
+
+    /// The name in `checksum=ALGO:BASE64` and in the create answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Md5 => "md5",
+            Self::Crc32 => "crc32",
+            Self::Crc32c => "crc32c",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses a wire name (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The request header that carries the checksum on the part's PUT.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Md5 => "content-md5",
+            Self::Crc32 => "x-amz-checksum-crc32",
+            Self::Crc32c => "x-amz-checksum-crc32c",
+            Self::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    /// Length in bytes of the decoded digest.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Self::Md5 => 16,
+            Self::Crc32 | Self::Crc32c => 4,
+            Self::Sha256 => 32,
+        }
+    }
+}
+
+impl std::fmt::Display for ChecksumAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every error answer of the signing API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -178,6 +349,19 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The store failed or could not be reached.
     StoreUnavailable,
+    /// No credentials, or credentials the server cannot verify (a bad or expired bearer token).
+    Unauthenticated,
+    /// The caller is known but may not do this: another principal's upload, a key outside its
+    /// prefix, a size or content type its permissions do not allow.
+    Forbidden,
+    /// The upload token inside `uploadId` is forged, expired, or belongs to another upload or key.
+    InvalidUploadToken,
+    /// A content type outside the allow-list.
+    ContentTypeNotAllowed,
+    /// The parts in the store break the upload's declared plan; the server aborted the upload.
+    PlanViolated,
+    /// Too many requests from this caller; retry after the `Retry-After` header's seconds.
+    RateLimited,
     /// A bug or unexpected state on the server; details are in its log.
     Internal,
     /// A code this client does not know.
@@ -203,6 +387,12 @@ impl ErrorCode {
             Self::EntityTooSmall => "entity_too_small",
             Self::PayloadTooLarge => "payload_too_large",
             Self::StoreUnavailable => "store_unavailable",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::InvalidUploadToken => "invalid_upload_token",
+            Self::ContentTypeNotAllowed => "content_type_not_allowed",
+            Self::PlanViolated => "plan_violated",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -262,6 +452,76 @@ mod tests {
                 format!("\"{}\"", code.as_str())
             );
         }
+    }
+
+    #[test]
+    fn extension_wrappers_are_the_base_object_plus_optional_fields() {
+        let r: CreateMultipartRequestExt = serde_json::from_str(
+            r#"{"filename":"a.bin","type":"video/mp4","size":10,"partSize":5242880}"#,
+        )
+        .unwrap();
+        assert_eq!(r.base.filename, "a.bin");
+        assert_eq!((r.base.size, r.part_size), (Some(10), Some(5_242_880)));
+        let plain: CreateMultipartRequestExt =
+            serde_json::from_str(r#"{"filename":"a.bin"}"#).unwrap();
+        assert_eq!(plain.part_size, None);
+
+        let answer = CreateMultipartResponseExt {
+            base: CreateMultipartResponse {
+                key: "k".into(),
+                upload_id: "u.t".into(),
+                bucket: "b".into(),
+            },
+            part_size: None,
+            checksum: Some(ChecksumAlgorithm::Crc32c),
+        };
+        let json = serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            json,
+            r#"{"key":"k","uploadId":"u.t","bucket":"b","checksum":"crc32c"}"#
+        );
+        // A Companion-era client reads the same JSON as the base type.
+        let base: CreateMultipartResponse = serde_json::from_str(&json).unwrap();
+        assert_eq!(base.upload_id, "u.t");
+
+        let batch = SignBatchResponseExt {
+            presigned_urls: BTreeMap::from([(1, "u1".into())]),
+            expires: Some(60),
+            headers: BTreeMap::new(),
+            part_headers: BTreeMap::from([(
+                1,
+                BTreeMap::from([("content-length".into(), "5".into())]),
+            )]),
+        };
+        let json = serde_json::to_string(&batch).unwrap();
+        assert_eq!(
+            json,
+            r#"{"presignedUrls":{"1":"u1"},"expires":60,"partHeaders":{"1":{"content-length":"5"}}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<SignBatchResponseExt>(&json).unwrap(),
+            batch
+        );
+
+        let c: CompleteRequestExt = serde_json::from_str(
+            r#"{"parts":[{"PartNumber":1,"ETag":"x","ChecksumCRC32C":"AAAAAA=="}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+    }
+
+    #[test]
+    fn checksum_algorithms() {
+        for a in ChecksumAlgorithm::ALL {
+            assert_eq!(ChecksumAlgorithm::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{a}\""));
+        }
+        assert_eq!(
+            ChecksumAlgorithm::parse("CRC32C"),
+            Some(ChecksumAlgorithm::Crc32c)
+        );
+        assert_eq!(ChecksumAlgorithm::parse("crc64"), None);
+        assert_eq!(ChecksumAlgorithm::Md5.header(), "content-md5");
     }
 
     #[test]
