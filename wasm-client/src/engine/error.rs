@@ -26,23 +26,39 @@ pub enum Error {
     )]
     MissingEtag { part: u32, parts: u32 },
     /// The store answered a part PUT with a status outside 2xx.
-    #[error("part {part} of {parts}: PUT returned {status}{}", s3_detail(.body))]
+    #[error("part {part} of {parts}: PUT returned {status}{}{}", s3_detail(.body), gave_up(*.attempts))]
     PartStatus {
         part: u32,
         parts: u32,
         status: u16,
         /// The start of the response body (S3 answers with an XML `<Error>` document).
         body: String,
+        /// PUTs of this part tried before giving up (1 when the failure was not worth a retry).
+        attempts: u32,
     },
     /// A part PUT ended without an HTTP answer.
     #[error(
         "part {part} of {parts}: PUT failed before the store answered ({message}); \
-         check the connection and that the bucket's CORS rule allows PUT from this origin"
+         check the connection and that the bucket's CORS rule allows PUT from this origin{}",
+        gave_up(*.attempts)
     )]
     PartNetwork {
         part: u32,
         parts: u32,
         message: String,
+        attempts: u32,
+    },
+    /// A part PUT sent no bytes for the stall timeout, every time it was tried.
+    #[error(
+        "part {part} of {parts}: no bytes moved for {} s{}",
+        *.stall_ms as f64 / 1000.0,
+        gave_up(*.attempts)
+    )]
+    PartStalled {
+        part: u32,
+        parts: u32,
+        stall_ms: u64,
+        attempts: u32,
     },
     /// A call to the signing server failed.
     #[error("{call} failed: {source}")]
@@ -58,7 +74,7 @@ pub enum Error {
 impl Error {
     /// Stable machine-readable code. A code the signing server sent is passed through (for example
     /// `no_such_upload` or `invalid_part`), because it says more than the call that failed;
-    /// otherwise it is one of `aborted`, `missing_etag`, `http_error`, `network_error`,
+    /// otherwise it is one of `aborted`, `missing_etag`, `http_error`, `network_error`, `stalled`,
     /// `create_failed`, `sign_failed`, `complete_failed`, `invalid_options`, `file_too_large`.
     pub fn code(&self) -> &str {
         match self {
@@ -66,6 +82,7 @@ impl Error {
             Self::MissingEtag { .. } => "missing_etag",
             Self::PartStatus { .. } => "http_error",
             Self::PartNetwork { .. } => "network_error",
+            Self::PartStalled { .. } => "stalled",
             Self::Api { call, source } => match source {
                 ApiError::Status {
                     code: Some(code), ..
@@ -94,9 +111,22 @@ impl Error {
         match self {
             Self::MissingEtag { part, .. }
             | Self::PartStatus { part, .. }
-            | Self::PartNetwork { part, .. } => Some(*part),
+            | Self::PartNetwork { part, .. }
+            | Self::PartStalled { part, .. } => Some(*part),
             _ => None,
         }
+    }
+}
+
+/// Says how often a part was tried, when more than once: the upload then ran out of retries, and
+/// the caller should know that what was stored is still there.
+fn gave_up(attempts: u32) -> String {
+    if attempts <= 1 {
+        String::new()
+    } else {
+        format!(
+            "; gave up after {attempts} attempts, the multipart upload is kept so it can be resumed"
+        )
     }
 }
 
@@ -189,18 +219,47 @@ pub enum PutError {
     Network(String),
     /// The store answered with a status outside 2xx; `body` is the start of its answer.
     #[error("status {status}")]
-    Status { status: u16, body: String },
+    Status {
+        status: u16,
+        body: String,
+        /// The answer's `Retry-After`, in milliseconds, when it had one the browser let us read.
+        retry_after_ms: Option<u64>,
+    },
 }
 
-/// What a retry policy should do about a failed part. The engine does not retry yet; this is the
-/// classification it will act on, kept here so the policy has one place to grow.
+impl PutError {
+    /// A status answer without `Retry-After`.
+    pub fn status(status: u16, body: impl Into<String>) -> Self {
+        Self::Status {
+            status,
+            body: body.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+impl ApiError {
+    /// Whether asking again may succeed: the server could not be reached, is restarting behind a
+    /// proxy (502/503/504), overloaded (429) or failed (5xx). Its 4xx answers are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Network(_) => true,
+            Self::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Self::InvalidResponse(_) => false,
+        }
+    }
+}
+
+/// What the retry policy does about a failed part PUT (see `upload.rs` for how each is acted on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
     /// Try the same URL again after a delay: the network or the store had a bad moment.
     Retryable,
     /// Ask for a fresh URL first: the signature was refused, which on a presigned URL means it
     /// expired (S3 checks expiry when the request arrives, so a queued URL can die) or the clocks
-    /// disagree. Decided by status and S3 error code, never by English message text.
+    /// disagree. Decided by status and S3 error code, never by English message text; the engine
+    /// also treats any failure of a URL past its lifetime (by its own clock) as expiry, because
+    /// stores that omit CORS headers on errors make an expired URL look like a network error.
     Expired,
     /// Trying again cannot help.
     Fatal,
@@ -211,7 +270,7 @@ impl PutError {
     pub fn class(&self) -> FailureClass {
         match self {
             Self::Network(_) => FailureClass::Retryable,
-            Self::Status { status, body } => {
+            Self::Status { status, body, .. } => {
                 let code = xml_field(body, "Code");
                 match (status, code) {
                     (
@@ -223,7 +282,19 @@ impl PutError {
                             | "SignatureDoesNotMatch",
                         ),
                     ) => FailureClass::Expired,
-                    (_, Some("RequestTimeout" | "SlowDown" | "InternalError")) => {
+                    (
+                        _,
+                        Some(
+                            "RequestTimeout"
+                                | "SlowDown"
+                                | "InternalError"
+                                | "ServiceUnavailable"
+                                // The body arrived damaged: send it again.
+                                | "BadDigest"
+                                | "XAmzContentChecksumMismatch"
+                                | "XAmzContentSHA256Mismatch",
+                        ),
+                    ) => {
                         FailureClass::Retryable
                     }
                     (403, _) => FailureClass::Expired,
@@ -287,6 +358,7 @@ mod tests {
             parts: 12,
             status: 403,
             body: EXPIRED.into(),
+            attempts: 1,
         };
         assert_eq!(
             e.to_string(),
@@ -305,6 +377,7 @@ mod tests {
             parts: 1,
             status: 502,
             body: "bad gateway\nmore".into(),
+            attempts: 1,
         };
         assert_eq!(e.to_string(), "part 1 of 1: PUT returned 502 (bad gateway)");
         let html = Error::PartStatus {
@@ -312,6 +385,7 @@ mod tests {
             parts: 1,
             status: 502,
             body: "<html><body>oops</body></html>".into(),
+            attempts: 1,
         };
         assert_eq!(html.to_string(), "part 1 of 1: PUT returned 502");
     }
@@ -363,6 +437,7 @@ mod tests {
                     part: 1,
                     parts: 2,
                     message: "x".into(),
+                    attempts: 1,
                 },
                 "network_error",
             ),
@@ -388,10 +463,7 @@ mod tests {
 
     #[test]
     fn failures_are_classified_by_status_and_s3_code() {
-        let status = |status, body: &str| PutError::Status {
-            status,
-            body: body.into(),
-        };
+        let status = |status, body: &str| PutError::status(status, body);
         assert_eq!(status(403, EXPIRED).class(), FailureClass::Expired);
         assert_eq!(status(403, "").class(), FailureClass::Expired);
         assert_eq!(

@@ -1,17 +1,21 @@
 //! The upload engine: plain Rust that decides what to request and when.
 //!
-//! It never touches the browser. The signing server, the store and time are reached through the
-//! traits in [`ports`] — implemented with `XMLHttpRequest` and gloo-net in `crate::web`, and with
-//! scripted fakes in the tests — so every policy here runs natively and deterministically under
-//! `cargo test`.
+//! It never touches the browser. The signing server, the store, time and the network status are
+//! reached through the traits in [`ports`] — implemented with `XMLHttpRequest`, gloo-net,
+//! `setTimeout` and `navigator.onLine` in `crate::web`, and with scripted fakes and a manual clock
+//! in the tests — so every policy here runs natively and deterministically under `cargo test`.
 
+pub mod control;
 pub mod error;
 pub mod ports;
 pub mod progress;
+pub mod retry;
 mod signing;
 pub mod upload;
 
+pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, Error, FailureClass, PutError};
-pub use ports::{Clock, PartPut, PartSink, Signer};
-pub use progress::{PartProgress, Progress, ProgressCallback};
+pub use ports::{AlwaysOnline, Clock, Network, PartPut, PartSink, Signer};
+pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
+pub use retry::RetryPolicy;
 pub use upload::{Engine, FileInfo, UploadOptions, UploadResult};

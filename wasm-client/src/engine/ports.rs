@@ -1,12 +1,15 @@
 //! The engine's ports: the outside world as traits the engine owns.
 //!
 //! The browser implements them in `crate::web` (gloo-net for the signing server, `XMLHttpRequest`
-//! for part PUTs, `Date.now()` for time); the engine's tests implement them with scripted fakes.
+//! for part PUTs, `Date.now()` and `setTimeout` for time, `navigator.onLine` and its events for the
+//! network); the engine's tests implement them with scripted fakes and a manual clock.
 //! Everything is single-threaded: futures need not be `Send`, which is what the browser's
 //! callback-based APIs give us.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+
+use futures::future::LocalBoxFuture;
 
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
@@ -78,8 +81,37 @@ pub trait PartSink {
     ) -> Result<Option<String>, PutError>;
 }
 
-/// Time, for speed and ETA. Milliseconds from any fixed origin; must not go backwards by much
-/// (the engine tolerates small steps back, e.g. from a wall clock being adjusted).
+/// Time: for speed and ETA, URL lifetimes, retry delays and the stall watchdog.
 pub trait Clock {
+    /// Milliseconds from any fixed origin; must not go backwards by much (the engine tolerates
+    /// small steps back, e.g. from a wall clock being adjusted).
     fn now_ms(&self) -> f64;
+
+    /// Resolves once `ms` milliseconds have passed on this clock (at once for `ms <= 0`).
+    /// Dropping the future cancels the timer. A timer may fire late (a laptop asleep, a throttled
+    /// background tab); the engine re-reads [`now_ms`](Self::now_ms) when it wakes.
+    fn sleep(&self, ms: f64) -> LocalBoxFuture<'static, ()>;
+}
+
+/// Whether the device believes it is online. A hint, not a promise: "online" may still fail,
+/// which the retry policy handles; "offline" pauses the upload without spending its retries.
+pub trait Network {
+    fn is_online(&self) -> bool;
+
+    /// Resolves at the next change of [`is_online`](Self::is_online) (it may resolve spuriously).
+    fn changed(&self) -> LocalBoxFuture<'static, ()>;
+}
+
+/// A [`Network`] that never goes offline, for hosts without a network status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysOnline;
+
+impl Network for AlwaysOnline {
+    fn is_online(&self) -> bool {
+        true
+    }
+
+    fn changed(&self) -> LocalBoxFuture<'static, ()> {
+        Box::pin(futures::future::pending())
+    }
 }

@@ -4,7 +4,7 @@
 //! once the store has assembled the object (the last part being stored is not the end: complete
 //! can still fail). Until then bytes and parts are held one short of the total.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::{Rc, Weak};
@@ -35,6 +35,43 @@ pub struct Progress {
     pub speed: f64,
     /// Seconds left at the current speed; `None` while the speed is unknown.
     pub eta: Option<f64>,
+    /// What the upload is doing.
+    pub phase: Phase,
+}
+
+/// What an upload is doing, for the page to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Creating the upload or sending parts.
+    #[default]
+    Uploading,
+    /// Paused by the caller; nothing is being sent.
+    Paused,
+    /// The device is offline; the upload continues when it is back.
+    Offline,
+    /// Every part is stored; the store is assembling the object.
+    Completing,
+    /// The object exists.
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Paused => "paused",
+            Self::Offline => "offline",
+            Self::Completing => "completing",
+            Self::Done => "done",
+        }
+    }
+}
+
+/// When one PUT attempt last moved bytes, and how many it has sent; read by the stall watchdog.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    pub(crate) last_ms: Cell<f64>,
+    pub(crate) bytes: Cell<u64>,
 }
 
 /// Handed to a [`PartSink`](super::PartSink) with each PUT, to report how many bytes of that part
@@ -45,14 +82,20 @@ pub struct PartProgress {
     // caller's callback) alive.
     reporter: Weak<Reporter>,
     part: u32,
+    activity: Rc<Activity>,
 }
 
 impl PartProgress {
     /// Reports that `bytes` of this part have been sent so far (a running total, not a delta).
     /// Values above the part's size are clamped; values below an earlier report are ignored.
     pub fn sent(&self, bytes: u64) {
-        if let Some(reporter) = self.reporter.upgrade() {
-            reporter.part_sent(self.part, bytes);
+        if let Some(reporter) = self.reporter.upgrade()
+            && let Some(now) = reporter.part_sent(self.part, bytes)
+        {
+            self.activity.last_ms.set(now);
+            self.activity
+                .bytes
+                .set(self.activity.bytes.get().max(bytes));
         }
     }
 
@@ -99,19 +142,58 @@ impl Reporter {
         })
     }
 
-    /// A handle for the PUT of `part` (`len` bytes), which starts now.
-    pub(crate) fn start_part(self: &Rc<Self>, part: u32, len: u64) -> PartProgress {
+    /// A handle for the PUT of `part` (`len` bytes), which starts now, and the attempt's activity.
+    pub(crate) fn start_part(self: &Rc<Self>, part: u32, len: u64) -> (PartProgress, Rc<Activity>) {
         self.tracker.borrow_mut().start(part, len);
-        PartProgress {
+        let activity = Rc::new(Activity::default());
+        activity.last_ms.set(self.clock.now_ms());
+        let handle = PartProgress {
             reporter: Rc::downgrade(self),
             part,
-        }
+            activity: activity.clone(),
+        };
+        (handle, activity)
     }
 
-    fn part_sent(&self, part: u32, bytes: u64) {
+    /// Records bytes sent; returns the time if the part moved.
+    fn part_sent(&self, part: u32, bytes: u64) -> Option<f64> {
         let now = self.clock.now_ms();
-        if self.tracker.borrow_mut().sent(part, bytes, now) {
+        let moved = self.tracker.borrow_mut().sent(part, bytes, now);
+        if moved {
             self.emit(false);
+        }
+        moved.then_some(now)
+    }
+
+    /// The PUT of `part` was abandoned (failed, stalled or paused): its bytes no longer count as
+    /// sent, though what was reported stays reported (progress never goes back).
+    pub(crate) fn abandon_part(&self, part: u32) {
+        self.tracker.borrow_mut().abandon(part);
+    }
+
+    /// Parts stored before this run (a resumed upload): `bytes` in `parts` parts.
+    pub(crate) fn already_stored(&self, bytes: u64, parts: u32) {
+        let now = self.clock.now_ms();
+        let mut tracker = self.tracker.borrow_mut();
+        tracker.confirmed += bytes;
+        tracker.parts_done += parts;
+        // Not sent by this run: the speed window starts above them.
+        let raw = tracker.raw_sent();
+        tracker.high = tracker.high.max(raw);
+        let high = tracker.high;
+        tracker.window.record(now, high);
+    }
+
+    /// The upload's phase changed; reports at once if it did.
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        let changed = {
+            let mut tracker = self.tracker.borrow_mut();
+            let changed = tracker.phase != phase;
+            tracker.phase = phase;
+            changed
+        };
+        if changed {
+            self.emit(true);
         }
     }
 
@@ -124,14 +206,20 @@ impl Reporter {
 
     /// The object is complete: report 100 %.
     pub(crate) fn finish(&self) {
-        self.tracker.borrow_mut().finished = true;
+        let mut tracker = self.tracker.borrow_mut();
+        tracker.finished = true;
+        tracker.phase = Phase::Done;
+        drop(tracker);
         self.emit(true);
     }
 
     /// Reports the current state unconditionally (the initial 0 %).
     pub(crate) fn report(&self) {
         let now = self.clock.now_ms();
-        self.tracker.borrow_mut().window.record(now, 0);
+        let mut tracker = self.tracker.borrow_mut();
+        let high = tracker.high;
+        tracker.window.record(now, high);
+        drop(tracker);
         self.emit(true);
     }
 
@@ -170,6 +258,7 @@ fn same_position(a: &Progress, b: &Progress) -> bool {
     a.bytes_sent == b.bytes_sent
         && a.bytes_confirmed == b.bytes_confirmed
         && a.parts_done == b.parts_done
+        && a.phase == b.phase
 }
 
 /// The numbers behind [`Progress`].
@@ -183,6 +272,10 @@ struct Tracker {
     in_flight: BTreeMap<u32, (u64, u64)>,
     /// Sum of the sent bytes in `in_flight`.
     in_flight_sent: u64,
+    /// The most `raw_sent` has ever been: what the speed window measures, so a retried part's
+    /// bytes count once.
+    high: u64,
+    phase: Phase,
     window: SpeedWindow,
     /// What was last reported; every later report is at least this.
     last: Option<Progress>,
@@ -199,6 +292,8 @@ impl Tracker {
             parts_done: 0,
             in_flight: BTreeMap::new(),
             in_flight_sent: 0,
+            high: 0,
+            phase: Phase::Uploading,
             window: SpeedWindow::default(),
             last: None,
             last_emit_ms: None,
@@ -229,9 +324,15 @@ impl Tracker {
         }
         self.in_flight_sent += bytes - *sent;
         *sent = bytes;
-        let raw = self.raw_sent();
-        self.window.record(now, raw);
+        self.high = self.high.max(self.raw_sent());
+        self.window.record(now, self.high);
         true
+    }
+
+    fn abandon(&mut self, part: u32) {
+        if let Some((sent, _)) = self.in_flight.remove(&part) {
+            self.in_flight_sent -= sent;
+        }
     }
 
     fn confirm(&mut self, part: u32, now: f64) {
@@ -241,8 +342,8 @@ impl Tracker {
         self.in_flight_sent -= sent;
         self.confirmed += len;
         self.parts_done += 1;
-        let raw = self.raw_sent();
-        self.window.record(now, raw);
+        self.high = self.high.max(self.raw_sent());
+        self.window.record(now, self.high);
     }
 
     fn snapshot(&self) -> Progress {
@@ -276,6 +377,7 @@ impl Tracker {
             parts_total: self.parts_total,
             speed,
             eta,
+            phase: self.phase,
         }
     }
 }
@@ -320,6 +422,9 @@ mod tests {
     impl Clock for TestClock {
         fn now_ms(&self) -> f64 {
             self.0.get()
+        }
+        fn sleep(&self, _ms: f64) -> futures::future::LocalBoxFuture<'static, ()> {
+            Box::pin(futures::future::pending())
         }
     }
 
@@ -381,7 +486,7 @@ mod tests {
     #[test]
     fn bytes_sent_is_clamped_per_part_and_never_goes_back() {
         let (r, clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60);
+        let p1 = r.start_part(1, 60).0;
         p1.sent(10);
         clock.0.set(1.0);
         p1.sent(5);
@@ -393,8 +498,8 @@ mod tests {
     #[test]
     fn nothing_reaches_the_total_before_finish() {
         let (r, _clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60);
-        let p2 = r.start_part(2, 40);
+        let p1 = r.start_part(1, 60).0;
+        let p2 = r.start_part(2, 40).0;
         p1.sent(60);
         p2.sent(40);
         r.part_done(2);
@@ -411,7 +516,7 @@ mod tests {
     #[test]
     fn byte_reports_are_throttled_but_stored_parts_always_report() {
         let (r, clock, seen) = reporter(1000, 2, 100.0);
-        let p1 = r.start_part(1, 500);
+        let p1 = r.start_part(1, 500).0;
         p1.sent(1);
         p1.sent(2);
         clock.0.set(50.0);
@@ -428,7 +533,7 @@ mod tests {
     #[test]
     fn late_reports_for_a_finished_part_are_ignored() {
         let (r, _clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60);
+        let p1 = r.start_part(1, 60).0;
         r.part_done(1);
         p1.sent(30);
         assert_eq!(seen.borrow().len(), 1);
@@ -439,7 +544,7 @@ mod tests {
     fn eta_follows_speed() {
         let (r, clock, seen) = reporter(10_000, 1, 0.0);
         r.report();
-        let p1 = r.start_part(1, 10_000);
+        let p1 = r.start_part(1, 10_000).0;
         clock.0.set(1000.0);
         p1.sent(2000);
         let last = *seen.borrow().last().unwrap();
@@ -449,9 +554,36 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_part_never_takes_progress_or_speed_back() {
+        let (r, clock, seen) = reporter(1000, 2, 0.0);
+        r.report();
+        let (p1, activity) = r.start_part(1, 500);
+        clock.0.set(1000.0);
+        p1.sent(400);
+        assert_eq!(
+            (activity.bytes.get(), activity.last_ms.get()),
+            (400, 1000.0)
+        );
+        r.abandon_part(1);
+        let (p1, _) = r.start_part(1, 500);
+        clock.0.set(2000.0);
+        p1.sent(100);
+        clock.0.set(3000.0);
+        p1.sent(500);
+        let seen = seen.borrow();
+        for pair in seen.windows(2) {
+            assert!(pair[1].bytes_sent >= pair[0].bytes_sent, "{pair:?}");
+        }
+        let last = seen.last().unwrap();
+        assert_eq!(last.bytes_sent, 500);
+        // 500 useful bytes in 3 s, not 900.
+        assert!((last.speed - 500.0 / 3.0).abs() < 0.01, "{}", last.speed);
+    }
+
+    #[test]
     fn a_dropped_upload_ignores_its_handles() {
         let (r, _clock, seen) = reporter(100, 1, 0.0);
-        let p1 = r.start_part(1, 100);
+        let p1 = r.start_part(1, 100).0;
         drop(r);
         p1.sent(50);
         assert!(seen.borrow().is_empty());

@@ -1,24 +1,76 @@
-//! When to ask the signing server for part URLs, and how many at a time.
+//! Presigned part URLs: how many to ask for at a time, and how long each can be trusted.
 //!
 //! One request per part costs hundreds of round trips per gigabyte; signing every part up front
-//! lets URLs expire in the queue on slow links. The queue keeps a small stock of signed URLs and
-//! asks for the next batch — about two rounds of parallel PUTs — when the stock falls below one
-//! round, with at most one signing request in flight, so PUTs never wait for a signature on a
-//! healthy connection.
+//! lets URLs expire in the queue on slow links. The scheduler keeps a small stock of signed URLs
+//! and asks for the next batch — about two rounds of parallel PUTs — when the stock falls below one
+//! round, with at most one signing request in flight.
+//!
+//! A URL's deadline is measured on the client's own clock from when the answer arrived plus the
+//! lifetime the URL states (`X-Amz-Expires`, else the batch's `expires`). Comparing the URL's
+//! `X-Amz-Date` with the browser's clock instead would make every URL look expired (or immortal) on
+//! a machine whose clock is off by minutes, which is common; the arrival time is skew-free and at
+//! most one round trip late, which the re-sign margin covers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
-use s3_direct_protocol::wire::SignBatchResponse;
 
-/// A part with a URL, ready to PUT.
+/// A part URL, ready to PUT.
 #[derive(Debug, Clone)]
-pub(crate) struct SignedPart {
-    pub(crate) part: u32,
+pub(crate) struct SignedUrl {
     pub(crate) url: String,
     /// Headers of the batch the URL came from (shared: every part of a batch has the same).
     pub(crate) headers: Rc<BTreeMap<String, String>>,
+    /// Clock time after which the store refuses the URL; `None` when the lifetime is unknown.
+    pub(crate) deadline_ms: Option<f64>,
+    /// The URL's lifetime in milliseconds, when known.
+    pub(crate) lifetime_ms: Option<f64>,
+}
+
+impl SignedUrl {
+    pub(crate) fn new(
+        url: String,
+        headers: Rc<BTreeMap<String, String>>,
+        batch_expires_secs: Option<u64>,
+        received_ms: f64,
+    ) -> Self {
+        let lifetime_ms = url_lifetime_secs(&url)
+            .or(batch_expires_secs)
+            .map(|s| s as f64 * 1000.0);
+        Self {
+            url,
+            headers,
+            deadline_ms: lifetime_ms.map(|l| received_ms + l),
+            lifetime_ms,
+        }
+    }
+
+    /// Whether a PUT started at `now` arrives while the URL is still good. The margin is capped
+    /// at half the URL's lifetime, so short-lived URLs (seconds) are still usable at all.
+    pub(crate) fn usable_at(&self, now: f64, margin_ms: f64) -> bool {
+        match (self.deadline_ms, self.lifetime_ms) {
+            (Some(deadline), Some(lifetime)) => now + margin_ms.min(lifetime / 2.0) < deadline,
+            _ => true,
+        }
+    }
+
+    /// Whether the URL is past its deadline at `now`.
+    pub(crate) fn expired_at(&self, now: f64) -> bool {
+        self.deadline_ms.is_some_and(|d| now >= d)
+    }
+}
+
+/// The `X-Amz-Expires` query parameter of a SigV4 presigned URL, in seconds.
+pub(crate) fn url_lifetime_secs(url: &str) -> Option<u64> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.eq_ignore_ascii_case("X-Amz-Expires")
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }
 
 /// How many part numbers to ask for when `remaining` parts still lack a URL.
@@ -29,85 +81,9 @@ pub(crate) fn batch_size(concurrency: usize, remaining: usize) -> usize {
         .min(remaining)
 }
 
-/// Parts waiting for a URL, URLs waiting for a free PUT slot, and the batch being signed.
-#[derive(Debug)]
-pub(crate) struct SignQueue {
-    concurrency: usize,
-    /// Parts without a URL, in the order they should be uploaded.
-    unsigned: VecDeque<u32>,
-    /// Signed URLs not yet used.
-    ready: VecDeque<SignedPart>,
-    /// The batch a signing request is out for.
-    in_flight: Option<Vec<u32>>,
-}
-
-impl SignQueue {
-    pub(crate) fn new(parts: impl IntoIterator<Item = u32>, concurrency: usize) -> Self {
-        Self {
-            concurrency,
-            unsigned: parts.into_iter().collect(),
-            ready: VecDeque::new(),
-            in_flight: None,
-        }
-    }
-
-    /// The next batch to sign, if one should be requested now. The caller must report the
-    /// outcome with [`accept`](Self::accept) or [`fail`](Self::fail).
-    pub(crate) fn next_batch(&mut self) -> Option<Vec<u32>> {
-        if self.in_flight.is_some()
-            || self.unsigned.is_empty()
-            || self.ready.len() >= self.concurrency
-        {
-            return None;
-        }
-        let n = batch_size(self.concurrency, self.unsigned.len());
-        let batch: Vec<u32> = self.unsigned.drain(..n).collect();
-        self.in_flight = Some(batch.clone());
-        Some(batch)
-    }
-
-    /// Stores the URLs of the batch in flight. Fails with the first part number the answer left
-    /// out, so a half-answered batch is caught here rather than as a stuck upload.
-    pub(crate) fn accept(&mut self, answer: SignBatchResponse) -> Result<(), u32> {
-        let batch = self.in_flight.take().unwrap_or_default();
-        let SignBatchResponse {
-            mut presigned_urls,
-            headers,
-            ..
-        } = answer;
-        let headers = Rc::new(headers);
-        let mut signed = Vec::with_capacity(batch.len());
-        for part in batch {
-            match presigned_urls.remove(&part) {
-                Some(url) if !url.is_empty() => signed.push(SignedPart {
-                    part,
-                    url,
-                    headers: headers.clone(),
-                }),
-                _ => return Err(part),
-            }
-        }
-        self.ready.extend(signed);
-        Ok(())
-    }
-
-    /// The next part to PUT, if one is signed.
-    pub(crate) fn take(&mut self) -> Option<SignedPart> {
-        self.ready.pop_front()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn answer(parts: &[u32]) -> SignBatchResponse {
-        SignBatchResponse {
-            presigned_urls: parts.iter().map(|&n| (n, format!("u{n}"))).collect(),
-            expires: Some(900),
-            headers: BTreeMap::from([("x-amz-test".to_string(), "1".to_string())]),
-        }
-    }
 
     #[test]
     fn batches_are_two_rounds_capped_by_the_api_limit_and_what_is_left() {
@@ -118,25 +94,41 @@ mod tests {
     }
 
     #[test]
-    fn asks_again_only_when_the_stock_drops_below_one_round() {
-        let mut q = SignQueue::new(1..=20, 3);
-        let first = q.next_batch().unwrap();
-        assert_eq!(first, [1, 2, 3, 4, 5, 6]);
-        assert_eq!(q.next_batch(), None, "one request at a time");
-        q.accept(answer(&first)).unwrap();
-        let taken: Vec<u32> = (0..3).map(|_| q.take().unwrap().part).collect();
-        assert_eq!(taken, [1, 2, 3]);
-        assert_eq!(q.next_batch(), None, "three URLs still in stock");
-        let p4 = q.take().unwrap();
-        assert_eq!((p4.part, p4.url.as_str()), (4, "u4"));
-        assert_eq!(p4.headers["x-amz-test"], "1");
-        assert_eq!(q.next_batch().unwrap(), [7, 8, 9, 10, 11, 12]);
+    fn the_lifetime_comes_from_the_url_before_the_batch() {
+        let url = "https://s.test/b/k?partNumber=1&X-Amz-Date=20261121T000000Z&X-Amz-Expires=300\
+                   &X-Amz-Signature=abc";
+        assert_eq!(url_lifetime_secs(url), Some(300));
+        assert_eq!(
+            url_lifetime_secs("https://s.test/b/k?x-amz-expires=5#f"),
+            Some(5)
+        );
+        assert_eq!(url_lifetime_secs("https://s.test/b/k?partNumber=1"), None);
+        let u = SignedUrl::new(url.into(), Rc::default(), Some(900), 1000.0);
+        assert_eq!(u.deadline_ms, Some(301_000.0));
+        let u = SignedUrl::new("https://s.test/k".into(), Rc::default(), Some(900), 1000.0);
+        assert_eq!(u.deadline_ms, Some(901_000.0));
+        let u = SignedUrl::new("https://s.test/k".into(), Rc::default(), None, 1000.0);
+        assert!(u.usable_at(1e15, 60_000.0) && !u.expired_at(1e15));
     }
 
     #[test]
-    fn a_batch_missing_a_url_names_the_part() {
-        let mut q = SignQueue::new(1..=4, 2);
-        q.next_batch().unwrap();
-        assert_eq!(q.accept(answer(&[1, 2, 4])), Err(3));
+    fn the_resign_margin_is_at_most_half_the_lifetime() {
+        let u = SignedUrl::new(
+            "https://s.test/k?X-Amz-Expires=5".into(),
+            Rc::default(),
+            None,
+            0.0,
+        );
+        assert!(u.usable_at(2_000.0, 60_000.0));
+        assert!(!u.usable_at(2_500.0, 60_000.0));
+        let u = SignedUrl::new(
+            "https://s.test/k?X-Amz-Expires=900".into(),
+            Rc::default(),
+            None,
+            0.0,
+        );
+        assert!(u.usable_at(839_000.0, 60_000.0));
+        assert!(!u.usable_at(840_000.0, 60_000.0));
+        assert!(!u.expired_at(899_999.0) && u.expired_at(900_000.0));
     }
 }

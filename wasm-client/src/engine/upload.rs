@@ -1,22 +1,35 @@
 //! The upload driver: create the multipart upload, PUT the parts in parallel with URLs signed a
-//! batch ahead, then complete — or abort when the caller cancels.
+//! batch ahead, retry what failed, then complete — or abort when the caller cancels.
 //!
 //! Policies, each tested in `tests/engine`:
-//! - at most `concurrency` PUTs in flight; parts finish in any order and are completed sorted;
+//! - at most `concurrency` PUTs in flight, never two of the same part; parts finish in any order
+//!   and are completed sorted;
+//! - a failed PUT is classified (see [`FailureClass`]): network errors, stalls, 5xx, 408, 429,
+//!   `SlowDown` and `RequestTimeout` wait a jittered, growing delay ([`RetryPolicy`]) and try
+//!   again; an expired URL is re-signed at once without counting as a failure (at most
+//!   [`MAX_RESIGNS`] times in a row); anything else fails the upload at once;
+//! - a URL whose lifetime ends within the re-sign margin is not used but re-signed first;
+//! - a part whose bytes stop moving for `stall_timeout_ms` is aborted and retried (this is also
+//!   what un-hangs an upload after the laptop slept);
+//! - calls to the signing server are retried like PUTs on network errors and 5xx, so a restarting
+//!   server does not fail an upload;
+//! - pause, and the device going offline, abort the PUTs in flight and wait; failures while
+//!   offline do not count against the retry budget;
 //! - a PUT without a readable ETag fails the upload at once (it is a CORS misconfiguration that
 //!   would otherwise surface only after the whole file was sent);
 //! - cancel drops every in-flight request first, then aborts the multipart upload (its stored
 //!   parts would be billed until purged);
-//! - any other failure keeps the multipart upload, so a later resume can reuse its parts.
+//! - any other failure keeps the multipart upload, so a later resume can reuse its parts; the
+//!   error names the part, the cause and how often it was tried.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::ops::Range;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use futures::future::{self, Either, Fuse, FusedFuture};
+use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
@@ -26,10 +39,12 @@ use s3_direct_protocol::wire::{
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
-use super::error::{ApiCall, ApiError, Error, PutError};
-use super::ports::{Clock, PartPut, PartSink, Signer};
-use super::progress::{PartProgress, ProgressCallback, Reporter};
-use super::signing::{SignQueue, SignedPart};
+use super::control::{Control, RunState};
+use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
+use super::ports::{AlwaysOnline, Clock, Network, PartPut, PartSink, Signer};
+use super::progress::{Activity, PartProgress, Phase, ProgressCallback, Reporter};
+use super::retry::{Random, RetryPolicy, XorShift};
+use super::signing::{SignedUrl, batch_size};
 
 /// Parallel PUTs unless configured otherwise: what Chromium allows per origin over HTTP/1.1.
 pub const DEFAULT_CONCURRENCY: usize = 6;
@@ -39,6 +54,15 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// Least time between two progress reports caused by bytes sent (a browser fires an upload
 /// progress event about every 50 ms per request; a page needs far fewer).
 pub const DEFAULT_PROGRESS_INTERVAL_MS: f64 = 100.0;
+/// A part whose bytes have not moved for this long is aborted and retried.
+pub const DEFAULT_STALL_TIMEOUT_MS: f64 = 30_000.0;
+/// A URL is re-signed instead of used when it would expire within this (capped at half its
+/// lifetime): the PUT must *arrive* before the deadline, and a queued browser request can wait.
+pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
+/// Re-signs of one part in a row, without it making progress, before a refusal is taken as final:
+/// a store that refuses fresh URLs too (clock skew beyond its tolerance, a revoked key) would
+/// otherwise be asked forever.
+pub const MAX_RESIGNS: u32 = 3;
 
 /// How to upload.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +75,13 @@ pub struct UploadOptions {
     /// Least milliseconds between progress reports caused by bytes sent. Parts being stored and
     /// the upload finishing always report.
     pub progress_interval_ms: f64,
+    /// When and how often to try again.
+    pub retry: RetryPolicy,
+    /// Milliseconds without bytes moving after which a part PUT is aborted and retried; 0 never.
+    pub stall_timeout_ms: f64,
+    /// Milliseconds of lifetime a URL must have left to be used (see
+    /// [`DEFAULT_RESIGN_MARGIN_MS`]).
+    pub resign_margin_ms: f64,
 }
 
 impl Default for UploadOptions {
@@ -59,6 +90,9 @@ impl Default for UploadOptions {
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
+            retry: RetryPolicy::default(),
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            resign_margin_ms: DEFAULT_RESIGN_MARGIN_MS,
         }
     }
 }
@@ -84,6 +118,17 @@ impl UploadOptions {
                 self.progress_interval_ms
             )));
         }
+        for (name, v) in [
+            ("stall timeout", self.stall_timeout_ms),
+            ("re-sign margin", self.resign_margin_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::InvalidOptions(format!(
+                    "{name} {v} ms is not a number of milliseconds >= 0"
+                )));
+            }
+        }
+        self.retry.validate().map_err(Error::InvalidOptions)?;
         Ok(())
     }
 
@@ -126,6 +171,8 @@ pub struct Engine<S, P> {
     signer: S,
     sink: P,
     clock: Rc<dyn Clock>,
+    network: Rc<dyn Network>,
+    random: Rc<dyn Random>,
     options: UploadOptions,
 }
 
@@ -139,17 +186,84 @@ impl<S: std::fmt::Debug, P: std::fmt::Debug> std::fmt::Debug for Engine<S, P> {
     }
 }
 
+/// Why the transfer stopped early.
+enum Stop {
+    Cancelled,
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// How one part PUT ended.
+enum PutOutcome {
+    Stored(Option<String>),
+    Failed(PutError),
+    Stalled,
+}
+
+struct PutDone {
+    part: u32,
+    url: SignedUrl,
+    /// Bytes the attempt sent.
+    bytes: u64,
+    outcome: PutOutcome,
+}
+
+/// What the retry policy remembers about a part.
+#[derive(Debug, Default)]
+struct Attempts {
+    /// PUTs started.
+    tries: u32,
+    /// Retryable failures since the part last made progress.
+    failures: u32,
+    /// Re-signs in a row since the part last made progress.
+    resigns: u32,
+    /// Most bytes any attempt sent.
+    best: u64,
+}
+
+/// Something the scheduler must react to.
+enum Event {
+    Signed(Result<SignBatchResponse, ApiError>),
+    Put(PutDone),
+    BackoffOver(u32),
+    SignWaitOver,
+    Changed,
+}
+
 impl<S: Signer, P: PartSink> Engine<S, P> {
+    /// An engine that assumes it is always online and jitters with a generator seeded by the
+    /// clock; see [`with_network`](Self::with_network) and [`with_random`](Self::with_random).
     pub fn new(signer: S, sink: P, clock: Rc<dyn Clock>, options: UploadOptions) -> Self {
+        let seed = clock.now_ms().to_bits();
         Self {
             signer,
             sink,
             clock,
+            network: Rc::new(AlwaysOnline),
+            random: Rc::new(XorShift::new(seed)),
             options,
         }
     }
 
-    /// Uploads `file`, reporting progress to `on_progress`, until done or until `cancel` resolves.
+    /// Pauses while `network` says the device is offline.
+    pub fn with_network(mut self, network: Rc<dyn Network>) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Takes retry jitter from `random` (numbers in `[0, 1)`).
+    pub fn with_random(mut self, random: Rc<dyn Random>) -> Self {
+        self.random = random;
+        self
+    }
+
+    /// Uploads `file`, reporting progress to `on_progress`, until done, failed or cancelled
+    /// through `control`.
     ///
     /// Cancel is honoured before the upload is created, and while parts are being sent. A cancel
     /// that arrives while the server is creating the upload takes effect when its answer arrives,
@@ -159,11 +273,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         &self,
         file: &FileInfo,
         on_progress: ProgressCallback,
-        cancel: impl Future<Output = ()>,
+        control: &Control,
     ) -> Result<UploadResult, Error> {
         let plan = self.options.plan(file.size)?;
-        let mut cancel = pin!(cancel.fuse());
-        if cancelled(cancel.as_mut()) {
+        if control.is_cancelled() {
             return Err(Error::Aborted { cleanup: None });
         }
 
@@ -183,39 +296,40 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             size: Some(file.size),
         };
         let upload = self
-            .signer
-            .create(&request)
-            .await
-            .map_err(|source| Error::Api {
-                call: ApiCall::Create,
-                source,
-            })?;
-        if cancelled(cancel.as_mut()) {
+            .call(
+                ApiCall::Create,
+                Some(control),
+                &reporter,
+                Phase::Uploading,
+                || self.signer.create(&request),
+            )
+            .await?;
+        if control.is_cancelled() {
             return Err(self.abort(&upload).await);
         }
 
-        let transferred = {
-            let transfer = pin!(self.transfer(&upload, &plan, &reporter));
-            match future::select(transfer, cancel.as_mut()).await {
-                Either::Left((result, _)) => Some(result),
-                Either::Right(_) => None,
-            }
-            // `transfer` is dropped here, and with it every in-flight PUT and signing request,
-            // before the abort below: a PUT landing after the abort would store an orphan part.
-        };
-        let Some(parts) = transferred else {
-            return Err(self.abort(&upload).await);
-        };
-        let parts = parts?;
-
-        let done = self
-            .signer
-            .complete(&upload, &CompleteRequest { parts })
+        let parts = match self
+            .transfer(&upload, &plan, &reporter, control, BTreeMap::new())
             .await
-            .map_err(|source| Error::Api {
-                call: ApiCall::Complete,
-                source,
-            })?;
+        {
+            Ok(parts) => parts,
+            // Every in-flight PUT and signing request was dropped with the transfer, before the
+            // abort: a PUT landing after the abort would store an orphan part.
+            Err(Stop::Cancelled) => return Err(self.abort(&upload).await),
+            Err(Stop::Failed(e)) => return Err(e),
+        };
+
+        reporter.set_phase(Phase::Completing);
+        let request = CompleteRequest { parts };
+        let done = self
+            .call(
+                ApiCall::Complete,
+                None,
+                &reporter,
+                Phase::Completing,
+                || self.signer.complete(&upload, &request),
+            )
+            .await?;
         reporter.finish();
         Ok(UploadResult {
             key: done.key,
@@ -226,94 +340,441 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         })
     }
 
-    /// Sends every part; returns them sorted for completion.
+    /// One call to the signing server, retried with backoff while it fails in a way that may
+    /// pass; waits while offline (or paused, when `control` is given). Fails with
+    /// [`Error::Aborted`] (nothing to clean up) if cancelled while waiting.
+    async fn call<T, Fut>(
+        &self,
+        call: ApiCall,
+        control: Option<&Control>,
+        reporter: &Reporter,
+        phase: Phase,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let mut failures = 0u32;
+        loop {
+            self.hold(control, reporter, phase).await?;
+            let source = match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(source) if source.is_retryable() => source,
+                Err(source) => return Err(Error::Api { call, source }),
+            };
+            if !self.network.is_online() {
+                continue;
+            }
+            failures += 1;
+            if failures > self.options.retry.retries {
+                return Err(Error::Api { call, source });
+            }
+            let delay = self
+                .options
+                .retry
+                .delay_ms(failures, self.random.next(), None);
+            let sleep = self.clock.sleep(delay);
+            match control {
+                None => sleep.await,
+                Some(control) => {
+                    if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await
+                    {
+                        return Err(Error::Aborted { cleanup: None });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the upload may send: running and online. Reports the phase it waits in.
+    async fn hold(
+        &self,
+        control: Option<&Control>,
+        reporter: &Reporter,
+        running: Phase,
+    ) -> Result<(), Error> {
+        loop {
+            let state = control.map_or(RunState::Running, Control::state);
+            let waiting = match state {
+                RunState::Cancelled => return Err(Error::Aborted { cleanup: None }),
+                RunState::Paused => Phase::Paused,
+                RunState::Running if !self.network.is_online() => Phase::Offline,
+                RunState::Running => {
+                    reporter.set_phase(running);
+                    return Ok(());
+                }
+            };
+            reporter.set_phase(waiting);
+            self.changed(control).await;
+        }
+    }
+
+    /// Resolves when the caller's wishes or the network status change.
+    fn changed(&self, control: Option<&Control>) -> impl Future<Output = ()> + 'static {
+        let control: LocalBoxFuture<'static, ()> = match control {
+            Some(c) => Box::pin(c.changed()),
+            None => Box::pin(future::pending()),
+        };
+        future::select(control, self.network.changed()).map(|_| ())
+    }
+
+    /// Sends every part not in `stored`; returns all of them sorted for completion.
     async fn transfer(
         &self,
         upload: &CreateMultipartResponse,
         plan: &PartPlan,
         reporter: &Rc<Reporter>,
-    ) -> Result<Vec<CompletedPart>, Error> {
+        control: &Control,
+        mut stored: BTreeMap<u32, String>,
+    ) -> Result<Vec<CompletedPart>, Stop> {
         let concurrency = self.options.concurrency;
+        let retry = self.options.retry;
         let parts_total = plan.part_count;
-        let mut queue = SignQueue::new(plan.numbers(), concurrency);
-        let mut stored: Vec<CompletedPart> = Vec::with_capacity(parts_total as usize);
-        let mut puts = FuturesUnordered::new();
-        let mut signing = pin!(Fuse::terminated());
-        let mut signing_call = ApiCall::Sign { first: 0, count: 0 };
+        // Parts ready to PUT as soon as they have a URL and a slot, lowest number first.
+        let mut waiting: BTreeSet<u32> =
+            plan.numbers().filter(|p| !stored.contains_key(p)).collect();
+        if !stored.is_empty() {
+            let bytes = stored
+                .keys()
+                .map(|&p| plan.range(p))
+                .map(|r| r.end - r.start)
+                .sum();
+            reporter.already_stored(bytes, stored.len() as u32);
+        }
+        let mut urls: BTreeMap<u32, SignedUrl> = BTreeMap::new();
+        let mut attempts: BTreeMap<u32, Attempts> = BTreeMap::new();
+        // Parts being PUT, with a copy of their URL to use again if the PUT is paused.
+        let mut in_flight: BTreeMap<u32, SignedUrl> = BTreeMap::new();
+        let mut puts: FuturesUnordered<LocalBoxFuture<'_, PutDone>> = FuturesUnordered::new();
+        let mut in_backoff: BTreeSet<u32> = BTreeSet::new();
+        let mut backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>> = FuturesUnordered::new();
+        let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponse, ApiError>>> = None;
+        let mut signing_batch: Vec<u32> = Vec::new();
+        let mut sign_failures = 0u32;
+        let mut sign_wait: Option<LocalBoxFuture<'static, ()>> = None;
 
         while stored.len() < parts_total as usize {
-            while puts.len() < concurrency {
-                let Some(signed) = queue.take() else { break };
-                let range = plan.range(signed.part);
-                let progress = reporter.start_part(signed.part, range.end - range.start);
-                puts.push(put_part(&self.sink, signed, range, progress));
+            let state = control.state();
+            if state == RunState::Cancelled {
+                return Err(Stop::Cancelled);
             }
-            if signing.is_terminated()
-                && let Some(batch) = queue.next_batch()
-            {
-                // `next_batch` never returns an empty batch.
-                signing_call = ApiCall::Sign {
-                    first: batch[0],
-                    count: batch.len(),
-                };
-                signing.set(sign_parts(&self.signer, upload, batch).fuse());
+            if state == RunState::Paused || !self.network.is_online() {
+                // Stop everything: dropping a PUT aborts it. Its bytes are sent again later.
+                for (part, url) in std::mem::take(&mut in_flight) {
+                    reporter.abandon_part(part);
+                    urls.insert(part, url);
+                    waiting.insert(part);
+                }
+                puts = FuturesUnordered::new();
+                signing = None;
+                signing_batch.clear();
+                waiting.append(&mut in_backoff);
+                backoffs = FuturesUnordered::new();
+                sign_wait = None;
+                self.hold(Some(control), reporter, Phase::Uploading)
+                    .await
+                    .map_err(|_| Stop::Cancelled)?;
+                continue;
             }
-            // Every part not stored is unsigned (so a batch was just requested, or one is out),
-            // signed (so it was just launched, or all PUT slots are busy), or being PUT. Waiting
-            // on nothing would hang the upload forever; a panic at least surfaces the bug.
+
+            let now = self.clock.now_ms();
+            let margin = self.options.resign_margin_ms;
+            urls.retain(|_, url| url.usable_at(now, margin));
+            // `urls` is small (about two rounds) and sorted, `waiting` can hold 10,000 parts.
+            let launch: Vec<u32> = urls
+                .keys()
+                .copied()
+                .filter(|p| waiting.contains(p))
+                .take(concurrency - puts.len())
+                .collect();
+            for part in launch {
+                waiting.remove(&part);
+                // `launch` only holds parts with a URL.
+                let url = urls.remove(&part).unwrap();
+                let range = plan.range(part);
+                let (progress, activity) = reporter.start_part(part, range.end - range.start);
+                attempts.entry(part).or_default().tries += 1;
+                in_flight.insert(part, url.clone());
+                puts.push(Box::pin(self.put(part, url, range, progress, activity)));
+            }
+
+            if signing.is_none() && sign_wait.is_none() {
+                let stock = urls.keys().filter(|p| waiting.contains(p)).count();
+                let unsigned = waiting.len() - stock;
+                if unsigned > 0 && stock < concurrency {
+                    signing_batch = waiting
+                        .iter()
+                        .copied()
+                        .filter(|p| !urls.contains_key(p))
+                        .take(batch_size(concurrency, unsigned))
+                        .collect();
+                    let batch = signing_batch.clone();
+                    signing = Some(Box::pin(async move {
+                        self.signer.sign_parts(upload, &batch).await
+                    }));
+                }
+            }
+            // Every part not stored is waiting (with a URL: launched unless all slots are busy;
+            // without: a batch was just requested, or one is out or waiting to be retried), in
+            // backoff, or in flight. Waiting on nothing would hang forever; a panic at least
+            // surfaces the bug.
             assert!(
-                !puts.is_empty() || !signing.is_terminated(),
+                !puts.is_empty()
+                    || signing.is_some()
+                    || !backoffs.is_empty()
+                    || sign_wait.is_some(),
                 "upload scheduler has nothing to wait for with {} of {parts_total} parts stored",
                 stored.len()
             );
 
-            match next_event(&mut puts, signing.as_mut()).await {
-                Event::Signed(Ok(answer)) => {
-                    queue.accept(answer).map_err(|missing| Error::Api {
-                        call: signing_call,
-                        source: ApiError::InvalidResponse(format!(
-                            "the batch has no URL for part {missing}"
-                        )),
-                    })?;
+            let event = {
+                let mut changed = pin!(self.changed(Some(control)));
+                poll_fn(|cx| {
+                    if let Some(s) = signing.as_mut()
+                        && let Poll::Ready(answer) = s.as_mut().poll(cx)
+                    {
+                        signing = None;
+                        return Poll::Ready(Event::Signed(answer));
+                    }
+                    if let Some(w) = sign_wait.as_mut()
+                        && w.as_mut().poll(cx).is_ready()
+                    {
+                        sign_wait = None;
+                        return Poll::Ready(Event::SignWaitOver);
+                    }
+                    if let Poll::Ready(Some(done)) = puts.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Put(done));
+                    }
+                    if let Poll::Ready(Some(part)) = backoffs.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::BackoffOver(part));
+                    }
+                    if changed.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::Changed);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+
+            match event {
+                Event::Changed | Event::SignWaitOver => {}
+                Event::BackoffOver(part) => {
+                    in_backoff.remove(&part);
+                    waiting.insert(part);
                 }
-                Event::Signed(Err(source)) => {
-                    return Err(Error::Api {
-                        call: signing_call,
-                        source,
-                    });
+                Event::Signed(answer) => {
+                    let batch = std::mem::take(&mut signing_batch);
+                    let call = ApiCall::Sign {
+                        first: batch[0],
+                        count: batch.len(),
+                    };
+                    match answer {
+                        Ok(mut answer) => {
+                            sign_failures = 0;
+                            let now = self.clock.now_ms();
+                            let headers = Rc::new(std::mem::take(&mut answer.headers));
+                            for part in batch {
+                                match answer.presigned_urls.remove(&part) {
+                                    Some(url) if !url.is_empty() => {
+                                        if waiting.contains(&part) || in_backoff.contains(&part) {
+                                            let url = SignedUrl::new(
+                                                url,
+                                                headers.clone(),
+                                                answer.expires,
+                                                now,
+                                            );
+                                            urls.insert(part, url);
+                                        }
+                                    }
+                                    _ => {
+                                        return Err(Stop::Failed(Error::Api {
+                                            call,
+                                            source: ApiError::InvalidResponse(format!(
+                                                "the batch has no URL for part {part}"
+                                            )),
+                                        }));
+                                    }
+                                }
+                            }
+                        }
+                        Err(source) if source.is_retryable() => {
+                            if self.network.is_online() {
+                                sign_failures += 1;
+                                if sign_failures > retry.retries {
+                                    return Err(Stop::Failed(Error::Api { call, source }));
+                                }
+                                let delay = retry.delay_ms(sign_failures, self.random.next(), None);
+                                sign_wait = Some(self.clock.sleep(delay));
+                            }
+                        }
+                        Err(source) => return Err(Stop::Failed(Error::Api { call, source })),
+                    }
                 }
-                Event::Put(part, Ok(Some(etag))) if !etag.trim().is_empty() => {
-                    reporter.part_done(part);
-                    stored.push(CompletedPart {
-                        part_number: part,
-                        etag,
-                    });
-                }
-                Event::Put(part, Ok(_)) => {
-                    return Err(Error::MissingEtag {
-                        part,
-                        parts: parts_total,
-                    });
-                }
-                Event::Put(part, Err(PutError::Status { status, body })) => {
-                    return Err(Error::PartStatus {
-                        part,
-                        parts: parts_total,
-                        status,
-                        body,
-                    });
-                }
-                Event::Put(part, Err(PutError::Network(message))) => {
-                    return Err(Error::PartNetwork {
-                        part,
-                        parts: parts_total,
-                        message,
-                    });
+                Event::Put(PutDone {
+                    part,
+                    url,
+                    bytes,
+                    outcome,
+                }) => {
+                    in_flight.remove(&part);
+                    let failure = match outcome {
+                        PutOutcome::Stored(Some(etag)) if !etag.trim().is_empty() => {
+                            reporter.part_done(part);
+                            attempts.remove(&part);
+                            stored.insert(part, etag);
+                            continue;
+                        }
+                        PutOutcome::Stored(_) => {
+                            return Err(Stop::Failed(Error::MissingEtag {
+                                part,
+                                parts: parts_total,
+                            }));
+                        }
+                        PutOutcome::Failed(e) => Some(e),
+                        PutOutcome::Stalled => None,
+                    };
+                    reporter.abandon_part(part);
+                    let a = attempts.entry(part).or_default();
+                    if bytes > a.best {
+                        a.best = bytes;
+                        a.failures = 0;
+                        a.resigns = 0;
+                    }
+                    if !self.network.is_online() {
+                        // Not the part's fault: try again, without counting, once back online.
+                        urls.insert(part, url);
+                        waiting.insert(part);
+                        continue;
+                    }
+                    let expired = url.expired_at(self.clock.now_ms());
+                    let class = match &failure {
+                        None => FailureClass::Retryable,
+                        // A store that omits CORS headers on errors turns its expiry answer
+                        // into a network error; retry it, with a fresh URL.
+                        Some(PutError::Network(_)) => FailureClass::Retryable,
+                        Some(PutError::Status { .. }) if expired => FailureClass::Expired,
+                        Some(e) => e.class(),
+                    };
+                    let give_up = match class {
+                        FailureClass::Expired => {
+                            a.resigns += 1;
+                            a.resigns > MAX_RESIGNS
+                        }
+                        FailureClass::Retryable => {
+                            a.failures += 1;
+                            a.failures > retry.retries
+                        }
+                        FailureClass::Fatal => true,
+                    };
+                    if give_up {
+                        return Err(Stop::Failed(self.part_error(
+                            part,
+                            parts_total,
+                            failure,
+                            a.tries,
+                        )));
+                    }
+                    if class == FailureClass::Expired {
+                        // Without a URL, the part is in the next signing batch.
+                        waiting.insert(part);
+                        continue;
+                    }
+                    if !expired {
+                        urls.insert(part, url);
+                    }
+                    let retry_after = match &failure {
+                        Some(PutError::Status { retry_after_ms, .. }) => {
+                            retry_after_ms.map(|ms| ms as f64)
+                        }
+                        _ => None,
+                    };
+                    let delay = retry.delay_ms(a.failures, self.random.next(), retry_after);
+                    let sleep = self.clock.sleep(delay);
+                    in_backoff.insert(part);
+                    backoffs.push(Box::pin(async move {
+                        sleep.await;
+                        part
+                    }));
                 }
             }
         }
-        stored.sort_unstable_by_key(|p| p.part_number);
-        Ok(stored)
+        Ok(stored
+            .into_iter()
+            .map(|(part_number, etag)| CompletedPart { part_number, etag })
+            .collect())
+    }
+
+    /// The error that ends the upload because of `part`.
+    fn part_error(&self, part: u32, parts: u32, failure: Option<PutError>, attempts: u32) -> Error {
+        match failure {
+            Some(PutError::Status { status, body, .. }) => Error::PartStatus {
+                part,
+                parts,
+                status,
+                body,
+                attempts,
+            },
+            Some(PutError::Network(message)) => Error::PartNetwork {
+                part,
+                parts,
+                message,
+                attempts,
+            },
+            None => Error::PartStalled {
+                part,
+                parts,
+                stall_ms: self.options.stall_timeout_ms as u64,
+                attempts,
+            },
+        }
+    }
+
+    /// One PUT of `part`, abandoned when its bytes stop moving for the stall timeout.
+    async fn put(
+        &self,
+        part: u32,
+        url: SignedUrl,
+        range: Range<u64>,
+        progress: PartProgress,
+        activity: Rc<Activity>,
+    ) -> PutDone {
+        let outcome = {
+            let put = PartPut {
+                part,
+                url: &url.url,
+                headers: &url.headers,
+                range,
+            };
+            let send = pin!(self.sink.put_part(put, progress));
+            let watchdog = pin!(self.watchdog(&activity));
+            match future::select(send, watchdog).await {
+                Either::Left((Ok(etag), _)) => PutOutcome::Stored(etag),
+                Either::Left((Err(e), _)) => PutOutcome::Failed(e),
+                Either::Right(_) => PutOutcome::Stalled,
+            }
+        };
+        PutDone {
+            part,
+            url,
+            bytes: activity.bytes.get(),
+            outcome,
+        }
+    }
+
+    /// Resolves once `activity` has been idle for the stall timeout. Re-reads the clock after
+    /// every timer, so a timer that fired late (the machine slept) still detects the stall.
+    async fn watchdog(&self, activity: &Activity) {
+        let stall = self.options.stall_timeout_ms;
+        if stall <= 0.0 {
+            return future::pending().await;
+        }
+        loop {
+            let idle = self.clock.now_ms() - activity.last_ms.get();
+            if idle >= stall {
+                return;
+            }
+            self.clock.sleep(stall - idle).await;
+        }
     }
 
     async fn abort(&self, upload: &CreateMultipartResponse) -> Error {
@@ -323,57 +784,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 }
 
-/// Polls a fused cancel future once.
-fn cancelled<F: Future<Output = ()> + FusedFuture>(cancel: Pin<&mut F>) -> bool {
-    !cancel.is_terminated() && cancel.now_or_never().is_some()
-}
-
-/// Something the scheduler must react to.
-enum Event {
-    Signed(Result<SignBatchResponse, ApiError>),
-    Put(u32, Result<Option<String>, PutError>),
-}
-
-/// Waits for the signing request or any PUT to finish, whichever is first.
-async fn next_event<F, S>(puts: &mut FuturesUnordered<F>, mut signing: Pin<&mut S>) -> Event
-where
-    F: Future<Output = (u32, Result<Option<String>, PutError>)>,
-    S: Future<Output = Result<SignBatchResponse, ApiError>> + FusedFuture,
-{
-    poll_fn(|cx| {
-        if !signing.is_terminated()
-            && let Poll::Ready(answer) = signing.as_mut().poll(cx)
-        {
-            return Poll::Ready(Event::Signed(answer));
-        }
-        match puts.poll_next_unpin(cx) {
-            Poll::Ready(Some((part, result))) => Poll::Ready(Event::Put(part, result)),
-            // `None` means no PUT is in flight; the signing request registered the waker.
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-async fn put_part<P: PartSink>(
-    sink: &P,
-    signed: SignedPart,
-    range: Range<u64>,
-    progress: PartProgress,
-) -> (u32, Result<Option<String>, PutError>) {
-    let put = PartPut {
-        part: signed.part,
-        url: &signed.url,
-        headers: &signed.headers,
-        range,
-    };
-    (signed.part, sink.put_part(put, progress).await)
-}
-
-async fn sign_parts<S: Signer>(
-    signer: &S,
-    upload: &CreateMultipartResponse,
-    batch: Vec<u32>,
-) -> Result<SignBatchResponse, ApiError> {
-    signer.sign_parts(upload, &batch).await
+/// Resolves once `control` is cancelled.
+async fn cancelled(control: &Control) {
+    while !control.is_cancelled() {
+        control.changed().await;
+    }
 }

@@ -1,23 +1,25 @@
-//! The JS API: `new Uploader(options).upload(file, options)`.
+//! The JS API: `new Uploader(options).upload(file, options)`, and `start(file, options)` for an
+//! [`UploadHandle`] that can pause, resume and cancel.
 //!
 //! Only wiring: options are read into the engine's types, the engine runs with the browser's
 //! ports, and its result or error is converted back. Types the generated `.d.ts` cannot derive
 //! from Rust are declared in the TypeScript section below and referenced by name.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures::channel::oneshot;
-use futures::future;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
-use super::BrowserClock;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
 use super::signer::HttpSigner;
 use super::xhr::XhrSink;
-use crate::engine::{Engine, Error, FileInfo, UploadOptions};
+use super::{BrowserClock, BrowserNetwork};
+use crate::engine::{
+    Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState, UploadOptions,
+};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -34,6 +36,19 @@ export interface UploaderOptions {
   partSize?: number;
   /** Extra headers sent with every call to the signing API, e.g. `Authorization`. */
   headers?: Record<string, string>;
+  /**
+   * Failed attempts of one part (or failed calls to the signing API in a row) tolerated before
+   * the upload fails; the count restarts whenever the part gets further than before. Default 6.
+   * Network errors, stalls, 5xx, 408, 429, `SlowDown` and `RequestTimeout` are retried; an
+   * expired URL is re-signed without counting; other 4xx fail at once.
+   */
+  retries?: number;
+  /** Milliseconds before the first retry; doubles with each further one, with jitter. Default 1000. */
+  retryDelay?: number;
+  /** Longest wait between two attempts in milliseconds (a `Retry-After` may be longer). Default 30000. */
+  maxRetryDelay?: number;
+  /** Milliseconds without bytes moving after which a part is aborted and retried; 0 never. Default 30000. */
+  stallTimeout?: number;
 }
 
 /** Options of one {@link Uploader.upload} call. */
@@ -66,6 +81,8 @@ export interface UploadProgress {
   speed: number;
   /** Seconds left at the current speed; `null` while unknown. */
   eta: number | null;
+  /** What the upload is doing. */
+  phase: "uploading" | "paused" | "offline" | "completing" | "done";
 }
 
 /** A completed upload. */
@@ -85,6 +102,7 @@ export type S3DirectErrorCode =
   | "missing_etag"
   | "http_error"
   | "network_error"
+  | "stalled"
   | "create_failed"
   | "sign_failed"
   | "complete_failed"
@@ -144,21 +162,99 @@ impl Uploader {
     }
 
     /// Uploads `file` (a `File`, or a `Blob` with `options.filename`). Resolves when the object
-    /// is complete; rejects with an `S3DirectError`.
+    /// is complete; rejects with an `S3DirectError`. Same as `start(file, options).promise`.
     #[wasm_bindgen(unchecked_return_type = "Promise<UploadResult>")]
     pub fn upload(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
         options: Option<UploadOptionsArg>,
     ) -> js_sys::Promise {
+        self.start(file, options).promise
+    }
+
+    /// Starts uploading `file` and returns a handle to pause, resume or cancel it. The upload's
+    /// outcome is `handle.promise`.
+    pub fn start(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        options: Option<UploadOptionsArg>,
+    ) -> UploadHandle {
         let config = self.config.clone();
         let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
-        wasm_bindgen_futures::future_to_promise(async move {
-            upload(&config, file, &options)
-                .await
-                .map(|r| result_to_js(&r))
-                .map_err(|e| error_to_js(&e))
-        })
+        let control = Control::new();
+        let last = Rc::new(RefCell::new(None));
+        let promise = {
+            let control = control.clone();
+            let last = last.clone();
+            wasm_bindgen_futures::future_to_promise(async move {
+                upload(&config, file, &options, &control, last)
+                    .await
+                    .map(|r| result_to_js(&r))
+                    .map_err(|e| error_to_js(&e))
+            })
+        };
+        UploadHandle {
+            control,
+            promise,
+            last,
+        }
+    }
+}
+
+/// One running upload.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct UploadHandle {
+    control: Rc<Control>,
+    promise: js_sys::Promise,
+    last: Rc<RefCell<Option<Progress>>>,
+}
+
+#[wasm_bindgen]
+impl UploadHandle {
+    /// Resolves with the `UploadResult`; rejects with an `S3DirectError`.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<UploadResult>")]
+    pub fn promise(&self) -> js_sys::Promise {
+        self.promise.clone()
+    }
+
+    /// Stops starting parts and aborts those in flight; what is stored stays stored.
+    pub fn pause(&self) {
+        self.control.pause();
+    }
+
+    /// Continues a paused upload with the parts not yet stored.
+    pub fn resume(&self) {
+        self.control.resume();
+    }
+
+    /// Aborts the upload and deletes its stored parts; the promise rejects with code `aborted`.
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// `"running"`, `"paused"` or `"cancelled"`: what was asked, not what the upload is doing
+    /// (see `progress.phase`).
+    #[wasm_bindgen(
+        getter,
+        unchecked_return_type = "\"running\" | \"paused\" | \"cancelled\""
+    )]
+    pub fn state(&self) -> String {
+        match self.control.state() {
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Cancelled => "cancelled",
+        }
+        .into()
+    }
+
+    /// The last progress reported, or `null` before the first.
+    #[wasm_bindgen(getter, unchecked_return_type = "UploadProgress | null")]
+    pub fn progress(&self) -> JsValue {
+        self.last
+            .borrow()
+            .as_ref()
+            .map_or(JsValue::NULL, progress_to_js)
     }
 }
 
@@ -170,9 +266,25 @@ fn read_config(options: &JsValue) -> Result<Config, Error> {
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         None => defaults.concurrency,
     };
+    let retries = match o.whole_number("retries")? {
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+        None => defaults.retry.retries,
+    };
     let options = UploadOptions {
         part_size: o.whole_number("partSize")?.unwrap_or(defaults.part_size),
         concurrency,
+        retry: RetryPolicy {
+            retries,
+            base_delay_ms: o
+                .millis("retryDelay")?
+                .unwrap_or(defaults.retry.base_delay_ms),
+            max_delay_ms: o
+                .millis("maxRetryDelay")?
+                .unwrap_or(defaults.retry.max_delay_ms),
+        },
+        stall_timeout_ms: o
+            .millis("stallTimeout")?
+            .unwrap_or(defaults.stall_timeout_ms),
         ..defaults
     };
     options.validate()?;
@@ -187,6 +299,8 @@ async fn upload(
     config: &Config,
     file: JsValue,
     options: &JsValue,
+    control: &Rc<Control>,
+    last: Rc<RefCell<Option<Progress>>>,
 ) -> Result<crate::engine::UploadResult, Error> {
     let blob: Blob = file
         .dyn_into()
@@ -211,14 +325,16 @@ async fn upload(
         size: blob.size() as u64,
     };
 
-    let (cancelled, _listener) = cancel_on(signal);
+    let _listener = cancel_on(signal, control);
     let engine = Engine::new(
         HttpSigner::new(&config.endpoint, config.headers.clone()),
         XhrSink::new(blob),
         Rc::new(BrowserClock),
         config.options.clone(),
-    );
-    let report = Box::new(move |p: &crate::engine::Progress| {
+    )
+    .with_network(Rc::new(BrowserNetwork::new()));
+    let report = Box::new(move |p: &Progress| {
+        *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress
             && let Err(e) = f.call1(&JsValue::UNDEFINED, &progress_to_js(p))
         {
@@ -226,38 +342,26 @@ async fn upload(
             web_sys::console::error_2(&"s3-direct: onProgress threw".into(), &e);
         }
     });
-    engine.upload(&info, report, cancelled).await
+    engine.upload(&info, report, control).await
 }
 
-/// A future that resolves when `signal` aborts (at once if it already has), and the listener
-/// that must stay alive meanwhile; dropping the listener detaches it.
-fn cancel_on(signal: Option<AbortSignal>) -> (impl Future<Output = ()>, Option<AbortListener>) {
-    let (tx, rx) = oneshot::channel::<()>();
-    let listener = match signal {
+/// Cancels `control` when `signal` aborts (at once if it already has). Returns the listener that
+/// must stay alive meanwhile; dropping it detaches it.
+fn cancel_on(signal: Option<AbortSignal>, control: &Rc<Control>) -> Option<AbortListener> {
+    match signal {
         Some(signal) if signal.aborted() => {
-            let _ = tx.send(());
+            control.cancel();
             None
         }
         Some(signal) => {
-            let mut tx = Some(tx);
-            let closure = Closure::<dyn FnMut()>::new(move || {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(());
-                }
-            });
+            let control = control.clone();
+            let closure = Closure::<dyn FnMut()>::new(move || control.cancel());
             let added =
                 signal.add_event_listener_with_callback("abort", closure.as_ref().unchecked_ref());
             added.is_ok().then_some(AbortListener { signal, closure })
         }
         None => None,
-    };
-    let cancelled = async move {
-        // A dropped sender means no signal, or the upload is over: never a cancel.
-        if rx.await.is_err() {
-            future::pending::<()>().await;
-        }
-    };
-    (cancelled, listener)
+    }
 }
 
 /// An `abort` listener on the caller's `AbortSignal`, removed when dropped so a long-lived

@@ -62,6 +62,21 @@ impl<'a> JsOptions<'a> {
         }
     }
 
+    /// A number of milliseconds (finite, at least 0).
+    pub(crate) fn millis(&self, name: &str) -> Result<Option<f64>, Error> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+                Some(n) => Err(Error::InvalidOptions(format!(
+                    "{}.{name} must be a number of milliseconds >= 0, got {n}",
+                    self.what
+                ))),
+                None => Err(self.wrong(name, "a number", &v)),
+            },
+        }
+    }
+
     /// A whole number of at least 0 (limits are checked by the engine, which names them).
     pub(crate) fn whole_number(&self, name: &str) -> Result<Option<u64>, Error> {
         match self.get(name)? {
@@ -155,6 +170,7 @@ pub(crate) fn progress_to_js(p: &Progress) -> JsValue {
     set(&o, "partsTotal", p.parts_total);
     set(&o, "speed", p.speed);
     set(&o, "eta", p.eta.map_or(JsValue::NULL, JsValue::from_f64));
+    set(&o, "phase", p.phase.as_str());
     o.into()
 }
 

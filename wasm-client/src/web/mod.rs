@@ -14,16 +14,133 @@ mod convert;
 mod signer;
 mod xhr;
 
-use crate::engine::Clock;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use js_sys::{Function, Reflect};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::EventTarget;
 
-/// Wall-clock time from `Date.now()`: available in pages and workers alike. The engine tolerates
-/// the small steps back a wall clock can take.
+use crate::engine::{Clock, Network, Watch};
+
+/// Wall-clock time from `Date.now()` and timers from `setTimeout`: available in pages and
+/// workers alike. The engine tolerates the small steps back a wall clock can take.
 #[derive(Debug, Clone, Copy)]
 struct BrowserClock;
+
+/// The longest delay `setTimeout` takes; longer ones fire at once.
+const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
 
 impl Clock for BrowserClock {
     fn now_ms(&self) -> f64 {
         js_sys::Date::now()
+    }
+
+    fn sleep(&self, ms: f64) -> LocalBoxFuture<'static, ()> {
+        let (tx, rx) = oneshot::channel::<()>();
+        let closure = Closure::once(move || {
+            let _ = tx.send(());
+        });
+        let global = js_sys::global();
+        let id = global_function(&global, "setTimeout").and_then(|f| {
+            f.call2(
+                &global,
+                closure.as_ref(),
+                &JsValue::from_f64(ms.clamp(0.0, MAX_TIMEOUT_MS)),
+            )
+            .ok()
+        });
+        // Built outside the future so that dropping an unpolled sleep still clears the timer.
+        let timer = Timeout {
+            id,
+            _closure: closure,
+        };
+        Box::pin(async move {
+            let _timer = timer;
+            // Without `setTimeout` (no such host) the sleep never ends; the engine then relies on
+            // the network and the caller instead of timers.
+            let _ = rx.await;
+        })
+    }
+}
+
+fn global_function(global: &JsValue, name: &str) -> Option<Function> {
+    Reflect::get(global, &JsValue::from_str(name))
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// A pending `setTimeout`, cleared when dropped so the callback never reaches a freed closure.
+struct Timeout {
+    id: Option<JsValue>,
+    _closure: Closure<dyn FnMut()>,
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            let global = js_sys::global();
+            if let Some(clear) = global_function(&global, "clearTimeout") {
+                let _ = clear.call1(&global, id);
+            }
+        }
+    }
+}
+
+/// `navigator.onLine` and the global `online`/`offline` events, listened to while it lives.
+struct BrowserNetwork {
+    watch: Watch,
+    target: Option<EventTarget>,
+    listener: Closure<dyn FnMut()>,
+}
+
+impl BrowserNetwork {
+    fn new() -> Self {
+        let watch = Watch::default();
+        let notify = watch.clone();
+        let listener = Closure::<dyn FnMut()>::new(move || notify.notify());
+        let target = js_sys::global().dyn_into::<EventTarget>().ok();
+        if let Some(target) = &target {
+            for event in ["online", "offline"] {
+                let _ = target
+                    .add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+            }
+        }
+        Self {
+            watch,
+            target,
+            listener,
+        }
+    }
+}
+
+impl Drop for BrowserNetwork {
+    fn drop(&mut self) {
+        if let Some(target) = &self.target {
+            for event in ["online", "offline"] {
+                let _ = target.remove_event_listener_with_callback(
+                    event,
+                    self.listener.as_ref().unchecked_ref(),
+                );
+            }
+        }
+    }
+}
+
+impl Network for BrowserNetwork {
+    fn is_online(&self) -> bool {
+        let global = js_sys::global();
+        Reflect::get(&global, &JsValue::from_str("navigator"))
+            .and_then(|n| Reflect::get(&n, &JsValue::from_str("onLine")))
+            .ok()
+            .and_then(|v| v.as_bool())
+            // No navigator (not a browser): assume online and let the retry policy cope.
+            .unwrap_or(true)
+    }
+
+    fn changed(&self) -> LocalBoxFuture<'static, ()> {
+        Box::pin(self.watch.changed())
     }
 }
 

@@ -50,6 +50,12 @@ impl PartSink for XhrSink {
         let xhr = XmlHttpRequest::new().map_err(js_err)?;
         xhr.open_with_async("PUT", put.url, true).map_err(js_err)?;
         for (name, value) in put.headers {
+            // The browser sets these itself (Content-Length from the body, which is exactly the
+            // part) and throws on an attempt to set them; a server may still list them because
+            // it signed them.
+            if is_forbidden_header(name) {
+                continue;
+            }
             xhr.set_request_header(name, value).map_err(js_err)?;
         }
         // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
@@ -99,19 +105,49 @@ impl PartSink for XhrSink {
         if status == 0 {
             return Err(PutError::Network("no HTTP status".into()));
         }
+        // Read from the full list because `getResponseHeader` on a header CORS hides logs
+        // "Refused to get unsafe header" in Chromium's console for every part.
+        let headers = xhr.get_all_response_headers().unwrap_or_default();
         if !(200..300).contains(&status) {
             let text = xhr.response_text().ok().flatten().unwrap_or_default();
             return Err(PutError::Status {
                 status,
                 body: truncate(&text, MAX_ERROR_BODY).to_owned(),
+                retry_after_ms: header(&headers, "retry-after").and_then(|v| retry_after_ms(&v)),
             });
         }
         // `None` both when the store sent no ETag and when CORS hides it; the engine says which
-        // setting to fix. Read from the full list because `getResponseHeader` on a hidden header
-        // logs "Refused to get unsafe header" in Chromium's console for every part.
-        let headers = xhr.get_all_response_headers().unwrap_or_default();
+        // setting to fix.
         Ok(header(&headers, "etag"))
     }
+}
+
+/// Request headers a page may not set (the Fetch standard's forbidden names that a signing
+/// server could plausibly return).
+fn is_forbidden_header(name: &str) -> bool {
+    const FORBIDDEN: [&str; 8] = [
+        "content-length",
+        "host",
+        "connection",
+        "expect",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "date",
+    ];
+    FORBIDDEN
+        .iter()
+        .any(|f| name.trim().eq_ignore_ascii_case(f))
+}
+
+/// `Retry-After` as milliseconds from now: delay-seconds or an HTTP date.
+fn retry_after_ms(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = js_sys::Date::parse(value);
+    (!at.is_nan()).then(|| (at - js_sys::Date::now()).max(0.0) as u64)
 }
 
 /// The value of header `name` (lowercase) in a `getAllResponseHeaders()` list.

@@ -11,11 +11,11 @@ use std::rc::Rc;
 
 use futures::channel::oneshot;
 use futures::executor::LocalPool;
-use futures::future;
+use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, Clock, Engine, Error, FileInfo, PartProgress, PartPut, PartSink, Progress, PutError,
-    Signer, UploadOptions, UploadResult,
+    ApiError, Clock, Control, Engine, Error, FileInfo, Network, PartProgress, PartPut, PartSink,
+    Progress, PutError, Signer, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -31,9 +31,15 @@ pub const LOCATION: &str = "https://store.test/media/uploads/2026/video.mp4";
 pub const FINAL_ETAG: &str = "\"3858f62230ac3c915f300c664312c11f-2\"";
 pub const FILENAME: &str = "video.mp4";
 
-/// The URL the fake signer issues for `part`.
+/// The start of every URL the fake signer issues for `part`.
 pub fn url_for(part: u32) -> String {
-    format!("https://store.test/{BUCKET}/{KEY}?partNumber={part}&uploadId=u1&X-Amz-Signature=s")
+    format!("https://store.test/{BUCKET}/{KEY}?partNumber={part}&uploadId=u1")
+}
+
+/// The URL the fake signer issues for `part` in its `call`-th signing answer (0-based).
+pub fn signed_url(part: u32, call: usize, expires: Option<u64>) -> String {
+    let expires = expires.map_or(String::new(), |s| format!("&X-Amz-Expires={s}"));
+    format!("{}{expires}&X-Amz-Signature=s{call}", url_for(part))
 }
 
 /// The ETag the harness answers `part` with.
@@ -63,14 +69,18 @@ pub enum Gate {
 pub struct Script {
     /// Requests of these kinds wait until the test calls [`Harness::release`].
     pub hold: Vec<Gate>,
-    pub create_error: Option<ApiError>,
-    /// Fail the sign call with this 0-based index.
-    pub sign_error: Option<(usize, ApiError)>,
+    /// Errors answered to the first create calls, in order.
+    pub create_errors: Vec<ApiError>,
+    /// Fail the sign calls with these 0-based indexes.
+    pub sign_errors: Vec<(usize, ApiError)>,
+    /// Lifetime written into every URL as `X-Amz-Expires`.
+    pub url_expires: Option<u64>,
     /// Leave this part out of its batch's answer.
     pub omit_url: Option<u32>,
     /// Headers every batch answer carries.
     pub batch_headers: BTreeMap<String, String>,
-    pub complete_error: Option<ApiError>,
+    /// Errors answered to the first complete calls, in order.
+    pub complete_errors: Vec<ApiError>,
     pub abort_error: Option<ApiError>,
 }
 
@@ -185,8 +195,9 @@ impl Signer for FakeSigner {
             .borrow_mut()
             .push(Call::Create(request.clone()));
         self.gate(Gate::Create).await;
-        if let Some(e) = self.0.script.borrow_mut().create_error.take() {
-            return Err(e);
+        let mut script = self.0.script.borrow_mut();
+        if !script.create_errors.is_empty() {
+            return Err(script.create_errors.remove(0));
         }
         Ok(CreateMultipartResponse {
             key: KEY.into(),
@@ -207,26 +218,19 @@ impl Signer for FakeSigner {
             parts.len()
         );
         assert!(parts.is_sorted(), "batch {parts:?} is not ascending");
-        let signed_before: Vec<u32> = self.sign_calls().concat();
-        assert!(
-            parts.iter().all(|p| !signed_before.contains(p)),
-            "batch {parts:?} re-signs a part"
-        );
         let index = self.sign_calls().len();
         self.0.calls.borrow_mut().push(Call::Sign(parts.to_vec()));
         let _in_flight = SignInFlight::new(&self.0);
         self.gate(Gate::Sign).await;
         let script = self.0.script.borrow();
-        if let Some((i, e)) = &script.sign_error
-            && *i == index
-        {
+        if let Some((_, e)) = script.sign_errors.iter().find(|(i, _)| *i == index) {
             return Err(e.clone());
         }
         Ok(SignBatchResponse {
             presigned_urls: parts
                 .iter()
                 .filter(|&&p| Some(p) != script.omit_url)
-                .map(|&p| (p, url_for(p)))
+                .map(|&p| (p, signed_url(p, index, script.url_expires)))
                 .collect(),
             expires: Some(900),
             headers: script.batch_headers.clone(),
@@ -244,8 +248,9 @@ impl Signer for FakeSigner {
             .borrow_mut()
             .push(Call::Complete(request.parts.clone()));
         self.gate(Gate::Complete).await;
-        if let Some(e) = self.0.script.borrow_mut().complete_error.take() {
-            return Err(e);
+        let mut script = self.0.script.borrow_mut();
+        if !script.complete_errors.is_empty() {
+            return Err(script.complete_errors.remove(0));
         }
         Ok(CompleteResponse {
             location: LOCATION.into(),
@@ -278,6 +283,7 @@ struct PendingPut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutLog {
     pub part: u32,
+    pub url: String,
     pub headers: BTreeMap<String, String>,
 }
 
@@ -369,11 +375,11 @@ impl Drop for PutInFlight {
 impl PartSink for FakeSink {
     async fn put_part(&self, put: PartPut<'_>, progress: PartProgress) -> Reply {
         let state = &self.0;
-        assert_eq!(
-            put.url,
-            url_for(put.part),
-            "part {} got another part's URL",
-            put.part
+        assert!(
+            put.url.starts_with(&format!("{}&", url_for(put.part))),
+            "part {} got another part's URL {}",
+            put.part,
+            put.url
         );
         assert_eq!(progress.part(), put.part);
         if let Some(plan) = &state.plan {
@@ -399,6 +405,7 @@ impl PartSink for FakeSink {
         );
         state.log.borrow_mut().push(PutLog {
             part: put.part,
+            url: put.url.to_owned(),
             headers: put.headers.clone(),
         });
         let n = state.in_flight.get() + 1;
@@ -415,19 +422,90 @@ impl PartSink for FakeSink {
     }
 }
 
-/// Time that moves only when the test says so.
+/// Time that moves only when the test says so; timers fire when it passes their deadline.
 #[derive(Debug, Default)]
-pub struct FakeClock(Cell<f64>);
+pub struct FakeClock {
+    now: Cell<f64>,
+    timers: RefCell<Vec<(f64, oneshot::Sender<()>)>>,
+}
 
 impl FakeClock {
+    /// Moves time forward and fires every timer now due (without running the upload).
     pub fn advance(&self, ms: f64) {
-        self.0.set(self.0.get() + ms);
+        self.now.set(self.now.get() + ms);
+        let now = self.now.get();
+        let mut timers = self.timers.borrow_mut();
+        let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(t, _)| *t <= now);
+        *timers = later;
+        drop(timers);
+        for (_, tx) in due {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Milliseconds from now until each live timer fires, soonest first.
+    pub fn timers(&self) -> Vec<f64> {
+        let now = self.now.get();
+        let mut t: Vec<f64> = self
+            .timers
+            .borrow()
+            .iter()
+            .filter(|(_, tx)| !tx.is_canceled())
+            .map(|(t, _)| t - now)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t
     }
 }
 
 impl Clock for FakeClock {
     fn now_ms(&self) -> f64 {
-        self.0.get()
+        self.now.get()
+    }
+
+    fn sleep(&self, ms: f64) -> LocalBoxFuture<'static, ()> {
+        let (tx, rx) = oneshot::channel();
+        if ms <= 0.0 {
+            let _ = tx.send(());
+        } else {
+            self.timers.borrow_mut().push((self.now.get() + ms, tx));
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// A network status the test switches.
+#[derive(Debug)]
+pub struct FakeNetwork {
+    online: Cell<bool>,
+    watch: Watch,
+}
+
+impl Default for FakeNetwork {
+    fn default() -> Self {
+        Self {
+            online: Cell::new(true),
+            watch: Watch::default(),
+        }
+    }
+}
+
+impl FakeNetwork {
+    pub fn set_online(&self, online: bool) {
+        self.online.set(online);
+        self.watch.notify();
+    }
+}
+
+impl Network for FakeNetwork {
+    fn is_online(&self) -> bool {
+        self.online.get()
+    }
+
+    fn changed(&self) -> LocalBoxFuture<'static, ()> {
+        Box::pin(self.watch.changed())
     }
 }
 
@@ -447,9 +525,10 @@ pub struct Harness {
     pub signer: FakeSigner,
     pub sink: FakeSink,
     pub clock: Rc<FakeClock>,
+    pub network: Rc<FakeNetwork>,
+    pub control: Rc<Control>,
     progress: Rc<RefCell<Vec<Progress>>>,
     result: Rc<RefCell<Option<Result<UploadResult, Error>>>>,
-    cancel: Option<oneshot::Sender<()>>,
 }
 
 impl Harness {
@@ -459,26 +538,27 @@ impl Harness {
         let signer = FakeSigner::new(script);
         let sink = FakeSink::new(plan);
         let clock = Rc::new(FakeClock::default());
+        let network = Rc::new(FakeNetwork::default());
+        let control = Control::new();
         let progress = Rc::new(RefCell::new(Vec::new()));
         let result = Rc::new(RefCell::new(None));
-        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
 
-        let engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options);
+        // Jitter is always the middle of its range: delays are 3/4 of the nominal backoff.
+        let engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options)
+            .with_network(network.clone())
+            .with_random(Rc::new(|| 0.5));
         let on_progress = {
             let progress = progress.clone();
             Box::new(move |p: &Progress| progress.borrow_mut().push(*p))
         };
-        let cancel = async move {
-            // A dropped sender is the harness going away, not a cancel.
-            if cancel_rx.await.is_err() {
-                future::pending::<()>().await;
-            }
-        };
         let out = result.clone();
         let pool = LocalPool::new();
+        let upload_control = control.clone();
         pool.spawner()
             .spawn_local(async move {
-                let r = engine.upload(&file(size), on_progress, cancel).await;
+                let r = engine
+                    .upload(&file(size), on_progress, &upload_control)
+                    .await;
                 *out.borrow_mut() = Some(r);
             })
             .expect("the pool is alive");
@@ -487,10 +567,38 @@ impl Harness {
             signer,
             sink,
             clock,
+            network,
+            control,
             progress,
             result,
-            cancel: Some(cancel_tx),
         }
+    }
+
+    /// Moves the clock forward (firing due timers) and runs.
+    pub fn advance(&mut self, ms: f64) {
+        self.clock.advance(ms);
+        self.run();
+    }
+
+    /// The store answers the PUT of `part` with `status` and an S3 error `code`.
+    pub fn refuse(&mut self, part: u32, status: u16, code: &str) {
+        let body = format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>");
+        self.reply(part, Err(PutError::status(status, body)));
+    }
+
+    pub fn pause(&mut self) {
+        self.control.pause();
+        self.run();
+    }
+
+    pub fn resume(&mut self) {
+        self.control.resume();
+        self.run();
+    }
+
+    pub fn set_online(&mut self, online: bool) {
+        self.network.set_online(online);
+        self.run();
     }
 
     /// Runs the upload until it waits for something the test controls.
@@ -528,11 +636,7 @@ impl Harness {
 
     /// Fires the cancel signal without running.
     pub fn signal_cancel(&mut self) {
-        self.cancel
-            .take()
-            .expect("cancel fires once")
-            .send(())
-            .expect("the upload still listens for cancel");
+        self.control.cancel();
     }
 
     /// Fires the cancel signal and runs.
