@@ -68,6 +68,7 @@ cat >"$out_dir/package.json" <<JSON
     "s3_direct.d.ts",
     "s3_direct_bg.wasm",
     "s3_direct_bg.wasm.d.ts",
+    "snippets/",
     "README.md"
   ]
 }

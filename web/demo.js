@@ -5,6 +5,10 @@
 //   ?concurrency=4   parallel part PUTs per file (default: the client's, 6)
 //   ?files=2         files uploading at once     (default 2; the rest wait in the queue)
 //   ?endpoint=/s3    the signing API
+//   ?retryDelay=200  first retry delay in ms; ?stallTimeout=5000 stall timeout in ms
+//
+// Choosing a file again after a reload (or a crash) resumes its upload: the client keeps a
+// record in IndexedDB and sends only the parts the store lacks.
 import init, { Uploader } from '/pkg/s3_direct.js';
 
 const params = new URLSearchParams(location.search);
@@ -13,6 +17,9 @@ const number = (name) => (params.has(name) ? Number(params.get(name)) : undefine
 const options = { endpoint: params.get('endpoint') ?? '/s3' };
 if (number('partSize')) options.partSize = number('partSize') * 1024 * 1024;
 if (number('concurrency')) options.concurrency = number('concurrency');
+for (const name of ['retries', 'retryDelay', 'maxRetryDelay', 'stallTimeout']) {
+  if (params.has(name)) options[name] = number(name);
+}
 const filesAtOnce = Math.max(1, number('files') ?? 2);
 
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -39,8 +46,9 @@ function addFile(file) {
   $('.name', row).textContent = file.name;
   $('.size', row).textContent = formatBytes(file.size);
   $('.detail', row).textContent = 'Waiting…';
-  const item = { file, row, controller: new AbortController() };
+  const item = { file, row, controller: new AbortController(), handle: null };
   $('.cancel', row).addEventListener('click', () => cancel(item));
+  $('.pause', row).addEventListener('click', () => togglePause(item));
   $('#queue').append(row);
   queue.push(item);
   pump();
@@ -51,10 +59,23 @@ function cancel(item) {
   if (item.row.dataset.state === 'queued') finish(item, 'cancelled', 'Cancelled before it started.');
 }
 
+function togglePause(item) {
+  if (!item.handle) return;
+  const button = $('.pause', item.row);
+  if (item.handle.state === 'paused') {
+    item.handle.resume();
+    button.textContent = 'Pause';
+  } else {
+    item.handle.pause();
+    button.textContent = 'Resume';
+  }
+}
+
 function finish(item, state, text) {
   item.row.dataset.state = state;
   $('.detail', item.row).textContent = text;
   $('.cancel', item.row).disabled = true;
+  $('.pause', item.row).disabled = true;
 }
 
 function pump() {
@@ -67,22 +88,28 @@ function pump() {
   updateStatus();
 }
 
-async function start({ file, row, controller }) {
+const phaseText = { paused: 'paused', offline: 'offline, waiting for the network', completing: 'assembling' };
+
+async function start(item) {
+  const { file, row, controller } = item;
   row.dataset.state = 'uploading';
   const bar = $('progress', row);
   const detail = $('.detail', row);
   detail.textContent = 'Starting…';
   try {
-    const result = await uploader.upload(file, {
+    item.handle = uploader.start(file, {
       signal: controller.signal,
       onProgress(p) {
         bar.value = p.bytesTotal ? p.bytesSent / p.bytesTotal : 0;
         row.dataset.sent = String(p.bytesSent);
         row.dataset.partsDone = String(p.partsDone);
+        row.dataset.phase = p.phase;
+        const status = phaseText[p.phase] ?? `${formatBytes(p.speed)}/s · ${formatEta(p.eta)}`;
         detail.textContent = `${formatBytes(p.bytesSent)} of ${formatBytes(p.bytesTotal)} · `
-          + `${formatBytes(p.speed)}/s · ${p.partsDone}/${p.partsTotal} parts · ${formatEta(p.eta)}`;
+          + `${p.partsDone}/${p.partsTotal} parts · ${status}`;
       },
     });
+    const result = await item.handle.promise;
     bar.value = 1;
     row.dataset.key = result.key;
     finish({ row }, 'done', `Stored as ${result.key}`);

@@ -53,6 +53,11 @@ impl Routes {
         )
     }
 
+    /// `GET`: the parts the store holds.
+    pub fn list_parts(&self, upload_id: &str, key: &str) -> String {
+        self.abort(upload_id, key)
+    }
+
     /// `DELETE`: abort the upload.
     pub fn abort(&self, upload_id: &str, key: &str) -> String {
         format!(

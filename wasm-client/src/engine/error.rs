@@ -150,6 +150,8 @@ pub enum ApiCall {
         count: usize,
     },
     Complete,
+    /// Listing the stored parts of an upload being resumed.
+    ListParts,
 }
 
 impl ApiCall {
@@ -159,6 +161,7 @@ impl ApiCall {
             Self::Create => "create_failed",
             Self::Sign { .. } => "sign_failed",
             Self::Complete => "complete_failed",
+            Self::ListParts => "list_failed",
         }
     }
 }
@@ -176,6 +179,7 @@ impl fmt::Display for ApiCall {
                 )
             }
             Self::Complete => f.write_str("completing the upload"),
+            Self::ListParts => f.write_str("listing the stored parts"),
         }
     }
 }

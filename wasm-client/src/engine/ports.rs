@@ -12,7 +12,7 @@ use std::ops::Range;
 use futures::future::LocalBoxFuture;
 
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
     SignBatchResponse,
 };
 
@@ -50,6 +50,12 @@ pub trait Signer {
 
     /// `DELETE {endpoint}/multipart/{uploadId}`: discards the upload and its stored parts.
     async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError>;
+
+    /// `GET {endpoint}/multipart/{uploadId}`: the parts the store holds (for resuming).
+    async fn list_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+    ) -> Result<Vec<ListedPart>, ApiError>;
 }
 
 /// One part PUT for a [`PartSink`].

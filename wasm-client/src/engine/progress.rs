@@ -182,6 +182,8 @@ impl Reporter {
         tracker.high = tracker.high.max(raw);
         let high = tracker.high;
         tracker.window.record(now, high);
+        drop(tracker);
+        self.emit(true);
     }
 
     /// The upload's phase changed; reports at once if it did.

@@ -22,6 +22,7 @@
 //! - any other failure keeps the multipart upload, so a later resume can reuse its parts; the
 //!   error names the part, the cause and how often it was tried.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::ops::Range;
@@ -43,6 +44,9 @@ use super::control::{Control, RunState};
 use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
 use super::ports::{AlwaysOnline, Clock, Network, PartPut, PartSink, Signer};
 use super::progress::{Activity, PartProgress, Phase, ProgressCallback, Reporter};
+use super::resume::{
+    DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, RecordedPart, ResumeRecord, ResumeStore, reconcile,
+};
 use super::retry::{Random, RetryPolicy, XorShift};
 use super::signing::{SignedUrl, batch_size};
 
@@ -151,6 +155,8 @@ pub struct FileInfo {
     pub metadata: BTreeMap<String, String>,
     /// Size in bytes.
     pub size: u64,
+    /// Identifies the file across page loads, for resuming; `None` never resumes.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// A finished upload.
@@ -173,6 +179,7 @@ pub struct Engine<S, P> {
     clock: Rc<dyn Clock>,
     network: Rc<dyn Network>,
     random: Rc<dyn Random>,
+    resume: Option<Rc<dyn ResumeStore>>,
     options: UploadOptions,
 }
 
@@ -246,8 +253,15 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             clock,
             network: Rc::new(AlwaysOnline),
             random: Rc::new(XorShift::new(seed)),
+            resume: None,
             options,
         }
+    }
+
+    /// Keeps resume records in `store`, and resumes from them.
+    pub fn with_resume(mut self, store: Rc<dyn ResumeStore>) -> Self {
+        self.resume = Some(store);
+        self
     }
 
     /// Pauses while `network` says the device is offline.
@@ -275,9 +289,26 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         on_progress: ProgressCallback,
         control: &Control,
     ) -> Result<UploadResult, Error> {
-        let plan = self.options.plan(file.size)?;
+        let mut plan = self.options.plan(file.size)?;
         if control.is_cancelled() {
             return Err(Error::Aborted { cleanup: None });
+        }
+        let resume = self.resume.clone().zip(file.fingerprint.clone());
+        let earlier = match &resume {
+            Some((store, fingerprint)) => {
+                let now = self.clock.now_ms();
+                store.remove_older_than(now - DEFAULT_RECORD_MAX_AGE_MS);
+                store.load(&fingerprint.key()).await.filter(|r| {
+                    r.fingerprint == *fingerprint && now - r.updated_ms < DEFAULT_RECORD_MAX_AGE_MS
+                })
+            }
+            None => None,
+        };
+        // A record's part size wins over the options: its parts were cut with it.
+        if let Some(record) = &earlier
+            && let Ok(p) = PartPlan::new(file.size, record.part_size)
+        {
+            plan = p;
         }
 
         let reporter = Reporter::new(
@@ -289,33 +320,96 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         );
         reporter.report();
 
-        let request = CreateMultipartRequest {
-            filename: file.filename.clone(),
-            content_type: file.content_type.clone(),
-            metadata: file.metadata.clone(),
-            size: Some(file.size),
+        let mut resumed = None;
+        if let (Some(record), Some((store, fingerprint))) = (earlier, &resume) {
+            let earlier_upload = record.upload();
+            let listed = self
+                .call(
+                    ApiCall::ListParts,
+                    Some(control),
+                    &reporter,
+                    Phase::Uploading,
+                    || self.signer.list_parts(&earlier_upload),
+                )
+                .await;
+            match listed {
+                Ok(listed) => {
+                    let plan_size = |n: u32| {
+                        (1..=plan.part_count)
+                            .contains(&n)
+                            .then(|| plan.range(n))
+                            .map(|r| r.end - r.start)
+                    };
+                    let parts = reconcile(&record, &listed, plan_size);
+                    resumed = Some(ResumeRecord { parts, ..record });
+                }
+                // The upload is gone (completed, aborted, purged) or no longer ours: start over.
+                Err(Error::Api {
+                    source: ApiError::Status { status, .. },
+                    ..
+                }) if (400..500).contains(&status) => store.remove(&fingerprint.key()),
+                Err(e) => return Err(e),
+            }
+        }
+
+        let (upload, record) = match resumed {
+            Some(record) => (record.upload(), Some(record)),
+            None => {
+                let request = CreateMultipartRequest {
+                    filename: file.filename.clone(),
+                    content_type: file.content_type.clone(),
+                    metadata: file.metadata.clone(),
+                    size: Some(file.size),
+                };
+                let upload = self
+                    .call(
+                        ApiCall::Create,
+                        Some(control),
+                        &reporter,
+                        Phase::Uploading,
+                        || self.signer.create(&request),
+                    )
+                    .await?;
+                let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
+                    fingerprint: fingerprint.clone(),
+                    upload_id: upload.upload_id.clone(),
+                    key: upload.key.clone(),
+                    bucket: upload.bucket.clone(),
+                    part_size: plan.part_size,
+                    parts: BTreeMap::new(),
+                    updated_ms: self.clock.now_ms(),
+                });
+                (upload, record)
+            }
         };
-        let upload = self
-            .call(
-                ApiCall::Create,
-                Some(control),
-                &reporter,
-                Phase::Uploading,
-                || self.signer.create(&request),
-            )
-            .await?;
+        let journal = Journal {
+            store: resume.as_ref().map(|(store, _)| store.clone()),
+            record: RefCell::new(record),
+            clock: self.clock.clone(),
+        };
+        journal.save();
         if control.is_cancelled() {
+            journal.forget();
             return Err(self.abort(&upload).await);
         }
 
+        let already: BTreeMap<u32, String> = journal
+            .record
+            .borrow()
+            .as_ref()
+            .map(|r| r.parts.iter().map(|(&n, p)| (n, p.etag.clone())).collect())
+            .unwrap_or_default();
         let parts = match self
-            .transfer(&upload, &plan, &reporter, control, BTreeMap::new())
+            .transfer(&upload, &plan, &reporter, control, already, &journal)
             .await
         {
             Ok(parts) => parts,
             // Every in-flight PUT and signing request was dropped with the transfer, before the
             // abort: a PUT landing after the abort would store an orphan part.
-            Err(Stop::Cancelled) => return Err(self.abort(&upload).await),
+            Err(Stop::Cancelled) => {
+                journal.forget();
+                return Err(self.abort(&upload).await);
+            }
             Err(Stop::Failed(e)) => return Err(e),
         };
 
@@ -330,6 +424,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 || self.signer.complete(&upload, &request),
             )
             .await?;
+        journal.forget();
         reporter.finish();
         Ok(UploadResult {
             key: done.key,
@@ -426,6 +521,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         reporter: &Rc<Reporter>,
         control: &Control,
         mut stored: BTreeMap<u32, String>,
+        journal: &Journal,
     ) -> Result<Vec<CompletedPart>, Stop> {
         let concurrency = self.options.concurrency;
         let retry = self.options.retry;
@@ -621,6 +717,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         PutOutcome::Stored(Some(etag)) if !etag.trim().is_empty() => {
                             reporter.part_done(part);
                             attempts.remove(&part);
+                            let range = plan.range(part);
+                            journal.stored(part, range.end - range.start, &etag);
                             stored.insert(part, etag);
                             continue;
                         }
@@ -780,6 +878,43 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     async fn abort(&self, upload: &CreateMultipartResponse) -> Error {
         Error::Aborted {
             cleanup: self.signer.abort(upload).await.err(),
+        }
+    }
+}
+
+/// The upload's resume record, saved as parts are stored.
+struct Journal {
+    store: Option<Rc<dyn ResumeStore>>,
+    record: RefCell<Option<ResumeRecord>>,
+    clock: Rc<dyn Clock>,
+}
+
+impl Journal {
+    fn save(&self) {
+        if let (Some(store), Some(record)) = (&self.store, &*self.record.borrow()) {
+            store.save(record);
+        }
+    }
+
+    fn stored(&self, part: u32, size: u64, etag: &str) {
+        if let Some(record) = &mut *self.record.borrow_mut() {
+            record.parts.insert(
+                part,
+                RecordedPart {
+                    size,
+                    etag: etag.to_owned(),
+                    checksum: None,
+                },
+            );
+            record.updated_ms = self.clock.now_ms();
+        }
+        self.save();
+    }
+
+    /// The upload is finished or cancelled: nothing to resume.
+    fn forget(&self) {
+        if let (Some(store), Some(record)) = (&self.store, self.record.borrow_mut().take()) {
+            store.remove(&record.fingerprint.key());
         }
     }
 }

@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
+use super::resume::{IdbResumeStore, fingerprint};
 use super::signer::HttpSigner;
 use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
@@ -49,6 +50,12 @@ export interface UploaderOptions {
   maxRetryDelay?: number;
   /** Milliseconds without bytes moving after which a part is aborted and retried; 0 never. Default 30000. */
   stallTimeout?: number;
+  /**
+   * Keep a resume record in IndexedDB and, when the same file (same name, size, modification
+   * time and sampled bytes) is uploaded again after a reload or crash, send only the parts the
+   * store lacks. Default true.
+   */
+  resume?: boolean;
 }
 
 /** Options of one {@link Uploader.upload} call. */
@@ -145,6 +152,7 @@ struct Config {
     endpoint: String,
     headers: BTreeMap<String, String>,
     options: UploadOptions,
+    resume: bool,
 }
 
 #[wasm_bindgen]
@@ -292,6 +300,7 @@ fn read_config(options: &JsValue) -> Result<Config, Error> {
         endpoint: o.string("endpoint")?.unwrap_or_else(|| "/s3".into()),
         headers: o.string_map("headers")?,
         options,
+        resume: o.boolean("resume")?.unwrap_or(true),
     })
 }
 
@@ -323,7 +332,14 @@ async fn upload(
         metadata: o.string_map("metadata")?,
         // Blob sizes are whole numbers of bytes below 2^53.
         size: blob.size() as u64,
+        fingerprint: None,
     };
+    let mut info = info;
+    if config.resume {
+        // Unreadable samples (a file deleted since it was chosen) only cost resuming; the
+        // upload itself then reports the real error.
+        info.fingerprint = fingerprint(&blob, &info.filename).await.ok();
+    }
 
     let _listener = cancel_on(signal, control);
     let engine = Engine::new(
@@ -332,7 +348,8 @@ async fn upload(
         Rc::new(BrowserClock),
         config.options.clone(),
     )
-    .with_network(Rc::new(BrowserNetwork::new()));
+    .with_network(Rc::new(BrowserNetwork::new()))
+    .with_resume(Rc::new(IdbResumeStore));
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress

@@ -95,6 +95,16 @@ impl<'a> JsOptions<'a> {
         }
     }
 
+    pub(crate) fn boolean(&self, name: &str) -> Result<Option<bool>, Error> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a boolean", &v)),
+        }
+    }
+
     pub(crate) fn function(&self, name: &str) -> Result<Option<Function>, Error> {
         match self.get(name)? {
             None => Ok(None),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
     SignBatchResponse,
 };
 use serde::Deserialize;
@@ -166,6 +166,14 @@ impl Signer for HttpSigner {
     ) -> Result<CompleteResponse, ApiError> {
         let url = self.routes.complete(&upload.upload_id, &upload.key);
         self.call(Request::post(&url), Some(request)).await
+    }
+
+    async fn list_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+    ) -> Result<Vec<ListedPart>, ApiError> {
+        let url = self.routes.list_parts(&upload.upload_id, &upload.key);
+        self.call(Request::get(&url), None::<&()>).await
     }
 
     async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {

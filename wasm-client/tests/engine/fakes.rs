@@ -14,14 +14,15 @@ use futures::executor::LocalPool;
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, Clock, Control, Engine, Error, FileInfo, Network, PartProgress, PartPut, PartSink,
-    Progress, PutError, Signer, UploadOptions, UploadResult, Watch,
+    ApiError, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network, PartProgress, PartPut,
+    PartSink, Progress, PutError, ResumeRecord, ResumeStore, Signer, UploadOptions, UploadResult,
+    Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, SignBatchResponse,
+    CreateMultipartResponse, ListedPart, SignBatchResponse,
 };
 
 pub const UPLOAD_ID: &str = "upload+1/=";
@@ -54,6 +55,7 @@ pub enum Call {
     Sign(Vec<u32>),
     Complete(Vec<CompletedPart>),
     Abort,
+    List,
 }
 
 /// Which held request to let through.
@@ -65,7 +67,7 @@ pub enum Gate {
 }
 
 /// How the fake signing server behaves. The default answers everything at once, successfully.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Script {
     /// Requests of these kinds wait until the test calls [`Harness::release`].
     pub hold: Vec<Gate>,
@@ -82,6 +84,8 @@ pub struct Script {
     /// Errors answered to the first complete calls, in order.
     pub complete_errors: Vec<ApiError>,
     pub abort_error: Option<ApiError>,
+    /// What listing the parts answers.
+    pub listed: Result<Vec<ListedPart>, ApiError>,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +262,15 @@ impl Signer for FakeSigner {
             bucket: BUCKET.into(),
             etag: FINAL_ETAG.into(),
         })
+    }
+
+    async fn list_parts(
+        &self,
+        upload: &CreateMultipartResponse,
+    ) -> Result<Vec<ListedPart>, ApiError> {
+        Self::check_upload(upload);
+        self.0.calls.borrow_mut().push(Call::List);
+        self.0.script.borrow().listed.clone()
     }
 
     async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {
@@ -516,6 +529,60 @@ pub fn file(size: u64) -> FileInfo {
         content_type: "video/mp4".into(),
         metadata: BTreeMap::from([("origin".into(), "test".into())]),
         size,
+        fingerprint: Some(fingerprint(size)),
+    }
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            hold: Vec::new(),
+            create_errors: Vec::new(),
+            sign_errors: Vec::new(),
+            url_expires: None,
+            omit_url: None,
+            batch_headers: BTreeMap::new(),
+            complete_errors: Vec::new(),
+            abort_error: None,
+            listed: Ok(Vec::new()),
+        }
+    }
+}
+
+/// Resume records in memory.
+#[derive(Debug, Default)]
+pub struct MemoryResumeStore {
+    pub records: RefCell<BTreeMap<String, ResumeRecord>>,
+}
+
+impl ResumeStore for MemoryResumeStore {
+    fn load(&self, key: &str) -> LocalBoxFuture<'static, Option<ResumeRecord>> {
+        let record = self.records.borrow().get(key).cloned();
+        Box::pin(async move { record })
+    }
+
+    fn save(&self, record: &ResumeRecord) {
+        self.records
+            .borrow_mut()
+            .insert(record.fingerprint.key(), record.clone());
+    }
+
+    fn remove(&self, key: &str) {
+        self.records.borrow_mut().remove(key);
+    }
+
+    fn remove_older_than(&self, ms: f64) {
+        self.records.borrow_mut().retain(|_, r| r.updated_ms >= ms);
+    }
+}
+
+/// The fingerprint of the test file of `size` bytes.
+pub fn fingerprint(size: u64) -> Fingerprint {
+    Fingerprint {
+        name: FILENAME.into(),
+        size,
+        last_modified: 1_700_000_000_000,
+        sample_hash: "00ff".into(),
     }
 }
 
@@ -534,6 +601,26 @@ pub struct Harness {
 impl Harness {
     /// Sets up an upload of `size` bytes; nothing runs until [`run`](Self::run).
     pub fn start(size: u64, options: UploadOptions, script: Script) -> Self {
+        Self::start_with(size, options, script, None)
+    }
+
+    /// [`start`](Self::start) keeping resume records in `records`, starting at clock time `now`.
+    pub fn resuming(
+        size: u64,
+        options: UploadOptions,
+        script: Script,
+        records: Rc<MemoryResumeStore>,
+        now: f64,
+    ) -> Self {
+        Self::start_with(size, options, script, Some((records, now)))
+    }
+
+    fn start_with(
+        size: u64,
+        options: UploadOptions,
+        script: Script,
+        resume: Option<(Rc<MemoryResumeStore>, f64)>,
+    ) -> Self {
         let plan = PartPlan::new(size, options.part_size).ok();
         let signer = FakeSigner::new(script);
         let sink = FakeSink::new(plan);
@@ -544,9 +631,13 @@ impl Harness {
         let result = Rc::new(RefCell::new(None));
 
         // Jitter is always the middle of its range: delays are 3/4 of the nominal backoff.
-        let engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options)
+        let mut engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options)
             .with_network(network.clone())
             .with_random(Rc::new(|| 0.5));
+        if let Some((records, now)) = resume {
+            clock.advance(now);
+            engine = engine.with_resume(records);
+        }
         let on_progress = {
             let progress = progress.clone();
             Box::new(move |p: &Progress| progress.borrow_mut().push(*p))

@@ -3,6 +3,7 @@
 
 mod fakes;
 mod resilience;
+mod resume;
 
 use std::collections::BTreeMap;
 
