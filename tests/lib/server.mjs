@@ -20,10 +20,10 @@ export const embeddedCredentials = {
  * Starts the server. With no `endpoint` it runs the embedded store in a fresh data directory.
  * Resolves once the server printed its `listening on` line.
  */
-export async function startServer({ args = [], env = {}, dataDir } = {}) {
+export async function startServer({ args = [], env = {}, dataDir, listen = '127.0.0.1:0' } = {}) {
   dataDir ??= await mkdtemp(path.join(tmpdir(), 's3-direct-data-'));
   const child = spawn(binary, [
-    '--listen', '127.0.0.1:0',
+    '--listen', listen,
     '--data-dir', dataDir,
     '--web-dir', path.join(repoRoot, 'web'),
     '--pkg-dir', path.join(repoRoot, 'wasm-client/pkg'),
@@ -58,6 +58,13 @@ export async function startServer({ args = [], env = {}, dataDir } = {}) {
       `s3-direct exited (${code ?? signal}) before it was ready:\n${stderr}`,
     )));
   });
+  /** Kills the process at once (no graceful shutdown), as a crash would. */
+  info.kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  };
   info.stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

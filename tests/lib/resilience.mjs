@@ -1,0 +1,210 @@
+// Browser scenarios for uploads that survive the real world: faults injected by the proxy in
+// tests/lib/proxy.mjs, short-lived URLs, a reload half-way, a signing server that dies. Each
+// takes a running server whose presigned URLs point at `proxy`, and checks the stored object
+// byte for byte.
+import assert from 'node:assert/strict';
+import { openDemo, waitForRow } from './browser.mjs';
+import { randomFile, tempDir, MiB } from './files.mjs';
+import { seededRandom } from './proxy.mjs';
+import { objectSha256 } from './s3.mjs';
+
+/** Retry quickly: the faults are on loopback, and the tests should not wait for backoffs. */
+const fastRetries = { retryDelay: 100, maxRetryDelay: 1000, retries: 8 };
+
+async function expectStored(s3, bucket, row, file) {
+  assert.equal(row.state, 'done', row.detail);
+  const stored = await objectSha256(s3, bucket, row.key);
+  assert.equal(stored.size, file.size, 'stored size');
+  assert.equal(stored.sha256, file.sha256, 'stored SHA-256 equals the file\'s');
+}
+
+/** Resolves once the page's row shows at least `n` parts stored. */
+function partsDone(page, n) {
+  return page.waitForFunction((want) => {
+    const row = document.querySelector('#queue .upload');
+    return row && Number(row.dataset.partsDone ?? 0) >= want;
+  }, n, { timeout: 120_000, polling: 50 });
+}
+
+/** Resolves once `check()` is true, polling the proxy's state. */
+async function until(check, what, timeoutMs = 60_000) {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => { setTimeout(r, 20); });
+  }
+}
+
+/**
+ * A file of `sizeMiB` in 5 MiB parts, with a fifth of its parts (chosen at random) failing once:
+ * cut mid-body, answered 500 or 503 SlowDown, or delayed. The upload must complete and the
+ * object equal the file. The seed is printed so a failure can be replayed (S3_DIRECT_SEED).
+ */
+export async function randomFaults({ browser, server, proxy, s3, bucket, sizeMiB = 256 }) {
+  const seed = Number(process.env.S3_DIRECT_SEED ?? Date.now() % 1e9);
+  const random = seededRandom(seed);
+  const parts = Math.ceil(sizeMiB / 5);
+  const numbers = Array.from({ length: parts }, (_, i) => i + 1);
+  for (let i = numbers.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [numbers[i], numbers[j]] = [numbers[j], numbers[i]];
+  }
+  const faulty = new Map();
+  for (const part of numbers.slice(0, Math.ceil(parts / 5))) {
+    const kinds = [
+      { cutAfter: 1 + Math.floor(random() * 4 * MiB) },
+      { status: 500, code: 'InternalError' },
+      { status: 503, code: 'SlowDown' },
+      { delayMs: 300 + Math.floor(random() * 700) },
+    ];
+    faulty.set(part, kinds[Math.floor(random() * kinds.length)]);
+  }
+  const seen = new Set();
+  proxy.decide = ({ part }) => {
+    if (seen.has(part)) return undefined;
+    seen.add(part);
+    return faulty.get(part);
+  };
+
+  const dir = await tempDir();
+  const file = await randomFile(dir, `faults-${sizeMiB}MiB.bin`, sizeMiB * MiB);
+  const page = await openDemo(browser, server.url, { partSize: 5, concurrency: 4, ...fastRetries });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name, { timeout: 300_000 });
+    await expectStored(s3, bucket, row, file).catch((err) => {
+      err.message += ` (seed ${seed})`;
+      throw err;
+    });
+    const injected = proxy.log.filter((e) => e.action !== 'pass');
+    assert.equal(injected.length, faulty.size, `every chosen part met its fault (seed ${seed})`);
+    for (const [part, fault] of faulty) {
+      if (fault.delayMs) continue;
+      const puts = proxy.log.filter((e) => e.part === part).length;
+      assert.ok(puts >= 2, `part ${part} failed (${JSON.stringify(fault)}) and was sent again (seed ${seed})`);
+    }
+    assert.deepEqual(page.pageErrors, []);
+  } finally {
+    proxy.decide = () => undefined;
+    await page.close();
+  }
+}
+
+/**
+ * URLs live 5 s (the server runs with --url-lifetime 5), parts take seconds on a throttled link,
+ * and the proxy refuses expired URLs as S3 does: the upload completes by re-signing.
+ */
+export async function resignsShortLivedUrls({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'short-lived-urls.bin', 30 * MiB);
+  proxy.throttle = 1.5 * MiB;
+  const page = await openDemo(browser, server.url, { partSize: 5, concurrency: 2, ...fastRetries });
+  const signed = [];
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.endsWith('/batch')) signed.push(url.searchParams.get('partNumbers'));
+  });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name, { timeout: 120_000 });
+    await expectStored(s3, bucket, row, file);
+    const signedParts = signed.flatMap((s) => s.split(',')).length;
+    assert.ok(signedParts > 6, `parts were re-signed (${signed.join(' | ')})`);
+  } finally {
+    proxy.throttle = 0;
+    await page.close();
+  }
+}
+
+/** The resume records the page's IndexedDB holds: [{ key, parts: [numbers] }]. */
+function resumeRecords(page) {
+  return page.evaluate(() => new Promise((resolve) => {
+    const req = indexedDB.open('s3-direct');
+    req.onerror = () => resolve([]);
+    req.onsuccess = () => {
+      const db = req.result;
+      if (!db.objectStoreNames.contains('resume')) return resolve([]);
+      const all = db.transaction('resume').objectStore('resume').getAll();
+      all.onsuccess = () => resolve(all.result.map((v) => {
+        const r = JSON.parse(v.json);
+        return { key: r.key, parts: Object.keys(r.parts).map(Number) };
+      }));
+      all.onerror = () => resolve([]);
+      return undefined;
+    };
+  }));
+}
+
+/**
+ * Reloads the page half-way through a 256 MiB upload and chooses the file again. The first
+ * `done` parts reach the store; the next ones are held in the proxy (in flight) when the page
+ * reloads. After the reload, no part that was stored may be sent again.
+ */
+export async function reloadAndChooseAgain({ browser, server, proxy, s3, bucket, sizeMiB = 256 }) {
+  const done = 20;
+  const concurrency = 4;
+  const dir = await tempDir();
+  const file = await randomFile(dir, `reload-${sizeMiB}MiB.bin`, sizeMiB * MiB);
+  proxy.decide = ({ part }) => (part > done ? { hold: true } : undefined);
+  const context = await browser.newContext();
+  const page = await openDemo(context, server.url, { partSize: 5, concurrency, ...fastRetries });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    await partsDone(page, done);
+    await until(() => proxy.held.length === concurrency, 'the in-flight parts to be held');
+    // The record is written as parts are stored; wait until it holds all of them.
+    for (;;) {
+      const records = await resumeRecords(page);
+      if (records.some((r) => r.parts.length >= done)) break;
+      await new Promise((r) => { setTimeout(r, 50); });
+    }
+    const inFlight = proxy.held;
+    const before = proxy.log.length;
+    proxy.decide = () => undefined;
+    await page.reload();
+    proxy.dropHeld();
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name, { timeout: 300_000 });
+    await expectStored(s3, bucket, row, file);
+
+    const after = proxy.log.slice(before).map((e) => e.part);
+    const resent = [...new Set(after.filter((p) => p <= done + concurrency))].sort((a, b) => a - b);
+    assert.ok(
+      resent.every((p) => inFlight.includes(p)),
+      `re-sent ${resent} but only ${inFlight} were in flight`,
+    );
+    assert.ok(after.every((p) => p > done), 'no stored part was sent again');
+    assert.deepEqual(await resumeRecords(page), [], 'the finished upload left no record');
+  } finally {
+    proxy.decide = () => undefined;
+    proxy.dropHeld();
+    await context.close();
+  }
+}
+
+/**
+ * Kills the signing server (SIGKILL) while parts are in flight and starts it again on the same
+ * port a moment later: the upload must finish, the client retrying the calls it missed.
+ */
+export async function survivesServerRestart({ browser, getServer, restartServer, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'server-restart.bin', 60 * MiB);
+  proxy.decide = ({ part }) => (part > 4 ? { hold: true } : undefined);
+  const page = await openDemo(browser, getServer().url, { partSize: 5, concurrency: 2, ...fastRetries });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    await partsDone(page, 4);
+    await until(() => proxy.held.length > 0, 'a held part');
+    await getServer().kill();
+    proxy.decide = () => undefined;
+    proxy.dropHeld(); // the PUTs fail and are retried while the server is down
+    await new Promise((r) => { setTimeout(r, 1000); });
+    await restartServer();
+    const row = await waitForRow(page, file.name, { timeout: 120_000 });
+    await expectStored(s3, bucket, row, file);
+  } finally {
+    proxy.decide = () => undefined;
+    await page.close();
+  }
+}
