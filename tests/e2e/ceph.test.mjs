@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startCeph } from '../lib/ceph.mjs';
+import { startProxy } from '../lib/proxy.mjs';
+import { randomFaults, resignsShortLivedUrls } from '../lib/resilience.mjs';
 import { cancelHalfWay, uploadThreeFilesAtOnce } from '../lib/scenarios.mjs';
 import { createBucketForBrowsers, listUploads, s3Client } from '../lib/s3.mjs';
 import { startServer } from '../lib/server.mjs';
@@ -31,6 +33,43 @@ describe('ceph radosgw', () => {
     await browser?.close();
     await server?.stop();
     await ceph?.stop();
+  });
+
+  /** A second server for the same bucket whose part URLs go through a fault-injecting proxy. */
+  async function behindProxy(args = []) {
+    const proxy = await startProxy();
+    proxy.setTarget(ceph.endpoint);
+    const proxied = await startServer({
+      args: ['--endpoint', ceph.endpoint, '--bucket', bucket, '--region', ceph.region, '--path-style',
+        '--public-endpoint', proxy.url, ...args],
+      env: { AWS_ACCESS_KEY_ID: ceph.accessKey, AWS_SECRET_ACCESS_KEY: ceph.secretKey },
+    });
+    return {
+      proxy,
+      server: proxied,
+      async stop() {
+        await proxied.stop();
+        await proxy.stop();
+      },
+    };
+  }
+
+  it('a 256 MiB upload with one part in five failing once completes byte for byte', async () => {
+    const { proxy, server: proxied, stop } = await behindProxy();
+    try {
+      await randomFaults({ browser, server: proxied, proxy, s3, bucket });
+    } finally {
+      await stop();
+    }
+  });
+
+  it('with 5 s URLs on a throttled link the upload completes by re-signing (radosgw checks expiry)', async () => {
+    const { proxy, server: proxied, stop } = await behindProxy(['--url-lifetime', '5']);
+    try {
+      await resignsShortLivedUrls({ browser, server: proxied, proxy, s3, bucket });
+    } finally {
+      await stop();
+    }
   });
 
   it('uploads a 64 MiB file and two small ones at once, byte for byte', async () => {
