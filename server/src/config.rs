@@ -9,9 +9,45 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 /// Longest lifetime SigV4 allows for a presigned URL (7 days).
 pub const MAX_URL_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
+/// Default lifetime of an upload token: a week, enough to resume a big upload the next days.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
+/// Default requests per minute per caller. A 100 GiB upload in 8 MiB parts needs ~13 signing
+/// calls per 1,000 parts, so this only stops floods.
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 600;
+/// Default burst per caller.
+pub const DEFAULT_RATE_BURST: u32 = 120;
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// No authentication: only allowed when listening on loopback.
+    Open,
+    /// `Authorization: Bearer <JWT>` (HS256, RS256 or ES256).
+    Jwt,
+    /// Ask the application's own endpoint (--webhook-url).
+    Webhook,
+}
+
+/// A secret from the command line or environment. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(Self(s.to_owned()))
+    }
+}
 
 /// Signing server for browser-direct multipart uploads to S3-compatible storage.
 ///
@@ -116,6 +152,108 @@ pub struct ServeConfig {
     )]
     pub pkg_dir: PathBuf,
 
+    /// How callers are authenticated: open (no auth; loopback only), jwt or webhook.
+    #[arg(long, global = true, env = "S3_DIRECT_AUTH", value_enum, default_value_t = AuthMode::Open)]
+    pub auth: AuthMode,
+
+    /// HS256 shared secret for --auth jwt (at least 32 bytes).
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// PEM public key file (RSA for RS256, P-256 for ES256) for --auth jwt.
+    #[arg(long, global = true, env = "S3_DIRECT_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Required `iss` claim of bearer tokens.
+    #[arg(long, global = true, env = "S3_DIRECT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim of bearer tokens.
+    #[arg(long, global = true, env = "S3_DIRECT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Endpoint of your application that --auth webhook asks (POST, with the caller's Cookie and
+    /// Authorization headers); it answers 200 with {"id", "key_prefix"?, "max_size"?,
+    /// "content_types"?} or 401/403.
+    #[arg(long, global = true, env = "S3_DIRECT_WEBHOOK_URL", value_parser = parse_url)]
+    pub webhook_url: Option<String>,
+
+    /// Seconds a webhook's allow answer is reused for the same credentials (not for creates).
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_WEBHOOK_CACHE_TTL",
+        default_value_t = 30
+    )]
+    pub webhook_cache_ttl: u64,
+
+    /// Secret that signs upload tokens (at least 32 bytes). Every replica must share it; without
+    /// it a random one is made per process, and uploads survive neither restarts nor replicas.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_UPLOAD_SECRET",
+        hide_env_values = true
+    )]
+    pub upload_secret: Option<Secret>,
+
+    /// The previous --upload-secret, still accepted while rotating to a new one.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_UPLOAD_SECRET_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub upload_secret_previous: Option<Secret>,
+
+    /// Seconds an upload token lives after create (signing, completing and aborting need it).
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_UPLOAD_TOKEN_LIFETIME",
+        default_value_t = DEFAULT_TOKEN_LIFETIME_SECS,
+        value_parser = clap::value_parser!(u64).range(60..)
+    )]
+    pub upload_token_lifetime: u64,
+
+    /// Content type anyone may upload, like video/* or application/pdf (repeatable, or
+    /// comma-separated); none given allows any.
+    #[arg(
+        long = "content-type",
+        global = true,
+        env = "S3_DIRECT_CONTENT_TYPES",
+        value_delimiter = ','
+    )]
+    pub content_types: Vec<String>,
+
+    /// Checksum clients are asked to sign every part with (md5, crc32, crc32c, sha256); the store
+    /// then refuses a corrupted part. Ceph 16 checks only md5; default: none.
+    #[arg(long, global = true, env = "S3_DIRECT_CHECKSUM", value_parser = parse_checksum)]
+    pub checksum: Option<ChecksumAlgorithm>,
+
+    /// Requests per minute per caller (per client address when open); 0 disables the limit.
+    #[arg(long, global = true, env = "S3_DIRECT_RATE_LIMIT", default_value_t = DEFAULT_RATE_PER_MINUTE)]
+    pub rate_limit: u32,
+
+    /// Requests a caller may make at once before the per-minute rate applies.
+    #[arg(long, global = true, env = "S3_DIRECT_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
+
+    /// Origin allowed to call the signing API from another site, like https://app.example.com
+    /// (repeatable, or comma-separated). None: same-origin only.
+    #[arg(long = "cors-origin", global = true, env = "S3_DIRECT_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// Let the --cors-origin sites send cookies and Authorization (needed for webhook auth
+    /// across origins).
+    #[arg(long, global = true, env = "S3_DIRECT_CORS_CREDENTIALS")]
+    pub cors_credentials: bool,
+
     /// Address the embedded store listens on (port 0 picks a free one).
     #[arg(
         long,
@@ -131,6 +269,22 @@ impl ServeConfig {
     pub fn url_lifetime(&self) -> Duration {
         Duration::from_secs(self.url_lifetime)
     }
+}
+
+fn parse_checksum(s: &str) -> Result<ChecksumAlgorithm, String> {
+    ChecksumAlgorithm::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a checksum; use md5, crc32, crc32c or sha256"))
+}
+
+fn parse_origin(s: &str) -> Result<String, String> {
+    let url = parse_url(s)?;
+    let host = url.split_once("://").map_or("", |(_, h)| h);
+    if host.contains('/') || url.contains('*') {
+        return Err(format!(
+            "{s:?} is not an origin; use scheme://host[:port], like https://app.example.com"
+        ));
+    }
+    Ok(url)
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
@@ -234,6 +388,35 @@ mod tests {
     }
 
     #[test]
+    fn security_options() {
+        let cli = Cli::try_parse_from([
+            "s3-direct",
+            "--auth",
+            "jwt",
+            "--jwt-secret",
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+            "--content-type",
+            "video/*,image/png",
+            "--cors-origin",
+            "https://app.example.com/",
+            "--checksum",
+            "CRC32C",
+        ])
+        .unwrap();
+        let c = cli.serve;
+        assert_eq!(c.auth, AuthMode::Jwt);
+        assert_eq!(c.content_types, ["video/*", "image/png"]);
+        assert_eq!(c.cors_origins, ["https://app.example.com"]);
+        assert_eq!(c.checksum, Some(ChecksumAlgorithm::Crc32c));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert!(Cli::try_parse_from(["s3-direct", "--cors-origin", "https://a.com/x"]).is_err());
+        assert!(Cli::try_parse_from(["s3-direct", "--checksum", "crc64"]).is_err());
+        let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
+        assert_eq!(d.auth, AuthMode::Open);
+        assert!(d.checksum.is_none() && d.cors_origins.is_empty());
+    }
+
+    #[test]
     fn bucket_names() {
         for ok in ["s3-direct", "abc", "my.bucket-1"] {
             assert!(parse_bucket(ok).is_ok(), "{ok}");
@@ -260,6 +443,22 @@ mod tests {
             "WEB_DIR",
             "PKG_DIR",
             "EMBEDDED_LISTEN",
+            "AUTH",
+            "JWT_SECRET",
+            "JWT_PUBLIC_KEY",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "WEBHOOK_URL",
+            "WEBHOOK_CACHE_TTL",
+            "UPLOAD_SECRET",
+            "UPLOAD_SECRET_PREVIOUS",
+            "UPLOAD_TOKEN_LIFETIME",
+            "CONTENT_TYPES",
+            "CHECKSUM",
+            "RATE_LIMIT",
+            "RATE_BURST",
+            "CORS_ORIGINS",
+            "CORS_CREDENTIALS",
         ] {
             assert!(
                 help.contains(&format!("S3_DIRECT_{name}")),

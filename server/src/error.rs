@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::wire::ErrorBody;
@@ -37,6 +37,23 @@ pub enum Error {
     )]
     PayloadTooLarge,
 
+    /// No credentials, or ones that do not verify. The message never repeats the credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The caller is known but may not do this (another principal's upload, a bad upload token,
+    /// a key outside its prefix, a size or type its permissions do not allow).
+    #[error("{message}")]
+    Forbidden { code: ErrorCode, message: String },
+
+    /// The caller sent too many requests; it may try again after `retry_after_secs`.
+    #[error("too many requests from this caller; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+
+    /// The parts in the store break the upload's plan; the upload was aborted.
+    #[error("{0}")]
+    PlanViolated(String),
+
     /// The store answered with an error or could not be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,6 +78,10 @@ impl Error {
             Self::BadRequest { code, .. } => *code,
             Self::NoRoute { .. } | Self::MethodNotAllowed { .. } => ErrorCode::InvalidRequest,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::PlanViolated(_) => ErrorCode::PlanViolated,
             Self::Store(StoreError::NoSuchUpload { .. }) => ErrorCode::NoSuchUpload,
             Self::Store(StoreError::InvalidPart { .. }) => ErrorCode::InvalidPart,
             Self::Store(StoreError::EntityTooSmall { .. }) => ErrorCode::EntityTooSmall,
@@ -76,6 +97,10 @@ impl Error {
             Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PlanViolated(_) => StatusCode::CONFLICT,
             Self::Store(StoreError::NoSuchUpload { .. }) => StatusCode::NOT_FOUND,
             Self::Store(StoreError::InvalidPart { .. } | StoreError::EntityTooSmall { .. }) => {
                 StatusCode::BAD_REQUEST
@@ -113,7 +138,19 @@ impl IntoResponse for Error {
             error: self.code(),
             message: self.public_message(),
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::Unauthenticated(_) => {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        res
     }
 }
 

@@ -46,12 +46,22 @@ impl KeyPolicy {
 
     /// A fresh key for a file the user called `filename`.
     pub fn issue(&self, filename: &str) -> Result<String, Error> {
+        self.issue_under(&self.prefix, filename)
+    }
+
+    /// A fresh key under `prefix` (the policy's prefix plus a caller's own, already checked).
+    pub fn issue_under(&self, prefix: &str, filename: &str) -> Result<String, Error> {
         let name = sanitize_filename(filename)?;
-        Ok(format!("{}{}/{}", self.prefix, Uuid::new_v4(), name))
+        Ok(format!("{prefix}{}/{name}", Uuid::new_v4()))
     }
 
     /// Checks that `key` is one this policy could have issued.
     pub fn check<'k>(&self, key: &'k str) -> Result<&'k str, Error> {
+        self.check_under(&self.prefix, key)
+    }
+
+    /// Checks that `key` is `{prefix}{uuid}/{name}` as [`Self::issue_under`] makes them.
+    pub fn check_under<'k>(&self, prefix: &str, key: &'k str) -> Result<&'k str, Error> {
         let invalid = |why: &str| {
             Error::bad_request(
                 ErrorCode::InvalidKey,
@@ -61,11 +71,8 @@ impl KeyPolicy {
                 ),
             )
         };
-        let Some(rest) = key.strip_prefix(&self.prefix) else {
-            return Err(invalid(&format!(
-                "is outside the key prefix {:?}",
-                self.prefix
-            )));
+        let Some(rest) = key.strip_prefix(prefix) else {
+            return Err(invalid(&format!("is outside the key prefix {prefix:?}")));
         };
         let Some((id, name)) = rest.split_once('/') else {
             return Err(invalid("does not have the shape {prefix}{uuid}/{name}"));

@@ -19,24 +19,32 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use s3_direct_protocol::wire::ChecksumAlgorithm;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod keys;
+pub mod policy;
+pub mod ratelimit;
 pub mod routes;
 pub mod store;
+pub mod token;
 pub mod validate;
 
+pub use auth::{Authorizer, JwtAuth, OpenAuth, Principal, WebhookAuth};
 pub use config::{Cli, Command, ServeConfig};
 pub use embedded::{EmbeddedCredentials, EmbeddedStore};
 pub use error::Error;
 pub use keys::KeyPolicy;
+pub use ratelimit::RateLimiter;
 pub use store::{FakeStore, S3Store, S3StoreConfig, Store, StoreError};
+pub use token::UploadSecrets;
 
 /// The settings handlers need, apart from the store.
 #[derive(Debug, Clone)]
@@ -51,6 +59,19 @@ pub struct Settings {
     pub web_dir: PathBuf,
     /// Folder served at `/pkg/`.
     pub pkg_dir: PathBuf,
+    /// How long an upload token (and so the upload's signing rights) lives after create.
+    pub token_lifetime: Duration,
+    /// Content types anyone may upload (`video/*` patterns); `None` allows any.
+    pub content_types: Option<Vec<String>>,
+    /// Checksum advertised to clients at create (they may sign parts with it).
+    pub checksum: Option<ChecksumAlgorithm>,
+    /// Requests per minute per caller (0: no limit) and the burst allowed at once.
+    pub rate_per_minute: u32,
+    pub rate_burst: u32,
+    /// Origins allowed to call the API from another origin (CORS); empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Let those origins send cookies / credentials.
+    pub cors_credentials: bool,
 }
 
 impl Default for Settings {
@@ -62,6 +83,13 @@ impl Default for Settings {
             url_lifetime: Duration::from_secs(900),
             web_dir: PathBuf::from("web"),
             pkg_dir: PathBuf::from("wasm-client/pkg"),
+            token_lifetime: Duration::from_secs(config::DEFAULT_TOKEN_LIFETIME_SECS),
+            content_types: None,
+            checksum: None,
+            rate_per_minute: config::DEFAULT_RATE_PER_MINUTE,
+            rate_burst: config::DEFAULT_RATE_BURST,
+            cors_origins: Vec::new(),
+            cors_credentials: false,
         }
     }
 }
@@ -74,6 +102,13 @@ impl From<&ServeConfig> for Settings {
             url_lifetime: c.url_lifetime(),
             web_dir: c.web_dir.clone(),
             pkg_dir: c.pkg_dir.clone(),
+            token_lifetime: Duration::from_secs(c.upload_token_lifetime),
+            content_types: (!c.content_types.is_empty()).then(|| c.content_types.clone()),
+            checksum: c.checksum,
+            rate_per_minute: c.rate_limit,
+            rate_burst: c.rate_burst,
+            cors_origins: c.cors_origins.clone(),
+            cors_credentials: c.cors_credentials,
         }
     }
 }
@@ -89,18 +124,50 @@ struct Shared {
     store: Arc<dyn Store>,
     keys: KeyPolicy,
     settings: Settings,
+    authorizer: Arc<dyn Authorizer>,
+    secrets: UploadSecrets,
+    limiter: RateLimiter,
 }
 
 impl AppState {
-    /// State serving `store` with `settings`.
+    /// State serving `store` with `settings`, open (no authentication) and a random upload
+    /// secret: the zero-config demo and most tests.
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        Self::with_auth(store, settings, Arc::new(OpenAuth), UploadSecrets::random())
+    }
+
+    /// State with an explicit authorizer and upload secrets.
+    pub fn with_auth(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        authorizer: Arc<dyn Authorizer>,
+        secrets: UploadSecrets,
+    ) -> Self {
         Self {
             inner: Arc::new(Shared {
                 store,
                 keys: KeyPolicy::new(settings.key_prefix.clone()),
+                limiter: RateLimiter::new(settings.rate_per_minute, settings.rate_burst),
                 settings,
+                authorizer,
+                secrets,
             }),
         }
+    }
+
+    /// Who is calling.
+    pub fn authorizer(&self) -> &dyn Authorizer {
+        self.inner.authorizer.as_ref()
+    }
+
+    /// The secrets of upload tokens.
+    pub fn secrets(&self) -> &UploadSecrets {
+        &self.inner.secrets
+    }
+
+    /// The per-caller rate limit.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
 
     /// The store handlers call.
@@ -122,6 +189,16 @@ impl AppState {
     pub fn url_lifetime(&self) -> Duration {
         self.inner.settings.url_lifetime
     }
+
+    /// Lifetime of a URL signed now: the configured one, cut to what the signing credentials
+    /// have left (a URL is dead once they expire, whatever its own expiry says).
+    pub async fn url_lifetime_now(&self) -> Duration {
+        let configured = self.url_lifetime();
+        match self.store().credentials_remaining().await {
+            Some(left) => configured.min(left).max(Duration::from_secs(1)),
+            None => configured,
+        }
+    }
 }
 
 /// The whole HTTP surface: the signing API under the route prefix, `/healthz`, the WASM package
@@ -129,6 +206,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let settings = state.settings();
     let api = routes::api_router();
+    let api = match cors(settings) {
+        Some(layer) => api.layer(layer),
+        None => api,
+    };
     let pages = Router::new()
         .nest_service("/pkg", ServeDir::new(&settings.pkg_dir))
         .fallback_service(ServeDir::new(&settings.web_dir));
@@ -144,8 +225,47 @@ pub fn app(state: AppState) -> Router {
     };
     router
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        // The span names the method and the route *pattern* only: paths carry upload tokens and
+        // keys, query strings carry keys and checksums, headers carry credentials.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("-", axum::extract::MatchedPath::as_str)
+                    .to_owned();
+                tracing::info_span!("request", method = %req.method(), route = %route)
+            }),
+        )
         .with_state(state)
+}
+
+/// CORS for the signing API from the configured origins (the store's CORS is separate: it is the
+/// bucket's rule, or the embedded store's own layer).
+fn cors(settings: &Settings) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if settings.cors_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-requested-with"),
+            ])
+            .expose_headers([header::RETRY_AFTER])
+            .allow_credentials(settings.cors_credentials)
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// A panicking handler is a bug: answer the documented `internal` JSON error (the panic message
@@ -165,9 +285,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Connection info gives open mode's rate limit the client address.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A ready-to-serve state and, in embedded mode, the store it uses (keep it alive while serving).
@@ -177,10 +301,93 @@ pub struct Prepared {
     pub embedded: Option<EmbeddedStore>,
 }
 
+/// The authorizer and upload secrets `config` asks for.
+///
+/// Refuses an open server on a non-loopback address: anyone who can reach it could write to the
+/// bucket. Warns when the upload secret is random (replicas and restarts then disagree).
+pub fn security_from_config(
+    config: &ServeConfig,
+) -> Result<(Arc<dyn Authorizer>, UploadSecrets), String> {
+    use config::AuthMode;
+    let authorizer: Arc<dyn Authorizer> = match config.auth {
+        AuthMode::Open => {
+            if !config.listen.ip().is_loopback() {
+                return Err(format!(
+                    "refusing to serve without authentication on {}: anyone who can reach it could \
+                     write to the bucket; use --auth jwt or --auth webhook, or listen on loopback \
+                     (127.0.0.1) behind your own proxy",
+                    config.listen
+                ));
+            }
+            Arc::new(OpenAuth)
+        }
+        AuthMode::Jwt => {
+            let auth = match (&config.jwt_secret, &config.jwt_public_key) {
+                (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
+                (None, Some(path)) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!("cannot read --jwt-public-key {}: {e}", path.display())
+                    })?;
+                    JwtAuth::public_key_pem(&pem)?
+                }
+                _ => {
+                    return Err("--auth jwt needs exactly one of --jwt-secret (HS256) or \
+                         --jwt-public-key FILE (RS256/ES256)"
+                        .to_owned());
+                }
+            };
+            let auth = match &config.jwt_issuer {
+                Some(iss) => auth.issuer(iss),
+                None => auth,
+            };
+            let auth = match &config.jwt_audience {
+                Some(aud) => auth.audience(aud),
+                None => auth,
+            };
+            Arc::new(auth)
+        }
+        AuthMode::Webhook => {
+            let url = config.webhook_url.as_deref().ok_or(
+                "--auth webhook needs --webhook-url, the endpoint of your application that \
+                 decides",
+            )?;
+            Arc::new(WebhookAuth::new(
+                url,
+                Duration::from_secs(config.webhook_cache_ttl),
+            )?)
+        }
+    };
+    let secrets = match &config.upload_secret {
+        Some(secret) => UploadSecrets::new(
+            secret.0.as_bytes(),
+            config
+                .upload_secret_previous
+                .as_ref()
+                .map(|s| s.0.as_bytes()),
+        )?,
+        None => {
+            if config.auth != AuthMode::Open {
+                tracing::warn!(
+                    "no --upload-secret: using a random one for this process; uploads will not \
+                     survive a restart, and replicas must all be given the same secret"
+                );
+            }
+            UploadSecrets::random()
+        }
+    };
+    Ok((authorizer, secrets))
+}
+
 /// Builds the [`AppState`] for `config`: an [`S3Store`] for `--endpoint` with the standard AWS
 /// credential chain, or, without an endpoint, the embedded store on `--embedded-listen`.
+///
+/// A security configuration that cannot work is an error of kind `InvalidInput` whose message
+/// says why.
 pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
+    let (authorizer, secrets) = security_from_config(config)
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let state = |store: Arc<dyn Store>| AppState::with_auth(store, settings, authorizer, secrets);
     match &config.endpoint {
         Some(endpoint) => {
             let store = S3Store::from_env(S3StoreConfig {
@@ -191,8 +398,16 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
                 path_style: config.path_style,
             })
             .await;
+            match store.credentials_remaining().await {
+                Some(left) => tracing::info!(
+                    "signing credentials expire in {} s; presigned URLs never outlive them \
+                     (they are refreshed before expiry)",
+                    left.as_secs()
+                ),
+                None => tracing::info!("signing credentials do not expire"),
+            }
             Ok(Prepared {
-                state: AppState::new(Arc::new(store), settings),
+                state: state(Arc::new(store)),
                 embedded: None,
             })
         }
@@ -211,7 +426,7 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
                 config.public_endpoint.clone(),
             );
             Ok(Prepared {
-                state: AppState::new(Arc::new(store), settings),
+                state: state(Arc::new(store)),
                 embedded: Some(embedded),
             })
         }

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
 
 async fn run_server(config: ServeConfig) -> Result<(), String> {
     let prepared = prepare(&config).await.map_err(|e| match &config.endpoint {
+        _ if e.kind() == std::io::ErrorKind::InvalidInput => e.to_string(),
         Some(_) => format!("cannot set up the store client: {e}"),
         None => format!(
             "cannot start the embedded store on {} with data in {}: {e}",

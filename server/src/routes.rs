@@ -6,21 +6,29 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, State};
-use axum::http::Method;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse, SignPartResponse, SinglePutParams,
+    CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt, CreateMultipartResponse,
+    CreateMultipartResponseExt, ListedPart, SignBatchResponseExt, SignPartResponse,
+    SinglePutParams,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::error::Error;
-use crate::store::NewUpload;
+use crate::policy;
+use crate::store::{NewUpload, PartSigning};
+use crate::token::{UploadClaims, principal_digest};
 use crate::validate;
 
 /// Body limit of create: a file name, a type and at most 2 KB of metadata.
@@ -83,34 +91,112 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The client's address when the server was started with connection info (open mode's rate
+/// limit keys on it); `None` under `oneshot` in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// `?key=` of the routes that act on an existing upload.
 #[derive(Debug, Deserialize)]
 struct KeyQuery {
     key: Option<String>,
 }
 
-/// The `key` query parameter, present and of the shape this server issues.
-fn checked_key<'a>(state: &AppState, key: Option<&'a str>) -> Result<&'a str, Error> {
-    let key = key.ok_or_else(|| {
-        Error::bad_request(
-            ErrorCode::InvalidKey,
-            "missing query parameter `key`; pass the key returned when the upload was created",
-        )
-    })?;
-    state.keys().check(key)
+/// Checks the declared size and part size against S3's limits and the caller's.
+fn check_declared_size(
+    principal: &Principal,
+    size: Option<u64>,
+    part_size: Option<u64>,
+) -> Result<(), Error> {
+    if let Some(size) = size {
+        validate::object_size(size)?;
+        if let Some(max) = principal.max_size
+            && size > max
+        {
+            return Err(Error::Forbidden {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "file size {size} exceeds the {max}-byte limit of this caller's upload \
+                     permission"
+                ),
+            });
+        }
+    }
+    match (size, part_size) {
+        (None, Some(_)) => Err(Error::bad_request(
+            ErrorCode::InvalidSize,
+            "partSize needs size; send the file's size with the part size",
+        )),
+        (Some(size), Some(part_size)) => PartPlan::with_part_size(size, part_size)
+            .map(drop)
+            .map_err(|e| Error::bad_request(ErrorCode::InvalidSize, e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// The content type to store, checked against the server's and the caller's allow-lists.
+fn allowed_content_type(
+    state: &AppState,
+    principal: &Principal,
+    raw: &str,
+) -> Result<String, Error> {
+    let content_type = validate::content_type(raw)?;
+    let lists = [
+        state.settings().content_types.as_deref(),
+        principal.content_types.as_deref(),
+    ];
+    for list in lists.into_iter().flatten() {
+        if !auth::content_type_allowed(&content_type, list) {
+            return Err(Error::Forbidden {
+                code: ErrorCode::ContentTypeNotAllowed,
+                message: format!(
+                    "content type {:?} is not allowed here; allowed: {}",
+                    crate::keys::truncate_for_message(&content_type),
+                    list.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(content_type)
 }
 
 async fn create(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<CreateMultipartRequest>,
-) -> Result<Json<CreateMultipartResponse>, Error> {
-    if let Some(size) = req.size {
-        validate::object_size(size)?;
-    }
-    let content_type = validate::content_type(&req.content_type)?;
+    headers: HeaderMap,
+    Peer(peer): Peer,
+    ApiJson(req): ApiJson<CreateMultipartRequestExt>,
+) -> Result<Json<CreateMultipartResponseExt>, Error> {
+    let CreateMultipartRequestExt {
+        base: req,
+        part_size,
+    } = req;
+    let details = CreateDetails {
+        filename: req.filename.clone(),
+        content_type: req.content_type.clone(),
+        size: req.size,
+    };
+    let principal =
+        policy::authorize(&state, &headers, peer, Action::Create, Some(&details)).await?;
+    check_declared_size(&principal, req.size, part_size)?;
+    let content_type = allowed_content_type(&state, &principal, &req.content_type)?;
     let metadata = validate::metadata(&req.metadata)?;
-    let key = state.keys().issue(&req.filename)?;
-    let upload_id = state
+    let key = state
+        .keys()
+        .issue_under(&policy::prefix_of(&state, &principal), &req.filename)?;
+    let store_id = state
         .store()
         .create_multipart(NewUpload {
             key: key.clone(),
@@ -118,26 +204,56 @@ async fn create(
             metadata,
         })
         .await?;
-    tracing::info!(%key, %upload_id, size = ?req.size, "multipart upload created");
-    Ok(Json(CreateMultipartResponse {
-        key,
-        upload_id,
-        bucket: state.store().bucket().to_owned(),
+    let claims = UploadClaims {
+        principal: principal_digest(&principal.id),
+        expires_at: policy::now_secs().saturating_add(state.settings().token_lifetime.as_secs()),
+        size: req.size,
+        part_size,
+        max_size: principal.max_size,
+    };
+    let token = state.secrets().seal(&store_id, &key, &claims);
+    tracing::info!(%key, upload = %store_id, size = ?req.size, "multipart upload created");
+    Ok(Json(CreateMultipartResponseExt {
+        base: CreateMultipartResponse {
+            key,
+            upload_id: format!("{store_id}.{token}"),
+            bucket: state.store().bucket().to_owned(),
+        },
+        part_size: part_size.filter(|_| req.size.is_some()),
+        checksum: state.settings().checksum,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignQuery {
+    key: Option<String>,
+    /// Extension: `ALGO:BASE64` checksum of the part, signed into the URL.
+    checksum: Option<String>,
 }
 
 async fn sign_part(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiPath((upload_id, part_number)): ApiPath<(String, String)>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<SignQuery>,
 ) -> Result<Json<SignPartResponse>, Error> {
-    let upload_id = validate::upload_id(&upload_id)?;
+    let principal = policy::authorize(&state, &headers, peer, Action::Sign, None).await?;
     let part_number = validate::part_number(&part_number)?;
-    let key = checked_key(&state, query.key.as_deref())?;
-    let lifetime = state.url_lifetime();
+    let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
+    policy::check_part_in_plan(&upload.claims, part_number)?;
+    let signing = PartSigning {
+        content_length: policy::part_length(&upload.claims, part_number),
+        checksum: query
+            .checksum
+            .as_deref()
+            .map(policy::checksum)
+            .transpose()?,
+    };
+    let lifetime = state.url_lifetime_now().await;
     let presigned = state
         .store()
-        .presign_part(key, upload_id, part_number, lifetime)
+        .presign_part(upload.key, upload.store_id, part_number, lifetime, &signing)
         .await?;
     Ok(Json(SignPartResponse {
         url: presigned.url,
@@ -151,56 +267,111 @@ struct BatchQuery {
     key: Option<String>,
     #[serde(rename = "partNumbers")]
     part_numbers: Option<String>,
+    /// Extension: `N:ALGO:BASE64,...` checksums of some of the parts.
+    checksums: Option<String>,
 }
 
 async fn sign_batch(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<BatchQuery>,
-) -> Result<Json<SignBatchResponse>, Error> {
-    let upload_id = validate::upload_id(&upload_id)?;
+) -> Result<Json<SignBatchResponseExt>, Error> {
+    let principal = policy::authorize(&state, &headers, peer, Action::Sign, None).await?;
     let numbers = validate::batch(query.part_numbers.as_deref().unwrap_or_default())?;
-    let key = checked_key(&state, query.key.as_deref())?;
-    let lifetime = state.url_lifetime();
+    let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
+    for &n in &numbers {
+        policy::check_part_in_plan(&upload.claims, n)?;
+    }
+    let mut checksums =
+        policy::batch_checksums(query.checksums.as_deref().unwrap_or_default(), &numbers)?;
+    let lifetime = state.url_lifetime_now().await;
     let mut urls = BTreeMap::new();
-    let mut headers = BTreeMap::new();
+    let mut per_part = BTreeMap::new();
     for n in numbers {
+        let signing = PartSigning {
+            content_length: policy::part_length(&upload.claims, n),
+            checksum: checksums.remove(&n),
+        };
         let presigned = state
             .store()
-            .presign_part(key, upload_id, n, lifetime)
+            .presign_part(upload.key, upload.store_id, n, lifetime, &signing)
             .await?;
-        // Every part of one upload is signed alike, so the headers to send are the same.
-        headers = presigned.headers;
         urls.insert(n, presigned.url);
+        per_part.insert(n, presigned.headers);
     }
-    Ok(Json(SignBatchResponse {
+    // Headers every part shares go to `headers` (what Companion-era clients read); the rest, per
+    // part, to `partHeaders`.
+    let shared: BTreeMap<String, String> = match per_part.values().next() {
+        Some(first) => first
+            .iter()
+            .filter(|(k, v)| per_part.values().all(|h| h.get(*k) == Some(*v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let part_headers = per_part
+        .into_iter()
+        .map(|(n, h)| {
+            let own: BTreeMap<String, String> = h
+                .into_iter()
+                .filter(|(k, _)| !shared.contains_key(k))
+                .collect();
+            (n, own)
+        })
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    Ok(Json(SignBatchResponseExt {
         presigned_urls: urls,
         expires: Some(lifetime.as_secs()),
-        headers,
+        headers: shared,
+        part_headers,
     }))
 }
 
 async fn list_parts(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<Vec<ListedPart>>, Error> {
-    let upload_id = validate::upload_id(&upload_id)?;
-    let key = checked_key(&state, query.key.as_deref())?;
-    Ok(Json(state.store().list_parts(key, upload_id).await?))
+    let principal = policy::authorize(&state, &headers, peer, Action::List, None).await?;
+    let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
+    Ok(Json(
+        state
+            .store()
+            .list_parts(upload.key, upload.store_id)
+            .await?,
+    ))
 }
 
 async fn complete(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<KeyQuery>,
-    ApiJson(req): ApiJson<CompleteRequest>,
+    ApiJson(req): ApiJson<CompleteRequestExt>,
 ) -> Result<Json<CompleteResponse>, Error> {
-    let upload_id = validate::upload_id(&upload_id)?;
-    let key = checked_key(&state, query.key.as_deref())?;
-    validate::part_list(&req.parts)?;
-    let done = state.store().complete(key, upload_id, &req.parts).await?;
-    tracing::info!(%key, %upload_id, parts = req.parts.len(), etag = %done.etag, "upload completed");
+    let principal = policy::authorize(&state, &headers, peer, Action::Complete, None).await?;
+    validate::part_list_ext(&req.parts)?;
+    let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
+    policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
+    let (key, store_id) = (upload.key, upload.store_id);
+    if policy::completion_needs_sizes(&upload.claims) {
+        let listed = state.store().list_parts(key, store_id).await?;
+        if let Err(why) = policy::check_completion(&upload.claims, &req.parts, &listed) {
+            tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
+            state.store().abort(key, store_id).await?;
+            return Err(Error::PlanViolated(format!(
+                "{why}; the upload was aborted, start a new one"
+            )));
+        }
+    }
+    let done = state.store().complete(key, store_id, &req.parts).await?;
+    tracing::info!(%key, upload = %store_id, parts = req.parts.len(), etag = %done.etag, "upload completed");
     Ok(Json(CompleteResponse {
         location: done.location,
         key: key.to_owned(),
@@ -211,13 +382,15 @@ async fn complete(
 
 async fn abort(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<Value>, Error> {
-    let upload_id = validate::upload_id(&upload_id)?;
-    let key = checked_key(&state, query.key.as_deref())?;
-    state.store().abort(key, upload_id).await?;
-    tracing::info!(%key, %upload_id, "upload aborted");
+    let principal = policy::authorize(&state, &headers, peer, Action::Abort, None).await?;
+    let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
+    state.store().abort(upload.key, upload.store_id).await?;
+    tracing::info!(key = %upload.key, upload = %upload.store_id, "upload aborted");
     Ok(Json(json!({})))
 }
 
@@ -226,12 +399,15 @@ struct ParamsQuery {
     filename: Option<String>,
     #[serde(rename = "type", default)]
     content_type: String,
-    /// Extension: the file's size, so an impossible single PUT is refused up front.
+    /// Extension: the file's size, so an impossible single PUT is refused up front and the URL
+    /// fixes the exact length.
     size: Option<String>,
 }
 
 async fn single_put_params(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    Peer(peer): Peer,
     ApiQuery(query): ApiQuery<ParamsQuery>,
 ) -> Result<Json<SinglePutParams>, Error> {
     let filename = query.filename.as_deref().ok_or_else(|| {
@@ -240,20 +416,42 @@ async fn single_put_params(
             "missing query parameter `filename`; pass the file's name",
         )
     })?;
-    if let Some(raw) = query.size.as_deref() {
-        let size = raw.parse::<u64>().map_err(|_| {
+    let size = match query.size.as_deref() {
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
             Error::bad_request(
                 ErrorCode::InvalidSize,
-                format!("size {raw:?} is not a whole number of bytes"),
+                format!(
+                    "size {:?} is not a whole number of bytes",
+                    crate::keys::truncate_for_message(raw)
+                ),
             )
-        })?;
+        })?),
+        None => None,
+    };
+    let details = CreateDetails {
+        filename: filename.to_owned(),
+        content_type: query.content_type.clone(),
+        size,
+    };
+    let principal =
+        policy::authorize(&state, &headers, peer, Action::Create, Some(&details)).await?;
+    if let Some(size) = size {
         validate::single_put_size(size)?;
     }
-    let content_type = validate::content_type(&query.content_type)?;
-    let key = state.keys().issue(filename)?;
+    check_declared_size(&principal, size, None)?;
+    if principal.max_size.is_some() && size.is_none() {
+        return Err(Error::bad_request(
+            ErrorCode::InvalidSize,
+            "this caller's uploads have a size limit; pass the file's size as `size`",
+        ));
+    }
+    let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
+    let key = state
+        .keys()
+        .issue_under(&policy::prefix_of(&state, &principal), filename)?;
     let presigned = state
         .store()
-        .presign_put(&key, &content_type, state.url_lifetime())
+        .presign_put(&key, &content_type, size, state.url_lifetime_now().await)
         .await?;
     Ok(Json(SinglePutParams {
         method: "PUT".to_owned(),

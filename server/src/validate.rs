@@ -10,7 +10,7 @@ use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::{
     MAX_BATCH_PARTS, MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_SINGLE_PUT_SIZE, MIN_PART_NUMBER,
 };
-use s3_direct_protocol::wire::CompletedPart;
+use s3_direct_protocol::wire::{CompletedPart, CompletedPartExt};
 
 use crate::error::Error;
 use crate::keys::truncate_for_message;
@@ -79,6 +79,43 @@ pub fn batch(raw: &str) -> Result<Vec<u32>, Error> {
         numbers.push(n);
     }
     Ok(numbers)
+}
+
+/// [`part_list`] for a completion list with checksums; checksum values must be base64.
+pub fn part_list_ext(parts: &[CompletedPartExt]) -> Result<(), Error> {
+    let plain: Vec<CompletedPart> = parts
+        .iter()
+        .map(|p| CompletedPart {
+            part_number: p.part_number,
+            etag: p.etag.clone(),
+        })
+        .collect();
+    part_list(&plain)?;
+    for p in parts {
+        for (name, value) in [
+            ("ChecksumCRC32", &p.checksum_crc32),
+            ("ChecksumCRC32C", &p.checksum_crc32c),
+            ("ChecksumSHA256", &p.checksum_sha256),
+        ] {
+            let Some(value) = value else { continue };
+            let ok = value.len() <= 64
+                && !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            if !ok {
+                return Err(Error::bad_request(
+                    ErrorCode::InvalidPartList,
+                    format!(
+                        "part {} has {name} {:?}, which is not base64",
+                        p.part_number,
+                        truncate_for_message(value)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a completion list: 1..=10,000 parts, strictly ascending (so no duplicates), each with a

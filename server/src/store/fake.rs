@@ -7,9 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{CompletedPartExt, ListedPart};
 
-use super::{Completed, NewUpload, Presigned, Store, StoreError};
+use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
 
 /// Base of the URLs the fake "presigns".
 pub const FAKE_ENDPOINT: &str = "https://fake-store.test";
@@ -23,6 +23,7 @@ pub enum FakeCall {
         upload_id: String,
         part_number: u32,
         lifetime: Duration,
+        signing: PartSigning,
     },
     ListParts {
         key: String,
@@ -31,7 +32,7 @@ pub enum FakeCall {
     Complete {
         key: String,
         upload_id: String,
-        parts: Vec<CompletedPart>,
+        parts: Vec<CompletedPartExt>,
     },
     Abort {
         key: String,
@@ -40,6 +41,7 @@ pub enum FakeCall {
     PresignPut {
         key: String,
         content_type: String,
+        content_length: Option<u64>,
         lifetime: Duration,
     },
 }
@@ -146,6 +148,7 @@ impl Store for FakeStore {
         upload_id: &str,
         part_number: u32,
         lifetime: Duration,
+        signing: &PartSigning,
     ) -> Result<Presigned, StoreError> {
         // Like S3, presigning is local: it does not check that the upload exists.
         drop(self.record(FakeCall::PresignPart {
@@ -153,13 +156,21 @@ impl Store for FakeStore {
             upload_id: upload_id.to_owned(),
             part_number,
             lifetime,
+            signing: signing.clone(),
         })?);
+        let mut headers = BTreeMap::new();
+        if let Some(len) = signing.content_length {
+            headers.insert("content-length".to_owned(), len.to_string());
+        }
+        if let Some((algo, value)) = &signing.checksum {
+            headers.insert(algo.header().to_owned(), value.clone());
+        }
         Ok(Presigned {
             url: url(
                 key,
                 &format!("partNumber={part_number}&uploadId={upload_id}"),
             ),
-            headers: BTreeMap::new(),
+            headers,
         })
     }
 
@@ -181,7 +192,7 @@ impl Store for FakeStore {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPart],
+        parts: &[CompletedPartExt],
     ) -> Result<Completed, StoreError> {
         let mut inner = self.record(FakeCall::Complete {
             key: key.to_owned(),
@@ -213,16 +224,22 @@ impl Store for FakeStore {
         &self,
         key: &str,
         content_type: &str,
+        content_length: Option<u64>,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError> {
         drop(self.record(FakeCall::PresignPut {
             key: key.to_owned(),
             content_type: content_type.to_owned(),
+            content_length,
             lifetime,
         })?);
+        let mut headers = BTreeMap::from([("content-type".to_owned(), content_type.to_owned())]);
+        if let Some(len) = content_length {
+            headers.insert("content-length".to_owned(), len.to_string());
+        }
         Ok(Presigned {
             url: url(key, "x-id=PutObject"),
-            headers: BTreeMap::from([("content-type".to_owned(), content_type.to_owned())]),
+            headers,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPartExt, ListedPart};
 
 mod fake;
 mod s3;
@@ -35,6 +35,15 @@ pub struct Presigned {
     pub url: String,
     /// Headers signed into the URL that the browser must send with exactly these values.
     pub headers: BTreeMap<String, String>,
+}
+
+/// What a part's signature fixes besides its number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartSigning {
+    /// Exact body length the store must receive (from the upload's plan).
+    pub content_length: Option<u64>,
+    /// A checksum of the part's body the store must verify: algorithm and base64 digest.
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
 }
 
 /// Result of completing an upload.
@@ -100,13 +109,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Starts a multipart upload and returns its upload id.
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError>;
 
-    /// Presigns a `PUT` of part `part_number` of the upload, valid for `lifetime` from now.
+    /// Presigns a `PUT` of part `part_number` of the upload, valid for `lifetime` from now, with
+    /// the length and checksum in `signing` signed in.
     async fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
         lifetime: Duration,
+        signing: &PartSigning,
     ) -> Result<Presigned, StoreError>;
 
     /// Every part stored so far, in part-number order (all pages).
@@ -117,17 +128,25 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPart],
+        parts: &[CompletedPartExt],
     ) -> Result<Completed, StoreError>;
 
     /// Abandons the upload and deletes its parts.
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
 
-    /// Presigns a single `PUT` of a whole object with `content_type`, valid for `lifetime`.
+    /// Presigns a single `PUT` of a whole object with `content_type` (and, when given, exactly
+    /// `content_length` bytes), valid for `lifetime`.
     async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        content_length: Option<u64>,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError>;
+
+    /// How long the credentials that sign URLs still live; `None` when they do not expire.
+    /// Handlers never sign a URL that outlives them.
+    async fn credentials_remaining(&self) -> Option<Duration> {
+        None
+    }
 }

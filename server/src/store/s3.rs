@@ -10,16 +10,21 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use std::sync::Arc;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::future;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, Credentials, IdentityCache, ProvideCredentials, Region,
+    RequestChecksumCalculation, ResponseChecksumValidation, SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPartExt, ListedPart};
 
-use super::{Completed, NewUpload, Presigned, Store, StoreError};
+use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
 
 /// Where the store is and how to address it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +54,60 @@ pub struct S3Store {
     /// Client configured with the public endpoint, used only to presign.
     presigner: Client,
     config: S3StoreConfig,
+    /// Expiring credentials shared by both clients (`None`: fixed credentials).
+    creds: Option<RefreshingCredentials>,
+}
+
+/// Credentials are refreshed this long before they expire, so a URL signed just before a refresh
+/// still has a useful life.
+const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+
+/// A credentials cache that refreshes [`REFRESH_BEFORE`] expiry and can say how long the current
+/// credentials live.
+#[derive(Debug, Clone)]
+pub struct RefreshingCredentials {
+    inner: SharedCredentialsProvider,
+    cached: Arc<tokio::sync::Mutex<Option<Credentials>>>,
+}
+
+impl RefreshingCredentials {
+    fn new(inner: SharedCredentialsProvider) -> Self {
+        Self {
+            inner,
+            cached: Arc::default(),
+        }
+    }
+
+    async fn current(&self) -> Result<Credentials, CredentialsError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            let fresh = c
+                .expiry()
+                .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE);
+            if fresh {
+                return Ok(c.clone());
+            }
+        }
+        let c = self.inner.provide_credentials().await?;
+        if let Some(e) = c.expiry() {
+            let left = e.duration_since(SystemTime::now()).unwrap_or_default();
+            tracing::info!(
+                "signing credentials refreshed; they expire in {} s",
+                left.as_secs()
+            );
+        }
+        *cached = Some(c.clone());
+        Ok(c)
+    }
+}
+
+impl ProvideCredentials for RefreshingCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.current())
+    }
 }
 
 impl S3Store {
@@ -59,7 +118,30 @@ impl S3Store {
             .region(Region::new(config.region.clone()))
             .load()
             .await;
-        Self::build(aws_sdk_s3::config::Builder::from(&shared), config)
+        let builder = aws_sdk_s3::config::Builder::from(&shared);
+        match shared.credentials_provider() {
+            Some(provider) => Self::with_provider(builder, config, provider),
+            None => Self::build(builder, config),
+        }
+    }
+
+    /// A store whose credentials come from `provider` (which may hand out expiring ones: an
+    /// instance role, web identity, SSO). Both clients share one [`RefreshingCredentials`], so
+    /// [`Store::credentials_remaining`] knows the life left in the very credentials that sign.
+    pub fn with_provider(
+        builder: aws_sdk_s3::config::Builder,
+        config: S3StoreConfig,
+        provider: SharedCredentialsProvider,
+    ) -> Self {
+        let creds = RefreshingCredentials::new(provider);
+        let builder = builder
+            .credentials_provider(creds.clone())
+            // Our cache decides when to refresh; a second cache on top could sign with older
+            // credentials than the ones whose expiry we cap URLs at.
+            .identity_cache(IdentityCache::no_cache());
+        let mut store = Self::build(builder, config);
+        store.creds = Some(creds);
+        store
     }
 
     /// A store using fixed credentials (the embedded store, tests).
@@ -92,6 +174,7 @@ impl S3Store {
             api,
             presigner,
             config,
+            creds: None,
         }
     }
 
@@ -116,16 +199,29 @@ impl S3Store {
         part_number: u32,
         start: SystemTime,
         lifetime: Duration,
+        signing: &PartSigning,
     ) -> Result<Presigned, StoreError> {
         const OP: &str = "presign UploadPart";
         let presigning = presigning_config(OP, start, lifetime)?;
-        let request = self
+        let mut builder = self
             .presigner
             .upload_part()
             .bucket(&self.config.bucket)
             .key(key)
             .upload_id(upload_id)
-            .part_number(part_number_i32(part_number))
+            .part_number(part_number_i32(part_number));
+        if let Some(len) = signing.content_length {
+            builder = builder.content_length(i64::try_from(len).unwrap_or(i64::MAX));
+        }
+        if let Some((algo, value)) = &signing.checksum {
+            builder = match algo {
+                ChecksumAlgorithm::Md5 => builder.content_md5(value),
+                ChecksumAlgorithm::Crc32 => builder.checksum_crc32(value),
+                ChecksumAlgorithm::Crc32c => builder.checksum_crc32_c(value),
+                ChecksumAlgorithm::Sha256 => builder.checksum_sha256(value),
+            };
+        }
+        let request = builder
             .presigned(presigning)
             .await
             .map_err(|e| classify(OP, upload_id, e))?;
@@ -176,9 +272,17 @@ impl Store for S3Store {
         upload_id: &str,
         part_number: u32,
         lifetime: Duration,
+        signing: &PartSigning,
     ) -> Result<Presigned, StoreError> {
-        self.presign_part_at(key, upload_id, part_number, SystemTime::now(), lifetime)
-            .await
+        self.presign_part_at(
+            key,
+            upload_id,
+            part_number,
+            SystemTime::now(),
+            lifetime,
+            signing,
+        )
+        .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError> {
@@ -233,7 +337,7 @@ impl Store for S3Store {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPart],
+        parts: &[CompletedPartExt],
     ) -> Result<Completed, StoreError> {
         const OP: &str = "CompleteMultipartUpload";
         let parts = parts
@@ -242,6 +346,9 @@ impl Store for S3Store {
                 SdkCompletedPart::builder()
                     .part_number(part_number_i32(p.part_number))
                     .e_tag(&p.etag)
+                    .set_checksum_crc32(p.checksum_crc32.clone())
+                    .set_checksum_crc32_c(p.checksum_crc32c.clone())
+                    .set_checksum_sha256(p.checksum_sha256.clone())
                     .build()
             })
             .collect();
@@ -271,6 +378,20 @@ impl Store for S3Store {
         })
     }
 
+    async fn credentials_remaining(&self) -> Option<Duration> {
+        let creds = self.creds.as_ref()?;
+        match creds.current().await {
+            Ok(c) => c
+                .expiry()
+                .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default()),
+            Err(e) => {
+                // Signing will fail the same way and report it; keep the configured lifetime.
+                tracing::warn!("cannot read the signing credentials: {e}");
+                None
+            }
+        }
+    }
+
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         const OP: &str = "AbortMultipartUpload";
         self.api
@@ -288,6 +409,7 @@ impl Store for S3Store {
         &self,
         key: &str,
         content_type: &str,
+        content_length: Option<u64>,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError> {
         const OP: &str = "presign PutObject";
@@ -298,6 +420,7 @@ impl Store for S3Store {
             .bucket(&self.config.bucket)
             .key(key)
             .content_type(content_type)
+            .set_content_length(content_length.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
             .presigned(presigning)
             .await
             .map_err(|e| classify(OP, "", e))?;
@@ -427,7 +550,13 @@ mod tests {
     async fn part_urls_use_the_public_endpoint_and_carry_no_checksum() {
         let s = store(true, Some("http://files.example.net:8000"));
         let p = s
-            .presign_part("k/a.bin", "up1", 7, Duration::from_secs(60))
+            .presign_part(
+                "k/a.bin",
+                "up1",
+                7,
+                Duration::from_secs(60),
+                &PartSigning::default(),
+            )
             .await
             .unwrap();
         assert!(
@@ -445,10 +574,97 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expiring_credentials_report_their_remaining_life() {
+        let expiry = SystemTime::now() + Duration::from_secs(120);
+        let provider = SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session".into()),
+            Some(expiry),
+            "test",
+        ));
+        let s = S3Store::with_provider(
+            aws_sdk_s3::config::Builder::new().behavior_version(BehaviorVersion::latest()),
+            store(true, None).config.clone(),
+            provider,
+        );
+        let left = s.credentials_remaining().await.unwrap();
+        assert!(
+            left <= Duration::from_secs(120) && left > Duration::from_secs(100),
+            "{left:?}"
+        );
+        // The presigner signs with them (the session token is in the URL).
+        let p = s
+            .presign_part(
+                "k",
+                "u",
+                1,
+                Duration::from_secs(60),
+                &PartSigning::default(),
+            )
+            .await
+            .unwrap();
+        assert!(p.url.contains("X-Amz-Security-Token=session"), "{}", p.url);
+        assert!(store(true, None).credentials_remaining().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_planned_part_signs_its_length_and_checksum() {
+        let s = store(true, None);
+        let p = s
+            .presign_part(
+                "k/a.bin",
+                "up1",
+                2,
+                Duration::from_secs(60),
+                &PartSigning {
+                    content_length: Some(5_242_880),
+                    checksum: Some((ChecksumAlgorithm::Crc32c, "yZRlqg==".into())),
+                },
+            )
+            .await
+            .unwrap();
+        let signed = p
+            .url
+            .split("X-Amz-SignedHeaders=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(signed.contains("content-length"), "{signed}");
+        assert!(signed.contains("x-amz-checksum-crc32c"), "{signed}");
+        assert_eq!(p.headers["content-length"], "5242880");
+        assert_eq!(p.headers["x-amz-checksum-crc32c"], "yZRlqg==");
+        assert!(
+            !p.url
+                .to_ascii_lowercase()
+                .contains("x-amz-sdk-checksum-algorithm"),
+            "{}",
+            p.url
+        );
+        let md5 = s
+            .presign_part(
+                "k/a.bin",
+                "up1",
+                2,
+                Duration::from_secs(60),
+                &PartSigning {
+                    content_length: None,
+                    checksum: Some((ChecksumAlgorithm::Md5, "1B2M2Y8AsgTpgAmY7PhCfg==".into())),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(md5.headers["content-md5"], "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
+
+    #[tokio::test]
     async fn single_put_urls_sign_the_content_type() {
         let s = store(true, None);
         let p = s
-            .presign_put("k/a.txt", "text/plain", Duration::from_secs(60))
+            .presign_put("k/a.txt", "text/plain", None, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(

@@ -8,7 +8,7 @@ use s3_direct_protocol::wire::CreateMultipartResponse;
 use s3_direct_server::store::FakeCall;
 use serde_json::{Value, json};
 
-use crate::common::{Reply, delete, enc, fake_app, get, post_json, send};
+use crate::common::{Reply, anon_upload_id, delete, enc, fake_app, get, post_json, send};
 
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
 /// A key of the shape the server issues (but never created in the fake).
@@ -388,15 +388,16 @@ async fn bad_content_type_and_metadata() {
 async fn unknown_upload_ids_are_404_no_such_upload() {
     let (app, store) = fake_app();
     let key = enc(KEY);
-    get(&app, &format!("/s3/multipart/nope?key={key}"))
+    let nope = anon_upload_id("nope", KEY);
+    get(&app, &format!("/s3/multipart/{nope}?key={key}"))
         .await
         .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
-    delete(&app, &format!("/s3/multipart/nope?key={key}"))
+    delete(&app, &format!("/s3/multipart/{nope}?key={key}"))
         .await
         .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
     let m = post_json(
         &app,
-        &format!("/s3/multipart/nope/complete?key={key}"),
+        &format!("/s3/multipart/{nope}/complete?key={key}"),
         parts([1]),
     )
     .await

@@ -13,8 +13,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::wire::ErrorBody;
+use s3_direct_server::token::{UploadClaims, principal_digest};
 use s3_direct_server::{
-    AppState, EmbeddedCredentials, EmbeddedStore, FakeStore, S3Store, Settings, app,
+    AppState, Authorizer, EmbeddedCredentials, EmbeddedStore, FakeStore, OpenAuth, S3Store,
+    Settings, Store, UploadSecrets, app,
 };
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
@@ -128,8 +130,42 @@ pub fn fake_app() -> (Router, Arc<FakeStore>) {
 
 pub fn fake_app_with(settings: Settings) -> (Router, Arc<FakeStore>) {
     let store = Arc::new(FakeStore::new());
-    let state = AppState::new(store.clone(), settings);
-    (app(state), store)
+    (app(open_state(store.clone(), settings)), store)
+}
+
+/// The upload secret every test app uses, so tests can mint upload ids for uploads they did not
+/// create through the API.
+pub const TEST_SECRET: &[u8] = b"test-upload-secret-test-upload-secret";
+
+pub fn test_secrets() -> UploadSecrets {
+    UploadSecrets::new(TEST_SECRET, None).unwrap()
+}
+
+/// An open (no auth) state with [`TEST_SECRET`].
+pub fn open_state(store: Arc<dyn Store>, settings: Settings) -> AppState {
+    AppState::with_auth(store, settings, Arc::new(OpenAuth), test_secrets())
+}
+
+/// The `uploadId` a test app would issue to `principal` for store upload `store_id` and `key`.
+pub fn upload_id_for(store_id: &str, key: &str, principal: &str) -> String {
+    let claims = UploadClaims {
+        principal: principal_digest(principal),
+        expires_at: u64::MAX / 2,
+        size: None,
+        part_size: None,
+        max_size: None,
+    };
+    format!("{store_id}.{}", test_secrets().seal(store_id, key, &claims))
+}
+
+/// [`upload_id_for`] the open server's `anonymous` caller.
+pub fn anon_upload_id(store_id: &str, key: &str) -> String {
+    upload_id_for(store_id, key, "anonymous")
+}
+
+/// The store's id inside an API `uploadId`.
+pub fn store_id(upload_id: &str) -> &str {
+    upload_id.rsplit_once('.').unwrap().0
 }
 
 /// Creates an upload through the API and returns `(key, upload_id)`.
@@ -153,6 +189,11 @@ pub struct Embedded {
 
 impl Embedded {
     pub async fn start() -> Self {
+        Self::start_with(Settings::default(), Arc::new(OpenAuth)).await
+    }
+
+    /// The embedded store behind an app with `settings` and `auth`.
+    pub async fn start_with(settings: Settings, auth: Arc<dyn Authorizer>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let store = EmbeddedStore::start(
@@ -164,7 +205,7 @@ impl Embedded {
         .await
         .unwrap();
         let s3 = store.s3_store(BUCKET, "us-east-1", None);
-        let state = AppState::new(Arc::new(s3.clone()), Settings::default());
+        let state = AppState::with_auth(Arc::new(s3.clone()), settings, auth, test_secrets());
         Self {
             app: app(state),
             s3,

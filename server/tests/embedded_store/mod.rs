@@ -11,10 +11,13 @@ use s3_direct_protocol::wire::{
     CompleteResponse, ListedPart, SignBatchResponse, SignPartResponse, SinglePutParams,
 };
 use s3_direct_server::Store;
+use s3_direct_server::store::PartSigning;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::{BUCKET, Embedded, create, delete, enc, get, post_json, test_bytes};
+use crate::common::{
+    BUCKET, Embedded, anon_upload_id, create, delete, enc, get, post_json, store_id, test_bytes,
+};
 
 /// PUTs `body` to a presigned URL like a browser would (with an Origin, so CORS applies).
 async fn put(url: &str, body: Vec<u8>) -> reqwest::Response {
@@ -94,7 +97,7 @@ async fn full_multipart_upload_through_presigned_urls() {
             .ok();
     assert_eq!(created.bucket, BUCKET);
     let (key, upload_id) = (created.key, created.upload_id);
-    assert_eq!(e.open_uploads(), std::slice::from_ref(&upload_id));
+    assert_eq!(e.open_uploads(), [store_id(&upload_id)]);
 
     let data = test_bytes((11 * MIB + 1234) as usize, 7);
     let chunks = [
@@ -228,9 +231,16 @@ async fn expired_part_urls_are_refused() {
     // Signed an hour ago for one second: long expired, without waiting.
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     let expired =
-        e.s3.presign_part_at(&key, &upload_id, 1, an_hour_ago, Duration::from_secs(1))
-            .await
-            .unwrap();
+        e.s3.presign_part_at(
+            &key,
+            store_id(&upload_id),
+            1,
+            an_hour_ago,
+            Duration::from_secs(1),
+            &PartSigning::default(),
+        )
+        .await
+        .unwrap();
     assert!(expired.url.contains("X-Amz-Expires=1&"), "{}", expired.url);
     let res = put(&expired.url, b"x".to_vec()).await;
     assert_eq!(res.status(), 403);
@@ -239,10 +249,11 @@ async fn expired_part_urls_are_refused() {
     let fresh =
         e.s3.presign_part_at(
             &key,
-            &upload_id,
+            store_id(&upload_id),
             1,
             SystemTime::now(),
             Duration::from_secs(1),
+            &PartSigning::default(),
         )
         .await
         .unwrap();
@@ -300,6 +311,8 @@ async fn unknown_upload_ids_are_no_such_upload() {
     let (key, _) = create(&e.app, "a.bin").await;
     let k = enc(&key);
     for id in ["8d1f3c1e-3a43-4f4e-9a64-8c1f7f0b8a55", "not-a-uuid"] {
+        // A genuine token for an upload the store does not hold.
+        let id = &anon_upload_id(id, &key);
         get(&e.app, &format!("/s3/multipart/{id}?key={k}"))
             .await
             .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
@@ -321,27 +334,39 @@ async fn an_upload_id_only_works_with_its_own_key() {
     let batch = sign_batch(&e, &key, &upload_id, "1").await;
     let etag = put_part(&batch.presigned_urls[&1], b"mine".to_vec()).await;
 
-    // A well-formed key of another upload: S3 answers NoSuchUpload, and so must the embedded store.
+    // A well-formed key of another upload: the upload token is bound to its own key, so the
+    // server refuses before the store is asked.
     complete(&e, &other_key, &upload_id, &[(1, &etag)])
         .await
-        .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+        .error(StatusCode::FORBIDDEN, ErrorCode::InvalidUploadToken);
     get(
         &e.app,
         &format!("/s3/multipart/{upload_id}?key={}", enc(&other_key)),
     )
     .await
-    .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+    .error(StatusCode::FORBIDDEN, ErrorCode::InvalidUploadToken);
     delete(
         &e.app,
         &format!("/s3/multipart/{upload_id}?key={}", enc(&other_key)),
     )
     .await
-    .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
+    .error(StatusCode::FORBIDDEN, ErrorCode::InvalidUploadToken);
+    // And the store itself ties the id to its key (S3 answers NoSuchUpload, so must it).
+    assert!(matches!(
+        e.s3.list_parts(&other_key, store_id(&upload_id)).await,
+        Err(s3_direct_server::StoreError::NoSuchUpload { .. })
+    ));
     // A part URL presigned for the other key is refused too.
     let wrong =
-        e.s3.presign_part(&other_key, &upload_id, 2, Duration::from_secs(60))
-            .await
-            .unwrap();
+        e.s3.presign_part(
+            &other_key,
+            store_id(&upload_id),
+            2,
+            Duration::from_secs(60),
+            &PartSigning::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(put(&wrong.url, b"x".to_vec()).await.status(), 404);
     assert!(e.objects().is_empty());
     assert_eq!(e.stored_parts().len(), 1);
@@ -364,7 +389,7 @@ async fn a_failed_complete_keeps_the_upload_for_a_retry() {
         .await
         .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
     assert!(m.contains("part 2 has not been uploaded"), "{m}");
-    assert_eq!(e.open_uploads(), std::slice::from_ref(&upload_id));
+    assert_eq!(e.open_uploads(), [store_id(&upload_id)]);
     assert!(e.objects().is_empty());
 
     // Re-send and complete.
@@ -387,7 +412,7 @@ async fn small_non_last_parts_are_entity_too_small() {
     complete(&e, &key, &upload_id, &[(1, &etag1), (2, &etag2)])
         .await
         .error(StatusCode::BAD_REQUEST, ErrorCode::EntityTooSmall);
-    assert_eq!(e.open_uploads(), [upload_id]);
+    assert_eq!(e.open_uploads(), [store_id(&upload_id)]);
     assert!(e.objects().is_empty());
 }
 
@@ -459,7 +484,7 @@ async fn refused_requests_leave_the_store_untouched() {
         .error(bad, ErrorCode::InvalidKey);
 
     assert!(e.objects().is_empty(), "{:?}", e.objects());
-    assert_eq!(e.open_uploads(), [upload_id]);
+    assert_eq!(e.open_uploads(), [store_id(&upload_id)]);
     assert_eq!(e.stored_parts().len(), 1);
 }
 
@@ -481,7 +506,7 @@ async fn list_parts_returns_more_than_one_thousand_parts_in_order() {
         let res = client.put(url).body(vec![1u8]).send().await.unwrap();
         assert_eq!(res.status(), 200);
     }
-    let listed = e.s3.list_parts(&key, &upload_id).await.unwrap();
+    let listed = e.s3.list_parts(&key, store_id(&upload_id)).await.unwrap();
     assert_eq!(listed.len(), 1002);
     assert!(
         listed

@@ -10,11 +10,11 @@ use s3_direct_protocol::wire::{
     CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart, SignBatchResponse,
     SignPartResponse, SinglePutParams,
 };
-use s3_direct_server::store::{FakeCall, NewUpload};
+use s3_direct_server::store::{FakeCall, NewUpload, PartSigning};
 use s3_direct_server::{Settings, StoreError};
 use serde_json::{Value, json};
 
-use crate::common::{create, delete, enc, fake_app, fake_app_with, get, post_json, send};
+use crate::common::{create, delete, enc, fake_app, fake_app_with, get, post_json, send, store_id};
 
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
 
@@ -39,7 +39,7 @@ async fn create_issues_a_key_under_the_prefix_and_passes_type_and_metadata() {
         .await
         .ok();
     assert_eq!(created.bucket, "fake-bucket");
-    assert_eq!(created.upload_id, "fake-upload-1");
+    assert_eq!(store_id(&created.upload_id), "fake-upload-1");
     let rest = created.key.strip_prefix("uploads/").unwrap();
     let (id, name) = rest.split_once('/').unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
@@ -102,9 +102,10 @@ async fn sign_one_part() {
         store.calls()[1],
         FakeCall::PresignPart {
             key,
-            upload_id,
+            upload_id: store_id(&upload_id).to_owned(),
             part_number: 7,
             lifetime: Duration::from_secs(900),
+            signing: PartSigning::default(),
         }
     );
 }
@@ -146,8 +147,8 @@ async fn sign_a_batch() {
 async fn list_parts_is_a_bare_array_in_part_order() {
     let (app, store) = fake_app();
     let (key, upload_id) = create(&app, "a.bin").await;
-    store.put_part(&upload_id, 2, ETAG, 10);
-    store.put_part(&upload_id, 1, ETAG, 5 << 20);
+    store.put_part(store_id(&upload_id), 2, ETAG, 10);
+    store.put_part(store_id(&upload_id), 1, ETAG, 5 << 20);
     let reply = get(
         &app,
         &format!("/s3/multipart/{upload_id}?key={}", enc(&key)),
@@ -184,16 +185,18 @@ async fn complete_returns_location_etag_key_and_bucket() {
         store.calls()[1],
         FakeCall::Complete {
             key,
-            upload_id,
+            upload_id: store_id(&upload_id).to_owned(),
             parts: vec![
                 CompletedPart {
                     part_number: 1,
                     etag: ETAG.into()
-                },
+                }
+                .into(),
                 CompletedPart {
                     part_number: 2,
                     etag: "abc-2".into()
-                },
+                }
+                .into(),
             ],
         }
     );
@@ -231,7 +234,13 @@ async fn abort_answers_an_empty_object() {
     .await
     .ok();
     assert_eq!(v, json!({}));
-    assert_eq!(store.calls()[1], FakeCall::Abort { key, upload_id });
+    assert_eq!(
+        store.calls()[1],
+        FakeCall::Abort {
+            key,
+            upload_id: store_id(&upload_id).to_owned()
+        }
+    );
     assert!(store.open_uploads().is_empty());
 }
 
@@ -257,6 +266,7 @@ async fn single_put_params() {
         vec![FakeCall::PresignPut {
             key: params.key.clone(),
             content_type: "text/plain".into(),
+            content_length: None,
             lifetime: Duration::from_secs(900),
         }]
     );

@@ -10,10 +10,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use s3_direct_protocol::ErrorCode;
-use s3_direct_protocol::wire::CompletedPart;
-use s3_direct_server::{AppState, S3Store, S3StoreConfig, Settings, Store, StoreError, app};
+use s3_direct_protocol::wire::CompletedPartExt;
+use s3_direct_server::{S3Store, S3StoreConfig, Settings, Store, StoreError, app};
 
-use crate::common::{enc, get, post_json};
+use crate::common::{anon_upload_id, enc, get, open_state, post_json};
 
 const KEY: &str = "uploads/0b6f4f0e-7a4c-4c59-9d0b-2f6f4a1d3c11/a.bin";
 /// Parts the "paged" upload holds: three pages of at most 1,000.
@@ -149,10 +149,11 @@ async fn answer(
     StatusCode::NOT_IMPLEMENTED.into_response()
 }
 
-fn one_part() -> Vec<CompletedPart> {
-    vec![CompletedPart {
+fn one_part() -> Vec<CompletedPartExt> {
+    vec![CompletedPartExt {
         part_number: 1,
         etag: "\"e1\"".into(),
+        ..CompletedPartExt::default()
     }]
 }
 
@@ -253,15 +254,27 @@ async fn complete_reports_a_location_browsers_can_reach() {
 #[tokio::test]
 async fn store_failures_reach_the_client_as_json_with_details_hidden() {
     let (store, _) = scripted().await;
-    let app = app(AppState::new(Arc::new(store), Settings::default()));
-    let reply = get(&app, &format!("/s3/multipart/denied?key={}", enc(KEY))).await;
+    let app = app(open_state(Arc::new(store), Settings::default()));
+    let reply = get(
+        &app,
+        &format!(
+            "/s3/multipart/{}?key={}",
+            anon_upload_id("denied", KEY),
+            enc(KEY)
+        ),
+    )
+    .await;
     let message = reply.error(StatusCode::BAD_GATEWAY, ErrorCode::StoreUnavailable);
     assert!(!message.contains("AccessDenied"), "{message}");
     assert!(message.contains("ListParts"), "{message}");
     let body = serde_json::json!({"parts": [{"PartNumber": 1, "ETag": "\"e1\""}]}).to_string();
     post_json(
         &app,
-        &format!("/s3/multipart/small/complete?key={}", enc(KEY)),
+        &format!(
+            "/s3/multipart/{}/complete?key={}",
+            anon_upload_id("small", KEY),
+            enc(KEY)
+        ),
         body,
     )
     .await
