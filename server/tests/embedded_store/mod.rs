@@ -514,3 +514,85 @@ async fn list_parts_returns_more_than_one_thousand_parts_in_order() {
             .all(|w| w[0].part_number < w[1].part_number)
     );
 }
+
+#[tokio::test]
+async fn a_part_signed_for_5_mib_and_sent_with_6_mib_is_refused_by_the_store() {
+    let e = Embedded::start().await;
+    let body = json!({"filename": "a.bin", "size": 11 * MIB, "partSize": 5 * MIB});
+    let created: s3_direct_protocol::wire::CreateMultipartResponseExt =
+        post_json(&e.app, "/s3/multipart", body.to_string())
+            .await
+            .ok();
+    let (key, upload_id) = (created.base.key, created.base.upload_id);
+    let batch: s3_direct_protocol::wire::SignBatchResponseExt = get(
+        &e.app,
+        &format!(
+            "/s3/multipart/{upload_id}/batch?key={}&partNumbers=1,2,3",
+            enc(&key)
+        ),
+    )
+    .await
+    .ok();
+    let signed = batch.presigned_urls[&1].to_ascii_lowercase();
+    assert!(signed.contains("content-length"), "{signed}");
+    assert_eq!(
+        batch.part_headers[&1]["content-length"],
+        (5 * MIB).to_string()
+    );
+
+    // The browser sends the body's true length; the signature covers the planned one.
+    let res = put(&batch.presigned_urls[&1], vec![0; (6 * MIB) as usize]).await;
+    assert_eq!(res.status(), 403, "{}", res.text().await.unwrap());
+    let res = put(&batch.presigned_urls[&3], vec![0; (MIB - 1) as usize]).await;
+    assert_eq!(res.status(), 403, "{}", res.text().await.unwrap());
+    assert!(e.stored_parts().is_empty(), "{:?}", e.stored_parts());
+
+    // The planned lengths go through, and the upload completes with its declared size.
+    let data = test_bytes((11 * MIB) as usize, 3);
+    let mut etags = Vec::new();
+    for (n, range) in [
+        (1u32, 0..5 * MIB),
+        (2, 5 * MIB..10 * MIB),
+        (3, 10 * MIB..11 * MIB),
+    ] {
+        let chunk = data[range.start as usize..range.end as usize].to_vec();
+        etags.push((n, put_part(&batch.presigned_urls[&n], chunk).await));
+    }
+    let parts: Vec<(u32, &str)> = etags.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let done: CompleteResponse = complete(&e, &key, &upload_id, &parts).await.ok();
+    let (stored, _) = get_object(&e, &done.key).await;
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(&data));
+}
+
+#[tokio::test]
+async fn completion_aborts_an_upload_larger_than_declared() {
+    // Size declared, part size not: the lengths cannot be signed, so the total is checked at
+    // completion and an upload that broke it is aborted in the store.
+    let e = Embedded::start().await;
+    let body = json!({"filename": "a.bin", "size": 6 * MIB});
+    let created: s3_direct_protocol::wire::CreateMultipartResponse =
+        post_json(&e.app, "/s3/multipart", body.to_string())
+            .await
+            .ok();
+    let (key, upload_id) = (created.key, created.upload_id);
+    let batch = sign_batch(&e, &key, &upload_id, "1,2").await;
+    let e1 = put_part(&batch.presigned_urls[&1], vec![1; (5 * MIB) as usize]).await;
+    let e2 = put_part(&batch.presigned_urls[&2], vec![2; (2 * MIB) as usize]).await;
+    let m = complete(&e, &key, &upload_id, &[(1, &e1), (2, &e2)])
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(
+        m.contains("7340032 bytes but the upload declared 6291456"),
+        "{m}"
+    );
+    assert!(e.open_uploads().is_empty());
+    assert!(e.stored_parts().is_empty());
+    assert!(e.objects().is_empty());
+    // Part 3 cannot even be signed: 6 MiB needs at most 2 parts.
+    get(
+        &e.app,
+        &format!("/s3/multipart/{upload_id}/3?key={}", enc(&key)),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+}

@@ -1,0 +1,726 @@
+//! Every policy decision through the router: JWT principals, upload ownership, forged, expired
+//! and replayed upload tokens, key prefixes, size and content-type limits, plan-bound part
+//! signing, the rate limit and CORS. Refused requests must not reach the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::limits::MIB;
+use s3_direct_protocol::wire::{
+    CreateMultipartResponseExt, SignBatchResponseExt, SignPartResponse, SinglePutParams,
+};
+use s3_direct_server::store::{FakeCall, PartSigning};
+use s3_direct_server::token::{UploadClaims, principal_digest};
+use s3_direct_server::{AppState, FakeStore, JwtAuth, Settings, app};
+use serde_json::{Value, json};
+
+use crate::common::{Reply, enc, send, store_id, test_secrets};
+
+const JWT_SECRET: &[u8] = b"jwt-secret-jwt-secret-jwt-secret!";
+const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// A bearer token for `sub` with extra claims.
+fn jwt(sub: &str, extra: Value) -> String {
+    let mut claims = json!({"sub": sub, "exp": now() + 600});
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap()
+}
+
+fn jwt_app_with(settings: Settings) -> (Router, Arc<FakeStore>) {
+    let store = Arc::new(FakeStore::new());
+    let state = AppState::with_auth(
+        store.clone(),
+        settings,
+        Arc::new(JwtAuth::hs256(JWT_SECRET).unwrap()),
+        test_secrets(),
+    );
+    (app(state), store)
+}
+
+fn jwt_app() -> (Router, Arc<FakeStore>) {
+    jwt_app_with(Settings::default())
+}
+
+async fn call(app: &Router, method: Method, uri: &str, token: Option<&str>, body: &str) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    send(app, req.body(Body::from(body.to_owned())).unwrap()).await
+}
+
+async fn create_as(app: &Router, token: &str, body: Value) -> Reply {
+    call(
+        app,
+        Method::POST,
+        "/s3/multipart",
+        Some(token),
+        &body.to_string(),
+    )
+    .await
+}
+
+async fn created(app: &Router, token: &str, body: Value) -> CreateMultipartResponseExt {
+    create_as(app, token, body).await.ok()
+}
+
+/// The four calls on an existing upload, as `token`.
+async fn every_upload_call(app: &Router, token: &str, upload_id: &str, key: &str) -> Vec<Reply> {
+    let k = enc(key);
+    let parts = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}]}).to_string();
+    vec![
+        call(
+            app,
+            Method::GET,
+            &format!("/s3/multipart/{upload_id}/1?key={k}"),
+            Some(token),
+            "",
+        )
+        .await,
+        call(
+            app,
+            Method::GET,
+            &format!("/s3/multipart/{upload_id}/batch?key={k}&partNumbers=1"),
+            Some(token),
+            "",
+        )
+        .await,
+        call(
+            app,
+            Method::GET,
+            &format!("/s3/multipart/{upload_id}?key={k}"),
+            Some(token),
+            "",
+        )
+        .await,
+        call(
+            app,
+            Method::POST,
+            &format!("/s3/multipart/{upload_id}/complete?key={k}"),
+            Some(token),
+            &parts,
+        )
+        .await,
+        call(
+            app,
+            Method::DELETE,
+            &format!("/s3/multipart/{upload_id}?key={k}"),
+            Some(token),
+            "",
+        )
+        .await,
+    ]
+}
+
+/// Store calls other than the create(s).
+fn calls_after_create(store: &FakeStore) -> Vec<FakeCall> {
+    store
+        .calls()
+        .into_iter()
+        .filter(|c| !matches!(c, FakeCall::CreateMultipart(_)))
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_valid_bearer_token_nothing_happens() {
+    let (app, store) = jwt_app();
+    let body = r#"{"filename":"a.bin"}"#;
+    let r = call(&app, Method::POST, "/s3/multipart", None, body).await;
+    let m = r.error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+    assert!(m.contains("Authorization"), "{m}");
+    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+
+    let expired = encode(
+        &Header::default(),
+        &json!({"sub": "alice", "exp": now() - 600}),
+        &EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap();
+    let r = call(&app, Method::POST, "/s3/multipart", Some(&expired), body).await;
+    let m = r.error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+    assert!(m.contains("expired") && !m.contains(&expired), "{m}");
+
+    let forged = encode(
+        &Header::default(),
+        &json!({"sub": "alice", "exp": now() + 600}),
+        &EncodingKey::from_secret(b"not-the-secret-not-the-secret-xx"),
+    )
+    .unwrap();
+    call(&app, Method::POST, "/s3/multipart", Some(&forged), body)
+        .await
+        .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+    assert!(store.calls().is_empty());
+}
+
+#[tokio::test]
+async fn principal_b_cannot_sign_list_complete_or_abort_principal_a_upload() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let bob = jwt("bob", json!({}));
+    let up = created(&app, &alice, json!({"filename": "a.bin"})).await;
+    for r in every_upload_call(&app, &bob, &up.base.upload_id, &up.base.key).await {
+        let m = r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+        assert!(m.contains("another principal"), "{m}");
+    }
+    assert!(calls_after_create(&store).is_empty(), "{:?}", store.calls());
+    // Alice herself can.
+    let signed: SignPartResponse = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{}/1?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert!(signed.url.contains("partNumber=1"));
+}
+
+#[tokio::test]
+async fn forged_expired_and_replayed_upload_tokens_are_refused() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let one = created(&app, &alice, json!({"filename": "one.bin"})).await;
+    let two = created(&app, &alice, json!({"filename": "two.bin"})).await;
+    let (id1, id2) = (store_id(&one.base.upload_id), store_id(&two.base.upload_id));
+    let token1 = one.base.upload_id.rsplit_once('.').unwrap().1;
+
+    // Upload one's token on upload two's id (same key or the other key), and on a made-up id.
+    let replayed = [
+        (format!("{id2}.{token1}"), two.base.key.clone()),
+        (format!("{id2}.{token1}"), one.base.key.clone()),
+        (format!("made-up.{token1}"), one.base.key.clone()),
+    ];
+    // Another secret's token, for a valid id and key.
+    let claims = UploadClaims {
+        principal: principal_digest("alice"),
+        expires_at: now() + 600,
+        size: None,
+        part_size: None,
+        max_size: None,
+    };
+    let other = s3_direct_server::UploadSecrets::new(&[9; 32], None).unwrap();
+    let forged = format!("{id1}.{}", other.seal(id1, &one.base.key, &claims));
+    // An expired token made with the right secret.
+    let expired_claims = UploadClaims {
+        expires_at: now() - 1,
+        ..claims
+    };
+    let expired = format!(
+        "{id1}.{}",
+        test_secrets().seal(id1, &one.base.key, &expired_claims)
+    );
+    let cases = replayed.into_iter().chain([
+        (forged, one.base.key.clone()),
+        (expired.clone(), one.base.key.clone()),
+        (format!("{id1}.garbage"), one.base.key.clone()),
+        (id1.to_owned(), one.base.key.clone()),
+    ]);
+    for (upload_id, key) in cases {
+        for r in every_upload_call(&app, &alice, &upload_id, &key).await {
+            r.error(StatusCode::FORBIDDEN, ErrorCode::InvalidUploadToken);
+        }
+    }
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/s3/multipart/{expired}?key={}", enc(&one.base.key)),
+        Some(&alice),
+        "",
+    )
+    .await;
+    let m = r.error(StatusCode::FORBIDDEN, ErrorCode::InvalidUploadToken);
+    assert!(m.contains("expired"), "{m}");
+    assert!(calls_after_create(&store).is_empty(), "{:?}", store.calls());
+}
+
+#[tokio::test]
+async fn keys_follow_the_principal_prefix_and_others_are_refused() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({"key_prefix": "users/alice/"}));
+    let up = created(&app, &alice, json!({"filename": "../../x.bin"})).await;
+    assert!(
+        up.base.key.starts_with("uploads/users/alice/"),
+        "{}",
+        up.base.key
+    );
+    assert_eq!(up.base.key.matches('/').count(), 4, "{}", up.base.key);
+
+    // A key of the right shape under another user's prefix, with alice's own upload id.
+    let outside = up.base.key.replace("/alice/", "/bob/");
+    for r in every_upload_call(&app, &alice, &up.base.upload_id, &outside).await {
+        let m = r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+        assert!(m.contains("outside the prefix"), "{m}");
+    }
+    // Directly under the server prefix, outside hers.
+    let top = format!(
+        "uploads/{}",
+        up.base.key.strip_prefix("uploads/users/alice/").unwrap()
+    );
+    for r in every_upload_call(&app, &alice, &up.base.upload_id, &top).await {
+        r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+    }
+    assert!(calls_after_create(&store).is_empty());
+}
+
+#[tokio::test]
+async fn sizes_over_the_limit_and_types_not_allowed_create_nothing() {
+    let (app, store) = jwt_app_with(Settings {
+        content_types: Some(vec!["video/*".into(), "image/png".into()]),
+        ..Settings::default()
+    });
+    let alice = jwt(
+        "alice",
+        json!({"max_size": 100 * MIB, "content_types": ["video/mp4"]}),
+    );
+    let m = create_as(
+        &app,
+        &alice,
+        json!({"filename": "a.mp4", "type": "video/mp4", "size": 100 * MIB + 1}),
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+    assert!(m.contains("104857601") && m.contains("limit"), "{m}");
+    // Allowed by the server but not by the token.
+    let m = create_as(
+        &app,
+        &alice,
+        json!({"filename": "a.webm", "type": "video/webm"}),
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::ContentTypeNotAllowed);
+    assert!(m.contains("video/mp4"), "{m}");
+    // Allowed by neither; and the single-PUT route applies the same rules.
+    let open = jwt("bob", json!({}));
+    create_as(
+        &app,
+        &open,
+        json!({"filename": "a.html", "type": "text/html"}),
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::ContentTypeNotAllowed);
+    call(
+        &app,
+        Method::GET,
+        "/s3/params?filename=a.html&type=text%2Fhtml",
+        Some(&open),
+        "",
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::ContentTypeNotAllowed);
+    call(
+        &app,
+        Method::GET,
+        "/s3/params?filename=a.mp4&type=video%2Fmp4",
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
+    call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/params?filename=a.mp4&type=video%2Fmp4&size={}",
+            100 * MIB + 1
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+    assert!(store.calls().is_empty(), "{:?}", store.calls());
+
+    // Within the limits: created, and a single PUT signs its exact length.
+    created(
+        &app,
+        &alice,
+        json!({"filename": "a.mp4", "type": "video/mp4", "size": 100 * MIB}),
+    )
+    .await;
+    let params: SinglePutParams = call(
+        &app,
+        Method::GET,
+        "/s3/params?filename=a.mp4&type=video%2Fmp4&size=1000",
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert_eq!(params.headers["content-length"], "1000");
+}
+
+#[tokio::test]
+async fn a_declared_plan_fixes_part_lengths_and_bounds_part_numbers() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let up = created(
+        &app,
+        &alice,
+        json!({"filename": "a.bin", "size": 11 * MIB, "partSize": 5 * MIB}),
+    )
+    .await;
+    assert_eq!(up.part_size, Some(5 * MIB));
+    let (id, k) = (&up.base.upload_id, enc(&up.base.key));
+    let batch: SignBatchResponseExt = call(
+        &app,
+        Method::GET,
+        &format!("/s3/multipart/{id}/batch?key={k}&partNumbers=1,2,3"),
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    // The lengths differ, so each part carries its own.
+    assert!(batch.headers.is_empty(), "{:?}", batch.headers);
+    assert_eq!(
+        batch.part_headers[&1]["content-length"],
+        (5 * MIB).to_string()
+    );
+    assert_eq!(batch.part_headers[&3]["content-length"], MIB.to_string());
+    let signed: Vec<Option<u64>> = store
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            FakeCall::PresignPart { signing, .. } => Some(signing.content_length),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signed, [Some(5 * MIB), Some(5 * MIB), Some(MIB)]);
+
+    let before = store.calls().len();
+    let m = call(
+        &app,
+        Method::GET,
+        &format!("/s3/multipart/{id}/4?key={k}"),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+    assert!(m.contains("beyond this upload's plan of 3 parts"), "{m}");
+    call(
+        &app,
+        Method::GET,
+        &format!("/s3/multipart/{id}/batch?key={k}&partNumbers=2,9"),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+    // Completing with fewer parts than the plan.
+    let two = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}, {"PartNumber": 2, "ETag": ETAG}]});
+    call(
+        &app,
+        Method::POST,
+        &format!("/s3/multipart/{id}/complete?key={k}"),
+        Some(&alice),
+        &two.to_string(),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartList);
+    assert_eq!(store.calls().len(), before);
+
+    // A partSize without a size, or one S3 would refuse.
+    create_as(&app, &alice, json!({"filename": "a", "partSize": 5 * MIB}))
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
+    create_as(
+        &app,
+        &alice,
+        json!({"filename": "a", "size": 10, "partSize": MIB}),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
+}
+
+#[tokio::test]
+async fn completion_aborts_an_upload_whose_parts_break_the_plan() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let up = created(
+        &app,
+        &alice,
+        json!({"filename": "a.bin", "size": 11 * MIB, "partSize": 5 * MIB}),
+    )
+    .await;
+    let sid = store_id(&up.base.upload_id);
+    // Parts of the wrong sizes (a store that does not enforce the signed length).
+    store.put_part(sid, 1, ETAG, 6 * MIB);
+    store.put_part(sid, 2, ETAG, 4 * MIB);
+    store.put_part(sid, 3, ETAG, MIB);
+    let parts: Vec<Value> = (1..=3)
+        .map(|n| json!({"PartNumber": n, "ETag": ETAG}))
+        .collect();
+    let m = call(
+        &app,
+        Method::POST,
+        &format!(
+            "/s3/multipart/{}/complete?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        &json!({ "parts": parts }).to_string(),
+    )
+    .await
+    .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(
+        m.contains("part 1 holds 6291456 bytes") && m.contains("aborted"),
+        "{m}"
+    );
+    assert!(store.open_uploads().is_empty());
+    assert!(
+        !store
+            .calls()
+            .iter()
+            .any(|c| matches!(c, FakeCall::Complete { .. })),
+        "{:?}",
+        store.calls()
+    );
+}
+
+#[tokio::test]
+async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({"max_size": 10 * MIB}));
+    let up = created(&app, &alice, json!({"filename": "a.bin"})).await;
+    let sid = store_id(&up.base.upload_id);
+    // Parts beyond what 10 MiB can need are not even signed.
+    call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{}/3?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+    store.put_part(sid, 1, ETAG, 6 * MIB);
+    store.put_part(sid, 2, ETAG, 6 * MIB);
+    let parts =
+        json!({"parts": [{"PartNumber": 1, "ETag": ETAG}, {"PartNumber": 2, "ETag": ETAG}]});
+    let m = call(
+        &app,
+        Method::POST,
+        &format!(
+            "/s3/multipart/{}/complete?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        &parts.to_string(),
+    )
+    .await
+    .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(m.contains("limit of 10485760"), "{m}");
+    assert!(store.open_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
+    let (app, store) = jwt_app_with(Settings {
+        checksum: Some(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
+        ..Settings::default()
+    });
+    let alice = jwt("alice", json!({}));
+    let raw: Value = create_as(&app, &alice, json!({"filename": "a.bin"}))
+        .await
+        .json();
+    assert_eq!(raw["checksum"], "crc32c");
+    let up: CreateMultipartResponseExt = serde_json::from_value(raw).unwrap();
+    let (id, k) = (&up.base.upload_id, enc(&up.base.key));
+    let one: SignPartResponse = call(
+        &app,
+        Method::GET,
+        &format!("/s3/multipart/{id}/1?key={k}&checksum=crc32c%3AyZRlqg%3D%3D"),
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert_eq!(one.headers["x-amz-checksum-crc32c"], "yZRlqg==");
+    let batch: SignBatchResponseExt = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{id}/batch?key={k}&partNumbers=1,2&checksums={}",
+            enc("1:crc32c:AAAAAA==,2:md5:1B2M2Y8AsgTpgAmY7PhCfg==")
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert!(batch.headers.is_empty(), "{:?}", batch.headers);
+    assert_eq!(batch.part_headers[&1]["x-amz-checksum-crc32c"], "AAAAAA==");
+    assert_eq!(
+        batch.part_headers[&2]["content-md5"],
+        "1B2M2Y8AsgTpgAmY7PhCfg=="
+    );
+    let signing: Vec<PartSigning> = store
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            FakeCall::PresignPart { signing, .. } => Some(signing),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signing.len(), 3);
+    for bad in ["crc32c%3Anope", "crc64%3AAAAAAA%3D%3D", "crc32c"] {
+        call(
+            &app,
+            Method::GET,
+            &format!("/s3/multipart/{id}/1?key={k}&checksum={bad}"),
+            Some(&alice),
+            "",
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest);
+    }
+    call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{id}/batch?key={k}&partNumbers=1&checksums={}",
+            enc("2:crc32c:AAAAAA==")
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidBatch);
+
+    let parts = json!({"parts": [{"PartNumber": 1, "ETag": ETAG, "ChecksumCRC32C": "AAAAAA=="}]});
+    call(
+        &app,
+        Method::POST,
+        &format!("/s3/multipart/{id}/complete?key={k}"),
+        Some(&alice),
+        &parts.to_string(),
+    )
+    .await
+    .ok::<Value>();
+    let Some(FakeCall::Complete { parts, .. }) = store.calls().last().cloned() else {
+        panic!("expected a complete call");
+    };
+    assert_eq!(parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+}
+
+#[tokio::test]
+async fn a_flood_from_one_caller_gets_429_with_retry_after() {
+    let (app, _) = jwt_app_with(Settings {
+        rate_per_minute: 60,
+        rate_burst: 3,
+        ..Settings::default()
+    });
+    let alice = jwt("alice", json!({}));
+    let bob = jwt("bob", json!({}));
+    for _ in 0..3 {
+        create_as(&app, &alice, json!({"filename": "a"}))
+            .await
+            .ok::<Value>();
+    }
+    let r = create_as(&app, &alice, json!({"filename": "a"})).await;
+    r.error(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited);
+    assert_eq!(r.headers[header::RETRY_AFTER], "1");
+    // Bob has his own budget.
+    create_as(&app, &bob, json!({"filename": "a"}))
+        .await
+        .ok::<Value>();
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_origins_only() {
+    let (app, _) = jwt_app_with(Settings {
+        cors_origins: vec!["https://app.example.com".into()],
+        cors_credentials: true,
+        ..Settings::default()
+    });
+    let preflight = |origin: &'static str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/s3/multipart")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = send(&app, preflight("https://app.example.com")).await;
+    assert_eq!(
+        ok.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+    assert_eq!(ok.headers[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+    let bad = send(&app, preflight("https://evil.example.net")).await;
+    assert!(
+        bad.headers
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+
+    // Without --cors-origin there are no CORS headers at all (same origin only).
+    let (plain, _) = jwt_app();
+    let r = send(&plain, preflight("https://app.example.com")).await;
+    assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    let _ = HeaderValue::from_static("x");
+}
+
+#[tokio::test]
+async fn url_lifetimes_never_exceed_the_configured_one() {
+    let (app, store) = jwt_app_with(Settings {
+        url_lifetime: Duration::from_secs(60),
+        ..Settings::default()
+    });
+    let alice = jwt("alice", json!({}));
+    let up = created(&app, &alice, json!({"filename": "a"})).await;
+    let signed: SignPartResponse = call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{}/1?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert_eq!(signed.expires, 60);
+    assert!(store.calls().iter().any(|c| matches!(
+        c,
+        FakeCall::PresignPart { lifetime, .. } if *lifetime == Duration::from_secs(60)
+    )));
+}
