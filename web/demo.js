@@ -6,6 +6,7 @@
 //   ?files=2         files uploading at once     (default 2; the rest wait in the queue)
 //   ?endpoint=/s3    the signing API
 //   ?retryDelay=200  first retry delay in ms; ?stallTimeout=5000 stall timeout in ms
+//   ?checksum=md5    part checksums: auto (the server's choice), off, md5, crc32, crc32c, sha256
 //
 // Choosing a file again after a reload (or a crash) resumes its upload: the client keeps a
 // record in IndexedDB and sends only the parts the store lacks.
@@ -20,6 +21,7 @@ if (number('concurrency')) options.concurrency = number('concurrency');
 for (const name of ['retries', 'retryDelay', 'maxRetryDelay', 'stallTimeout']) {
   if (params.has(name)) options[name] = number(name);
 }
+if (params.has('checksum')) options.checksum = params.get('checksum');
 const filesAtOnce = Math.max(1, number('files') ?? 2);
 
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -112,6 +114,7 @@ async function start(item) {
     const result = await item.handle.promise;
     bar.value = 1;
     row.dataset.key = result.key;
+    if (result.checksum) row.dataset.checksum = result.checksum;
     finish({ row }, 'done', `Stored as ${result.key}`);
   } catch (err) {
     if (err.code === 'aborted') finish({ row }, 'cancelled', 'Cancelled; nothing was kept in the store.');

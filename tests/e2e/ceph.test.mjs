@@ -5,7 +5,9 @@ import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startCeph } from '../lib/ceph.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { randomFaults, resignsShortLivedUrls } from '../lib/resilience.mjs';
+import {
+  corruptedBodyIsRefusedAndResent, randomFaults, resignsShortLivedUrls,
+} from '../lib/resilience.mjs';
 import { cancelHalfWay, uploadThreeFilesAtOnce } from '../lib/scenarios.mjs';
 import { createBucketForBrowsers, listUploads, s3Client } from '../lib/s3.mjs';
 import { startServer } from '../lib/server.mjs';
@@ -58,6 +60,15 @@ describe('ceph radosgw', () => {
     const { proxy, server: proxied, stop } = await behindProxy();
     try {
       await randomFaults({ browser, server: proxied, proxy, s3, bucket });
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a part body corrupted on the way is refused by radosgw (Content-MD5) and sent again', async () => {
+    const { proxy, server: proxied, stop } = await behindProxy();
+    try {
+      await corruptedBodyIsRefusedAndResent({ browser, server: proxied, proxy, s3, bucket });
     } finally {
       await stop();
     }

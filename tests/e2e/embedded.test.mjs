@@ -5,6 +5,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
+import { checksumsInAWorker } from '../lib/resilience.mjs';
 import { cancelHalfWay, uploadThreeFilesAtOnce } from '../lib/scenarios.mjs';
 import { s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
@@ -35,6 +36,12 @@ describe('embedded store', () => {
   it('uploads a 64 MiB file and two small ones at once, byte for byte', async () => {
     await uploadThreeFilesAtOnce({ browser, server, s3, bucket });
   });
+
+  for (const algorithm of ['md5', 'sha256']) {
+    it(`${algorithm} part checksums are computed in a Web Worker and sum up in the result`, async () => {
+      await checksumsInAWorker({ browser, server, s3, bucket, algorithm });
+    });
+  }
 
   it('cancelling half-way leaves no object and no parts in the store', async () => {
     const file = await cancelHalfWay({ browser, server });

@@ -35,6 +35,7 @@ export async function waitForRow(page, name, { timeout = 120_000 } = {}) {
     return {
       state: row.dataset.state,
       key: row.dataset.key ?? null,
+      checksum: row.dataset.checksum ?? null,
       detail: row.querySelector('.detail').textContent,
     };
   }, name, { timeout, polling: 100 });

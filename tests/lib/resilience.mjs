@@ -51,8 +51,9 @@ export async function randomFaults({ browser, server, proxy, s3, bucket, sizeMiB
   }
   const faulty = new Map();
   for (const part of numbers.slice(0, Math.ceil(parts / 5))) {
+    const length = part < parts ? 5 * MiB : sizeMiB * MiB - 5 * MiB * (parts - 1);
     const kinds = [
-      { cutAfter: 1 + Math.floor(random() * 4 * MiB) },
+      { cutAfter: 1 + Math.floor(random() * (Math.min(4 * MiB, length) - 1)) },
       { status: 500, code: 'InternalError' },
       { status: 503, code: 'SlowDown' },
       { delayMs: 300 + Math.floor(random() * 700) },
@@ -203,6 +204,72 @@ export async function survivesServerRestart({ browser, getServer, restartServer,
     await restartServer();
     const row = await waitForRow(page, file.name, { timeout: 120_000 });
     await expectStored(s3, bucket, row, file);
+  } finally {
+    proxy.decide = () => undefined;
+    await page.close();
+  }
+}
+
+/** `algo:BASE64-N` of a file on disk cut in `partSize` parts, as the client reports it. */
+export async function compositeChecksum(filePath, partSize, algorithm) {
+  const { createHash } = await import('node:crypto');
+  const { readFile } = await import('node:fs/promises');
+  const data = await readFile(filePath);
+  const digests = [];
+  for (let at = 0; at < data.length || at === 0; at += partSize) {
+    digests.push(createHash(algorithm).update(data.subarray(at, at + partSize)).digest());
+    if (data.length === 0) break;
+  }
+  const whole = createHash(algorithm).update(Buffer.concat(digests)).digest('base64');
+  return `${algorithm}:${whole}-${digests.length}`;
+}
+
+/**
+ * Uploads with `checksum` chosen by the page: every part is read and hashed in the Web Worker,
+ * and the result's composite checksum must equal the one computed here from the file.
+ */
+export async function checksumsInAWorker({ browser, server, s3, bucket, algorithm }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, `checksummed-${algorithm}.bin`, 23 * MiB + 12345);
+  const page = await openDemo(browser, server.url, { partSize: 5, concurrency: 4, checksum: algorithm });
+  const workers = [];
+  page.on('worker', (w) => workers.push(w.url()));
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name);
+    await expectStored(s3, bucket, row, file);
+    assert.equal(row.checksum, await compositeChecksum(file.path, 5 * MiB, algorithm));
+    assert.equal(workers.length, 1, 'the parts were hashed in one Web Worker');
+    assert.deepEqual(page.pageErrors, []);
+  } finally {
+    await page.close();
+  }
+}
+
+/**
+ * The proxy flips one byte in the first PUT of part 2. With MD5 part checksums the store must
+ * refuse that body (BadDigest) and the client send it again; the object must equal the file.
+ * Only meaningful on a store that verifies Content-MD5.
+ */
+export async function corruptedBodyIsRefusedAndResent({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'corrupted-once.bin', 17 * MiB);
+  let corrupted = false;
+  proxy.decide = ({ part }) => {
+    if (part !== 2 || corrupted) return undefined;
+    corrupted = true;
+    return { corruptAt: 123_457 };
+  };
+  const page = await openDemo(browser, server.url, {
+    partSize: 5, concurrency: 2, checksum: 'md5', ...fastRetries,
+  });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name);
+    await expectStored(s3, bucket, row, file);
+    const part2 = proxy.log.filter((e) => e.part === 2);
+    assert.equal(part2[0].outcome, 400, 'the store refused the corrupted body');
+    assert.ok(part2.length >= 2 && part2.at(-1).outcome === 200, 'and the part was sent again');
   } finally {
     proxy.decide = () => undefined;
     await page.close();

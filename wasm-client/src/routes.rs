@@ -25,6 +25,31 @@ impl Routes {
         format!("{}/multipart", self.base)
     }
 
+    /// `GET`: presigned URLs for `parts`, with `checksums` (`ALGO:BASE64` per part) to sign in.
+    pub fn sign_batch_with(
+        &self,
+        upload_id: &str,
+        key: &str,
+        parts: &[u32],
+        checksums: &std::collections::BTreeMap<u32, String>,
+    ) -> String {
+        let mut url = self.sign_batch(upload_id, key, parts);
+        let mut list = String::new();
+        for n in parts {
+            if let Some(sum) = checksums.get(n) {
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                let _ = write!(list, "{n}:{sum}");
+            }
+        }
+        if !list.is_empty() {
+            url.push_str("&checksums=");
+            url.push_str(&encode(&list));
+        }
+        url
+    }
+
     /// `GET`: presigned URLs for `parts`.
     pub fn sign_batch(&self, upload_id: &str, key: &str, parts: &[u32]) -> String {
         let mut numbers = String::with_capacity(parts.len() * 5);
@@ -97,6 +122,20 @@ mod tests {
         );
         assert_eq!(r.complete("id", "k"), "/s3/multipart/id/complete?key=k");
         assert_eq!(r.abort("id", "k/é"), "/s3/multipart/id?key=k%2F%C3%A9");
+    }
+
+    #[test]
+    fn checksums_ride_in_the_batch_query() {
+        let r = Routes::new("/s3");
+        let sums = std::collections::BTreeMap::from([(2, "md5:AbC+/w==".to_string())]);
+        assert_eq!(
+            r.sign_batch_with("id", "k", &[1, 2], &sums),
+            "/s3/multipart/id/batch?key=k&partNumbers=1,2&checksums=2%3Amd5%3AAbC%2B%2Fw%3D%3D"
+        );
+        assert_eq!(
+            r.sign_batch_with("id", "k", &[1], &sums),
+            "/s3/multipart/id/batch?key=k&partNumbers=1"
+        );
     }
 
     #[test]

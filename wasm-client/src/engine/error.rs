@@ -60,6 +60,10 @@ pub enum Error {
         stall_ms: u64,
         attempts: u32,
     },
+    /// The file could not be read to checksum a part (it was changed, moved or deleted on disk
+    /// since it was chosen).
+    #[error("part {part}: the file could not be read ({message}); choose the file again")]
+    FileUnreadable { part: u32, message: String },
     /// A call to the signing server failed.
     #[error("{call} failed: {source}")]
     Api { call: ApiCall, source: ApiError },
@@ -83,6 +87,7 @@ impl Error {
             Self::PartStatus { .. } => "http_error",
             Self::PartNetwork { .. } => "network_error",
             Self::PartStalled { .. } => "stalled",
+            Self::FileUnreadable { .. } => "file_unreadable",
             Self::Api { call, source } => match source {
                 ApiError::Status {
                     code: Some(code), ..
@@ -112,7 +117,8 @@ impl Error {
             Self::MissingEtag { part, .. }
             | Self::PartStatus { part, .. }
             | Self::PartNetwork { part, .. }
-            | Self::PartStalled { part, .. } => Some(*part),
+            | Self::PartStalled { part, .. }
+            | Self::FileUnreadable { part, .. } => Some(*part),
             _ => None,
         }
     }

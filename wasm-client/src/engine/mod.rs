@@ -17,8 +17,8 @@ pub mod upload;
 
 pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, Error, FailureClass, PutError};
-pub use ports::{AlwaysOnline, Clock, Network, PartPut, PartSink, Signer};
+pub use ports::{AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer};
 pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
 pub use resume::{Fingerprint, RecordedPart, ResumeRecord, ResumeStore};
 pub use retry::RetryPolicy;
-pub use upload::{Engine, FileInfo, UploadOptions, UploadResult};
+pub use upload::{ChecksumChoice, Engine, FileInfo, UploadOptions, UploadResult};

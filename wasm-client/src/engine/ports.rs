@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use futures::future::LocalBoxFuture;
-
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse,
+    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CreateMultipartRequest,
+    CreateMultipartResponse, CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
 };
 
 use super::error::{ApiError, PutError};
@@ -27,25 +26,28 @@ use super::progress::PartProgress;
 // the browser implementation's futures are not `Send`, so that is the contract we want.
 #[allow(async_fn_in_trait)]
 pub trait Signer {
-    /// `POST {endpoint}/multipart`: starts a multipart upload.
+    /// `POST {endpoint}/multipart`: starts a multipart upload. The answer may name the checksum
+    /// the server wants with every part.
     async fn create(
         &self,
         request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError>;
+    ) -> Result<CreateMultipartResponseExt, ApiError>;
 
     /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most
-    /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending).
+    /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending), with the
+    /// parts' checksums (`ALGO:BASE64`) to sign into them where `checksums` has one.
     async fn sign_parts(
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-    ) -> Result<SignBatchResponse, ApiError>;
+        checksums: &BTreeMap<u32, String>,
+    ) -> Result<SignBatchResponseExt, ApiError>;
 
     /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequest,
+        request: &CompleteRequestExt,
     ) -> Result<CompleteResponse, ApiError>;
 
     /// `DELETE {endpoint}/multipart/{uploadId}`: discards the upload and its stored parts.
@@ -85,6 +87,17 @@ pub trait PartSink {
         put: PartPut<'_>,
         progress: PartProgress,
     ) -> Result<Option<String>, PutError>;
+}
+
+/// Computes part checksums: in the browser in a Web Worker (hashing a part reads it into memory
+/// and takes CPU; the page must stay responsive), in tests a fake.
+pub trait Checksummer {
+    /// The base64 checksum of the file's bytes in `range`, or why they could not be read.
+    fn checksum(
+        &self,
+        algorithm: ChecksumAlgorithm,
+        range: Range<u64>,
+    ) -> LocalBoxFuture<'static, Result<String, String>>;
 }
 
 /// Time: for speed and ETA, URL lifetimes, retry delays and the stall watchdog.

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::LocalBoxFuture;
-use s3_direct_protocol::wire::{CreateMultipartResponse, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CreateMultipartResponse, ListedPart};
 use serde::{Deserialize, Serialize};
 
 /// How long a resume record stays usable after its last update: a week.
@@ -91,6 +91,9 @@ pub struct ResumeRecord {
     pub parts: BTreeMap<u32, RecordedPart>,
     /// Clock time of the last change.
     pub updated_ms: f64,
+    /// The checksum every part carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 impl ResumeRecord {
@@ -134,8 +137,12 @@ pub fn reconcile(
             usable.insert(n, recorded.clone());
         }
     }
+    // Listed parts the record lacks have no known checksum; with checksums completed per part
+    // (CRC, SHA-256), send them again rather than complete without one.
+    let completes_with_checksums = record.checksum.is_some_and(|a| a != ChecksumAlgorithm::Md5);
     for (&n, l) in &listed {
-        if !usable.contains_key(&n)
+        if !completes_with_checksums
+            && !usable.contains_key(&n)
             && !record.parts.contains_key(&n)
             && !l.etag.is_empty()
             && plan_size(n) == Some(l.size)
@@ -187,6 +194,7 @@ mod tests {
                 })
                 .collect(),
             updated_ms: 0.0,
+            checksum: None,
         }
     }
 

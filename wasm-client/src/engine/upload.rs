@@ -35,14 +35,15 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompletedPart, CreateMultipartRequest, CreateMultipartResponse,
-    SignBatchResponse,
+    ChecksumAlgorithm, CompleteRequestExt, CompletedPartExt, CreateMultipartRequest,
+    CreateMultipartResponse, SignBatchResponseExt,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
 use super::control::{Control, RunState};
+use super::digest::{Digest, base64, base64_decode};
 use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
-use super::ports::{AlwaysOnline, Clock, Network, PartPut, PartSink, Signer};
+use super::ports::{AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer};
 use super::progress::{Activity, PartProgress, Phase, ProgressCallback, Reporter};
 use super::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, RecordedPart, ResumeRecord, ResumeStore, reconcile,
@@ -86,6 +87,21 @@ pub struct UploadOptions {
     /// Milliseconds of lifetime a URL must have left to be used (see
     /// [`DEFAULT_RESIGN_MARGIN_MS`]).
     pub resign_margin_ms: f64,
+    /// Which checksum to compute for each part and sign into its URL.
+    pub checksum: ChecksumChoice,
+}
+
+/// Which checksum protects each part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumChoice {
+    /// The one the signing server asks for when it creates the upload (it knows what its store
+    /// verifies), or none.
+    #[default]
+    Auto,
+    /// None: parts are not read before they are sent.
+    Off,
+    /// This one, whatever the server says; it signs it if it can.
+    Use(ChecksumAlgorithm),
 }
 
 impl Default for UploadOptions {
@@ -97,6 +113,7 @@ impl Default for UploadOptions {
             retry: RetryPolicy::default(),
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             resign_margin_ms: DEFAULT_RESIGN_MARGIN_MS,
+            checksum: ChecksumChoice::Auto,
         }
     }
 }
@@ -170,6 +187,9 @@ pub struct UploadResult {
     /// did not report one.
     pub etag: String,
     pub size: u64,
+    /// Checksum of the whole object as `ALGO:BASE64-N`: the checksum of the parts' checksums
+    /// (S3's composite form; for MD5 the same digest as a multipart ETag), when parts had them.
+    pub checksum: Option<String>,
 }
 
 /// Uploads files through a [`Signer`] and a [`PartSink`].
@@ -180,6 +200,7 @@ pub struct Engine<S, P> {
     network: Rc<dyn Network>,
     random: Rc<dyn Random>,
     resume: Option<Rc<dyn ResumeStore>>,
+    checksummer: Option<Rc<dyn Checksummer>>,
     options: UploadOptions,
 }
 
@@ -235,10 +256,11 @@ struct Attempts {
 
 /// Something the scheduler must react to.
 enum Event {
-    Signed(Result<SignBatchResponse, ApiError>),
+    Signed(Result<SignBatchResponseExt, ApiError>),
     Put(PutDone),
     BackoffOver(u32),
     SignWaitOver,
+    Hashed(u32, Result<String, String>),
     Changed,
 }
 
@@ -254,7 +276,24 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             network: Rc::new(AlwaysOnline),
             random: Rc::new(XorShift::new(seed)),
             resume: None,
+            checksummer: None,
             options,
+        }
+    }
+
+    /// Computes part checksums with `checksummer`; without one, parts carry none.
+    pub fn with_checksummer(mut self, checksummer: Rc<dyn Checksummer>) -> Self {
+        self.checksummer = Some(checksummer);
+        self
+    }
+
+    /// The checksum to use given what the server asked for.
+    fn algorithm(&self, asked: Option<ChecksumAlgorithm>) -> Option<ChecksumAlgorithm> {
+        self.checksummer.as_ref()?;
+        match self.options.checksum {
+            ChecksumChoice::Auto => asked,
+            ChecksumChoice::Off => None,
+            ChecksumChoice::Use(algorithm) => Some(algorithm),
         }
     }
 
@@ -352,8 +391,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             }
         }
 
-        let (upload, record) = match resumed {
-            Some(record) => (record.upload(), Some(record)),
+        let (upload, record, algorithm) = match resumed {
+            Some(record) => {
+                let algorithm = self.algorithm(record.checksum);
+                (record.upload(), Some(record), algorithm)
+            }
             None => {
                 let request = CreateMultipartRequest {
                     filename: file.filename.clone(),
@@ -361,7 +403,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     metadata: file.metadata.clone(),
                     size: Some(file.size),
                 };
-                let upload = self
+                let created = self
                     .call(
                         ApiCall::Create,
                         Some(control),
@@ -370,6 +412,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         || self.signer.create(&request),
                     )
                     .await?;
+                let algorithm = self.algorithm(created.checksum);
+                let upload = created.base;
                 let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
                     fingerprint: fingerprint.clone(),
                     upload_id: upload.upload_id.clone(),
@@ -378,8 +422,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     part_size: plan.part_size,
                     parts: BTreeMap::new(),
                     updated_ms: self.clock.now_ms(),
+                    checksum: algorithm,
                 });
-                (upload, record)
+                (upload, record, algorithm)
             }
         };
         let journal = Journal {
@@ -393,14 +438,21 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             return Err(self.abort(&upload).await);
         }
 
-        let already: BTreeMap<u32, String> = journal
+        let already: BTreeMap<u32, (String, Option<String>)> = journal
             .record
             .borrow()
             .as_ref()
-            .map(|r| r.parts.iter().map(|(&n, p)| (n, p.etag.clone())).collect())
+            .map(|r| {
+                r.parts
+                    .iter()
+                    .map(|(&n, p)| (n, (p.etag.clone(), p.checksum.clone())))
+                    .collect()
+            })
             .unwrap_or_default();
         let parts = match self
-            .transfer(&upload, &plan, &reporter, control, already, &journal)
+            .transfer(
+                &upload, &plan, &reporter, control, already, &journal, algorithm,
+            )
             .await
         {
             Ok(parts) => parts,
@@ -414,7 +466,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         };
 
         reporter.set_phase(Phase::Completing);
-        let request = CompleteRequest { parts };
+        let checksum = composite_checksum(algorithm, &parts);
+        let request = CompleteRequestExt {
+            parts: parts
+                .into_iter()
+                .map(|(part, sum)| with_checksum(part, sum))
+                .collect(),
+        };
         let done = self
             .call(
                 ApiCall::Complete,
@@ -432,6 +490,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             location: done.location,
             etag: done.etag,
             size: file.size,
+            checksum,
         })
     }
 
@@ -514,15 +573,18 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 
     /// Sends every part not in `stored`; returns all of them sorted for completion.
+    // One call site; a struct for its arguments would only rename them.
+    #[allow(clippy::too_many_arguments)]
     async fn transfer(
         &self,
         upload: &CreateMultipartResponse,
         plan: &PartPlan,
         reporter: &Rc<Reporter>,
         control: &Control,
-        mut stored: BTreeMap<u32, String>,
+        mut stored: BTreeMap<u32, (String, Option<String>)>,
         journal: &Journal,
-    ) -> Result<Vec<CompletedPart>, Stop> {
+        algorithm: Option<ChecksumAlgorithm>,
+    ) -> Result<Vec<(CompletedPartExt, Option<String>)>, Stop> {
         let concurrency = self.options.concurrency;
         let retry = self.options.retry;
         let parts_total = plan.part_count;
@@ -544,7 +606,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut puts: FuturesUnordered<LocalBoxFuture<'_, PutDone>> = FuturesUnordered::new();
         let mut in_backoff: BTreeSet<u32> = BTreeSet::new();
         let mut backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>> = FuturesUnordered::new();
-        let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponse, ApiError>>> = None;
+        let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponseExt, ApiError>>> = None;
+        // Checksums (`algo:base64`) of parts not yet stored, and the ones being computed.
+        let mut sums: BTreeMap<u32, String> = BTreeMap::new();
+        let mut hashing: FuturesUnordered<LocalBoxFuture<'static, (u32, Result<String, String>)>> =
+            FuturesUnordered::new();
+        let mut hashing_parts: BTreeSet<u32> = BTreeSet::new();
+        let summer = algorithm.zip(self.checksummer.clone());
         let mut signing_batch: Vec<u32> = Vec::new();
         let mut sign_failures = 0u32;
         let mut sign_wait: Option<LocalBoxFuture<'static, ()>> = None;
@@ -567,6 +635,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 waiting.append(&mut in_backoff);
                 backoffs = FuturesUnordered::new();
                 sign_wait = None;
+                hashing = FuturesUnordered::new();
+                hashing_parts.clear();
                 self.hold(Some(control), reporter, Phase::Uploading)
                     .await
                     .map_err(|_| Stop::Cancelled)?;
@@ -594,6 +664,25 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 puts.push(Box::pin(self.put(part, url, range, progress, activity)));
             }
 
+            // Checksums are computed a little ahead of signing (a URL is signed for its part's
+            // checksum), two at a time: each holds a part in memory while it is hashed.
+            if let Some((algorithm, summer)) = &summer {
+                let ahead = 3 * concurrency;
+                let next: Vec<u32> = waiting
+                    .iter()
+                    .copied()
+                    .filter(|p| !urls.contains_key(p))
+                    .take(ahead)
+                    .filter(|p| !sums.contains_key(p) && !hashing_parts.contains(p))
+                    .take(2usize.saturating_sub(hashing.len()))
+                    .collect();
+                for part in next {
+                    let sum = summer.checksum(*algorithm, plan.range(part));
+                    hashing_parts.insert(part);
+                    hashing.push(Box::pin(async move { (part, sum.await) }));
+                }
+            }
+
             if signing.is_none() && sign_wait.is_none() {
                 let stock = urls.keys().filter(|p| waiting.contains(p)).count();
                 let unsigned = waiting.len() - stock;
@@ -603,11 +692,19 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         .copied()
                         .filter(|p| !urls.contains_key(p))
                         .take(batch_size(concurrency, unsigned))
+                        .filter(|p| summer.is_none() || sums.contains_key(p))
                         .collect();
-                    let batch = signing_batch.clone();
-                    signing = Some(Box::pin(async move {
-                        self.signer.sign_parts(upload, &batch).await
-                    }));
+                    // Leading parts still being hashed: sign once the next sum is known.
+                    if !signing_batch.is_empty() {
+                        let batch = signing_batch.clone();
+                        let batch_sums: BTreeMap<u32, String> = batch
+                            .iter()
+                            .filter_map(|p| sums.get(p).map(|s| (*p, s.clone())))
+                            .collect();
+                        signing = Some(Box::pin(async move {
+                            self.signer.sign_parts(upload, &batch, &batch_sums).await
+                        }));
+                    }
                 }
             }
             // Every part not stored is waiting (with a URL: launched unless all slots are busy;
@@ -618,7 +715,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 !puts.is_empty()
                     || signing.is_some()
                     || !backoffs.is_empty()
-                    || sign_wait.is_some(),
+                    || sign_wait.is_some()
+                    || !hashing.is_empty(),
                 "upload scheduler has nothing to wait for with {} of {parts_total} parts stored",
                 stored.len()
             );
@@ -644,6 +742,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     if let Poll::Ready(Some(part)) = backoffs.poll_next_unpin(cx) {
                         return Poll::Ready(Event::BackoffOver(part));
                     }
+                    if let Poll::Ready(Some((part, sum))) = hashing.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Hashed(part, sum));
+                    }
                     if changed.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Event::Changed);
                     }
@@ -654,6 +755,15 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
             match event {
                 Event::Changed | Event::SignWaitOver => {}
+                Event::Hashed(part, Ok(sum)) => {
+                    hashing_parts.remove(&part);
+                    if let Some((algorithm, _)) = &summer {
+                        sums.insert(part, format!("{algorithm}:{sum}"));
+                    }
+                }
+                Event::Hashed(part, Err(message)) => {
+                    return Err(Stop::Failed(Error::FileUnreadable { part, message }));
+                }
                 Event::BackoffOver(part) => {
                     in_backoff.remove(&part);
                     waiting.insert(part);
@@ -673,12 +783,15 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                                 match answer.presigned_urls.remove(&part) {
                                     Some(url) if !url.is_empty() => {
                                         if waiting.contains(&part) || in_backoff.contains(&part) {
-                                            let url = SignedUrl::new(
-                                                url,
-                                                headers.clone(),
-                                                answer.expires,
-                                                now,
+                                            // A part's own headers (its checksum, its length)
+                                            // add to, and win over, the batch's.
+                                            let headers = part_headers(
+                                                &headers,
+                                                answer.part_headers.remove(&part),
+                                                sums.get(&part),
                                             );
+                                            let url =
+                                                SignedUrl::new(url, headers, answer.expires, now);
                                             urls.insert(part, url);
                                         }
                                     }
@@ -718,8 +831,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                             reporter.part_done(part);
                             attempts.remove(&part);
                             let range = plan.range(part);
-                            journal.stored(part, range.end - range.start, &etag);
-                            stored.insert(part, etag);
+                            let sum = sums.remove(&part);
+                            journal.stored(part, range.end - range.start, &etag, sum.clone());
+                            stored.insert(part, (etag, sum));
                             continue;
                         }
                         PutOutcome::Stored(_) => {
@@ -798,7 +912,14 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
         Ok(stored
             .into_iter()
-            .map(|(part_number, etag)| CompletedPart { part_number, etag })
+            .map(|(part_number, (etag, sum))| {
+                let part = CompletedPartExt {
+                    part_number,
+                    etag,
+                    ..CompletedPartExt::default()
+                };
+                (part, sum)
+            })
             .collect())
     }
 
@@ -882,6 +1003,65 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 }
 
+/// The headers of one part's PUT: the batch's, the part's own on top (its signed checksum or
+/// length), and `Content-MD5` when the part has an MD5 the server did not sign. S3 checks an
+/// unsigned `Content-MD5` on a presigned PUT all the same (only `x-amz-*` headers must be
+/// signed), so a server that does not sign checksums still gets corrupted bodies refused.
+fn part_headers(
+    batch: &Rc<BTreeMap<String, String>>,
+    own: Option<BTreeMap<String, String>>,
+    sum: Option<&String>,
+) -> Rc<BTreeMap<String, String>> {
+    let md5 = sum.and_then(|s| s.strip_prefix("md5:"));
+    let has_md5 =
+        |h: &BTreeMap<String, String>| h.keys().any(|k| k.eq_ignore_ascii_case("content-md5"));
+    if own.is_none() && (md5.is_none() || has_md5(batch)) {
+        return batch.clone();
+    }
+    let mut all = (**batch).clone();
+    all.extend(own.unwrap_or_default());
+    if let Some(md5) = md5
+        && !has_md5(&all)
+    {
+        all.insert("content-md5".to_owned(), md5.to_owned());
+    }
+    Rc::new(all)
+}
+
+/// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
+/// completion field: the store checked it on the PUT).
+fn with_checksum(mut part: CompletedPartExt, sum: Option<String>) -> CompletedPartExt {
+    if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':')) {
+        let value = Some(value.to_owned());
+        match algorithm {
+            "crc32" => part.checksum_crc32 = value,
+            "crc32c" => part.checksum_crc32c = value,
+            "sha256" => part.checksum_sha256 = value,
+            _ => {}
+        }
+    }
+    part
+}
+
+/// `algo:BASE64-N`: the checksum of the parts' checksums, when every part has one.
+fn composite_checksum(
+    algorithm: Option<ChecksumAlgorithm>,
+    parts: &[(CompletedPartExt, Option<String>)],
+) -> Option<String> {
+    let algorithm = algorithm?;
+    let prefix = format!("{algorithm}:");
+    let mut digest = Digest::new(algorithm);
+    for (_, sum) in parts {
+        let raw = base64_decode(sum.as_deref()?.strip_prefix(&prefix)?)?;
+        digest.update(&raw);
+    }
+    Some(format!(
+        "{algorithm}:{}-{}",
+        base64(&digest.finish()),
+        parts.len()
+    ))
+}
+
 /// The upload's resume record, saved as parts are stored.
 struct Journal {
     store: Option<Rc<dyn ResumeStore>>,
@@ -896,14 +1076,14 @@ impl Journal {
         }
     }
 
-    fn stored(&self, part: u32, size: u64, etag: &str) {
+    fn stored(&self, part: u32, size: u64, etag: &str, checksum: Option<String>) {
         if let Some(record) = &mut *self.record.borrow_mut() {
             record.parts.insert(
                 part,
                 RecordedPart {
                     size,
                     etag: etag.to_owned(),
-                    checksum: None,
+                    checksum,
                 },
             );
             record.updated_ms = self.clock.now_ms();

@@ -13,14 +13,17 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
+use super::checksum::{SharedHasher, WorkerChecksummer};
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
 use super::resume::{IdbResumeStore, fingerprint};
 use super::signer::HttpSigner;
 use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
 use crate::engine::{
-    Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState, UploadOptions,
+    ChecksumChoice, Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState,
+    UploadOptions,
 };
+use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &str = r#"
@@ -56,6 +59,13 @@ export interface UploaderOptions {
    * store lacks. Default true.
    */
   resume?: boolean;
+  /**
+   * Checksum each part in a Web Worker and sign it into the part's URL, so the store refuses a
+   * body damaged on the way: `"auto"` (default) uses what the signing server asks for (it knows
+   * what its store verifies), `"off"` reads nothing, or name one of `"md5"` (Content-MD5, checked
+   * by every S3-compatible store), `"crc32"`, `"crc32c"`, `"sha256"` (x-amz-checksum-*).
+   */
+  checksum?: "auto" | "off" | "md5" | "crc32" | "crc32c" | "sha256";
 }
 
 /** Options of one {@link Uploader.upload} call. */
@@ -101,6 +111,11 @@ export interface UploadResult {
   /** The object's ETag (for multipart objects not an MD5 of the content). */
   etag: string;
   size: number;
+  /**
+   * `ALGO:BASE64-N`: the checksum of the parts' checksums (S3's composite form), when parts were
+   * checksummed; otherwise `null`.
+   */
+  checksum: string | null;
 }
 
 /** Stable codes of {@link S3DirectError}; codes sent by the signing server pass through. */
@@ -110,6 +125,8 @@ export type S3DirectErrorCode =
   | "http_error"
   | "network_error"
   | "stalled"
+  | "file_unreadable"
+  | "list_failed"
   | "create_failed"
   | "sign_failed"
   | "complete_failed"
@@ -153,6 +170,8 @@ struct Config {
     headers: BTreeMap<String, String>,
     options: UploadOptions,
     resume: bool,
+    /// The checksum worker, started by the first upload that needs it.
+    hasher: Rc<SharedHasher>,
 }
 
 #[wasm_bindgen]
@@ -293,6 +312,21 @@ fn read_config(options: &JsValue) -> Result<Config, Error> {
         stall_timeout_ms: o
             .millis("stallTimeout")?
             .unwrap_or(defaults.stall_timeout_ms),
+        checksum: match o.string("checksum")?.as_deref() {
+            None | Some("auto") => ChecksumChoice::Auto,
+            Some("off") => ChecksumChoice::Off,
+            Some(name) => ChecksumChoice::Use(
+                ChecksumAlgorithm::ALL
+                    .into_iter()
+                    .find(|a| a.as_str() == name)
+                    .ok_or_else(|| {
+                        Error::InvalidOptions(format!(
+                            "options.checksum must be \"auto\", \"off\", \"md5\", \"crc32\", \
+                             \"crc32c\" or \"sha256\", got {name:?}"
+                        ))
+                    })?,
+            ),
+        },
         ..defaults
     };
     options.validate()?;
@@ -301,6 +335,7 @@ fn read_config(options: &JsValue) -> Result<Config, Error> {
         headers: o.string_map("headers")?,
         options,
         resume: o.boolean("resume")?.unwrap_or(true),
+        hasher: Rc::default(),
     })
 }
 
@@ -344,12 +379,16 @@ async fn upload(
     let _listener = cancel_on(signal, control);
     let engine = Engine::new(
         HttpSigner::new(&config.endpoint, config.headers.clone()),
-        XhrSink::new(blob),
+        XhrSink::new(blob.clone()),
         Rc::new(BrowserClock),
         config.options.clone(),
     )
     .with_network(Rc::new(BrowserNetwork::new()))
-    .with_resume(Rc::new(IdbResumeStore));
+    .with_resume(Rc::new(IdbResumeStore))
+    .with_checksummer(Rc::new(WorkerChecksummer {
+        file: blob,
+        hasher: config.hasher.clone(),
+    }));
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress

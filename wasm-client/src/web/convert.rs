@@ -192,6 +192,13 @@ pub(crate) fn result_to_js(r: &UploadResult) -> JsValue {
     set(&o, "location", r.location.as_str());
     set(&o, "etag", r.etag.as_str());
     set(&o, "size", r.size as f64);
+    set(
+        &o,
+        "checksum",
+        r.checksum
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
     o.into()
 }
 

@@ -6,11 +6,13 @@
 //!
 //! - [`signer`]: the signing API over `fetch` (gloo-net).
 //! - [`xhr`]: part PUTs over `XMLHttpRequest`, for upload progress.
+//! - [`checksum`]: part checksums in a Web Worker.
 //! - [`convert`]: JS options in, JS objects and errors out.
 //! - [`resume`]: resume records in IndexedDB, and file fingerprints.
 //! - [`api`]: the exported `Uploader` class and its TypeScript types.
 
 mod api;
+mod checksum;
 mod convert;
 mod resume;
 mod signer;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse,
+    CompleteRequestExt, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -143,7 +143,7 @@ impl Signer for HttpSigner {
     async fn create(
         &self,
         request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError> {
+    ) -> Result<CreateMultipartResponseExt, ApiError> {
         self.call(Request::post(&self.routes.create()), Some(request))
             .await
     }
@@ -152,17 +152,18 @@ impl Signer for HttpSigner {
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-    ) -> Result<SignBatchResponse, ApiError> {
+        checksums: &BTreeMap<u32, String>,
+    ) -> Result<SignBatchResponseExt, ApiError> {
         let url = self
             .routes
-            .sign_batch(&upload.upload_id, &upload.key, parts);
+            .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums);
         self.call(Request::get(&url), None::<&()>).await
     }
 
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequest,
+        request: &CompleteRequestExt,
     ) -> Result<CompleteResponse, ApiError> {
         let url = self.routes.complete(&upload.upload_id, &upload.key);
         self.call(Request::post(&url), Some(request)).await

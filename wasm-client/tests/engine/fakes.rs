@@ -14,15 +14,16 @@ use futures::executor::LocalPool;
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network, PartProgress, PartPut,
-    PartSink, Progress, PutError, ResumeRecord, ResumeStore, Signer, UploadOptions, UploadResult,
-    Watch,
+    ApiError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network,
+    PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, Signer,
+    UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse,
+    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CompletedPart, CompletedPartExt,
+    CreateMultipartRequest, CreateMultipartResponse, CreateMultipartResponseExt, ListedPart,
+    SignBatchResponseExt,
 };
 
 pub const UPLOAD_ID: &str = "upload+1/=";
@@ -86,6 +87,12 @@ pub struct Script {
     pub abort_error: Option<ApiError>,
     /// What listing the parts answers.
     pub listed: Result<Vec<ListedPart>, ApiError>,
+    /// The checksum the server asks for when it creates the upload.
+    pub checksum: Option<ChecksumAlgorithm>,
+    /// The checksummer fails for this part.
+    pub unreadable: Option<u32>,
+    /// Behave like a server that ignores `checksums=` (no per-part headers).
+    pub unsigned_checksums: bool,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +101,8 @@ struct SignerState {
     calls: RefCell<Vec<Call>>,
     held: RefCell<Vec<(Gate, oneshot::Sender<()>)>>,
     signs_in_flight: Cell<usize>,
+    sign_checksums: RefCell<Vec<BTreeMap<u32, String>>>,
+    completed_ext: RefCell<Option<Vec<CompletedPartExt>>>,
     max_signs_in_flight: Cell<usize>,
 }
 
@@ -120,6 +129,16 @@ impl FakeSigner {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The completion request with its checksum fields.
+    pub fn completed_ext(&self) -> Option<Vec<CompletedPartExt>> {
+        self.0.completed_ext.borrow().clone()
+    }
+
+    /// The checksums sent with each signing call.
+    pub fn sign_checksums(&self) -> Vec<BTreeMap<u32, String>> {
+        self.0.sign_checksums.borrow().clone()
     }
 
     pub fn completed(&self) -> Option<Vec<CompletedPart>> {
@@ -193,7 +212,7 @@ impl Signer for FakeSigner {
     async fn create(
         &self,
         request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError> {
+    ) -> Result<CreateMultipartResponseExt, ApiError> {
         self.0
             .calls
             .borrow_mut()
@@ -203,10 +222,14 @@ impl Signer for FakeSigner {
         if !script.create_errors.is_empty() {
             return Err(script.create_errors.remove(0));
         }
-        Ok(CreateMultipartResponse {
-            key: KEY.into(),
-            upload_id: UPLOAD_ID.into(),
-            bucket: BUCKET.into(),
+        Ok(CreateMultipartResponseExt {
+            base: CreateMultipartResponse {
+                key: KEY.into(),
+                upload_id: UPLOAD_ID.into(),
+                bucket: BUCKET.into(),
+            },
+            part_size: None,
+            checksum: script.checksum,
         })
     }
 
@@ -214,7 +237,8 @@ impl Signer for FakeSigner {
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-    ) -> Result<SignBatchResponse, ApiError> {
+        checksums: &BTreeMap<u32, String>,
+    ) -> Result<SignBatchResponseExt, ApiError> {
         Self::check_upload(upload);
         assert!(
             !parts.is_empty() && parts.len() <= MAX_BATCH_PARTS,
@@ -224,13 +248,14 @@ impl Signer for FakeSigner {
         assert!(parts.is_sorted(), "batch {parts:?} is not ascending");
         let index = self.sign_calls().len();
         self.0.calls.borrow_mut().push(Call::Sign(parts.to_vec()));
+        self.0.sign_checksums.borrow_mut().push(checksums.clone());
         let _in_flight = SignInFlight::new(&self.0);
         self.gate(Gate::Sign).await;
         let script = self.0.script.borrow();
         if let Some((_, e)) = script.sign_errors.iter().find(|(i, _)| *i == index) {
             return Err(e.clone());
         }
-        Ok(SignBatchResponse {
+        Ok(SignBatchResponseExt {
             presigned_urls: parts
                 .iter()
                 .filter(|&&p| Some(p) != script.omit_url)
@@ -238,19 +263,38 @@ impl Signer for FakeSigner {
                 .collect(),
             expires: Some(900),
             headers: script.batch_headers.clone(),
+            // What a server that signs checksums answers: the header each PUT must carry.
+            part_headers: checksums
+                .iter()
+                .filter(|_| !script.unsigned_checksums)
+                .map(|(&p, sum)| {
+                    let (algorithm, value) = sum.split_once(':').expect("ALGO:BASE64");
+                    let name = match algorithm {
+                        "md5" => "content-md5".to_string(),
+                        other => format!("x-amz-checksum-{other}"),
+                    };
+                    (p, BTreeMap::from([(name, value.to_string())]))
+                })
+                .collect(),
         })
     }
 
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequest,
+        request: &CompleteRequestExt,
     ) -> Result<CompleteResponse, ApiError> {
         Self::check_upload(upload);
-        self.0
-            .calls
-            .borrow_mut()
-            .push(Call::Complete(request.parts.clone()));
+        *self.0.completed_ext.borrow_mut() = Some(request.parts.clone());
+        let parts = request
+            .parts
+            .iter()
+            .map(|p| CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+            })
+            .collect();
+        self.0.calls.borrow_mut().push(Call::Complete(parts));
         self.gate(Gate::Complete).await;
         let mut script = self.0.script.borrow_mut();
         if !script.complete_errors.is_empty() {
@@ -545,7 +589,39 @@ impl Default for Script {
             complete_errors: Vec::new(),
             abort_error: None,
             listed: Ok(Vec::new()),
+            checksum: None,
+            unreadable: None,
+            unsigned_checksums: false,
         }
+    }
+}
+
+/// Checksums without reading anything: the "checksum" of a part is the base64 of its range's
+/// start, so tests can tell parts apart and check what was sent where.
+#[derive(Debug, Default)]
+pub struct FakeChecksummer {
+    pub unreadable: Option<u64>,
+    pub computed: RefCell<Vec<u64>>,
+}
+
+/// What [`FakeChecksummer`] answers for a part starting at `start`.
+pub fn fake_sum(start: u64) -> String {
+    s3_direct::engine::digest::base64(&start.to_be_bytes())
+}
+
+impl Checksummer for FakeChecksummer {
+    fn checksum(
+        &self,
+        _algorithm: ChecksumAlgorithm,
+        range: std::ops::Range<u64>,
+    ) -> LocalBoxFuture<'static, Result<String, String>> {
+        self.computed.borrow_mut().push(range.start);
+        let answer = if self.unreadable == Some(range.start) {
+            Err("NotReadableError".to_string())
+        } else {
+            Ok(fake_sum(range.start))
+        };
+        Box::pin(async move { answer })
     }
 }
 
@@ -594,6 +670,7 @@ pub struct Harness {
     pub clock: Rc<FakeClock>,
     pub network: Rc<FakeNetwork>,
     pub control: Rc<Control>,
+    pub checksummer: Rc<FakeChecksummer>,
     progress: Rc<RefCell<Vec<Progress>>>,
     result: Rc<RefCell<Option<Result<UploadResult, Error>>>>,
 }
@@ -622,6 +699,12 @@ impl Harness {
         resume: Option<(Rc<MemoryResumeStore>, f64)>,
     ) -> Self {
         let plan = PartPlan::new(size, options.part_size).ok();
+        let checksummer = Rc::new(FakeChecksummer {
+            unreadable: script
+                .unreadable
+                .and_then(|p| Some(plan.as_ref()?.range(p).start)),
+            ..FakeChecksummer::default()
+        });
         let signer = FakeSigner::new(script);
         let sink = FakeSink::new(plan);
         let clock = Rc::new(FakeClock::default());
@@ -633,7 +716,8 @@ impl Harness {
         // Jitter is always the middle of its range: delays are 3/4 of the nominal backoff.
         let mut engine = Engine::new(signer.clone(), sink.clone(), clock.clone(), options)
             .with_network(network.clone())
-            .with_random(Rc::new(|| 0.5));
+            .with_random(Rc::new(|| 0.5))
+            .with_checksummer(checksummer.clone());
         if let Some((records, now)) = resume {
             clock.advance(now);
             engine = engine.with_resume(records);
@@ -660,6 +744,7 @@ impl Harness {
             clock,
             network,
             control,
+            checksummer,
             progress,
             result,
         }

@@ -1,6 +1,7 @@
 //! The upload engine's policies, run natively against scripted fakes of the signing server and
 //! the store (see `fakes.rs`). No sleeps: time is a fake clock and every answer is given by hand.
 
+mod checksums;
 mod fakes;
 mod resilience;
 mod resume;
@@ -78,6 +79,7 @@ fn parts_finish_out_of_order_and_complete_sorted() {
             location: LOCATION.into(),
             etag: FINAL_ETAG.into(),
             size: size_of(10),
+            checksum: None,
         }
     );
     let Call::Create(create) = &h.signer.calls()[0] else {

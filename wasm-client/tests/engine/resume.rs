@@ -43,6 +43,7 @@ fn record(size: u64, parts: &[u32], updated_ms: f64) -> ResumeRecord {
             })
             .collect(),
         updated_ms,
+        checksum: None,
     }
 }
 

@@ -1,0 +1,231 @@
+//! Part checksums: computed before a part is signed, signed into its URL, sent as the header the
+//! server names, passed to completion where S3 takes them, and summed up in the result.
+
+use std::rc::Rc;
+
+use s3_direct::engine::digest::{Digest, base64, base64_decode};
+use s3_direct::engine::{ChecksumChoice, PutError, UploadOptions};
+use s3_direct_protocol::PartPlan;
+use s3_direct_protocol::wire::ChecksumAlgorithm;
+
+use super::fakes::{Harness, MemoryResumeStore, Script, fake_sum};
+use super::{PART, options, size_of};
+
+fn asking(algorithm: ChecksumAlgorithm) -> Script {
+    Script {
+        checksum: Some(algorithm),
+        ..Script::default()
+    }
+}
+
+fn start_of(size: u64, part: u32) -> u64 {
+    PartPlan::new(size, PART).unwrap().range(part).start
+}
+
+fn composite(algorithm: ChecksumAlgorithm, size: u64, parts: u32) -> String {
+    let mut d = Digest::new(algorithm);
+    for p in 1..=parts {
+        d.update(&base64_decode(&fake_sum(start_of(size, p))).unwrap());
+    }
+    format!("{algorithm}:{}-{parts}", base64(&d.finish()))
+}
+
+#[test]
+fn md5_is_signed_and_sent_as_content_md5_per_part() {
+    let size = size_of(5);
+    let mut h = Harness::start(size, options(2), asking(ChecksumAlgorithm::Md5));
+    let result = h.finish(|p| p[0]).unwrap();
+
+    for batch in h.signer.sign_checksums() {
+        assert!(!batch.is_empty());
+        for (part, sum) in batch {
+            assert_eq!(sum, format!("md5:{}", fake_sum(start_of(size, part))));
+        }
+    }
+    let signed: Vec<u32> = h
+        .signer
+        .sign_checksums()
+        .iter()
+        .flat_map(|b| b.keys().copied().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(
+        signed,
+        [1, 2, 3, 4, 5],
+        "every part is signed with its checksum"
+    );
+    for put in h.sink.log() {
+        assert_eq!(
+            put.headers.get("content-md5"),
+            Some(&fake_sum(start_of(size, put.part))),
+            "part {}",
+            put.part
+        );
+    }
+    let completed = h.signer.completed_ext().unwrap();
+    assert!(
+        completed
+            .iter()
+            .all(|p| p.checksum_sha256.is_none() && p.checksum_crc32c.is_none()),
+        "S3 takes no MD5 at completion"
+    );
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Md5, size, 5))
+    );
+    assert_eq!(
+        h.checksummer.computed.borrow().len(),
+        5,
+        "each part hashed once"
+    );
+}
+
+#[test]
+fn sha256_and_crc32c_are_passed_to_completion() {
+    for algorithm in [ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Crc32c] {
+        let size = size_of(3);
+        let mut h = Harness::start(size, options(3), asking(algorithm));
+        let result = h.finish(|p| p[0]).unwrap();
+        let header = format!("x-amz-checksum-{algorithm}");
+        for put in h.sink.log() {
+            assert_eq!(
+                put.headers.get(&header),
+                Some(&fake_sum(start_of(size, put.part)))
+            );
+        }
+        for p in h.signer.completed_ext().unwrap() {
+            let sum = Some(fake_sum(start_of(size, p.part_number)));
+            match algorithm {
+                ChecksumAlgorithm::Sha256 => assert_eq!(p.checksum_sha256, sum),
+                _ => assert_eq!(p.checksum_crc32c, sum),
+            }
+        }
+        assert_eq!(result.checksum, Some(composite(algorithm, size, 3)));
+    }
+}
+
+#[test]
+fn the_switch_overrides_the_server_or_turns_checksums_off() {
+    let size = size_of(2);
+    let off = UploadOptions {
+        checksum: ChecksumChoice::Off,
+        ..options(2)
+    };
+    let mut h = Harness::start(size, off, asking(ChecksumAlgorithm::Md5));
+    let result = h.finish(|p| p[0]).unwrap();
+    assert!(
+        h.checksummer.computed.borrow().is_empty(),
+        "nothing is read"
+    );
+    assert!(h.signer.sign_checksums().iter().all(|b| b.is_empty()));
+    assert_eq!(result.checksum, None);
+
+    let sha = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Sha256),
+        ..options(2)
+    };
+    let mut h = Harness::start(size, sha, Script::default());
+    let result = h.finish(|p| p[0]).unwrap();
+    assert!(result.checksum.unwrap().starts_with("sha256:"));
+    assert!(
+        h.signer.sign_checksums()[0][&1].starts_with("sha256:"),
+        "asked although the server did not"
+    );
+}
+
+#[test]
+fn a_body_the_store_finds_corrupted_is_sent_again_with_the_same_checksum() {
+    let size = size_of(2);
+    let mut h = Harness::start(size, options(2), asking(ChecksumAlgorithm::Md5));
+    h.run();
+    h.refuse(1, 400, "BadDigest");
+    let wait = h.clock.timers()[0];
+    h.advance(wait);
+    h.finish(|p| p[0]).unwrap();
+    let puts: Vec<_> = h.sink.log().into_iter().filter(|p| p.part == 1).collect();
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[0].headers, puts[1].headers);
+    assert_eq!(h.checksummer.computed.borrow().len(), 2, "not hashed again");
+}
+
+#[test]
+fn an_unreadable_file_fails_naming_the_part() {
+    let script = Script {
+        unreadable: Some(2),
+        ..asking(ChecksumAlgorithm::Sha256)
+    };
+    let mut h = Harness::start(size_of(3), options(1), script);
+    h.run();
+    let e = h.error();
+    assert_eq!((e.code(), e.part()), ("file_unreadable", Some(2)));
+    assert_eq!(
+        e.to_string(),
+        "part 2: the file could not be read (NotReadableError); choose the file again"
+    );
+    assert_eq!(h.signer.aborts(), 0);
+}
+
+#[test]
+fn resumed_parts_keep_their_checksums_for_completion() {
+    let size = size_of(3);
+    let store = Rc::new(MemoryResumeStore::default());
+    let mut first = Harness::resuming(
+        size,
+        options(1),
+        asking(ChecksumAlgorithm::Sha256),
+        store.clone(),
+        1000.0,
+    );
+    first.run();
+    first.store(1);
+    first.reply(
+        2,
+        Err(PutError::status(
+            400,
+            "<Error><Code>InvalidArgument</Code></Error>",
+        )),
+    );
+    first.error();
+
+    let listed = vec![s3_direct_protocol::wire::ListedPart {
+        part_number: 1,
+        etag: super::fakes::etag(1),
+        size: PART,
+    }];
+    let script = Script {
+        listed: Ok(listed),
+        ..asking(ChecksumAlgorithm::Sha256)
+    };
+    let mut second = Harness::resuming(size, options(1), script, store, 2000.0);
+    let result = second.finish(|p| p[0]).unwrap();
+    let completed = second.signer.completed_ext().unwrap();
+    assert_eq!(
+        completed[0].checksum_sha256,
+        Some(fake_sum(0)),
+        "part 1's checksum came from the record"
+    );
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Sha256, size, 3))
+    );
+}
+
+#[test]
+fn md5_is_sent_even_when_the_server_does_not_sign_it() {
+    let size = size_of(2);
+    let md5 = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Md5),
+        ..options(2)
+    };
+    let script = Script {
+        unsigned_checksums: true,
+        ..Script::default()
+    };
+    let mut h = Harness::start(size, md5, script);
+    h.finish(|p| p[0]).unwrap();
+    for put in h.sink.log() {
+        assert_eq!(
+            put.headers.get("content-md5"),
+            Some(&fake_sum(start_of(size, put.part)))
+        );
+    }
+}
