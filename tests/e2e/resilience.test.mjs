@@ -63,7 +63,10 @@ describe('embedded store behind a fault-injecting proxy', () => {
   it('killing and restarting the signing server mid-upload does not fail the upload', async () => {
     const restartProxy = await startProxy();
     const dataDir = await mkdtemp(path.join(tmpdir(), 's3-direct-data-'));
-    let current = await serverBehind(restartProxy, { dataDir });
+    // Upload tokens are signed with this secret; a random one per process would not survive
+    // the restart (servers before upload tokens do not know the option).
+    const secret = ['--upload-secret', 'e2e-restart-secret-0123456789abcdef-0123'];
+    let current = await serverBehind(restartProxy, { dataDir, args: secret });
     const listen = new URL(current.url).host;
     const embedded = new URL(current.storeEndpoint).host;
     try {
@@ -73,7 +76,7 @@ describe('embedded store behind a fault-injecting proxy', () => {
         getServer: () => current,
         restartServer: async () => {
           current = await serverBehind(restartProxy, {
-            dataDir, listen, args: ['--embedded-listen', embedded],
+            dataDir, listen, args: [...secret, '--embedded-listen', embedded],
           });
         },
         proxy: restartProxy,

@@ -251,7 +251,9 @@ export async function checksumsInAWorker({ browser, server, s3, bucket, algorith
  * refuse that body (BadDigest) and the client send it again; the object must equal the file.
  * Only meaningful on a store that verifies Content-MD5.
  */
-export async function corruptedBodyIsRefusedAndResent({ browser, server, proxy, s3, bucket }) {
+export async function corruptedBodyIsRefusedAndResent({
+  browser, server, proxy, s3, bucket, checksum = 'md5',
+}) {
   const dir = await tempDir();
   const file = await randomFile(dir, 'corrupted-once.bin', 17 * MiB);
   let corrupted = false;
@@ -261,7 +263,7 @@ export async function corruptedBodyIsRefusedAndResent({ browser, server, proxy, 
     return { corruptAt: 123_457 };
   };
   const page = await openDemo(browser, server.url, {
-    partSize: 5, concurrency: 2, checksum: 'md5', ...fastRetries,
+    partSize: 5, concurrency: 2, checksum, ...fastRetries,
   });
   try {
     await page.setInputFiles('#picker', file.path);
