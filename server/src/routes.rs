@@ -41,10 +41,64 @@ pub const COMPLETE_BODY_LIMIT: usize = 4 * 1024 * 1024;
 #[from_request(via(axum::Json), rejection(Error))]
 pub struct ApiJson<T>(pub T);
 
-/// A query string whose rejections are [`Error`]s.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(Error))]
+/// A query string whose rejections are [`Error`]s. Percent-escapes that decode to invalid UTF-8
+/// are refused (the plain query parser would silently turn them into U+FFFD).
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        for pair in raw.split('&') {
+            if !percent_decodes_to_utf8(pair) {
+                return Err(Error::bad_request(
+                    ErrorCode::InvalidRequest,
+                    "the query string has percent-escapes that are not UTF-8; encode values \
+                     with encodeURIComponent",
+                ));
+            }
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Whether `%XX` escapes (and `+`) in `s` decode to valid UTF-8.
+fn percent_decodes_to_utf8(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        // Two hex digits make one byte.
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&out).is_ok()
+}
 
 /// Path parameters whose rejections are [`Error`]s.
 #[derive(Debug, FromRequestParts)]
@@ -461,4 +515,19 @@ async fn single_put_params(
         key,
         bucket: state.store().bucket().to_owned(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_escapes_must_decode_to_utf8() {
+        for ok in ["", "a=b", "k=%C3%BC", "k=100%", "k=%zz", "k=%2", "a+b=%20"] {
+            assert!(percent_decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["k=%FF", "k=%C3", "%ff%fe", "k=%C3%28"] {
+            assert!(!percent_decodes_to_utf8(bad), "{bad}");
+        }
+    }
 }

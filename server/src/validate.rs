@@ -28,15 +28,21 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Parses and checks a part number from a path or query string.
 pub fn part_number(raw: &str) -> Result<u32, Error> {
-    let n: u32 = raw.trim().parse().map_err(|_| {
-        Error::bad_request(
-            ErrorCode::InvalidPartNumber,
-            format!(
-                "part number {:?} is not a whole number; use 1..={MAX_PART_NUMBER}",
-                truncate_for_message(raw)
-            ),
-        )
-    })?;
+    let digits = raw.trim();
+    // Plain digits only: `parse` would also take a sign (`+1`).
+    let n: u32 = Some(digits)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .ok_or(())
+        .map_err(|()| {
+            Error::bad_request(
+                ErrorCode::InvalidPartNumber,
+                format!(
+                    "part number {:?} is not a whole number; use 1..={MAX_PART_NUMBER}",
+                    truncate_for_message(raw)
+                ),
+            )
+        })?;
     check_part_number(n)
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - `fake_routes`: every route through `app(state)` over the in-memory fake store, no socket.
 //! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
+//! - `corpus`: 300+ malformed requests over a socket against the embedded store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
@@ -11,6 +12,7 @@
 mod bad_input;
 mod binary;
 mod common;
+mod corpus;
 mod embedded_store;
 mod fake_routes;
 mod policy;
