@@ -114,7 +114,10 @@ pub fn sanitize_filename(filename: &str) -> Result<String, Error> {
         .filter(|&c| !c.is_control() && !is_bidi_control(c))
         .map(|c| if c == '/' || c == '\\' { '_' } else { c })
         .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').trim_start();
+    // Dots and spaces alternate in ". . .." style names: strip both until neither leads.
+    let cleaned = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     let truncated = truncate_keeping_extension(cleaned, MAX_NAME_BYTES);
     let name = truncated.trim_end();
     Ok(if name.is_empty() {
@@ -194,6 +197,9 @@ mod tests {
         assert_eq!(s("..\\windows\\x"), "_windows_x");
         assert_eq!(s(".."), "file");
         assert_eq!(s(".hidden"), "hidden");
+        // Found by the fuzz target: a dot after spaces after dots.
+        assert_eq!(s(".. .."), "file");
+        assert_eq!(s(". .x"), "x");
         assert_eq!(s("a/b"), "a_b");
     }
 

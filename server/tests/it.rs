@@ -6,6 +6,7 @@
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
+//! - `fuzz`: bounded property tests over request parsing and key naming.
 //! - `policy`: authentication, upload ownership, limits, rate limit and CORS decisions.
 //! - `scripted_s3`: `S3Store` against a scripted S3 endpoint: ListParts paging and S3 error codes.
 
@@ -15,5 +16,6 @@ mod common;
 mod corpus;
 mod embedded_store;
 mod fake_routes;
+mod fuzz;
 mod policy;
 mod scripted_s3;
