@@ -134,3 +134,39 @@ async fn bad_options_are_refused_before_starting() {
     );
     assert!(!dir.path().join("data").exists());
 }
+
+#[tokio::test]
+async fn refuses_to_start_open_on_a_public_address_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str]| {
+        Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("S3_DIRECT_AUTH")
+            .env_remove("S3_DIRECT_JWT_SECRET")
+            .output()
+    };
+    let out = run(&["--listen", "0.0.0.0:0"]).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve without authentication on 0.0.0.0:0")
+            && err.contains("--auth jwt"),
+        "{err}"
+    );
+    let out = run(&["--listen", "0.0.0.0:0", "--auth", "jwt"])
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--jwt-secret"),
+        "{err}"
+    );
+    let out = run(&["--auth", "jwt", "--jwt-secret", "too-short"])
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("too short"), "{err}");
+    assert!(!err.contains("too-short"), "the secret is echoed: {err}");
+    assert!(!dir.path().join("data").exists());
+}

@@ -724,3 +724,137 @@ async fn url_lifetimes_never_exceed_the_configured_one() {
         FakeCall::PresignPart { lifetime, .. } if *lifetime == Duration::from_secs(60)
     )));
 }
+
+/// The application's own "may this caller upload?" endpoint, on a loopback port: cookie
+/// `session=alice` or `session=bob` are signed in, anything else is not. Counts its calls.
+async fn app_webhook() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let router = Router::new()
+        .route(
+            "/may-upload",
+            axum::routing::post(
+                |State(calls): State<Arc<AtomicUsize>>,
+                 headers: HeaderMap,
+                 axum::Json(q): axum::Json<Value>| async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let cookie = headers
+                        .get("cookie")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if q["action"] == "create" && q["create"]["type"] == "text/html" {
+                        return (StatusCode::FORBIDDEN, axum::Json(json!({}))).into_response();
+                    }
+                    match cookie {
+                        "session=alice" => axum::Json(
+                            json!({"id": "alice", "key_prefix": "users/alice/", "max_size": 1000}),
+                        )
+                        .into_response(),
+                        "session=bob" => axum::Json(json!({"id": "bob"})).into_response(),
+                        _ => (StatusCode::UNAUTHORIZED, axum::Json(json!({}))).into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/may-upload"), calls)
+}
+
+async fn as_cookie(app: &Router, method: Method, uri: &str, cookie: &str, body: &str) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookie.is_empty() {
+        req = req.header(header::COOKIE, cookie);
+    }
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    send(app, req.body(Body::from(body.to_owned())).unwrap()).await
+}
+
+use axum::response::IntoResponse;
+
+#[tokio::test]
+async fn the_webhook_decides_with_the_callers_cookies_and_answers_are_cached() {
+    use std::sync::atomic::Ordering;
+    let (url, calls) = app_webhook().await;
+    let store = Arc::new(FakeStore::new());
+    let state = AppState::with_auth(
+        store.clone(),
+        Settings::default(),
+        Arc::new(s3_direct_server::WebhookAuth::new(&url, Duration::from_secs(60)).unwrap()),
+        test_secrets(),
+    );
+    let app = app(state);
+    let body = r#"{"filename":"a.bin","size":10}"#;
+
+    let up: CreateMultipartResponseExt =
+        as_cookie(&app, Method::POST, "/s3/multipart", "session=alice", body)
+            .await
+            .ok();
+    assert!(
+        up.base.key.starts_with("uploads/users/alice/"),
+        "{}",
+        up.base.key
+    );
+    // Limits from the webhook's answer apply.
+    as_cookie(
+        &app,
+        Method::POST,
+        "/s3/multipart",
+        "session=alice",
+        r#"{"filename":"a","size":1001}"#,
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+    // The app refuses this create.
+    as_cookie(
+        &app,
+        Method::POST,
+        "/s3/multipart",
+        "session=alice",
+        r#"{"filename":"a","type":"text/html"}"#,
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
+    as_cookie(&app, Method::POST, "/s3/multipart", "session=mallory", body)
+        .await
+        .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+    as_cookie(&app, Method::POST, "/s3/multipart", "", body)
+        .await
+        .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+
+    let sign = format!(
+        "/s3/multipart/{}/1?key={}",
+        up.base.upload_id,
+        enc(&up.base.key)
+    );
+    as_cookie(&app, Method::GET, &sign, "session=alice", "")
+        .await
+        .ok::<SignPartResponse>();
+    let before = calls.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        as_cookie(&app, Method::GET, &sign, "session=alice", "")
+            .await
+            .ok::<SignPartResponse>();
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "sign answers are cached"
+    );
+    // Bob is signed in, but it is not his upload: its key is not even one he could be issued
+    // (he writes directly under the server prefix).
+    as_cookie(&app, Method::GET, &sign, "session=bob", "")
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidKey);
+    // Creates always ask.
+    as_cookie(&app, Method::POST, "/s3/multipart", "session=alice", body)
+        .await
+        .ok::<Value>();
+    assert_eq!(calls.load(Ordering::SeqCst), before + 2);
+}
