@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{
-    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CreateMultipartRequest,
+    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt,
     CreateMultipartResponse, CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
 };
 
@@ -30,7 +30,7 @@ pub trait Signer {
     /// the server wants with every part.
     async fn create(
         &self,
-        request: &CreateMultipartRequest,
+        request: &CreateMultipartRequestExt,
     ) -> Result<CreateMultipartResponseExt, ApiError>;
 
     /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most

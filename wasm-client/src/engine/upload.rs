@@ -36,7 +36,7 @@ use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequestExt, CompletedPartExt, CreateMultipartRequest,
-    CreateMultipartResponse, SignBatchResponseExt,
+    CreateMultipartRequestExt, CreateMultipartResponse, SignBatchResponseExt,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
@@ -397,11 +397,16 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 (record.upload(), Some(record), algorithm)
             }
             None => {
-                let request = CreateMultipartRequest {
-                    filename: file.filename.clone(),
-                    content_type: file.content_type.clone(),
-                    metadata: file.metadata.clone(),
-                    size: Some(file.size),
+                // With the size and part size declared, the server fixes the plan: it signs each
+                // part's exact length and refuses part numbers beyond it.
+                let request = CreateMultipartRequestExt {
+                    base: CreateMultipartRequest {
+                        filename: file.filename.clone(),
+                        content_type: file.content_type.clone(),
+                        metadata: file.metadata.clone(),
+                        size: Some(file.size),
+                    },
+                    part_size: Some(plan.part_size),
                 };
                 let created = self
                     .call(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
-    CompleteRequestExt, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse,
+    CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt, CreateMultipartResponse,
     CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
 };
 use serde::Deserialize;
@@ -142,7 +142,7 @@ pub(crate) fn js_text(value: &JsValue) -> String {
 impl Signer for HttpSigner {
     async fn create(
         &self,
-        request: &CreateMultipartRequest,
+        request: &CreateMultipartRequestExt,
     ) -> Result<CreateMultipartResponseExt, ApiError> {
         self.call(Request::post(&self.routes.create()), Some(request))
             .await

@@ -22,7 +22,7 @@ use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CompletedPart, CompletedPartExt,
-    CreateMultipartRequest, CreateMultipartResponse, CreateMultipartResponseExt, ListedPart,
+    CreateMultipartRequestExt, CreateMultipartResponse, CreateMultipartResponseExt, ListedPart,
     SignBatchResponseExt,
 };
 
@@ -52,7 +52,7 @@ pub fn etag(part: u32) -> String {
 /// A call the signing server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Create(CreateMultipartRequest),
+    Create(CreateMultipartRequestExt),
     Sign(Vec<u32>),
     Complete(Vec<CompletedPart>),
     Abort,
@@ -211,7 +211,7 @@ impl Drop for SignInFlight {
 impl Signer for FakeSigner {
     async fn create(
         &self,
-        request: &CreateMultipartRequest,
+        request: &CreateMultipartRequestExt,
     ) -> Result<CreateMultipartResponseExt, ApiError> {
         self.0
             .calls
