@@ -2,6 +2,7 @@
 //!
 //! - `fake_routes`: every route through `app(state)` over the in-memory fake store, no socket.
 //! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
+//! - `ceph`: store-enforced limits on Ceph radosgw, when S3_DIRECT_TEST_CEPH_* are set.
 //! - `corpus`: 300+ malformed requests over a socket against the embedded store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
@@ -12,6 +13,7 @@
 
 mod bad_input;
 mod binary;
+mod ceph;
 mod common;
 mod corpus;
 mod embedded_store;
