@@ -253,13 +253,23 @@ pub fn completion_needs_sizes(claims: &UploadClaims) -> bool {
     claims.size.is_some() || claims.max_size.is_some()
 }
 
-/// Checks the stored sizes of the parts being completed. `Err` names the broken rule; the caller
-/// aborts the upload. Parts missing from `listed` are left to the store, which refuses them.
+/// How the stored parts break the plan, if they do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broken {
+    /// More bytes than signed or allowed: the caller got around a limit; abort the upload.
+    Abort(String),
+    /// Fewer bytes than planned: a part is missing data (an interrupted re-send can leave a
+    /// short part on some stores). Nothing was bypassed; the client re-sends and completes.
+    Resend(String),
+}
+
+/// Checks the stored sizes of the parts being completed. Parts missing from `listed` are left
+/// to the store, which refuses them.
 pub fn check_completion(
     claims: &UploadClaims,
     parts: &[CompletedPartExt],
     listed: &[ListedPart],
-) -> Result<(), String> {
+) -> Result<(), Broken> {
     let mut total: u64 = 0;
     for p in parts {
         let Some(stored) = listed.iter().find(|l| l.part_number == p.part_number) else {
@@ -268,26 +278,34 @@ pub fn check_completion(
         if let Some(expected) = part_length(claims, p.part_number)
             && stored.size != expected
         {
-            return Err(format!(
+            let why = format!(
                 "part {} holds {} bytes but the upload's plan says {expected}",
                 p.part_number, stored.size
-            ));
+            );
+            return Err(if stored.size > expected {
+                Broken::Abort(why)
+            } else {
+                Broken::Resend(why)
+            });
         }
         total = total.saturating_add(stored.size);
-    }
-    if let Some(size) = claims.size
-        && total != size
-    {
-        return Err(format!(
-            "the parts hold {total} bytes but the upload declared {size}"
-        ));
     }
     if let Some(max) = claims.max_size
         && total > max
     {
-        return Err(format!(
+        return Err(Broken::Abort(format!(
             "the parts hold {total} bytes, more than this caller's limit of {max}"
-        ));
+        )));
+    }
+    if let Some(size) = claims.size
+        && total != size
+    {
+        let why = format!("the parts hold {total} bytes but the upload declared {size}");
+        return Err(if total > size {
+            Broken::Abort(why)
+        } else {
+            Broken::Resend(why)
+        });
     }
     Ok(())
 }
@@ -345,16 +363,33 @@ mod tests {
         let good = [listed(1, 5 * MIB), listed(2, 5 * MIB), listed(3, MIB)];
         assert!(check_completion(&fixed, &parts, &good).is_ok());
         let bad = [listed(1, 6 * MIB), listed(2, 4 * MIB), listed(3, MIB)];
-        let e = check_completion(&fixed, &parts, &bad).unwrap_err();
+        let Err(Broken::Abort(e)) = check_completion(&fixed, &parts, &bad) else {
+            panic!("a longer part than planned must abort");
+        };
         assert!(e.contains("part 1 holds 6291456 bytes"), "{e}");
-        // Size only: the total must match.
+        let short = [listed(1, 5 * MIB), listed(2, 4 * MIB), listed(3, MIB)];
+        assert!(matches!(
+            check_completion(&fixed, &parts, &short),
+            Err(Broken::Resend(_))
+        ));
+        // Size only: the total must match; more is an abort, less a re-send.
         let sized = claims(Some(11 * MIB), None, None);
         let over = [listed(1, 6 * MIB), listed(2, 5 * MIB), listed(3, MIB)];
-        assert!(check_completion(&sized, &parts, &over).is_err());
+        assert!(matches!(
+            check_completion(&sized, &parts, &over),
+            Err(Broken::Abort(_))
+        ));
+        assert!(matches!(
+            check_completion(&sized, &parts, &short),
+            Err(Broken::Resend(_))
+        ));
         assert!(check_completion(&sized, &parts, &good).is_ok());
         // A limit: the total must stay under it.
         let limited = claims(None, None, Some(10 * MIB));
-        assert!(check_completion(&limited, &parts, &good).is_err());
+        assert!(matches!(
+            check_completion(&limited, &parts, &good),
+            Err(Broken::Abort(_))
+        ));
         // Missing parts are the store's to refuse.
         assert!(check_completion(&fixed, &parts, &good[..2]).is_ok());
     }

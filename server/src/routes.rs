@@ -416,12 +416,20 @@ async fn complete(
     let (key, store_id) = (upload.key, upload.store_id);
     if policy::completion_needs_sizes(&upload.claims) {
         let listed = state.store().list_parts(key, store_id).await?;
-        if let Err(why) = policy::check_completion(&upload.claims, &req.parts, &listed) {
-            tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
-            state.store().abort(key, store_id).await?;
-            return Err(Error::PlanViolated(format!(
-                "{why}; the upload was aborted, start a new one"
-            )));
+        match policy::check_completion(&upload.claims, &req.parts, &listed) {
+            Ok(()) => {}
+            Err(policy::Broken::Abort(why)) => {
+                tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
+                state.store().abort(key, store_id).await?;
+                return Err(Error::PlanViolated(format!(
+                    "{why}; the upload was aborted, start a new one"
+                )));
+            }
+            Err(policy::Broken::Resend(why)) => {
+                return Err(Error::Store(crate::store::StoreError::InvalidPart {
+                    message: why,
+                }));
+            }
         }
     }
     let done = state.store().complete(key, store_id, &req.parts).await?;

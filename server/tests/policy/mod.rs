@@ -858,3 +858,30 @@ async fn the_webhook_decides_with_the_callers_cookies_and_answers_are_cached() {
         .ok::<Value>();
     assert_eq!(calls.load(Ordering::SeqCst), before + 2);
 }
+
+#[tokio::test]
+async fn a_short_part_at_completion_asks_for_a_resend_and_keeps_the_upload() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let up = created(&app, &alice, json!({"filename": "a.bin", "size": 6 * MIB})).await;
+    let sid = store_id(&up.base.upload_id);
+    store.put_part(sid, 1, ETAG, 5 * MIB);
+    store.put_part(sid, 2, ETAG, MIB - 10);
+    let parts =
+        json!({"parts": [{"PartNumber": 1, "ETag": ETAG}, {"PartNumber": 2, "ETag": ETAG}]});
+    let m = call(
+        &app,
+        Method::POST,
+        &format!(
+            "/s3/multipart/{}/complete?key={}",
+            up.base.upload_id,
+            enc(&up.base.key)
+        ),
+        Some(&alice),
+        &parts.to_string(),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+    assert!(m.contains("upload the affected parts again"), "{m}");
+    assert_eq!(store.open_uploads(), [sid]);
+}
