@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import {
-  randomFaults, reloadAndChooseAgain, resignsShortLivedUrls, survivesServerRestart,
+  offlineThenOnline, pauseAndResume, randomFaults, reloadAndChooseAgain, resignsShortLivedUrls,
+  stalledPartIsRetried, survivesServerRestart,
 } from '../lib/resilience.mjs';
 import { s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
@@ -46,6 +47,18 @@ describe('embedded store behind a fault-injecting proxy', () => {
 
   it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
     await reloadAndChooseAgain({ browser, server, proxy, s3, bucket });
+  });
+
+  it('pause in the page stops sending and resume finishes without re-sending stored parts', async () => {
+    await pauseAndResume({ browser, server, proxy, s3, bucket });
+  });
+
+  it('going offline waits for the network instead of failing, and online finishes', async () => {
+    await offlineThenOnline({ browser, server, proxy, s3, bucket });
+  });
+
+  it('a part whose bytes stop moving is aborted after the stall timeout and sent again', async () => {
+    await stalledPartIsRetried({ browser, server, proxy, s3, bucket });
   });
 
   it('with 5 s URLs on a throttled link the upload completes by re-signing', async () => {

@@ -164,9 +164,10 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
         h.req.socket.destroy();
       }
     },
-    /** Parts whose PUT got a 2xx answer from the store. */
-    storedParts() {
-      return [...new Set(state.log.filter((e) => e.outcome >= 200 && e.outcome < 300).map((e) => e.part))];
+    /** Parts whose PUT got a 2xx answer from the store, among the PUTs logged from index `from`. */
+    storedParts(from = 0) {
+      const stored = state.log.slice(from).filter((e) => e.outcome >= 200 && e.outcome < 300);
+      return [...new Set(stored.map((e) => e.part))];
     },
     async stop() {
       this.dropHeld();

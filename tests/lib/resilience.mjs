@@ -70,6 +70,7 @@ export async function randomFaults({ browser, server, proxy, s3, bucket, sizeMiB
   const dir = await tempDir();
   const file = await randomFile(dir, `faults-${sizeMiB}MiB.bin`, sizeMiB * MiB);
   const page = await openDemo(browser, server.url, { partSize: 5, concurrency: 4, ...fastRetries });
+  const from = proxy.log.length; // the proxy may have served earlier tests
   try {
     await page.setInputFiles('#picker', file.path);
     const row = await waitForRow(page, file.name, { timeout: 300_000 });
@@ -77,11 +78,12 @@ export async function randomFaults({ browser, server, proxy, s3, bucket, sizeMiB
       err.message += ` (seed ${seed})`;
       throw err;
     });
-    const injected = proxy.log.filter((e) => e.action !== 'pass');
+    const log = proxy.log.slice(from);
+    const injected = log.filter((e) => e.action !== 'pass');
     assert.equal(injected.length, faulty.size, `every chosen part met its fault (seed ${seed})`);
     for (const [part, fault] of faulty) {
       if (fault.delayMs) continue;
-      const puts = proxy.log.filter((e) => e.part === part).length;
+      const puts = log.filter((e) => e.part === part).length;
       assert.ok(puts >= 2, `part ${part} failed (${JSON.stringify(fault)}) and was sent again (seed ${seed})`);
     }
     assert.deepEqual(page.pageErrors, []);
@@ -265,15 +267,118 @@ export async function corruptedBodyIsRefusedAndResent({
   const page = await openDemo(browser, server.url, {
     partSize: 5, concurrency: 2, checksum, ...fastRetries,
   });
+  const from = proxy.log.length; // the proxy may have served earlier tests
   try {
     await page.setInputFiles('#picker', file.path);
     const row = await waitForRow(page, file.name);
     await expectStored(s3, bucket, row, file);
-    const part2 = proxy.log.filter((e) => e.part === 2);
+    const part2 = proxy.log.slice(from).filter((e) => e.part === 2);
     assert.equal(part2[0].outcome, 400, 'the store refused the corrupted body');
     assert.ok(part2.length >= 2 && part2.at(-1).outcome === 200, 'and the part was sent again');
   } finally {
     proxy.decide = () => undefined;
+    await page.close();
+  }
+}
+
+/** The row's `data-phase`, as the page last showed it. */
+function rowPhase(page) {
+  return page.evaluate(() => document.querySelector('#queue .upload')?.dataset.phase ?? null);
+}
+
+function waitForPhase(page, phase) {
+  return page.waitForFunction(
+    (want) => document.querySelector('#queue .upload')?.dataset.phase === want,
+    phase,
+    { timeout: 30_000, polling: 50 },
+  );
+}
+
+/**
+ * Pause in the page stops the upload (no part PUT starts while paused), Resume finishes it, and
+ * the parts stored before the pause are not sent again.
+ */
+export async function pauseAndResume({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'pause-resume.bin', 40 * MiB);
+  proxy.throttle = 4 * MiB;
+  const page = await openDemo(browser, server.url, { partSize: 5, concurrency: 2, ...fastRetries });
+  const from = proxy.log.length; // the proxy may have served earlier tests
+  try {
+    await page.setInputFiles('#picker', file.path);
+    await partsDone(page, 2);
+    await page.click('#queue .upload .pause');
+    await waitForPhase(page, 'paused');
+    const stored = proxy.storedParts(from);
+    const seen = proxy.log.length;
+    await new Promise((r) => { setTimeout(r, 1500); });
+    assert.equal(proxy.log.length, seen, 'no part PUT starts while paused');
+    assert.equal(await rowPhase(page), 'paused');
+    await page.click('#queue .upload .pause'); // now labelled Resume
+    const row = await waitForRow(page, file.name);
+    await expectStored(s3, bucket, row, file);
+    const after = proxy.log.slice(seen).map((e) => e.part);
+    assert.ok(after.every((p) => !stored.includes(p)), `stored parts ${stored} were not sent again`);
+  } finally {
+    proxy.throttle = 0;
+    await page.close();
+  }
+}
+
+/**
+ * The browser goes offline mid-upload (Chromium's network emulation: navigator.onLine turns
+ * false, requests fail): the page shows the upload waiting for the network without failing it,
+ * and it finishes once the browser is back online.
+ */
+export async function offlineThenOnline({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'offline-online.bin', 30 * MiB);
+  // Retries would be spent in seconds; offline must not spend them at all.
+  const context = await browser.newContext();
+  proxy.throttle = 4 * MiB;
+  const page = await openDemo(context, server.url, {
+    partSize: 5, concurrency: 2, retries: 1, retryDelay: 100,
+  });
+  try {
+    await page.setInputFiles('#picker', file.path);
+    await partsDone(page, 1);
+    await context.setOffline(true);
+    await waitForPhase(page, 'offline');
+    await new Promise((r) => { setTimeout(r, 1500); });
+    assert.equal(await rowPhase(page), 'offline', 'still waiting, not failed');
+    await context.setOffline(false);
+    const row = await waitForRow(page, file.name);
+    await expectStored(s3, bucket, row, file);
+  } finally {
+    proxy.throttle = 0;
+    await context.close();
+  }
+}
+
+/** A part PUT that stops moving (held by the proxy) is aborted after the stall timeout and sent again. */
+export async function stalledPartIsRetried({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'stalled-part.bin', 16 * MiB);
+  let held = false;
+  proxy.decide = ({ part }) => {
+    if (part !== 2 || held) return undefined;
+    held = true;
+    return { hold: true };
+  };
+  const page = await openDemo(browser, server.url, {
+    partSize: 5, concurrency: 2, stallTimeout: 1500, ...fastRetries,
+  });
+  const from = proxy.log.length; // the proxy may have served earlier tests
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name, { timeout: 60_000 });
+    await expectStored(s3, bucket, row, file);
+    const part2 = proxy.log.slice(from).filter((e) => e.part === 2);
+    assert.ok(part2.length >= 2, 'the stalled part was sent again');
+    assert.equal(part2[0].outcome, 'pending', 'its first PUT never got an answer');
+  } finally {
+    proxy.decide = () => undefined;
+    proxy.dropHeld();
     await page.close();
   }
 }
