@@ -22,7 +22,7 @@
 //! - any other failure keeps the multipart upload, so a later resume can reuse its parts; the
 //!   error names the part, the cause and how often it was tried.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::ops::Range;
@@ -261,6 +261,7 @@ enum Event {
     BackoffOver(u32),
     SignWaitOver,
     Hashed(u32, Result<String, String>),
+    JournalDue,
     Changed,
 }
 
@@ -432,11 +433,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 (upload, record, algorithm)
             }
         };
-        let journal = Journal {
-            store: resume.as_ref().map(|(store, _)| store.clone()),
-            record: RefCell::new(record),
-            clock: self.clock.clone(),
-        };
+        let journal = Journal::new(
+            resume.as_ref().map(|(store, _)| store.clone()),
+            record,
+            self.clock.clone(),
+        );
         journal.save();
         if control.is_cancelled() {
             journal.forget();
@@ -467,7 +468,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 journal.forget();
                 return Err(self.abort(&upload).await);
             }
-            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::Failed(e)) => {
+                // Kept for a later resume: make sure it lists every stored part.
+                journal.flush();
+                return Err(e);
+            }
         };
 
         reporter.set_phase(Phase::Completing);
@@ -486,7 +491,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 Phase::Completing,
                 || self.signer.complete(&upload, &request),
             )
-            .await?;
+            .await
+            .inspect_err(|_| journal.flush())?;
         journal.forget();
         reporter.finish();
         Ok(UploadResult {
@@ -621,6 +627,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut signing_batch: Vec<u32> = Vec::new();
         let mut sign_failures = 0u32;
         let mut sign_wait: Option<LocalBoxFuture<'static, ()>> = None;
+        // When the resume record's pending changes are due to be written.
+        let mut journal_due: Option<LocalBoxFuture<'static, ()>> = None;
 
         while stored.len() < parts_total as usize {
             let state = control.state();
@@ -642,6 +650,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 sign_wait = None;
                 hashing = FuturesUnordered::new();
                 hashing_parts.clear();
+                journal.flush();
+                journal_due = None;
                 self.hold(Some(control), reporter, Phase::Uploading)
                     .await
                     .map_err(|_| Stop::Cancelled)?;
@@ -726,6 +736,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 stored.len()
             );
 
+            if journal_due.is_none()
+                && let Some(ms) = journal.due_in()
+            {
+                journal_due = Some(self.clock.sleep(ms));
+            }
+
             let event = {
                 let mut changed = pin!(self.changed(Some(control)));
                 poll_fn(|cx| {
@@ -747,6 +763,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     if let Poll::Ready(Some(part)) = backoffs.poll_next_unpin(cx) {
                         return Poll::Ready(Event::BackoffOver(part));
                     }
+                    if let Some(due) = journal_due.as_mut()
+                        && due.as_mut().poll(cx).is_ready()
+                    {
+                        journal_due = None;
+                        return Poll::Ready(Event::JournalDue);
+                    }
                     if let Poll::Ready(Some((part, sum))) = hashing.poll_next_unpin(cx) {
                         return Poll::Ready(Event::Hashed(part, sum));
                     }
@@ -760,6 +782,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
             match event {
                 Event::Changed | Event::SignWaitOver => {}
+                Event::JournalDue => journal.flush(),
                 Event::Hashed(part, Ok(sum)) => {
                     hashing_parts.remove(&part);
                     if let Some((algorithm, _)) = &summer {
@@ -1068,17 +1091,58 @@ fn composite_checksum(
 }
 
 /// The upload's resume record, saved as parts are stored.
+///
+/// A record lists every stored part, so writing it after each one would cost O(parts²) over an
+/// upload of 10,000 parts; it is written at most every [`JOURNAL_INTERVAL_MS`] instead (the
+/// scheduler flushes it when that time has passed, on pause and when the upload fails). Losing
+/// the last second of parts to a crash costs re-sending them, or nothing where the store lists
+/// them with their ETags.
 struct Journal {
     store: Option<Rc<dyn ResumeStore>>,
     record: RefCell<Option<ResumeRecord>>,
     clock: Rc<dyn Clock>,
+    last_save_ms: Cell<f64>,
+    dirty: Cell<bool>,
 }
 
+/// Least time between two writes of the resume record.
+pub const JOURNAL_INTERVAL_MS: f64 = 1000.0;
+
 impl Journal {
+    fn new(
+        store: Option<Rc<dyn ResumeStore>>,
+        record: Option<ResumeRecord>,
+        clock: Rc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            record: RefCell::new(record),
+            clock,
+            last_save_ms: Cell::new(f64::NEG_INFINITY),
+            dirty: Cell::new(false),
+        }
+    }
+
     fn save(&self) {
         if let (Some(store), Some(record)) = (&self.store, &*self.record.borrow()) {
             store.save(record);
         }
+        self.last_save_ms.set(self.clock.now_ms());
+        self.dirty.set(false);
+    }
+
+    /// Writes the record if it changed since the last write.
+    fn flush(&self) {
+        if self.dirty.get() {
+            self.save();
+        }
+    }
+
+    /// Milliseconds until a pending change is due to be written, if one is pending.
+    fn due_in(&self) -> Option<f64> {
+        self.dirty
+            .get()
+            .then(|| self.last_save_ms.get() + JOURNAL_INTERVAL_MS - self.clock.now_ms())
     }
 
     fn stored(&self, part: u32, size: u64, etag: &str, checksum: Option<String>) {
@@ -1092,8 +1156,11 @@ impl Journal {
                 },
             );
             record.updated_ms = self.clock.now_ms();
+            self.dirty.set(self.store.is_some());
         }
-        self.save();
+        if self.due_in().is_some_and(|ms| ms <= 0.0) {
+            self.save();
+        }
     }
 
     /// The upload is finished or cancelled: nothing to resume.

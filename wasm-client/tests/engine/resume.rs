@@ -92,11 +92,18 @@ fn the_record_follows_the_upload_and_is_removed_when_it_completes() {
         (UPLOAD_ID, KEY, PART)
     );
     assert!(saved.parts.is_empty());
+    // The record is written at most once a second: a part stored sooner waits for the timer.
     h.store(2);
+    assert!(store.records.borrow()[&key].parts.is_empty());
+    h.advance(1000.0);
     let saved = store.records.borrow()[&key].clone();
     assert_eq!(saved.parts.keys().copied().collect::<Vec<_>>(), [2]);
     assert_eq!(saved.parts[&2].etag, etag(2));
     assert_eq!(saved.parts[&2].size, PART);
+    // A second later, the next part is written at once.
+    h.advance(1000.0);
+    h.store(1);
+    assert_eq!(store.records.borrow()[&key].parts.len(), 2);
     h.finish(|p| p[0]).unwrap();
     assert!(
         store.records.borrow().is_empty(),
