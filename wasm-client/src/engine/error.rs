@@ -201,6 +201,8 @@ pub enum ApiError {
         status: u16,
         code: Option<String>,
         message: String,
+        /// The answer's `Retry-After` in milliseconds (the server sends it with 429).
+        retry_after_ms: Option<u64>,
     },
     /// The request got no HTTP answer.
     #[error("the signing server could not be reached ({0})")]
@@ -249,6 +251,14 @@ impl PutError {
 }
 
 impl ApiError {
+    /// How long the server asked to wait before the next call, if it did.
+    pub fn retry_after_ms(&self) -> Option<f64> {
+        match self {
+            Self::Status { retry_after_ms, .. } => retry_after_ms.map(|ms| ms as f64),
+            _ => None,
+        }
+    }
+
     /// Whether asking again may succeed: the server could not be reached, is restarting behind a
     /// proxy (502/503/504), overloaded (429) or failed (5xx). Its 4xx answers are final.
     pub fn is_retryable(&self) -> bool {
@@ -408,6 +418,7 @@ mod tests {
                 status: 400,
                 code: Some("invalid_part".into()),
                 message: "part 2's ETag does not match".into(),
+                retry_after_ms: None,
             },
         };
         assert_eq!(with_code.code(), "invalid_part");
@@ -423,6 +434,7 @@ mod tests {
                 status: 502,
                 code: None,
                 message: String::new(),
+                retry_after_ms: None,
             },
         };
         assert_eq!(bare.code(), "sign_failed");

@@ -534,10 +534,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             if failures > self.options.retry.retries {
                 return Err(Error::Api { call, source });
             }
-            let delay = self
-                .options
-                .retry
-                .delay_ms(failures, self.random.next(), None);
+            let delay =
+                self.options
+                    .retry
+                    .delay_ms(failures, self.random.next(), source.retry_after_ms());
             let sleep = self.clock.sleep(delay);
             match control {
                 None => sleep.await,
@@ -840,7 +840,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                                 if sign_failures > retry.retries {
                                     return Err(Stop::Failed(Error::Api { call, source }));
                                 }
-                                let delay = retry.delay_ms(sign_failures, self.random.next(), None);
+                                let delay = retry.delay_ms(
+                                    sign_failures,
+                                    self.random.next(),
+                                    source.retry_after_ms(),
+                                );
                                 sign_wait = Some(self.clock.sleep(delay));
                             }
                         }

@@ -66,7 +66,13 @@ impl HttpSigner {
             .map_err(|e| ApiError::Network(e.to_string()))?;
         abort.disarm();
         if !response.ok() {
-            return Err(status_error(status, &text));
+            // Delay-seconds only: the server sends those, and dates need a clock we trust less.
+            let retry_after_ms = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| s.saturating_mul(1000));
+            return Err(status_error(status, &text, retry_after_ms));
         }
         let json = if text.trim().is_empty() {
             "null"
@@ -92,7 +98,7 @@ struct LooseErrorBody {
     message: String,
 }
 
-fn status_error(status: u16, text: &str) -> ApiError {
+fn status_error(status: u16, text: &str, retry_after_ms: Option<u64>) -> ApiError {
     let body: LooseErrorBody = serde_json::from_str(text).unwrap_or_default();
     let message = if !body.message.is_empty() {
         body.message
@@ -111,6 +117,7 @@ fn status_error(status: u16, text: &str) -> ApiError {
         status,
         code: (!body.error.is_empty()).then_some(body.error),
         message,
+        retry_after_ms,
     }
 }
 

@@ -303,6 +303,7 @@ fn the_servers_error_code_passes_through() {
             status: 400,
             code: Some("invalid_filename".into()),
             message: "file name \"\" is empty".into(),
+            retry_after_ms: None,
         }],
         ..Script::default()
     };
@@ -326,6 +327,7 @@ fn a_failed_sign_request_fails_the_upload_without_aborting() {
                 status: 400,
                 code: None,
                 message: String::new(),
+                retry_after_ms: None,
             },
         )],
         ..Script::default()
@@ -369,6 +371,7 @@ fn a_failed_complete_keeps_the_upload_and_progress_short_of_100() {
             status: 400,
             code: Some("invalid_part".into()),
             message: "part 2 is missing".into(),
+            retry_after_ms: None,
         }],
         ..Script::default()
     };

@@ -254,6 +254,7 @@ fn a_restarting_signing_server_does_not_fail_the_upload() {
         status: 502,
         code: None,
         message: String::new(),
+        retry_after_ms: None,
     };
     let script = Script {
         create_errors: vec![down(), bad_gateway.clone()],
@@ -457,5 +458,27 @@ fn pausing_before_create_waits() {
     assert!(h.signer.calls().is_empty());
     h.resume();
     assert!(matches!(h.signer.calls()[0], Call::Create(_)));
+    h.finish(|p| p[0]).unwrap();
+}
+
+#[test]
+fn a_rate_limited_signing_call_waits_as_long_as_the_server_asks() {
+    let limited = ApiError::Status {
+        status: 429,
+        code: Some("rate_limited".into()),
+        message: String::new(),
+        retry_after_ms: Some(5000),
+    };
+    let script = Script {
+        create_errors: vec![limited.clone()],
+        sign_errors: vec![(0, limited)],
+        ..Script::default()
+    };
+    let mut h = Harness::start(size_of(2), retrying(2, 2), script);
+    h.run();
+    assert_eq!(h.clock.timers(), [5000.0], "create waits for Retry-After");
+    h.advance(5000.0);
+    assert_eq!(h.clock.timers(), [5000.0], "so does signing");
+    h.advance(5000.0);
     h.finish(|p| p[0]).unwrap();
 }

@@ -212,6 +212,7 @@ fn an_upload_the_store_no_longer_has_starts_over() {
             status: 404,
             code: Some("no_such_upload".into()),
             message: String::new(),
+            retry_after_ms: None,
         }),
         ..Script::default()
     };
