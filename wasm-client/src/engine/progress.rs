@@ -171,6 +171,15 @@ impl Reporter {
         self.tracker.borrow_mut().abandon(part);
     }
 
+    /// `part` (`len` bytes), counted as stored, must be sent again: it no longer counts as
+    /// confirmed, though what was reported stays reported.
+    pub(crate) fn redo_part(&self, part: u32, len: u64) {
+        let mut tracker = self.tracker.borrow_mut();
+        tracker.abandon(part);
+        tracker.confirmed = tracker.confirmed.saturating_sub(len);
+        tracker.parts_done = tracker.parts_done.saturating_sub(1);
+    }
+
     /// Parts stored before this run (a resumed upload): `bytes` in `parts` parts.
     pub(crate) fn already_stored(&self, bytes: u64, parts: u32) {
         let now = self.clock.now_ms();

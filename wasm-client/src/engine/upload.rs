@@ -64,6 +64,9 @@ pub const DEFAULT_STALL_TIMEOUT_MS: f64 = 30_000.0;
 /// A URL is re-signed instead of used when it would expire within this (capped at half its
 /// lifetime): the PUT must *arrive* before the deadline, and a queued browser request can wait.
 pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
+/// Times a refused completion (`invalid_part`) is answered by re-sending the parts the store
+/// does not hold as sent and completing again.
+pub const MAX_COMPLETE_ROUNDS: u32 = 2;
 /// Re-signs of one part in a row, without it making progress, before a refusal is taken as final:
 /// a store that refuses fresh URLs too (clock skew beyond its tolerance, a revoked key) would
 /// otherwise be asked forever.
@@ -444,7 +447,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             return Err(self.abort(&upload).await);
         }
 
-        let already: BTreeMap<u32, (String, Option<String>)> = journal
+        let mut already: BTreeMap<u32, (String, Option<String>)> = journal
             .record
             .borrow()
             .as_ref()
@@ -455,44 +458,76 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     .collect()
             })
             .unwrap_or_default();
-        let parts = match self
-            .transfer(
-                &upload, &plan, &reporter, control, already, &journal, algorithm,
-            )
-            .await
-        {
-            Ok(parts) => parts,
-            // Every in-flight PUT and signing request was dropped with the transfer, before the
-            // abort: a PUT landing after the abort would store an orphan part.
-            Err(Stop::Cancelled) => {
-                journal.forget();
-                return Err(self.abort(&upload).await);
-            }
-            Err(Stop::Failed(e)) => {
-                // Kept for a later resume: make sure it lists every stored part.
-                journal.flush();
-                return Err(e);
-            }
-        };
+        if !already.is_empty() {
+            let bytes = already.keys().map(|&p| part_len(&plan, p)).sum();
+            reporter.already_stored(bytes, already.len() as u32);
+        }
+        let mut rounds = 0;
+        let (done, checksum) = loop {
+            let parts = match self
+                .transfer(
+                    &upload, &plan, &reporter, control, already, &journal, algorithm,
+                )
+                .await
+            {
+                Ok(parts) => parts,
+                // Every in-flight PUT and signing request was dropped with the transfer, before
+                // the abort: a PUT landing after the abort would store an orphan part.
+                Err(Stop::Cancelled) => {
+                    journal.forget();
+                    return Err(self.abort(&upload).await);
+                }
+                Err(Stop::Failed(e)) => {
+                    // Kept for a later resume: make sure it lists every stored part.
+                    journal.flush();
+                    return Err(e);
+                }
+            };
 
-        reporter.set_phase(Phase::Completing);
-        let checksum = composite_checksum(algorithm, &parts);
-        let request = CompleteRequestExt {
-            parts: parts
+            reporter.set_phase(Phase::Completing);
+            let checksum = composite_checksum(algorithm, &parts);
+            let request = CompleteRequestExt {
+                parts: parts
+                    .iter()
+                    .map(|(part, sum)| with_checksum(part.clone(), sum.clone()))
+                    .collect(),
+            };
+            let completed = self
+                .call(
+                    ApiCall::Complete,
+                    None,
+                    &reporter,
+                    Phase::Completing,
+                    || self.signer.complete(&upload, &request),
+                )
+                .await;
+            let error = match completed {
+                Ok(done) => break (done, checksum),
+                Err(e) => e,
+            };
+            // The store refused a part it acknowledged: an interrupted, late attempt of it can
+            // replace a good one (DESIGN.md, "a failed Complete is not the end"). Send again
+            // what the store does not hold as we sent it, and complete again.
+            let resend = if rounds < MAX_COMPLETE_ROUNDS && error.code() == "invalid_part" {
+                self.parts_to_resend(&upload, &plan, &parts, control, &reporter)
+                    .await
+            } else {
+                Vec::new()
+            };
+            if resend.is_empty() {
+                journal.flush();
+                return Err(error);
+            }
+            rounds += 1;
+            for &part in &resend {
+                reporter.redo_part(part, part_len(&plan, part));
+            }
+            already = parts
                 .into_iter()
-                .map(|(part, sum)| with_checksum(part, sum))
-                .collect(),
+                .filter(|(p, _)| !resend.contains(&p.part_number))
+                .map(|(p, sum)| (p.part_number, (p.etag, sum)))
+                .collect();
         };
-        let done = self
-            .call(
-                ApiCall::Complete,
-                None,
-                &reporter,
-                Phase::Completing,
-                || self.signer.complete(&upload, &request),
-            )
-            .await
-            .inspect_err(|_| journal.flush())?;
         journal.forget();
         reporter.finish();
         Ok(UploadResult {
@@ -602,14 +637,6 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         // Parts ready to PUT as soon as they have a URL and a slot, lowest number first.
         let mut waiting: BTreeSet<u32> =
             plan.numbers().filter(|p| !stored.contains_key(p)).collect();
-        if !stored.is_empty() {
-            let bytes = stored
-                .keys()
-                .map(|&p| plan.range(p))
-                .map(|r| r.end - r.start)
-                .sum();
-            reporter.already_stored(bytes, stored.len() as u32);
-        }
         let mut urls: BTreeMap<u32, SignedUrl> = BTreeMap::new();
         let mut attempts: BTreeMap<u32, Attempts> = BTreeMap::new();
         // Parts being PUT, with a copy of their URL to use again if the PUT is paused.
@@ -955,6 +982,40 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             .collect())
     }
 
+    /// The parts of `sent` that the store does not list with the ETag (or, where it lists no
+    /// ETags, the size) they were acknowledged with.
+    async fn parts_to_resend(
+        &self,
+        upload: &CreateMultipartResponse,
+        plan: &PartPlan,
+        sent: &[(CompletedPartExt, Option<String>)],
+        control: &Control,
+        reporter: &Reporter,
+    ) -> Vec<u32> {
+        let Ok(listed) = self
+            .call(
+                ApiCall::ListParts,
+                Some(control),
+                reporter,
+                Phase::Completing,
+                || self.signer.list_parts(upload),
+            )
+            .await
+        else {
+            return Vec::new();
+        };
+        let listed: BTreeMap<u32, _> = listed.into_iter().map(|l| (l.part_number, l)).collect();
+        sent.iter()
+            .map(|(p, _)| p)
+            .filter(|p| match listed.get(&p.part_number) {
+                None => true,
+                Some(l) if l.etag.is_empty() => l.size != part_len(plan, p.part_number),
+                Some(l) => l.etag.trim_matches('"') != p.etag.trim_matches('"'),
+            })
+            .map(|p| p.part_number)
+            .collect()
+    }
+
     /// The error that ends the upload because of `part`.
     fn part_error(&self, part: u32, parts: u32, failure: Option<PutError>, attempts: u32) -> Error {
         match failure {
@@ -1033,6 +1094,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             cleanup: self.signer.abort(upload).await.err(),
         }
     }
+}
+
+fn part_len(plan: &PartPlan, part: u32) -> u64 {
+    let r = plan.range(part);
+    r.end - r.start
 }
 
 /// The headers of one part's PUT: the batch's, the part's own on top (its signed checksum or

@@ -482,3 +482,75 @@ fn a_rate_limited_signing_call_waits_as_long_as_the_server_asks() {
     h.advance(5000.0);
     h.finish(|p| p[0]).unwrap();
 }
+
+fn invalid_part() -> ApiError {
+    ApiError::Status {
+        status: 400,
+        code: Some("invalid_part".into()),
+        message: "one or more of the specified parts could not be found".into(),
+        retry_after_ms: None,
+    }
+}
+
+#[test]
+fn a_completion_refused_for_a_replaced_part_re_sends_it_and_completes_again() {
+    // Garage can let a late, interrupted attempt replace a good part; completion then fails
+    // with InvalidPart although every PUT returned 200.
+    let size = size_of(3);
+    let listed = vec![
+        s3_direct_protocol::wire::ListedPart {
+            part_number: 1,
+            etag: super::fakes::etag(1),
+            size: PART,
+        },
+        s3_direct_protocol::wire::ListedPart {
+            part_number: 2,
+            etag: "\"replaced\"".into(),
+            size: PART,
+        },
+        s3_direct_protocol::wire::ListedPart {
+            part_number: 3,
+            etag: super::fakes::etag(3),
+            size: PART - 1234,
+        },
+    ];
+    let script = Script {
+        complete_errors: vec![invalid_part()],
+        listed: Ok(listed),
+        ..Script::default()
+    };
+    let mut h = Harness::start(size, retrying(3, 2), script);
+    let result = h.finish(|p| p[0]);
+    result.unwrap();
+    let puts: Vec<u32> = h.sink.log().iter().map(|p| p.part).collect();
+    assert_eq!(puts, [1, 2, 3, 2], "only part 2 is sent again");
+    let completes = h
+        .signer
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Complete(_)))
+        .count();
+    assert_eq!(completes, 2);
+    assert_progress_never_decreases(&h);
+    let last = *h.progress().last().unwrap();
+    assert_eq!(last.bytes_sent, size);
+}
+
+#[test]
+fn completion_is_retried_a_bounded_number_of_rounds() {
+    let script = Script {
+        complete_errors: vec![invalid_part(), invalid_part(), invalid_part()],
+        ..Script::default()
+    };
+    let mut h = Harness::start(size_of(2), retrying(2, 2), script);
+    let e = h.finish(|p| p[0]).unwrap_err();
+    assert_eq!(e.code(), "invalid_part");
+    let completes = h
+        .signer
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Complete(_)))
+        .count();
+    assert_eq!(completes, 3, "the first try and two rounds of re-sending");
+    assert_eq!(h.signer.aborts(), 0);
+}
