@@ -43,7 +43,62 @@ function formatEta(seconds) {
   return m < 60 ? `${m} min ${Math.ceil(seconds % 60)} s left` : `${Math.floor(m / 60)} h ${m % 60} min left`;
 }
 
-function addFile(file) {
+// Chromium can keep a file's handle across restarts (File System Access API). Files chosen
+// through showOpenFilePicker keep theirs in IndexedDB until their upload ends, and after a reload
+// or a crash the page offers to reopen them; the client then resumes from its own record.
+const handleDb = new Promise((resolve) => {
+  if (typeof indexedDB === 'undefined') { resolve(null); return; }
+  const req = indexedDB.open('s3-direct-demo', 1);
+  req.onupgradeneeded = () => req.result.createObjectStore('handles');
+  req.onsuccess = () => resolve(req.result);
+  req.onerror = () => resolve(null);
+});
+const fileKey = (f) => `${f.name}:${f.size}:${f.lastModified}`;
+
+async function handles(mode, body) {
+  const db = await handleDb;
+  if (!db) return undefined;
+  return new Promise((resolve) => {
+    const tx = db.transaction('handles', mode);
+    const req = body(tx.objectStore('handles'));
+    tx.oncomplete = () => resolve(req?.result);
+    tx.onerror = () => resolve(undefined);
+  });
+}
+const keepHandle = (file, handle) => handles('readwrite', (s) => s.put({ handle, name: file.name }, fileKey(file)));
+const dropHandle = (file) => handles('readwrite', (s) => s.delete(fileKey(file)));
+
+async function showInterrupted() {
+  const list = $('#interrupted');
+  const entries = (await handles('readonly', (s) => s.getAll())) ?? [];
+  const keys = (await handles('readonly', (s) => s.getAllKeys())) ?? [];
+  list.replaceChildren();
+  entries.forEach((entry, i) => {
+    const li = document.createElement('li');
+    li.dataset.key = keys[i];
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = 'Resume';
+    button.addEventListener('click', async () => {
+      const { handle } = entry;
+      const granted = (await handle.queryPermission?.({ mode: 'read' })) === 'granted'
+        || (await handle.requestPermission?.({ mode: 'read' })) === 'granted';
+      if (!granted) return;
+      const file = await handle.getFile();
+      li.remove();
+      // A file changed since is uploaded anew (the client never mixes its parts in); its old
+      // entry goes.
+      if (fileKey(file) !== keys[i]) await handles('readwrite', (s) => s.delete(keys[i]));
+      addFile(file, handle);
+    });
+    li.append(`${entry.name} `, button);
+    list.append(li);
+  });
+  $('#interrupted-section').hidden = entries.length === 0;
+}
+
+function addFile(file, handle = null) {
+  if (handle) keepHandle(file, handle);
   const row = $('#row').content.firstElementChild.cloneNode(true);
   $('.name', row).textContent = file.name;
   $('.size', row).textContent = formatBytes(file.size);
@@ -114,10 +169,14 @@ async function start(item) {
     const result = await item.handle.promise;
     bar.value = 1;
     row.dataset.key = result.key;
+    dropHandle(file);
     if (result.checksum) row.dataset.checksum = result.checksum;
     finish({ row }, 'done', `Stored as ${result.key}`);
   } catch (err) {
-    if (err.code === 'aborted') finish({ row }, 'cancelled', 'Cancelled; nothing was kept in the store.');
+    if (err.code === 'aborted') {
+      dropHandle(file);
+      finish({ row }, 'cancelled', 'Cancelled; nothing was kept in the store.');
+    }
     else finish({ row }, 'error', `${err.message}${err.code ? ` (${err.code})` : ''}`);
   }
 }
@@ -150,6 +209,14 @@ function wire() {
     e.preventDefault();
     [...e.dataTransfer.files].forEach(addFile);
   });
+  const reopenable = $('#reopenable');
+  if (window.showOpenFilePicker) {
+    reopenable.hidden = false;
+    reopenable.addEventListener('click', async () => {
+      const picked = await window.showOpenFilePicker({ multiple: true }).catch(() => []);
+      for (const handle of picked) addFile(await handle.getFile(), handle);
+    });
+  }
   const shown = [];
   if (options.partSize) shown.push(`${options.partSize / 1048576} MiB parts`);
   if (options.concurrency) shown.push(`${options.concurrency} parts at once`);
@@ -159,4 +226,7 @@ function wire() {
 await init();
 uploader = new Uploader(options);
 wire();
+await showInterrupted();
+// For the browser tests: enqueue a file with its handle, as the picker would.
+window.s3DirectDemo = { addFile };
 document.body.dataset.ready = 'true';

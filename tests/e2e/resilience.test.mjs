@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import {
-  offlineThenOnline, pauseAndResume, randomFaults, reloadAndChooseAgain, resignsShortLivedUrls,
-  stalledPartIsRetried, survivesServerRestart,
+  offlineThenOnline, pauseAndResume, randomFaults, reloadAndChooseAgain, reopenFromStoredHandle,
+  resignsShortLivedUrls, stalledPartIsRetried, survivesServerRestart,
 } from '../lib/resilience.mjs';
 import { s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
@@ -47,6 +47,10 @@ describe('embedded store behind a fault-injecting proxy', () => {
 
   it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
     await reloadAndChooseAgain({ browser, server, proxy, s3, bucket });
+  });
+
+  it('after a reload, a file is reopened from its stored handle (Chromium) and resumed', async () => {
+    await reopenFromStoredHandle({ browser, server, proxy, s3, bucket });
   });
 
   it('pause in the page stops sending and resume finishes without re-sending stored parts', async () => {

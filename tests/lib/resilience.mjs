@@ -382,3 +382,62 @@ export async function stalledPartIsRetried({ browser, server, proxy, s3, bucket 
     await page.close();
   }
 }
+
+/**
+ * Chromium's stored file handles: a file (written to the origin-private file system, whose
+ * handles need no permission prompt) is enqueued with its handle, the page reloads half-way, and
+ * the file is reopened from the "Interrupted uploads" list instead of being chosen again.
+ */
+export async function reopenFromStoredHandle({ browser, server, proxy, s3, bucket }) {
+  const done = 2;
+  proxy.decide = ({ part }) => (part > done ? { hold: true } : undefined);
+  const context = await browser.newContext();
+  const page = await openDemo(context, server.url, { partSize: 5, concurrency: 2, ...fastRetries });
+  const from = proxy.log.length;
+  try {
+    const sha256 = await page.evaluate(async (size) => {
+      const root = await navigator.storage.getDirectory();
+      const handle = await root.getFileHandle('opfs-resume.bin', { create: true });
+      const writable = await handle.createWritable();
+      const chunk = new Uint8Array(1 << 20);
+      for (let left = size; left > 0; left -= chunk.length) {
+        crypto.getRandomValues(chunk.subarray(0, 65536));
+        for (let i = 65536; i < chunk.length; i += 65536) chunk.copyWithin(i, 0, 65536);
+        chunk[0] = left & 0xff;
+        await writable.write(chunk.subarray(0, Math.min(left, chunk.length)));
+      }
+      await writable.close();
+      const file = await handle.getFile();
+      const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+      window.s3DirectDemo.addFile(file, handle);
+      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    }, 22 * MiB);
+    await partsDone(page, done);
+    await until(() => proxy.held.length > 0, 'a held part');
+    for (;;) {
+      const records = await resumeRecords(page);
+      if (records.some((r) => r.parts.length >= done)) break;
+      await new Promise((r) => { setTimeout(r, 50); });
+    }
+    const stored = proxy.storedParts(from);
+    const before = proxy.log.length;
+    proxy.decide = () => undefined;
+    await page.reload();
+    proxy.dropHeld();
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.click('#interrupted li button');
+    const row = await waitForRow(page, 'opfs-resume.bin');
+    assert.equal(row.state, 'done', row.detail);
+    const object = await objectSha256(s3, bucket, row.key);
+    assert.equal(object.sha256, sha256, 'the object equals the reopened file');
+    const after = proxy.log.slice(before).map((e) => e.part);
+    assert.ok(after.every((p) => !stored.includes(p)), `stored parts ${stored} were not sent again`);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.locator('#interrupted li').count(), 0, 'the finished upload is no longer offered');
+  } finally {
+    proxy.decide = () => undefined;
+    proxy.dropHeld();
+    await context.close();
+  }
+}
