@@ -307,8 +307,17 @@ struct WebhookQuestion<'a> {
 }
 
 impl WebhookAuth {
-    /// Asks `url` (http or https), caching allow answers for `ttl`.
+    /// Asks `url`, caching allow answers for `ttl`.
+    ///
+    /// Only `http://`: this build carries no TLS client for the webhook. Reach the application
+    /// over loopback or a private network (it runs next to this server), not over the internet.
     pub fn new(url: &str, ttl: Duration) -> Result<Self, String> {
+        if !url.starts_with("http://") {
+            return Err(format!(
+                "--webhook-url {url:?} must be an http:// URL on loopback or a private network; \
+                 this server has no TLS client for the webhook"
+            ));
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -534,6 +543,12 @@ mod tests {
     fn base64_url(s: &str) -> String {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn webhooks_are_plain_http_to_a_nearby_app() {
+        assert!(WebhookAuth::new("https://app.example.com/auth", Duration::from_secs(1)).is_err());
+        assert!(WebhookAuth::new("http://127.0.0.1:9/auth", Duration::from_secs(1)).is_ok());
     }
 
     #[test]
