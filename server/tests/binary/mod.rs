@@ -170,3 +170,115 @@ async fn refuses_to_start_open_on_a_public_address_and_says_why() {
     assert!(!err.contains("too-short"), "the secret is echoed: {err}");
     assert!(!dir.path().join("data").exists());
 }
+
+#[tokio::test]
+async fn secrets_and_tokens_never_reach_the_log() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    const JWT_SECRET: &str = "log-test-jwt-secret-log-test-jwt-secret";
+    const UPLOAD_SECRET: &str = "log-test-upload-secret-log-test-upload";
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(["--listen", "127.0.0.1:0", "--auth", "jwt"])
+        .current_dir(dir.path())
+        .env("S3_DIRECT_JWT_SECRET", JWT_SECRET)
+        .env("S3_DIRECT_UPLOAD_SECRET", UPLOAD_SECRET)
+        .env("AWS_ACCESS_KEY_ID", "AKIDLOGTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "log-test-aws-secret-key")
+        .env("RUST_LOG", "debug")
+        .env_remove("S3_DIRECT_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    next_line(&mut lines).await; // embedded store
+    let listening = next_line(&mut lines).await;
+    let addr = listening
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = encode(
+        &Header::default(),
+        &serde_json::json!({"sub": "alice", "exp": now + 600}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("http://{addr}/s3/multipart"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"filename":"a.bin"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload_id = created["uploadId"].as_str().unwrap().to_owned();
+    let key = created["key"].as_str().unwrap();
+    let upload_token = upload_id.rsplit_once('.').unwrap().1.to_owned();
+    let k: String = key
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    for uri in [
+        format!("/s3/multipart/{upload_id}/1?key={k}"),
+        format!("/s3/multipart/{upload_id}/batch?key={k}&partNumbers=1,2"),
+        format!("/s3/multipart/{upload_id}/99999?key={k}"),
+        format!("/s3/multipart/{upload_id}x/1?key={k}"),
+    ] {
+        client
+            .get(format!("http://{addr}{uri}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+    }
+    // A bad bearer token is refused without being echoed.
+    let refused = client
+        .post(format!("http://{addr}/s3/multipart"))
+        .bearer_auth(format!("{token}x"))
+        .header("content-type", "application/json")
+        .body(r#"{"filename":"a.bin"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(!refused.text().await.unwrap().contains(&token));
+
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let out = timeout(STEP, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("multipart upload created"),
+        "debug log missing: {log}"
+    );
+    for secret in [
+        JWT_SECRET,
+        UPLOAD_SECRET,
+        "log-test-aws-secret-key",
+        token.as_str(),
+        &token[token.len() - 20..],
+        upload_token.as_str(),
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}

@@ -885,3 +885,47 @@ async fn a_short_part_at_completion_asks_for_a_resend_and_keeps_the_upload() {
     assert!(m.contains("upload the affected parts again"), "{m}");
     assert_eq!(store.open_uploads(), [sid]);
 }
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_verify_with_a_public_key_file_and_nothing_else() {
+    use jsonwebtoken::Algorithm;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let read = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+    for (alg, private, public) in [
+        (Algorithm::RS256, "rs256-private.pem", "rs256-public.pem"),
+        (Algorithm::ES256, "es256-private.pem", "es256-public.pem"),
+    ] {
+        let store = Arc::new(FakeStore::new());
+        let auth = JwtAuth::public_key_pem(&read(public)).unwrap();
+        let app = app(AppState::with_auth(
+            store.clone(),
+            Settings::default(),
+            Arc::new(auth),
+            test_secrets(),
+        ));
+        let claims = json!({"sub": "svc", "exp": now() + 600});
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&read(private)).unwrap(),
+            _ => EncodingKey::from_ec_pem(&read(private)).unwrap(),
+        };
+        let good = encode(&Header::new(alg), &claims, &key).unwrap();
+        create_as(&app, &good, json!({"filename": "a"}))
+            .await
+            .ok::<Value>();
+        // Algorithm confusion: HS256 keyed with the public key's bytes.
+        let confused = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&read(public)),
+        )
+        .unwrap();
+        create_as(&app, &confused, json!({"filename": "a"}))
+            .await
+            .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+        // A shared-secret token means nothing to a public-key server.
+        create_as(&app, &jwt("svc", json!({})), json!({"filename": "a"}))
+            .await
+            .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
+        assert_eq!(store.calls().len(), 1, "{alg:?}");
+    }
+}
