@@ -15,6 +15,12 @@
 //! | small file | `GET /s3/params?filename=&type=` | | [`SinglePutParams`] |
 //!
 //! Every error is an [`ErrorBody`] with a stable [`ErrorCode`].
+//!
+//! `uploadId` is opaque to clients: send back exactly what create returned. The server makes it
+//! `"{store upload id}.{upload token}"`, the token proving that the upload belongs to the caller
+//! and fixing its key, size and part size. Extension fields travel in the `*Ext` wrappers below
+//! (`partSize` at create; `checksum=ALGO:BASE64` on sign-one, `checksums=N:ALGO:BASE64,...` on
+//! sign-batch; `partHeaders` in the batch answer; `Checksum*` per completed part).
 
 use std::collections::BTreeMap;
 
@@ -57,6 +63,8 @@ pub struct SignPartResponse {
     /// Lifetime of the URL in seconds from when it was signed.
     pub expires: u64,
     /// Headers the browser must send with the PUT, exactly (they are signed into the URL).
+    /// `content-length` and `host` are signed too but set by the browser itself (scripts may not
+    /// set them): skip those; the store refuses a body whose length differs from the signed one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 }
