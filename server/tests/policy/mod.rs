@@ -929,3 +929,44 @@ async fn rs256_and_es256_tokens_verify_with_a_public_key_file_and_nothing_else()
         assert_eq!(store.calls().len(), 1, "{alg:?}");
     }
 }
+
+#[tokio::test]
+async fn an_open_server_rate_limits_per_client_address() {
+    let store = Arc::new(FakeStore::new());
+    let state = crate::common::open_state(
+        store,
+        Settings {
+            rate_per_minute: 60,
+            rate_burst: 2,
+            ..Settings::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(s3_direct_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = client
+            .post(format!("http://{addr}/s3/multipart"))
+            .header("content-type", "application/json")
+            .body(r#"{"filename":"a"}"#)
+            .send()
+            .await
+            .unwrap();
+        statuses.push((
+            res.status().as_u16(),
+            res.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        ));
+    }
+    assert_eq!(
+        statuses,
+        [(200, None), (200, None), (429, Some("1".to_owned()))]
+    );
+}
