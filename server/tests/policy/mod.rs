@@ -970,3 +970,55 @@ async fn an_open_server_rate_limits_per_client_address() {
         [(200, None), (200, None), (429, Some("1".to_owned()))]
     );
 }
+
+#[tokio::test]
+async fn urls_never_outlive_the_signing_credentials() {
+    use aws_credential_types::Credentials;
+    use aws_sdk_s3::config::{BehaviorVersion, SharedCredentialsProvider};
+    use s3_direct_server::{S3Store, S3StoreConfig};
+    let expiry = std::time::SystemTime::now() + Duration::from_secs(120);
+    let store = S3Store::with_provider(
+        aws_sdk_s3::config::Builder::new().behavior_version(BehaviorVersion::latest()),
+        S3StoreConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            public_endpoint: None,
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+        },
+        SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("session".into()),
+            Some(expiry),
+            "test",
+        )),
+    );
+    let app = app(crate::common::open_state(
+        Arc::new(store),
+        Settings::default(),
+    ));
+    let key = "uploads/0b6f4f0e-7a4c-4c59-9d0b-2f6f4a1d3c11/a.bin";
+    let id = crate::common::anon_upload_id("up1", key);
+    let signed: SignPartResponse = call(
+        &app,
+        Method::GET,
+        &format!("/s3/multipart/{id}/1?key={}", enc(key)),
+        None,
+        "",
+    )
+    .await
+    .ok();
+    assert!(
+        signed.expires <= 120 && signed.expires > 100,
+        "{}",
+        signed.expires
+    );
+    assert!(
+        signed
+            .url
+            .contains(&format!("X-Amz-Expires={}&", signed.expires)),
+        "{}",
+        signed.url
+    );
+}
