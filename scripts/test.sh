@@ -19,8 +19,23 @@ step "cargo clippy (host and wasm32)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p s3-direct-wasm --target wasm32-unknown-unknown --quiet -- -D warnings
 
+# Real stores for the Rust tests that need one (they skip when their variables are unset, so a
+# plain `cargo test` stays store-independent; here they must run).
+stores=$(mktemp -d "${TMPDIR:-/tmp}/s3-direct-stores.XXXXXX")
+cleanup() { tests/stores/ceph.sh stop "$stores/ceph" >/dev/null 2>&1 || true; rm -rf "$stores"; }
+trap cleanup EXIT
+
+step "starting Ceph radosgw on loopback for the store tests"
+mkdir -p "$stores/ceph"
+CEPH_OWNER_PID=$$ tests/stores/ceph.sh start "$stores/ceph" >/dev/null
+# shellcheck disable=SC1091
+. "$stores/ceph/env"
+export S3_DIRECT_TEST_CEPH_ENDPOINT=$CEPH_ENDPOINT S3_DIRECT_TEST_CEPH_ACCESS_KEY=$CEPH_ACCESS_KEY \
+  S3_DIRECT_TEST_CEPH_SECRET_KEY=$CEPH_SECRET_KEY S3_DIRECT_TEST_CEPH_REGION=$CEPH_REGION
+
 step "cargo test"
 cargo test --workspace --quiet
+tests/stores/ceph.sh stop "$stores/ceph" >/dev/null
 
 step "building the server and the browser client for the browser tests"
 cargo build --quiet -p s3-direct-server
