@@ -18,7 +18,7 @@ use s3_direct_protocol::wire::{
 use super::error::{ApiError, PutError};
 use super::progress::PartProgress;
 
-/// The signing server: the four calls of the signing API an upload needs.
+/// The signing server: the calls of the signing API an upload needs.
 ///
 /// The upload is identified by the [`CreateMultipartResponse`] that `create` returned (upload id,
 /// key and bucket), passed back as is.
