@@ -5,9 +5,13 @@
 //! key back from a client checks it has exactly this shape, so no crafted key can reach an object
 //! outside the prefix or one this server did not issue.
 //!
-//! Long names: a file name over [`MAX_FILENAME_INPUT_BYTES`] bytes is refused with
-//! `invalid_filename` (no real file system produces one; it is a mistake or an attack); a
-//! shorter one whose sanitized form exceeds [`MAX_NAME_BYTES`] is truncated, keeping its extension.
+//! Refused with `invalid_filename` — no browser sends these for a real file, so they are mistakes
+//! or attacks, and saying so beats storing a surprising name: a name over
+//! [`MAX_FILENAME_INPUT_BYTES`] bytes, a NUL character (the classic C-string truncation trick), and
+//! a `..` path segment (`../../etc/passwd`). Everything else is cleaned up rather than refused:
+//! other control characters and bidi overrides are dropped, path separators become `_`, leading
+//! dots go, and a name whose cleaned form exceeds [`MAX_NAME_BYTES`] is truncated, keeping its
+//! extension.
 
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
@@ -109,6 +113,24 @@ pub fn sanitize_filename(filename: &str) -> Result<String, Error> {
             ),
         ));
     }
+    if filename.contains('\0') {
+        return Err(Error::bad_request(
+            ErrorCode::InvalidFilename,
+            "file name contains a NUL character; send the file's own name",
+        ));
+    }
+    if filename
+        .split(['/', '\\'])
+        .any(|segment| segment.trim() == "..")
+    {
+        return Err(Error::bad_request(
+            ErrorCode::InvalidFilename,
+            format!(
+                "file name {filename:?} contains a '..' path segment; send the file's own name, \
+                 without folders"
+            ),
+        ));
+    }
     let cleaned: String = filename
         .nfc()
         .filter(|&c| !c.is_control() && !is_bidi_control(c))
@@ -193,9 +215,9 @@ mod tests {
 
     #[test]
     fn separators_and_dots_cannot_form_paths() {
-        assert_eq!(s("../../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(s("..\\windows\\x"), "_windows_x");
-        assert_eq!(s(".."), "file");
+        assert_eq!(s("dir/sub/file.txt"), "dir_sub_file.txt");
+        assert_eq!(s("windows\\x"), "windows_x");
+        assert_eq!(s("a..b"), "a..b");
         assert_eq!(s(".hidden"), "hidden");
         // Found by the fuzz target: a dot after spaces after dots.
         assert_eq!(s(".. .."), "file");
@@ -204,8 +226,23 @@ mod tests {
     }
 
     #[test]
+    fn path_traversal_and_nul_are_refused() {
+        for name in [
+            "../../etc/passwd",
+            "..",
+            "x/../../y",
+            "..\\windows\\x",
+            " .. /a",
+            "a\0b.txt",
+        ] {
+            let err = sanitize_filename(name).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidFilename, "{name:?}");
+        }
+    }
+
+    #[test]
     fn control_and_bidi_characters_are_dropped() {
-        assert_eq!(s("a\0b\nc\u{7f}.txt"), "abc.txt");
+        assert_eq!(s("a\tb\nc\u{7f}.txt"), "abc.txt");
         assert_eq!(s("invoice\u{202E}txt.exe"), "invoicetxt.exe");
         assert_eq!(s("\u{2066}x\u{2069}"), "x");
     }
@@ -214,7 +251,7 @@ mod tests {
     fn whitespace_is_trimmed_and_empty_becomes_file() {
         assert_eq!(s("  report.pdf \t"), "report.pdf");
         assert_eq!(s(""), "file");
-        assert_eq!(s("\0\0"), "file");
+        assert_eq!(s("\u{1}\u{2}"), "file");
         assert_eq!(s(" . "), "file");
     }
 
@@ -240,7 +277,7 @@ mod tests {
     fn sanitizing_is_idempotent() {
         let samples = [
             "ñ 日本 🎉 a+b%20.bin".to_owned(),
-            "../x".to_owned(),
+            "dir/.x/..y".to_owned(),
             format!("{} .bin", "a".repeat(250)),
             format!("{}  ", "b ".repeat(200)),
             format!("{}.{}", "c".repeat(300), "d".repeat(20)),
@@ -255,7 +292,7 @@ mod tests {
     #[test]
     fn issued_keys_pass_the_check() {
         let policy = KeyPolicy::new("uploads/");
-        for name in ["ñ 日本 🎉 a+b%20.bin", "../../x", "", &"z".repeat(400)] {
+        for name in ["ñ 日本 🎉 a+b%20.bin", "dir/x", "", &"z".repeat(400)] {
             let key = policy.issue(name).unwrap();
             assert!(key.starts_with("uploads/"));
             assert_eq!(policy.check(&key).unwrap(), key);
