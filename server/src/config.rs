@@ -69,6 +69,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the signing server (the same as giving no subcommand).
     Serve,
+    /// List, abort or purge incomplete multipart uploads (stored and billed until aborted).
+    #[command(subcommand)]
+    Uploads(crate::ops::UploadsCommand),
 }
 
 /// Everything the signing server needs to start. The options are global so that

@@ -30,6 +30,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod keys;
+pub mod ops;
 pub mod policy;
 pub mod ratelimit;
 pub mod routes;

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(run_server(cli.serve)),
+        Some(Command::Uploads(command)) => {
+            runtime.block_on(s3_direct_server::ops::run(&command, &cli.serve))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
