@@ -18,9 +18,10 @@
 //!
 //! `uploadId` is opaque to clients: send back exactly what create returned. The server makes it
 //! `"{store upload id}.{upload token}"`, the token proving that the upload belongs to the caller
-//! and fixing its key, size and part size. Extension fields travel in the `*Ext` wrappers below
-//! (`partSize` at create; `checksum=ALGO:BASE64` on sign-one, `checksums=N:ALGO:BASE64,...` on
-//! sign-batch; `partHeaders` in the batch answer; `Checksum*` per completed part).
+//! and fixing its key, size and part size. Extension fields are optional, so Companion-era
+//! clients neither send nor read them (`size`/`partSize` at create; `checksum=ALGO:BASE64` on
+//! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
+//! `Checksum*` per completed part).
 
 use std::collections::BTreeMap;
 
@@ -41,18 +42,33 @@ pub struct CreateMultipartRequest {
     /// before anything is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Extension: the part size the client will use. With `size` it fixes the plan
+    /// ([`crate::PartPlan::with_part_size`]), and the server then signs each part's exact
+    /// `Content-Length` and refuses part numbers beyond the plan.
+    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
 }
 
 /// Answer to [`CreateMultipartRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateMultipartResponse {
     /// Object key the server chose.
     pub key: String,
-    /// The store's multipart upload id.
+    /// `"{store upload id}.{upload token}"`: clients treat it as opaque and send it back unchanged
+    /// in every path. The token (base64url, no `.`) proves the upload belongs to the caller and
+    /// fixes its key, size and part size.
     #[serde(rename = "uploadId")]
     pub upload_id: String,
     /// Bucket the object goes to.
     pub bucket: String,
+    /// Extension: the part size the server signs for, when the plan is fixed.
+    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    /// Extension: the checksum the server wants with every part (`md5`, `crc32`, `crc32c`,
+    /// `sha256`), or absent when none is asked for. Send it as `checksum=` / `checksums=` when
+    /// signing, then with the PUT as the header the sign answer names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 /// Answer to signing one part.
@@ -70,7 +86,7 @@ pub struct SignPartResponse {
 }
 
 /// Answer to signing a batch of parts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignBatchResponse {
     /// Presigned `PUT` URL per part number.
     #[serde(rename = "presignedUrls")]
@@ -81,6 +97,18 @@ pub struct SignBatchResponse {
     /// Extension: headers to send with every PUT of this batch (signed into the URLs).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Extension: headers of one part's PUT, for parts whose headers differ from the shared
+    /// `headers` (a signed `content-length` or checksum). Keys are part numbers as strings.
+    ///
+    /// Headers named `content-length` or `host` are signed into the URL but browsers set them
+    /// themselves (scripts may not): skip them when building the request; the browser sends the
+    /// body's true length, and the store refuses it when it differs from the signed one.
+    #[serde(
+        rename = "partHeaders",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub part_headers: BTreeMap<u32, BTreeMap<String, String>>,
 }
 
 /// One stored part, as listed by the store.
@@ -95,13 +123,32 @@ pub struct ListedPart {
     pub size: u64,
 }
 
-/// One part of a completion request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One part of a completion request. A checksum given here (extension fields, S3's names) is
+/// passed to CompleteMultipartUpload, so the store checks it against the part it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedPart {
     #[serde(rename = "PartNumber")]
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+    #[serde(
+        rename = "ChecksumCRC32",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32: Option<String>,
+    #[serde(
+        rename = "ChecksumCRC32C",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32c: Option<String>,
+    #[serde(
+        rename = "ChecksumSHA256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_sha256: Option<String>,
 }
 
 /// `POST /s3/multipart/{uploadId}/complete`.
@@ -142,116 +189,6 @@ pub struct SinglePutParams {
     /// Extension: the bucket.
     #[serde(default)]
     pub bucket: String,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Extensions. The Companion-shaped structs above stay as they are (clients build them with
-// struct literals); the extension fields ride in these wrappers, which flatten the base struct,
-// so the JSON is the base object plus a few optional fields that Companion-era clients ignore.
-// ---------------------------------------------------------------------------------------------
-
-/// `POST /s3/multipart` with the extension fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateMultipartRequestExt {
-    #[serde(flatten)]
-    pub base: CreateMultipartRequest,
-    /// Extension: the part size the client will use. With `size` it fixes the plan
-    /// ([`crate::PartPlan::with_part_size`]), and the server then signs each part's exact
-    /// `Content-Length` and refuses part numbers beyond the plan.
-    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
-    pub part_size: Option<u64>,
-}
-
-/// Answer to create with the extension fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateMultipartResponseExt {
-    /// `uploadId` is `"{store upload id}.{upload token}"`: clients treat it as opaque and send it
-    /// back unchanged in every path. The token (base64url, no `.`) proves the upload belongs to
-    /// the caller and fixes its key, size and part size.
-    #[serde(flatten)]
-    pub base: CreateMultipartResponse,
-    /// Extension: the part size the server signs for, when the plan is fixed.
-    #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
-    pub part_size: Option<u64>,
-    /// Extension: the checksum the server wants with every part (`md5`, `crc32`, `crc32c`,
-    /// `sha256`), or absent when none is asked for. Send it as `checksum=` / `checksums=` when
-    /// signing, then with the PUT as the header the sign answer names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<ChecksumAlgorithm>,
-}
-
-/// Answer to signing a batch with the extension fields: [`SignBatchResponse`]'s fields plus
-/// `partHeaders` (spelled out rather than flattened: serde cannot read a flattened map with
-/// number keys).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignBatchResponseExt {
-    /// Presigned `PUT` URL per part number.
-    #[serde(rename = "presignedUrls")]
-    pub presigned_urls: BTreeMap<u32, String>,
-    /// Lifetime of every URL in seconds from when it was signed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<u64>,
-    /// Headers to send with every PUT of this batch (signed into the URLs).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Extension: headers of one part's PUT, for parts whose headers differ from the shared
-    /// `headers` (a signed `content-length` or checksum). Keys are part numbers as strings.
-    ///
-    /// Headers named `content-length` or `host` are signed into the URL but browsers set them
-    /// themselves (scripts may not): skip them when building the request; the browser sends the
-    /// body's true length, and the store refuses it when it differs from the signed one.
-    #[serde(
-        rename = "partHeaders",
-        default,
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub part_headers: BTreeMap<u32, BTreeMap<String, String>>,
-}
-
-/// One part of a completion request, with the extension checksum fields (S3's names). A
-/// checksum given here is passed to CompleteMultipartUpload, so the store checks it against
-/// the part it holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompletedPartExt {
-    #[serde(rename = "PartNumber")]
-    pub part_number: u32,
-    #[serde(rename = "ETag")]
-    pub etag: String,
-    #[serde(
-        rename = "ChecksumCRC32",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_crc32: Option<String>,
-    #[serde(
-        rename = "ChecksumCRC32C",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_crc32c: Option<String>,
-    #[serde(
-        rename = "ChecksumSHA256",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_sha256: Option<String>,
-}
-
-impl From<CompletedPart> for CompletedPartExt {
-    fn from(p: CompletedPart) -> Self {
-        Self {
-            part_number: p.part_number,
-            etag: p.etag,
-            ..Self::default()
-        }
-    }
-}
-
-/// `POST /s3/multipart/{uploadId}/complete` with per-part checksums.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompleteRequestExt {
-    /// Every part of the object, in ascending part-number order.
-    pub parts: Vec<CompletedPartExt>,
 }
 
 /// A checksum algorithm a part can be signed with.
@@ -433,7 +370,7 @@ mod tests {
         let b = SignBatchResponse {
             presigned_urls: BTreeMap::from([(1, "u1".into()), (2, "u2".into())]),
             expires: Some(900),
-            headers: BTreeMap::new(),
+            ..Default::default()
         };
         let json = serde_json::to_string(&b).unwrap();
         assert_eq!(
@@ -463,23 +400,21 @@ mod tests {
     }
 
     #[test]
-    fn extension_wrappers_are_the_base_object_plus_optional_fields() {
-        let r: CreateMultipartRequestExt = serde_json::from_str(
+    fn extension_fields_are_optional_additions_to_companion_bodies() {
+        let r: CreateMultipartRequest = serde_json::from_str(
             r#"{"filename":"a.bin","type":"video/mp4","size":10,"partSize":5242880}"#,
         )
         .unwrap();
-        assert_eq!(r.base.filename, "a.bin");
-        assert_eq!((r.base.size, r.part_size), (Some(10), Some(5_242_880)));
-        let plain: CreateMultipartRequestExt =
+        assert_eq!(r.filename, "a.bin");
+        assert_eq!((r.size, r.part_size), (Some(10), Some(5_242_880)));
+        let plain: CreateMultipartRequest =
             serde_json::from_str(r#"{"filename":"a.bin"}"#).unwrap();
         assert_eq!(plain.part_size, None);
 
-        let answer = CreateMultipartResponseExt {
-            base: CreateMultipartResponse {
-                key: "k".into(),
-                upload_id: "u.t".into(),
-                bucket: "b".into(),
-            },
+        let answer = CreateMultipartResponse {
+            key: "k".into(),
+            upload_id: "u.t".into(),
+            bucket: "b".into(),
             part_size: None,
             checksum: Some(ChecksumAlgorithm::Crc32c),
         };
@@ -488,11 +423,12 @@ mod tests {
             json,
             r#"{"key":"k","uploadId":"u.t","bucket":"b","checksum":"crc32c"}"#
         );
-        // A Companion-era client reads the same JSON as the base type.
-        let base: CreateMultipartResponse = serde_json::from_str(&json).unwrap();
-        assert_eq!(base.upload_id, "u.t");
+        assert_eq!(
+            serde_json::from_str::<CreateMultipartResponse>(&json).unwrap(),
+            answer
+        );
 
-        let batch = SignBatchResponseExt {
+        let batch = SignBatchResponse {
             presigned_urls: BTreeMap::from([(1, "u1".into())]),
             expires: Some(60),
             headers: BTreeMap::new(),
@@ -507,11 +443,11 @@ mod tests {
             r#"{"presignedUrls":{"1":"u1"},"expires":60,"partHeaders":{"1":{"content-length":"5"}}}"#
         );
         assert_eq!(
-            serde_json::from_str::<SignBatchResponseExt>(&json).unwrap(),
+            serde_json::from_str::<SignBatchResponse>(&json).unwrap(),
             batch
         );
 
-        let c: CompleteRequestExt = serde_json::from_str(
+        let c: CompleteRequest = serde_json::from_str(
             r#"{"parts":[{"PartNumber":1,"ETag":"x","ChecksumCRC32C":"AAAAAA=="}]}"#,
         )
         .unwrap();

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::{MAX_PART_NUMBER, MIN_PART_SIZE};
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPartExt, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use crate::AppState;
 use crate::auth::{Action, CreateDetails, Principal};
@@ -224,14 +224,14 @@ pub fn batch_checksums(
 /// Checks a completion list against the plan before anything is asked of the store.
 pub fn check_part_list_against_plan(
     claims: &UploadClaims,
-    parts: &[CompletedPartExt],
+    parts: &[CompletedPart],
 ) -> Result<(), Error> {
     if let Some(plan) = plan_of(claims) {
         let numbers_ok = parts.len() == plan.part_count as usize
             && parts
                 .iter()
                 .zip(1..)
-                .all(|(p, n): (&CompletedPartExt, u32)| p.part_number == n);
+                .all(|(p, n): (&CompletedPart, u32)| p.part_number == n);
         if !numbers_ok {
             return Err(Error::bad_request(
                 ErrorCode::InvalidPartList,
@@ -267,7 +267,7 @@ pub enum Broken {
 /// to the store, which refuses them.
 pub fn check_completion(
     claims: &UploadClaims,
-    parts: &[CompletedPartExt],
+    parts: &[CompletedPart],
     listed: &[ListedPart],
 ) -> Result<(), Broken> {
     let mut total: u64 = 0;
@@ -325,11 +325,11 @@ mod tests {
         }
     }
 
-    fn part(n: u32) -> CompletedPartExt {
-        CompletedPartExt {
+    fn part(n: u32) -> CompletedPart {
+        CompletedPart {
             part_number: n,
             etag: "\"e\"".into(),
-            ..CompletedPartExt::default()
+            ..CompletedPart::default()
         }
     }
 

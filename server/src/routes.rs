@@ -16,9 +16,8 @@ use axum::{Json, Router};
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{
-    CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt, CreateMultipartResponse,
-    CreateMultipartResponseExt, ListedPart, SignBatchResponseExt, SignPartResponse,
-    SinglePutParams,
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
+    SignBatchResponse, SignPartResponse, SinglePutParams,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -231,12 +230,9 @@ async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     Peer(peer): Peer,
-    ApiJson(req): ApiJson<CreateMultipartRequestExt>,
-) -> Result<Json<CreateMultipartResponseExt>, Error> {
-    let CreateMultipartRequestExt {
-        base: req,
-        part_size,
-    } = req;
+    ApiJson(req): ApiJson<CreateMultipartRequest>,
+) -> Result<Json<CreateMultipartResponse>, Error> {
+    let part_size = req.part_size;
     let details = CreateDetails {
         filename: req.filename.clone(),
         content_type: req.content_type.clone(),
@@ -267,12 +263,10 @@ async fn create(
     };
     let token = state.secrets().seal(&store_id, &key, &claims);
     tracing::info!(%key, upload = %store_id, size = ?req.size, "multipart upload created");
-    Ok(Json(CreateMultipartResponseExt {
-        base: CreateMultipartResponse {
-            key,
-            upload_id: format!("{store_id}.{token}"),
-            bucket: state.store().bucket().to_owned(),
-        },
+    Ok(Json(CreateMultipartResponse {
+        key,
+        upload_id: format!("{store_id}.{token}"),
+        bucket: state.store().bucket().to_owned(),
         part_size: part_size.filter(|_| req.size.is_some()),
         checksum: state.settings().checksum,
     }))
@@ -331,7 +325,7 @@ async fn sign_batch(
     Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<BatchQuery>,
-) -> Result<Json<SignBatchResponseExt>, Error> {
+) -> Result<Json<SignBatchResponse>, Error> {
     let principal = policy::authorize(&state, &headers, peer, Action::Sign, None).await?;
     let numbers = validate::batch(query.part_numbers.as_deref().unwrap_or_default())?;
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
@@ -376,7 +370,7 @@ async fn sign_batch(
         })
         .filter(|(_, h)| !h.is_empty())
         .collect();
-    Ok(Json(SignBatchResponseExt {
+    Ok(Json(SignBatchResponse {
         presigned_urls: urls,
         expires: Some(lifetime.as_secs()),
         headers: shared,
@@ -407,10 +401,10 @@ async fn complete(
     Peer(peer): Peer,
     ApiPath(upload_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<KeyQuery>,
-    ApiJson(req): ApiJson<CompleteRequestExt>,
+    ApiJson(req): ApiJson<CompleteRequest>,
 ) -> Result<Json<CompleteResponse>, Error> {
     let principal = policy::authorize(&state, &headers, peer, Action::Complete, None).await?;
-    validate::part_list_ext(&req.parts)?;
+    validate::part_list(&req.parts)?;
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
     policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
     let (key, store_id) = (upload.key, upload.store_id);

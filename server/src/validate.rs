@@ -10,7 +10,7 @@ use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::{
     MAX_BATCH_PARTS, MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_SINGLE_PUT_SIZE, MIN_PART_NUMBER,
 };
-use s3_direct_protocol::wire::{CompletedPart, CompletedPartExt};
+use s3_direct_protocol::wire::CompletedPart;
 
 use crate::error::Error;
 use crate::keys::truncate_for_message;
@@ -87,45 +87,8 @@ pub fn batch(raw: &str) -> Result<Vec<u32>, Error> {
     Ok(numbers)
 }
 
-/// [`part_list`] for a completion list with checksums; checksum values must be base64.
-pub fn part_list_ext(parts: &[CompletedPartExt]) -> Result<(), Error> {
-    let plain: Vec<CompletedPart> = parts
-        .iter()
-        .map(|p| CompletedPart {
-            part_number: p.part_number,
-            etag: p.etag.clone(),
-        })
-        .collect();
-    part_list(&plain)?;
-    for p in parts {
-        for (name, value) in [
-            ("ChecksumCRC32", &p.checksum_crc32),
-            ("ChecksumCRC32C", &p.checksum_crc32c),
-            ("ChecksumSHA256", &p.checksum_sha256),
-        ] {
-            let Some(value) = value else { continue };
-            let ok = value.len() <= 64
-                && !value.is_empty()
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
-            if !ok {
-                return Err(Error::bad_request(
-                    ErrorCode::InvalidPartList,
-                    format!(
-                        "part {} has {name} {:?}, which is not base64",
-                        p.part_number,
-                        truncate_for_message(value)
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Checks a completion list: 1..=10,000 parts, strictly ascending (so no duplicates), each with a
-/// part number in range and an ETag of a shape stores return.
+/// part number in range, an ETag of a shape stores return, and checksums (if any) in base64.
 pub fn part_list(parts: &[CompletedPart]) -> Result<(), Error> {
     let invalid = |message: String| Error::bad_request(ErrorCode::InvalidPartList, message);
     if parts.is_empty() {
@@ -159,6 +122,30 @@ pub fn part_list(parts: &[CompletedPart]) -> Result<(), Error> {
         }
         etag(part.part_number, &part.etag)?;
         previous = Some(part.part_number);
+    }
+    for p in parts {
+        for (name, value) in [
+            ("ChecksumCRC32", &p.checksum_crc32),
+            ("ChecksumCRC32C", &p.checksum_crc32c),
+            ("ChecksumSHA256", &p.checksum_sha256),
+        ] {
+            let Some(value) = value else { continue };
+            let ok = value.len() <= 64
+                && !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            if !ok {
+                return Err(Error::bad_request(
+                    ErrorCode::InvalidPartList,
+                    format!(
+                        "part {} has {name} {:?}, which is not base64",
+                        p.part_number,
+                        truncate_for_message(value)
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -319,6 +306,7 @@ mod tests {
         CompletedPart {
             part_number: n,
             etag: etag.to_owned(),
+            ..CompletedPart::default()
         }
     }
 

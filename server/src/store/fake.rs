@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3_direct_protocol::wire::{CompletedPartExt, ListedPart};
+use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
 use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
 
@@ -32,7 +32,7 @@ pub enum FakeCall {
     Complete {
         key: String,
         upload_id: String,
-        parts: Vec<CompletedPartExt>,
+        parts: Vec<CompletedPart>,
     },
     Abort {
         key: String,
@@ -192,7 +192,7 @@ impl Store for FakeStore {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPartExt],
+        parts: &[CompletedPart],
     ) -> Result<Completed, StoreError> {
         let mut inner = self.record(FakeCall::Complete {
             key: key.to_owned(),

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPartExt, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 mod fake;
 mod s3;
@@ -128,7 +128,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPartExt],
+        parts: &[CompletedPart],
     ) -> Result<Completed, StoreError>;
 
     /// Abandons the upload and deletes its parts.

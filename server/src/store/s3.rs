@@ -22,7 +22,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPartExt, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
 
@@ -337,7 +337,7 @@ impl Store for S3Store {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[CompletedPartExt],
+        parts: &[CompletedPart],
     ) -> Result<Completed, StoreError> {
         const OP: &str = "CompleteMultipartUpload";
         let parts = parts

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::limits::MIB;
-use s3_direct_protocol::wire::{CreateMultipartResponseExt, SignBatchResponseExt};
+use s3_direct_protocol::wire::{CreateMultipartResponse, SignBatchResponse};
 use s3_direct_server::{S3Store, S3StoreConfig, Settings};
 use serde_json::json;
 
@@ -44,13 +44,13 @@ async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
         .unwrap();
     let app = s3_direct_server::app(open_state(Arc::new(store), Settings::default()));
     let body = json!({"filename": "a.bin", "size": 6 * MIB, "partSize": 5 * MIB});
-    let up: CreateMultipartResponseExt = post_json(&app, "/s3/multipart", body.to_string())
+    let up: CreateMultipartResponse = post_json(&app, "/s3/multipart", body.to_string())
         .await
         .ok();
-    let (id, k) = (&up.base.upload_id, enc(&up.base.key));
+    let (id, k) = (&up.upload_id, enc(&up.key));
     // md5 of 1 MiB of zeros.
     let md5 = "ttgbNgpWctgMJ0MPORU+LA==";
-    let batch: SignBatchResponseExt = get(
+    let batch: SignBatchResponse = get(
         &app,
         &format!(
             "/s3/multipart/{id}/batch?key={k}&partNumbers=1,2&checksums={}",

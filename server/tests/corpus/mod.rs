@@ -9,7 +9,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MIB;
-use s3_direct_protocol::wire::{CreateMultipartResponseExt, ErrorBody};
+use s3_direct_protocol::wire::{CreateMultipartResponse, ErrorBody};
 use s3_direct_server::{OpenAuth, Settings};
 use serde_json::{Value, json};
 
@@ -473,7 +473,7 @@ async fn every_bad_request_gets_a_4xx_json_error_and_leaves_the_store_clean() {
     let client = reqwest::Client::new();
 
     // A genuine upload for the checks behind the token to aim at; aborted at the end.
-    let fixture: CreateMultipartResponseExt = client
+    let fixture: CreateMultipartResponse = client
         .post(format!("{base}/s3/multipart"))
         .header("content-type", "application/json")
         .body(json!({"filename": "f.bin", "size": 11 * MIB, "partSize": 5 * MIB}).to_string())
@@ -483,7 +483,7 @@ async fn every_bad_request_gets_a_4xx_json_error_and_leaves_the_store_clean() {
         .json()
         .await
         .unwrap();
-    let (id, key) = (fixture.base.upload_id.clone(), fixture.base.key.clone());
+    let (id, key) = (fixture.upload_id.clone(), fixture.key.clone());
     assert_eq!(e.open_uploads().len(), 1);
 
     let cases = corpus(&id, &key);

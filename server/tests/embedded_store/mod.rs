@@ -519,12 +519,12 @@ async fn list_parts_returns_more_than_one_thousand_parts_in_order() {
 async fn a_part_signed_for_5_mib_and_sent_with_6_mib_is_refused_by_the_store() {
     let e = Embedded::start().await;
     let body = json!({"filename": "a.bin", "size": 11 * MIB, "partSize": 5 * MIB});
-    let created: s3_direct_protocol::wire::CreateMultipartResponseExt =
+    let created: s3_direct_protocol::wire::CreateMultipartResponse =
         post_json(&e.app, "/s3/multipart", body.to_string())
             .await
             .ok();
-    let (key, upload_id) = (created.base.key, created.base.upload_id);
-    let batch: s3_direct_protocol::wire::SignBatchResponseExt = get(
+    let (key, upload_id) = (created.key, created.upload_id);
+    let batch: s3_direct_protocol::wire::SignBatchResponse = get(
         &e.app,
         &format!(
             "/s3/multipart/{upload_id}/batch?key={}&partNumbers=1,2,3",

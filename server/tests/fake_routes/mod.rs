@@ -189,14 +189,14 @@ async fn complete_returns_location_etag_key_and_bucket() {
             parts: vec![
                 CompletedPart {
                     part_number: 1,
-                    etag: ETAG.into()
-                }
-                .into(),
+                    etag: ETAG.into(),
+                    ..Default::default()
+                },
                 CompletedPart {
                     part_number: 2,
-                    etag: "abc-2".into()
-                }
-                .into(),
+                    etag: "abc-2".into(),
+                    ..Default::default()
+                },
             ],
         }
     );

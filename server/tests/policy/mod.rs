@@ -12,7 +12,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{
-    CreateMultipartResponseExt, SignBatchResponseExt, SignPartResponse, SinglePutParams,
+    CreateMultipartResponse, SignBatchResponse, SignPartResponse, SinglePutParams,
 };
 use s3_direct_server::store::{FakeCall, PartSigning};
 use s3_direct_server::token::{UploadClaims, principal_digest};
@@ -79,7 +79,7 @@ async fn create_as(app: &Router, token: &str, body: Value) -> Reply {
     .await
 }
 
-async fn created(app: &Router, token: &str, body: Value) -> CreateMultipartResponseExt {
+async fn created(app: &Router, token: &str, body: Value) -> CreateMultipartResponse {
     create_as(app, token, body).await.ok()
 }
 
@@ -177,7 +177,7 @@ async fn principal_b_cannot_sign_list_complete_or_abort_principal_a_upload() {
     let alice = jwt("alice", json!({}));
     let bob = jwt("bob", json!({}));
     let up = created(&app, &alice, json!({"filename": "a.bin"})).await;
-    for r in every_upload_call(&app, &bob, &up.base.upload_id, &up.base.key).await {
+    for r in every_upload_call(&app, &bob, &up.upload_id, &up.key).await {
         let m = r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
         assert!(m.contains("another principal"), "{m}");
     }
@@ -186,11 +186,7 @@ async fn principal_b_cannot_sign_list_complete_or_abort_principal_a_upload() {
     let signed: SignPartResponse = call(
         &app,
         Method::GET,
-        &format!(
-            "/s3/multipart/{}/1?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
-        ),
+        &format!("/s3/multipart/{}/1?key={}", up.upload_id, enc(&up.key)),
         Some(&alice),
         "",
     )
@@ -205,14 +201,14 @@ async fn forged_expired_and_replayed_upload_tokens_are_refused() {
     let alice = jwt("alice", json!({}));
     let one = created(&app, &alice, json!({"filename": "one.bin"})).await;
     let two = created(&app, &alice, json!({"filename": "two.bin"})).await;
-    let (id1, id2) = (store_id(&one.base.upload_id), store_id(&two.base.upload_id));
-    let token1 = one.base.upload_id.rsplit_once('.').unwrap().1;
+    let (id1, id2) = (store_id(&one.upload_id), store_id(&two.upload_id));
+    let token1 = one.upload_id.rsplit_once('.').unwrap().1;
 
     // Upload one's token on upload two's id (same key or the other key), and on a made-up id.
     let replayed = [
-        (format!("{id2}.{token1}"), two.base.key.clone()),
-        (format!("{id2}.{token1}"), one.base.key.clone()),
-        (format!("made-up.{token1}"), one.base.key.clone()),
+        (format!("{id2}.{token1}"), two.key.clone()),
+        (format!("{id2}.{token1}"), one.key.clone()),
+        (format!("made-up.{token1}"), one.key.clone()),
     ];
     // Another secret's token, for a valid id and key.
     let claims = UploadClaims {
@@ -223,7 +219,7 @@ async fn forged_expired_and_replayed_upload_tokens_are_refused() {
         max_size: None,
     };
     let other = s3_direct_server::UploadSecrets::new(&[9; 32], None).unwrap();
-    let forged = format!("{id1}.{}", other.seal(id1, &one.base.key, &claims));
+    let forged = format!("{id1}.{}", other.seal(id1, &one.key, &claims));
     // An expired token made with the right secret.
     let expired_claims = UploadClaims {
         expires_at: now() - 1,
@@ -231,13 +227,13 @@ async fn forged_expired_and_replayed_upload_tokens_are_refused() {
     };
     let expired = format!(
         "{id1}.{}",
-        test_secrets().seal(id1, &one.base.key, &expired_claims)
+        test_secrets().seal(id1, &one.key, &expired_claims)
     );
     let cases = replayed.into_iter().chain([
-        (forged, one.base.key.clone()),
-        (expired.clone(), one.base.key.clone()),
-        (format!("{id1}.garbage"), one.base.key.clone()),
-        (id1.to_owned(), one.base.key.clone()),
+        (forged, one.key.clone()),
+        (expired.clone(), one.key.clone()),
+        (format!("{id1}.garbage"), one.key.clone()),
+        (id1.to_owned(), one.key.clone()),
     ]);
     for (upload_id, key) in cases {
         for r in every_upload_call(&app, &alice, &upload_id, &key).await {
@@ -247,7 +243,7 @@ async fn forged_expired_and_replayed_upload_tokens_are_refused() {
     let r = call(
         &app,
         Method::DELETE,
-        &format!("/s3/multipart/{expired}?key={}", enc(&one.base.key)),
+        &format!("/s3/multipart/{expired}?key={}", enc(&one.key)),
         Some(&alice),
         "",
     )
@@ -262,25 +258,21 @@ async fn keys_follow_the_principal_prefix_and_others_are_refused() {
     let (app, store) = jwt_app();
     let alice = jwt("alice", json!({"key_prefix": "users/alice/"}));
     let up = created(&app, &alice, json!({"filename": "x.bin"})).await;
-    assert!(
-        up.base.key.starts_with("uploads/users/alice/"),
-        "{}",
-        up.base.key
-    );
-    assert_eq!(up.base.key.matches('/').count(), 4, "{}", up.base.key);
+    assert!(up.key.starts_with("uploads/users/alice/"), "{}", up.key);
+    assert_eq!(up.key.matches('/').count(), 4, "{}", up.key);
 
     // A key of the right shape under another user's prefix, with alice's own upload id.
-    let outside = up.base.key.replace("/alice/", "/bob/");
-    for r in every_upload_call(&app, &alice, &up.base.upload_id, &outside).await {
+    let outside = up.key.replace("/alice/", "/bob/");
+    for r in every_upload_call(&app, &alice, &up.upload_id, &outside).await {
         let m = r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
         assert!(m.contains("outside the prefix"), "{m}");
     }
     // Directly under the server prefix, outside hers.
     let top = format!(
         "uploads/{}",
-        up.base.key.strip_prefix("uploads/users/alice/").unwrap()
+        up.key.strip_prefix("uploads/users/alice/").unwrap()
     );
-    for r in every_upload_call(&app, &alice, &up.base.upload_id, &top).await {
+    for r in every_upload_call(&app, &alice, &up.upload_id, &top).await {
         r.error(StatusCode::FORBIDDEN, ErrorCode::Forbidden);
     }
     assert!(calls_after_create(&store).is_empty());
@@ -384,8 +376,8 @@ async fn a_declared_plan_fixes_part_lengths_and_bounds_part_numbers() {
     )
     .await;
     assert_eq!(up.part_size, Some(5 * MIB));
-    let (id, k) = (&up.base.upload_id, enc(&up.base.key));
-    let batch: SignBatchResponseExt = call(
+    let (id, k) = (&up.upload_id, enc(&up.key));
+    let batch: SignBatchResponse = call(
         &app,
         Method::GET,
         &format!("/s3/multipart/{id}/batch?key={k}&partNumbers=1,2,3"),
@@ -467,7 +459,7 @@ async fn completion_aborts_an_upload_whose_parts_break_the_plan() {
         json!({"filename": "a.bin", "size": 11 * MIB, "partSize": 5 * MIB}),
     )
     .await;
-    let sid = store_id(&up.base.upload_id);
+    let sid = store_id(&up.upload_id);
     // Parts of the wrong sizes (a store that does not enforce the signed length).
     store.put_part(sid, 1, ETAG, 6 * MIB);
     store.put_part(sid, 2, ETAG, 4 * MIB);
@@ -480,8 +472,8 @@ async fn completion_aborts_an_upload_whose_parts_break_the_plan() {
         Method::POST,
         &format!(
             "/s3/multipart/{}/complete?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
+            up.upload_id,
+            enc(&up.key)
         ),
         Some(&alice),
         &json!({ "parts": parts }).to_string(),
@@ -508,16 +500,12 @@ async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared()
     let (app, store) = jwt_app();
     let alice = jwt("alice", json!({"max_size": 10 * MIB}));
     let up = created(&app, &alice, json!({"filename": "a.bin"})).await;
-    let sid = store_id(&up.base.upload_id);
+    let sid = store_id(&up.upload_id);
     // Parts beyond what 10 MiB can need are not even signed.
     call(
         &app,
         Method::GET,
-        &format!(
-            "/s3/multipart/{}/3?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
-        ),
+        &format!("/s3/multipart/{}/3?key={}", up.upload_id, enc(&up.key)),
         Some(&alice),
         "",
     )
@@ -532,8 +520,8 @@ async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared()
         Method::POST,
         &format!(
             "/s3/multipart/{}/complete?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
+            up.upload_id,
+            enc(&up.key)
         ),
         Some(&alice),
         &parts.to_string(),
@@ -555,8 +543,8 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
         .await
         .json();
     assert_eq!(raw["checksum"], "crc32c");
-    let up: CreateMultipartResponseExt = serde_json::from_value(raw).unwrap();
-    let (id, k) = (&up.base.upload_id, enc(&up.base.key));
+    let up: CreateMultipartResponse = serde_json::from_value(raw).unwrap();
+    let (id, k) = (&up.upload_id, enc(&up.key));
     let one: SignPartResponse = call(
         &app,
         Method::GET,
@@ -567,7 +555,7 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     .await
     .ok();
     assert_eq!(one.headers["x-amz-checksum-crc32c"], "yZRlqg==");
-    let batch: SignBatchResponseExt = call(
+    let batch: SignBatchResponse = call(
         &app,
         Method::GET,
         &format!(
@@ -708,11 +696,7 @@ async fn url_lifetimes_never_exceed_the_configured_one() {
     let signed: SignPartResponse = call(
         &app,
         Method::GET,
-        &format!(
-            "/s3/multipart/{}/1?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
-        ),
+        &format!("/s3/multipart/{}/1?key={}", up.upload_id, enc(&up.key)),
         Some(&alice),
         "",
     )
@@ -792,15 +776,11 @@ async fn the_webhook_decides_with_the_callers_cookies_and_answers_are_cached() {
     let app = app(state);
     let body = r#"{"filename":"a.bin","size":10}"#;
 
-    let up: CreateMultipartResponseExt =
+    let up: CreateMultipartResponse =
         as_cookie(&app, Method::POST, "/s3/multipart", "session=alice", body)
             .await
             .ok();
-    assert!(
-        up.base.key.starts_with("uploads/users/alice/"),
-        "{}",
-        up.base.key
-    );
+    assert!(up.key.starts_with("uploads/users/alice/"), "{}", up.key);
     // Limits from the webhook's answer apply.
     as_cookie(
         &app,
@@ -828,11 +808,7 @@ async fn the_webhook_decides_with_the_callers_cookies_and_answers_are_cached() {
         .await
         .error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated);
 
-    let sign = format!(
-        "/s3/multipart/{}/1?key={}",
-        up.base.upload_id,
-        enc(&up.base.key)
-    );
+    let sign = format!("/s3/multipart/{}/1?key={}", up.upload_id, enc(&up.key));
     as_cookie(&app, Method::GET, &sign, "session=alice", "")
         .await
         .ok::<SignPartResponse>();
@@ -864,7 +840,7 @@ async fn a_short_part_at_completion_asks_for_a_resend_and_keeps_the_upload() {
     let (app, store) = jwt_app();
     let alice = jwt("alice", json!({}));
     let up = created(&app, &alice, json!({"filename": "a.bin", "size": 6 * MIB})).await;
-    let sid = store_id(&up.base.upload_id);
+    let sid = store_id(&up.upload_id);
     store.put_part(sid, 1, ETAG, 5 * MIB);
     store.put_part(sid, 2, ETAG, MIB - 10);
     let parts =
@@ -874,8 +850,8 @@ async fn a_short_part_at_completion_asks_for_a_resend_and_keeps_the_upload() {
         Method::POST,
         &format!(
             "/s3/multipart/{}/complete?key={}",
-            up.base.upload_id,
-            enc(&up.base.key)
+            up.upload_id,
+            enc(&up.key)
         ),
         Some(&alice),
         &parts.to_string(),

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use s3_direct_protocol::ErrorCode;
-use s3_direct_protocol::wire::CompletedPartExt;
+use s3_direct_protocol::wire::CompletedPart;
 use s3_direct_server::{S3Store, S3StoreConfig, Settings, Store, StoreError, app};
 
 use crate::common::{anon_upload_id, enc, get, open_state, post_json};
@@ -149,11 +149,11 @@ async fn answer(
     StatusCode::NOT_IMPLEMENTED.into_response()
 }
 
-fn one_part() -> Vec<CompletedPartExt> {
-    vec![CompletedPartExt {
+fn one_part() -> Vec<CompletedPart> {
+    vec![CompletedPart {
         part_number: 1,
         etag: "\"e1\"".into(),
-        ..CompletedPartExt::default()
+        ..CompletedPart::default()
     }]
 }
 

@@ -11,8 +11,8 @@ use std::ops::Range;
 
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{
-    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt,
-    CreateMultipartResponse, CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
+    ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
+    CreateMultipartResponse, ListedPart, SignBatchResponse,
 };
 
 use super::error::{ApiError, PutError};
@@ -30,8 +30,8 @@ pub trait Signer {
     /// the server wants with every part.
     async fn create(
         &self,
-        request: &CreateMultipartRequestExt,
-    ) -> Result<CreateMultipartResponseExt, ApiError>;
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError>;
 
     /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most
     /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending), with the
@@ -41,13 +41,13 @@ pub trait Signer {
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
-    ) -> Result<SignBatchResponseExt, ApiError>;
+    ) -> Result<SignBatchResponse, ApiError>;
 
     /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequestExt,
+        request: &CompleteRequest,
     ) -> Result<CompleteResponse, ApiError>;
 
     /// `DELETE {endpoint}/multipart/{uploadId}`: discards the upload and its stored parts.

@@ -102,6 +102,8 @@ impl ResumeRecord {
             key: self.key.clone(),
             upload_id: self.upload_id.clone(),
             bucket: self.bucket.clone(),
+            part_size: Some(self.part_size),
+            checksum: self.checksum,
         }
     }
 }

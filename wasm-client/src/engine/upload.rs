@@ -35,8 +35,8 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{
-    ChecksumAlgorithm, CompleteRequestExt, CompletedPartExt, CreateMultipartRequest,
-    CreateMultipartRequestExt, CreateMultipartResponse, SignBatchResponseExt,
+    ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
+    CreateMultipartResponse, SignBatchResponse,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
@@ -259,7 +259,7 @@ struct Attempts {
 
 /// Something the scheduler must react to.
 enum Event {
-    Signed(Result<SignBatchResponseExt, ApiError>),
+    Signed(Result<SignBatchResponse, ApiError>),
     Put(PutDone),
     BackoffOver(u32),
     SignWaitOver,
@@ -403,13 +403,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             None => {
                 // With the size and part size declared, the server fixes the plan: it signs each
                 // part's exact length and refuses part numbers beyond it.
-                let request = CreateMultipartRequestExt {
-                    base: CreateMultipartRequest {
-                        filename: file.filename.clone(),
-                        content_type: file.content_type.clone(),
-                        metadata: file.metadata.clone(),
-                        size: Some(file.size),
-                    },
+                let request = CreateMultipartRequest {
+                    filename: file.filename.clone(),
+                    content_type: file.content_type.clone(),
+                    metadata: file.metadata.clone(),
+                    size: Some(file.size),
                     part_size: Some(plan.part_size),
                 };
                 let created = self
@@ -422,7 +420,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     )
                     .await?;
                 let algorithm = self.algorithm(created.checksum);
-                let upload = created.base;
+                let upload = created;
                 let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
                     fingerprint: fingerprint.clone(),
                     upload_id: upload.upload_id.clone(),
@@ -486,7 +484,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
             reporter.set_phase(Phase::Completing);
             let checksum = composite_checksum(algorithm, &parts);
-            let request = CompleteRequestExt {
+            let request = CompleteRequest {
                 parts: parts
                     .iter()
                     .map(|(part, sum)| with_checksum(part.clone(), sum.clone()))
@@ -630,7 +628,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         mut stored: BTreeMap<u32, (String, Option<String>)>,
         journal: &Journal,
         algorithm: Option<ChecksumAlgorithm>,
-    ) -> Result<Vec<(CompletedPartExt, Option<String>)>, Stop> {
+    ) -> Result<Vec<(CompletedPart, Option<String>)>, Stop> {
         let concurrency = self.options.concurrency;
         let retry = self.options.retry;
         let parts_total = plan.part_count;
@@ -644,7 +642,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut puts: FuturesUnordered<LocalBoxFuture<'_, PutDone>> = FuturesUnordered::new();
         let mut in_backoff: BTreeSet<u32> = BTreeSet::new();
         let mut backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>> = FuturesUnordered::new();
-        let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponseExt, ApiError>>> = None;
+        let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponse, ApiError>>> = None;
         // Checksums (`algo:base64`) of parts not yet stored, and the ones being computed.
         let mut sums: BTreeMap<u32, String> = BTreeMap::new();
         let mut hashing: FuturesUnordered<LocalBoxFuture<'static, (u32, Result<String, String>)>> =
@@ -972,10 +970,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         Ok(stored
             .into_iter()
             .map(|(part_number, (etag, sum))| {
-                let part = CompletedPartExt {
+                let part = CompletedPart {
                     part_number,
                     etag,
-                    ..CompletedPartExt::default()
+                    ..CompletedPart::default()
                 };
                 (part, sum)
             })
@@ -988,7 +986,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         &self,
         upload: &CreateMultipartResponse,
         plan: &PartPlan,
-        sent: &[(CompletedPartExt, Option<String>)],
+        sent: &[(CompletedPart, Option<String>)],
         control: &Control,
         reporter: &Reporter,
     ) -> Vec<u32> {
@@ -1128,7 +1126,7 @@ fn part_headers(
 
 /// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
 /// completion field: the store checked it on the PUT).
-fn with_checksum(mut part: CompletedPartExt, sum: Option<String>) -> CompletedPartExt {
+fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart {
     if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':')) {
         let value = Some(value.to_owned());
         match algorithm {
@@ -1144,7 +1142,7 @@ fn with_checksum(mut part: CompletedPartExt, sum: Option<String>) -> CompletedPa
 /// `algo:BASE64-N`: the checksum of the parts' checksums, when every part has one.
 fn composite_checksum(
     algorithm: Option<ChecksumAlgorithm>,
-    parts: &[(CompletedPartExt, Option<String>)],
+    parts: &[(CompletedPart, Option<String>)],
 ) -> Option<String> {
     let algorithm = algorithm?;
     let prefix = format!("{algorithm}:");

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
-    CompleteRequestExt, CompleteResponse, CreateMultipartRequestExt, CreateMultipartResponse,
-    CreateMultipartResponseExt, ListedPart, SignBatchResponseExt,
+    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
+    SignBatchResponse,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -149,8 +149,8 @@ pub(crate) fn js_text(value: &JsValue) -> String {
 impl Signer for HttpSigner {
     async fn create(
         &self,
-        request: &CreateMultipartRequestExt,
-    ) -> Result<CreateMultipartResponseExt, ApiError> {
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError> {
         self.call(Request::post(&self.routes.create()), Some(request))
             .await
     }
@@ -160,7 +160,7 @@ impl Signer for HttpSigner {
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
-    ) -> Result<SignBatchResponseExt, ApiError> {
+    ) -> Result<SignBatchResponse, ApiError> {
         let url = self
             .routes
             .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums);
@@ -170,7 +170,7 @@ impl Signer for HttpSigner {
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequestExt,
+        request: &CompleteRequest,
     ) -> Result<CompleteResponse, ApiError> {
         let url = self.routes.complete(&upload.upload_id, &upload.key);
         self.call(Request::post(&url), Some(request)).await

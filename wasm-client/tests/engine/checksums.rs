@@ -61,7 +61,7 @@ fn md5_is_signed_and_sent_as_content_md5_per_part() {
             put.part
         );
     }
-    let completed = h.signer.completed_ext().unwrap();
+    let completed = h.signer.completed_with_checksums().unwrap();
     assert!(
         completed
             .iter()
@@ -92,7 +92,7 @@ fn sha256_and_crc32c_are_passed_to_completion() {
                 Some(&fake_sum(start_of(size, put.part)))
             );
         }
-        for p in h.signer.completed_ext().unwrap() {
+        for p in h.signer.completed_with_checksums().unwrap() {
             let sum = Some(fake_sum(start_of(size, p.part_number)));
             match algorithm {
                 ChecksumAlgorithm::Sha256 => assert_eq!(p.checksum_sha256, sum),
@@ -197,7 +197,7 @@ fn resumed_parts_keep_their_checksums_for_completion() {
     };
     let mut second = Harness::resuming(size, options(1), script, store, 2000.0);
     let result = second.finish(|p| p[0]).unwrap();
-    let completed = second.signer.completed_ext().unwrap();
+    let completed = second.signer.completed_with_checksums().unwrap();
     assert_eq!(
         completed[0].checksum_sha256,
         Some(fake_sum(0)),

@@ -21,9 +21,8 @@ use s3_direct::engine::{
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
-    ChecksumAlgorithm, CompleteRequestExt, CompleteResponse, CompletedPart, CompletedPartExt,
-    CreateMultipartRequestExt, CreateMultipartResponse, CreateMultipartResponseExt, ListedPart,
-    SignBatchResponseExt,
+    ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
+    CreateMultipartResponse, ListedPart, SignBatchResponse,
 };
 
 pub const UPLOAD_ID: &str = "upload+1/=";
@@ -52,7 +51,7 @@ pub fn etag(part: u32) -> String {
 /// A call the signing server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Create(CreateMultipartRequestExt),
+    Create(CreateMultipartRequest),
     Sign(Vec<u32>),
     Complete(Vec<CompletedPart>),
     Abort,
@@ -102,7 +101,7 @@ struct SignerState {
     held: RefCell<Vec<(Gate, oneshot::Sender<()>)>>,
     signs_in_flight: Cell<usize>,
     sign_checksums: RefCell<Vec<BTreeMap<u32, String>>>,
-    completed_ext: RefCell<Option<Vec<CompletedPartExt>>>,
+    completed_with_checksums: RefCell<Option<Vec<CompletedPart>>>,
     max_signs_in_flight: Cell<usize>,
 }
 
@@ -132,8 +131,8 @@ impl FakeSigner {
     }
 
     /// The completion request with its checksum fields.
-    pub fn completed_ext(&self) -> Option<Vec<CompletedPartExt>> {
-        self.0.completed_ext.borrow().clone()
+    pub fn completed_with_checksums(&self) -> Option<Vec<CompletedPart>> {
+        self.0.completed_with_checksums.borrow().clone()
     }
 
     /// The checksums sent with each signing call.
@@ -211,8 +210,8 @@ impl Drop for SignInFlight {
 impl Signer for FakeSigner {
     async fn create(
         &self,
-        request: &CreateMultipartRequestExt,
-    ) -> Result<CreateMultipartResponseExt, ApiError> {
+        request: &CreateMultipartRequest,
+    ) -> Result<CreateMultipartResponse, ApiError> {
         self.0
             .calls
             .borrow_mut()
@@ -222,12 +221,10 @@ impl Signer for FakeSigner {
         if !script.create_errors.is_empty() {
             return Err(script.create_errors.remove(0));
         }
-        Ok(CreateMultipartResponseExt {
-            base: CreateMultipartResponse {
-                key: KEY.into(),
-                upload_id: UPLOAD_ID.into(),
-                bucket: BUCKET.into(),
-            },
+        Ok(CreateMultipartResponse {
+            key: KEY.into(),
+            upload_id: UPLOAD_ID.into(),
+            bucket: BUCKET.into(),
             part_size: None,
             checksum: script.checksum,
         })
@@ -238,7 +235,7 @@ impl Signer for FakeSigner {
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
-    ) -> Result<SignBatchResponseExt, ApiError> {
+    ) -> Result<SignBatchResponse, ApiError> {
         Self::check_upload(upload);
         assert!(
             !parts.is_empty() && parts.len() <= MAX_BATCH_PARTS,
@@ -255,7 +252,7 @@ impl Signer for FakeSigner {
         if let Some((_, e)) = script.sign_errors.iter().find(|(i, _)| *i == index) {
             return Err(e.clone());
         }
-        Ok(SignBatchResponseExt {
+        Ok(SignBatchResponse {
             presigned_urls: parts
                 .iter()
                 .filter(|&&p| Some(p) != script.omit_url)
@@ -282,16 +279,17 @@ impl Signer for FakeSigner {
     async fn complete(
         &self,
         upload: &CreateMultipartResponse,
-        request: &CompleteRequestExt,
+        request: &CompleteRequest,
     ) -> Result<CompleteResponse, ApiError> {
         Self::check_upload(upload);
-        *self.0.completed_ext.borrow_mut() = Some(request.parts.clone());
+        *self.0.completed_with_checksums.borrow_mut() = Some(request.parts.clone());
         let parts = request
             .parts
             .iter()
             .map(|p| CompletedPart {
                 part_number: p.part_number,
                 etag: p.etag.clone(),
+                ..Default::default()
             })
             .collect();
         self.0.calls.borrow_mut().push(Call::Complete(parts));

@@ -35,6 +35,7 @@ fn sorted_parts(n: u32) -> Vec<CompletedPart> {
         .map(|p| CompletedPart {
             part_number: p,
             etag: etag(p),
+            ..Default::default()
         })
         .collect()
 }
@@ -85,10 +86,10 @@ fn parts_finish_out_of_order_and_complete_sorted() {
     let Call::Create(create) = &h.signer.calls()[0] else {
         panic!("the first call creates the upload");
     };
-    assert_eq!(create.base.filename, FILENAME);
-    assert_eq!(create.base.content_type, "video/mp4");
-    assert_eq!(create.base.metadata["origin"], "test");
-    assert_eq!(create.base.size, Some(size_of(10)));
+    assert_eq!(create.filename, FILENAME);
+    assert_eq!(create.content_type, "video/mp4");
+    assert_eq!(create.metadata["origin"], "test");
+    assert_eq!(create.size, Some(size_of(10)));
     assert_eq!(create.part_size, Some(PART), "the plan is declared");
     assert_eq!(h.signer.aborts(), 0);
 }

@@ -179,6 +179,7 @@ fn resuming_sends_only_the_missing_parts_and_one_whose_etag_the_store_lost() {
         .map(|p| CompletedPart {
             part_number: p,
             etag: etag(p),
+            ..Default::default()
         })
         .collect();
     assert_eq!(h.signer.completed().unwrap(), completed);
