@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 use super::units::{format_age, human_bytes};
 use super::uploads::{PurgeReport, UploadUsage};
 
-/// RFC 3339 in UTC, e.g. `2026-11-22T00:38:49Z`; `-` when unknown.
+/// RFC 3339 in UTC to the second, e.g. `2026-11-22T00:38:49Z`; `-` when unknown.
 fn timestamp(t: Option<SystemTime>) -> String {
-    t.and_then(|t| DateTime::from(t).fmt(DateTimeFormat::DateTime).ok())
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .and_then(|secs| DateTime::from_secs(secs).fmt(DateTimeFormat::DateTime).ok())
         .unwrap_or_else(|| "-".to_owned())
 }
 
@@ -192,13 +194,15 @@ mod tests {
     #[test]
     fn list_json_has_exact_numbers() {
         let now = now();
-        let uploads = [usage("k", 3600, 2000, 2_048_000, now)];
+        let mut uploads = [usage("k", 3600, 2000, 2_048_000, now)];
+        // Stores give milliseconds; we print seconds.
+        uploads[0].upload.initiated = Some(now - Duration::from_millis(3_599_750));
         let v = list_json("media", &uploads, now);
         assert_eq!(v["bucket"], "media");
         assert_eq!(v["uploads"][0]["key"], "k");
         assert_eq!(v["uploads"][0]["upload_id"], "id-k");
         assert_eq!(v["uploads"][0]["initiated"], "2026-11-22T11:00:00Z");
-        assert_eq!(v["uploads"][0]["age_seconds"], 3600);
+        assert_eq!(v["uploads"][0]["age_seconds"], 3599);
         assert_eq!(v["uploads"][0]["parts"], 2000);
         assert_eq!(
             v["total"],

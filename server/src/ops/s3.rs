@@ -158,7 +158,7 @@ where
                 operation,
                 detail: format!(
                     "the store refused the credentials ({}); check AWS_ACCESS_KEY_ID / \
-                     AWS_SECRET_ACCESS_KEY (or the profile) and that --region matches the store's",
+                     AWS_SECRET_ACCESS_KEY (or the profile) and that --region is the store's region",
                     err.code().unwrap_or_default()
                 ),
             }
