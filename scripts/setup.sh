@@ -2,8 +2,9 @@
 # Installs what s3-direct needs on a fresh machine, skipping whatever is already there.
 #
 #   scripts/setup.sh demo   the Rust wasm target and wasm-bindgen-cli (to build the server and client)
-#   scripts/setup.sh test   the above, plus Debian chromium + chromium-driver, Ceph radosgw, and the
-#                           test suite's npm packages
+#   scripts/setup.sh test   the above, plus Debian chromium + chromium-driver, Ceph radosgw, Garage
+#                           (built once with cargo into ~/.cargo/bin, then reused), and the test
+#                           suite's npm packages
 #
 # Only the package registries are reachable from the machines this runs on, so nothing here
 # downloads a prebuilt binary or a browser: tools are built with cargo or come from Debian.
@@ -54,6 +55,8 @@ setup_rust() {
 
 setup_test() {
   apt_install chromium chromium-driver radosgw ceph-mon ceph-osd
+  # A ~20 minute release build on 2 cores the first time; skipped while `garage` is on PATH.
+  "$root/tests/stores/garage.sh" install
   if [ ! -d "$root/tests/node_modules" ] || [ "$root/tests/package-lock.json" -nt "$root/tests/node_modules/.package-lock.json" ]; then
     log "npm ci (tests)"
     (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)

@@ -20,22 +20,33 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p s3-direct-wasm --target wasm32-unknown-unknown --quiet -- -D warnings
 
 # Real stores for the Rust tests that need one (they skip when their variables are unset, so a
-# plain `cargo test` stays store-independent; here they must run).
+# plain `cargo test` stays store-independent; here they must run): a single-node and a three-node
+# Garage, and Ceph radosgw, all on loopback and stopped on exit (or if this script dies).
 stores=$(mktemp -d "${TMPDIR:-/tmp}/s3-direct-stores.XXXXXX")
-cleanup() { tests/stores/ceph.sh stop "$stores/ceph" >/dev/null 2>&1 || true; rm -rf "$stores"; }
-trap cleanup EXIT
+stop_stores() {
+  tests/stores/garage.sh stop "$stores/g1" >/dev/null 2>&1 || true
+  tests/stores/garage.sh stop "$stores/g3" >/dev/null 2>&1 || true
+  tests/stores/ceph.sh stop "$stores/ceph" >/dev/null 2>&1 || true
+}
+trap 'stop_stores; rm -rf "$stores"' EXIT
+export GARAGE_OWNER_PID=$$ CEPH_OWNER_PID=$$
 
-step "starting Ceph radosgw on loopback for the store tests"
-mkdir -p "$stores/ceph"
-CEPH_OWNER_PID=$$ tests/stores/ceph.sh start "$stores/ceph" >/dev/null
-# shellcheck disable=SC1091
-. "$stores/ceph/env"
-export S3_DIRECT_TEST_CEPH_ENDPOINT=$CEPH_ENDPOINT S3_DIRECT_TEST_CEPH_ACCESS_KEY=$CEPH_ACCESS_KEY \
-  S3_DIRECT_TEST_CEPH_SECRET_KEY=$CEPH_SECRET_KEY S3_DIRECT_TEST_CEPH_REGION=$CEPH_REGION
+step "starting Garage (1 and 3 nodes) and Ceph radosgw for the store tests"
+tests/stores/garage.sh start "$stores/g1" >/dev/null
+tests/stores/garage.sh start "$stores/g3" --nodes 3 >/dev/null
+tests/stores/ceph.sh start "$stores/ceph" >/dev/null
+set -a
+# shellcheck disable=SC1090
+. <(sed 's/^GARAGE_/S3_DIRECT_TEST_GARAGE_/' "$stores/g1/env")
+# shellcheck disable=SC1090
+. <(sed 's/^GARAGE_/S3_DIRECT_TEST_GARAGE3_/' "$stores/g3/env")
+# shellcheck disable=SC1090
+. <(sed 's/^CEPH_/S3_DIRECT_TEST_CEPH_/' "$stores/ceph/env")
+set +a
 
 step "cargo test"
 cargo test --workspace --quiet
-tests/stores/ceph.sh stop "$stores/ceph" >/dev/null
+stop_stores
 
 step "building the server and the browser client for the browser tests"
 cargo build --quiet -p s3-direct-server
