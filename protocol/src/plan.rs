@@ -39,19 +39,7 @@ impl PartPlan {
     /// A preferred size outside 5 MiB..=5 GiB is an error rather than silently changed: the caller
     /// configured it and should hear that S3 will not take it.
     pub fn new(size: u64, preferred_part_size: u64) -> Result<Self, PlanError> {
-        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&preferred_part_size) {
-            return Err(PlanError::PartSizeOutOfRange {
-                part_size: preferred_part_size,
-                min: MIN_PART_SIZE,
-                max: MAX_PART_SIZE,
-            });
-        }
-        if size > MAX_OBJECT_SIZE {
-            return Err(PlanError::TooLarge {
-                size,
-                max: MAX_OBJECT_SIZE,
-            });
-        }
+        check_limits(size, preferred_part_size)?;
         let smallest_fitting = size.div_ceil(u64::from(MAX_PART_NUMBER));
         let part_size = if smallest_fitting > preferred_part_size {
             // 5 TiB / 10,000 rounded up to a MiB is 525 MiB, far below the 5 GiB part limit.
@@ -72,19 +60,7 @@ impl PartPlan {
     /// Rebuilds a plan from a part size that was chosen earlier (by a resume record or an upload
     /// token), checking that it is one S3 accepts for this size.
     pub fn with_part_size(size: u64, part_size: u64) -> Result<Self, PlanError> {
-        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
-            return Err(PlanError::PartSizeOutOfRange {
-                part_size,
-                min: MIN_PART_SIZE,
-                max: MAX_PART_SIZE,
-            });
-        }
-        if size > MAX_OBJECT_SIZE {
-            return Err(PlanError::TooLarge {
-                size,
-                max: MAX_OBJECT_SIZE,
-            });
-        }
+        check_limits(size, part_size)?;
         let count = size.div_ceil(part_size).max(1);
         if count > u64::from(MAX_PART_NUMBER) {
             return Err(PlanError::PartSizeOutOfRange {
@@ -125,6 +101,24 @@ impl PartPlan {
     pub fn numbers(&self) -> impl Iterator<Item = u32> + use<> {
         1..=self.part_count
     }
+}
+
+/// The limits every plan starts from: a part size S3 accepts and an object size it can store.
+fn check_limits(size: u64, part_size: u64) -> Result<(), PlanError> {
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+        return Err(PlanError::PartSizeOutOfRange {
+            part_size,
+            min: MIN_PART_SIZE,
+            max: MAX_PART_SIZE,
+        });
+    }
+    if size > MAX_OBJECT_SIZE {
+        return Err(PlanError::TooLarge {
+            size,
+            max: MAX_OBJECT_SIZE,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
