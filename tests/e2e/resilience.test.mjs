@@ -1,11 +1,9 @@
 // Uploads that survive the real world, on the zero-config setup: the embedded store behind the
 // fault-injecting proxy (presigned URLs name the proxy through --public-endpoint), driven by the
 // demo page in headless Chromium.
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchBrowser } from '../lib/browser.mjs';
+import { tempDir } from '../lib/files.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import {
   offlineThenOnline, pauseAndResume, randomFaults, reloadAndChooseAgain, reopenFromStoredHandle,
@@ -79,7 +77,7 @@ describe('embedded store behind a fault-injecting proxy', () => {
 
   it('killing and restarting the signing server mid-upload does not fail the upload', async () => {
     const restartProxy = await startProxy();
-    const dataDir = await mkdtemp(path.join(tmpdir(), 's3-direct-data-'));
+    const dataDir = await tempDir('s3-direct-data-');
     // Upload tokens are signed with this secret; a random one per process would not survive
     // the restart (servers before upload tokens do not know the option).
     const secret = ['--upload-secret', 'e2e-restart-secret-0123456789abcdef-0123'];

@@ -1,12 +1,23 @@
 // Test files of random bytes, written to disk (playwright hands large files over by path) with
 // their SHA-256 computed while writing.
 import { createHash, randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+// Test files and store data run to GBs per run: every temporary folder is removed when the test
+// process exits, passed or failed, so repeated runs cannot fill the disk.
+const created = [];
+process.on('exit', () => {
+  for (const dir of created) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed when the process exits. */
 export async function tempDir(prefix = 's3-direct-e2e-') {
-  return mkdtemp(path.join(tmpdir(), prefix));
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  created.push(dir);
+  return dir;
 }
 
 /** Writes `size` random bytes to `dir/name`; resolves to `{ path, name, size, sha256 }`. */

@@ -1,11 +1,10 @@
 // Starts the s3-direct binary on a random loopback port and reads the addresses it prints.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './files.mjs';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const binary = process.env.S3_DIRECT_BIN ?? path.join(repoRoot, 'target/debug/s3-direct');
@@ -21,7 +20,7 @@ export const embeddedCredentials = {
  * Resolves once the server printed its `listening on` line.
  */
 export async function startServer({ args = [], env = {}, dataDir, listen = '127.0.0.1:0' } = {}) {
-  dataDir ??= await mkdtemp(path.join(tmpdir(), 's3-direct-data-'));
+  dataDir ??= await tempDir('s3-direct-data-');
   const child = spawn(binary, [
     '--listen', listen,
     '--data-dir', dataDir,
