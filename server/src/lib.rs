@@ -22,6 +22,7 @@ use axum::routing::get;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -30,6 +31,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod ratelimit;
@@ -43,6 +45,7 @@ pub use config::{Cli, Command, ServeConfig};
 pub use embedded::{EmbeddedCredentials, EmbeddedStore};
 pub use error::Error;
 pub use keys::KeyPolicy;
+pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
 pub use store::{FakeStore, S3Store, S3StoreConfig, Store, StoreError};
 pub use token::UploadSecrets;
@@ -128,6 +131,7 @@ struct Shared {
     authorizer: Arc<dyn Authorizer>,
     secrets: UploadSecrets,
     limiter: RateLimiter,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -144,9 +148,12 @@ impl AppState {
         authorizer: Arc<dyn Authorizer>,
         secrets: UploadSecrets,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
         Self {
             inner: Arc::new(Shared {
                 store,
+                metrics,
                 keys: KeyPolicy::new(settings.key_prefix.clone()),
                 limiter: RateLimiter::new(settings.rate_per_minute, settings.rate_burst),
                 settings,
@@ -176,6 +183,11 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
+    /// This state's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// The key policy.
     pub fn keys(&self) -> &KeyPolicy {
         &self.inner.keys
@@ -202,8 +214,8 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface: the signing API under the route prefix, `/healthz`, the WASM package
-/// at `/pkg/` and the demo page at `/`.
+/// The whole HTTP surface: the signing API under the route prefix, `/healthz`, `/readyz`,
+/// `/metrics`, the WASM package at `/pkg/` and the demo page at `/`.
 pub fn app(state: AppState) -> Router {
     let settings = state.settings();
     let api = routes::api_router();
@@ -216,11 +228,10 @@ pub fn app(state: AppState) -> Router {
         .fallback_service(ServeDir::new(&settings.web_dir));
     let router = if settings.route_prefix.is_empty() {
         // API at the root: unknown paths fall through to the static files.
-        api.route("/healthz", get(routes::healthz)).merge(pages)
+        ops_routes(api).merge(pages)
     } else {
         // Unknown paths under the prefix get a JSON 404, not the demo page's HTML 404.
-        Router::new()
-            .route("/healthz", get(routes::healthz))
+        ops_routes(Router::new())
             .nest(&settings.route_prefix, api.fallback(routes::no_route))
             .merge(pages)
     };
@@ -235,10 +246,37 @@ pub fn app(state: AppState) -> Router {
                     .get::<axum::extract::MatchedPath>()
                     .map_or("-", axum::extract::MatchedPath::as_str)
                     .to_owned();
-                tracing::info_span!("request", method = %req.method(), route = %route)
+                // The request id (given or generated) is on every log line of the request.
+                let request_id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned();
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route = %route,
+                    request_id = %request_id
+                )
             }),
         )
+        // Outermost: give the request an `x-request-id` (a UUID when the caller sent none) and
+        // echo it on the response.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The request id header.
+const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// The operator's routes: liveness, readiness and metrics.
+fn ops_routes(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
 }
 
 /// CORS for the signing API from the configured origins (the store's CORS is separate: it is the

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use s3_direct_protocol::ErrorCode;
@@ -142,6 +143,34 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Er
 /// take the server out of rotation for a store hiccup).
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers a cheap call (`HeadBucket`); 503 `store_unavailable` when
+/// it does not, so a load balancer stops sending uploads to a replica that cannot serve them.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "store_unavailable", "message": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition of this server's metrics.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
 }
 
 /// The client's address when the server was started with connection info (open mode's rate
@@ -408,8 +437,15 @@ async fn complete(
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
     policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
     let (key, store_id) = (upload.key, upload.store_id);
+    // Bytes for the metrics: the stored sizes when listed, else the declared size.
+    let mut bytes = upload.claims.size.unwrap_or(0);
     if policy::completion_needs_sizes(&upload.claims) {
         let listed = state.store().list_parts(key, store_id).await?;
+        bytes = listed
+            .iter()
+            .filter(|l| req.parts.iter().any(|p| p.part_number == l.part_number))
+            .map(|l| l.size)
+            .sum();
         match policy::check_completion(&upload.claims, &req.parts, &listed) {
             Ok(()) => {}
             Err(policy::Broken::Abort(why)) => {
@@ -427,6 +463,7 @@ async fn complete(
         }
     }
     let done = state.store().complete(key, store_id, &req.parts).await?;
+    state.metrics().bytes_completed.inc_by(bytes);
     tracing::info!(%key, upload = %store_id, parts = req.parts.len(), etag = %done.etag, "upload completed");
     Ok(Json(CompleteResponse {
         location: done.location,

@@ -10,6 +10,7 @@
 //! - `fuzz`: bounded property tests over request parsing and key naming.
 //! - `ops`: `s3-direct uploads list|purge` on Garage / Ceph (when S3_DIRECT_TEST_GARAGE_* /
 //!   S3_DIRECT_TEST_CEPH_* are set) and the embedded store's refusal.
+//! - `observability`: `/metrics`, `/readyz` and `x-request-id` (responses and log lines).
 //! - `policy`: authentication, upload ownership, limits, rate limit and CORS decisions.
 //! - `scripted_s3`: `S3Store` against a scripted S3 endpoint: ListParts paging and S3 error codes.
 
@@ -21,6 +22,7 @@ mod corpus;
 mod embedded_store;
 mod fake_routes;
 mod fuzz;
+mod observability;
 mod ops;
 mod policy;
 mod scripted_s3;

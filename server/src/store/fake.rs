@@ -38,6 +38,7 @@ pub enum FakeCall {
         key: String,
         upload_id: String,
     },
+    Ping,
     PresignPut {
         key: String,
         content_type: String,
@@ -218,6 +219,10 @@ impl Store for FakeStore {
             .remove(upload_id)
             .map(|_| ())
             .ok_or_else(|| no_such_upload(upload_id))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.record(FakeCall::Ping).map(drop)
     }
 
     async fn presign_put(

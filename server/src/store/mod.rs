@@ -144,6 +144,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         lifetime: Duration,
     ) -> Result<Presigned, StoreError>;
 
+    /// A cheap call that proves the store is reachable and the bucket usable (`HeadBucket`), for
+    /// the readiness probe.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// How long the credentials that sign URLs still live; `None` when they do not expire.
     /// Handlers never sign a URL that outlives them.
     async fn credentials_remaining(&self) -> Option<Duration> {

@@ -405,6 +405,17 @@ impl Store for S3Store {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        const OP: &str = "HeadBucket";
+        self.api
+            .head_bucket()
+            .bucket(&self.config.bucket)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(OP, DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
     async fn presign_put(
         &self,
         key: &str,

@@ -1,0 +1,275 @@
+//! Prometheus metrics, kept in the [`AppState`](crate::AppState) (no process-global recorder, so
+//! every state, and every test, has its own) and rendered at `GET /metrics`.
+//!
+//! Store calls are timed and their failures counted by [`MeteredStore`], a [`Store`] decorator
+//! the state wraps around the configured store; it also counts the uploads created, completed and
+//! aborted and the parts signed. The complete handler adds the bytes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+
+use crate::store::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
+
+/// The `operation` label of store metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub uploads_created: Counter,
+    pub uploads_completed: Counter,
+    pub uploads_aborted: Counter,
+    pub parts_signed: Counter,
+    pub bytes_completed: Counter,
+    pub store_latency: Family<OperationLabel, Histogram>,
+    pub store_errors: Family<OperationLabel, Counter>,
+    pub signing_latency: Histogram,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("s3direct");
+        let uploads_created = Counter::default();
+        let uploads_completed = Counter::default();
+        let uploads_aborted = Counter::default();
+        let parts_signed = Counter::default();
+        let bytes_completed = Counter::default();
+        let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let store_errors = Family::<OperationLabel, Counter>::default();
+        let signing_latency = latency_histogram();
+        registry.register(
+            "uploads_created",
+            "Multipart uploads created",
+            uploads_created.clone(),
+        );
+        registry.register(
+            "uploads_completed",
+            "Multipart uploads completed",
+            uploads_completed.clone(),
+        );
+        registry.register(
+            "uploads_aborted",
+            "Multipart uploads aborted (by the caller, or by the server for a broken plan)",
+            uploads_aborted.clone(),
+        );
+        registry.register("parts_signed", "Part URLs presigned", parts_signed.clone());
+        registry.register(
+            "bytes_completed",
+            "Bytes of completed uploads: the stored part sizes when the server listed them, \
+             else the declared size, else nothing",
+            bytes_completed.clone(),
+        );
+        registry.register(
+            "store_call_duration_seconds",
+            "Latency of store calls by operation",
+            store_latency.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store calls by operation",
+            store_errors.clone(),
+        );
+        registry.register(
+            "signing_duration_seconds",
+            "Latency of presigning one URL",
+            signing_latency.clone(),
+        );
+        Self {
+            registry,
+            uploads_created,
+            uploads_completed,
+            uploads_aborted,
+            parts_signed,
+            bytes_completed,
+            store_latency,
+            store_errors,
+            signing_latency,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn observe<T>(
+        &self,
+        operation: &'static str,
+        started: Instant,
+        result: &Result<T, StoreError>,
+    ) {
+        let label = OperationLabel { operation };
+        self.store_latency
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.store_errors.get_or_create(&label).inc();
+        }
+    }
+}
+
+/// A [`Store`] that times every call of the store it wraps and counts its failures.
+#[derive(Debug)]
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl Store for MeteredStore {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+
+    async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.create_multipart(upload).await;
+        self.metrics.observe("create_multipart", started, &r);
+        if r.is_ok() {
+            self.metrics.uploads_created.inc();
+        }
+        r
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        lifetime: Duration,
+        signing: &PartSigning,
+    ) -> Result<Presigned, StoreError> {
+        let started = Instant::now();
+        let r = self
+            .inner
+            .presign_part(key, upload_id, part_number, lifetime, signing)
+            .await;
+        self.metrics
+            .signing_latency
+            .observe(started.elapsed().as_secs_f64());
+        match &r {
+            Ok(_) => {
+                self.metrics.parts_signed.inc();
+            }
+            Err(_) => {
+                self.metrics
+                    .store_errors
+                    .get_or_create(&OperationLabel {
+                        operation: "presign_part",
+                    })
+                    .inc();
+            }
+        }
+        r
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.list_parts(key, upload_id).await;
+        self.metrics.observe("list_parts", started, &r);
+        r
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<Completed, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.complete(key, upload_id, parts).await;
+        self.metrics.observe("complete", started, &r);
+        if r.is_ok() {
+            self.metrics.uploads_completed.inc();
+        }
+        r
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let r = self.inner.abort(key, upload_id).await;
+        self.metrics.observe("abort", started, &r);
+        if r.is_ok() {
+            self.metrics.uploads_aborted.inc();
+        }
+        r
+    }
+
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        lifetime: Duration,
+    ) -> Result<Presigned, StoreError> {
+        let started = Instant::now();
+        let r = self
+            .inner
+            .presign_put(key, content_type, content_length, lifetime)
+            .await;
+        self.metrics
+            .signing_latency
+            .observe(started.elapsed().as_secs_f64());
+        if r.is_err() {
+            self.metrics
+                .store_errors
+                .get_or_create(&OperationLabel {
+                    operation: "presign_put",
+                })
+                .inc();
+        }
+        r
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let r = self.inner.ping().await;
+        self.metrics.observe("ping", started, &r);
+        r
+    }
+
+    async fn credentials_remaining(&self) -> Option<Duration> {
+        self.inner.credentials_remaining().await
+    }
+}
