@@ -2,7 +2,7 @@
 //! every response carries `x-request-id` and every log line of a request names it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -171,37 +171,67 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+/// The log of this test binary, captured by a global subscriber installed on first use.
+///
+/// Global, not a per-test `set_default`: tracing caches per-callsite interest, and tests on other
+/// threads without a subscriber can race that cache and drop the span from a thread-local
+/// subscriber's lines. Lines are told apart by their unique request ids.
+fn captured_logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other test installs a global subscriber");
+        logs
+    })
+}
+
 #[tokio::test]
 async fn log_lines_inside_a_handler_carry_the_request_id() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test runs on one thread, so the default subscriber covers the whole request.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = captured_logs();
     let (app, _) = fake_app();
     let created: CreateMultipartResponse =
         post_json(&app, "/s3/multipart", r#"{"filename":"a.bin"}"#)
             .await
             .ok();
+    let request_id = format!("abort-{}", uuid::Uuid::new_v4());
     let req = Request::delete(format!(
         "/s3/multipart/{}?key={}",
         created.upload_id,
         enc(&created.key)
     ))
-    .header("x-request-id", "abort-req-7")
+    .header("x-request-id", &request_id)
     .body(Body::empty())
     .unwrap();
     let r = send(&app, req).await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     let line = text
         .lines()
-        .find(|l| l.contains("upload aborted"))
-        .unwrap_or_else(|| panic!("no abort log line in:\n{text}"));
-    assert!(line.contains("request_id=abort-req-7"), "{line}");
+        .find(|l| l.contains("upload aborted") && l.contains(&created.key))
+        .unwrap_or_else(|| panic!("no abort log line for {} in:\n{text}", created.key));
+    assert!(line.contains(&format!("request_id={request_id}")), "{line}");
+}
+
+#[tokio::test]
+async fn readyz_sends_head_bucket_to_a_real_store() {
+    let e = crate::common::Embedded::start().await;
+    let v: Value = get(&e.app, "/readyz").await.ok();
+    assert_eq!(v, json!({"status": "ready"}));
+
+    // The same store, but a bucket it does not have: not ready.
+    let missing = e.store.s3_store("no-such-bucket", "us-east-1", None);
+    let state =
+        s3_direct_server::AppState::new(Arc::new(missing), s3_direct_server::Settings::default());
+    let app = s3_direct_server::app(state);
+    let r = get(&app, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json();
+    assert_eq!(v["error"], "store_unavailable");
 }
