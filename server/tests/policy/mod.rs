@@ -84,6 +84,26 @@ async fn created(app: &Router, token: &str, body: Value) -> CreateMultipartRespo
 }
 
 /// The four calls on an existing upload, as `token`.
+/// Completes `up` as `token` with parts `1..=parts`, every one with [`ETAG`].
+async fn complete_as(app: &Router, token: &str, up: &CreateMultipartResponse, parts: u32) -> Reply {
+    let parts: Vec<Value> = (1..=parts)
+        .map(|n| json!({"PartNumber": n, "ETag": ETAG}))
+        .collect();
+    let uri = format!(
+        "/s3/multipart/{}/complete?key={}",
+        up.upload_id,
+        enc(&up.key)
+    );
+    call(
+        app,
+        Method::POST,
+        &uri,
+        Some(token),
+        &json!({ "parts": parts }).to_string(),
+    )
+    .await
+}
+
 async fn every_upload_call(app: &Router, token: &str, upload_id: &str, key: &str) -> Vec<Reply> {
     let k = enc(key);
     let parts = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}]}).to_string();
@@ -464,22 +484,9 @@ async fn completion_aborts_an_upload_whose_parts_break_the_plan() {
     store.put_part(sid, 1, ETAG, 6 * MIB);
     store.put_part(sid, 2, ETAG, 4 * MIB);
     store.put_part(sid, 3, ETAG, MIB);
-    let parts: Vec<Value> = (1..=3)
-        .map(|n| json!({"PartNumber": n, "ETag": ETAG}))
-        .collect();
-    let m = call(
-        &app,
-        Method::POST,
-        &format!(
-            "/s3/multipart/{}/complete?key={}",
-            up.upload_id,
-            enc(&up.key)
-        ),
-        Some(&alice),
-        &json!({ "parts": parts }).to_string(),
-    )
-    .await
-    .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    let m = complete_as(&app, &alice, &up, 3)
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
     assert!(
         m.contains("part 1 holds 6291456 bytes") && m.contains("aborted"),
         "{m}"
@@ -513,21 +520,9 @@ async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared()
     .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
     store.put_part(sid, 1, ETAG, 6 * MIB);
     store.put_part(sid, 2, ETAG, 6 * MIB);
-    let parts =
-        json!({"parts": [{"PartNumber": 1, "ETag": ETAG}, {"PartNumber": 2, "ETag": ETAG}]});
-    let m = call(
-        &app,
-        Method::POST,
-        &format!(
-            "/s3/multipart/{}/complete?key={}",
-            up.upload_id,
-            enc(&up.key)
-        ),
-        Some(&alice),
-        &parts.to_string(),
-    )
-    .await
-    .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    let m = complete_as(&app, &alice, &up, 2)
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
     assert!(m.contains("limit of 10485760"), "{m}");
     assert!(store.open_uploads().is_empty());
 }
@@ -843,21 +838,9 @@ async fn a_short_part_at_completion_asks_for_a_resend_and_keeps_the_upload() {
     let sid = store_id(&up.upload_id);
     store.put_part(sid, 1, ETAG, 5 * MIB);
     store.put_part(sid, 2, ETAG, MIB - 10);
-    let parts =
-        json!({"parts": [{"PartNumber": 1, "ETag": ETAG}, {"PartNumber": 2, "ETag": ETAG}]});
-    let m = call(
-        &app,
-        Method::POST,
-        &format!(
-            "/s3/multipart/{}/complete?key={}",
-            up.upload_id,
-            enc(&up.key)
-        ),
-        Some(&alice),
-        &parts.to_string(),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+    let m = complete_as(&app, &alice, &up, 2)
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
     assert!(m.contains("upload the affected parts again"), "{m}");
     assert_eq!(store.open_uploads(), [sid]);
 }
