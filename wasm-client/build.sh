@@ -45,6 +45,10 @@ wasm-bindgen --target web --out-dir "$out_dir" --out-name s3_direct \
 pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"
 cp "$crate_dir/README.md" "$out_dir/README.md"
+# Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget and its types).
+if compgen -G "$crate_dir/js/*" >/dev/null; then
+  cp "$crate_dir"/js/* "$out_dir/"
+fi
 cat >"$out_dir/package.json" <<JSON
 {
   "name": "s3-direct",
@@ -60,6 +64,10 @@ cat >"$out_dir/package.json" <<JSON
       "types": "./s3_direct.d.ts",
       "default": "./s3_direct.js"
     },
+    "./widget": {
+      "types": "./widget.d.ts",
+      "default": "./widget.js"
+    },
     "./s3_direct_bg.wasm": "./s3_direct_bg.wasm",
     "./package.json": "./package.json"
   },
@@ -69,6 +77,8 @@ cat >"$out_dir/package.json" <<JSON
     "s3_direct_bg.wasm",
     "s3_direct_bg.wasm.d.ts",
     "snippets/",
+    "widget.js",
+    "widget.d.ts",
     "README.md"
   ]
 }
