@@ -60,3 +60,22 @@ export async function createBucketForBrowsers(client, Bucket) {
     },
   }));
 }
+
+/**
+ * Sets the CORS rule browsers need on an existing bucket (PUT from any origin, ETag readable),
+ * for stores whose test user may not create buckets (Garage's imported key).
+ */
+export async function allowBrowsers(client, Bucket) {
+  await client.send(new PutBucketCorsCommand({
+    Bucket,
+    CORSConfiguration: {
+      CORSRules: [{
+        AllowedOrigins: ['*'],
+        AllowedMethods: ['GET', 'PUT', 'POST', 'HEAD', 'DELETE'],
+        AllowedHeaders: ['*'],
+        ExposeHeaders: ['ETag'],
+        MaxAgeSeconds: 3600,
+      }],
+    },
+  }));
+}

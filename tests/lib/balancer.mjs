@@ -1,0 +1,97 @@
+// A round-robin HTTP load balancer on loopback, in front of several s3-direct replicas.
+//
+// Every request goes to the next replica in turn, whatever connection it came on: strictly
+// alternating, with no stickiness, so two consecutive calls of one upload (create, then sign;
+// sign, then complete) land on different replicas. That is the point: it shows the servers keep
+// no state one replica has and another lacks. Requests are forwarded with their Host header
+// unchanged, as a reverse proxy would; a replica that does not answer gets a 502 (no failover,
+// which would hide which replica served what).
+//
+// `log` holds one entry per request, `{ replica, kind, method, status }` in arrival order, where
+// `kind` names the signing API call (`create`, `sign`, `list`, `complete`, `abort`, `params`) or
+// `other` (the page, the package, probes); `counts(kind?)` sums them per replica.
+import http from 'node:http';
+import { once } from 'node:events';
+
+/** The signing API call a request is, from its method and path (routes under `/s3`). */
+export function callKind(method, pathname) {
+  const rest = pathname.startsWith('/s3/') ? pathname.slice(3) : null;
+  if (rest === null) return 'other';
+  if (rest === '/params' && method === 'GET') return 'params';
+  if (rest === '/multipart' && method === 'POST') return 'create';
+  const m = /^\/multipart\/[^/]+(\/[^/]+)?$/.exec(rest);
+  if (!m) return 'other';
+  if (m[1] === undefined) {
+    if (method === 'GET') return 'list';
+    if (method === 'DELETE') return 'abort';
+    return 'other';
+  }
+  if (m[1] === '/complete' && method === 'POST') return 'complete';
+  if (method === 'GET') return 'sign'; // `/batch` or one part number
+  return 'other';
+}
+
+/** Starts the balancer over `targets` (base URLs such as `http://127.0.0.1:8080`). */
+export async function startBalancer(targets) {
+  if (targets.length === 0) throw new Error('a balancer needs at least one target');
+  const upstreams = targets.map((t) => new URL(t));
+  const agent = new http.Agent({ keepAlive: true });
+  const log = [];
+  let next = 0;
+  const sockets = new Set();
+
+  const server = http.createServer((req, res) => {
+    const replica = next;
+    next = (next + 1) % upstreams.length;
+    const { pathname } = new URL(req.url, 'http://balancer');
+    const entry = { replica, kind: callKind(req.method, pathname), method: req.method, status: null };
+    log.push(entry);
+    const target = upstreams[replica];
+    const upstream = http.request({
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+      agent,
+    });
+    upstream.on('response', (up) => {
+      entry.status = up.statusCode;
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', (err) => {
+      if (entry.status !== null) {
+        res.destroy(); // the answer had started: cut it, as a real balancer would
+        return;
+      }
+      entry.status = 502;
+      res.writeHead(502, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'bad_gateway', message: `replica ${replica}: ${err.message}` }));
+    });
+    req.pipe(upstream);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    log,
+    /** Requests per replica (of one `kind`, or all), indexed like `targets`. */
+    counts(kind = undefined) {
+      const out = upstreams.map(() => 0);
+      for (const e of log) if (kind === undefined || e.kind === kind) out[e.replica] += 1;
+      return out;
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      agent.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
