@@ -1,0 +1,879 @@
+// <s3-direct-upload>: a drop-in upload field for plain HTML forms, on top of the s3-direct client.
+//
+// Files go straight from the browser to the store; the element is form-associated (ElementInternals)
+// and contributes one form entry per completed upload — the object key, under its `name` — and
+// keeps the form from submitting while uploads are unfinished. No build step, no dependencies:
+//
+//   <script type="module" src="/pkg/widget.js"></script>
+//   <form><s3-direct-upload name="files" endpoint="/s3" multiple></s3-direct-upload>…</form>
+//
+// All files of one element share ONE `UploadQueue`, so `concurrency` is one limit across them.
+import init, * as client from './s3_direct.js';
+
+// The wasm module is loaded once per page, by whichever element connects first. `init` returns at
+// once when the page already initialised the module itself.
+let clientReady;
+function loadClient() {
+  clientReady ??= init().then(() => client);
+  return clientReady;
+}
+
+/** Plain sentences for error codes; the code itself stays in the row's details. */
+const MESSAGES = {
+  aborted: 'The upload was cancelled.',
+  cancelled: 'The upload was cancelled.',
+  missing_etag: 'The storage service is not set up to accept uploads from this page. Please tell the site owner.',
+  http_error: 'The storage service refused the file.',
+  http_error_auth: 'The storage service refused the file: the upload link was not accepted.',
+  http_error_server: 'The storage service had a problem. Please try again.',
+  network_error: 'The connection was lost. Check your internet connection and try again.',
+  stalled: 'The upload stopped making progress. Check your internet connection and try again.',
+  file_unreadable: 'The file could not be read. It may have been moved or changed; please choose it again.',
+  create_failed: 'The upload service could not be reached. Please try again.',
+  sign_failed: 'The upload service could not be reached. Please try again.',
+  list_failed: 'The upload service could not be reached. Please try again.',
+  complete_failed: 'The file was sent, but the upload could not be finished. Please try again.',
+  invalid_options: 'This upload field is set up wrongly. Please tell the site owner.',
+  file_too_large: 'This file is too large.',
+  file_type_not_accepted: 'This type of file is not accepted here.',
+  client_unavailable: 'The uploader could not start. Reload the page and try again.',
+  unauthenticated: 'You are not signed in, or your session has expired. Sign in again and retry.',
+  forbidden: 'You are not allowed to upload this file.',
+  content_type_not_allowed: 'This type of file is not accepted here.',
+  invalid_filename: 'The file name cannot be used. Rename the file and try again.',
+  invalid_size: 'This file is too large.',
+  rate_limited: 'Too many uploads right now. Wait a moment and try again.',
+  store_unavailable: 'The storage service is unavailable right now. Please try again later.',
+  no_such_upload: 'The upload expired or was removed on the server. Please try again.',
+  invalid_upload_token: 'The upload expired. Please try again.',
+  plan_violated: 'The file changed while it was being uploaded. Please choose it again.',
+  invalid_part: 'Part of the file did not arrive intact. Please try again.',
+  internal: 'The upload service had an unexpected problem. Please try again later.',
+  unknown: 'The upload failed. Please try again.',
+};
+
+/** Codes of failures that trying again cannot fix: the row offers Remove, not Retry. */
+const FINAL_CODES = new Set(['file_too_large', 'file_type_not_accepted', 'invalid_options', 'invalid_filename', 'content_type_not_allowed', 'forbidden']);
+
+const ACTIVE = new Set(['queued', 'uploading', 'paused', 'completing']);
+
+const STATUS = {
+  queued: 'Waiting',
+  uploading: 'Uploading',
+  paused: 'Paused',
+  completing: 'Finishing',
+  done: 'Uploaded',
+  cancelled: 'Cancelled',
+};
+
+function formatBytes(n) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+  return `${n.toFixed(i === 0 || n >= 100 ? 0 : 1)} ${units[i]}`;
+}
+
+function formatEta(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return '';
+  if (seconds < 60) return `${Math.max(1, Math.ceil(seconds))} s left`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m} min ${Math.round(seconds % 60)} s left` : `${Math.floor(m / 60)} h ${m % 60} min left`;
+}
+
+const UNITS = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** `"10MB"`, `"5 GiB"` or `"1048576"` in bytes; `undefined` when absent or unreadable. */
+function parseBytes(text) {
+  if (text == null || text.trim() === '') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
+  return m ? Math.round(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]) : NaN;
+}
+
+/** Whether `file` matches an `accept` list (`.pdf`, `image/*`, `application/zip`), as the picker would. */
+function accepts(accept, file) {
+  const tokens = (accept ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  if (tokens.length === 0) return true;
+  const name = file.name.toLowerCase();
+  const type = (file.type ?? '').toLowerCase();
+  return tokens.some((t) => (t.startsWith('.') ? name.endsWith(t)
+    : t.endsWith('/*') ? type.startsWith(t.slice(0, -1)) : type === t));
+}
+
+const STYLE = `
+:host {
+  display: block;
+  font: var(--s3d-font, inherit);
+  color: var(--s3d-color, inherit);
+  --_accent: var(--s3d-accent, #1d4ed8);
+  --_muted: var(--s3d-muted-color, #4b5563);
+  --_border: var(--s3d-border-color, #9ca3af);
+  --_radius: var(--s3d-radius, 8px);
+  --_error: var(--s3d-error-color, #b91c1c);
+  --_success: var(--s3d-success-color, #15803d);
+  --_paused: var(--s3d-paused-color, #a16207);
+}
+:host([hidden]) { display: none; }
+* { box-sizing: border-box; }
+.dropzone {
+  display: block; width: 100%; padding: var(--s3d-dropzone-padding, 1.5rem 1rem);
+  font: inherit; color: inherit; text-align: center; cursor: pointer;
+  background: var(--s3d-dropzone-background, transparent);
+  border: 2px dashed var(--_border); border-radius: var(--_radius);
+}
+.dropzone:hover, :host([dragover]) .dropzone {
+  border-color: var(--_accent); background: var(--s3d-dropzone-active-background, #eff6ff);
+}
+.dropzone:disabled { cursor: not-allowed; opacity: 0.6; }
+.link { color: var(--_accent); text-decoration: underline; }
+.hint { display: block; margin-top: 0.25rem; font-size: 0.875em; color: var(--_muted); }
+.hint:empty { display: none; }
+:focus-visible { outline: var(--s3d-focus-ring, 3px solid var(--_accent)); outline-offset: 2px; }
+.list { list-style: none; margin: 0; padding: 0; }
+.item {
+  margin-top: var(--s3d-gap, 0.5rem); padding: var(--s3d-item-padding, 0.625rem 0.75rem);
+  background: var(--s3d-item-background, transparent);
+  border: 1px solid var(--_border); border-radius: var(--_radius);
+}
+.top { display: flex; flex-wrap: wrap; gap: 0.25rem 0.75rem; align-items: center; }
+.name { flex: 1 1 10rem; min-width: 0; font-weight: 600; overflow-wrap: anywhere; }
+.size { color: var(--_muted); white-space: nowrap; }
+.actions { display: flex; gap: 0.375rem; }
+button.action {
+  font: inherit; font-size: 0.875em; padding: 0.125rem 0.625rem; cursor: pointer;
+  color: var(--s3d-button-color, inherit); background: var(--s3d-button-background, transparent);
+  border: 1px solid var(--_border); border-radius: var(--s3d-button-radius, 999px);
+}
+button.action:hover { border-color: var(--_accent); color: var(--_accent); }
+.bar {
+  height: var(--s3d-bar-height, 0.5rem); margin: 0.5rem 0 0.25rem; overflow: hidden;
+  background: var(--s3d-bar-background, #e5e7eb); border-radius: 999px;
+}
+.fill { height: 100%; width: 0; background: var(--_accent); transition: width 0.2s linear; }
+.item[data-state="paused"] .fill { background: var(--_paused); }
+.item[data-state="done"] .fill { background: var(--_success); }
+.item[data-state="error"] .fill { background: var(--_error); }
+.item[data-state="cancelled"] .fill { background: var(--_border); }
+.stats { display: flex; flex-wrap: wrap; gap: 0 0.75rem; font-size: 0.875em; color: var(--_muted); }
+.stats span:empty { display: none; }
+.item[data-state="done"] .status { color: var(--_success); }
+.item[data-state="paused"] .status { color: var(--_paused); }
+.item[data-state="error"] .status { color: var(--_error); font-weight: 600; }
+.item[data-state="cancelled"] { opacity: 0.7; }
+.detail { margin-top: 0.25rem; font-size: 0.8125em; color: var(--_muted); }
+.detail code { overflow-wrap: anywhere; }
+.visually-hidden {
+  position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0;
+}
+@media (prefers-reduced-motion: reduce) { .fill { transition: none; } }
+`;
+
+const TEMPLATE = `
+<style>${STYLE}</style>
+<button type="button" class="dropzone" part="dropzone" aria-describedby="hint">
+  <span class="prompt" part="prompt"><slot name="prompt"><strong>Drop files here</strong> or <span class="link">choose files</span></slot></span>
+  <span class="hint" part="hint" id="hint"></span>
+</button>
+<input type="file" class="picker" hidden tabindex="-1">
+<ul class="list" part="list" aria-label="Uploads"></ul>
+<div class="live visually-hidden" role="status" aria-live="polite"></div>
+`;
+
+const ROW = `
+<div class="top">
+  <span class="name" part="name"></span>
+  <span class="size" part="size"></span>
+  <span class="actions" part="actions">
+    <button type="button" class="action toggle"></button>
+    <button type="button" class="action retry" part="button retry-button">Retry</button>
+    <button type="button" class="action cancel" part="button cancel-button">Cancel</button>
+    <button type="button" class="action remove" part="button remove-button">Remove</button>
+  </span>
+</div>
+<div class="bar" part="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">
+  <div class="fill" part="bar-fill"></div>
+</div>
+<div class="stats"><span class="status" part="status"></span><span class="percent" part="percent"></span><span class="speed" part="speed"></span><span class="eta" part="eta"></span></div>
+<details class="detail" part="error-detail" hidden><summary>Details</summary><code></code></details>
+`;
+
+let nextRowId = 1;
+
+export class S3DirectUploadElement extends HTMLElement {
+  static formAssociated = true;
+
+  static observedAttributes = ['accept', 'multiple', 'max-size', 'disabled', 'name', 'required'];
+
+  #internals;
+  #root;
+  #rows = [];
+  #queue = null;
+  #queueOptionsKey = '';
+  #unsubscribe = [];
+  #busy = false;
+  #headers = {};
+  #messages = {};
+  #disabledByForm = false;
+  #dragDepth = 0;
+  #dropzone;
+  #picker;
+  #list;
+  #live;
+
+  constructor() {
+    super();
+    this.#internals = this.attachInternals();
+    // A `<label for>` names the element; as a group, that name covers the controls inside.
+    this.#internals.role = 'group';
+    this.#root = this.attachShadow({ mode: 'open', delegatesFocus: true });
+    this.#root.innerHTML = TEMPLATE;
+    const $ = (sel) => this.#root.querySelector(sel);
+    this.#dropzone = $('.dropzone');
+    this.#picker = $('.picker');
+    this.#list = $('.list');
+    this.#live = $('.live');
+    this.#dropzone.addEventListener('click', () => this.#picker.click());
+    this.#picker.addEventListener('change', () => {
+      this.addFiles(this.#picker.files);
+      this.#picker.value = '';
+    });
+    this.addEventListener('dragenter', (e) => this.#onDrag(e, 1));
+    this.addEventListener('dragover', (e) => this.#onDrag(e, 0));
+    this.addEventListener('dragleave', (e) => this.#onDrag(e, -1));
+    this.addEventListener('drop', (e) => {
+      this.#dragDepth = 0;
+      this.removeAttribute('dragover');
+      if (!e.dataTransfer?.types.includes('Files')) return;
+      e.preventDefault();
+      if (!this.#isDisabled) this.addFiles(e.dataTransfer.files);
+    });
+  }
+
+  connectedCallback() {
+    this.#syncPicker();
+    this.#refresh();
+    // Start loading the wasm now, so the first file does not wait for it; failures surface on use.
+    loadClient().catch(() => {});
+  }
+
+  attributeChangedCallback(name) {
+    if (name === 'name' || name === 'required') this.#refresh();
+    else this.#syncPicker();
+  }
+
+  // ----- properties that reflect attributes
+
+  get endpoint() { return this.getAttribute('endpoint') ?? '/s3'; }
+  set endpoint(v) { this.setAttribute('endpoint', v); }
+  get name() { return this.getAttribute('name') ?? ''; }
+  set name(v) { this.setAttribute('name', v); }
+  get accept() { return this.getAttribute('accept') ?? ''; }
+  set accept(v) { this.setAttribute('accept', v); }
+  get multiple() { return this.hasAttribute('multiple'); }
+  set multiple(v) { this.toggleAttribute('multiple', Boolean(v)); }
+  get required() { return this.hasAttribute('required'); }
+  set required(v) { this.toggleAttribute('required', Boolean(v)); }
+  get disabled() { return this.hasAttribute('disabled'); }
+  set disabled(v) { this.toggleAttribute('disabled', Boolean(v)); }
+  /** Largest file accepted, in bytes (`max-size` accepts `10MB`, `2 GiB`, …); `undefined` for none. */
+  get maxSize() { return parseBytes(this.getAttribute('max-size')); }
+  set maxSize(v) { if (v == null) this.removeAttribute('max-size'); else this.setAttribute('max-size', String(v)); }
+  get concurrency() { return this.#numberAttribute('concurrency'); }
+  set concurrency(v) { this.#setOptional('concurrency', v); }
+  get partSize() { return parseBytes(this.getAttribute('part-size')); }
+  set partSize(v) { this.#setOptional('part-size', v); }
+  get checksum() { return this.getAttribute('checksum') ?? 'auto'; }
+  set checksum(v) { this.#setOptional('checksum', v); }
+
+  // ----- properties only
+
+  /** Extra headers for every call to the signing API, e.g. `{ Authorization: 'Bearer …' }`. */
+  get headers() { return { ...this.#headers }; }
+  set headers(v) { this.#headers = { ...(v ?? {}) }; }
+
+  /** Overrides of the sentences shown for error codes, e.g. `{ forbidden: 'Ask your admin.' }`. */
+  get messages() { return { ...this.#messages }; }
+  set messages(v) { this.#messages = { ...(v ?? {}) }; }
+
+  /** `idle`, `uploading`, `paused`, `error` or `done` (also the `state` attribute). */
+  get state() { return this.getAttribute('state') ?? 'idle'; }
+
+  /** Keys of the completed uploads, in the order the files were added: what the form submits. */
+  get keys() { return this.#rows.filter((r) => r.state === 'done').map((r) => r.result.key); }
+
+  /** A snapshot of every row: `{ id, name, size, state, progress, result, error }`. */
+  get items() {
+    return this.#rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      size: r.size,
+      state: r.state,
+      progress: r.progress ? { ...r.progress } : null,
+      result: r.result ? { ...r.result } : null,
+      error: r.error ? { code: r.error.code, message: this.#sentence(r.error), detail: r.error.message } : null,
+    }));
+  }
+
+  /** Progress of every row together: `{ bytesSent, bytesTotal, fraction }`. */
+  get progress() {
+    let bytesSent = 0;
+    let bytesTotal = 0;
+    for (const r of this.#rows) {
+      if (r.state === 'cancelled' || r.state === 'error') continue;
+      bytesTotal += r.size;
+      bytesSent += r.state === 'done' ? r.size : (r.progress?.bytesSent ?? 0);
+    }
+    return { bytesSent, bytesTotal, fraction: bytesTotal ? bytesSent / bytesTotal : 0 };
+  }
+
+  get form() { return this.#internals.form; }
+  get type() { return this.localName; }
+  get validity() { return this.#internals.validity; }
+  get validationMessage() { return this.#internals.validationMessage; }
+  get willValidate() { return this.#internals.willValidate; }
+  checkValidity() { return this.#internals.checkValidity(); }
+  reportValidity() { return this.#internals.reportValidity(); }
+
+  // ----- methods
+
+  /** Adds files as if they were chosen in the picker. */
+  addFiles(files) {
+    let list = [...files];
+    if (list.length === 0) return;
+    if (!this.multiple) {
+      // One file at most: a new choice replaces whatever was there.
+      list = list.slice(0, 1);
+      for (const row of [...this.#rows]) this.#remove(row, { focus: false });
+    }
+    for (const file of list) this.#add(file);
+    this.#refresh();
+  }
+
+  pauseAll() { for (const r of this.#rows) if (r.state === 'queued' || r.state === 'uploading') this.#pause(r); }
+  resumeAll() { for (const r of this.#rows) if (r.state === 'paused') this.#resume(r); }
+  cancelAll() { for (const r of this.#rows) if (ACTIVE.has(r.state)) this.#cancel(r); }
+
+  /** Cancels unfinished uploads and removes every row (the form then submits no keys). */
+  clear() {
+    for (const row of [...this.#rows]) this.#remove(row, { focus: false });
+    this.#refresh();
+  }
+
+  // ----- form-associated callbacks
+
+  formResetCallback() { this.clear(); }
+
+  formDisabledCallback(disabled) {
+    this.#disabledByForm = disabled;
+    this.#syncPicker();
+  }
+
+  /** Back/forward navigation and autofill restore the completed uploads (their keys). */
+  formStateRestoreCallback(state) {
+    let restored;
+    try { restored = JSON.parse(state); } catch { return; }
+    if (!Array.isArray(restored) || this.#rows.length > 0) return;
+    for (const r of restored) {
+      if (typeof r?.key !== 'string') continue;
+      const row = this.#newRow(r.name ?? r.key, r.size ?? 0);
+      row.state = 'done';
+      row.result = { key: r.key, bucket: r.bucket, location: r.location, etag: r.etag, size: r.size };
+      row.progress = { bytesSent: row.size, bytesTotal: row.size, speed: 0, eta: null, phase: 'done' };
+      this.#render(row);
+    }
+    this.#refresh();
+  }
+
+  // ----- internals
+
+  get #isDisabled() { return this.disabled || this.#disabledByForm; }
+
+  #numberAttribute(name) {
+    const v = this.getAttribute(name);
+    return v == null || v.trim() === '' ? undefined : Number(v);
+  }
+
+  #setOptional(name, v) {
+    if (v == null) this.removeAttribute(name); else this.setAttribute(name, String(v));
+  }
+
+  #syncPicker() {
+    this.#picker.multiple = this.multiple;
+    if (this.accept) this.#picker.accept = this.accept; else this.#picker.removeAttribute('accept');
+    this.#dropzone.disabled = this.#isDisabled;
+    const hint = [];
+    if (this.accept) hint.push(this.accept.split(',').map((t) => t.trim()).join(', '));
+    const max = this.maxSize;
+    if (Number.isFinite(max)) hint.push(`up to ${formatBytes(max)}${this.multiple ? ' each' : ''}`);
+    this.#root.querySelector('.hint').textContent = hint.join(' · ');
+    const link = this.#root.querySelector('.link');
+    if (link) link.textContent = this.multiple ? 'choose files' : 'choose a file';
+    const strong = this.#root.querySelector('.prompt strong');
+    if (strong) strong.textContent = this.multiple ? 'Drop files here' : 'Drop a file here';
+  }
+
+  #onDrag(e, step) {
+    if (!e.dataTransfer?.types.includes('Files')) return;
+    e.preventDefault();
+    if (this.#isDisabled) {
+      e.dataTransfer.dropEffect = 'none';
+      return;
+    }
+    e.dataTransfer.dropEffect = 'copy';
+    this.#dragDepth = Math.max(0, this.#dragDepth + step);
+    this.toggleAttribute('dragover', step >= 0 || this.#dragDepth > 0);
+  }
+
+  /** The upload options the attributes and properties ask for. */
+  #options() {
+    const o = { endpoint: this.endpoint, headers: this.headers };
+    const concurrency = this.concurrency;
+    if (concurrency !== undefined) o.concurrency = concurrency;
+    const partSize = this.partSize;
+    if (partSize !== undefined) o.partSize = partSize;
+    if (this.hasAttribute('checksum')) o.checksum = this.checksum;
+    return o;
+  }
+
+  /**
+   * The element's one queue. Options are read when it is made; when they changed since, a new
+   * queue is made once the old one has nothing unfinished (so one limit holds across all files).
+   */
+  #queueFor(lib) {
+    const options = this.#options();
+    const key = JSON.stringify(options);
+    const unfinished = this.#rows.some((r) => r.item && ACTIVE.has(r.state));
+    if (this.#queue && (key === this.#queueOptionsKey || unfinished)) return this.#queue;
+    for (const off of this.#unsubscribe) off();
+    const queue = new (lib.UploadQueue ?? HandleQueue)(options, lib);
+    this.#queue = queue;
+    this.#queueOptionsKey = key;
+    this.#unsubscribe = [
+      queue.on('item-state', ({ item, state }) => this.#onState(item, state)),
+      queue.on('item-progress', ({ item, progress }) => this.#onProgress(item, progress)),
+      queue.on('item-complete', ({ item, result }) => this.#onComplete(item, result)),
+      queue.on('item-error', ({ item, error }) => this.#onError(item, error)),
+    ];
+    return queue;
+  }
+
+  #newRow(name, size, file = null) {
+    const li = document.createElement('li');
+    li.className = 'item';
+    li.setAttribute('part', 'item');
+    li.innerHTML = ROW;
+    const row = {
+      id: nextRowId++,
+      file,
+      name,
+      size,
+      state: 'queued',
+      progress: null,
+      result: null,
+      error: null,
+      item: null,
+      cancelRequested: false,
+      el: li,
+    };
+    const $ = (sel) => li.querySelector(sel);
+    row.ui = {
+      name: $('.name'), size: $('.size'), toggle: $('.toggle'), retry: $('.retry'), cancel: $('.cancel'),
+      remove: $('.remove'), bar: $('.bar'), fill: $('.fill'), status: $('.status'), percent: $('.percent'),
+      speed: $('.speed'), eta: $('.eta'), detail: $('.detail'), code: $('.detail code'),
+    };
+    row.ui.name.textContent = name;
+    row.ui.size.textContent = formatBytes(size);
+    row.ui.bar.setAttribute('aria-label', `Upload of ${name}`);
+    row.ui.toggle.addEventListener('click', () => (row.state === 'paused' ? this.#resume(row) : this.#pause(row)));
+    row.ui.retry.addEventListener('click', () => this.#retry(row));
+    row.ui.cancel.addEventListener('click', () => this.#cancel(row));
+    row.ui.remove.addEventListener('click', () => this.#remove(row, { focus: true }));
+    for (const [button, verb] of [[row.ui.retry, 'Retry'], [row.ui.cancel, 'Cancel'], [row.ui.remove, 'Remove']]) {
+      button.setAttribute('aria-label', `${verb} ${verb === 'Remove' ? '' : 'upload of '}${name}`);
+    }
+    this.#rows.push(row);
+    this.#list.append(li);
+    return row;
+  }
+
+  #add(file) {
+    const row = this.#newRow(file.name, file.size, file);
+    const max = this.maxSize;
+    if (Number.isNaN(max)) {
+      this.#fail(row, { code: 'invalid_options', message: `max-size "${this.getAttribute('max-size')}" is not a size such as 10MB` });
+    } else if (max !== undefined && file.size > max) {
+      this.#fail(row, { code: 'file_too_large', message: `${file.size} bytes is over the max-size of ${max} bytes` }, `This file is larger than the ${formatBytes(max)} limit.`);
+    } else if (!accepts(this.accept, file)) {
+      this.#fail(row, { code: 'file_type_not_accepted', message: `${file.type || 'no type'} does not match accept="${this.accept}"` }, `This type of file is not accepted here (${this.accept}).`);
+    } else {
+      this.#render(row);
+      this.#enqueue(row);
+    }
+  }
+
+  async #enqueue(row) {
+    let lib;
+    try {
+      lib = await loadClient();
+    } catch (err) {
+      this.#fail(row, { code: 'client_unavailable', message: String(err?.message ?? err) });
+      return;
+    }
+    if (row.cancelRequested || !this.#rows.includes(row)) return;
+    try {
+      const item = this.#queueFor(lib).add(row.file, { filename: row.name });
+      row.item = item;
+      row.itemId = item.id;
+      // The outcome arrives through the queue's events; a rejection must not go unhandled.
+      item.promise?.catch(() => {});
+      if (row.pauseRequested) item.pause();
+    } catch (err) {
+      this.#fail(row, err);
+    }
+  }
+
+  #rowOf(item) { return this.#rows.find((r) => r.itemId === item.id); }
+
+  #onState(item, state) {
+    const row = this.#rowOf(item);
+    // `done` and `error` arrive with their result or error in item-complete / item-error.
+    if (!row || row.state === state || state === 'done' || state === 'error') return;
+    const was = row.state;
+    row.state = state;
+    if (state === 'uploading' && !row.started) {
+      row.started = true;
+      this.#emit('upload-start', { id: row.id, name: row.name, size: row.size, file: row.file });
+    }
+    if (state === 'cancelled') {
+      this.#announce(`Upload of ${row.name} cancelled.`);
+      this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
+    }
+    if (state !== 'error') row.error = null;
+    if (was !== state) this.#render(row);
+    this.#refresh();
+  }
+
+  #onProgress(item, progress) {
+    const row = this.#rowOf(item);
+    if (!row || !progress) return;
+    row.progress = progress;
+    this.#render(row);
+    this.#emit('upload-progress', {
+      id: row.id,
+      name: row.name,
+      bytesSent: progress.bytesSent,
+      bytesTotal: progress.bytesTotal,
+      fraction: progress.bytesTotal ? progress.bytesSent / progress.bytesTotal : 0,
+      speed: progress.speed,
+      eta: progress.eta,
+      phase: progress.phase,
+    });
+  }
+
+  #onComplete(item, result) {
+    const row = this.#rowOf(item);
+    if (!row) return;
+    row.state = 'done';
+    row.result = result;
+    row.progress = { ...(row.progress ?? {}), bytesSent: row.size, bytesTotal: row.size, phase: 'done', eta: null };
+    this.#render(row);
+    this.#announce(`${row.name} uploaded.`);
+    this.#emit('upload-complete', {
+      id: row.id,
+      key: result.key,
+      bucket: result.bucket,
+      location: result.location,
+      etag: result.etag,
+      size: result.size,
+      checksum: result.checksum ?? null,
+      fileName: row.name,
+    });
+    this.#refresh();
+  }
+
+  #onError(item, error) {
+    const row = this.#rowOf(item);
+    if (!row) return;
+    if (error?.code === 'cancelled' || error?.code === 'aborted') return; // item-state says it
+    this.#fail(row, error);
+  }
+
+  #fail(row, error, sentence) {
+    row.state = 'error';
+    row.error = { code: error?.code ?? 'unknown', message: error?.message ?? String(error), status: error?.status, part: error?.part };
+    if (sentence) row.error.sentence = sentence;
+    this.#render(row);
+    const text = this.#sentence(row.error);
+    this.#announce(`${row.name} could not be uploaded. ${text}`);
+    this.#emit('upload-error', {
+      id: row.id,
+      name: row.name,
+      code: row.error.code,
+      message: text,
+      detail: row.error.message,
+      status: row.error.status,
+      error,
+    });
+    this.#refresh();
+  }
+
+  /** The plain sentence for an error: the page's override, the status-specific text, the code's. */
+  #sentence(error) {
+    const { code, status } = error;
+    if (this.#messages[code]) return this.#messages[code];
+    if (error.sentence) return error.sentence;
+    if (code === 'http_error' && status >= 500) return MESSAGES.http_error_server;
+    if (code === 'http_error' && (status === 401 || status === 403)) return MESSAGES.http_error_auth;
+    return MESSAGES[code] ?? MESSAGES.unknown;
+  }
+
+  #pause(row) {
+    if (row.item) row.item.pause();
+    else row.pauseRequested = true;
+  }
+
+  #resume(row) {
+    row.pauseRequested = false;
+    row.item?.resume();
+  }
+
+  #cancel(row) {
+    if (row.item) {
+      row.item.cancel();
+      return;
+    }
+    // Not handed to the queue yet (the wasm is still loading): nothing was stored.
+    row.cancelRequested = true;
+    row.state = 'cancelled';
+    this.#announce(`Upload of ${row.name} cancelled.`);
+    this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
+    this.#render(row);
+    this.#refresh();
+  }
+
+  #retry(row) {
+    row.error = null;
+    row.progress = null;
+    if (row.item?.retry) {
+      row.state = 'queued';
+      this.#render(row);
+      row.item.retry();
+    } else {
+      row.state = 'queued';
+      row.item = null;
+      row.itemId = undefined;
+      row.started = false;
+      this.#render(row);
+      this.#enqueue(row);
+    }
+    this.#refresh();
+  }
+
+  #remove(row, { focus }) {
+    if (ACTIVE.has(row.state)) {
+      row.cancelRequested = true;
+      row.item?.cancel();
+    }
+    const i = this.#rows.indexOf(row);
+    if (i < 0) return;
+    const hadFocus = row.el.contains(this.#root.activeElement);
+    this.#rows.splice(i, 1);
+    row.el.remove();
+    if (focus || hadFocus) {
+      const next = this.#rows[i] ?? this.#rows[i - 1];
+      (next && this.#firstButton(next)) ? this.#firstButton(next).focus() : this.#dropzone.focus();
+    }
+    this.#refresh();
+  }
+
+  #firstButton(row) { return [...row.el.querySelectorAll('button')].find((b) => !b.hidden) ?? null; }
+
+  /** Updates one row's text, bar, buttons and labels from its state. */
+  #render(row) {
+    const { ui, state, progress } = row;
+    const focused = this.#root.activeElement;
+    row.el.dataset.state = state;
+    const total = progress?.bytesTotal || row.size;
+    const sent = state === 'done' ? total : (progress?.bytesSent ?? 0);
+    const percent = total ? Math.floor((sent / total) * 100) : (state === 'done' ? 100 : 0);
+    ui.fill.style.width = `${percent}%`;
+    ui.bar.setAttribute('aria-valuenow', String(percent));
+    const moving = state === 'uploading' && progress && progress.phase !== 'offline';
+    let status = STATUS[state] ?? '';
+    if (state === 'uploading' && progress?.phase === 'offline') status = 'Waiting for the network';
+    if (state === 'error') status = this.#sentence(row.error);
+    ui.status.textContent = status;
+    ui.percent.textContent = state === 'done' || state === 'error' || state === 'cancelled' ? '' : `${percent} %`;
+    ui.speed.textContent = moving && progress.speed > 0 ? `${formatBytes(progress.speed)}/s` : '';
+    ui.eta.textContent = moving ? formatEta(progress.eta) : '';
+    ui.bar.setAttribute('aria-valuetext', [
+      status, state === 'done' ? formatBytes(row.size) : `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`,
+      ui.speed.textContent, ui.eta.textContent,
+    ].filter(Boolean).join(', '));
+
+    const paused = state === 'paused';
+    ui.toggle.textContent = paused ? 'Resume' : 'Pause';
+    ui.toggle.setAttribute('aria-label', `${paused ? 'Resume' : 'Pause'} upload of ${row.name}`);
+    ui.toggle.setAttribute('part', `button ${paused ? 'resume' : 'pause'}-button`);
+    ui.toggle.hidden = !(state === 'queued' || state === 'uploading' || state === 'paused');
+    ui.cancel.hidden = !ACTIVE.has(state);
+    ui.retry.hidden = !(state === 'error' && !FINAL_CODES.has(row.error?.code) && row.file);
+    ui.remove.hidden = ACTIVE.has(state);
+    for (const b of [ui.toggle, ui.cancel, ui.retry, ui.remove]) b.disabled = this.#isDisabled && b !== ui.remove;
+
+    if (state === 'error') {
+      const e = row.error;
+      ui.code.textContent = [e.code, e.status && `HTTP ${e.status}`, e.part && `part ${e.part}`, e.message]
+        .filter(Boolean).join(' · ');
+      ui.detail.hidden = false;
+    } else {
+      ui.detail.hidden = true;
+    }
+    // A keyboard user whose button just disappeared stays in the row.
+    if (focused && row.el.contains(focused) && focused.hidden) (this.#firstButton(row) ?? this.#dropzone).focus();
+  }
+
+  /** Recomputes the element's state, form value and validity after any change. */
+  #refresh() {
+    const rows = this.#rows;
+    const has = (s) => rows.some((r) => r.state === s);
+    const active = rows.some((r) => ACTIVE.has(r.state));
+    let state = 'idle';
+    if (has('uploading') || has('queued') || has('completing')) state = 'uploading';
+    else if (has('paused')) state = 'paused';
+    else if (has('error')) state = 'error';
+    else if (has('done')) state = 'done';
+    if (this.getAttribute('state') !== state) this.setAttribute('state', state);
+    try {
+      for (const s of ['idle', 'uploading', 'paused', 'error', 'done']) {
+        if (s === state) this.#internals.states.add(s); else this.#internals.states.delete(s);
+      }
+    } catch { /* CustomStateSet without plain names (older engines): the attribute still says it */ }
+
+    const done = rows.filter((r) => r.state === 'done');
+    const name = this.name;
+    if (name && done.length > 0) {
+      const data = new FormData();
+      for (const r of done) data.append(name, r.result.key);
+      const restore = done.map((r) => ({
+        name: r.name, size: r.size, key: r.result.key, bucket: r.result.bucket, location: r.result.location, etag: r.result.etag,
+      }));
+      this.#internals.setFormValue(data, JSON.stringify(restore));
+    } else {
+      this.#internals.setFormValue(null);
+    }
+
+    const failed = rows.filter((r) => r.state === 'error').length;
+    if (active) {
+      this.#internals.setValidity({ customError: true }, 'Wait until the uploads finish, or cancel them.', this.#dropzone);
+    } else if (failed) {
+      this.#internals.setValidity({ customError: true },
+        `${failed === 1 ? 'A file' : `${failed} files`} could not be uploaded: retry or remove ${failed === 1 ? 'it' : 'them'}.`,
+        this.#dropzone);
+    } else if (this.required && done.length === 0) {
+      this.#internals.setValidity({ valueMissing: true }, this.multiple ? 'Choose files to upload.' : 'Choose a file to upload.', this.#dropzone);
+    } else {
+      this.#internals.setValidity({});
+    }
+
+    if (this.#busy && !active) {
+      const count = (s) => rows.filter((r) => r.state === s).length;
+      const summary = { keys: this.keys, done: count('done'), failed: count('error'), cancelled: count('cancelled') };
+      if (rows.length > 1) {
+        this.#announce(`Uploads finished: ${summary.done} uploaded${summary.failed ? `, ${summary.failed} failed` : ''}.`);
+      }
+      this.#emit('queue-complete', summary);
+    }
+    this.#busy = active;
+  }
+
+  #announce(text) {
+    const p = document.createElement('p');
+    p.textContent = text;
+    this.#live.append(p);
+    while (this.#live.childElementCount > 5) this.#live.firstElementChild.remove();
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+}
+
+// TEMPORARY, until the package exports UploadQueue: the same contract over Uploader.start(), two
+// files at a time, each with the `concurrency` limit of its own.
+class HandleQueue {
+  #uploader; #items = []; #listeners = new Map(); #nextId = 1;
+  constructor(options, lib) { this.#uploader = new lib.Uploader(options); }
+  on(event, fn) {
+    const set = this.#listeners.get(event) ?? new Set();
+    this.#listeners.set(event, set.add(fn));
+    return () => set.delete(fn);
+  }
+  emit(event, detail) { for (const fn of this.#listeners.get(event) ?? []) fn(detail); }
+  add(file, options = {}) {
+    const q = this;
+    let settle;
+    const item = {
+      id: this.#nextId++, name: options.filename ?? file.name, size: file.size, state: 'queued',
+      progress: null, result: undefined, error: undefined, handle: null,
+      promise: new Promise((resolve, reject) => { settle = { resolve, reject }; }),
+      set(state) { item.state = state; q.emit('item-state', { item, state }); },
+      start() {
+        item.set('uploading');
+        item.handle = q.#uploader.start(file, {
+          filename: item.name,
+          contentType: options.contentType,
+          metadata: options.metadata,
+          onProgress(p) {
+            item.progress = p;
+            if (p.phase === 'completing' && item.state === 'uploading') item.set('completing');
+            q.emit('item-progress', { item, progress: p });
+          },
+        });
+        item.handle.promise.then((result) => {
+          item.result = result;
+          item.set('done');
+          q.emit('item-complete', { item, result });
+          settle.resolve(result);
+        }, (error) => {
+          item.error = error;
+          if (error.code === 'aborted') item.set('cancelled');
+          else { item.set('error'); q.emit('item-error', { item, error }); }
+          settle.reject(error);
+        }).finally(() => q.pump());
+      },
+      pause() {
+        if (item.state === 'uploading') item.handle.pause();
+        if (item.state === 'uploading' || item.state === 'queued') item.set('paused');
+      },
+      resume() {
+        if (item.state !== 'paused') return;
+        if (item.handle) { item.handle.resume(); item.set('uploading'); } else { item.set('queued'); q.pump(); }
+      },
+      cancel() {
+        if (item.handle && item.state !== 'done' && item.state !== 'error') item.handle.cancel();
+        else if (item.state === 'queued' || item.state === 'paused') item.set('cancelled');
+      },
+      retry() {
+        if (item.state !== 'error') return;
+        item.handle = null;
+        item.promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+        item.promise.catch(() => {});
+        item.set('queued');
+        q.pump();
+      },
+    };
+    this.#items.push(item);
+    this.pump();
+    return item;
+  }
+  pump() {
+    let running = this.#items.filter((i) => i.state === 'uploading' || i.state === 'completing').length;
+    for (const item of this.#items) {
+      if (running >= 2) break;
+      if (item.state === 'queued' && !item.handle) { item.start(); running += 1; }
+    }
+  }
+}
+
+if (!customElements.get('s3-direct-upload')) customElements.define('s3-direct-upload', S3DirectUploadElement);
