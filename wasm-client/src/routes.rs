@@ -83,6 +83,30 @@ impl Routes {
         self.abort(upload_id, key)
     }
 
+    /// `GET`: a presigned single `PUT` for a small file. Metadata goes as `metadata[name]=value`,
+    /// the form Uppy sends and Companion reads.
+    pub fn single_put(&self, request: &crate::engine::SinglePutRequest) -> String {
+        let mut url = format!(
+            "{}/params?filename={}&type={}&size={}",
+            self.base,
+            encode(&request.filename),
+            encode(&request.content_type),
+            request.size
+        );
+        for (name, value) in &request.metadata {
+            let _ = write!(
+                url,
+                "&{}={}",
+                encode(&format!("metadata[{name}]")),
+                encode(value)
+            );
+        }
+        if let Some(sum) = &request.checksum {
+            let _ = write!(url, "&checksum={}", encode(sum));
+        }
+        url
+    }
+
     /// `DELETE`: abort the upload.
     pub fn abort(&self, upload_id: &str, key: &str) -> String {
         format!(
@@ -135,6 +159,23 @@ mod tests {
         assert_eq!(
             r.sign_batch_with("id", "k", &[1], &sums),
             "/s3/multipart/id/batch?key=k&partNumbers=1"
+        );
+    }
+
+    #[test]
+    fn single_puts_carry_size_metadata_and_checksum() {
+        let r = Routes::new("/s3");
+        let request = crate::engine::SinglePutRequest {
+            filename: "a b.txt".into(),
+            content_type: "text/plain".into(),
+            size: 42,
+            metadata: [("origin".to_string(), "x&y".to_string())].into(),
+            checksum: Some("md5:AbC+/w==".into()),
+        };
+        assert_eq!(
+            r.single_put(&request),
+            "/s3/params?filename=a%20b.txt&type=text%2Fplain&size=42\
+             &metadata%5Borigin%5D=x%26y&checksum=md5%3AAbC%2B%2Fw%3D%3D"
         );
     }
 

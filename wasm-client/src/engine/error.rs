@@ -158,6 +158,8 @@ pub enum ApiCall {
     Complete,
     /// Listing the stored parts of an upload being resumed.
     ListParts,
+    /// Signing the single `PUT` of a small file.
+    SinglePut,
 }
 
 impl ApiCall {
@@ -168,6 +170,7 @@ impl ApiCall {
             Self::Sign { .. } => "sign_failed",
             Self::Complete => "complete_failed",
             Self::ListParts => "list_failed",
+            Self::SinglePut => "sign_failed",
         }
     }
 }
@@ -186,6 +189,7 @@ impl fmt::Display for ApiCall {
             }
             Self::Complete => f.write_str("completing the upload"),
             Self::ListParts => f.write_str("listing the stored parts"),
+            Self::SinglePut => f.write_str("signing the file's upload"),
         }
     }
 }

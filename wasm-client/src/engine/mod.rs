@@ -10,15 +10,26 @@ pub mod digest;
 pub mod error;
 pub mod ports;
 pub mod progress;
+pub mod queue;
 pub mod resume;
 pub mod retry;
 mod signing;
+pub mod slots;
 pub mod upload;
 
 pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, Error, FailureClass, PutError};
-pub use ports::{AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer};
+pub use ports::{
+    AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
+};
 pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
+pub use queue::{
+    FileCounts, ItemId, ItemState, ItemStatus, Launch, Listener, Queue, QueueEvent, QueueOptions,
+    QueueProgress, Spawn,
+};
 pub use resume::{Fingerprint, RecordedPart, ResumeRecord, ResumeStore};
 pub use retry::RetryPolicy;
-pub use upload::{ChecksumChoice, Engine, FileInfo, UploadOptions, UploadResult};
+pub use slots::{Slot, Slots};
+pub use upload::{
+    ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, UploadOptions, UploadResult,
+};

@@ -12,7 +12,7 @@ use std::ops::Range;
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse,
+    CreateMultipartResponse, ListedPart, SignBatchResponse, SinglePutParams,
 };
 
 use super::error::{ApiError, PutError};
@@ -58,6 +58,24 @@ pub trait Signer {
         &self,
         upload: &CreateMultipartResponse,
     ) -> Result<Vec<ListedPart>, ApiError>;
+
+    /// `GET {endpoint}/params`: a presigned `PUT` of a whole (small) file, under a key the
+    /// server chooses.
+    async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError>;
+}
+
+/// What a single-PUT upload tells the signing server (`GET {endpoint}/params`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinglePutRequest {
+    pub filename: String,
+    /// MIME type; empty lets the server pick `application/octet-stream`.
+    pub content_type: String,
+    /// Exact size in bytes, signed into the URL by servers that take it.
+    pub size: u64,
+    /// S3 user metadata (`x-amz-meta-*`), sent as `metadata[name]=value` like Uppy does.
+    pub metadata: BTreeMap<String, String>,
+    /// `ALGO:BASE64` checksum of the whole file, to sign into the URL.
+    pub checksum: Option<String>,
 }
 
 /// One part PUT for a [`PartSink`].

@@ -396,12 +396,12 @@ impl Tracker {
 /// (time, bytes sent) samples covering the last [`SPEED_WINDOW_MS`], plus the one sample just
 /// before it so the window's start is known.
 #[derive(Debug, Default)]
-struct SpeedWindow {
+pub(crate) struct SpeedWindow {
     samples: VecDeque<(f64, u64)>,
 }
 
 impl SpeedWindow {
-    fn record(&mut self, now: f64, bytes: u64) {
+    pub(crate) fn record(&mut self, now: f64, bytes: u64) {
         // A clock that stepped back is treated as standing still.
         let now = self.samples.back().map_or(now, |&(t, _)| now.max(t));
         self.samples.push_back((now, bytes));
@@ -410,7 +410,7 @@ impl SpeedWindow {
         }
     }
 
-    fn speed(&self) -> f64 {
+    pub(crate) fn speed(&self) -> f64 {
         let (Some(&(t0, b0)), Some(&(t1, b1))) = (self.samples.front(), self.samples.back()) else {
             return 0.0;
         };

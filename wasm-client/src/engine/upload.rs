@@ -26,30 +26,35 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::ops::Range;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::Poll;
 
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
+use s3_direct_protocol::limits::{
+    DEFAULT_PART_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE,
+};
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, SignBatchResponse,
+    CreateMultipartResponse, SignBatchResponse, SinglePutParams,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
 use super::control::{Control, RunState};
 use super::digest::{Digest, base64, base64_decode};
 use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
-use super::ports::{AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer};
+use super::ports::{
+    AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
+};
 use super::progress::{Activity, PartProgress, Phase, ProgressCallback, Reporter};
 use super::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, RecordedPart, ResumeRecord, ResumeStore, reconcile,
 };
 use super::retry::{Random, RetryPolicy, XorShift};
 use super::signing::{SignedUrl, batch_size};
+use super::slots::{Slot, Slots, Take};
 
 /// Parallel PUTs unless configured otherwise: what Chromium allows per origin over HTTP/1.1.
 pub const DEFAULT_CONCURRENCY: usize = 6;
@@ -92,7 +97,14 @@ pub struct UploadOptions {
     pub resign_margin_ms: f64,
     /// Which checksum to compute for each part and sign into its URL.
     pub checksum: ChecksumChoice,
+    /// Files of at most this many bytes go as one presigned `PUT` (the signing API's
+    /// `GET /params`) instead of a multipart upload; 0 sends every file in parts.
+    pub single_put_threshold: u64,
 }
+
+/// Files up to this size go as a single `PUT` in a [`Queue`](super::queue::Queue) unless
+/// configured otherwise: below one default part, a multipart upload only adds round trips.
+pub const DEFAULT_SINGLE_PUT_THRESHOLD: u64 = 5 * 1024 * 1024;
 
 /// Which checksum protects each part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,6 +129,7 @@ impl Default for UploadOptions {
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             resign_margin_ms: DEFAULT_RESIGN_MARGIN_MS,
             checksum: ChecksumChoice::Auto,
+            single_put_threshold: 0,
         }
     }
 }
@@ -151,6 +164,13 @@ impl UploadOptions {
                     "{name} {v} ms is not a number of milliseconds >= 0"
                 )));
             }
+        }
+        if self.single_put_threshold > MAX_SINGLE_PUT_SIZE {
+            return Err(Error::InvalidOptions(format!(
+                "single PUT threshold {} is above S3's 5 GiB ({MAX_SINGLE_PUT_SIZE} bytes) \
+                 limit for one PUT",
+                self.single_put_threshold
+            )));
         }
         self.retry.validate().map_err(Error::InvalidOptions)?;
         Ok(())
@@ -204,6 +224,8 @@ pub struct Engine<S, P> {
     random: Rc<dyn Random>,
     resume: Option<Rc<dyn ResumeStore>>,
     checksummer: Option<Rc<dyn Checksummer>>,
+    /// The queue's shared PUT slots; `None` limits only this upload's own PUTs.
+    slots: Option<Slots>,
     options: UploadOptions,
 }
 
@@ -264,6 +286,7 @@ enum Event {
     BackoffOver(u32),
     SignWaitOver,
     Hashed(u32, Result<String, String>),
+    SlotFree(Slot),
     JournalDue,
     Changed,
 }
@@ -281,8 +304,16 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             random: Rc::new(XorShift::new(seed)),
             resume: None,
             checksummer: None,
+            slots: None,
             options,
         }
+    }
+
+    /// Takes a slot from `slots` for every PUT, on top of this upload's own concurrency limit:
+    /// how a queue keeps one limit across all its files.
+    pub fn with_slots(mut self, slots: Slots) -> Self {
+        self.slots = Some(slots);
+        self
     }
 
     /// Computes part checksums with `checksummer`; without one, parts carry none.
@@ -333,6 +364,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         control: &Control,
     ) -> Result<UploadResult, Error> {
         let mut plan = self.options.plan(file.size)?;
+        if self.options.single_put_threshold > 0 && file.size <= self.options.single_put_threshold {
+            return self.single_put(file, on_progress, control).await;
+        }
         if control.is_cancelled() {
             return Err(Error::Aborted { cleanup: None });
         }
@@ -538,6 +572,203 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         })
     }
 
+    /// Uploads a small file with one presigned `PUT`: the same retry policy, stall watchdog,
+    /// pause and cancel as parts of a multipart upload, and the same kind of result.
+    ///
+    /// A checksum is sent only when one is chosen explicitly (`ChecksumChoice::Use`): the server
+    /// says which one it wants when it creates a multipart upload, and there is no such answer
+    /// here. An MD5 the server did not sign goes as a plain `Content-MD5` header, which S3 checks
+    /// on a presigned PUT all the same. Cancelling leaves nothing behind: the object exists only
+    /// once the PUT has succeeded.
+    async fn single_put(
+        &self,
+        file: &FileInfo,
+        on_progress: ProgressCallback,
+        control: &Control,
+    ) -> Result<UploadResult, Error> {
+        let aborted = || Error::Aborted { cleanup: None };
+        if control.is_cancelled() {
+            return Err(aborted());
+        }
+        let reporter = Reporter::new(
+            file.size,
+            1,
+            self.clock.clone(),
+            self.options.progress_interval_ms,
+            on_progress,
+        );
+        reporter.report();
+        let whole = 0..file.size;
+        let checksum = match (self.options.checksum, &self.checksummer) {
+            (ChecksumChoice::Use(algorithm), Some(summer)) => {
+                self.hold(Some(control), &reporter, Phase::Uploading)
+                    .await?;
+                let sum = summer
+                    .checksum(algorithm, whole.clone())
+                    .await
+                    .map_err(|message| Error::FileUnreadable { part: 1, message })?;
+                Some(format!("{algorithm}:{sum}"))
+            }
+            _ => None,
+        };
+        let request = SinglePutRequest {
+            filename: file.filename.clone(),
+            content_type: file.content_type.clone(),
+            size: file.size,
+            metadata: file.metadata.clone(),
+            checksum: checksum.clone(),
+        };
+        let retry = self.options.retry;
+        let mut signed: Option<(SinglePutParams, SignedUrl)> = None;
+        let mut a = Attempts::default();
+        loop {
+            self.hold(Some(control), &reporter, Phase::Uploading)
+                .await?;
+            let now = self.clock.now_ms();
+            let (params, url) = match signed
+                .take()
+                .filter(|(_, url)| url.usable_at(now, self.options.resign_margin_ms))
+            {
+                Some(signed) => signed,
+                None => {
+                    let params = self
+                        .call(
+                            ApiCall::SinglePut,
+                            Some(control),
+                            &reporter,
+                            Phase::Uploading,
+                            || self.signer.single_put(&request),
+                        )
+                        .await?;
+                    if params.url.is_empty() || !params.method.eq_ignore_ascii_case("PUT") {
+                        return Err(Error::Api {
+                            call: ApiCall::SinglePut,
+                            source: ApiError::InvalidResponse(format!(
+                                "expected a presigned PUT URL, got method {:?} and URL {:?}",
+                                params.method, params.url
+                            )),
+                        });
+                    }
+                    let headers =
+                        part_headers(&Rc::new(params.headers.clone()), None, checksum.as_ref());
+                    let url = SignedUrl::new(params.url.clone(), headers, None, now);
+                    (params, url)
+                }
+            };
+            let slot = match &self.slots {
+                None => None,
+                Some(slots) => {
+                    match future::select(slots.take(), pin!(self.changed(Some(control)))).await {
+                        Either::Left((slot, _)) => Some(slot),
+                        // Paused, cancelled or offline while in line: look again.
+                        Either::Right(_) => {
+                            signed = Some((params, url));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let (progress, activity) = reporter.start_part(1, file.size);
+            a.tries += 1;
+            let again = url.clone();
+            let mut put = pin!(self.put(1, url, whole.clone(), progress, activity));
+            let done = loop {
+                match future::select(put.as_mut(), pin!(self.changed(Some(control)))).await {
+                    Either::Left((done, _)) => break Some(done),
+                    // Paused, cancelled or offline: stop sending.
+                    Either::Right(_)
+                        if control.state() != RunState::Running || !self.network.is_online() =>
+                    {
+                        break None;
+                    }
+                    Either::Right(_) => {}
+                }
+            };
+            let Some(done) = done else {
+                // The PUT's future is dropped with this round, which aborts the request; it
+                // starts over from its first byte later.
+                reporter.abandon_part(1);
+                if control.is_cancelled() {
+                    return Err(aborted());
+                }
+                signed = Some((params, again));
+                continue;
+            };
+            drop(slot);
+            let PutDone {
+                url,
+                bytes,
+                outcome,
+                ..
+            } = done;
+            let failure = match outcome {
+                PutOutcome::Stored(etag) => {
+                    reporter.part_done(1);
+                    reporter.finish();
+                    // A single PUT needs no ETag to be complete: a store that hides it (CORS)
+                    // still stored the object.
+                    let location = url.url.split('?').next().unwrap_or_default().to_owned();
+                    return Ok(UploadResult {
+                        key: params.key,
+                        bucket: params.bucket,
+                        location,
+                        etag: etag.unwrap_or_default(),
+                        size: file.size,
+                        checksum: None,
+                    });
+                }
+                PutOutcome::Failed(e) => Some(e),
+                PutOutcome::Stalled => None,
+            };
+            reporter.abandon_part(1);
+            if bytes > a.best {
+                a.best = bytes;
+                a.failures = 0;
+                a.resigns = 0;
+            }
+            if !self.network.is_online() {
+                signed = Some((params, url));
+                continue;
+            }
+            let expired = url.expired_at(self.clock.now_ms());
+            let class = match &failure {
+                None | Some(PutError::Network(_)) => FailureClass::Retryable,
+                Some(PutError::Status { .. }) if expired => FailureClass::Expired,
+                Some(e) => e.class(),
+            };
+            let give_up = match class {
+                FailureClass::Expired => {
+                    a.resigns += 1;
+                    a.resigns > MAX_RESIGNS
+                }
+                FailureClass::Retryable => {
+                    a.failures += 1;
+                    a.failures > retry.retries
+                }
+                FailureClass::Fatal => true,
+            };
+            if give_up {
+                return Err(self.part_error(1, 1, failure, a.tries));
+            }
+            if class == FailureClass::Expired {
+                // `signed` stays empty: the next round asks for a fresh URL.
+                continue;
+            }
+            if !expired {
+                signed = Some((params, url));
+            }
+            let retry_after = match &failure {
+                Some(PutError::Status { retry_after_ms, .. }) => retry_after_ms.map(|ms| ms as f64),
+                _ => None,
+            };
+            let delay = retry.delay_ms(a.failures, self.random.next(), retry_after);
+            let sleep = self.clock.sleep(delay);
+            if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await {
+                return Err(aborted());
+            }
+        }
+    }
+
     /// One call to the signing server, retried with backoff while it fails in a way that may
     /// pass; waits while offline (or paused, when `control` is given). Fails with
     /// [`Error::Aborted`] (nothing to clean up) if cancelled while waiting.
@@ -654,6 +885,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut sign_wait: Option<LocalBoxFuture<'static, ()>> = None;
         // When the resume record's pending changes are due to be written.
         let mut journal_due: Option<LocalBoxFuture<'static, ()>> = None;
+        // With shared slots: this upload's one request in the line, and a slot it was handed.
+        let mut slot_wait: Option<Take> = None;
+        let mut spare: Option<Slot> = None;
 
         while stored.len() < parts_total as usize {
             let state = control.state();
@@ -675,6 +909,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 sign_wait = None;
                 hashing = FuturesUnordered::new();
                 hashing_parts.clear();
+                slot_wait = None;
+                spare = None;
                 journal.flush();
                 journal_due = None;
                 self.hold(Some(control), reporter, Phase::Uploading)
@@ -694,6 +930,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 .take(concurrency - puts.len())
                 .collect();
             for part in launch {
+                let slot = match &self.slots {
+                    None => None,
+                    Some(slots) => match spare.take().or_else(|| slots.try_take()) {
+                        Some(slot) => Some(slot),
+                        None => break,
+                    },
+                };
                 waiting.remove(&part);
                 // `launch` only holds parts with a URL.
                 let url = urls.remove(&part).unwrap();
@@ -701,7 +944,22 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 let (progress, activity) = reporter.start_part(part, range.end - range.start);
                 attempts.entry(part).or_default().tries += 1;
                 in_flight.insert(part, url.clone());
-                puts.push(Box::pin(self.put(part, url, range, progress, activity)));
+                let put = self.put(part, url, range, progress, activity);
+                puts.push(Box::pin(async move {
+                    // The slot is held until the PUT ends or is dropped.
+                    let _slot = slot;
+                    put.await
+                }));
+            }
+            if let Some(slots) = &self.slots {
+                let ready = puts.len() < concurrency && urls.keys().any(|p| waiting.contains(p));
+                if !ready {
+                    // Nothing to send with it: another upload can use it.
+                    spare = None;
+                } else if slot_wait.is_none() {
+                    // One request at a time: granted, it goes to the back of the line again.
+                    slot_wait = Some(slots.take());
+                }
             }
 
             // Checksums are computed a little ahead of signing (a URL is signed for its part's
@@ -756,6 +1014,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     || signing.is_some()
                     || !backoffs.is_empty()
                     || sign_wait.is_some()
+                    || slot_wait.is_some()
                     || !hashing.is_empty(),
                 "upload scheduler has nothing to wait for with {} of {parts_total} parts stored",
                 stored.len()
@@ -785,6 +1044,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     if let Poll::Ready(Some(done)) = puts.poll_next_unpin(cx) {
                         return Poll::Ready(Event::Put(done));
                     }
+                    if let Some(take) = slot_wait.as_mut()
+                        && let Poll::Ready(slot) = Pin::new(take).poll(cx)
+                    {
+                        slot_wait = None;
+                        return Poll::Ready(Event::SlotFree(slot));
+                    }
                     if let Poll::Ready(Some(part)) = backoffs.poll_next_unpin(cx) {
                         return Poll::Ready(Event::BackoffOver(part));
                     }
@@ -808,6 +1073,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             match event {
                 Event::Changed | Event::SignWaitOver => {}
                 Event::JournalDue => journal.flush(),
+                Event::SlotFree(slot) => spare = Some(slot),
                 Event::Hashed(part, Ok(sum)) => {
                     hashing_parts.remove(&part);
                     if let Some((algorithm, _)) = &summer {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse,
+    SignBatchResponse, SinglePutParams,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -17,7 +17,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::AbortController;
 
 use crate::engine::error::{truncate, xml_field};
-use crate::engine::{ApiError, Signer};
+use crate::engine::{ApiError, Signer, SinglePutRequest};
 use crate::routes::Routes;
 
 /// The signing server at one endpoint.
@@ -181,6 +181,11 @@ impl Signer for HttpSigner {
         upload: &CreateMultipartResponse,
     ) -> Result<Vec<ListedPart>, ApiError> {
         let url = self.routes.list_parts(&upload.upload_id, &upload.key);
+        self.call(Request::get(&url), None::<&()>).await
+    }
+
+    async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError> {
+        let url = self.routes.single_put(request);
         self.call(Request::get(&url), None::<&()>).await
     }
 

@@ -16,13 +16,13 @@ use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network,
     PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, Signer,
-    UploadOptions, UploadResult, Watch,
+    SinglePutRequest, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse,
+    CreateMultipartResponse, ListedPart, SignBatchResponse, SinglePutParams,
 };
 
 pub const UPLOAD_ID: &str = "upload+1/=";
@@ -43,6 +43,14 @@ pub fn signed_url(part: u32, call: usize, expires: Option<u64>) -> String {
     format!("{}{expires}&X-Amz-Signature=s{call}", url_for(part))
 }
 
+/// The object URL (without its query) the fake signer issues for a single PUT.
+pub const SINGLE_PUT_OBJECT: &str = "https://store.test/media/uploads/2026/video.mp4";
+
+/// The presigned single-PUT URL of the fake signer's `call`-th answer (0-based).
+pub fn single_put_url(call: usize) -> String {
+    format!("{SINGLE_PUT_OBJECT}?x-id=PutObject&X-Amz-Expires=900&X-Amz-Signature=p{call}")
+}
+
 /// The ETag the harness answers `part` with.
 pub fn etag(part: u32) -> String {
     format!("\"etag-{part}\"")
@@ -56,6 +64,7 @@ pub enum Call {
     Complete(Vec<CompletedPart>),
     Abort,
     List,
+    SinglePut(SinglePutRequest),
 }
 
 /// Which held request to let through.
@@ -92,6 +101,8 @@ pub struct Script {
     pub unreadable: Option<u32>,
     /// Behave like a server that ignores `checksums=` (no per-part headers).
     pub unsigned_checksums: bool,
+    /// Errors answered to the first single-PUT signing calls, in order.
+    pub single_put_errors: Vec<ApiError>,
 }
 
 #[derive(Debug, Default)]
@@ -315,6 +326,42 @@ impl Signer for FakeSigner {
         self.0.script.borrow().listed.clone()
     }
 
+    async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError> {
+        let index = self
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::SinglePut(_)))
+            .count();
+        self.0
+            .calls
+            .borrow_mut()
+            .push(Call::SinglePut(request.clone()));
+        self.gate(Gate::Sign).await;
+        let mut script = self.0.script.borrow_mut();
+        if !script.single_put_errors.is_empty() {
+            return Err(script.single_put_errors.remove(0));
+        }
+        let mut headers =
+            BTreeMap::from([("content-type".to_string(), request.content_type.clone())]);
+        // What a server that signs checksums answers (MD5 is left out, like a server that does
+        // not sign it: the engine then adds Content-MD5 itself).
+        if let Some((algorithm, value)) =
+            request.checksum.as_deref().and_then(|c| c.split_once(':'))
+            && algorithm != "md5"
+            && !script.unsigned_checksums
+        {
+            headers.insert(format!("x-amz-checksum-{algorithm}"), value.to_string());
+        }
+        Ok(SinglePutParams {
+            method: "PUT".into(),
+            url: single_put_url(index),
+            fields: BTreeMap::new(),
+            headers,
+            key: KEY.into(),
+            bucket: BUCKET.into(),
+        })
+    }
+
     async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {
         Self::check_upload(upload);
         self.0.calls.borrow_mut().push(Call::Abort);
@@ -325,7 +372,7 @@ impl Signer for FakeSigner {
     }
 }
 
-type Reply = Result<Option<String>, PutError>;
+pub type Reply = Result<Option<String>, PutError>;
 
 /// A PUT the test has not answered yet.
 #[derive(Debug)]
@@ -389,7 +436,7 @@ impl FakeSink {
         self.0.max_in_flight.get()
     }
 
-    fn reply(&self, part: u32, reply: Reply) {
+    pub fn reply(&self, part: u32, reply: Reply) {
         let pending = self
             .0
             .pending
@@ -405,7 +452,7 @@ impl FakeSink {
             .expect("a pending PUT's future is alive");
     }
 
-    fn progress(&self, part: u32) -> PartProgress {
+    pub fn progress(&self, part: u32) -> PartProgress {
         self.0.pending.borrow()[&part].progress.clone()
     }
 }
@@ -431,13 +478,22 @@ impl PartSink for FakeSink {
     async fn put_part(&self, put: PartPut<'_>, progress: PartProgress) -> Reply {
         let state = &self.0;
         assert!(
-            put.url.starts_with(&format!("{}&", url_for(put.part))),
+            put.url.starts_with(&format!("{}&", url_for(put.part)))
+                || (put.part == 1
+                    && put
+                        .url
+                        .starts_with(&format!("{SINGLE_PUT_OBJECT}?x-id=PutObject&"))),
             "part {} got another part's URL {}",
             put.part,
             put.url
         );
         assert_eq!(progress.part(), put.part);
-        if let Some(plan) = &state.plan {
+        let single = put
+            .url
+            .starts_with(&format!("{SINGLE_PUT_OBJECT}?x-id=PutObject&"));
+        if let Some(plan) = state.plan.as_ref().filter(|_| single) {
+            assert_eq!(put.range, 0..plan.size, "a single PUT sends the whole file");
+        } else if let Some(plan) = &state.plan {
             assert_eq!(
                 put.range,
                 plan.range(put.part),
@@ -590,6 +646,7 @@ impl Default for Script {
             checksum: None,
             unreadable: None,
             unsigned_checksums: false,
+            single_put_errors: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod checksums;
 mod fakes;
+mod queue;
 mod resilience;
 mod resume;
 
