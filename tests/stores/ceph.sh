@@ -20,9 +20,9 @@ set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REGION=us-east-1
-
-log() { printf 'ceph.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+STORE_NAME=ceph.sh
+# shellcheck source=lib.sh
+. "$(dirname "$SELF")/lib.sh"
 
 usage() {
     sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//' >&2
@@ -68,55 +68,6 @@ cmd_install() {
 }
 
 # ---------------------------------------------------------------- helpers
-
-# A port below the ephemeral range (so outgoing connections never hold it),
-# chosen at random and checked bindable right now.
-free_port() {
-    local exclude=${1:-0} p i
-    for i in $(seq 1 200); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        [ "$p" -ne "$exclude" ] || continue
-        if python3 - "$p" <<'EOF' 2>/dev/null; then
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.close()
-EOF
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-rand_str() { # length, alphabet
-    local out=''
-    while [ "${#out}" -lt "$1" ]; do
-        out+=$(head -c 256 /dev/urandom | LC_ALL=C tr -dc "$2" || true)
-    done
-    printf '%s' "${out:0:$1}"
-}
-
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-
-read_pid() { [ -s "$1" ] && tr -dc '0-9' <"$1" || true; }
-
-# True if TCP port $1 on 127.0.0.1 is listened on by process $2.
-port_owned_by() {
-    ss -Hltnp "sport = :$1" 2>/dev/null | grep -q "pid=$2,"
-}
-
-log_tail() {
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] || continue
-        printf '\n---- last lines of %s ----\n' "$f" >&2
-        tail -n 30 "$f" >&2
-    done
-}
-
-# Remaining seconds before the start deadline.
-remaining() { echo $((DEADLINE - SECONDS)); }
 
 # poll DESCRIPTION LOGFILE [DAEMON] CMD...: retry CMD every 0.5 s until it
 # succeeds or the start deadline passes (or DAEMON, e.g. osd.0, exits); on
@@ -231,14 +182,6 @@ check_owner() {
     fi
 }
 
-start_failed() {
-    local rc=$?
-    if [ "$rc" -ne 0 ] && [ "${STARTED_OK:-0}" != 1 ]; then
-        log "start failed (exit $rc); stopping what was started under $DIR"
-        cmd_stop "$DIR" || true
-    fi
-}
-
 cmd_start() {
     [ $# -eq 1 ] || usage
     command -v radosgw >/dev/null 2>&1 || die "radosgw not installed; run: $SELF install"
@@ -255,21 +198,14 @@ cmd_start() {
     trap start_failed EXIT
 
     FSID=$(uuidgen)
-    MON_PORT=$(free_port)
-    RGW_PORT=$(free_port "$MON_PORT")
+    free_port MON_PORT
+    free_port RGW_PORT
     local ak=${CEPH_ACCESS_KEY:-$(rand_str 20 'A-Z0-9')}
     local sk=${CEPH_SECRET_KEY:-$(rand_str 40 'A-Za-z0-9')}
     write_conf
     log "dir $DIR, mon port $MON_PORT, rgw port $RGW_PORT"
 
-    if [ -n "${CEPH_OWNER_PID:-}" ]; then
-        # Watchdog: stop the cluster when the owning process goes away.
-        setsid bash -c '
-            while kill -0 "$1" 2>/dev/null && [ -e "$3/ceph.conf" ]; do sleep 2; done
-            exec "$2" stop "$3"' watchdog "$CEPH_OWNER_PID" "$SELF" "$DIR" \
-            </dev/null >>"$DIR/log/watchdog.log" 2>&1 &
-        echo $! >"$DIR/run/watchdog.pid"
-    fi
+    [ -z "${CEPH_OWNER_PID:-}" ] || start_watchdog "$CEPH_OWNER_PID" "$DIR/ceph.conf"
 
     # monitor
     monmaptool --create --clobber --fsid "$FSID" --addv a "[v1:127.0.0.1:$MON_PORT]" \

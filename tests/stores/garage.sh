@@ -24,9 +24,9 @@ set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 GARAGE_VERSION=2.5.0
-
-log() { printf 'garage.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+STORE_NAME=garage.sh
+# shellcheck source=lib.sh
+. "$(dirname "$SELF")/lib.sh"
 
 usage() {
     sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
@@ -47,50 +47,6 @@ cmd_install() {
 }
 
 # ---------------------------------------------------------------- helpers
-
-# Random ports below the ephemeral range, distinct from each other and bindable right now.
-USED_PORTS=" "
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        case $USED_PORTS in *" $p "*) continue ;; esac
-        if python3 - "$p" <<'EOF' 2>/dev/null; then
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.close()
-EOF
-            USED_PORTS+="$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-rand_str() { # length, alphabet
-    local out=''
-    while [ "${#out}" -lt "$1" ]; do
-        out+=$(head -c 256 /dev/urandom | LC_ALL=C tr -dc "$2" || true)
-    done
-    printf '%s' "${out:0:$1}"
-}
-
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-
-read_pid() { [ -s "$1" ] && tr -dc '0-9' <"$1" || true; }
-
-log_tail() {
-    local f
-    for f in "$@"; do
-        [ -s "$f" ] || continue
-        printf '\n---- last lines of %s ----\n' "$f" >&2
-        tail -n 30 "$f" >&2
-    done
-}
-
-remaining() { echo $((DEADLINE - SECONDS)); }
 
 # node_cli N ARGS...: the garage CLI talking to node N.
 node_cli() {
@@ -156,14 +112,6 @@ start_node() { # node [env assignments...]
     echo $! >"$DIR/run/node$n.pid"
 }
 
-start_failed() {
-    local rc=$?
-    if [ "$rc" -ne 0 ] && [ "${STARTED_OK:-0}" != 1 ]; then
-        log "start failed (exit $rc); stopping what was started under $DIR"
-        cmd_stop "$DIR" || true
-    fi
-}
-
 # ---------------------------------------------------------------- start
 
 cmd_start() {
@@ -194,23 +142,16 @@ cmd_start() {
     local n s3_ports=()
     for n in $(seq 1 "$nodes"); do
         local rpc s3 admin
-        rpc=$(free_port)
-        s3=$(free_port)
-        admin=$(free_port)
+        free_port rpc
+        free_port s3
+        free_port admin
         write_conf "$n" "$rpc" "$s3" "$admin" "$nodes"
         s3_ports+=("$s3")
         echo "$rpc" >"$DIR/run/node$n.rpc_port"
     done
     log "dir $DIR, $nodes node(s), S3 ports ${s3_ports[*]}"
 
-    if [ -n "${GARAGE_OWNER_PID:-}" ]; then
-        # Watchdog: stop the cluster when the owning process goes away.
-        setsid bash -c '
-            while kill -0 "$1" 2>/dev/null && [ -d "$3/run" ]; do sleep 2; done
-            exec "$2" stop "$3"' watchdog "$GARAGE_OWNER_PID" "$SELF" "$DIR" \
-            </dev/null >>"$DIR/log/watchdog.log" 2>&1 &
-        echo $! >"$DIR/run/watchdog.pid"
-    fi
+    [ -z "${GARAGE_OWNER_PID:-}" ] || start_watchdog "$GARAGE_OWNER_PID" "$DIR/run"
 
     if [ "$nodes" = 1 ]; then
         SERVER_FLAGS=(--single-node --default-bucket)
