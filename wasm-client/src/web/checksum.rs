@@ -1,11 +1,15 @@
 //! [`Checksummer`] in a Web Worker: part checksums are computed by this same WASM module, loaded
 //! a second time in a module worker, so hashing gigabytes never blocks the page.
 //!
-//! The worker is started from a Blob URL whose code imports the package's JS glue by its URL
-//! (`../../s3_direct.js` from this snippet, the layout `wasm-bindgen --target web` writes), and
-//! receives each part as a `Blob` slice (no copy: the worker reads it from disk). Where a worker
-//! cannot be started (no `Worker`, a strict CSP), parts are hashed on the calling thread instead,
-//! which is correct but can make the page stutter; a console warning says so.
+//! The worker's script is the package's own JS glue, started as
+//! `new Worker(new URL('../../s3_direct.js', import.meta.url), { type: 'module', name })`: the
+//! pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the glue,
+//! this snippet and the `.wasm`, and an unbundled page loads the files as they are. The glue imports
+//! this snippet, whose top-level code sees the worker's `name` and serves checksum requests there
+//! (elsewhere it does nothing). Each part arrives as a `Blob` slice (no copy: the worker reads it
+//! from disk). Where a worker cannot be started or its script cannot load (no `Worker`, a strict
+//! CSP, a bundler that leaves the URL pointing nowhere), parts are hashed on the calling thread
+//! instead, which is correct but can make the page stutter; a console warning says so.
 
 use std::ops::Range;
 
@@ -20,26 +24,49 @@ use crate::engine::Checksummer;
 use crate::engine::digest::checksum;
 
 #[wasm_bindgen(inline_js = r#"
+// Bundlers need the Worker's options as a literal, so the name is spelled out again below.
+const WORKER_NAME = 's3-direct-checksum';
+
+// Imported lazily: in the page the glue is what imports this module, so it is always loaded by then.
+let glue;
+function loadGlue() {
+  glue ??= import('../../s3_direct.js').then(async (m) => {
+    if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope) await m.default();
+    return m;
+  });
+  return glue;
+}
+
+async function hashHere(blob, start, end, algorithm) {
+  const { checksum_bytes } = await loadGlue();
+  return checksum_bytes(algorithm, new Uint8Array(await blob.slice(start, end).arrayBuffer()));
+}
+
+if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
+    && self.name === WORKER_NAME) {
+  self.onmessage = async (e) => {
+    const { id, blob, start, end, algorithm } = e.data;
+    try {
+      self.postMessage({ id, sum: await hashHere(blob, start, end, algorithm) });
+    } catch (err) {
+      self.postMessage({ id, error: String((err && err.message) || err) });
+    }
+  };
+}
+
 export function start_hasher() {
-  const glue = new URL('../../s3_direct.js', import.meta.url).href;
-  const code = `import init, { checksum_bytes } from ${JSON.stringify(glue)};
-const ready = init();
-self.onmessage = async (e) => {
-  const { id, blob, start, end, algorithm } = e.data;
-  try {
-    await ready;
-    const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
-    self.postMessage({ id, sum: checksum_bytes(algorithm, bytes) });
-  } catch (err) {
-    self.postMessage({ id, error: String((err && err.message) || err) });
-  }
-};`;
-  const url = URL.createObjectURL(new Blob([code], { type: 'text/javascript' }));
-  const worker = new Worker(url, { type: 'module' });
-  URL.revokeObjectURL(url);
+  const worker = new Worker(new URL('../../s3_direct.js', import.meta.url), {
+    type: 'module',
+    name: 's3-direct-checksum',
+  });
   const pending = new Map();
   let next = 0;
+  // Until the worker has answered once, a failure means its script did not load: hash here.
+  let answered = false;
+  let failed = false;
+  const here = (p) => hashHere(...p.args).then(p.resolve, p.reject);
   worker.onmessage = (e) => {
+    answered = true;
     const p = pending.get(e.data.id);
     if (!p) return;
     pending.delete(e.data.id);
@@ -47,14 +74,25 @@ self.onmessage = async (e) => {
     else p.resolve(e.data.sum);
   };
   worker.onerror = (e) => {
-    for (const p of pending.values()) p.reject(new Error(`checksum worker failed: ${e.message ?? ''}`));
+    if (!answered && !failed) {
+      failed = true;
+      e.preventDefault();
+      console.warn('s3-direct: the checksum worker did not start, hashing parts on this thread:',
+        e.message ?? e);
+      worker.terminate();
+      for (const p of pending.values()) here(p);
+    } else {
+      for (const p of pending.values()) p.reject(new Error(`checksum worker failed: ${e.message ?? ''}`));
+    }
     pending.clear();
   };
   return {
     hash(blob, start, end, algorithm) {
       return new Promise((resolve, reject) => {
+        const p = { resolve, reject, args: [blob, start, end, algorithm] };
+        if (failed) return here(p);
         const id = next++;
-        pending.set(id, { resolve, reject });
+        pending.set(id, p);
         worker.postMessage({ id, blob, start, end, algorithm });
       });
     },
