@@ -61,6 +61,12 @@ setup_test() {
     log "npm ci (tests)"
     (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  # The Vite example the browser tests build (Vite, React, TypeScript); the tests install the
+  # packed s3-direct package into it themselves.
+  if [ ! -d "$root/web/spa/node_modules" ] || [ "$root/web/spa/package-lock.json" -nt "$root/web/spa/node_modules/.package-lock.json" ]; then
+    log "npm ci (web/spa)"
+    (cd "$root/web/spa" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }
 
 case "$what" in
