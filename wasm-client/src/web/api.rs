@@ -163,15 +163,15 @@ pub struct Uploader {
     config: Rc<Config>,
 }
 
-/// What every upload of one `Uploader` shares.
+/// What every upload of one `Uploader` (or `UploadQueue`) shares.
 #[derive(Debug)]
-struct Config {
-    endpoint: String,
-    headers: BTreeMap<String, String>,
-    options: UploadOptions,
-    resume: bool,
+pub(super) struct Config {
+    pub(super) endpoint: String,
+    pub(super) headers: BTreeMap<String, String>,
+    pub(super) options: UploadOptions,
+    pub(super) resume: bool,
     /// The checksum worker, started by the first upload that needs it.
-    hasher: Rc<SharedHasher>,
+    pub(super) hasher: Rc<SharedHasher>,
 }
 
 #[wasm_bindgen]
@@ -285,7 +285,7 @@ impl UploadHandle {
     }
 }
 
-fn read_config(options: &JsValue) -> Result<Config, Error> {
+pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
     let o = JsOptions::new(options, "options")?;
     let defaults = UploadOptions::default();
     let concurrency = match o.whole_number("concurrency")? {

@@ -10,10 +10,12 @@
 //! - [`convert`]: JS options in, JS objects and errors out.
 //! - [`resume`]: resume records in IndexedDB, and file fingerprints.
 //! - [`api`]: the exported `Uploader` class and its TypeScript types.
+//! - [`queue`]: the exported `UploadQueue` and `QueueItem` classes and their TypeScript types.
 
 mod api;
 mod checksum;
 mod convert;
+mod queue;
 mod resume;
 mod signer;
 mod xhr;
