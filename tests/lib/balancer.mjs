@@ -7,10 +7,16 @@
 // unchanged, as a reverse proxy would; a replica that does not answer gets a 502 (no failover,
 // which would hide which replica served what).
 //
+// With `failover: true` it is instead the kind of front a store cluster gets: still round robin,
+// but a target that refuses the connection is skipped for the next one, before any byte of the
+// request is read, so a request is only lost if every target is down. Presigned URLs can name
+// such a front (`--public-endpoint`): the Host header, which SigV4 signs, passes unchanged.
+//
 // `log` holds one entry per request, `{ replica, kind, method, status }` in arrival order, where
 // `kind` names the signing API call (`create`, `sign`, `list`, `complete`, `abort`, `params`) or
 // `other` (the page, the package, probes); `counts(kind?)` sums them per replica.
 import http from 'node:http';
+import net from 'node:net';
 import { once } from 'node:events';
 
 /** The signing API call a request is, from its method and path (routes under `/s3`). */
@@ -32,7 +38,7 @@ export function callKind(method, pathname) {
 }
 
 /** Starts the balancer over `targets` (base URLs such as `http://127.0.0.1:8080`). */
-export async function startBalancer(targets) {
+export async function startBalancer(targets, { failover = false } = {}) {
   if (targets.length === 0) throw new Error('a balancer needs at least one target');
   const upstreams = targets.map((t) => new URL(t));
   const agent = new http.Agent({ keepAlive: true });
@@ -40,12 +46,36 @@ export async function startBalancer(targets) {
   let next = 0;
   const sockets = new Set();
 
-  const server = http.createServer((req, res) => {
-    const replica = next;
-    next = (next + 1) % upstreams.length;
-    const { pathname } = new URL(req.url, 'http://balancer');
-    const entry = { replica, kind: callKind(req.method, pathname), method: req.method, status: null };
-    log.push(entry);
+  /** A TCP connection to the first target from `first` on that accepts one, or null. */
+  function connectFrom(first, entry) {
+    return new Promise((resolve) => {
+      const attempt = (k) => {
+        if (k === upstreams.length) {
+          resolve(null);
+          return;
+        }
+        const replica = (first + k) % upstreams.length;
+        const target = upstreams[replica];
+        const socket = net.connect({ host: target.hostname, port: Number(target.port) });
+        socket.once('connect', () => resolve({ replica, socket }));
+        socket.once('error', () => {
+          socket.destroy();
+          entry.skipped.push(replica);
+          attempt(k + 1);
+        });
+      };
+      attempt(0);
+    });
+  }
+
+  function badGateway(res, entry, message) {
+    entry.status = 502;
+    res.writeHead(502, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'bad_gateway', message }));
+  }
+
+  function forward(req, res, entry, replica, socket) {
+    entry.replica = replica;
     const target = upstreams[replica];
     const upstream = http.request({
       host: target.hostname,
@@ -53,7 +83,7 @@ export async function startBalancer(targets) {
       method: req.method,
       path: req.url,
       headers: req.headers,
-      agent,
+      ...(socket ? { createConnection: () => socket } : { agent }),
     });
     upstream.on('response', (up) => {
       entry.status = up.statusCode;
@@ -65,11 +95,27 @@ export async function startBalancer(targets) {
         res.destroy(); // the answer had started: cut it, as a real balancer would
         return;
       }
-      entry.status = 502;
-      res.writeHead(502, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'bad_gateway', message: `replica ${replica}: ${err.message}` }));
+      badGateway(res, entry, `target ${replica}: ${err.message}`);
     });
     req.pipe(upstream);
+  }
+
+  const server = http.createServer((req, res) => {
+    const first = next;
+    next = (next + 1) % upstreams.length;
+    const { pathname } = new URL(req.url, 'http://balancer');
+    const entry = {
+      replica: first, kind: callKind(req.method, pathname), method: req.method, status: null, skipped: [],
+    };
+    log.push(entry);
+    if (!failover) {
+      forward(req, res, entry, first, null);
+      return;
+    }
+    connectFrom(first, entry).then((got) => {
+      if (got) forward(req, res, entry, got.replica, got.socket);
+      else badGateway(res, entry, 'no target accepts connections');
+    });
   });
   server.on('connection', (s) => {
     sockets.add(s);
