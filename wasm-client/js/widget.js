@@ -24,7 +24,7 @@ const MESSAGES = {
   cancelled: 'The upload was cancelled.',
   missing_etag: 'The storage service is not set up to accept uploads from this page. Please tell the site owner.',
   http_error: 'The storage service refused the file.',
-  http_error_auth: 'The storage service refused the file: the upload link was not accepted.',
+  http_error_auth: 'The storage service refused the file. Please try again; if it keeps happening, tell the site owner.',
   http_error_server: 'The storage service had a problem. Please try again.',
   network_error: 'The connection was lost. Check your internet connection and try again.',
   stalled: 'The upload stopped making progress. Check your internet connection and try again.',
@@ -445,7 +445,7 @@ export class S3DirectUploadElement extends HTMLElement {
     const unfinished = this.#rows.some((r) => r.item && ACTIVE.has(r.state));
     if (this.#queue && (key === this.#queueOptionsKey || unfinished)) return this.#queue;
     for (const off of this.#unsubscribe) off();
-    const queue = new (lib.UploadQueue ?? HandleQueue)(options, lib);
+    const queue = new lib.UploadQueue(options);
     this.#queue = queue;
     this.#queueOptionsKey = key;
     this.#unsubscribe = [
@@ -526,6 +526,11 @@ export class S3DirectUploadElement extends HTMLElement {
       row.itemId = item.id;
       // The outcome arrives through the queue's events; a rejection must not go unhandled.
       item.promise?.catch(() => {});
+      // Events the queue sent from inside add() found no row yet.
+      if (item.progress) this.#onProgress(item, item.progress);
+      if (item.state === 'done' && item.result) this.#onComplete(item, item.result);
+      else if (item.state === 'error' && item.error) this.#onError(item, item.error);
+      else if (item.state) this.#onState(item, item.state);
       if (row.pauseRequested) item.pause();
     } catch (err) {
       this.#fail(row, err);
@@ -654,10 +659,12 @@ export class S3DirectUploadElement extends HTMLElement {
   #retry(row) {
     row.error = null;
     row.progress = null;
-    if (row.item?.retry) {
+    if (row.item) {
+      // A multipart upload continues with the parts already stored; the item gets a new promise.
       row.state = 'queued';
       this.#render(row);
       row.item.retry();
+      row.item.promise?.catch(() => {});
     } else {
       row.state = 'queued';
       row.item = null;
@@ -796,83 +803,6 @@ export class S3DirectUploadElement extends HTMLElement {
 
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
-  }
-}
-
-// TEMPORARY, until the package exports UploadQueue: the same contract over Uploader.start(), two
-// files at a time, each with the `concurrency` limit of its own.
-class HandleQueue {
-  #uploader; #items = []; #listeners = new Map(); #nextId = 1;
-  constructor(options, lib) { this.#uploader = new lib.Uploader(options); }
-  on(event, fn) {
-    const set = this.#listeners.get(event) ?? new Set();
-    this.#listeners.set(event, set.add(fn));
-    return () => set.delete(fn);
-  }
-  emit(event, detail) { for (const fn of this.#listeners.get(event) ?? []) fn(detail); }
-  add(file, options = {}) {
-    const q = this;
-    let settle;
-    const item = {
-      id: this.#nextId++, name: options.filename ?? file.name, size: file.size, state: 'queued',
-      progress: null, result: undefined, error: undefined, handle: null,
-      promise: new Promise((resolve, reject) => { settle = { resolve, reject }; }),
-      set(state) { item.state = state; q.emit('item-state', { item, state }); },
-      start() {
-        item.set('uploading');
-        item.handle = q.#uploader.start(file, {
-          filename: item.name,
-          contentType: options.contentType,
-          metadata: options.metadata,
-          onProgress(p) {
-            item.progress = p;
-            if (p.phase === 'completing' && item.state === 'uploading') item.set('completing');
-            q.emit('item-progress', { item, progress: p });
-          },
-        });
-        item.handle.promise.then((result) => {
-          item.result = result;
-          item.set('done');
-          q.emit('item-complete', { item, result });
-          settle.resolve(result);
-        }, (error) => {
-          item.error = error;
-          if (error.code === 'aborted') item.set('cancelled');
-          else { item.set('error'); q.emit('item-error', { item, error }); }
-          settle.reject(error);
-        }).finally(() => q.pump());
-      },
-      pause() {
-        if (item.state === 'uploading') item.handle.pause();
-        if (item.state === 'uploading' || item.state === 'queued') item.set('paused');
-      },
-      resume() {
-        if (item.state !== 'paused') return;
-        if (item.handle) { item.handle.resume(); item.set('uploading'); } else { item.set('queued'); q.pump(); }
-      },
-      cancel() {
-        if (item.handle && item.state !== 'done' && item.state !== 'error') item.handle.cancel();
-        else if (item.state === 'queued' || item.state === 'paused') item.set('cancelled');
-      },
-      retry() {
-        if (item.state !== 'error') return;
-        item.handle = null;
-        item.promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
-        item.promise.catch(() => {});
-        item.set('queued');
-        q.pump();
-      },
-    };
-    this.#items.push(item);
-    this.pump();
-    return item;
-  }
-  pump() {
-    let running = this.#items.filter((i) => i.state === 'uploading' || i.state === 'completing').length;
-    for (const item of this.#items) {
-      if (running >= 2) break;
-      if (item.state === 'queued' && !item.handle) { item.start(); running += 1; }
-    }
   }
 }
 
