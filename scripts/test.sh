@@ -2,7 +2,8 @@
 # Runs every test of s3-direct, installing what the tests need first:
 #   formatting and lints (host and wasm32), Rust unit and integration tests (protocol, server against
 #   the embedded store, the upload engine), then the whole-system tests in headless Chromium against
-#   the embedded store and a Ceph radosgw started on loopback.
+#   the embedded store and a Ceph radosgw started on loopback, and two server replicas behind a
+#   round-robin balancer on a three-node Garage (e2e/scale.test.mjs starts its own cluster).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -53,5 +54,8 @@ cargo build --quiet -p s3-direct-server
 wasm-client/build.sh
 
 step "browser end-to-end tests"
+# Every file in e2e/ runs. The Garage tests (e2e/scale.test.mjs) skip with a message only when
+# `garage` is missing and CI is not "true"; setup above installed it and the store tests above
+# already ran it, so here they run.
 cd tests
 S3_DIRECT_BIN="$root/target/debug/s3-direct" node --test --test-concurrency=1 e2e/
