@@ -700,6 +700,8 @@ export class S3DirectUploadElement extends HTMLElement {
     const { ui, state, progress } = row;
     const focused = this.#root.activeElement;
     row.el.dataset.state = state;
+    // `::part()` takes no attribute selectors: the state is a part name too (`::part(item-error)`).
+    row.el.setAttribute('part', `item item-${state}`);
     const total = progress?.bytesTotal || row.size;
     const sent = state === 'done' ? total : (progress?.bytesSent ?? 0);
     const percent = total ? Math.floor((sent / total) * 100) : (state === 'done' ? 100 : 0);
