@@ -3,6 +3,7 @@
 // element works with the keyboard alone, and a screenshot of each state is written for people to
 // look at. Part PUTs are held in the browser's network layer to create "half-way" states.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -130,6 +131,8 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
     const page = await openForm(browser, server);
     const hold = await holdParts(page, cancel.name, { pass: 1 });
     try {
+      assert.equal(await page.evaluate(() => document.querySelector('s3-direct-upload').validity.valueMissing), true,
+        'required and empty, the element is invalid');
       await page.fill('#title', 'Harbour at dawn');
       const [chooser] = await Promise.all([
         page.waitForEvent('filechooser'),
@@ -190,8 +193,74 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.deepEqual(files.filter((f) => /(^|\/)\.upload/.test(f)), [], 'no multipart upload or part remains');
       assert.deepEqual(files.filter((f) => f.endsWith(cancel.name)), [], 'no object of the cancelled file');
       assert.deepEqual(page.pageErrors, []);
+
+      // Back to the form: the finished upload is still there (form state restore or the page cache).
+      await page.goBack();
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.waitForFunction((k) => document.querySelector('s3-direct-upload').keys.join() === k, key);
     } finally {
       await hold.release();
+      await page.close();
+    }
+  });
+
+  it('takes dropped files, refuses those over max-size or outside accept in plain words, and resets', async () => {
+    const page = await openForm(browser, server);
+    try {
+      await page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload');
+        el.setAttribute('accept', '.txt, video/*');
+        el.setAttribute('max-size', '1MB');
+        el.messages = { file_type_not_accepted: 'Only text files and videos, please.' };
+      });
+      assert.equal(await page.locator('s3-direct-upload [part="hint"]').textContent(), '.txt, video/* · up to 1.0 MB each');
+      // A drag from the desktop, as the browser delivers it.
+      const over = await page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload');
+        const zone = el.shadowRoot.querySelector('[part="dropzone"]');
+        const dt = new DataTransfer();
+        dt.items.add(new File(['hello from a drop\n'], 'dropped.txt', { type: 'text/plain' }));
+        dt.items.add(new File([new Uint8Array(1_000_001)], 'too-big.txt', { type: 'text/plain' }));
+        dt.items.add(new File([new Uint8Array(10)], 'photo.png', { type: 'image/png' }));
+        const fire = (type) => zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, composed: true, cancelable: true }));
+        fire('dragenter');
+        const accepted = !fire('dragover'); // cancelled: the element takes the drop
+        const marked = el.hasAttribute('dragover');
+        fire('drop');
+        return { accepted, marked, after: el.hasAttribute('dragover') };
+      });
+      assert.deepEqual(over, { accepted: true, marked: true, after: false });
+
+      const done = await waitForItem(page, 'dropped.txt', (row) => row.state === 'done');
+      const tooBig = await waitForItem(page, 'too-big.txt', (row) => row.state === 'error');
+      assert.equal(tooBig.error.code, 'file_too_large');
+      assert.equal(tooBig.error.message, 'This file is larger than the 1.0 MB limit.');
+      const png = await waitForItem(page, 'photo.png', (row) => row.state === 'error');
+      assert.equal(png.error.code, 'file_type_not_accepted');
+      assert.equal(png.error.message, 'Only text files and videos, please.', 'the page overrides the sentence');
+      assert.equal(await page.getByRole('button', { name: 'Retry upload of too-big.txt' }).count(), 0,
+        'trying again cannot help: no Retry');
+      assert.equal(await page.evaluate(() => document.querySelector('s3-direct-upload').state), 'error');
+      assert.match(await page.evaluate(() => document.querySelector('s3-direct-upload').validationMessage), /2 files could not be uploaded/);
+
+      await page.getByRole('button', { name: 'Remove too-big.txt' }).click();
+      await page.getByRole('button', { name: 'Remove photo.png' }).click();
+      const state = await page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload');
+        return { state: el.state, valid: el.checkValidity(), keys: el.keys, form: [...new FormData(el.form).getAll('files')] };
+      });
+      assert.deepEqual(state, { state: 'done', valid: true, keys: [done.result.key], form: [done.result.key] });
+      const { sha256 } = await objectSha256(s3, bucket, done.result.key);
+      assert.equal(sha256, createHash('sha256').update('hello from a drop\n').digest('hex'));
+
+      const reset = await page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload');
+        el.form.reset();
+        return { items: el.items.length, state: el.state, form: [...new FormData(el.form).getAll('files')] };
+      });
+      assert.deepEqual(reset, { items: 0, state: 'idle', form: [] });
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
       await page.close();
     }
   });
