@@ -13,12 +13,14 @@
 //   quorum of two.
 // - Killing a node that URLs name is a different matter. A presigned URL names one store address,
 //   and the client retries a failed PUT on the same URL while it is still valid, so a part whose
-//   URL names a dead node fails every retry and the upload gives up (seen here: "part 29 of 52:
-//   PUT failed before the store answered ... gave up after 7 attempts", about 100 s after the
-//   kill). The fix is on the deployment side: browsers get a store address that outlives any one
-//   node (`--public-endpoint` naming a front that skips dead nodes; SigV4 signs the Host header,
-//   which such a front passes unchanged). The third test kills node 1, which replica A talks to,
-//   behind such a front.
+//   URL names a dead node fails every retry and the upload gives up. Seen here with node 1 killed
+//   in this setup: every PUT to it was refused (90 of them), and 104 s after the kill the 256 MiB
+//   upload failed with "part 27 of 52: PUT failed before the store answered ... gave up after 7
+//   attempts (network_error)", as did both files queued after the kill; the two files whose parts
+//   were all stored before it completed. The fix is on the deployment side: browsers get a store
+//   address that outlives any one node (`--public-endpoint` naming a front that skips dead
+//   nodes; SigV4 signs the Host header, which such a front passes unchanged). The third test
+//   kills node 1, which replica A talks to, behind such a front.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
