@@ -16,8 +16,8 @@
 //   URL names a dead node fails every retry and the upload gives up. Seen here with node 1 killed
 //   in this setup: every PUT to it was refused (90 of them), and 104 s after the kill the 256 MiB
 //   upload failed with "part 27 of 52: PUT failed before the store answered ... gave up after 7
-//   attempts (network_error)", as did both files queued after the kill; the two files whose parts
-//   were all stored before it completed. The fix is on the deployment side: browsers get a store
+//   attempts (network_error)", as did both files queued after the kill (the two that had finished
+//   before it were unaffected). The fix is on the deployment side: browsers get a store
 //   address that outlives any one node (`--public-endpoint` naming a front that skips dead
 //   nodes; SigV4 signs the Host header, which such a front passes unchanged). The third test
 //   kills node 1, which replica A talks to, behind such a front.
