@@ -659,6 +659,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #retry(row) {
     row.error = null;
     row.progress = null;
+    row.started = false; // a retry is announced with upload-start again
     if (row.item) {
       // A multipart upload continues with the parts already stored; the item gets a new promise.
       row.state = 'queued';
@@ -669,7 +670,6 @@ export class S3DirectUploadElement extends HTMLElement {
       row.state = 'queued';
       row.item = null;
       row.itemId = undefined;
-      row.started = false;
       this.#render(row);
       this.#enqueue(row);
     }
@@ -732,7 +732,7 @@ export class S3DirectUploadElement extends HTMLElement {
 
     if (state === 'error') {
       const e = row.error;
-      ui.code.textContent = [e.code, e.status && `HTTP ${e.status}`, e.part && `part ${e.part}`, e.message]
+      ui.code.textContent = [e.code, e.status && `HTTP ${e.status}`, e.message]
         .filter(Boolean).join(' · ');
       ui.detail.hidden = false;
     } else {
