@@ -1,0 +1,144 @@
+// Typechecked (never run) by check-api.sh against the built package: every option, event, result
+// and error of the public API, used the way the README shows. The `@ts-expect-error` lines are
+// mistakes the types must catch; if a type loosens (to `any`, say), they stop being errors and
+// the check fails.
+import init, {
+  initSync,
+  type QueueEvent,
+  type QueueFileCounts,
+  type QueueItem,
+  type QueueItemOptions,
+  type QueueItemState,
+  type QueueOptions,
+  type QueueProgress,
+  type S3DirectError,
+  type S3DirectErrorCode,
+  UploadQueue,
+  type UploadOptions,
+  type UploadProgress,
+  type UploadResult,
+  Uploader,
+  type UploaderOptions,
+} from '../pkg/s3_direct.js';
+
+export async function everything(file: File, blob: Blob): Promise<string[]> {
+  await init();
+  await init({ module_or_path: new URL('s3_direct_bg.wasm', import.meta.url) });
+  initSync({ module: new Uint8Array() });
+
+  const uploaderOptions: UploaderOptions = {
+    endpoint: '/s3',
+    concurrency: 4,
+    partSize: 8 * 1024 * 1024,
+    headers: { Authorization: 'Bearer token' },
+    retries: 6,
+    retryDelay: 1000,
+    maxRetryDelay: 30_000,
+    stallTimeout: 30_000,
+    resume: true,
+    checksum: 'auto',
+  };
+  const checksums: NonNullable<UploaderOptions['checksum']>[] = ['auto', 'off', 'md5', 'crc32', 'crc32c', 'sha256'];
+  // @ts-expect-error not a checksum the client knows
+  const wrongChecksum: UploaderOptions = { checksum: 'crc64' };
+  // @ts-expect-error concurrency is a number
+  const wrongConcurrency: UploaderOptions = { concurrency: '4' };
+
+  const uploader = new Uploader(uploaderOptions);
+  const controller = new AbortController();
+  const uploadOptions: UploadOptions = {
+    onProgress: (p: UploadProgress) => {
+      const phases: UploadProgress['phase'][] = ['uploading', 'paused', 'offline', 'completing', 'done'];
+      const numbers: number[] = [p.bytesSent, p.bytesConfirmed, p.bytesTotal, p.partsDone, p.partsTotal, p.speed];
+      const eta: number | null = p.eta;
+      void [phases.includes(p.phase), numbers, eta];
+    },
+    signal: controller.signal,
+    filename: 'report.pdf',
+    contentType: 'application/pdf',
+    metadata: { owner: 'alice' },
+  };
+  const result: UploadResult = await uploader.upload(blob, uploadOptions);
+  const handle = uploader.start(file);
+  handle.pause();
+  handle.resume();
+  handle.cancel();
+  const handleState: 'running' | 'paused' | 'cancelled' = handle.state;
+  const last: UploadProgress | null = handle.progress;
+  const fromHandle: UploadResult = await handle.promise;
+
+  const queueOptions: QueueOptions = { ...uploaderOptions, concurrency: 6, singlePutThreshold: 5 * 1024 * 1024 };
+  const queue = new UploadQueue(queueOptions);
+  new UploadQueue();
+  const itemOptions: QueueItemOptions = { filename: 'a.bin', contentType: 'application/octet-stream', metadata: { a: 'b' } };
+  const item: QueueItem = queue.add(file);
+  const other: QueueItem = queue.add(blob, itemOptions);
+  const items: QueueItem[] = queue.items;
+  const id: number = item.id;
+  const name: string = item.name;
+  const size: number = item.size;
+  const state: QueueItemState = item.state;
+  const itemProgress: UploadProgress = item.progress;
+  const itemResult: UploadResult | undefined = item.result;
+  const itemError: S3DirectError | undefined = item.error;
+  const itemPromise: Promise<UploadResult> = item.promise;
+  item.pause();
+  item.resume();
+  item.cancel();
+  other.retry();
+  queue.pauseAll();
+  queue.resumeAll();
+  queue.cancelAll();
+  // @ts-expect-error items are read-only
+  item.state = 'done';
+
+  const progress: QueueProgress = queue.progress;
+  const files: QueueFileCounts = progress.files;
+  const counts: number[] = [files.total, files.queued, files.active, files.paused, files.done, files.failed, files.cancelled];
+  const fraction: number = progress.fraction;
+  const queueEta: number | null = progress.eta;
+  void [counts, fraction, queueEta, progress.bytesSent, progress.bytesTotal, progress.speed];
+
+  const seen: string[] = [];
+  const offs: (() => void)[] = [
+    queue.on('progress', (p) => seen.push(`${p.fraction} ${p.files.done}`)),
+    queue.on('item-state', ({ item, state }) => seen.push(`${item.name} ${state}`)),
+    queue.on('item-progress', ({ item, progress }) => seen.push(`${item.id} ${progress.bytesSent}`)),
+    queue.on('item-complete', ({ item, result }) => seen.push(`${item.name} ${result.key} ${result.etag}`)),
+    queue.on('item-error', ({ item, error }) => seen.push(`${item.name} ${error.code} ${error.status} ${error.part}`)),
+    queue.on('idle', (detail) => {
+      const none: undefined = detail;
+      seen.push(String(none));
+    }),
+  ];
+  for (const off of offs) off();
+  const events: QueueEvent[] = ['progress', 'item-state', 'item-progress', 'item-complete', 'item-error', 'idle'];
+  // @ts-expect-error no such event
+  queue.on('complete', () => {});
+  // @ts-expect-error a progress detail has no `item`
+  queue.on('progress', (p) => p.item);
+  // @ts-expect-error the result's size is a number
+  queue.on('item-complete', ({ result }) => result.size.toUpperCase());
+  await queue.idle();
+
+  try {
+    await itemPromise;
+  } catch (e) {
+    const error = e as S3DirectError;
+    const code: S3DirectErrorCode = error.code;
+    const known: S3DirectErrorCode[] = [
+      'aborted', 'missing_etag', 'http_error', 'network_error', 'stalled', 'file_unreadable',
+      'list_failed', 'create_failed', 'sign_failed', 'complete_failed', 'invalid_options',
+      'file_too_large', 'a_code_from_the_server',
+    ];
+    const named: 'S3DirectError' = error.name;
+    const status: number | undefined = error.status;
+    const part: number | undefined = error.part;
+    void [code, known, named, status, part];
+  }
+
+  const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, fromHandle.key];
+  const sizes: number[] = [result.size, id, size];
+  void [checksums, wrongChecksum, wrongConcurrency, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
+  return [...seen, ...keys.map(String), ...sizes.map(String)];
+}

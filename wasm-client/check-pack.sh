@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Packs the built npm package (wasm-client/pkg) with `npm pack`, installs the tarball offline
+# into an empty project, and checks under node that its entry points and types resolve:
+# the main module's exports, `s3-direct/widget`, the `.wasm` file, and the TypeScript types
+# through the package's `exports` map. (The module itself needs a browser to run; this checks
+# the packaging.
+#
+#   wasm-client/check-pack.sh   (after wasm-client/build.sh)
+set -euo pipefail
+
+crate_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$crate_dir/.." && pwd)"
+pkg="$crate_dir/pkg"
+if [[ ! -f "$pkg/package.json" ]]; then
+  echo "check-pack.sh: $pkg is not built; run wasm-client/build.sh first" >&2
+  exit 1
+fi
+tsc="$root/tests/node_modules/.bin/tsc"
+if [[ ! -x "$tsc" ]]; then
+  echo "check-pack.sh: typescript is not installed; run: (cd tests && npm ci)" >&2
+  exit 1
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/s3-direct-pack.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+dist="$work/dist"
+mkdir -p "$dist"
+tarball="$(cd "$dist" && npm pack "$pkg" --silent)"
+echo "check-pack.sh: packed $tarball ($(wc -c <"$dist/$tarball") bytes, $(tar -tzf "$dist/$tarball" | wc -l) files)"
+
+app="$work/app"
+mkdir -p "$app"
+cat >"$app/package.json" <<'JSON'
+{ "name": "s3-direct-pack-check", "private": true, "type": "module" }
+JSON
+# --offline: the package must install from the tarball alone (it has no dependencies).
+(cd "$app" && npm install --offline --no-audit --no-fund --silent "$dist/$tarball")
+
+cat >"$app/check.mjs" <<'JS'
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const main = await import('s3-direct');
+const want = ['default', 'initSync', 'Uploader', 'UploadHandle', 'UploadQueue', 'QueueItem'];
+const missing = want.filter((name) => typeof main[name] !== 'function');
+if (missing.length) throw new Error(`s3-direct lacks the exports ${missing.join(', ')}`);
+for (const entry of ['s3-direct/widget', 's3-direct/s3_direct_bg.wasm', 's3-direct/package.json']) {
+  const file = fileURLToPath(import.meta.resolve(entry));
+  if (!existsSync(file)) throw new Error(`${entry} resolves to ${file}, which is not in the package`);
+}
+console.log(`check-pack.sh: s3-direct exports ${Object.keys(main).sort().join(', ')}`);
+JS
+(cd "$app" && node check.mjs)
+
+cat >"$app/types.ts" <<'TS'
+import init, { UploadQueue, Uploader, type QueueProgress, type UploadResult } from 's3-direct';
+import 's3-direct/widget';
+
+export async function use(file: File): Promise<[UploadResult, QueueProgress]> {
+  await init();
+  const result = await new Uploader({ endpoint: '/s3' }).upload(file);
+  const queue = new UploadQueue({ concurrency: 6 });
+  queue.add(file);
+  return [result, queue.progress];
+}
+TS
+cat >"$app/tsconfig.json" <<'JSON'
+{
+  "compilerOptions": {
+    "strict": true, "noEmit": true, "target": "es2022", "module": "nodenext",
+    "moduleResolution": "nodenext", "lib": ["es2022", "dom", "esnext.disposable"], "types": []
+  },
+  "files": ["types.ts"]
+}
+JSON
+(cd "$app" && "$tsc" -p tsconfig.json)
+echo "check-pack.sh: the tarball installs offline and its exports and types resolve"
