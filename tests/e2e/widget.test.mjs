@@ -263,6 +263,30 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
         return { items: el.items.length, state: el.state, form: [...new FormData(el.form).getAll('files')] };
       });
       assert.deepEqual(reset, { items: 0, state: 'idle', form: [] });
+
+      // Without `multiple`, one file: the first of a drop, and a later choice replaces it.
+      // Disabled, the element takes nothing.
+      const drop = (names) => page.evaluate((list) => {
+        const el = document.querySelector('s3-direct-upload');
+        const dt = new DataTransfer();
+        for (const n of list) dt.items.add(new File([`content of ${n}`], n, { type: 'text/plain' }));
+        el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, composed: true, cancelable: true }));
+        return el.items.map((i) => i.name);
+      }, names);
+      await page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload');
+        el.multiple = false;
+        el.disabled = true;
+      });
+      assert.deepEqual(await drop(['ignored.txt']), [], 'a disabled element takes no files');
+      assert.equal(await page.locator('s3-direct-upload [part="dropzone"]').isDisabled(), true);
+      await page.evaluate(() => { document.querySelector('s3-direct-upload').disabled = false; });
+      assert.deepEqual(await drop(['one.txt', 'two.txt']), ['one.txt']);
+      assert.equal(await page.evaluate(() => document.querySelector('s3-direct-upload').shadowRoot.querySelector('input[type=file]').multiple), false);
+      await waitForItem(page, 'one.txt', (row) => row.state === 'done');
+      assert.deepEqual(await drop(['three.txt']), ['three.txt'], 'a new choice replaces the file');
+      const three = await waitForItem(page, 'three.txt', (row) => row.state === 'done');
+      assert.deepEqual(await page.evaluate(() => [...new FormData(document.querySelector('#form')).getAll('files')]), [three.result.key]);
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();

@@ -259,6 +259,7 @@ export class S3DirectUploadElement extends HTMLElement {
   attributeChangedCallback(name) {
     if (name === 'name' || name === 'required') this.#refresh();
     else this.#syncPicker();
+    if (name === 'disabled') for (const row of this.#rows) this.#render(row);
   }
 
   // ----- properties that reflect attributes
@@ -366,6 +367,7 @@ export class S3DirectUploadElement extends HTMLElement {
   formDisabledCallback(disabled) {
     this.#disabledByForm = disabled;
     this.#syncPicker();
+    for (const row of this.#rows) this.#render(row);
   }
 
   /** Back/forward navigation and autofill restore the completed uploads (their keys). */
