@@ -189,7 +189,7 @@ async function uploadWhileANodeDies({ browser, d, kill }) {
 
     // Both replicas served the page, signing included; each file was created once.
     const calls = balancer.log.slice(callsFrom);
-    const perReplica = (kind) => [0, 1].map((r) => calls.filter((c) => c.replica === r && c.kind === kind).length);
+    const perReplica = (kind) => balancer.counts(kind, callsFrom);
     const signs = perReplica('sign');
     assert.ok(signs[0] > 0 && signs[1] > 0, `both replicas signed parts: ${signs}`);
     const creates = perReplica('create');
@@ -222,7 +222,7 @@ async function uploadWhileANodeDies({ browser, d, kill }) {
       },
       callsPerReplica: {
         sign: signs, create: creates, complete: perReplica('complete'),
-        all: [0, 1].map((r) => calls.filter((c) => c.replica === r).length),
+        all: balancer.counts(undefined, callsFrom),
         failed: calls.filter((c) => c.status === null || c.status >= 500).map((c) => `${c.kind}@${c.replica}: ${c.status}`),
       },
       garageWarningsAfterKill: Object.fromEntries(live.map((n, i) => [`node${n}`, warnings[i].length])),
@@ -357,5 +357,76 @@ describe('two replicas on a three-node Garage whose URLs name a store front', { 
     assert.ok(perNode.every((n) => n > 0), `the front spread requests over the nodes: ${perNode}`);
     assert.ok(report.storeFront.skippedDeadNode > 0, 'the front skipped the dead node');
     t.diagnostic(`scale report: ${JSON.stringify(report)}`);
+  });
+});
+
+describe('the test balancer', () => {
+  /** Loopback servers answering `index:bytes received`, and a port that refuses connections. */
+  async function backends(n) {
+    const http = await import('node:http');
+    const servers = await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve) => {
+      const s = http.createServer((req, res) => {
+        let bytes = 0;
+        req.on('data', (chunk) => { bytes += chunk.length; });
+        req.on('end', () => res.end(`${i}:${bytes}`));
+      });
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })));
+    return {
+      urls: servers.map((s) => `http://127.0.0.1:${s.address().port}`),
+      close: () => Promise.all(servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); }))),
+    };
+  }
+  const deadUrl = async () => {
+    const net = await import('node:net');
+    const s = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => { s.once('listening', r); });
+    const url = `http://127.0.0.1:${s.address().port}`;
+    await new Promise((r) => { s.close(r); });
+    return url;
+  };
+
+  it('alternates strictly per request, even on one kept-alive connection, and names signing calls', async () => {
+    const b = await backends(2);
+    const lb = await startBalancer(b.urls);
+    try {
+      const seen = [];
+      for (const route of ['/', '/s3/multipart/u.t/batch?key=k&partNumbers=1', '/s3/multipart/u.t/3?key=k',
+        '/s3/multipart/u.t?key=k', '/pkg/x.js']) {
+        seen.push(await (await fetch(lb.url + route)).text());
+      }
+      const created = await fetch(`${lb.url}/s3/multipart`, { method: 'POST', body: '{}' });
+      seen.push(await created.text());
+      assert.deepEqual(seen, ['0:0', '1:0', '0:0', '1:0', '0:0', '1:2']);
+      assert.deepEqual(lb.log.map((e) => e.kind), ['other', 'sign', 'sign', 'list', 'other', 'create']);
+      assert.deepEqual(lb.counts('sign'), [1, 1]);
+      assert.deepEqual(lb.counts(), [3, 3]);
+      assert.deepEqual(lb.counts(undefined, 4), [1, 1]);
+    } finally {
+      await lb.stop();
+      await b.close();
+    }
+  });
+
+  it('answers 502 for a dead target, or with failover skips it without losing the body', async () => {
+    const b = await backends(1);
+    const dead = await deadUrl();
+    const strict = await startBalancer([dead, b.urls[0]]);
+    const front = await startBalancer([dead, b.urls[0]], { failover: true });
+    try {
+      assert.equal((await fetch(strict.url)).status, 502);
+      assert.equal(await (await fetch(strict.url)).text(), '0:0');
+      const body = Buffer.alloc(3 * MiB, 7);
+      for (let i = 0; i < 2; i += 1) {
+        const res = await fetch(front.url, { method: 'PUT', body });
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), `0:${body.length}`);
+      }
+      assert.deepEqual(front.log.map((e) => [e.replica, e.skipped]), [[1, [0]], [1, []]]);
+    } finally {
+      await strict.stop();
+      await front.stop();
+      await b.close();
+    }
   });
 });

@@ -12,9 +12,10 @@
 // request is read, so a request is only lost if every target is down. Presigned URLs can name
 // such a front (`--public-endpoint`): the Host header, which SigV4 signs, passes unchanged.
 //
-// `log` holds one entry per request, `{ replica, kind, method, status }` in arrival order, where
+// `log` holds one entry per request, `{ replica, kind, method, status, skipped }` in arrival order
+// (`skipped`: targets that refused the connection first, in failover mode), where
 // `kind` names the signing API call (`create`, `sign`, `list`, `complete`, `abort`, `params`) or
-// `other` (the page, the package, probes); `counts(kind?)` sums them per replica.
+// `other` (the page, the package, probes); `counts(kind?, from?)` sums them per target.
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -82,7 +83,8 @@ export async function startBalancer(targets, { failover = false } = {}) {
       port: target.port,
       method: req.method,
       path: req.url,
-      headers: req.headers,
+      // A connection made for one request is closed after it (no agent keeps it).
+      headers: socket ? { ...req.headers, connection: 'close' } : req.headers,
       ...(socket ? { createConnection: () => socket } : { agent }),
     });
     upstream.on('response', (up) => {
@@ -127,10 +129,10 @@ export async function startBalancer(targets, { failover = false } = {}) {
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     log,
-    /** Requests per replica (of one `kind`, or all), indexed like `targets`. */
-    counts(kind = undefined) {
+    /** Requests per target (of one `kind`, or all; from log entry `from` on), indexed like `targets`. */
+    counts(kind = undefined, from = 0) {
       const out = upstreams.map(() => 0);
-      for (const e of log) if (kind === undefined || e.kind === kind) out[e.replica] += 1;
+      for (const e of log.slice(from)) if (kind === undefined || e.kind === kind) out[e.replica] += 1;
       return out;
     },
     async stop() {
