@@ -3,7 +3,7 @@
 // element works with the keyboard alone, and a screenshot of each state is written for people to
 // look at. Part PUTs are held in the browser's network layer to create "half-way" states.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -435,5 +435,55 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       await page.close();
     }
     t.diagnostic(`widget screenshots: ${artifacts}/{idle,uploading,paused,error,done}.png`);
+  });
+});
+
+describe('the widget against a signing server that wants a bearer token', () => {
+  const jwtSecret = randomBytes(32).toString('hex');
+  let browser;
+  let server;
+  let s3;
+
+  /** An HS256 JWT, as the application backend would mint for a signed-in user. */
+  function jwt(claims) {
+    const part = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+    return `${body}.${createHmac('sha256', jwtSecret).update(body).digest('base64url')}`;
+  }
+
+  before(async () => {
+    [browser, server] = await Promise.all([
+      launchBrowser(),
+      startServer({ args: ['--auth', 'jwt'], env: { S3_DIRECT_JWT_SECRET: jwtSecret } }),
+    ]);
+    s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('without a token says so in plain words; with `headers` set, Retry uploads the file', async () => {
+    const dir = await tempDir();
+    const file = await randomFile(dir, 'signed-in-only.bin', 6 * MiB + 3);
+    const page = await openForm(browser, server);
+    try {
+      await page.setInputFiles('s3-direct-upload input[type=file]', file.path);
+      const refused = await waitForItem(page, file.name, (row) => row.state === 'error');
+      assert.equal(refused.error.code, 'unauthenticated');
+      assert.equal(refused.error.message, 'You are not signed in, or your session has expired. Sign in again and retry.');
+
+      await page.evaluate((token) => {
+        document.querySelector('s3-direct-upload').headers = { Authorization: `Bearer ${token}` };
+      }, jwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600 }));
+      await page.getByRole('button', { name: `Retry upload of ${file.name}` }).click();
+      const done = await waitForItem(page, file.name, (row) => row.state === 'done');
+      const stored = await objectSha256(s3, 's3-direct', done.result.key);
+      assert.equal(stored.sha256, file.sha256);
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
   });
 });

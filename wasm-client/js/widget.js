@@ -475,6 +475,7 @@ export class S3DirectUploadElement extends HTMLElement {
       error: null,
       item: null,
       cancelRequested: false,
+      queue: null,
       el: li,
     };
     const $ = (sel) => li.querySelector(sel);
@@ -523,7 +524,9 @@ export class S3DirectUploadElement extends HTMLElement {
     }
     if (row.cancelRequested || !this.#rows.includes(row)) return;
     try {
-      const item = this.#queueFor(lib).add(row.file, { filename: row.name });
+      const queue = this.#queueFor(lib);
+      const item = queue.add(row.file, { filename: row.name });
+      row.queue = queue;
       row.item = item;
       row.itemId = item.id;
       // The outcome arrives through the queue's events; a rejection must not go unhandled.
@@ -662,8 +665,11 @@ export class S3DirectUploadElement extends HTMLElement {
     row.error = null;
     row.progress = null;
     row.started = false; // a retry is announced with upload-start again
-    if (row.item) {
-      // A multipart upload continues with the parts already stored; the item gets a new promise.
+    // The same queue with the same options retries the item itself: a multipart upload continues
+    // with the parts already stored, and the item gets a new promise. After a change of options
+    // (a fresh token in `headers`, say) the file goes to the current queue as a new item; the
+    // client's resume record still spares the parts already stored.
+    if (row.item && row.queue === this.#queue && JSON.stringify(this.#options()) === this.#queueOptionsKey) {
       row.state = 'queued';
       this.#render(row);
       row.item.retry();
@@ -671,6 +677,7 @@ export class S3DirectUploadElement extends HTMLElement {
     } else {
       row.state = 'queued';
       row.item = null;
+      row.queue = null;
       row.itemId = undefined;
       this.#render(row);
       this.#enqueue(row);
