@@ -72,6 +72,12 @@ pub enum Command {
     /// List, abort or purge incomplete multipart uploads (stored and billed until aborted).
     #[command(subcommand)]
     Uploads(crate::ops::UploadsCommand),
+    /// Configure the bucket for browser uploads (CORS and lifecycle rules).
+    #[command(subcommand)]
+    Bucket(crate::ops::BucketCommand),
+    /// Check that browsers can upload to the bucket (credentials, clock, CORS, ETag, lifecycle,
+    /// credential lifetime) and print the configuration that fixes what fails.
+    Doctor(crate::ops::DoctorArgs),
 }
 
 /// Everything the signing server needs to start. The options are global so that
@@ -257,6 +263,16 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_CORS_CREDENTIALS")]
     pub cors_credentials: bool,
 
+    /// Sweep abandoned uploads in the background: abort incomplete uploads under --key-prefix
+    /// started at least this long ago (30m, 24h, 7d). Off when absent. Safe with several
+    /// replicas sweeping; with the embedded store it cleans its data dir.
+    #[arg(long, global = true, env = "S3_DIRECT_SWEEP_OLDER_THAN", value_parser = crate::ops::units::parse_age)]
+    pub sweep_older_than: Option<Duration>,
+
+    /// Time between two sweeps of --sweep-older-than (30m, 1h, 1d).
+    #[arg(long, global = true, env = "S3_DIRECT_SWEEP_EVERY", default_value = "1h", value_parser = parse_period)]
+    pub sweep_every: Duration,
+
     /// Address the embedded store listens on (port 0 picks a free one).
     #[arg(
         long,
@@ -274,12 +290,19 @@ impl ServeConfig {
     }
 }
 
+fn parse_period(s: &str) -> Result<Duration, String> {
+    match crate::ops::units::parse_age(s)? {
+        d if d.is_zero() => Err(format!("{s:?} is no time at all; use 1m or more, like 1h")),
+        d => Ok(d),
+    }
+}
+
 fn parse_checksum(s: &str) -> Result<ChecksumAlgorithm, String> {
     ChecksumAlgorithm::parse(s)
         .ok_or_else(|| format!("{s:?} is not a checksum; use md5, crc32, crc32c or sha256"))
 }
 
-fn parse_origin(s: &str) -> Result<String, String> {
+pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
     let url = parse_url(s)?;
     let host = url.split_once("://").map_or("", |(_, h)| h);
     if host.contains('/') || url.contains('*') {
@@ -362,6 +385,68 @@ mod tests {
         assert_eq!(c.route_prefix, "/s3");
         assert_eq!(c.embedded_listen.port(), 0);
         assert!(c.endpoint.is_none() && !c.path_style);
+        assert!(c.sweep_older_than.is_none());
+        assert_eq!(c.sweep_every, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn sweeper_and_operator_commands() {
+        let cli = Cli::try_parse_from([
+            "s3-direct",
+            "--sweep-older-than",
+            "24h",
+            "--sweep-every",
+            "30m",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.serve.sweep_older_than,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(cli.serve.sweep_every, Duration::from_secs(1800));
+        assert!(Cli::try_parse_from(["s3-direct", "--sweep-every", "0h"]).is_err());
+        assert!(Cli::try_parse_from(["s3-direct", "--sweep-older-than", "1w"]).is_err());
+        let cli = Cli::try_parse_from([
+            "s3-direct",
+            "bucket",
+            "setup",
+            "--cors-origin",
+            "https://app.example.com",
+            "--abort-incomplete-after",
+            "3d",
+            "--dry-run",
+        ])
+        .unwrap();
+        let Some(Command::Bucket(crate::ops::BucketCommand::Setup(args))) = cli.command else {
+            panic!("not bucket setup");
+        };
+        assert_eq!(args.abort_incomplete_after, 3);
+        assert!(args.dry_run);
+        assert_eq!(cli.serve.cors_origins, ["https://app.example.com"]);
+        for bad in ["0d", "36h", "1.5d"] {
+            assert!(
+                Cli::try_parse_from([
+                    "s3-direct",
+                    "bucket",
+                    "setup",
+                    "--abort-incomplete-after",
+                    bad
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
+        let cli = Cli::try_parse_from([
+            "s3-direct",
+            "doctor",
+            "--json",
+            "--origin",
+            "http://127.0.0.1:8080",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Doctor(ref d)) if d.json && d.origin.as_deref() == Some("http://127.0.0.1:8080"))
+        );
     }
 
     #[test]
@@ -462,6 +547,8 @@ mod tests {
             "RATE_BURST",
             "CORS_ORIGINS",
             "CORS_CREDENTIALS",
+            "SWEEP_OLDER_THAN",
+            "SWEEP_EVERY",
         ] {
             assert!(
                 help.contains(&format!("S3_DIRECT_{name}")),

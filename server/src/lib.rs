@@ -188,6 +188,11 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// This state's metrics, shared (the background sweeper counts into them).
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
     /// The key policy.
     pub fn keys(&self) -> &KeyPolicy {
         &self.inner.keys
@@ -261,15 +266,43 @@ pub fn app(state: AppState) -> Router {
                 )
             }),
         )
-        // Outermost: give the request an `x-request-id` (a UUID when the caller sent none) and
-        // echo it on the response.
+        // Give the request an `x-request-id` (a UUID when the caller sent none) and echo it on
+        // the response.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: a caller's id that is not short visible ASCII is dropped, so one is made.
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
         .with_state(state)
 }
 
 /// The request id header.
 const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Longest caller-supplied request id kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A caller's request id is used only when it is 1..=128 visible ASCII characters: it goes into
+/// every log line and back into the response, so it must not be able to forge log lines, carry
+/// control characters or flood the logs.
+pub fn usable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&value.len()) && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+async fn drop_unusable_request_id(
+    mut req: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let given = req
+        .headers()
+        .get_all(&REQUEST_ID)
+        .iter()
+        .collect::<Vec<_>>();
+    // Several ids are as unusable as a bad one: which would the logs name?
+    let usable = matches!(given.as_slice(), [one] if usable_request_id(one.as_bytes()));
+    if !given.is_empty() && !usable {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
+}
 
 /// The operator's routes: liveness, readiness and metrics.
 fn ops_routes(router: Router<AppState>) -> Router<AppState> {
@@ -338,6 +371,38 @@ pub async fn serve(
 pub struct Prepared {
     pub state: AppState,
     pub embedded: Option<EmbeddedStore>,
+    /// The background sweeper when `--sweep-older-than` is given; run it beside the server.
+    pub sweeper: Option<Arc<ops::sweeper::Sweeper>>,
+}
+
+/// The sweeper `config` asks for, counting into `state`'s metrics. Says once, at start, what it
+/// will do (and, for the embedded store, that it reads the data dir instead of listing).
+fn sweeper_for(
+    config: &ServeConfig,
+    state: &AppState,
+    admin: Arc<dyn ops::MultipartAdmin>,
+    embedded_dir: Option<&std::path::Path>,
+) -> Option<Arc<ops::sweeper::Sweeper>> {
+    let older_than = config.sweep_older_than?;
+    let sweeper = ops::sweeper::Sweeper::new(
+        admin,
+        ops::sweeper::SweepConfig {
+            older_than,
+            every: config.sweep_every,
+            prefix: config.key_prefix.clone(),
+        },
+        state.metrics_handle(),
+    );
+    match embedded_dir {
+        Some(dir) => tracing::info!(
+            "sweeper on: {}; the embedded store cannot list multipart uploads \
+             (ListMultipartUploads), so the sweeper finds them in its data dir {} instead",
+            sweeper.describe(),
+            dir.display()
+        ),
+        None => tracing::info!("sweeper on: {}", sweeper.describe()),
+    }
+    Some(Arc::new(sweeper))
 }
 
 /// The authorizer and upload secrets `config` asks for.
@@ -445,8 +510,11 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
                 ),
                 None => tracing::info!("signing credentials do not expire"),
             }
+            let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(store.clone());
+            let state = state(Arc::new(store));
             Ok(Prepared {
-                state: state(Arc::new(store)),
+                sweeper: sweeper_for(config, &state, admin, None),
+                state,
                 embedded: None,
             })
         }
@@ -464,8 +532,14 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
                 &config.region,
                 config.public_endpoint.clone(),
             );
+            let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(ops::embedded::EmbeddedAdmin::new(
+                embedded.data_dir(),
+                &config.bucket,
+            ));
+            let state = state(Arc::new(store));
             Ok(Prepared {
-                state: state(Arc::new(store)),
+                sweeper: sweeper_for(config, &state, admin, Some(embedded.data_dir())),
+                state,
                 embedded: Some(embedded),
             })
         }
@@ -477,6 +551,67 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
     use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// The `x-request-id` the server answers a request carrying `given` with.
+    async fn answered_id(given: &[&[u8]]) -> String {
+        let app = app(AppState::new(
+            Arc::new(FakeStore::new()),
+            Settings::default(),
+        ));
+        let mut req = axum::http::Request::get("/healthz");
+        for g in given {
+            req = req.header(
+                "x-request-id",
+                axum::http::HeaderValue::from_bytes(g).unwrap(),
+            );
+        }
+        let res = app
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let ids: Vec<_> = res.headers().get_all("x-request-id").iter().collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].to_str().unwrap().to_owned()
+    }
+
+    fn is_uuid(s: &str) -> bool {
+        uuid::Uuid::parse_str(s).is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_short_visible_ascii_request_id_is_kept() {
+        assert_eq!(answered_id(&[b"req-42"]).await, "req-42");
+        let longest = "a".repeat(MAX_REQUEST_ID_LEN);
+        assert_eq!(answered_id(&[longest.as_bytes()]).await, longest);
+        let punctuation = "!#$%&'()*+,-./:;<=>?@[]^_`{|}~\\\"";
+        assert_eq!(answered_id(&[punctuation.as_bytes()]).await, punctuation);
+    }
+
+    #[tokio::test]
+    async fn any_other_request_id_is_replaced_by_a_fresh_one() {
+        let too_long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        for bad in [
+            too_long.as_bytes(),
+            b"",
+            b"two words",
+            b"tab\there",
+            "caf\u{e9}".as_bytes(),
+            b"\xff\xfe",
+        ] {
+            let id = answered_id(&[bad]).await;
+            assert!(is_uuid(&id), "{bad:?} gave {id:?}");
+        }
+        // Two ids: neither is trusted.
+        let id = answered_id(&[b"one", b"two"]).await;
+        assert!(is_uuid(&id), "{id}");
+        // None: one is made.
+        assert!(is_uuid(&answered_id(&[]).await));
+        // DEL and NUL cannot even travel in a header value; the check refuses them anyway.
+        assert!(!usable_request_id(b"fake\x7f") && !usable_request_id(b"a\0b"));
+        assert!(usable_request_id(b"~") && !usable_request_id(b" "));
+    }
 
     #[tokio::test]
     async fn a_panic_becomes_an_internal_json_error_without_details() {

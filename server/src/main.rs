@@ -35,6 +35,12 @@ fn main() -> ExitCode {
         Some(Command::Uploads(command)) => {
             runtime.block_on(s3_direct_server::ops::run(&command, &cli.serve))
         }
+        Some(Command::Bucket(command)) => {
+            runtime.block_on(s3_direct_server::ops::run_bucket(&command, &cli.serve))
+        }
+        Some(Command::Doctor(args)) => {
+            runtime.block_on(s3_direct_server::ops::run_doctor(&args, &cli.serve))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,9 +80,15 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     println!("listening on http://{addr}");
     println!("demo page: http://{addr}/");
-    serve(listener, prepared.state, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    // The sweeper stops with the server; a sweep cut short is safe (aborts are idempotent).
+    let sweeping = prepared
+        .sweeper
+        .map(|sweeper| tokio::spawn(sweeper.run(std::future::pending())));
+    let served = serve(listener, prepared.state, shutdown_signal()).await;
+    if let Some(task) = sweeping {
+        task.abort();
+    }
+    served.map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("shut down");
     Ok(())
 }

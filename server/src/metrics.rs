@@ -3,7 +3,8 @@
 //!
 //! Store calls are timed and their failures counted by [`MeteredStore`], a [`Store`] decorator
 //! the state wraps around the configured store; it also counts the uploads created, completed and
-//! aborted and the parts signed. The complete handler adds the bytes.
+//! aborted and the parts signed. The complete handler adds the bytes; the background sweeper
+//! (`ops::sweeper`) counts its sweeps and what they freed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
-use crate::store::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
+use crate::store::{
+    Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError,
+};
 
 /// The `operation` label of store metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,6 +39,14 @@ pub struct Metrics {
     pub store_latency: Family<OperationLabel, Histogram>,
     pub store_errors: Family<OperationLabel, Counter>,
     pub signing_latency: Histogram,
+    /// The background sweeper (`serve --sweep-older-than`): sweeps finished, skipped (one still
+    /// running) and failed, and what they freed.
+    pub sweeps: Counter,
+    pub sweeps_skipped: Counter,
+    pub sweep_errors: Counter,
+    pub sweep_uploads_aborted: Counter,
+    pub sweep_parts_freed: Counter,
+    pub sweep_bytes_freed: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -69,6 +80,12 @@ impl Metrics {
         );
         let store_errors = Family::<OperationLabel, Counter>::default();
         let signing_latency = latency_histogram();
+        let sweeps = Counter::default();
+        let sweeps_skipped = Counter::default();
+        let sweep_errors = Counter::default();
+        let sweep_uploads_aborted = Counter::default();
+        let sweep_parts_freed = Counter::default();
+        let sweep_bytes_freed = Counter::default();
         registry.register(
             "uploads_created",
             "Multipart uploads created",
@@ -106,6 +123,32 @@ impl Metrics {
             "Latency of presigning one URL",
             signing_latency.clone(),
         );
+        registry.register(
+            "sweeps",
+            "Sweeps of abandoned uploads finished",
+            sweeps.clone(),
+        );
+        registry.register(
+            "sweeps_skipped",
+            "Sweeps skipped because the previous one was still running",
+            sweeps_skipped.clone(),
+        );
+        registry.register("sweep_errors", "Sweeps that failed", sweep_errors.clone());
+        registry.register(
+            "sweep_uploads_aborted",
+            "Abandoned uploads the sweeper aborted",
+            sweep_uploads_aborted.clone(),
+        );
+        registry.register(
+            "sweep_parts_freed",
+            "Parts of the uploads the sweeper aborted",
+            sweep_parts_freed.clone(),
+        );
+        registry.register(
+            "sweep_bytes_freed",
+            "Bytes stored by the uploads the sweeper aborted",
+            sweep_bytes_freed.clone(),
+        );
         Self {
             registry,
             uploads_created,
@@ -116,6 +159,12 @@ impl Metrics {
             store_latency,
             store_errors,
             signing_latency,
+            sweeps,
+            sweeps_skipped,
+            sweep_errors,
+            sweep_uploads_aborted,
+            sweep_parts_freed,
+            sweep_bytes_freed,
         }
     }
 
@@ -239,15 +288,11 @@ impl Store for MeteredStore {
     async fn presign_put(
         &self,
         key: &str,
-        content_type: &str,
-        content_length: Option<u64>,
+        signing: &PutSigning,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError> {
         let started = Instant::now();
-        let r = self
-            .inner
-            .presign_put(key, content_type, content_length, lifetime)
-            .await;
+        let r = self.inner.presign_put(key, signing, lifetime).await;
         self.metrics
             .signing_latency
             .observe(started.elapsed().as_secs_f64());

@@ -1,16 +1,85 @@
-//! `s3-direct uploads …`: the operator commands for incomplete uploads, with the same store
-//! options as `serve` (`--endpoint`, `--bucket`, `--region`, `--path-style`, AWS credential
-//! chain).
+//! The operator commands, with the same store options as `serve` (`--endpoint`, `--bucket`,
+//! `--region`, `--path-style`, AWS credential chain): `s3-direct uploads …` for incomplete
+//! uploads, `s3-direct bucket setup` and `s3-direct doctor`.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 
-use super::report;
+use super::setup::{self, Wanted};
 use super::units::parse_age;
 use super::uploads::{self, Filter, MultipartAdmin, OpsError};
+use super::{doctor, report};
 use crate::{S3Store, S3StoreConfig, ServeConfig};
+
+/// `s3-direct bucket <command>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BucketCommand {
+    /// Apply the CORS rule browsers need (the --cors-origin origins may PUT, GET and HEAD and
+    /// read ETag) and a lifecycle rule aborting incomplete uploads under --key-prefix, keeping
+    /// the bucket's other rules. Idempotent.
+    Setup(SetupArgs),
+}
+
+/// Options of `s3-direct bucket setup`.
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// Days after which the store aborts incomplete uploads under --key-prefix, like 1d or 7d.
+    #[arg(
+        long,
+        env = "S3_DIRECT_ABORT_INCOMPLETE_AFTER",
+        default_value = "1d",
+        value_parser = parse_days
+    )]
+    pub abort_incomplete_after: u32,
+    /// Change nothing: say what would change and print the exact configurations.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also print the exact configurations applied, as `aws s3api` commands.
+    #[arg(long)]
+    pub print: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `s3-direct doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Origin of the page that uploads, for the browser check (default: the first
+    /// --cors-origin; with the embedded store, the --listen address).
+    #[arg(long, value_parser = crate::config::parse_origin)]
+    pub origin: Option<String>,
+    /// Days the lifecycle rule in the printed fixes waits, as for `bucket setup`.
+    #[arg(
+        long,
+        env = "S3_DIRECT_ABORT_INCOMPLETE_AFTER",
+        default_value = "1d",
+        value_parser = parse_days
+    )]
+    pub abort_incomplete_after: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a number of whole days: `1d`, `7d` (or a bare `3`).
+fn parse_days(s: &str) -> Result<u32, String> {
+    let with_unit = if s.trim().bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}d", s.trim())
+    } else {
+        s.to_owned()
+    };
+    let age = parse_age(&with_unit)?;
+    let days = age.as_secs() / 86_400;
+    if age.as_secs() % 86_400 != 0 || days == 0 {
+        return Err(format!(
+            "{s:?} is not a whole number of days; lifecycle rules count in days: 1d, 7d"
+        ));
+    }
+    u32::try_from(days).map_err(|_| format!("{s:?} is too many days"))
+}
 
 /// `s3-direct uploads <command>`.
 #[derive(Debug, Clone, Subcommand)]
@@ -134,6 +203,158 @@ pub fn explain(err: &OpsError, embedded: bool) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// The S3 store `--endpoint` names, with the AWS credential chain.
+async fn real_store(endpoint: &str, config: &ServeConfig) -> S3Store {
+    S3Store::from_env(S3StoreConfig {
+        endpoint: endpoint.to_owned(),
+        public_endpoint: config.public_endpoint.clone(),
+        bucket: config.bucket.clone(),
+        region: config.region.clone(),
+        path_style: config.path_style,
+    })
+    .await
+}
+
+/// What `bucket setup` applies for this configuration.
+fn wanted(config: &ServeConfig, abort_after_days: u32) -> Wanted {
+    Wanted {
+        origins: config.cors_origins.clone(),
+        abort_after_days,
+        key_prefix: config.key_prefix.clone(),
+    }
+}
+
+/// The `s3-direct bucket setup` command for this configuration.
+fn setup_command(endpoint: &str, config: &ServeConfig, wanted: &Wanted) -> String {
+    let mut cmd = setup::setup_command(&config.bucket, endpoint, wanted);
+    if config.region != "us-east-1" {
+        cmd.push_str(&format!(" --region {}", config.region));
+    }
+    if config.path_style {
+        cmd.push_str(" --path-style");
+    }
+    cmd
+}
+
+fn print(text: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the output: {e}"))
+}
+
+/// `s3-direct bucket …`.
+pub async fn run_bucket(command: &BucketCommand, config: &ServeConfig) -> Result<(), String> {
+    let BucketCommand::Setup(args) = command;
+    let Some(endpoint) = &config.endpoint else {
+        return print(
+            "the embedded store needs no setup: it lets every origin PUT and exposes ETag \
+             itself, and it has no lifecycle rules (`s3-direct serve --sweep-older-than 24h` \
+             removes abandoned uploads from its data dir); give --endpoint to set up a real \
+             store's bucket\n",
+        );
+    };
+    let store = real_store(endpoint, config).await;
+    let wanted = wanted(config, args.abort_incomplete_after);
+    let report = setup::setup(&store, &wanted, args.dry_run)
+        .await
+        .map_err(|e| explain(&e, false))?;
+    if args.json {
+        print(&format!("{}\n", setup::report_json(&report)))?;
+    } else {
+        print(&setup::report_text(&report, args.print))?;
+    }
+    if report.complete() {
+        Ok(())
+    } else {
+        Err(
+            "the bucket is only partly set up: the store does not implement one of the \
+             configurations (see above); set it with the store's own tools"
+                .to_owned(),
+        )
+    }
+}
+
+/// `s3-direct doctor`.
+pub async fn run_doctor(args: &DoctorArgs, config: &ServeConfig) -> Result<(), String> {
+    let wanted = wanted(config, args.abort_incomplete_after);
+    let report = match &config.endpoint {
+        Some(endpoint) => {
+            let store = real_store(endpoint, config).await;
+            let options = doctor::Options {
+                origin: args
+                    .origin
+                    .clone()
+                    .or_else(|| wanted.origins.first().cloned()),
+                setup_command: setup_command(endpoint, config, &wanted),
+                wanted,
+                url_lifetime: config.url_lifetime(),
+                checksum: config.checksum,
+                embedded: false,
+            };
+            doctor::run(&store, Some(&store), &options).await
+        }
+        None => {
+            let (embedded, store) = start_embedded(config).await?;
+            let options = doctor::Options {
+                origin: args
+                    .origin
+                    .clone()
+                    .or_else(|| wanted.origins.first().cloned())
+                    .or_else(|| Some(format!("http://{}", config.listen))),
+                setup_command: String::new(),
+                wanted,
+                url_lifetime: config.url_lifetime(),
+                checksum: config.checksum,
+                embedded: true,
+            };
+            let report = doctor::run(&store, None, &options).await;
+            drop(embedded);
+            report
+        }
+    }
+    .map_err(|e| explain(&e, config.endpoint.is_none()))?;
+    if args.json {
+        print(&format!("{}\n", doctor::report_json(&report)))?;
+    } else {
+        print(&doctor::report_text(&report))?;
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        let failed = report
+            .checks
+            .iter()
+            .filter(|c| c.status == doctor::Status::Fail)
+            .map(|c| c.name)
+            .collect::<Vec<_>>();
+        Err(format!("doctor found failures: {}", failed.join(", ")))
+    }
+}
+
+/// The embedded store on the data dir, on a free loopback port, for a command.
+async fn start_embedded(config: &ServeConfig) -> Result<(crate::EmbeddedStore, S3Store), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot start the embedded store: {e}"))?;
+    let embedded = crate::EmbeddedStore::start(
+        listener,
+        &config.data_dir,
+        &config.bucket,
+        crate::EmbeddedCredentials::random(),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "cannot open the embedded store in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = embedded.s3_store(&config.bucket, &config.region, None);
+    Ok((embedded, store))
 }
 
 /// `s3-direct uploads …` with the serve options: against `--endpoint` with the AWS credential

@@ -1,19 +1,29 @@
 //! Operator commands: housekeeping of the bucket the server writes to.
 //!
-//! `s3-direct uploads list|abort|purge` find and remove incomplete multipart uploads, whose parts a
-//! store keeps (and bills) until they are completed or aborted. The logic ([`uploads`]) runs over
-//! the [`MultipartAdmin`] trait; [`S3Store`](crate::S3Store) implements it, and a fake in the
-//! unit tests pages like S3 does.
+//! - `s3-direct uploads list|abort|purge` find and remove incomplete multipart uploads, whose
+//!   parts a store keeps (and bills) until they are completed or aborted. The logic ([`uploads`])
+//!   runs over the [`MultipartAdmin`] trait; [`S3Store`](crate::S3Store) implements it, a fake in
+//!   the unit tests pages like S3 does, and [`embedded::EmbeddedAdmin`] reads the embedded
+//!   store's data dir (which cannot answer ListMultipartUploads).
+//! - [`sweeper`]: the same purge on a schedule inside `serve` (`--sweep-older-than`).
+//! - `s3-direct bucket setup` ([`setup`]): the CORS and lifecycle rules browsers need, merged by
+//!   rule id into the bucket's, over the [`setup::BucketRules`] trait.
+//! - `s3-direct doctor` ([`doctor`]): credentials, clock, a browser-style part PUT with its
+//!   CORS preflight, the lifecycle rule and the credential lifetime, with the fix to paste.
 
 pub mod cli;
+pub mod doctor;
+pub mod embedded;
 #[cfg(test)]
 mod fake;
 pub mod report;
 mod s3;
+pub mod setup;
+pub mod sweeper;
 pub mod units;
 pub mod uploads;
 
-pub use cli::{UploadsCommand, run};
+pub use cli::{BucketCommand, DoctorArgs, UploadsCommand, run, run_bucket, run_doctor};
 pub use uploads::{Aborted, Filter, MultipartAdmin, OpsError, PurgeReport, UploadUsage};
 
 #[cfg(test)]
