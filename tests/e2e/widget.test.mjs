@@ -159,10 +159,14 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.match(await invalid, /wait until the uploads finish/i);
       assert.equal(new URL(page.url()).search, '', 'the form was not submitted');
 
+      const summary = page.locator('s3-direct-upload [part="summary"]');
+      assert.match(await summary.textContent(), /^1 of 2 uploaded · \d+ %/);
+
       await page.getByRole('button', { name: `Cancel upload of ${cancel.name}` }).click();
       await waitForItem(page, cancel.name, (row) => row.state === 'cancelled');
       await page.waitForFunction(() => document.querySelector('s3-direct-upload').state === 'done');
       assert.equal(hold.passed(), 1, 'only the first part of the cancelled file reached the store');
+      assert.equal(await summary.textContent(), '1 of 1 uploaded', 'a cancelled file does not count');
 
       const events = await page.evaluate(() => window.widgetEvents);
       for (const e of events) assert.ok(e.bubbles && e.composed, `${e.type} bubbles out of the shadow root`);

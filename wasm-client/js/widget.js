@@ -159,6 +159,7 @@ button.action:hover { border-color: var(--_accent); color: var(--_accent); }
 .item[data-state="paused"] .status { color: var(--_paused); }
 .item[data-state="error"] .status { color: var(--_error); font-weight: 600; }
 .item[data-state="cancelled"] { opacity: 0.7; }
+.summary { margin-top: var(--s3d-gap, 0.5rem); font-size: 0.875em; color: var(--_muted); }
 .detail { margin-top: 0.25rem; font-size: 0.8125em; color: var(--_muted); }
 .detail code { overflow-wrap: anywhere; }
 .visually-hidden {
@@ -176,6 +177,7 @@ const TEMPLATE = `
 </button>
 <input type="file" class="picker" hidden tabindex="-1">
 <ul class="list" part="list" aria-label="Uploads"></ul>
+<div class="summary" part="summary" hidden></div>
 <div class="live visually-hidden" role="status" aria-live="polite"></div>
 `;
 
@@ -219,6 +221,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #picker;
   #list;
   #live;
+  #summary;
 
   constructor() {
     super();
@@ -232,6 +235,7 @@ export class S3DirectUploadElement extends HTMLElement {
     this.#picker = $('.picker');
     this.#list = $('.list');
     this.#live = $('.live');
+    this.#summary = $('.summary');
     this.#dropzone.addEventListener('click', () => this.#picker.click());
     this.#picker.addEventListener('change', () => {
       this.addFiles(this.#picker.files);
@@ -695,6 +699,7 @@ export class S3DirectUploadElement extends HTMLElement {
     const hadFocus = row.el.contains(this.#root.activeElement);
     this.#rows.splice(i, 1);
     row.el.remove();
+    this.#renderSummary();
     if (focus || hadFocus) {
       const next = this.#rows[i] ?? this.#rows[i - 1];
       (next && this.#firstButton(next)) ? this.#firstButton(next).focus() : this.#dropzone.focus();
@@ -749,6 +754,24 @@ export class S3DirectUploadElement extends HTMLElement {
     }
     // A keyboard user whose button just disappeared stays in the row.
     if (focused && row.el.contains(focused) && focused.hidden) (this.#firstButton(row) ?? this.#dropzone).focus();
+    this.#renderSummary();
+  }
+
+  /** With two files or more, one line for all of them: how many are done, and the bytes. */
+  #renderSummary() {
+    const rows = this.#rows;
+    this.#summary.hidden = rows.length < 2;
+    if (rows.length < 2) return;
+    const count = (s) => rows.filter((r) => r.state === s).length;
+    const parts = [`${count('done')} of ${rows.length - count('cancelled')} uploaded`];
+    if (count('error')) parts.push(`${count('error')} failed`);
+    if (rows.some((r) => ACTIVE.has(r.state))) {
+      const { bytesSent, bytesTotal, fraction } = this.progress;
+      const speed = rows.reduce((sum, r) => sum + (r.state === 'uploading' ? (r.progress?.speed ?? 0) : 0), 0);
+      parts.push(`${Math.floor(fraction * 100)} %`);
+      if (speed > 0) parts.push(`${formatBytes(speed)}/s`, formatEta((bytesTotal - bytesSent) / speed));
+    }
+    this.#summary.textContent = parts.filter(Boolean).join(' · ');
   }
 
   /** Recomputes the element's state, form value and validity after any change. */
