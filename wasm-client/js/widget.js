@@ -455,10 +455,10 @@ export class S3DirectUploadElement extends HTMLElement {
     this.#queue = queue;
     this.#queueOptionsKey = key;
     this.#unsubscribe = [
-      queue.on('item-state', ({ item, state }) => this.#onState(item, state)),
-      queue.on('item-progress', ({ item, progress }) => this.#onProgress(item, progress)),
-      queue.on('item-complete', ({ item, result }) => this.#onComplete(item, result)),
-      queue.on('item-error', ({ item, error }) => this.#onError(item, error)),
+      queue.on('item-state', ({ item, state }) => this.#onState(this.#rowOf(queue, item), state)),
+      queue.on('item-progress', ({ item, progress }) => this.#onProgress(this.#rowOf(queue, item), progress)),
+      queue.on('item-complete', ({ item, result }) => this.#onComplete(this.#rowOf(queue, item), result)),
+      queue.on('item-error', ({ item, error }) => this.#onError(this.#rowOf(queue, item), error)),
     ];
     return queue;
   }
@@ -536,20 +536,20 @@ export class S3DirectUploadElement extends HTMLElement {
       // The outcome arrives through the queue's events; a rejection must not go unhandled.
       item.promise?.catch(() => {});
       // Events the queue sent from inside add() found no row yet.
-      if (item.progress) this.#onProgress(item, item.progress);
-      if (item.state === 'done' && item.result) this.#onComplete(item, item.result);
-      else if (item.state === 'error' && item.error) this.#onError(item, item.error);
-      else if (item.state) this.#onState(item, item.state);
+      if (item.progress) this.#onProgress(row, item.progress);
+      if (item.state === 'done' && item.result) this.#onComplete(row, item.result);
+      else if (item.state === 'error' && item.error) this.#onError(row, item.error);
+      else if (item.state) this.#onState(row, item.state);
       if (row.pauseRequested) item.pause();
     } catch (err) {
       this.#fail(row, err);
     }
   }
 
-  #rowOf(item) { return this.#rows.find((r) => r.itemId === item.id); }
+  /** The row of a queue's item (item ids are unique within one queue only). */
+  #rowOf(queue, item) { return this.#rows.find((r) => r.queue === queue && r.itemId === item.id); }
 
-  #onState(item, state) {
-    const row = this.#rowOf(item);
+  #onState(row, state) {
     // `done` and `error` arrive with their result or error in item-complete / item-error.
     if (!row || row.state === state || state === 'done' || state === 'error') return;
     const was = row.state;
@@ -567,8 +567,7 @@ export class S3DirectUploadElement extends HTMLElement {
     this.#refresh();
   }
 
-  #onProgress(item, progress) {
-    const row = this.#rowOf(item);
+  #onProgress(row, progress) {
     if (!row || !progress) return;
     row.progress = progress;
     this.#render(row);
@@ -584,8 +583,7 @@ export class S3DirectUploadElement extends HTMLElement {
     });
   }
 
-  #onComplete(item, result) {
-    const row = this.#rowOf(item);
+  #onComplete(row, result) {
     if (!row) return;
     row.state = 'done';
     row.result = result;
@@ -605,8 +603,7 @@ export class S3DirectUploadElement extends HTMLElement {
     this.#refresh();
   }
 
-  #onError(item, error) {
-    const row = this.#rowOf(item);
+  #onError(row, error) {
     if (!row) return;
     if (error?.code === 'cancelled' || error?.code === 'aborted') return; // item-state says it
     this.#fail(row, error);
