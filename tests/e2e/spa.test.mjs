@@ -68,56 +68,85 @@ async function startVite(args, signingServer) {
 
 /**
  * Opens the example and records, in the page, every percentage it shows (the text React renders
- * from its state), before any script of the app runs.
+ * from its state) for each file and for the whole queue, before any script of the app runs.
  */
 async function openApp(browser, url) {
   const page = await browser.newPage();
   const problems = [];
   const workers = [];
+  const apiCalls = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
     if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`);
   });
   page.on('worker', (w) => workers.push(w.url()));
+  page.on('request', (r) => {
+    const { pathname } = new URL(r.url());
+    if (pathname.startsWith('/s3/')) apiCalls.push(`${r.method()} ${pathname.replace(/\/multipart\/[^/]+/, '/multipart/ID')}`);
+  });
   page.on('response', (r) => {
     if (r.status() >= 400) problems.push(`${r.request().method()} ${r.url()} answered ${r.status()}`);
   });
   await page.addInitScript(() => {
-    const shown = [];
+    const shown = { total: [], files: {} };
     window.percentShown = shown;
+    const record = (list, text) => {
+      if (text !== undefined && text !== list.at(-1)) list.push(text);
+    };
     new MutationObserver(() => {
-      const text = document.querySelector('[data-testid="percent"]')?.textContent;
-      if (text !== undefined && text !== shown.at(-1)) shown.push(text);
+      record(shown.total, document.querySelector('[data-testid="total-percent"]')?.textContent);
+      for (const row of document.querySelectorAll('[data-testid="file-row"]')) {
+        const name = row.querySelector('.name').textContent;
+        record(shown.files[name] ??= [], row.querySelector('[data-testid="percent"]').textContent);
+      }
     }).observe(document, { subtree: true, childList: true, characterData: true });
   });
   await page.goto(url);
   await page.waitForSelector('main[data-ready="true"]', { timeout: 30_000 }).catch((err) => {
     throw new Error(`the example did not load: ${problems.join('; ') || err.message}`);
   });
-  return { page, problems, workers };
+  return { page, problems, workers, apiCalls };
 }
 
-/** Uploads `file` through the app and waits for it to finish; returns what the page shows. */
-async function uploadThroughApp(page, file) {
-  await page.setInputFiles('[data-testid="file"]', file.path);
-  await page.waitForSelector('main[data-status="done"], main[data-status="error"]', { timeout: 180_000 });
+/** Adds `files` to the app's queue and waits for all of them to finish; returns what the page shows. */
+async function uploadThroughApp(page, files) {
+  await page.setInputFiles('[data-testid="files"]', files.map((f) => f.path));
+  await page.waitForFunction((n) => {
+    const rows = [...document.querySelectorAll('[data-testid="file-row"]')];
+    return rows.length === n && rows.every((r) => ['done', 'error', 'cancelled'].includes(r.dataset.state));
+  }, files.length, { timeout: 180_000, polling: 100 });
   return page.evaluate(() => ({
-    status: document.querySelector('main').dataset.status,
-    key: document.querySelector('[data-testid="key"]')?.textContent ?? null,
-    text: document.querySelector('main').innerText,
-    percentShown: window.percentShown.map(Number),
+    rows: Object.fromEntries([...document.querySelectorAll('[data-testid="file-row"]')].map((r) => [
+      r.querySelector('.name').textContent,
+      {
+        state: r.dataset.state,
+        key: r.querySelector('[data-testid="key"]')?.textContent ?? null,
+        text: r.innerText,
+      },
+    ])),
+    total: window.percentShown.total.map(Number),
+    files: Object.fromEntries(Object.entries(window.percentShown.files).map(([k, v]) => [k, v.map(Number)])),
   }));
 }
 
 /** The percentages shown rise monotonically from 0 and end at 100, shown exactly once. */
-function assertProgress(shown) {
-  assert.ok(shown.length >= 4, `progress was shown along the way: ${shown.join(', ')}`);
-  assert.equal(shown[0], 0, 'progress starts at 0');
+function assertProgress(shown, what, { along = 4 } = {}) {
+  const seq = shown.join(', ');
+  assert.ok(shown.length >= along, `${what}: progress was shown along the way: ${seq}`);
+  assert.equal(shown[0], 0, `${what}: progress starts at 0: ${seq}`);
   for (let i = 1; i < shown.length; i++) {
-    assert.ok(shown[i] >= shown[i - 1], `progress went back from ${shown[i - 1]} to ${shown[i]}: ${shown.join(', ')}`);
+    assert.ok(shown[i] >= shown[i - 1], `${what}: progress went back from ${shown[i - 1]} to ${shown[i]}: ${seq}`);
   }
-  assert.equal(shown.at(-1), 100, 'progress ends at 100');
-  assert.equal(shown.filter((p) => p === 100).length, 1, `100 % is shown once: ${shown.join(', ')}`);
+  assert.equal(shown.at(-1), 100, `${what}: progress ends at 100: ${seq}`);
+  assert.equal(shown.filter((p) => p === 100).length, 1, `${what}: 100 % is shown once: ${seq}`);
+}
+
+/** The file's row says done, shows a key, and the object under that key is the file. */
+async function assertStored(s3, shown, file) {
+  const row = shown.rows[file.name];
+  assert.equal(row?.state, 'done', `${file.name}: ${row?.text}`);
+  assert.ok(row.key?.endsWith(`/${file.name}`), `the page shows the key: ${row.key}`);
+  assert.deepEqual(await objectSha256(s3, bucket, row.key), { sha256: file.sha256, size: file.size }, file.name);
 }
 
 describe('Vite SPA example (web/spa) with the packed npm package', () => {
@@ -151,11 +180,10 @@ describe('Vite SPA example (web/spa) with the packed npm package', () => {
     const vite = await startVite(['preview', '--outDir', dist], server.url);
     const { page, problems, workers } = await openApp(browser, `${vite.url}/?checksum=md5`);
     try {
-      const shown = await uploadThroughApp(page, file);
-      assert.equal(shown.status, 'done', shown.text);
-      assertProgress(shown.percentShown);
-      assert.ok(shown.key?.endsWith('/spa-64mib.bin'), `the page shows the key: ${shown.key}`);
-      assert.deepEqual(await objectSha256(s3, bucket, shown.key), { sha256: file.sha256, size: file.size });
+      const shown = await uploadThroughApp(page, [file]);
+      await assertStored(s3, shown, file);
+      assertProgress(shown.files[file.name], file.name);
+      assertProgress(shown.total, 'all files');
       assert.equal(workers.length, 1, `one checksum worker ran: ${workers.join(', ')}`);
       assert.match(workers[0], /^http:\/\/127\.0\.0\.1:\d+\/assets\/s3_direct-[\w-]+\.js$/, 'the worker is the bundled one');
       assert.deepEqual(problems, []);
@@ -165,15 +193,21 @@ describe('Vite SPA example (web/spa) with the packed npm package', () => {
     }
   });
 
-  it('the dev server (vite) serves the package unbundled: the .wasm and the worker load', async () => {
-    const file = await randomFile(await tempDir(), 'spa-dev.bin', 11 * MiB + 4321);
+  it('the dev server (vite) loads the .wasm and the worker; a small file goes as one PUT', async () => {
+    const dir = await tempDir();
+    const big = await randomFile(dir, 'spa-dev.bin', 11 * MiB + 4321);
+    const small = await randomFile(dir, 'spa-dev-small.bin', 300_000);
     const vite = await startVite([], server.url);
-    const { page, problems, workers } = await openApp(browser, `${vite.url}/?checksum=md5&partSize=5`);
+    const { page, problems, workers, apiCalls } = await openApp(browser, `${vite.url}/?checksum=md5&partSize=5`);
     try {
-      const shown = await uploadThroughApp(page, file);
-      assert.equal(shown.status, 'done', shown.text);
-      assertProgress(shown.percentShown);
-      assert.deepEqual(await objectSha256(s3, bucket, shown.key), { sha256: file.sha256, size: file.size });
+      const shown = await uploadThroughApp(page, [big, small]);
+      await assertStored(s3, shown, big);
+      await assertStored(s3, shown, small);
+      assertProgress(shown.files[big.name], big.name);
+      assertProgress(shown.files[small.name], small.name, { along: 2 });
+      assertProgress(shown.total, 'all files');
+      assert.equal(apiCalls.filter((c) => c === 'GET /s3/params').length, 1, apiCalls.join(', '));
+      assert.equal(apiCalls.filter((c) => c === 'POST /s3/multipart').length, 1, apiCalls.join(', '));
       assert.equal(workers.length, 1, `one checksum worker ran: ${workers.join(', ')}`);
       assert.deepEqual(problems.filter((p) => !/\[vite\]/.test(p)), []);
     } finally {
