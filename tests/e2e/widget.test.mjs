@@ -240,6 +240,8 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.deepEqual(over, { accepted: true, marked: true, after: false });
 
       const done = await waitForItem(page, 'dropped.txt', (row) => row.state === 'done');
+      await page.locator('s3-direct-upload li[data-state="done"] [part="name"]').click();
+      assert.notEqual((await focused(page)).part, 'dropzone', 'a click on a row does not jump to the drop zone');
       const tooBig = await waitForItem(page, 'too-big.txt', (row) => row.state === 'error');
       assert.equal(tooBig.error.code, 'file_too_large');
       assert.equal(tooBig.error.message, 'This file is larger than the 1.0 MB limit.');

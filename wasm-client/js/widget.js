@@ -128,6 +128,7 @@ const STYLE = `
 .hint { display: block; margin-top: 0.25rem; font-size: 0.875em; color: var(--_muted); }
 .hint:empty { display: none; }
 :focus-visible { outline: var(--s3d-focus-ring, 3px solid var(--_accent)); outline-offset: 2px; }
+.files:focus { outline: none; }
 .list { list-style: none; margin: 0; padding: 0; }
 .item {
   margin-top: var(--s3d-gap, 0.5rem); padding: var(--s3d-item-padding, 0.625rem 0.75rem);
@@ -176,8 +177,12 @@ const TEMPLATE = `
   <span class="hint" part="hint" id="hint"></span>
 </button>
 <input type="file" class="picker" hidden tabindex="-1">
-<ul class="list" part="list" aria-label="Uploads"></ul>
-<div class="summary" part="summary" hidden></div>
+<!-- Focusable by script and click only: with delegatesFocus, a click on a row's text would
+     otherwise focus (and scroll to) the drop zone. -->
+<div class="files" tabindex="-1">
+  <ul class="list" part="list" aria-label="Uploads"></ul>
+  <div class="summary" part="summary" hidden></div>
+</div>
 <div class="live visually-hidden" role="status" aria-live="polite"></div>
 `;
 
