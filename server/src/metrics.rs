@@ -18,9 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
-use crate::store::{
-    Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError,
-};
+use crate::store::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
 
 /// The `operation` label of store metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -8,8 +8,9 @@
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
 //! - `fuzz`: bounded property tests over request parsing and key naming.
-//! - `ops`: `s3-direct uploads list|purge` on Garage / Ceph (when S3_DIRECT_TEST_GARAGE_* /
-//!   S3_DIRECT_TEST_CEPH_* are set) and the embedded store's refusal.
+//! - `ops`: `s3-direct uploads list|purge`, `bucket setup` and `doctor` on Garage / Ceph (when
+//!   S3_DIRECT_TEST_GARAGE_* / S3_DIRECT_TEST_CEPH_* are set) and on the embedded store, and the
+//!   sweeper's start-up line.
 //! - `observability`: `/metrics`, `/readyz` and `x-request-id` (responses and log lines).
 //! - `policy`: authentication, upload ownership, limits, rate limit and CORS decisions.
 //! - `scripted_s3`: `S3Store` against a scripted S3 endpoint: ListParts paging and S3 error codes.

@@ -355,34 +355,9 @@ pub async fn run(
         fixes: Vec::new(),
     };
 
-    let reachable = match store.ping().await {
-        Ok(()) => {
-            report.check(
-                CREDENTIALS,
-                (
-                    Status::Ok,
-                    format!("HeadBucket answered: bucket {} is reachable", report.bucket),
-                ),
-            );
-            true
-        }
-        Err(e) => {
-            let detail =
-                std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"));
-            report.check(
-                CREDENTIALS,
-                (
-                    Status::Fail,
-                    format!(
-                        "HeadBucket of bucket {} failed{detail}; check --endpoint, --bucket, \
-                         --region and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
-                        report.bucket
-                    ),
-                ),
-            );
-            false
-        }
-    };
+    let credentials = head_bucket(store).await;
+    let reachable = credentials.0 == Status::Ok;
+    report.check(CREDENTIALS, credentials);
 
     if options.embedded {
         report.check(
@@ -422,6 +397,7 @@ pub async fn run(
                     &merged,
                     &options.wanted.lifecycle_rule(),
                     setup::same_lifecycle_rule,
+                    setup::Place::InPlace,
                 )
                 .0;
                 report.fixes.push(Fix {
@@ -469,6 +445,51 @@ pub async fn run(
         );
     }
     Ok(report)
+}
+
+/// `HeadBucket` with the signing credentials, its failure named by status.
+async fn head_bucket(store: &S3Store) -> (Status, String) {
+    let bucket = &store.config().bucket;
+    let endpoint = &store.config().endpoint;
+    let err = match store.client().head_bucket().bucket(bucket).send().await {
+        Ok(_) => {
+            return (
+                Status::Ok,
+                format!("HeadBucket answered: bucket {bucket} is reachable with these credentials"),
+            );
+        }
+        Err(e) => e,
+    };
+    let message = match err.raw_response().map(|r| r.status().as_u16()) {
+        Some(404) => format!("bucket {bucket} does not exist at {endpoint}; check --bucket"),
+        Some(403) => format!(
+            "the store refused the credentials for bucket {bucket} (403): check \
+             AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile), their rights on the \
+             bucket, and --region"
+        ),
+        Some(301 | 400) => format!(
+            "HeadBucket of {bucket} answered {}: usually --region is not the bucket's region, \
+             or the store needs --path-style",
+            err.raw_response().map_or(0, |r| r.status().as_u16())
+        ),
+        Some(status) => format!("HeadBucket of {bucket} answered {status}"),
+        None => format!("cannot reach the store at {endpoint}: {}", causes(&err)),
+    };
+    (Status::Fail, message)
+}
+
+/// An error and its causes on one line, without repeating the same text.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// The store's clock against ours, from the `Date` header of any answer.
@@ -662,7 +683,7 @@ async fn cors_fix(rules: Option<&dyn BucketRules>, options: &Options) -> Fix {
     if wanted.origins.is_empty() {
         rule["AllowedOrigins"] = json!(["https://app.example.com"]);
     }
-    let merged = setup::merge(&existing, &rule, setup::same_cors_rule).0;
+    let merged = setup::merge(&existing, &rule, setup::same_cors_rule, setup::Place::First).0;
     Fix {
         check: BROWSER_UPLOAD,
         title: "set the bucket's CORS rule (this replaces its CORS configuration; the rules it \

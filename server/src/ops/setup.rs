@@ -111,26 +111,49 @@ fn rule_id(rule: &Value) -> Option<&str> {
     rule.get("ID").and_then(Value::as_str)
 }
 
+/// Where a merged rule goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// First: stores apply the first CORS rule that matches a request, so a rule of another
+    /// tool for the same origin (without `ExposeHeaders: ETag`, say) must not shadow ours.
+    First,
+    /// Where a rule with the same id was, else last (lifecycle rules all apply).
+    InPlace,
+}
+
 /// `rules` with `ours` in them: a rule with the same id is replaced (unless it is already the
-/// same by `same`), otherwise `ours` is appended. Every other rule stays, in its place.
+/// same by `same`, and first when `place` says so), otherwise `ours` is added. Every other rule
+/// stays, in its order.
 pub fn merge(
     rules: &[Value],
     ours: &Value,
     same: fn(&Value, &Value) -> bool,
+    place: Place,
 ) -> (Vec<Value>, Change) {
     let id = rule_id(ours);
     let mut out = rules.to_vec();
-    match out.iter().position(|r| rule_id(r) == id) {
-        Some(i) if same(&out[i], ours) => (out, Change::Unchanged),
-        Some(i) => {
-            out[i] = ours.clone();
-            (out, Change::Replaced)
-        }
-        None => {
-            out.push(ours.clone());
-            (out, Change::Added)
-        }
+    let found = out.iter().position(|r| rule_id(r) == id);
+    if let Some(i) = found
+        && same(&out[i], ours)
+        && (place == Place::InPlace || i == 0)
+    {
+        return (out, Change::Unchanged);
     }
+    let change = if found.is_some() {
+        Change::Replaced
+    } else {
+        Change::Added
+    };
+    match (found, place) {
+        (Some(i), Place::InPlace) => out[i] = ours.clone(),
+        (Some(i), Place::First) => {
+            out.remove(i);
+            out.insert(0, ours.clone());
+        }
+        (None, Place::First) => out.insert(0, ours.clone()),
+        (None, Place::InPlace) => out.push(ours.clone()),
+    }
+    (out, change)
 }
 
 /// A string list field as a set, folded with `fold` (stores may change case or order).
@@ -263,6 +286,7 @@ impl SetupReport {
 async fn plan_section<'a>(
     ours: Value,
     same: fn(&Value, &Value) -> bool,
+    place: Place,
     read: impl std::future::Future<Output = Result<Vec<Value>, OpsError>> + 'a,
     write: impl FnOnce(Vec<Value>) -> futures::future::BoxFuture<'a, Result<(), OpsError>>,
     dry_run: bool,
@@ -276,7 +300,7 @@ async fn plan_section<'a>(
         .iter()
         .filter(|r| rule_id(r) != rule_id(&ours))
         .count();
-    let (rules, change) = merge(&existing, &ours, same);
+    let (rules, change) = merge(&existing, &ours, same, place);
     let mut applied = false;
     if change != Change::Unchanged && !dry_run {
         match write(rules.clone()).await {
@@ -316,6 +340,7 @@ pub async fn setup(
     let cors = plan_section(
         wanted.cors_rule(),
         same_cors_rule,
+        Place::First,
         target.cors_rules(),
         |rules| Box::pin(async move { target.put_cors_rules(&rules).await }),
         dry_run,
@@ -324,6 +349,7 @@ pub async fn setup(
     let lifecycle = plan_section(
         wanted.lifecycle_rule(),
         same_lifecycle_rule,
+        Place::InPlace,
         target.lifecycle_rules(),
         |rules| Box::pin(async move { target.put_lifecycle_rules(&rules).await }),
         dry_run,
@@ -595,8 +621,9 @@ mod tests {
             }
         ));
         assert_eq!(bucket.writes.load(Ordering::SeqCst), 2);
+        // Ours first (the first matching CORS rule applies); lifecycle rules keep their order.
         let cors = bucket.cors.lock().unwrap().clone();
-        assert_eq!(cors, vec![foreign_cors(), wanted().cors_rule()]);
+        assert_eq!(cors, vec![wanted().cors_rule(), foreign_cors()]);
         let lifecycle = bucket.lifecycle.lock().unwrap().clone();
         assert_eq!(
             lifecycle,
@@ -653,6 +680,33 @@ mod tests {
             *bucket.cors.lock().unwrap(),
             vec![wanted().cors_rule(), foreign_cors()]
         );
+    }
+
+    #[test]
+    fn our_cors_rule_moves_ahead_of_a_rule_that_would_shadow_it() {
+        let shadowing = json!({"ID": "old-uploads", "AllowedOrigins": ["https://app.example.com"],
+            "AllowedMethods": ["PUT"]});
+        let ours = wanted().cors_rule();
+        let (rules, change) = merge(
+            &[shadowing.clone(), ours.clone()],
+            &ours,
+            same_cors_rule,
+            Place::First,
+        );
+        assert_eq!(change, Change::Replaced);
+        assert_eq!(rules, vec![ours.clone(), shadowing.clone()]);
+        let (again, change) = merge(&rules, &ours, same_cors_rule, Place::First);
+        assert_eq!((again, change), (rules, Change::Unchanged));
+        // Lifecycle rules are replaced where they are.
+        let a = json!({"ID": "a", "Status": "Enabled"});
+        let (rules, change) = merge(
+            &[wanted().lifecycle_rule(), a.clone()],
+            &wanted().lifecycle_rule(),
+            same_lifecycle_rule,
+            Place::InPlace,
+        );
+        assert_eq!(change, Change::Unchanged);
+        assert_eq!(rules[1], a);
     }
 
     #[test]

@@ -1,0 +1,452 @@
+//! `s3-direct bucket setup` and `s3-direct doctor` through the binary: against Garage and Ceph
+//! radosgw on fresh buckets (when `S3_DIRECT_TEST_GARAGE_*` / `S3_DIRECT_TEST_CEPH_*` are set),
+//! and against the embedded store always. Also the sweeper's start-up line on the embedded store.
+//!
+//! Garage 2.5 and Ceph radosgw 16.2 both implement PutBucketCors and
+//! PutBucketLifecycleConfiguration (with `AbortIncompleteMultipartUpload`); these tests would
+//! see a `NotImplemented` as a setup that exits non-zero and says so.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, CorsConfiguration, CorsRule, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+};
+use s3_direct_server::{S3Store, S3StoreConfig};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// The page origin the tests configure (doctor sends it as `Origin`; nothing listens there).
+const ORIGIN: &str = "http://127.0.0.1:8080";
+/// Bound of each store test.
+const BOUND: Duration = Duration::from_secs(120);
+
+/// A fresh bucket on the store `S3_DIRECT_TEST_<NAME>_*` names, and the environment the binary
+/// needs to reach it; `None` when the store is not configured.
+async fn fresh_bucket(name: &str) -> Option<(S3Store, Vec<(String, String)>)> {
+    let var = |v: &str| std::env::var(format!("S3_DIRECT_TEST_{name}_{v}")).ok();
+    let endpoint = var("ENDPOINT")?;
+    let (access_key, secret_key) = (var("ACCESS_KEY")?, var("SECRET_KEY")?);
+    let region = var("REGION").unwrap_or_else(|| "us-east-1".into());
+    let bucket = format!("setup-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let store = S3Store::with_credentials(
+        S3StoreConfig {
+            endpoint: endpoint.clone(),
+            public_endpoint: None,
+            bucket: bucket.clone(),
+            region: region.clone(),
+            path_style: true,
+        },
+        &access_key,
+        &secret_key,
+    );
+    store
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let env = vec![
+        ("S3_DIRECT_ENDPOINT".to_owned(), endpoint),
+        ("S3_DIRECT_BUCKET".to_owned(), bucket),
+        ("S3_DIRECT_REGION".to_owned(), region),
+        ("S3_DIRECT_PATH_STYLE".to_owned(), "true".to_owned()),
+        ("S3_DIRECT_CORS_ORIGINS".to_owned(), ORIGIN.to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), access_key),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), secret_key),
+    ];
+    Some((store, env))
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs the binary with `env` in a temp dir.
+async fn run(env: &[(String, String)], args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(args)
+        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Names of the checks with the given status in `doctor --json` output.
+fn checks_with(report: &Value, status: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == status)
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Doctor's test upload leaves nothing behind.
+async fn no_uploads_left(store: &S3Store) {
+    let out = store
+        .client()
+        .list_multipart_uploads()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.uploads().is_empty(), "left behind: {:?}", out.uploads());
+}
+
+async fn cors_ids(store: &S3Store) -> Vec<String> {
+    let out = store
+        .client()
+        .get_bucket_cors()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    out.cors_rules()
+        .iter()
+        .map(|r| r.id().unwrap_or("-").to_owned())
+        .collect()
+}
+
+async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>) {
+    let setup = run(&env, &["bucket", "setup", "--json"]).await;
+    assert!(setup.ok, "{}\n{}", setup.stdout, setup.stderr);
+    let report = setup.json();
+    assert_eq!(report["cors"]["status"], "added", "{report}");
+    assert_eq!(report["lifecycle"]["status"], "added", "{report}");
+    assert_eq!(report["cors"]["applied"], true);
+
+    let doctor = run(&env, &["doctor", "--json"]).await;
+    let report = doctor.json();
+    assert!(doctor.ok, "{report:#}\n{}", doctor.stderr);
+    assert_eq!(report["passed"], true);
+    assert_eq!(
+        checks_with(&report, "ok"),
+        [
+            "credentials",
+            "clock",
+            "browser upload",
+            "lifecycle",
+            "credential lifetime"
+        ],
+        "{report:#}"
+    );
+    assert_eq!(report["fixes"], serde_json::json!([]));
+    no_uploads_left(&store).await;
+}
+
+/// A bucket whose CORS rule for the page lacks `ExposeHeaders: ETag`, beside rules of other
+/// tools: doctor fails and prints the fix; setup (twice) fixes it and keeps the other rules.
+async fn doctor_fails_without_expose_headers_and_setup_fixes_it(
+    store: S3Store,
+    env: Vec<(String, String)>,
+) {
+    let c = store.client();
+    let bucket = &store.config().bucket;
+    let rule = |id: &str, origin: &str, methods: &[&str]| {
+        CorsRule::builder()
+            .id(id)
+            .allowed_origins(origin)
+            .set_allowed_methods(Some(methods.iter().map(|m| (*m).to_owned()).collect()))
+            .allowed_headers("*")
+            .build()
+            .unwrap()
+    };
+    c.put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(rule("old-uploads", ORIGIN, &["PUT", "GET"]))
+                .cors_rules(rule("website", "https://www.example.com", &["GET"]))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(
+                    LifecycleRule::builder()
+                        .id("logs")
+                        .status(ExpirationStatus::Enabled)
+                        .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
+                        .expiration(LifecycleExpiration::builder().days(30).build())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let doctor = run(&env, &["doctor"]).await;
+    let text = &doctor.stdout;
+    assert!(!doctor.ok, "{text}");
+    assert!(
+        doctor
+            .stderr
+            .contains("doctor found failures: browser upload"),
+        "{}",
+        doctor.stderr
+    );
+    let failed = text
+        .lines()
+        .find(|l| l.starts_with("FAIL  browser upload"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        failed.contains("add ExposeHeaders: ETag to the bucket's CORS rule"),
+        "{failed}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("warn  lifecycle")),
+        "{text}"
+    );
+    // The fixes: the CORS configuration with ours first and the others kept, the lifecycle
+    // configuration with the logs rule kept, and the setup command.
+    let cors_fix = text
+        .split("aws s3api put-bucket-cors")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let json = cors_fix
+        .split("--cors-configuration '")
+        .nth(1)
+        .and_then(|j| j.split("'\n").next())
+        .unwrap();
+    let fix: Value = serde_json::from_str(json).unwrap();
+    let ids: Vec<&str> = fix["CORSRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["s3-direct-browser-uploads", "old-uploads", "website"]);
+    assert_eq!(fix["CORSRules"][0]["ExposeHeaders"][0], "ETag");
+    assert!(
+        text.contains("aws s3api put-bucket-lifecycle-configuration"),
+        "{text}"
+    );
+    assert!(text.contains("\"ID\": \"logs\""), "{text}");
+    assert!(
+        text.contains(&format!(
+            "s3-direct bucket setup --endpoint {} --bucket {bucket} --cors-origin {ORIGIN}",
+            store.config().endpoint
+        )),
+        "{text}"
+    );
+    no_uploads_left(&store).await;
+
+    let first = run(&env, &["bucket", "setup", "--json"]).await;
+    assert!(first.ok, "{}\n{}", first.stdout, first.stderr);
+    let first = first.json();
+    assert_eq!(
+        (&first["cors"]["status"], &first["lifecycle"]["status"]),
+        (&"added".into(), &"added".into()),
+        "{first}"
+    );
+    assert_eq!(first["cors"]["other_rules"], 2);
+    let second = run(&env, &["bucket", "setup", "--json"]).await;
+    assert!(second.ok, "{}", second.stderr);
+    let second = second.json();
+    assert_eq!(second["cors"]["status"], "unchanged", "{second}");
+    assert_eq!(second["lifecycle"]["status"], "unchanged", "{second}");
+    assert_eq!(second["cors"]["applied"], false);
+
+    assert_eq!(
+        cors_ids(&store).await,
+        ["s3-direct-browser-uploads", "old-uploads", "website"]
+    );
+    let lifecycle = c
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let logs = lifecycle
+        .rules()
+        .iter()
+        .find(|r| r.id() == Some("logs"))
+        .expect("the logs rule was dropped");
+    assert_eq!(
+        logs.expiration().and_then(LifecycleExpiration::days),
+        Some(30)
+    );
+    assert!(
+        lifecycle
+            .rules()
+            .iter()
+            .any(|r| r.id() == Some("s3-direct-abort-incomplete-uploads"))
+    );
+
+    let doctor = run(&env, &["doctor", "--json"]).await;
+    let report = doctor.json();
+    assert!(doctor.ok, "{report:#}");
+    assert_eq!(checks_with(&report, "fail"), Vec::<String>::new());
+    no_uploads_left(&store).await;
+}
+
+#[tokio::test]
+async fn garage_setup_then_doctor_passes_on_a_fresh_bucket() {
+    let Some((store, env)) = fresh_bucket("GARAGE").await else {
+        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        return;
+    };
+    tokio::time::timeout(BOUND, setup_then_doctor_passes(store, env))
+        .await
+        .expect("took over 2 minutes");
+}
+
+#[tokio::test]
+async fn ceph_setup_then_doctor_passes_on_a_fresh_bucket() {
+    let Some((store, env)) = fresh_bucket("CEPH").await else {
+        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        return;
+    };
+    tokio::time::timeout(BOUND, setup_then_doctor_passes(store, env))
+        .await
+        .expect("took over 2 minutes");
+}
+
+#[tokio::test]
+async fn garage_doctor_fails_without_expose_headers_and_setup_fixes_it() {
+    let Some((store, env)) = fresh_bucket("GARAGE").await else {
+        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        return;
+    };
+    tokio::time::timeout(
+        BOUND,
+        doctor_fails_without_expose_headers_and_setup_fixes_it(store, env),
+    )
+    .await
+    .expect("took over 2 minutes");
+}
+
+#[tokio::test]
+async fn ceph_doctor_fails_without_expose_headers_and_setup_fixes_it() {
+    let Some((store, env)) = fresh_bucket("CEPH").await else {
+        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        return;
+    };
+    tokio::time::timeout(
+        BOUND,
+        doctor_fails_without_expose_headers_and_setup_fixes_it(store, env),
+    )
+    .await
+    .expect("took over 2 minutes");
+}
+
+#[tokio::test]
+async fn on_the_embedded_store_doctor_says_what_does_not_apply_and_setup_is_not_needed() {
+    let env: Vec<(String, String)> = Vec::new();
+    let doctor = run(&env, &["doctor", "--json", "--listen", "127.0.0.1:8080"]).await;
+    let report = doctor.json();
+    assert!(doctor.ok, "{report:#}\n{}", doctor.stderr);
+    assert_eq!(report["origin"], "http://127.0.0.1:8080");
+    assert_eq!(
+        checks_with(&report, "ok"),
+        ["credentials", "browser upload"]
+    );
+    assert_eq!(
+        checks_with(&report, "n/a"),
+        ["clock", "lifecycle", "credential lifetime"]
+    );
+    let lifecycle = &report["checks"][3]["message"];
+    assert!(
+        lifecycle.as_str().unwrap().contains("--sweep-older-than"),
+        "{lifecycle}"
+    );
+
+    let setup = run(&env, &["bucket", "setup"]).await;
+    assert!(setup.ok, "{}", setup.stderr);
+    assert!(
+        setup
+            .stdout
+            .starts_with("the embedded store needs no setup"),
+        "{}",
+        setup.stdout
+    );
+}
+
+/// `serve --sweep-older-than` on the embedded store says once, before serving, that it cleans
+/// the data dir instead of listing uploads.
+#[tokio::test]
+async fn the_sweeper_says_once_at_start_what_it_does_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--sweep-older-than",
+            "24h",
+            "--sweep-every",
+            "1h",
+        ])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("S3_DIRECT_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The start-up lines come before the server prints where it listens.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.starts_with("listening on") {
+                return;
+            }
+        }
+        panic!("the server never listened");
+    })
+    .await
+    .unwrap();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut log = Vec::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        log.push(line);
+    }
+    let said: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("cannot list multipart uploads"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log:#?}");
+    assert!(
+        said[0].contains("sweeper on: every 1h 0m aborting incomplete uploads under \"uploads/\""),
+        "{}",
+        said[0]
+    );
+    assert!(
+        said[0].contains("finds them in its data dir"),
+        "{}",
+        said[0]
+    );
+}
