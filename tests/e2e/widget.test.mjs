@@ -355,8 +355,11 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
   it('looks right in every state: idle, uploading, paused, error, done (screenshots); Retry recovers', async (t) => {
     await rm(artifacts, { recursive: true, force: true });
     await mkdir(artifacts, { recursive: true });
-    const shot = (page, state) => page.locator('s3-direct-upload')
-      .screenshot({ path: path.join(artifacts, `${state}.png`), animations: 'disabled' });
+    const shot = async (page, state) => {
+      await page.mouse.move(0, 0); // no hover style left on the button just clicked
+      await page.locator('s3-direct-upload')
+        .screenshot({ path: path.join(artifacts, `${state}.png`), animations: 'disabled' });
+    };
     const widgetState = (page) => page.evaluate(() => document.querySelector('s3-direct-upload').getAttribute('state'));
     const dir = await tempDir();
     const [moving, refused, small] = await Promise.all([
