@@ -106,7 +106,8 @@ const STYLE = `
   color: var(--s3d-color, inherit);
   --_accent: var(--s3d-accent, #1d4ed8);
   --_muted: var(--s3d-muted-color, #4b5563);
-  --_border: var(--s3d-border-color, #9ca3af);
+  /* Buttons and the drop zone are outlined by it: #6b7280 keeps 3:1 against white (WCAG 1.4.11). */
+  --_border: var(--s3d-border-color, #6b7280);
   --_radius: var(--s3d-radius, 8px);
   --_error: var(--s3d-error-color, #b91c1c);
   --_success: var(--s3d-success-color, #15803d);
@@ -168,6 +169,10 @@ button.action:hover { border-color: var(--_accent); color: var(--_accent); }
   clip: rect(0 0 0 0); white-space: nowrap; border: 0;
 }
 @media (prefers-reduced-motion: reduce) { .fill { transition: none; } }
+@media (forced-colors: active) {
+  .bar { border: 1px solid CanvasText; }
+  .fill { forced-color-adjust: none; background: Highlight; }
+}
 `;
 
 const TEMPLATE = `
