@@ -177,7 +177,8 @@ pub struct SinglePutParams {
     /// Always `PUT`.
     pub method: String,
     pub url: String,
-    /// Form fields for a POST policy upload; s3-direct signs PUTs, so this is always empty.
+    /// Form fields for a POST policy upload. s3-direct signs PUTs, which send no form; it puts
+    /// `key` and `bucket` here too, where Companion clients (Uppy) read them.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
     /// Headers the browser must send with the PUT.

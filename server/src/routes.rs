@@ -546,13 +546,20 @@ async fn single_put_params(
         .store()
         .presign_put(&key, &content_type, size, state.url_lifetime_now().await)
         .await?;
+    let bucket = state.store().bucket().to_owned();
+    // Uppy's @uppy/aws-s3 (5.x) takes a single upload's key and bucket from `fields` (where a
+    // POST policy has them), whatever the method; a PUT sends no form, so they change nothing else.
+    let fields = BTreeMap::from([
+        ("key".to_owned(), key.clone()),
+        ("bucket".to_owned(), bucket.clone()),
+    ]);
     Ok(Json(SinglePutParams {
         method: "PUT".to_owned(),
         url: presigned.url,
-        fields: BTreeMap::new(),
+        fields,
         headers: presigned.headers,
         key,
-        bucket: state.store().bucket().to_owned(),
+        bucket,
     }))
 }
 
