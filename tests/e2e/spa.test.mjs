@@ -193,6 +193,30 @@ describe('Vite SPA example (web/spa) with the packed npm package', () => {
     }
   });
 
+  it('when the worker script cannot load, parts are hashed on the page instead and the upload still completes', async () => {
+    const file = await randomFile(await tempDir(), 'spa-no-worker.bin', 12 * MiB + 99);
+    const vite = await startVite(['preview', '--outDir', dist], server.url);
+    const { page, problems } = await openApp(browser, `${vite.url}/?checksum=md5&partSize=5`);
+    // The worker's bundle is the only request for it: refuse it, as a CSP or a bundler that
+    // left the URL pointing nowhere would.
+    let refused = 0;
+    await page.context().route(/\/assets\/s3_direct-[\w-]+\.js$/, (route) => {
+      refused += 1;
+      return route.fulfill({ status: 404, body: 'gone' });
+    });
+    try {
+      const shown = await uploadThroughApp(page, [file]);
+      await assertStored(s3, shown, file);
+      assert.ok(refused >= 1, 'the worker script was requested');
+      const expected = problems.filter((p) => /answered 404|status of 404|checksum worker did not start/.test(p));
+      assert.ok(problems.some((p) => /console warning: s3-direct: the checksum worker did not start/.test(p)), problems.join('\n'));
+      assert.deepEqual(problems.filter((p) => !expected.includes(p)), []);
+    } finally {
+      await page.close();
+      await vite.stop();
+    }
+  });
+
   it('the dev server (vite) loads the .wasm and the worker; a small file goes as one PUT', async () => {
     const dir = await tempDir();
     const big = await randomFile(dir, 'spa-dev.bin', 11 * MiB + 4321);
