@@ -359,6 +359,16 @@ pub async fn run(
     let reachable = credentials.0 == Status::Ok;
     report.check(CREDENTIALS, credentials);
 
+    // The HTTP client is built without TLS (the crate's reqwest has no TLS feature).
+    let no_tls = endpoint.starts_with("https://").then(|| {
+        (
+            Status::Warn,
+            format!(
+                "not checked: doctor has no TLS client to reach {endpoint} as a browser would; \
+                 run it against a plain http:// address of the store (--public-endpoint)"
+            ),
+        )
+    });
     if options.embedded {
         report.check(
             CLOCK,
@@ -367,11 +377,15 @@ pub async fn run(
                 "the embedded store runs in this process, on this machine's clock".to_owned(),
             ),
         );
+    } else if let Some(verdict) = &no_tls {
+        report.check(CLOCK, verdict.clone());
     } else {
         report.check(CLOCK, clock(&http, &endpoint).await);
     }
 
-    if reachable {
+    if let Some(verdict) = no_tls {
+        report.check(BROWSER_UPLOAD, verdict);
+    } else if reachable {
         let verdict = browser_upload(&http, store, options).await;
         if verdict.0 == Status::Fail && !options.embedded {
             report.fixes.push(cors_fix(rules, options).await);
