@@ -108,12 +108,13 @@ impl Sweeper {
         // `all`: the age bound keeps uploads in progress safe even with an empty prefix.
         match uploads::purge(self.admin.as_ref(), &filter, (self.clock)(), false, true).await {
             Ok(report) => {
-                self.metrics.sweeps.inc();
                 self.metrics
                     .sweep_uploads_aborted
                     .inc_by(report.aborted.len() as u64);
                 self.metrics.sweep_parts_freed.inc_by(report.parts());
                 self.metrics.sweep_bytes_freed.inc_by(report.bytes());
+                // Last, so whoever sees the sweep counted also sees what it freed.
+                self.metrics.sweeps.inc();
                 for u in &report.aborted {
                     tracing::info!(
                         key = %u.upload.key,
