@@ -73,7 +73,10 @@ async function holdParts(page, fileName, { pass = 0 } = {}) {
     return undefined;
   });
   return {
-    firstHeld,
+    /** Resolves once a part is held; rejects after 60 s so a test cannot hang on it. */
+    firstHeld: Promise.race([firstHeld, new Promise((resolve, reject) => {
+      setTimeout(() => reject(new Error(`no part PUT of ${fileName} arrived in 60 s`)), 60_000).unref();
+    })]),
     held: () => held.length,
     passed: () => passed,
     release: () => Promise.allSettled(held.map((r) => r.abort())),
@@ -293,6 +296,26 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.deepEqual(await drop(['three.txt']), ['three.txt'], 'a new choice replaces the file');
       const three = await waitForItem(page, 'three.txt', (row) => row.state === 'done');
       assert.deepEqual(await page.evaluate(() => [...new FormData(document.querySelector('#form')).getAll('files')]), [three.result.key]);
+
+      // Replacing a file that is still uploading cancels it.
+      const hold = await holdParts(page, 'held.bin');
+      try {
+        await page.evaluate(() => {
+          const el = document.querySelector('s3-direct-upload');
+          el.removeAttribute('accept');
+          el.removeAttribute('max-size');
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(12 * 1024 * 1024)], 'held.bin'));
+          el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, composed: true, cancelable: true }));
+        });
+        await hold.firstHeld;
+        assert.deepEqual(await drop(['four.txt']), ['four.txt']);
+        await waitForItem(page, 'four.txt', (row) => row.state === 'done');
+        const cancels = await page.evaluate(() => window.widgetEvents.filter((e) => e.type === 'upload-cancel').map((e) => e.detail.name));
+        assert.deepEqual(cancels, ['held.bin']);
+      } finally {
+        await hold.release();
+      }
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();

@@ -698,8 +698,10 @@ export class S3DirectUploadElement extends HTMLElement {
 
   #remove(row, { focus }) {
     if (ACTIVE.has(row.state)) {
+      // Removing an unfinished file cancels it; its own cancelled event will find no row.
       row.cancelRequested = true;
       row.item?.cancel();
+      this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
     }
     const i = this.#rows.indexOf(row);
     if (i < 0) return;
