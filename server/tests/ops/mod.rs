@@ -302,7 +302,8 @@ async fn the_binary_explains_what_it_cannot_or_will_not_do() {
     let (ok, stdout, stderr) = run_embedded(&["uploads", "list"]).await;
     assert!(!ok && stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains("error: the embedded store cannot list multipart uploads;"),
+        stderr.contains("note: the embedded store cannot list multipart uploads (ListMultipartUploads); reading its data dir ./data instead")
+            && stderr.contains("error: embedded store data dir failed: cannot read the data dir ./data: No such file"),
         "{stderr}"
     );
 
@@ -316,6 +317,88 @@ async fn the_binary_explains_what_it_cannot_or_will_not_do() {
     let (ok, _, stderr) = run_embedded(&["uploads", "purge", "--older-than", "1w"]).await;
     assert!(!ok);
     assert!(stderr.contains("like 30m, 24h or 7d"), "{stderr}");
+}
+
+/// Without --endpoint the commands say the embedded store cannot list uploads and read its data
+/// dir instead: list, purge and abort work there.
+#[tokio::test]
+async fn on_the_embedded_store_the_commands_read_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let embedded =
+        EmbeddedStore::start(listener, &data, "s3-direct", EmbeddedCredentials::random())
+            .await
+            .unwrap();
+    let store = embedded.s3_store("s3-direct", "us-east-1", None);
+    let first = abandoned_upload(&store, "uploads/a.bin", &[5, 6]).await;
+    let second = abandoned_upload(&store, "uploads/b.bin", &[7]).await;
+    let binary = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3-direct"));
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .env_remove("S3_DIRECT_ENDPOINT")
+            .env_remove("S3_DIRECT_BUCKET");
+        cmd
+    };
+    let out = binary(&["uploads", "list", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: the embedded store cannot list multipart uploads (ListMultipartUploads); reading its data dir"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["total"],
+        serde_json::json!({"uploads": 2, "parts": 3, "bytes": 18})
+    );
+
+    let out = binary(&["uploads", "abort", "uploads/a.bin", &first])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("aborted uploads/a.bin {first}: freed 11 B in 2 part(s)\n")
+    );
+    let out = binary(&["uploads", "purge", "--prefix", "uploads/", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["freed"],
+        serde_json::json!({"uploads": 1, "parts": 1, "bytes": 7})
+    );
+    assert_eq!(json["aborted"][0]["upload_id"], second.as_str());
+    // The store agrees: both uploads are gone.
+    for (key, id) in [("uploads/a.bin", &first), ("uploads/b.bin", &second)] {
+        let err = store
+            .client()
+            .list_parts()
+            .bucket("s3-direct")
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await;
+        assert!(err.is_err(), "{key} still listed");
+    }
 }
 
 /// Two purges through different nodes of a 3-node Garage (`S3_DIRECT_TEST_GARAGE3_ENDPOINTS`
