@@ -13,9 +13,19 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::MissedTickBehavior;
 
-use super::units::{format_age, human_bytes};
+use super::units::human_bytes;
 use super::uploads::{self, Filter, MultipartAdmin, OpsError, PurgeReport};
 use crate::Metrics;
+
+/// A period as the operator wrote it: `1h`, `30m`, `7d` (`90s` when not whole minutes).
+fn period(d: Duration) -> String {
+    match d.as_secs() {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
 
 /// The wall clock the sweeper judges upload ages by.
 pub type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -87,10 +97,10 @@ impl Sweeper {
     pub fn describe(&self) -> String {
         format!(
             "every {} aborting incomplete uploads under {:?} in bucket {} older than {}",
-            format_age(self.config.every),
+            period(self.config.every),
             self.config.prefix,
             self.admin.bucket(),
-            format_age(self.config.older_than)
+            period(self.config.older_than)
         )
     }
 
@@ -173,7 +183,7 @@ impl Sweeper {
                 SweepOutcome::Failed(e) => {
                     tracing::warn!(
                         "sweep failed, trying again in {}: {e}",
-                        format_age(self.config.every)
+                        period(self.config.every)
                     );
                 }
                 SweepOutcome::Swept(_) | SweepOutcome::Skipped => {}
@@ -258,6 +268,15 @@ mod tests {
         assert_eq!(metric(&metrics, "s3direct_sweep_bytes_freed_total"), 35);
         stop.send(()).unwrap();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn periods_print_as_typed() {
+        assert_eq!(period(Duration::from_secs(3600)), "1h");
+        assert_eq!(period(Duration::from_secs(86_400 * 7)), "7d");
+        assert_eq!(period(Duration::from_secs(90 * 60)), "90m");
+        assert_eq!(period(Duration::from_secs(61)), "61s");
+        assert_eq!(period(Duration::ZERO), "0s");
     }
 
     #[tokio::test(start_paused = true)]

@@ -403,7 +403,7 @@ async fn the_sweeper_says_once_at_start_what_it_does_on_the_embedded_store() {
             "--listen",
             "127.0.0.1:0",
             "--sweep-older-than",
-            "24h",
+            "1d",
             "--sweep-every",
             "1h",
         ])
@@ -440,7 +440,9 @@ async fn the_sweeper_says_once_at_start_what_it_does_on_the_embedded_store() {
         .collect();
     assert_eq!(said.len(), 1, "{log:#?}");
     assert!(
-        said[0].contains("sweeper on: every 1h 0m aborting incomplete uploads under \"uploads/\""),
+        said[0].contains(
+            "sweeper on: every 1h aborting incomplete uploads under \"uploads/\" in bucket s3-direct older than 1d"
+        ),
         "{}",
         said[0]
     );
