@@ -46,6 +46,7 @@ async function startVite(args, signingServer) {
   });
   let output = '';
   child.stderr.on('data', (chunk) => { output = (output + chunk).slice(-10_000); });
+  let timer;
   const url = await new Promise((resolve, reject) => {
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
       output = (output + line + '\n').slice(-10_000);
@@ -53,7 +54,11 @@ async function startVite(args, signingServer) {
       if (m) resolve(m[1]);
     });
     child.once('exit', (code) => reject(new Error(`vite ${args[0] ?? ''} exited (${code}):\n${output}`)));
-  });
+    timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`vite ${args[0] ?? ''} printed no address within 60 s:\n${output}`));
+    }, 60_000);
+  }).finally(() => clearTimeout(timer));
   return {
     url,
     output: () => output,
