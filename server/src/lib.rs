@@ -384,6 +384,16 @@ fn sweeper_for(
     embedded_dir: Option<&std::path::Path>,
 ) -> Option<Arc<ops::sweeper::Sweeper>> {
     let older_than = config.sweep_older_than?;
+    let token_lifetime = Duration::from_secs(config.upload_token_lifetime);
+    if older_than < token_lifetime {
+        tracing::warn!(
+            "--sweep-older-than ({} s) is shorter than --upload-token-lifetime ({} s): an \
+             upload its client could still resume is aborted once it is that old, and the \
+             client then starts it over",
+            older_than.as_secs(),
+            token_lifetime.as_secs()
+        );
+    }
     let sweeper = ops::sweeper::Sweeper::new(
         admin,
         ops::sweeper::SweepConfig {
