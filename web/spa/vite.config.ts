@@ -3,6 +3,8 @@ import { defineConfig } from 'vite';
 
 // s3-direct needs no configuration here: Vite finds its `.wasm` and its checksum worker through
 // the `new URL(…, import.meta.url)` references in the package, in `vite build` and in `vite`.
+// (Vite 7 and older need `optimizeDeps: { exclude: ['s3-direct'] }` for `vite`: their
+// pre-bundling moves the package's JS away from its `.wasm`.)
 //
 // The signing server that `vite` and `vite preview` forward `/s3` to, so the app calls it on its
 // own origin. In production, serve `dist/` from the same origin as the API (for example
