@@ -15,6 +15,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { launchBrowser } from '../lib/browser.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
@@ -191,6 +192,73 @@ describe('Vite SPA example (web/spa) with the packed npm package', () => {
       assertProgress(shown.total, 'all files');
       assert.equal(workers.length, 1, `one checksum worker ran: ${workers.join(', ')}`);
       assert.match(workers[0], /^http:\/\/127\.0\.0\.1:\d+\/assets\/s3_direct-[\w-]+\.js$/, 'the worker is the bundled one');
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      await vite.stop();
+    }
+  });
+
+  it('pause, resume and cancel from the page: the paused file completes, the cancelled one leaves no object', async () => {
+    const dir = await tempDir();
+    const paused = await randomFile(dir, 'spa-paused.bin', 21 * MiB);
+    const cancelled = await randomFile(dir, 'spa-cancelled.bin', 16 * MiB);
+    const vite = await startVite(['preview', '--outDir', dist], server.url);
+    const { page, problems } = await openApp(browser, `${vite.url}/?partSize=5`);
+    // Part PUTs to the store are held in the network layer while `holding`, so the page is
+    // half-way when the buttons are pressed, however fast loopback is.
+    const storeOrigin = new URL(server.storeEndpoint).origin;
+    let holding = false;
+    let held = [];
+    let onHeld = () => {};
+    await page.route((url) => url.origin === storeOrigin, (route) => {
+      if (holding && route.request().method() === 'PUT') {
+        held.push(route);
+        onHeld();
+        return undefined;
+      }
+      return route.continue();
+    });
+    const hold = () => {
+      holding = true;
+      return new Promise((resolve) => { onHeld = resolve; });
+    };
+    const release = async () => {
+      holding = false;
+      const routes = held;
+      held = [];
+      // Requests the page aborted meanwhile cannot be continued; that is expected.
+      await Promise.all(routes.map((r) => r.continue().catch(() => {})));
+    };
+    const row = (file) => page.locator('[data-testid="file-row"]', { hasText: file.name });
+    const inState = (file, state) => page.locator(
+      `[data-testid="file-row"][data-state="${state}"]`, { hasText: file.name },
+    ).waitFor({ timeout: 60_000 });
+    try {
+      let someHeld = hold();
+      await page.setInputFiles('[data-testid="files"]', paused.path);
+      await someHeld;
+      await row(paused).getByRole('button', { name: 'Pause' }).click();
+      await inState(paused, 'paused');
+      await release();
+      await row(paused).getByRole('button', { name: 'Resume' }).click();
+      await inState(paused, 'done');
+
+      someHeld = hold();
+      await page.setInputFiles('[data-testid="files"]', cancelled.path);
+      await someHeld;
+      await row(cancelled).getByRole('button', { name: 'Cancel' }).click();
+      await inState(cancelled, 'cancelled');
+      await release();
+
+      const key = await row(paused).getByTestId('key').textContent();
+      assert.deepEqual(await objectSha256(s3, bucket, key), { sha256: paused.sha256, size: paused.size });
+      const shown = await page.evaluate(() => window.percentShown.files);
+      assertProgress(shown[paused.name].map(Number), paused.name);
+      assert.ok(!shown[cancelled.name].includes('100'), `the cancelled file never shows 100 %: ${shown[cancelled.name]}`);
+      assert.equal(await row(cancelled).getByTestId('key').count(), 0, 'the cancelled file has no key');
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+      assert.deepEqual((listed.Contents ?? []).filter((o) => o.Key.endsWith(`/${cancelled.name}`)), []);
       assert.deepEqual(problems, []);
     } finally {
       await page.close();
