@@ -1,9 +1,11 @@
 // The Vite + React example in web/spa, built against the s3-direct npm package as a user gets it:
 // the test packs wasm-client/pkg with `npm pack`, installs the tarball into the example (its own
-// npm scripts, `install-s3-direct` and `build`), builds it with Vite, serves the bundle with
+// npm scripts, `install-s3-direct` and `build`: tsc, then vite build), serves the bundle with
 // `vite preview` (which forwards /s3 to the signing server) and uploads through it in headless
-// Chromium, with part checksums computed in the Web Worker the package starts from inside the bundle.
-// A second test does the same through `vite` (the dev server), where the package is served unbundled.
+// Chromium: 64 MiB with part checksums from the Web Worker the package starts inside the bundle;
+// pause, resume and cancel from the page's buttons; the worker script refused (hashing falls back
+// to the page). The last test goes through `vite` (the dev server, which pre-bundles the package).
+// The progress the page shows is recorded in the page and must rise monotonically to a single 100.
 //
 // Needs web/spa/node_modules (`scripts/setup.sh test` runs `npm ci` there) and a built
 // wasm-client/pkg (`wasm-client/build.sh`).
