@@ -27,7 +27,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::error::Error;
 use crate::policy;
-use crate::store::{NewUpload, PartSigning};
+use crate::store::{NewUpload, PartSigning, PutSigning};
 use crate::token::{UploadClaims, principal_digest};
 use crate::validate;
 
@@ -495,6 +495,25 @@ struct ParamsQuery {
     /// Extension: the file's size, so an impossible single PUT is refused up front and the URL
     /// fixes the exact length.
     size: Option<String>,
+    /// Extension: `ALGO:BASE64` checksum of the whole file, signed into the URL.
+    checksum: Option<String>,
+    /// `metadata[name]=value` pairs (how Uppy sends a file's metadata, and Companion reads it);
+    /// other parameters are ignored.
+    #[serde(flatten)]
+    rest: BTreeMap<String, String>,
+}
+
+impl ParamsQuery {
+    /// The `metadata[name]` parameters as `name → value`.
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.rest
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+                Some((name.to_owned(), v.clone()))
+            })
+            .collect()
+    }
 }
 
 async fn single_put_params(
@@ -539,12 +558,22 @@ async fn single_put_params(
         ));
     }
     let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
+    let signing = PutSigning {
+        content_type,
+        content_length: size,
+        metadata: validate::metadata(&query.metadata())?,
+        checksum: query
+            .checksum
+            .as_deref()
+            .map(policy::checksum)
+            .transpose()?,
+    };
     let key = state
         .keys()
         .issue_under(&policy::prefix_of(&state, &principal), filename)?;
     let presigned = state
         .store()
-        .presign_put(&key, &content_type, size, state.url_lifetime_now().await)
+        .presign_put(&key, &signing, state.url_lifetime_now().await)
         .await?;
     let bucket = state.store().bucket().to_owned();
     // Uppy's @uppy/aws-s3 (5.x) takes a single upload's key and bucket from `fields` (where a

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
-use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
+use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
 
 /// Base of the URLs the fake "presigns".
 pub const FAKE_ENDPOINT: &str = "https://fake-store.test";
@@ -228,19 +228,26 @@ impl Store for FakeStore {
     async fn presign_put(
         &self,
         key: &str,
-        content_type: &str,
-        content_length: Option<u64>,
+        signing: &PutSigning,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError> {
         drop(self.record(FakeCall::PresignPut {
             key: key.to_owned(),
-            content_type: content_type.to_owned(),
-            content_length,
+            content_type: signing.content_type.clone(),
+            content_length: signing.content_length,
             lifetime,
         })?);
-        let mut headers = BTreeMap::from([("content-type".to_owned(), content_type.to_owned())]);
-        if let Some(len) = content_length {
+        // What S3Store answers: every signed header the browser must send.
+        let mut headers =
+            BTreeMap::from([("content-type".to_owned(), signing.content_type.clone())]);
+        if let Some(len) = signing.content_length {
             headers.insert("content-length".to_owned(), len.to_string());
+        }
+        for (name, value) in &signing.metadata {
+            headers.insert(format!("x-amz-meta-{name}"), value.clone());
+        }
+        if let Some((algo, value)) = &signing.checksum {
+            headers.insert(algo.header().to_owned(), value.clone());
         }
         Ok(Presigned {
             url: url(key, "x-id=PutObject"),

@@ -46,6 +46,19 @@ pub struct PartSigning {
     pub checksum: Option<(ChecksumAlgorithm, String)>,
 }
 
+/// What a single `PUT` of a whole object signs in besides its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutSigning {
+    /// MIME type stored with the object.
+    pub content_type: String,
+    /// Exact body length the store must receive, when the caller declared it.
+    pub content_length: Option<u64>,
+    /// User metadata (`x-amz-meta-*`), names lowercase, values header-safe.
+    pub metadata: BTreeMap<String, String>,
+    /// A checksum of the whole body the store must verify: algorithm and base64 digest.
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
+}
+
 /// Result of completing an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completed {
@@ -134,13 +147,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Abandons the upload and deletes its parts.
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
 
-    /// Presigns a single `PUT` of a whole object with `content_type` (and, when given, exactly
-    /// `content_length` bytes), valid for `lifetime`.
+    /// Presigns a single `PUT` of a whole object, valid for `lifetime`, with the content type,
+    /// metadata, and (when given) length and checksum in `signing` signed in: the browser must
+    /// send each as a header with exactly the value in [`Presigned::headers`].
     async fn presign_put(
         &self,
         key: &str,
-        content_type: &str,
-        content_length: Option<u64>,
+        signing: &PutSigning,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError>;
 

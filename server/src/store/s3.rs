@@ -24,7 +24,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedP
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
-use super::{Completed, NewUpload, PartSigning, Presigned, Store, StoreError};
+use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
 
 /// Where the store is and how to address it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,19 +419,34 @@ impl Store for S3Store {
     async fn presign_put(
         &self,
         key: &str,
-        content_type: &str,
-        content_length: Option<u64>,
+        signing: &PutSigning,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError> {
         const OP: &str = "presign PutObject";
         let presigning = presigning_config(OP, SystemTime::now(), lifetime)?;
-        let request = self
+        let mut builder = self
             .presigner
             .put_object()
             .bucket(&self.config.bucket)
             .key(key)
-            .content_type(content_type)
-            .set_content_length(content_length.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+            .content_type(&signing.content_type)
+            .set_content_length(
+                signing
+                    .content_length
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+            );
+        if !signing.metadata.is_empty() {
+            builder = builder.set_metadata(Some(signing.metadata.clone().into_iter().collect()));
+        }
+        if let Some((algo, value)) = &signing.checksum {
+            builder = match algo {
+                ChecksumAlgorithm::Md5 => builder.content_md5(value),
+                ChecksumAlgorithm::Crc32 => builder.checksum_crc32(value),
+                ChecksumAlgorithm::Crc32c => builder.checksum_crc32_c(value),
+                ChecksumAlgorithm::Sha256 => builder.checksum_sha256(value),
+            };
+        }
+        let request = builder
             .presigned(presigning)
             .await
             .map_err(|e| classify(OP, "", e))?;
@@ -674,8 +689,12 @@ mod tests {
     #[tokio::test]
     async fn single_put_urls_sign_the_content_type() {
         let s = store(true, None);
+        let signing = PutSigning {
+            content_type: "text/plain".into(),
+            ..PutSigning::default()
+        };
         let p = s
-            .presign_put("k/a.txt", "text/plain", None, Duration::from_secs(60))
+            .presign_put("k/a.txt", &signing, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(
@@ -684,5 +703,51 @@ mod tests {
         );
         assert!(p.url.contains("content-type"), "signed headers: {}", p.url);
         assert!(!p.url.to_ascii_lowercase().contains("x-amz-checksum"));
+        assert!(!p.url.to_ascii_lowercase().contains("x-amz-meta"));
+    }
+
+    #[tokio::test]
+    async fn single_put_urls_sign_metadata_length_and_checksum() {
+        let s = store(true, None);
+        for (algo, value, header) in [
+            (
+                ChecksumAlgorithm::Md5,
+                "1B2M2Y8AsgTpgAmY7PhCfg==",
+                "content-md5",
+            ),
+            (
+                ChecksumAlgorithm::Sha256,
+                "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                "x-amz-checksum-sha256",
+            ),
+        ] {
+            let signing = PutSigning {
+                content_type: "text/plain".into(),
+                content_length: Some(0),
+                metadata: BTreeMap::from([("origin".to_owned(), "queue".to_owned())]),
+                checksum: Some((algo, value.to_owned())),
+            };
+            let p = s
+                .presign_put("k/a.txt", &signing, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(p.headers["x-amz-meta-origin"], "queue");
+            assert_eq!(p.headers[header], value);
+            assert_eq!(p.headers["content-length"], "0");
+            let signed = p
+                .url
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
+                .expect("a SigV4 query signature")
+                .replace("%3B", ";");
+            for name in [
+                "content-length",
+                "content-type",
+                header,
+                "x-amz-meta-origin",
+            ] {
+                assert!(signed.split(';').any(|h| h == name), "{name} in {signed}");
+            }
+        }
     }
 }

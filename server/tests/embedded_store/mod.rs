@@ -305,6 +305,62 @@ async fn single_put_params_upload_a_small_file() {
     assert_eq!(content_type.as_deref(), Some("text/plain"));
 }
 
+/// The queue's single PUTs: the file's metadata (`metadata[name]=value`, as Uppy sends it) and
+/// an MD5 (`checksum=md5:…`) are signed into the URL, answered as headers to send, and stored.
+#[tokio::test]
+async fn single_put_params_sign_metadata_length_and_checksum() {
+    let e = Embedded::start().await;
+    let body = b"hi there";
+    let md5 = "/TPi6K08sb3T6o9WM/z1xw==";
+    let params: SinglePutParams = get(
+        &e.app,
+        &format!(
+            "/s3/params?filename=note.txt&type=text%2Fplain&size={}&metadata%5BOrigin%5D=queue\
+             &checksum={}",
+            body.len(),
+            enc(&format!("md5:{md5}"))
+        ),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        params.headers["x-amz-meta-origin"], "queue",
+        "names are lowercased"
+    );
+    assert_eq!(params.headers["content-md5"], md5);
+    assert_eq!(params.headers["content-length"], body.len().to_string());
+    let mut req = reqwest::Client::new().put(&params.url).body(body.to_vec());
+    for (name, value) in &params.headers {
+        req = req.header(name, value);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let head =
+        e.s3.client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(&params.key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("origin"))
+            .map(String::as_str),
+        Some("queue")
+    );
+
+    // Metadata a header cannot carry, and a checksum that is not one, are refused up front.
+    for query in [
+        "metadata%5Bbad%20name%5D=x",
+        "checksum=md5%3Anot-base64",
+        "checksum=crc64%3AAAAA",
+    ] {
+        let r = get(&e.app, &format!("/s3/params?filename=n.txt&{query}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_upload_ids_are_no_such_upload() {
     let e = Embedded::start().await;
