@@ -1,0 +1,117 @@
+// Renders a run's results (benches/results/latest.json) as Markdown.
+const MiB = 1024 * 1024;
+const f = (x, digits = 1) => (x == null || Number.isNaN(x) ? '–' : x.toFixed(digits));
+const range = (s, digits = 1, scale = 1) => (s ? `${f(s.median / scale, digits)} (${f(s.min / scale, digits)}–${f(s.max / scale, digits)})` : '–');
+const med = (s, digits = 1, scale = 1) => (s ? f(s.median / scale, digits) : '–');
+
+export function renderMarkdown(r) {
+  const out = [];
+  const line = (s = '') => out.push(s);
+  line(`# s3-direct benchmark results${r.quick ? ' (quick run)' : ''}`);
+  line();
+  line(`Taken ${r.date.replace('T', ' ').slice(0, 16)} UTC with \`${r.command}\`.`);
+  line();
+  line('| machine | |');
+  line('|---|---|');
+  line(`| CPU | ${r.machine.cpu}, ${r.machine.cores} cores |`);
+  line(`| RAM | ${r.machine.ramGiB} GiB |`);
+  line(`| OS | ${r.machine.os} |`);
+  line(`| load average (1/5/15 min) | at start ${r.machine.loadAverageAtStart.join(' / ')}, at end ${r.machine.loadAverageAtEnd?.join(' / ') ?? '–'} |`);
+  line();
+  line('| software | version |');
+  line('|---|---|');
+  const v = r.versions;
+  line(`| s3-direct | ${v.s3Direct} (WASM package built from ${v.wasmPackage}) |`);
+  line(`| Chromium | ${v.chromium} (headless, via playwright-core ${v.playwrightCore}) |`);
+  line(`| Node.js | ${v.node} |`);
+  line(`| Uppy | @uppy/core ${v.uppyCore}, @uppy/aws-s3 ${v.uppyAwsS3} |`);
+  line(`| Companion | @uppy/companion ${v.uppyCompanion} |`);
+  line(`| Garage | ${v.garage} |`);
+  line(`| Rust | ${v.rustc} |`);
+  line();
+  for (const n of r.notes) line(`> ${n}`);
+  if (r.notes.length) line();
+
+  if (r.targets?.length) {
+    line('## Targets');
+    line();
+    line('| target | measured | wanted | met |');
+    line('|---|---|---|---|');
+    for (const t of r.targets) {
+      const value = typeof t.value === 'number' ? (Math.abs(t.value) < 10 ? f(t.value, 2) : f(t.value, 1)) : t.value;
+      const want = typeof t.target === 'number' ? `≥ ${t.target}` : t.target;
+      line(`| ${t.name} | ${value} | ${want} | ${t.met ? 'yes' : '**no**'} |`);
+    }
+    line();
+  }
+
+  if (r.uploads.length) {
+    line('## Browser upload throughput');
+    line();
+    line(`Headless Chromium on loopback, a fresh file of random bytes per upload, ${r.config.runs} run(s) each: median (min–max). MB/s = 10^6 bytes per second, timed in the page from the call that starts the upload to the end of complete. CPU seconds per process for the whole upload (browser: all Chromium processes; signer: s3-direct or Companion; store: the store process; for the store ceiling, "client" is the native uploader). Peak memory: the page's JS heap (CDP), its WASM memory, and the growth of the whole browser's PSS over its idle level. Every stored object's SHA-256 is checked against the file's.`);
+    line();
+    const groups = new Map();
+    for (const c of r.uploads) {
+      const k = `${c.store}|${c.sizeMiB}`;
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(c);
+    }
+    for (const [k, cells] of groups) {
+      const [store, size] = k.split('|');
+      const sizeLabel = Number(size) >= 1024 ? `${Number(size) / 1024} GiB` : `${size} MiB`;
+      line(`### ${store === 'garage' ? 'Garage (single node)' : 'embedded store (s3s-fs)'}, ${sizeLabel}`);
+      line();
+      line('| client | MB/s | CPU s browser | CPU s signer | CPU s store | peak JS heap MiB | peak WASM MiB | browser PSS growth MiB | SHA-256 ok |');
+      line('|---|---|---|---|---|---|---|---|---|');
+      for (const c of cells) {
+        const browserCpu = c.cpuSeconds.client ? `${med(c.cpuSeconds.client, 2)} (client)` : med(c.cpuSeconds.browser, 2);
+        line(`| ${c.label} | ${range(c.mbPerSec)} | ${browserCpu} | ${med(c.cpuSeconds.signer, 2)} | ${med(c.cpuSeconds.store, 2)} | ${med(c.peak.jsHeapUsed, 1, MiB)} | ${med(c.peak.wasm, 1, MiB)} | ${med(c.peak.browserPssGrowth, 0, MiB)} | ${c.verified} |`);
+      }
+      const failed = cells.filter((c) => c.failures.length);
+      for (const c of failed) line(`\n- ${c.label}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
+      line();
+    }
+  }
+
+  if (r.signing.length) {
+    line('## Signing');
+    line();
+    line(`${r.config.signingConnections} keep-alive connections from the in-repo load generator (\`s3-direct-bench load\`, one thread) for ${r.config.signingSeconds} s after a 1 s warm-up, on the same machine as the server; no rate limit. "batch" asks for ${r.config.batchParts} part URLs per request. RSS: resident memory of the server process during the load.`);
+    line();
+    line('| server | request | requests/s | parts signed/s | p50 ms | p99 ms | max ms | non-2xx | server CPU s | RSS MiB |');
+    line('|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of r.signing) {
+      line(`| ${s.server} | ${s.kind === 'batch' ? `batch of ${s.partsPerRequest}` : 'one part'} | ${f(s.requestsPerSec, 0)} | ${f(s.partsPerSec, 0)} | ${f(s.latencyMs?.p50, 2)} | ${f(s.latencyMs?.p99, 2)} | ${f(s.latencyMs?.max, 1)} | ${s.non2xx ?? '–'}${s.errors ? ` (+${s.errors} errors)` : ''} | ${f(s.serverCpuSeconds, 1)} | ${f(s.rssBytes.peakDuringLoad / MiB, 1)} |`);
+    }
+    line();
+  }
+
+  if (r.checksum.length) {
+    line('## Checksum throughput in the browser');
+    line();
+    line(`One ${r.checksum[0].bufferMiB} MiB buffer of random bytes, median of ${r.config.checksumRepeats} after a warm-up. "wasm" is the client's \`checksum_bytes\` (what its Web Worker runs per part, including the copy into WASM memory); "+simd128" is the same module built with \`-C target-feature=+simd128\`.`);
+    line();
+    line('| implementation | algorithm | MB/s |');
+    line('|---|---|---|');
+    for (const c of r.checksum) line(`| ${c.implementation} | ${c.algorithm} | ${f(c.mbPerSec, 0)} |`);
+    line();
+  }
+
+  if (r.memory.length) {
+    line('## Memory bound');
+    line();
+    line(`s3-direct client with default settings uploading one file to the embedded store; the bound is parts in flight × part size + ${r.config.memoryConstantMiB} MiB, compared with the peak growth of the whole browser's PSS (all Chromium processes, page and Web Worker included) over its idle level.`);
+    line();
+    line('| file | checksum | MB/s | bound MiB | browser PSS growth MiB | peak JS heap MiB | peak WASM MiB | within bound | SHA-256 ok |');
+    line('|---|---|---|---|---|---|---|---|---|');
+    for (const m of r.memory) {
+      if (!m.ok) {
+        line(`| ${m.fileMiB / 1024} GiB | ${m.checksum} | failed: ${m.error} | | | | | | |`);
+        continue;
+      }
+      line(`| ${m.fileMiB / 1024} GiB | ${m.checksum} | ${f(m.mbPerSec)} | ${f(m.boundBytes / MiB, 0)} | ${f(m.peak.browserPssGrowth / MiB, 0)} | ${f(m.peak.jsHeapUsed / MiB, 1)} | ${f(m.peak.wasm / MiB, 1)} | ${m.withinBound ? 'yes' : '**no**'} | ${m.verified ? 'yes' : '**no**'} |`);
+    }
+    line();
+  }
+  return `${out.join('\n')}\n`;
+}

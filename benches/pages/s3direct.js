@@ -1,0 +1,20 @@
+// s3-direct's own client, exactly as an application uses it: `new Uploader(options).upload(file)`.
+import init, { Uploader } from '/pkg/s3_direct.js';
+
+const wasm = await init();
+
+window.bench = {
+  /** Bytes of WASM linear memory now (it only grows, so the last reading is the peak). */
+  wasmMemory: () => wasm.memory.buffer.byteLength,
+  async run({ partSize, concurrency, checksum } = {}) {
+    const file = document.querySelector('#picker').files[0];
+    const options = { endpoint: '/s3' };
+    if (partSize) options.partSize = partSize;
+    if (concurrency) options.concurrency = concurrency;
+    if (checksum) options.checksum = checksum;
+    const started = performance.now();
+    const result = await new Uploader(options).upload(file);
+    return { seconds: (performance.now() - started) / 1000, key: result.key };
+  },
+};
+document.body.dataset.ready = 'true';

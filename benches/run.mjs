@@ -1,0 +1,590 @@
+// The s3-direct benchmark suite. Run it through scripts/bench.sh (which builds and installs what
+// it needs); `--quick` is a short smoke run. Writes benches/results/latest.{md,json} and never
+// fails on a number: a run exits non-zero only when the harness itself cannot work.
+//
+// Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
+// S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
+// SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,memory,
+// S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
+// S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH.
+import { execFileSync, execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+import { MiB, freeBytes, randomFile, tempDir } from './lib/files.mjs';
+import { childrenNamed, cpuMeter, rss, treePss } from './lib/proc.mjs';
+import { allowBrowsers, s3Client, verifyAndDelete } from './lib/s3.mjs';
+import {
+  benchDir, repoRoot, startCompanion, startEmbeddedStore, startGarage, startSigner,
+} from './lib/servers.mjs';
+import { renderMarkdown } from './lib/report.mjs';
+
+const exec = promisify(execFile);
+const quick = process.argv.includes('--quick');
+const env = (name, fallback) => process.env[name] ?? fallback;
+const list = (name, fallback) => (process.env[name] ? process.env[name].split(',').map((s) => s.trim()) : fallback);
+
+const config = {
+  quick,
+  sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
+  runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
+  stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'memory']),
+  signingSeconds: quick ? 3 : 10,
+  signingConnections: 50,
+  batchParts: 100,
+  checksumMiB: quick ? 32 : 64,
+  checksumRepeats: quick ? 1 : 3,
+  memoryFileMiB: Number(env('S3_DIRECT_BENCH_MEMORY_MIB', quick ? 1024 : 4096)),
+  // The "small constant" of the memory bound: page, WASM module, worker and buffers in Chromium's
+  // own processes beyond the parts being hashed.
+  memoryConstantMiB: 64,
+};
+const bin = env('S3_DIRECT_BENCH_BIN');
+const tool = env('S3_DIRECT_BENCH_TOOL');
+const webDir = env('S3_DIRECT_BENCH_WEB');
+const pkgDir = env('S3_DIRECT_BENCH_PKG');
+for (const [name, v] of Object.entries({ bin, tool, webDir, pkgDir })) {
+  if (!v) throw new Error(`${name} not set: run scripts/bench.sh`);
+}
+
+const log = (...args) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...args);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const summary = (xs) => (xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length } : null);
+const tryRun = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return null;
+  }
+};
+const pkgVersion = (name) => JSON.parse(readFileSync(path.join(benchDir, 'node_modules', name, 'package.json'), 'utf8')).version;
+
+// ------------------------------------------------------------------ machine and versions
+
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const osRelease = readFileSync('/etc/os-release', 'utf8');
+  return {
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    ramGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${/^PRETTY_NAME="?(.*?)"?$/m.exec(osRelease)?.[1] ?? 'Linux'}, kernel ${os.release()}`,
+    loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+function versions(browser) {
+  const rev = tryRun('git', ['-C', repoRoot, 'rev-parse', '--short=12', 'HEAD']);
+  const dirty = tryRun('git', ['-C', repoRoot, 'status', '--porcelain', '--untracked-files=no']);
+  return {
+    s3Direct: `${rev}${dirty ? ' (with uncommitted changes)' : ''}`,
+    wasmPackage: env('S3_DIRECT_BENCH_PKG_REV', 'unknown'),
+    chromium: browser.version(),
+    node: process.version,
+    playwrightCore: pkgVersion('playwright-core'),
+    uppyCore: pkgVersion('@uppy/core'),
+    uppyAwsS3: pkgVersion('@uppy/aws-s3'),
+    uppyCompanion: pkgVersion('@uppy/companion'),
+    garage: tryRun('garage', ['--version'])?.split('\n')[0] ?? 'not installed',
+    rustc: tryRun('rustc', ['--version']),
+  };
+}
+
+// ------------------------------------------------------------------ stores and their servers
+
+/**
+ * A store with an s3-direct signer and a Companion in front of it. Reopened (fresh data) once
+ * `writtenBytes` passes `limit`, because Garage frees deleted blocks only later and the disk is
+ * shared.
+ */
+async function openStack(kind) {
+  const store = kind === 'garage' ? await startGarage() : await startEmbeddedStore({ bin });
+  const client = s3Client({ endpoint: store.endpoint, region: store.region, ...store.credentials });
+  if (kind === 'garage') await allowBrowsers(client, store.bucket);
+  const [signer, companion] = await Promise.all([
+    startSigner({ bin, store, webDir, pkgDir }),
+    startCompanion({ store, webDir }),
+  ]);
+  return {
+    kind, store, client, signer, companion, writtenBytes: 0,
+    async close() {
+      await Promise.all([signer.stop(), companion.stop()]);
+      await store.stop();
+    },
+  };
+}
+
+const stacks = new Map();
+async function stackFor(kind, bytes) {
+  let s = stacks.get(kind);
+  if (s && s.writtenBytes + bytes > 6 * 1024 * MiB) {
+    await s.close();
+    s = null;
+  }
+  if (!s) {
+    s = await openStack(kind);
+    stacks.set(kind, s);
+  }
+  s.writtenBytes += bytes;
+  return s;
+}
+
+// ------------------------------------------------------------------ browser side
+
+let browser;
+let browserPid;
+
+async function openPage(url) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') errors.push(msg.text());
+  });
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 }).catch((err) => {
+    throw new Error(`${url} did not load: ${errors.join('; ') || err.message}`);
+  });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  page.benchErrors = errors;
+  page.cdp = cdp;
+  return page;
+}
+
+/** Samples the page's JS heap, its WASM memory and the browser's PSS every 200 ms. */
+function memorySampler(page) {
+  const baselinePss = treePss(browserPid);
+  const peak = { jsHeapUsed: 0, jsHeapTotal: 0, wasm: 0, browserPss: baselinePss };
+  let stopped = false;
+  const sample = async () => {
+    try {
+      const { metrics } = await page.cdp.send('Performance.getMetrics');
+      const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
+      peak.jsHeapUsed = Math.max(peak.jsHeapUsed, m.JSHeapUsedSize ?? 0);
+      peak.jsHeapTotal = Math.max(peak.jsHeapTotal, m.JSHeapTotalSize ?? 0);
+      peak.wasm = Math.max(peak.wasm, await page.evaluate(() => window.bench.wasmMemory()));
+    } catch {
+      // the page is busy closing
+    }
+    peak.browserPss = Math.max(peak.browserPss, treePss(browserPid));
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await sample();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      await sample();
+      return { ...peak, baselinePss, browserPssGrowth: peak.browserPss - baselinePss };
+    },
+  };
+}
+
+const withTimeout = (promise, ms, what) => Promise.race([
+  promise,
+  new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no result after ${ms / 1000} s`)), ms).unref()),
+]);
+
+// ------------------------------------------------------------------ upload variants
+
+const defaultPart = 8 * MiB;
+const tunedPart = 16 * MiB;
+const variants = [
+  { id: 's3d', label: 's3-direct client, default (8 MiB parts, 6 at once)', page: 's3direct', signer: 's3direct', params: {} },
+  { id: 's3d-16', label: 's3-direct client, tuned (16 MiB parts, 6 at once)', page: 's3direct', signer: 's3direct', params: { partSize: tunedPart } },
+  { id: 's3d-md5', label: 's3-direct client, default + MD5 part checksums (Content-MD5)', page: 's3direct', signer: 's3direct', params: { checksum: 'md5' } },
+  { id: 's3d-crc32c', label: 's3-direct client, default + CRC32C part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'crc32c' } },
+  { id: 's3d-sha256', label: 's3-direct client, default + SHA-256 part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'sha256' } },
+  { id: 'uppy-companion', label: 'Uppy 5 + Companion, default (5 MiB parts, 6 at once)', page: 'uppy', signer: 'companion', params: {} },
+  { id: 'uppy-companion-16', label: 'Uppy 5 + Companion, 16 MiB parts', page: 'uppy', signer: 'companion', params: { chunkSize: tunedPart } },
+  { id: 'uppy-s3d', label: "Uppy 5 against s3-direct's Companion routes, default", page: 'uppy', signer: 's3direct', params: {} },
+  { id: 'ceiling', label: 'browser ceiling (one batch, bare XHR), 8 MiB × 6', page: 'ceiling', signer: 's3direct', params: { partSize: defaultPart, concurrency: 6 } },
+  { id: 'ceiling-16', label: 'browser ceiling (one batch, bare XHR), 16 MiB × 6', page: 'ceiling', signer: 's3direct', params: { partSize: tunedPart, concurrency: 6 } },
+  { id: 'store-ceiling', label: 'store ceiling (native parallel PUTs), 8 MiB × 6', native: true, params: { partSize: defaultPart, concurrency: 6 } },
+].filter((v) => list('S3_DIRECT_BENCH_VARIANTS', null)?.includes(v.id) ?? true);
+
+async function json(res) {
+  if (!res.ok) throw new Error(`${res.url}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** The store ceiling: create and sign through s3-direct, PUT natively, complete. */
+async function nativeUpload(stack, file, { partSize, concurrency }) {
+  const api = `${stack.signer.url}/s3/multipart`;
+  const started = performance.now();
+  const created = await json(await fetch(api, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ filename: file.name, type: 'application/octet-stream', metadata: {}, size: file.size, partSize }),
+  }));
+  const id = encodeURIComponent(created.uploadId);
+  const count = Math.ceil(file.size / partSize);
+  const numbers = Array.from({ length: count }, (_, i) => i + 1);
+  const signed = await json(await fetch(`${api}/${id}/batch?${new URLSearchParams({ key: created.key, partNumbers: numbers.join(',') })}`));
+  const jobFile = path.join(path.dirname(file.path), `${file.name}.job.json`);
+  await writeFile(jobFile, JSON.stringify({
+    file: file.path,
+    concurrency,
+    parts: numbers.map((n) => ({
+      number: n,
+      url: signed.presignedUrls[n],
+      offset: (n - 1) * partSize,
+      length: Math.min(partSize, file.size - (n - 1) * partSize),
+      headers: { ...signed.headers, ...(signed.partHeaders?.[n] ?? {}) },
+    })),
+  }));
+  const { stdout } = await exec(tool, ['put', '--job', jobFile], { maxBuffer: 64 * MiB });
+  const out = JSON.parse(stdout);
+  await json(await fetch(`${api}/${id}/complete?${new URLSearchParams({ key: created.key })}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parts: numbers.map((n) => ({ PartNumber: n, ETag: out.etags[n] })) }),
+  }));
+  return { seconds: (performance.now() - started) / 1000, key: created.key, clientCpu: out.cpu_seconds };
+}
+
+/** One upload of a fresh random file; resolves to its measurements (never throws). */
+async function uploadOnce(stack, variant, sizeMiB, dir, label) {
+  const size = sizeMiB * MiB;
+  const file = await randomFile(dir, `${label}.bin`, size);
+  const signer = variant.signer === 'companion' ? stack.companion : stack.signer;
+  const procs = {
+    browser: variant.native ? null : { pid: browserPid, tree: true },
+    signer: { pid: signer.pid },
+    store: { pid: stack.store.pid },
+  };
+  let page;
+  try {
+    let result;
+    let memory = null;
+    let meter;
+    if (variant.native) {
+      meter = cpuMeter(procs);
+      result = await withTimeout(nativeUpload(stack, file, variant.params), 600_000, 'native upload');
+    } else {
+      const base = variant.signer === 'companion' ? `${signer.url}/bench` : signer.url;
+      page = await openPage(`${base}/${variant.page}.html`);
+      await page.setInputFiles('#picker', file.path);
+      const params = { ...variant.params };
+      if (variant.page === 'uppy') params.endpoint = signer.url;
+      const sampler = memorySampler(page);
+      meter = cpuMeter(procs);
+      try {
+        result = await withTimeout(
+          page.evaluate((p) => window.bench.run(p), params),
+          Math.max(120_000, (size / (2 * 1e6)) * 1000),
+          variant.id,
+        );
+      } finally {
+        memory = await sampler.stop();
+      }
+    }
+    const cpu = meter.stop();
+    if (result.clientCpu != null) cpu.client = result.clientCpu;
+    let verified = false;
+    let key = result.key;
+    if (!key && result.location) key = decodeURIComponent(new URL(result.location).pathname.split('/').slice(2).join('/'));
+    if (key) verified = await verifyAndDelete(stack.client, stack.store.bucket, key, file);
+    return {
+      ok: true, seconds: result.seconds, mbPerSec: size / 1e6 / result.seconds, cpu, memory, verified,
+    };
+  } catch (err) {
+    // The first line says what failed; the signer's last log lines usually say why.
+    const serverLog = signer.stderr().trim().split('\n').slice(-3).join(' | ');
+    return {
+      ok: false,
+      error: err.message.split('\n')[0].slice(0, 400),
+      serverLog: serverLog.slice(-1500),
+    };
+  } finally {
+    await page?.close().catch(() => {});
+    await file.remove();
+  }
+}
+
+// x-amz-checksum-* part checksums cannot complete on Garage yet: s3-direct creates the upload
+// without a ChecksumAlgorithm, so Garage keeps no checksum for the parts and refuses the
+// per-part checksums the client sends at completion (InvalidDigest, "uploaded part = None").
+// Content-MD5 is checked per PUT and works.
+const garageRefuses = (variant) => ['crc32c', 'crc32', 'sha256'].includes(variant.params.checksum);
+
+async function uploadSection(results, dir) {
+  if (config.stores.includes('garage') && variants.some(garageRefuses)) {
+    results.notes.push('On Garage, uploads with CRC32C/CRC32/SHA-256 part checksums fail at completion (InvalidDigest: s3-direct creates the multipart upload without a checksum algorithm, so Garage stores no part checksums and refuses the ones sent with CompleteMultipartUpload); those variants run on the embedded store only. MD5 (Content-MD5) runs on both.');
+  }
+  const stores = config.stores.filter((s) => s !== 'garage' || results.versions.garage !== 'not installed');
+  if (stores.length < config.stores.length) results.notes.push('Garage is not installed (tests/stores/garage.sh install): Garage runs skipped.');
+  const cells = new Map();
+  for (const sizeMiB of config.sizesMiB) {
+    for (let run = 1; run <= config.runs; run += 1) {
+      for (const kind of stores) {
+        for (const variant of variants) {
+          if (kind === 'garage' && garageRefuses(variant)) continue;
+          const stack = await stackFor(kind, sizeMiB * MiB);
+          const label = `${kind}-${variant.id}-${sizeMiB}-${run}`;
+          const r = await uploadOnce(stack, variant, sizeMiB, dir, label);
+          log(`upload ${label}: ${r.ok ? `${r.mbPerSec.toFixed(1)} MB/s${r.verified ? '' : ' NOT VERIFIED'}` : `failed: ${r.error}\n  server log: ${r.serverLog}`}`);
+          const k = `${kind}|${sizeMiB}|${variant.id}`;
+          if (!cells.has(k)) cells.set(k, { store: kind, sizeMiB, variant: variant.id, label: variant.label, runs: [] });
+          cells.get(k).runs.push(r);
+        }
+      }
+    }
+  }
+  for (const cell of cells.values()) {
+    const ok = cell.runs.filter((r) => r.ok);
+    const pick = (f) => summary(ok.map(f).filter((x) => x != null));
+    cell.mbPerSec = pick((r) => r.mbPerSec);
+    cell.cpuSeconds = {
+      browser: pick((r) => r.cpu.browser),
+      signer: pick((r) => r.cpu.signer),
+      store: pick((r) => r.cpu.store),
+      client: pick((r) => r.cpu.client),
+    };
+    cell.peak = {
+      jsHeapUsed: pick((r) => r.memory?.jsHeapUsed),
+      wasm: pick((r) => r.memory?.wasm),
+      browserPssGrowth: pick((r) => r.memory?.browserPssGrowth),
+    };
+    cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
+    cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
+    results.uploads.push(cell);
+  }
+}
+
+// ------------------------------------------------------------------ signing
+
+async function load(url, seconds) {
+  const { stdout } = await exec(tool, [
+    'load', '--url', url, '--connections', String(config.signingConnections),
+    '--seconds', String(seconds), '--warmup', '1', '--threads', '1',
+  ], { maxBuffer: 16 * MiB });
+  return JSON.parse(stdout);
+}
+
+async function signingSection(results) {
+  const stack = await stackFor('embedded', 0);
+  const parts = config.batchParts;
+  const numbers = Array.from({ length: parts }, (_, i) => i + 1).join(',');
+  const servers = {
+    's3-direct': { proc: stack.signer, body: { size: parts * defaultPart, partSize: defaultPart } },
+    Companion: { proc: stack.companion, body: {} },
+  };
+  const targets = {};
+  for (const [name, s] of Object.entries(servers)) {
+    const created = await json(await fetch(`${s.proc.url}/s3/multipart`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ filename: 'sign-bench.bin', type: 'application/octet-stream', metadata: {}, ...s.body }),
+    }));
+    const id = encodeURIComponent(created.uploadId);
+    const key = encodeURIComponent(created.key);
+    targets[name] = {
+      single: `${s.proc.url}/s3/multipart/${id}/1?key=${key}`,
+      batch: `${s.proc.url}/s3/multipart/${id}/batch?key=${key}&partNumbers=${numbers}`,
+    };
+  }
+  for (const kind of ['single', 'batch']) {
+    for (const [name, s] of Object.entries(servers)) {
+      const rssBefore = rss(s.proc.pid);
+      const meter = cpuMeter({ server: { pid: s.proc.pid } });
+      let peakRss = rssBefore.rss;
+      const poll = setInterval(() => { peakRss = Math.max(peakRss, rss(s.proc.pid).rss); }, 100);
+      let out;
+      try {
+        out = await load(targets[name][kind], config.signingSeconds);
+      } catch (err) {
+        out = { error: err.message };
+      } finally {
+        clearInterval(poll);
+      }
+      const cpu = meter.stop();
+      const perRequest = kind === 'batch' ? parts : 1;
+      const row = {
+        server: name,
+        kind,
+        partsPerRequest: perRequest,
+        connections: config.signingConnections,
+        seconds: config.signingSeconds,
+        requestsPerSec: out.requests_per_sec ?? null,
+        partsPerSec: out.requests_per_sec != null ? out.requests_per_sec * perRequest : null,
+        latencyMs: out.latency_ms ?? null,
+        non2xx: out.non_2xx ?? null,
+        errors: out.errors ?? null,
+        serverCpuSeconds: cpu.server,
+        loadGeneratorCpuSeconds: out.cpu_seconds ?? null,
+        rssBytes: { before: rssBefore.rss, peakDuringLoad: Math.max(peakRss, rss(s.proc.pid).rss), highWaterMark: rss(s.proc.pid).peak },
+        sample: out.sample_response?.slice(0, 160) ?? out.error,
+      };
+      log(`signing ${name} ${kind}: ${row.requestsPerSec?.toFixed(0)} req/s, p99 ${row.latencyMs?.p99} ms, ${row.non2xx} non-2xx`);
+      results.signing.push(row);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ checksum throughput
+
+async function checksumSection(results) {
+  const stack = await stackFor('embedded', 0);
+  const page = await openPage(`${stack.signer.url}/checksum.html`);
+  try {
+    const rows = await withTimeout(page.evaluate((p) => window.bench.run(p), {
+      sizeMiB: config.checksumMiB, repeats: config.checksumRepeats,
+    }), 600_000, 'checksum');
+    for (const r of rows) {
+      log(`checksum ${r.implementation} ${r.algorithm}: ${r.mbPerSec.toFixed(0)} MB/s`);
+      results.checksum.push({ ...r, bufferMiB: config.checksumMiB });
+    }
+  } finally {
+    await page.close();
+  }
+}
+
+// ------------------------------------------------------------------ memory bound
+
+async function memorySection(results, dir) {
+  const sizeMiB = config.memoryFileMiB;
+  const need = 3 * sizeMiB * MiB + 2 * 1024 * MiB;
+  if (freeBytes(dir) < need) {
+    results.notes.push(`memory bound skipped: ${(freeBytes(dir) / 2 ** 30).toFixed(1)} GiB free, ${(need / 2 ** 30).toFixed(1)} GiB needed`);
+    return;
+  }
+  const concurrency = 6;
+  for (const checksum of ['off', 'crc32c', 'sha256']) {
+    const stack = await stackFor('embedded', sizeMiB * MiB);
+    const variant = { id: `memory-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum } };
+    const r = await uploadOnce(stack, variant, sizeMiB, dir, `memory-${checksum}`);
+    const boundBytes = concurrency * defaultPart + config.memoryConstantMiB * MiB;
+    const row = {
+      fileMiB: sizeMiB,
+      checksum,
+      partSize: defaultPart,
+      concurrency,
+      boundBytes,
+      ok: r.ok,
+      error: r.error,
+      mbPerSec: r.mbPerSec,
+      verified: r.verified,
+      peak: r.memory,
+      withinBound: r.ok ? r.memory.browserPssGrowth <= boundBytes : null,
+    };
+    log(`memory ${checksum}: peak browser growth ${r.ok ? (r.memory.browserPssGrowth / MiB).toFixed(0) : '?'} MiB (bound ${boundBytes / MiB} MiB)`);
+    results.memory.push(row);
+  }
+}
+
+// ------------------------------------------------------------------ targets
+
+function targets(results) {
+  const out = [];
+  const cell = (store, sizeMiB, id) => results.uploads.find((c) => c.store === store && c.sizeMiB === sizeMiB && c.variant === id)?.mbPerSec?.median;
+  const ratio = (name, a, b, want, store, sizeMiB) => {
+    if (a == null || b == null) return;
+    out.push({ name: `${name} (${store}, ${sizeMiB} MiB)`, value: a / b, target: want, met: a / b >= want });
+  };
+  const combos = [...new Set(results.uploads.map((c) => `${c.store}|${c.sizeMiB}`))].map((k) => k.split('|'));
+  for (const [store, s] of combos) {
+    const sizeMiB = Number(s);
+    ratio('s3-direct default / browser ceiling 8 MiB', cell(store, sizeMiB, 's3d'), cell(store, sizeMiB, 'ceiling'), 0.97, store, sizeMiB);
+    ratio('s3-direct tuned / browser ceiling 16 MiB', cell(store, sizeMiB, 's3d-16'), cell(store, sizeMiB, 'ceiling-16'), 0.97, store, sizeMiB);
+    ratio('s3-direct default / Uppy+Companion default', cell(store, sizeMiB, 's3d'), cell(store, sizeMiB, 'uppy-companion'), 1.3, store, sizeMiB);
+    ratio('s3-direct tuned / Uppy+Companion 16 MiB', cell(store, sizeMiB, 's3d-16'), cell(store, sizeMiB, 'uppy-companion-16'), 1.1, store, sizeMiB);
+    ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+    ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+    ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+  }
+  const sig = (server, kind) => results.signing.find((r) => r.server === server && r.kind === kind);
+  const [ss, cs, sb, cb] = [sig('s3-direct', 'single'), sig('Companion', 'single'), sig('s3-direct', 'batch'), sig('Companion', 'batch')];
+  if (ss?.requestsPerSec && cs?.requestsPerSec) out.push({ name: 'signing: single-part requests/s vs Companion', value: ss.requestsPerSec / cs.requestsPerSec, target: 30, met: ss.requestsPerSec / cs.requestsPerSec >= 30 });
+  if (sb?.partsPerSec && cb?.partsPerSec) out.push({ name: 'signing: parts/s in 100-part batches vs Companion', value: sb.partsPerSec / cb.partsPerSec, target: 20, met: sb.partsPerSec / cb.partsPerSec >= 20 });
+  if (sb?.latencyMs?.p99 != null) out.push({ name: 'signing: 100-part batch p99 at 50 connections (ms)', value: sb.latencyMs.p99, target: '< 20', met: sb.latencyMs.p99 < 20 });
+  const rssMax = Math.max(...results.signing.filter((r) => r.server === 's3-direct').map((r) => r.rssBytes.peakDuringLoad));
+  if (Number.isFinite(rssMax)) out.push({ name: 's3-direct RSS under signing load (MiB)', value: rssMax / MiB, target: '< 30', met: rssMax < 30 * MiB });
+  for (const m of results.memory) {
+    if (m.ok) out.push({ name: `peak browser memory growth, ${m.fileMiB / 1024} GiB upload, checksum ${m.checksum} (MiB)`, value: m.peak.browserPssGrowth / MiB, target: `≤ ${m.boundBytes / MiB}`, met: m.withinBound });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const started = new Date();
+  const dir = await tempDir('s3-direct-bench-files-');
+  browser = await chromium.launch({
+    executablePath: env('CHROMIUM_PATH', '/usr/bin/chromium'),
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  // playwright-core starts Chromium as a child of this process.
+  [browserPid] = childrenNamed(process.pid, 'chrom');
+  if (!browserPid) throw new Error('cannot find the Chromium process');
+  const results = {
+    date: started.toISOString(),
+    quick,
+    command: `scripts/bench.sh${quick ? ' --quick' : ''}`,
+    machine: machine(),
+    versions: versions(browser),
+    config,
+    notes: [],
+    uploads: [],
+    signing: [],
+    checksum: [],
+    memory: [],
+  };
+  log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
+  try {
+    const sections = { checksum: checksumSection, signing: signingSection, upload: uploadSection, memory: memorySection };
+    for (const name of config.sections) {
+      log(`== ${name}`);
+      try {
+        await sections[name](results, dir);
+      } catch (err) {
+        results.notes.push(`${name} section failed: ${err.message}`);
+        log(`${name} section failed:`, err);
+      }
+    }
+  } finally {
+    await browser.close().catch(() => {});
+    for (const s of stacks.values()) await s.close().catch(() => {});
+  }
+  results.finished = new Date().toISOString();
+  results.machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  results.targets = targets(results);
+  const outDir = path.join(benchDir, 'results');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
+  log(`wrote ${path.relative(repoRoot, outDir)}/latest.md and latest.json`);
+  // A full run also refreshes the table in BENCHMARKS.md (between its results markers).
+  if (!quick && !process.env.S3_DIRECT_BENCH_ONLY && !process.env.S3_DIRECT_BENCH_VARIANTS) {
+    const doc = path.join(repoRoot, 'BENCHMARKS.md');
+    const text = readFileSync(doc, 'utf8');
+    const start = '<!-- results:start -->';
+    const end = '<!-- results:end -->';
+    const [a, b] = [text.indexOf(start), text.indexOf(end)];
+    if (a >= 0 && b > a) {
+      const table = renderMarkdown(results).replace(/^# .*\n/, '')
+        .replace(/^### /gm, '#### ').replace(/^## /gm, '### ');
+      writeFileSync(doc, `${text.slice(0, a + start.length)}\n${table}${text.slice(b)}`);
+      log('updated the results in BENCHMARKS.md');
+    }
+  }
+}
+
+await main();
+process.exit(0);

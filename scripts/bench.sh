@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs the s3-direct benchmark suite and writes benches/results/latest.md and latest.json:
+#   browser upload throughput (s3-direct, Uppy 5 + Companion, Uppy on s3-direct's routes, the
+#   browser and store ceilings) on the embedded store and a single-node Garage; signing load
+#   (s3-direct and Companion); checksum throughput in WASM (with and without SIMD) and WebCrypto;
+#   the browser's peak memory on a big upload. See BENCHMARKS.md.
+#
+#   scripts/bench.sh           the full suite (about half an hour on 2 cores; writes up to 4 GiB
+#                              of temporary files, removed at exit)
+#   scripts/bench.sh --quick   a short run: one 256 MiB run per client, 3 s of signing load, 1 GiB
+#                              for the memory bound
+#
+# Installs what it needs first (like scripts/test.sh: Chromium, Garage, the wasm32 target and
+# wasm-bindgen CLI through scripts/setup.sh; the suite's npm packages in benches/). Honours
+# CARGO_TARGET_DIR. Numbers never fail it: it exits non-zero only if the harness cannot run.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+args=()
+for a in "$@"; do
+  case "$a" in
+    --quick) args+=(--quick) ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+if [[ -z "${S3_DIRECT_BENCH_SKIP_SETUP:-}" ]]; then
+  step "installing what the benchmarks need"
+  scripts/setup.sh test
+fi
+
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+build="$root/benches/.build"
+mkdir -p "$build"
+
+step "building the release server and the benchmark tools"
+# Two builds, not one: built together, cargo would unify their dependencies' features and compile
+# a server that differs from `cargo build --release -p s3-direct-server`.
+CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p s3-direct-server
+CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p s3-direct-bench
+
+# The WASM package, built here (not wasm-client/pkg, which others may be rebuilding), the same way
+# wasm-client/build.sh does; and the same module with SIMD, in its own target dir so the two
+# builds do not invalidate each other.
+want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')"
+if [[ "$have" != "$want" ]]; then
+  echo "bench.sh: wasm-bindgen CLI is '${have:-missing}' but Cargo.lock has $want" >&2
+  exit 1
+fi
+build_pkg() { # out_dir target_dir extra_rustflags
+  local out="$1" tdir="$2" flags="$3"
+  CARGO_TARGET_DIR="$tdir" RUSTFLAGS="${RUSTFLAGS:-} $flags" \
+    cargo build --release --quiet --target wasm32-unknown-unknown -p s3-direct-wasm
+  rm -rf "$out"
+  wasm-bindgen --target web --out-dir "$out" --out-name s3_direct \
+    --remove-name-section --remove-producers-section \
+    "$tdir/wasm32-unknown-unknown/release/s3_direct.wasm"
+}
+step "building the WASM client package (plain and +simd128)"
+build_pkg "$build/pkg" "$target_dir" ""
+rm -rf "$build/web" && mkdir -p "$build/web"
+build_pkg "$build/web/pkg-simd" "$target_dir/bench-simd" "-C target-feature=+simd128"
+
+step "installing the suite's npm packages and bundling the Uppy page"
+if [[ ! -d benches/node_modules ]] || [[ benches/package-lock.json -nt benches/node_modules/.package-lock.json ]]; then
+  (cd benches && npm ci --no-audit --no-fund --loglevel=error)
+fi
+cp benches/pages/*.html benches/pages/*.js "$build/web/"
+rm -f "$build/web/uppy-entry.js"
+benches/node_modules/.bin/esbuild benches/pages/uppy-entry.js --bundle --minify \
+  --format=iife --target=chrome120 --log-level=warning --outfile="$build/web/uppy.js"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+export S3_DIRECT_BENCH_BIN="$target_dir/release/s3-direct"
+export S3_DIRECT_BENCH_TOOL="$target_dir/release/s3-direct-bench"
+export S3_DIRECT_BENCH_WEB="$build/web"
+export S3_DIRECT_BENCH_PKG="$build/pkg"
+S3_DIRECT_BENCH_PKG_REV="$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- wasm-client protocol || echo ' (with uncommitted changes)')"
+export S3_DIRECT_BENCH_PKG_REV
+
+step "running the benchmarks${args[*]:+ (${args[*]})}"
+node benches/run.mjs "${args[@]}"
