@@ -3,6 +3,7 @@
 // limit of PUTs in flight across all files and small files sent as one presigned PUT.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { launchBrowser } from '../lib/browser.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
@@ -127,9 +128,11 @@ describe('UploadQueue', () => {
     }, { files: FILES, concurrency: CONCURRENCY, singlePutThreshold: SINGLE_PUT_THRESHOLD });
     assert.deepEqual(errors, []);
 
-    // Every object, read back through S3.
+    // Every object, read back through S3, with its metadata (signed into single PUTs too).
     const total = out.files.reduce((n, f) => n + f.size, 0);
-    for (const f of out.files) {
+    for (const [i, f] of out.files.entries()) {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: f.key }));
+      assert.equal(head.Metadata?.index, String(i), `${f.name}: ${JSON.stringify(head.Metadata)}`);
       assert.equal(f.state, 'done', f.name);
       assert.equal(f.resultSize, f.size, f.name);
       assert.ok(f.key.endsWith(`/${f.name}`), `${f.name} is stored under its name: ${f.key}`);
