@@ -26,7 +26,10 @@ pub enum Error {
     )]
     MissingEtag { part: u32, parts: u32 },
     /// The store answered a part PUT with a status outside 2xx.
-    #[error("part {part} of {parts}: PUT returned {status}{}{}", s3_detail(.body), gave_up(*.attempts))]
+    ///
+    /// In this and the next two variants `parts` is 0 when the file went as one presigned PUT
+    /// (a small file in a queue): there is no multipart upload then, and nothing was stored.
+    #[error("{}: PUT returned {status}{}{}", which(*.part, *.parts), s3_detail(.body), gave_up(*.attempts, *.parts))]
     PartStatus {
         part: u32,
         parts: u32,
@@ -38,9 +41,10 @@ pub enum Error {
     },
     /// A part PUT ended without an HTTP answer.
     #[error(
-        "part {part} of {parts}: PUT failed before the store answered ({message}); \
+        "{}: PUT failed before the store answered ({message}); \
          check the connection and that the bucket's CORS rule allows PUT from this origin{}",
-        gave_up(*.attempts)
+        which(*.part, *.parts),
+        gave_up(*.attempts, *.parts)
     )]
     PartNetwork {
         part: u32,
@@ -50,9 +54,10 @@ pub enum Error {
     },
     /// A part PUT sent no bytes for the stall timeout, every time it was tried.
     #[error(
-        "part {part} of {parts}: no bytes moved for {} s{}",
+        "{}: no bytes moved for {} s{}",
+        which(*.part, *.parts),
         *.stall_ms as f64 / 1000.0,
-        gave_up(*.attempts)
+        gave_up(*.attempts, *.parts)
     )]
     PartStalled {
         part: u32,
@@ -111,9 +116,13 @@ impl Error {
         }
     }
 
-    /// The part number the failure belongs to, when it belongs to one.
+    /// The part number the failure belongs to, when it belongs to one (never for a file sent as
+    /// one PUT).
     pub fn part(&self) -> Option<u32> {
         match self {
+            Self::PartStatus { parts: 0, .. }
+            | Self::PartNetwork { parts: 0, .. }
+            | Self::PartStalled { parts: 0, .. } => None,
             Self::MissingEtag { part, .. }
             | Self::PartStatus { part, .. }
             | Self::PartNetwork { part, .. }
@@ -124,11 +133,22 @@ impl Error {
     }
 }
 
+/// Names what failed: "part 3 of 12", or "the file's single PUT" when `parts` is 0.
+fn which(part: u32, parts: u32) -> String {
+    if parts == 0 {
+        "the file's single PUT".to_owned()
+    } else {
+        format!("part {part} of {parts}")
+    }
+}
+
 /// Says how often a part was tried, when more than once: the upload then ran out of retries, and
-/// the caller should know that what was stored is still there.
-fn gave_up(attempts: u32) -> String {
+/// the caller should know that what was stored is still there (a single PUT stored nothing).
+fn gave_up(attempts: u32, parts: u32) -> String {
     if attempts <= 1 {
         String::new()
+    } else if parts == 0 {
+        format!("; gave up after {attempts} attempts")
     } else {
         format!(
             "; gave up after {attempts} attempts, the multipart upload is kept so it can be resumed"
@@ -412,6 +432,32 @@ mod tests {
             attempts: 1,
         };
         assert_eq!(html.to_string(), "part 1 of 1: PUT returned 502");
+    }
+
+    #[test]
+    fn a_single_put_failure_names_no_part_and_no_multipart_upload() {
+        let e = Error::PartStatus {
+            part: 1,
+            parts: 0,
+            status: 500,
+            body: "<Error><Code>InternalError</Code><Message>boom</Message></Error>".into(),
+            attempts: 7,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the file's single PUT: PUT returned 500 (InternalError: boom); gave up after 7 attempts"
+        );
+        assert_eq!((e.code(), e.part()), ("http_error", None));
+        let stalled = Error::PartStalled {
+            part: 1,
+            parts: 0,
+            stall_ms: 30_000,
+            attempts: 2,
+        };
+        assert_eq!(
+            stalled.to_string(),
+            "the file's single PUT: no bytes moved for 30 s; gave up after 2 attempts"
+        );
     }
 
     #[test]

@@ -748,7 +748,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 FailureClass::Fatal => true,
             };
             if give_up {
-                return Err(self.part_error(1, 1, failure, a.tries));
+                return Err(self.part_error(1, 0, failure, a.tries));
             }
             if class == FailureClass::Expired {
                 // `signed` stays empty: the next round asks for a fresh URL.

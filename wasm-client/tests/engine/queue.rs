@@ -130,10 +130,17 @@ fn a_single_put_refused_for_good_fails_with_the_status() {
     h.run();
     h.refuse(1, 400, "InvalidArgument");
     let e = h.error();
+    // No part and no multipart upload to speak of: the file went as one PUT.
     assert_eq!(
         (e.code(), e.status(), e.part()),
-        ("http_error", Some(400), Some(1))
+        ("http_error", Some(400), None)
     );
+    let message = e.to_string();
+    assert!(
+        message.starts_with("the file's single PUT: PUT returned 400"),
+        "{message}"
+    );
+    assert!(!message.contains("multipart"), "{message}");
     assert_eq!(h.sink.log().len(), 1, "not worth a retry");
 }
 
