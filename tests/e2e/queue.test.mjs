@@ -67,8 +67,8 @@ describe('UploadQueue', () => {
     const errors = [];
     const page = await openQueuePage(browser, server, errors);
     const calls = [];
-    // Answered signing calls (the server's rate limit answers some with 429; the client waits
-    // and asks again).
+    // Answered signing calls (a 429 from the server's rate limit would be waited out and asked
+    // again, so only answered ones count).
     page.on('response', (r) => {
       const url = new URL(r.url());
       if (url.pathname.startsWith('/s3/') && r.ok()) calls.push(`${r.request().method()} ${url.pathname}`);
