@@ -309,16 +309,16 @@ struct WebhookQuestion<'a> {
 impl WebhookAuth {
     /// Asks `url`, caching allow answers for `ttl`.
     ///
-    /// Only `http://`: this build carries no TLS client for the webhook. Reach the application
-    /// over loopback or a private network (it runs next to this server), not over the internet.
+    /// `http://` or `https://`; an `https://` webhook's certificate is verified against the
+    /// system's root certificates. Plain `http://` only belongs on loopback or a private network
+    /// (the webhook sees the browser's cookies).
     pub fn new(url: &str, ttl: Duration) -> Result<Self, String> {
-        if !url.starts_with("http://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!(
-                "--webhook-url {url:?} must be an http:// URL on loopback or a private network; \
-                 this server has no TLS client for the webhook"
+                "--webhook-url {url:?} must be an http:// or https:// URL"
             ));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::http_client()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -379,8 +379,18 @@ impl Authorizer for WebhookAuth {
             }
         }
         let res = req.send().await.map_err(|e| {
-            // reqwest's error names the URL only, never headers.
-            Error::Internal(format!("the authorization webhook failed: {e}"))
+            // reqwest's error names the URL only, never headers; its causes say why (a refused
+            // connection, a certificate this machine does not trust, ...).
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !why.contains(&text) {
+                    why = format!("{why}: {text}");
+                }
+                source = cause.source();
+            }
+            Error::Internal(format!("the authorization webhook failed: {why}"))
         })?;
         let status = res.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -546,9 +556,34 @@ mod tests {
     }
 
     #[test]
-    fn webhooks_are_plain_http_to_a_nearby_app() {
-        assert!(WebhookAuth::new("https://app.example.com/auth", Duration::from_secs(1)).is_err());
+    fn webhooks_are_http_or_https() {
+        assert!(WebhookAuth::new("https://app.example.com/auth", Duration::from_secs(1)).is_ok());
         assert!(WebhookAuth::new("http://127.0.0.1:9/auth", Duration::from_secs(1)).is_ok());
+        for bad in [
+            "ftp://app.example.com/auth",
+            "app.example.com/auth",
+            "HTTPS-ish://x",
+        ] {
+            let err = WebhookAuth::new(bad, Duration::from_secs(1)).unwrap_err();
+            assert!(err.contains("must be an http:// or https:// URL"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_https_webhook_with_an_untrusted_certificate_is_a_tls_error() {
+        let server = crate::test_tls::start().await;
+        let auth = WebhookAuth::new(&server.url, Duration::from_secs(1)).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("session=1"));
+        let err = auth.authorize(&h, Action::Sign, None).await.unwrap_err();
+        let Error::Internal(message) = err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            message.contains("the authorization webhook failed")
+                && message.contains("invalid peer certificate"),
+            "{message}"
+        );
     }
 
     #[test]

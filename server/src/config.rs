@@ -191,7 +191,7 @@ pub struct ServeConfig {
 
     /// Endpoint of your application that --auth webhook asks (POST, with the caller's Cookie and
     /// Authorization headers); it answers 200 with {"id", "key_prefix"?, "max_size"?,
-    /// "content_types"?} or 401/403. Plain http:// on loopback or a private network.
+    /// "content_types"?} or 401/403. https://, or plain http:// on loopback or a private network.
     #[arg(long, global = true, env = "S3_DIRECT_WEBHOOK_URL", value_parser = parse_url)]
     pub webhook_url: Option<String>,
 

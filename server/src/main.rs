@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // One TLS crypto provider (aws-lc-rs) for every HTTPS client in the process.
+    s3_direct_server::install_tls_provider();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

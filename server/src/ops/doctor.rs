@@ -337,7 +337,7 @@ pub async fn run(
     rules: Option<&dyn BucketRules>,
     options: &Options,
 ) -> Result<Report, OpsError> {
-    let http = reqwest::Client::builder()
+    let http = crate::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
@@ -359,16 +359,6 @@ pub async fn run(
     let reachable = credentials.0 == Status::Ok;
     report.check(CREDENTIALS, credentials);
 
-    // The HTTP client is built without TLS (the crate's reqwest has no TLS feature).
-    let no_tls = endpoint.starts_with("https://").then(|| {
-        (
-            Status::Warn,
-            format!(
-                "not checked: doctor has no TLS client to reach {endpoint} as a browser would; \
-                 run it against a plain http:// address of the store (--public-endpoint)"
-            ),
-        )
-    });
     if options.embedded {
         report.check(
             CLOCK,
@@ -377,15 +367,11 @@ pub async fn run(
                 "the embedded store runs in this process, on this machine's clock".to_owned(),
             ),
         );
-    } else if let Some(verdict) = &no_tls {
-        report.check(CLOCK, verdict.clone());
     } else {
         report.check(CLOCK, clock(&http, &endpoint).await);
     }
 
-    if let Some(verdict) = no_tls {
-        report.check(BROWSER_UPLOAD, verdict);
-    } else if reachable {
+    if reachable {
         let verdict = browser_upload(&http, store, options).await;
         if verdict.0 == Status::Fail && !options.embedded {
             report.fixes.push(cors_fix(rules, options).await);
@@ -506,6 +492,45 @@ fn causes(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// The rustls error somewhere in `err`'s causes: the TLS handshake failed (for instance, a
+/// certificate this machine does not trust).
+fn tls_failure<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // tokio-rustls wraps it in an io::Error (reqwest wraps that in another), whose `source`
+        // skips the wrapped error: look inside instead.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// Why a request to `url` was not answered, as a verdict: a TLS failure (an untrusted or invalid
+/// certificate) fails, since browsers refuse that store too; anything else gets `otherwise`.
+fn unanswered(err: &reqwest::Error, url: &str, what: &str, otherwise: Status) -> (Status, String) {
+    // Not the query: a presigned URL's signature stays out of the report.
+    let target = url.split('?').next().unwrap_or(url);
+    match tls_failure(err) {
+        Some(tls) => (
+            Status::Fail,
+            format!(
+                "{what}: the TLS handshake with {target} failed ({tls}); browsers refuse such a \
+                 certificate too unless they trust its CA — give the store a certificate from a CA \
+                 browsers trust, or add its CA to this machine's trust store (or SSL_CERT_FILE)"
+            ),
+        ),
+        None => (otherwise, format!("{what}: {}", causes(err))),
+    }
+}
+
 /// The store's clock against ours, from the `Date` header of any answer.
 async fn clock(http: &reqwest::Client, endpoint: &str) -> (Status, String) {
     let before = SystemTime::now();
@@ -514,9 +539,11 @@ async fn clock(http: &reqwest::Client, endpoint: &str) -> (Status, String) {
     let response = match answer {
         Ok(r) => r,
         Err(e) => {
-            return (
+            return unanswered(
+                &e,
+                endpoint,
+                &format!("cannot reach {endpoint} to read its clock"),
                 Status::Warn,
-                format!("cannot reach {endpoint} to read its clock: {e}"),
             );
         }
     };
@@ -643,9 +670,11 @@ async fn put_part(
     let answer = match preflight.send().await {
         Ok(r) => r,
         Err(e) => {
-            return (
+            return unanswered(
+                &e,
+                &presigned.url,
+                "the CORS preflight could not be sent to the store",
                 Status::Fail,
-                format!("the CORS preflight could not be sent to the store: {e}"),
             );
         }
     };
@@ -666,7 +695,7 @@ async fn put_part(
     }
     let answer = match put.send().await {
         Ok(r) => r,
-        Err(e) => return (Status::Fail, format!("the part PUT failed: {e}")),
+        Err(e) => return unanswered(&e, &presigned.url, "the part PUT failed", Status::Fail),
     };
     let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
     let body = answer.text().await.unwrap_or_default();
@@ -784,6 +813,28 @@ mod tests {
             );
         }
         h
+    }
+
+    #[tokio::test]
+    async fn the_clock_check_goes_over_tls_and_fails_on_an_untrusted_certificate() {
+        let server = crate::test_tls::start().await;
+        // This machine's root certificates do not include the test's self-signed one.
+        let http = crate::http_client().build().unwrap();
+        let (status, message) = clock(&http, &server.url).await;
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(
+            message.contains("TLS handshake") && message.contains("invalid peer certificate"),
+            "{message}"
+        );
+        assert!(!message.contains("not checked"), "{message}");
+        // The same listener with its certificate trusted: the handshake completes and the
+        // store's clock is read from the answer.
+        let trusting = crate::http_client()
+            .add_root_certificate(reqwest::Certificate::from_der(&server.cert).unwrap())
+            .build()
+            .unwrap();
+        let (status, message) = clock(&trusting, &server.url).await;
+        assert_eq!(status, Status::Ok, "{message}");
     }
 
     #[test]

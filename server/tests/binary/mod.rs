@@ -66,7 +66,7 @@ async fn prints_its_addresses_serves_and_stops_on_sigterm() {
         format!("demo page: http://{addr}/")
     );
 
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let health = client
         .get(format!("http://{addr}/healthz"))
         .send()
@@ -206,7 +206,7 @@ async fn secrets_and_tokens_never_reach_the_log() {
         &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let created: serde_json::Value = client
         .post(format!("http://{addr}/s3/multipart"))
         .bearer_auth(&token)

@@ -59,7 +59,7 @@ async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
     )
     .await
     .ok();
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let res = client
         .put(&batch.presigned_urls[&1])
         .body(vec![0u8; (6 * MIB) as usize])

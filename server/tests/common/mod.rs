@@ -22,6 +22,12 @@ use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+/// An HTTP client for the server and stores over sockets. reqwest's TLS needs the process's
+/// crypto provider installed before any client is built; the library's builder does that.
+pub fn http() -> reqwest::Client {
+    s3_direct_server::http_client().build().unwrap()
+}
+
 /// A response, fully read.
 #[derive(Debug)]
 pub struct Reply {

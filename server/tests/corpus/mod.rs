@@ -470,7 +470,7 @@ async fn every_bad_request_gets_a_4xx_json_error_and_leaves_the_store_clean() {
         axum::serve(listener, router).await.unwrap();
     });
     let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
 
     // A genuine upload for the checks behind the token to aim at; aborted at the end.
     let fixture: CreateMultipartResponse = client

@@ -21,7 +21,7 @@ use crate::common::{
 
 /// PUTs `body` to a presigned URL like a browser would (with an Origin, so CORS applies).
 async fn put(url: &str, body: Vec<u8>) -> reqwest::Response {
-    reqwest::Client::new()
+    crate::common::http()
         .put(url)
         .header("origin", "http://127.0.0.1:8080")
         .body(body)
@@ -167,7 +167,7 @@ async fn part_urls_answer_cors_and_expose_the_etag() {
     )
     .await
     .ok();
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let preflight = client
         .request(reqwest::Method::OPTIONS, &signed.url)
         .header("origin", "http://localhost:8080")
@@ -294,7 +294,7 @@ async fn single_put_params_upload_a_small_file() {
         "{}",
         params.url
     );
-    let mut req = reqwest::Client::new().put(&params.url).body("hi there");
+    let mut req = crate::common::http().put(&params.url).body("hi there");
     for (name, value) in &params.headers {
         req = req.header(name, value);
     }
@@ -329,7 +329,7 @@ async fn single_put_params_sign_metadata_length_and_checksum() {
     );
     assert_eq!(params.headers["content-md5"], md5);
     assert_eq!(params.headers["content-length"], body.len().to_string());
-    let mut req = reqwest::Client::new().put(&params.url).body(body.to_vec());
+    let mut req = crate::common::http().put(&params.url).body(body.to_vec());
     for (name, value) in &params.headers {
         req = req.header(name, value);
     }
@@ -553,7 +553,7 @@ async fn list_parts_returns_more_than_one_thousand_parts_in_order() {
     let numbers: Vec<String> = (1..=1000).map(|n| n.to_string()).collect();
     let batch = sign_batch(&e, &key, &upload_id, &numbers.join(",")).await;
     let batch2 = sign_batch(&e, &key, &upload_id, "1001,1002").await;
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     for url in batch
         .presigned_urls
         .values()

@@ -519,7 +519,9 @@ async fn the_sweeper_in_serve_frees_abandoned_uploads(store: S3Store, env: Vec<(
             .and_then(|v| v.parse::<u64>().ok())
     };
     let metrics = loop {
-        let text = reqwest::get(format!("{addr}/metrics"))
+        let text = crate::common::http()
+            .get(format!("{addr}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()

@@ -907,7 +907,7 @@ async fn an_open_server_rate_limits_per_client_address() {
         state,
         std::future::pending(),
     ));
-    let client = reqwest::Client::new();
+    let client = crate::common::http();
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let res = client
