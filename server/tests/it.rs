@@ -3,6 +3,8 @@
 //! - `fake_routes`: every route through `app(state)` over the in-memory fake store, no socket.
 //! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
 //! - `ceph`: store-enforced limits on Ceph radosgw, when S3_DIRECT_TEST_CEPH_* are set.
+//! - `checksums`: a CRC-32-checksummed upload completing on Garage and Ceph (when their variables
+//!   are set).
 //! - `corpus`: 300+ malformed requests over a socket against the embedded store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
@@ -18,6 +20,7 @@
 mod bad_input;
 mod binary;
 mod ceph;
+mod checksums;
 mod common;
 mod corpus;
 mod embedded_store;
