@@ -7,7 +7,8 @@
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
 // revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,memory,
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
-// S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH.
+// S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
+// S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too).
 import { execFileSync, execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -206,9 +207,9 @@ const tunedPart = 16 * MiB;
 const variants = [
   { id: 's3d', label: 's3-direct client, default (8 MiB parts, 6 at once)', page: 's3direct', signer: 's3direct', params: {} },
   { id: 's3d-16', label: 's3-direct client, tuned (16 MiB parts, 6 at once)', page: 's3direct', signer: 's3direct', params: { partSize: tunedPart } },
-  { id: 's3d-md5', label: 's3-direct client, default + MD5 part checksums (Content-MD5)', page: 's3direct', signer: 's3direct', params: { checksum: 'md5' } },
-  { id: 's3d-crc32c', label: 's3-direct client, default + CRC32C part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'crc32c' } },
-  { id: 's3d-sha256', label: 's3-direct client, default + SHA-256 part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'sha256' } },
+  { id: 's3d-md5', label: 's3-direct client, default + MD5 part checksums (Content-MD5)', page: 's3direct', signer: 's3direct', params: { checksum: 'md5' }, maxMiB: 256 },
+  { id: 's3d-crc32c', label: 's3-direct client, default + CRC32C part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'crc32c' }, maxMiB: 256 },
+  { id: 's3d-sha256', label: 's3-direct client, default + SHA-256 part checksums', page: 's3direct', signer: 's3direct', params: { checksum: 'sha256' }, maxMiB: 256 },
   { id: 'uppy-companion', label: 'Uppy 5 + Companion, default (5 MiB parts, 6 at once)', page: 'uppy', signer: 'companion', params: {} },
   { id: 'uppy-companion-16', label: 'Uppy 5 + Companion, 16 MiB parts', page: 'uppy', signer: 'companion', params: { chunkSize: tunedPart } },
   { id: 'uppy-s3d', label: "Uppy 5 against s3-direct's Companion routes, default", page: 'uppy', signer: 's3direct', params: {} },
@@ -254,13 +255,20 @@ async function nativeUpload(stack, file, { partSize, concurrency }) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ parts: numbers.map((n) => ({ PartNumber: n, ETag: out.etags[n] })) }),
   }));
-  return { seconds: (performance.now() - started) / 1000, key: created.key, clientCpu: out.cpu_seconds };
+  return {
+    seconds: (performance.now() - started) / 1000, key: created.key, clientCpu: out.cpu_seconds, putSeconds: out.seconds,
+  };
 }
 
 /** One upload of a fresh random file; resolves to its measurements (never throws). */
 async function uploadOnce(stack, variant, sizeMiB, dir, label) {
   const size = sizeMiB * MiB;
-  const file = await randomFile(dir, `${label}.bin`, size);
+  let file;
+  try {
+    file = await randomFile(dir, `${label}.bin`, size);
+  } catch (err) {
+    return { ok: false, error: `no file to upload: ${err.message}` };
+  }
   const signer = variant.signer === 'companion' ? stack.companion : stack.signer;
   const procs = {
     browser: variant.native ? null : { pid: browserPid, tree: true },
@@ -301,6 +309,7 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
     if (key) verified = await verifyAndDelete(stack.client, stack.store.bucket, key, file);
     return {
       ok: true, seconds: result.seconds, mbPerSec: size / 1e6 / result.seconds, cpu, memory, verified,
+      ...(result.putSeconds != null ? { putSeconds: result.putSeconds } : {}),
     };
   } catch (err) {
     // The first line says what failed; the signer's last log lines usually say why.
@@ -334,6 +343,8 @@ async function uploadSection(results, dir) {
       for (const kind of stores) {
         for (const variant of variants) {
           if (kind === 'garage' && garageRefuses(variant)) continue;
+          // The cost of checksums is a ratio; one size shows it and keeps the run short.
+          if (variant.maxMiB && sizeMiB > variant.maxMiB) continue;
           const stack = await stackFor(kind, sizeMiB * MiB);
           const label = `${kind}-${variant.id}-${sizeMiB}-${run}`;
           const r = await uploadOnce(stack, variant, sizeMiB, dir, label);
@@ -384,6 +395,13 @@ async function signingSection(results) {
     's3-direct': { proc: stack.signer, body: { size: parts * defaultPart, partSize: defaultPart } },
     Companion: { proc: stack.companion, body: {} },
   };
+  // Before/after comparisons: another s3-direct build measured in the same run.
+  const baselineBin = process.env.S3_DIRECT_BENCH_BASELINE_BIN;
+  let baseline;
+  if (baselineBin) {
+    baseline = await startSigner({ bin: baselineBin, store: stack.store, webDir, pkgDir });
+    servers['s3-direct (baseline build)'] = { proc: baseline, body: servers['s3-direct'].body };
+  }
   const targets = {};
   for (const [name, s] of Object.entries(servers)) {
     const created = await json(await fetch(`${s.proc.url}/s3/multipart`, {
@@ -434,6 +452,7 @@ async function signingSection(results) {
       results.signing.push(row);
     }
   }
+  await baseline?.stop();
 }
 
 // ------------------------------------------------------------------ checksum throughput
@@ -464,7 +483,7 @@ async function memorySection(results, dir) {
     return;
   }
   const concurrency = 6;
-  for (const checksum of ['off', 'crc32c', 'sha256']) {
+  for (const checksum of ['off', 'crc32c']) {
     const stack = await stackFor('embedded', sizeMiB * MiB);
     const variant = { id: `memory-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum } };
     const r = await uploadOnce(stack, variant, sizeMiB, dir, `memory-${checksum}`);
