@@ -7,31 +7,14 @@ use std::sync::Arc;
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{CreateMultipartResponse, SignBatchResponse};
-use s3_direct_server::{S3Store, S3StoreConfig, Settings};
+use s3_direct_server::Settings;
 use serde_json::json;
 
-use crate::common::{enc, get, open_state, post_json};
-
-fn ceph() -> Option<S3Store> {
-    let var = |name: &str| std::env::var(format!("S3_DIRECT_TEST_CEPH_{name}")).ok();
-    let endpoint = var("ENDPOINT")?;
-    let bucket = format!("sec-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    Some(S3Store::with_credentials(
-        S3StoreConfig {
-            endpoint,
-            public_endpoint: None,
-            bucket,
-            region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-            path_style: true,
-        },
-        &var("ACCESS_KEY")?,
-        &var("SECRET_KEY")?,
-    ))
-}
+use crate::common::{enc, get, open_state, post_json, store_from_env};
 
 #[tokio::test]
 async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
-    let Some(store) = ceph() else {
+    let Some(store) = store_from_env("CEPH", "sec") else {
         eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
         return;
     };

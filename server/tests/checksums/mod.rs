@@ -8,30 +8,13 @@ use std::sync::Arc;
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{CreateMultipartResponse, SignBatchResponse};
-use s3_direct_server::{S3Store, S3StoreConfig, Settings};
+use s3_direct_server::{S3Store, Settings};
 use serde_json::json;
 
-use crate::common::{enc, get, open_state, post_json};
+use crate::common::{enc, get, open_state, post_json, store_from_env};
 
 /// CRC-32 of 1 MiB of zero bytes, base64 of its 4 big-endian bytes.
 const CRC32_OF_ZEROS: &str = "pzjqHA==";
-
-fn store(prefix: &str) -> Option<S3Store> {
-    let var = |name: &str| std::env::var(format!("S3_DIRECT_TEST_{prefix}_{name}")).ok();
-    let endpoint = var("ENDPOINT")?;
-    let bucket = format!("ck-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    Some(S3Store::with_credentials(
-        S3StoreConfig {
-            endpoint,
-            public_endpoint: None,
-            bucket,
-            region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-            path_style: true,
-        },
-        &var("ACCESS_KEY")?,
-        &var("SECRET_KEY")?,
-    ))
-}
 
 async fn a_crc32_checksummed_upload_completes(store: S3Store) {
     store
@@ -96,7 +79,7 @@ async fn a_crc32_checksummed_upload_completes(store: S3Store) {
 
 #[tokio::test]
 async fn garage_completes_an_upload_whose_parts_carry_crc32_checksums() {
-    let Some(store) = store("GARAGE") else {
+    let Some(store) = store_from_env("GARAGE", "ck") else {
         eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
         return;
     };
@@ -105,7 +88,7 @@ async fn garage_completes_an_upload_whose_parts_carry_crc32_checksums() {
 
 #[tokio::test]
 async fn ceph_completes_an_upload_whose_parts_carry_crc32_checksums() {
-    let Some(store) = store("CEPH") else {
+    let Some(store) = store_from_env("CEPH", "ck") else {
         eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
         return;
     };

@@ -16,7 +16,7 @@ use s3_direct_protocol::wire::ErrorBody;
 use s3_direct_server::token::{UploadClaims, principal_digest};
 use s3_direct_server::{
     AppState, Authorizer, EmbeddedCredentials, EmbeddedStore, FakeStore, OpenAuth, S3Store,
-    Settings, Store, UploadSecrets, app,
+    S3StoreConfig, Settings, Store, UploadSecrets, app,
 };
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
@@ -26,6 +26,29 @@ use tower::ServiceExt;
 /// crypto provider installed before any client is built; the library's builder does that.
 pub fn http() -> reqwest::Client {
     s3_direct_server::http_client().build().unwrap()
+}
+
+/// A path-style store from `S3_DIRECT_TEST_{store}_ENDPOINT`, `_ACCESS_KEY`, `_SECRET_KEY` (and
+/// optionally `_REGION`), on a fresh bucket name starting with `bucket_prefix` (not created
+/// yet); `None` when the variables are unset, so the test can skip.
+pub fn store_from_env(store: &str, bucket_prefix: &str) -> Option<S3Store> {
+    let var = |name: &str| std::env::var(format!("S3_DIRECT_TEST_{store}_{name}")).ok();
+    let endpoint = var("ENDPOINT")?;
+    let bucket = format!(
+        "{bucket_prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    Some(S3Store::with_credentials(
+        S3StoreConfig {
+            endpoint,
+            public_endpoint: None,
+            bucket,
+            region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
+            path_style: true,
+        },
+        &var("ACCESS_KEY")?,
+        &var("SECRET_KEY")?,
+    ))
 }
 
 /// A response, fully read.
