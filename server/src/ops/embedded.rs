@@ -49,10 +49,9 @@ impl EmbeddedAdmin {
         ))
     }
 
-    /// Every open upload of the bucket, sorted by key and upload id.
-    async fn all_uploads(&self) -> Result<Vec<PendingUpload>, OpsError> {
-        let head = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(&self.bucket));
-        let mut found = Vec::new();
+    /// The names of the data dir's files (those that are valid UTF-8; s3s-fs writes no others).
+    async fn file_names(&self) -> Result<Vec<String>, OpsError> {
+        let mut names = Vec::new();
         let mut dir = tokio::fs::read_dir(&self.root)
             .await
             .map_err(|e| io_error("read the data dir", &self.root, &e))?;
@@ -61,10 +60,20 @@ impl EmbeddedAdmin {
             .await
             .map_err(|e| io_error("read the data dir", &self.root, &e))?
         {
-            let name = entry.file_name();
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Every open upload of the bucket, sorted by key and upload id.
+    async fn all_uploads(&self) -> Result<Vec<PendingUpload>, OpsError> {
+        let head = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(&self.bucket));
+        let mut found = Vec::new();
+        for name in self.file_names().await? {
             let Some(rest) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&head))
+                .strip_prefix(&head)
                 .and_then(|n| n.strip_suffix(".metadata.json"))
             else {
                 continue;
@@ -100,25 +109,14 @@ impl EmbeddedAdmin {
     async fn parts(&self, upload_id: &str) -> Result<Vec<(u32, PathBuf, u64)>, OpsError> {
         let head = format!(".upload_id-{upload_id}.part-");
         let mut parts = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.root)
-            .await
-            .map_err(|e| io_error("read the data dir", &self.root, &e))?;
-        while let Some(entry) = dir
-            .next_entry()
-            .await
-            .map_err(|e| io_error("read the data dir", &self.root, &e))?
-        {
-            let name = entry.file_name();
-            let Some(number) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&head))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+        for name in self.file_names().await? {
+            let Some(number) = name.strip_prefix(&head).and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             // A part removed meanwhile is simply not counted.
-            if let Ok(meta) = entry.metadata().await {
-                parts.push((number, entry.path(), meta.len()));
+            let path = self.root.join(&name);
+            if let Ok(meta) = tokio::fs::metadata(&path).await {
+                parts.push((number, path, meta.len()));
             }
         }
         parts.sort_by_key(|p| p.0);
