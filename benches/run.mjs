@@ -7,7 +7,8 @@
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
 // revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,memory,
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
-// S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
+// S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_MEMORY_MIB=4096,
+// S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
 // S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too).
 import { execFileSync, execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -473,7 +474,9 @@ async function memorySection(results, dir) {
     return;
   }
   const concurrency = 6;
-  for (const checksum of ['off', 'crc32c']) {
+  // Every algorithm, since each takes its own path in the worker (streamed through the WASM
+  // hasher, or a whole part through WebCrypto).
+  for (const checksum of list('S3_DIRECT_BENCH_MEMORY_CHECKSUMS', ['off', 'crc32c', 'sha256', 'md5'])) {
     const stack = await stackFor('embedded', sizeMiB * MiB);
     const variant = { id: `memory-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum } };
     const r = await uploadOnce(stack, variant, sizeMiB, dir, `memory-${checksum}`);

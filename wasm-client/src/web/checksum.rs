@@ -10,6 +10,16 @@
 //! from disk). Where a worker cannot be started or its script cannot load (no `Worker`, a strict
 //! CSP, a bundler that leaves the URL pointing nowhere), parts are hashed on the calling thread
 //! instead, which is correct but can make the page stutter; a console warning says so.
+//!
+//! Memory stays flat whatever the file size: a part is read through a BYOB reader into one reused
+//! 1 MiB buffer and fed to [`ChecksumStream`], so no part-sized buffer exists and WASM memory never
+//! grows with the part. (Reading each part with `arrayBuffer()` made the browser grow with the
+//! file: the worker allocated a fresh part-sized `ArrayBuffer` per part, and V8 collects such
+//! buffers only when its heap asks for a GC, which a worker that mostly waits on reads rarely
+//! does — 544 MiB for a 4 GiB upload.) SHA-256 is the exception where WebCrypto is available
+//! (secure contexts): `crypto.subtle.digest` is native and about twice as fast as this module's,
+//! but one-shot, so the part is read whole into one of at most `WHOLE_PARTS` (2) reused
+//! part-sized buffers, and only for parts up to 64 MiB (larger ones stream through WASM).
 
 use std::ops::Range;
 
@@ -21,11 +31,17 @@ use web_sys::Blob;
 
 use super::signer::js_text;
 use crate::engine::Checksummer;
-use crate::engine::digest::checksum;
+use crate::engine::digest::{Digest, base64};
 
 #[wasm_bindgen(inline_js = r#"
 // Bundlers need the Worker's options as a literal, so the name is spelled out again below.
 const WORKER_NAME = 's3-direct-checksum';
+// Bytes read from the file at a time, into a buffer reused from part to part.
+const CHUNK_BYTES = 1 << 20;
+// SHA-256 through WebCrypto needs the whole part in one buffer: only for parts up to this size,
+// and at most WHOLE_PARTS of them read at once (each buffer is kept for the next part).
+const WHOLE_PART_LIMIT = 64 << 20;
+const WHOLE_PARTS = 2;
 
 // Imported lazily: in the page the glue is what imports this module, so it is always loaded by then.
 let glue;
@@ -37,9 +53,127 @@ function loadGlue() {
   return glue;
 }
 
-async function hashHere(blob, start, end, algorithm) {
-  const { checksum_bytes } = await loadGlue();
-  return checksum_bytes(algorithm, new Uint8Array(await blob.slice(start, end).arrayBuffer()));
+// Buffers not in use, kept so that hashing allocates nothing per part.
+const spareChunks = [];
+const spareParts = [];
+let wholeInUse = 0;
+const wholeQueue = [];
+
+// A BYOB reader (reads land in our buffer), or null where blob streams are not byte streams.
+function byobReader(stream) {
+  try {
+    return stream.getReader({ mode: 'byob' });
+  } catch {
+    return null;
+  }
+}
+
+// Calls use(bytes) for each piece of blob[start, end) in order; bytes are valid only during the
+// call (they are the reused buffer).
+async function readChunks(blob, start, end, use) {
+  const stream = blob.slice(start, end).stream();
+  const reader = byobReader(stream);
+  if (!reader) {
+    const plain = stream.getReader();
+    for (;;) {
+      const { done, value } = await plain.read();
+      if (done) return;
+      use(value);
+    }
+  }
+  let buffer = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
+  try {
+    for (;;) {
+      // A read transfers the buffer; the answer's view is on the same memory.
+      const { done, value } = await reader.read(new Uint8Array(buffer));
+      if (value) buffer = value.buffer;
+      if (done) return;
+      use(value);
+    }
+  } finally {
+    // A failed read leaves it detached (byteLength 0): then it is simply dropped.
+    if (buffer.byteLength === CHUNK_BYTES) spareChunks.push(buffer);
+  }
+}
+
+// The part through this module's incremental hasher, chunk by chunk.
+async function hashStreaming(blob, start, end, algorithm) {
+  const { ChecksumStream } = await loadGlue();
+  const hasher = new ChecksumStream(algorithm);
+  try {
+    await readChunks(blob, start, end, (bytes) => hasher.update(bytes));
+  } catch (err) {
+    hasher.free();
+    throw err;
+  }
+  return hasher.finish();
+}
+
+async function wholeSlot() {
+  if (wholeInUse < WHOLE_PARTS) {
+    wholeInUse += 1;
+    return;
+  }
+  await new Promise((resolve) => { wholeQueue.push(resolve); });
+}
+
+function releaseWholeSlot() {
+  const next = wholeQueue.shift();
+  if (next) next();
+  else wholeInUse -= 1;
+}
+
+// blob[start, end) read into a kept part buffer: returns the view; give its buffer back with
+// spareParts.push once done with it.
+async function readWhole(blob, start, end) {
+  const length = end - start;
+  const i = spareParts.findIndex((b) => b.byteLength >= length);
+  let buffer = i >= 0 ? spareParts.splice(i, 1)[0] : new ArrayBuffer(length);
+  let at = 0;
+  const stream = blob.slice(start, end).stream();
+  const reader = byobReader(stream);
+  if (reader) {
+    while (at < length) {
+      const { done, value } = await reader.read(new Uint8Array(buffer, at, length - at));
+      if (value) buffer = value.buffer;
+      if (done) break;
+      at += value.byteLength;
+    }
+  } else {
+    const plain = stream.getReader();
+    for (;;) {
+      const { done, value } = await plain.read();
+      if (done) break;
+      if (at + value.byteLength > length) break;
+      new Uint8Array(buffer, at, value.byteLength).set(value);
+      at += value.byteLength;
+    }
+  }
+  if (at !== length) throw new Error(`read ${at} bytes of a ${length}-byte part: the file changed`);
+  return new Uint8Array(buffer, 0, length);
+}
+
+async function sha256WebCrypto(blob, start, end) {
+  await wholeSlot();
+  let bytes;
+  try {
+    bytes = await readWhole(blob, start, end);
+    // digest() copies its input before it returns, so the buffer can serve the next part at once.
+    const pending = crypto.subtle.digest('SHA-256', bytes);
+    if (spareParts.length < WHOLE_PARTS) spareParts.push(bytes.buffer);
+    bytes = null;
+    const sum = new Uint8Array(await pending);
+    return btoa(String.fromCharCode(...sum));
+  } finally {
+    releaseWholeSlot();
+  }
+}
+
+export function hash_here(blob, start, end, algorithm) {
+  if (algorithm === 'sha256' && end - start <= WHOLE_PART_LIMIT && globalThis.crypto?.subtle) {
+    return sha256WebCrypto(blob, start, end);
+  }
+  return hashStreaming(blob, start, end, algorithm);
 }
 
 if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
@@ -47,7 +181,7 @@ if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScop
   self.onmessage = async (e) => {
     const { id, blob, start, end, algorithm } = e.data;
     try {
-      self.postMessage({ id, sum: await hashHere(blob, start, end, algorithm) });
+      self.postMessage({ id, sum: await hash_here(blob, start, end, algorithm) });
     } catch (err) {
       self.postMessage({ id, error: String((err && err.message) || err) });
     }
@@ -64,7 +198,7 @@ export function start_hasher() {
   // Until the worker has answered once, a failure means its script did not load: hash here.
   let answered = false;
   let failed = false;
-  const here = (p) => hashHere(...p.args).then(p.resolve, p.reject);
+  const here = (p) => hash_here(...p.args).then(p.resolve, p.reject);
   worker.onmessage = (e) => {
     answered = true;
     const p = pending.get(e.data.id);
@@ -112,16 +246,35 @@ extern "C" {
 
     #[wasm_bindgen(method)]
     fn terminate(this: &Hasher);
+
+    /// Hashes on this thread (no worker): the same code the worker runs.
+    fn hash_here(blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
 }
 
-/// The checksum of `bytes` as base64, for the worker. Not part of the documented API.
-#[wasm_bindgen(js_name = checksum_bytes, skip_typescript)]
-pub fn checksum_bytes(algorithm: &str, bytes: &[u8]) -> Result<String, JsError> {
-    let algorithm = ChecksumAlgorithm::ALL
-        .into_iter()
-        .find(|a| a.as_str() == algorithm)
-        .ok_or_else(|| JsError::new(&format!("unknown checksum algorithm {algorithm:?}")))?;
-    Ok(checksum(algorithm, bytes))
+/// An incremental part checksum for the worker, fed the part chunk by chunk so that neither the
+/// worker nor WASM memory ever holds a whole part. Not part of the documented API.
+#[wasm_bindgen(js_name = ChecksumStream, skip_typescript)]
+#[derive(Debug)]
+pub struct ChecksumStream(Digest);
+
+#[wasm_bindgen(js_class = ChecksumStream)]
+impl ChecksumStream {
+    #[wasm_bindgen(constructor)]
+    pub fn new(algorithm: &str) -> Result<ChecksumStream, JsError> {
+        ChecksumAlgorithm::parse(algorithm)
+            .map(|a| Self(Digest::new(a)))
+            .ok_or_else(|| JsError::new(&format!("unknown checksum algorithm {algorithm:?}")))
+    }
+
+    /// Adds the next bytes of the part (copied into WASM memory for the call, then freed).
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The part's checksum as base64; the hasher is consumed.
+    pub fn finish(self) -> String {
+        base64(&self.0.finish())
+    }
 }
 
 /// A worker shared by the uploads of one `Uploader`, started on first use.
@@ -178,18 +331,11 @@ impl Checksummer for WorkerChecksummer {
                     .map_err(|e| js_text(&e))?
                     .as_string()
                     .ok_or_else(|| "the checksum worker answered no text".to_owned()),
-                None => {
-                    let slice = file
-                        .slice_with_f64_and_f64(start, end)
-                        .map_err(|e| js_text(&e))?;
-                    let buffer = JsFuture::from(slice.array_buffer())
-                        .await
-                        .map_err(|e| js_text(&e))?;
-                    Ok(checksum(
-                        algorithm,
-                        &js_sys::Uint8Array::new(&buffer).to_vec(),
-                    ))
-                }
+                None => JsFuture::from(hash_here(&file, start, end, algorithm.as_str()))
+                    .await
+                    .map_err(|e| js_text(&e))?
+                    .as_string()
+                    .ok_or_else(|| "hashing answered no text".to_owned()),
             }
         })
     }
