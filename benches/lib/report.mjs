@@ -89,7 +89,7 @@ export function renderMarkdown(r) {
   if (r.checksum.length) {
     line('## Checksum throughput in the browser');
     line();
-    line(`One ${r.checksum[0].bufferMiB} MiB buffer of random bytes, median of ${r.config.checksumRepeats} after a warm-up. "wasm" is the client's \`checksum_bytes\` (what its Web Worker runs per part, including the copy into WASM memory); "+simd128" is the same module built with \`-C target-feature=+simd128\`.`);
+    line(`One ${r.checksum[0].bufferMiB} MiB buffer of random bytes, median of ${r.config.checksumRepeats} after a warm-up. "wasm" is the client's incremental hasher fed 1 MiB at a time, as its Web Worker feeds each part (\`ChecksumStream\`, including the copy into WASM memory; SHA-256 uses WebCrypto where it exists); "+simd128" is the same module built with \`-C target-feature=+simd128\`.`);
     line();
     line('| implementation | algorithm | MB/s |');
     line('|---|---|---|');
