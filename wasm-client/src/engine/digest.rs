@@ -2,8 +2,9 @@
 //! (`x-amz-checksum-*`), and base64 as S3 spells them.
 //!
 //! A thin layer over the RustCrypto (`md-5`, `sha2`), `crc32c` and `crc32fast` crates, so the
-//! engine speaks in S3's algorithms and encodings; it runs inside the browser's Web Worker over
-//! one part at a time. The tests pin each algorithm to its standard's vectors.
+//! engine speaks in S3's algorithms and encodings; in the browser's Web Worker a [`Digest`] is fed
+//! each part a chunk at a time (`ChecksumStream` in `web/checksum.rs`). The tests pin each
+//! algorithm to its standard's vectors and to the same sums for any chunk boundaries.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -135,11 +136,20 @@ mod tests {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         for algorithm in ChecksumAlgorithm::ALL {
             let whole = digest(algorithm, &data);
-            let mut d = Digest::new(algorithm);
-            for chunk in data.chunks(63) {
-                d.update(chunk);
+            // Odd sizes straddle the hashes' 64-byte blocks and the CRCs' word loops.
+            for size in [1, 3, 63, 64, 65, 4097, 9_999] {
+                let mut d = Digest::new(algorithm);
+                for chunk in data.chunks(size) {
+                    d.update(chunk);
+                }
+                assert_eq!(hex(&d.finish()), whole, "{algorithm} in chunks of {size}");
             }
-            assert_eq!(hex(&d.finish()), whole, "{algorithm}");
+            // Empty updates change nothing.
+            let mut d = Digest::new(algorithm);
+            d.update(&[]);
+            d.update(&data);
+            d.update(&[]);
+            assert_eq!(hex(&d.finish()), whole, "{algorithm} with empty updates");
         }
     }
 
