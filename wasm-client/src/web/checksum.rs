@@ -18,8 +18,8 @@
 //! buffers only when its heap asks for a GC, which a worker that mostly waits on reads rarely
 //! does — 544 MiB for a 4 GiB upload.) SHA-256 is the exception where WebCrypto is available
 //! (secure contexts): `crypto.subtle.digest` is native and about twice as fast as this module's,
-//! but one-shot, so the part is read whole into one of at most `WHOLE_PARTS` (2) reused
-//! part-sized buffers, and only for parts up to 64 MiB (larger ones stream through WASM).
+//! but one-shot, so the part is read whole into one reused part-sized buffer (`WHOLE_PARTS`),
+//! and only for parts up to 64 MiB (larger ones stream through WASM).
 
 use std::ops::Range;
 
@@ -39,9 +39,11 @@ const WORKER_NAME = 's3-direct-checksum';
 // Bytes read from the file at a time, into a buffer reused from part to part.
 const CHUNK_BYTES = 1 << 20;
 // SHA-256 through WebCrypto needs the whole part in one buffer: only for parts up to this size,
-// and at most WHOLE_PARTS of them read at once (each buffer is kept for the next part).
+// and at most WHOLE_PARTS of them read at once (each buffer is kept for the next part). One is
+// enough: digest() copies the part and hashes on its own thread, so the buffer is free to read
+// the next part meanwhile.
 const WHOLE_PART_LIMIT = 64 << 20;
-const WHOLE_PARTS = 2;
+const WHOLE_PARTS = 1;
 
 // Imported lazily: in the page the glue is what imports this module, so it is always loaded by then.
 let glue;
@@ -155,18 +157,17 @@ async function readWhole(blob, start, end) {
 
 async function sha256WebCrypto(blob, start, end) {
   await wholeSlot();
-  let bytes;
+  let pending;
   try {
-    bytes = await readWhole(blob, start, end);
+    const bytes = await readWhole(blob, start, end);
     // digest() copies its input before it returns, so the buffer can serve the next part at once.
-    const pending = crypto.subtle.digest('SHA-256', bytes);
+    pending = crypto.subtle.digest('SHA-256', bytes);
     if (spareParts.length < WHOLE_PARTS) spareParts.push(bytes.buffer);
-    bytes = null;
-    const sum = new Uint8Array(await pending);
-    return btoa(String.fromCharCode(...sum));
   } finally {
     releaseWholeSlot();
   }
+  const sum = new Uint8Array(await pending);
+  return btoa(String.fromCharCode(...sum));
 }
 
 export function hash_here(blob, start, end, algorithm) {
