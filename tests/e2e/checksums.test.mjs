@@ -19,8 +19,8 @@ import { launchBrowser, openDemo, waitForRow } from '../lib/browser.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { garageMissing, startGarage } from '../lib/garage.mjs';
 import { startProxy } from '../lib/proxy.mjs';
-import { checksumsInAWorker, corruptedBodyIsRefusedAndResent } from '../lib/resilience.mjs';
-import { allowBrowsers, s3Client } from '../lib/s3.mjs';
+import { checksumsInAWorker, compositeChecksum, corruptedBodyIsRefusedAndResent } from '../lib/resilience.mjs';
+import { allowBrowsers, objectSha256, s3Client } from '../lib/s3.mjs';
 import { repoRoot, startServer } from '../lib/server.mjs';
 
 const pkg = path.join(repoRoot, 'wasm-client/pkg');
@@ -156,6 +156,23 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
       await corruptedBodyIsRefusedAndResent({ browser, server, proxy, s3, bucket: garage.bucket, checksum: algorithm });
     });
   }
+
+  it('sha256: a part above the 64 MiB WebCrypto limit (hashed by the WASM stream) and one below it (WebCrypto) both get the right sums', async () => {
+    const dir = await tempDir();
+    const file = await randomFile(dir, 'sha256-both-paths.bin', 65 * MiB + 3 * MiB + 17);
+    const page = await openDemo(browser, server.url, { partSize: 65, concurrency: 2, checksum: 'sha256' });
+    try {
+      await page.setInputFiles('#picker', file.path);
+      const row = await waitForRow(page, file.name);
+      assert.equal(row.state, 'done', row.detail);
+      assert.equal(row.checksum, await compositeChecksum(file.path, 65 * MiB, 'sha256'));
+      const stored = await objectSha256(s3, garage.bucket, row.key);
+      assert.equal(stored.sha256, file.sha256, "stored SHA-256 equals the file's");
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
 
   // Node has MD5 and SHA-256 to recompute the composite sum with (SHA-256 is WebCrypto's path).
   for (const algorithm of ['sha256', 'md5']) {
