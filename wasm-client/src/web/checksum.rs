@@ -14,9 +14,10 @@
 //! Memory stays flat whatever the file size: a part is read through a BYOB reader into one reused
 //! 1 MiB buffer and fed to [`ChecksumStream`], so no part-sized buffer exists and WASM memory never
 //! grows with the part. (Reading each part with `arrayBuffer()` made the browser grow with the
-//! file: the worker allocated a fresh part-sized `ArrayBuffer` per part, and V8 collects such
-//! buffers only when its heap asks for a GC, which a worker that mostly waits on reads rarely
-//! does — 544 MiB for a 4 GiB upload.) SHA-256 is the exception where WebCrypto is available
+//! file, 544 MiB for a 4 GiB upload: every read allocates a fresh `ArrayBuffer`, and these were
+//! collected far later than they were dropped — a plain stream reader, with 1–2 MiB chunks, grew
+//! just as much; only reusing one buffer kept it flat. See BENCHMARKS.md.) SHA-256 is the
+//! exception where WebCrypto is available
 //! (secure contexts): `crypto.subtle.digest` is native and about twice as fast as this module's,
 //! but one-shot, so the part is read whole into one reused part-sized buffer (`WHOLE_PARTS`),
 //! and only for parts up to 64 MiB (larger ones stream through WASM).
