@@ -133,6 +133,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         signing: &PartSigning,
     ) -> Result<Presigned, StoreError>;
 
+    /// [`Self::presign_part`] for several parts of one upload at once: one URL per entry of
+    /// `parts` (part number and what its signature fixes), in the same order. Stores that can
+    /// share work between the parts (the S3 store's direct signer) override it.
+    async fn presign_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, PartSigning)],
+        lifetime: Duration,
+    ) -> Result<Vec<Presigned>, StoreError> {
+        let mut signed = Vec::with_capacity(parts.len());
+        for (n, signing) in parts {
+            signed.push(
+                self.presign_part(key, upload_id, *n, lifetime, signing)
+                    .await?,
+            );
+        }
+        Ok(signed)
+    }
+
     /// Every part stored so far, in part-number order (all pages).
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError>;
 

@@ -225,6 +225,30 @@ impl S3Store {
         lifetime: Duration,
         signing: &PartSigning,
     ) -> Result<Presigned, StoreError> {
+        let mut signed = self
+            .presign_parts_at(
+                key,
+                upload_id,
+                std::slice::from_ref(&(part_number, signing.clone())),
+                start,
+                lifetime,
+            )
+            .await?;
+        signed
+            .pop()
+            .ok_or_else(|| StoreError::unavailable("presign UploadPart", "no URL signed"))
+    }
+
+    /// [`Self::presign_part_at`] for several parts of one upload, one URL per entry of `parts`
+    /// in the same order.
+    pub async fn presign_parts_at(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, PartSigning)],
+        start: SystemTime,
+        lifetime: Duration,
+    ) -> Result<Vec<Presigned>, StoreError> {
         const OP: &str = "presign UploadPart";
         if let Some(signer) = &self.part_signer
             && let Some(creds) = self.signing_credentials().await
@@ -235,17 +259,17 @@ impl S3Store {
                     "a presigned URL lives at most 7 days",
                 ));
             }
-            let part = sigv4::PartRequest {
-                key,
-                upload_id,
-                part_number,
-                content_length: signing.content_length,
-                checksum: signing.checksum.as_ref(),
-            };
-            return Ok(signer.presign_part(&creds, start, lifetime, &part));
+            let parts = parts.iter().map(|(n, signing)| (*n, signing));
+            return Ok(signer.presign_parts(&creds, start, lifetime, key, upload_id, parts));
         }
-        self.presign_part_with_sdk(key, upload_id, part_number, start, lifetime, signing)
-            .await
+        let mut signed = Vec::with_capacity(parts.len());
+        for (n, signing) in parts {
+            signed.push(
+                self.presign_part_with_sdk(key, upload_id, *n, start, lifetime, signing)
+                    .await?,
+            );
+        }
+        Ok(signed)
     }
 
     /// The credentials that sign now, if this store knows them (`None`: the SDK resolves and
@@ -350,6 +374,17 @@ impl Store for S3Store {
             signing,
         )
         .await
+    }
+
+    async fn presign_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, PartSigning)],
+        lifetime: Duration,
+    ) -> Result<Vec<Presigned>, StoreError> {
+        self.presign_parts_at(key, upload_id, parts, SystemTime::now(), lifetime)
+            .await
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError> {
@@ -764,6 +799,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A batch shares its dates, key, hash prefix and HMAC state between parts: parts with
+    /// different signed headers in one call (a checksum on some, another length on the last) still
+    /// get each the URL the SDK writes for it alone.
+    #[tokio::test]
+    async fn batches_of_mixed_parts_match_the_sdk_part_by_part() {
+        let s = store(true, Some("http://files.example.net:8000"));
+        let eight = |checksum| PartSigning {
+            content_length: Some(8_388_608),
+            checksum,
+        };
+        let parts = vec![
+            (3, eight(None)),
+            (
+                1,
+                eight(Some((ChecksumAlgorithm::Crc32c, "yZRlqg==".into()))),
+            ),
+            (2, eight(None)),
+            (
+                4,
+                eight(Some((
+                    ChecksumAlgorithm::Md5,
+                    "1B2M2Y8AsgTpgAmY7PhCfg==".into(),
+                ))),
+            ),
+            (10_000, PartSigning::default()),
+            (
+                5,
+                eight(Some((ChecksumAlgorithm::Crc32c, "AAAAAA==".into()))),
+            ),
+            (
+                6,
+                PartSigning {
+                    content_length: Some(5),
+                    checksum: None,
+                },
+            ),
+        ];
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_921_552);
+        let lifetime = Duration::from_secs(900);
+        let key = "uploads/x/ñ a+b.bin";
+        let batch = s
+            .presign_parts_at(key, "up~1/2", &parts, start, lifetime)
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), parts.len());
+        for ((n, signing), direct) in parts.iter().zip(&batch) {
+            let sdk = s
+                .presign_part_with_sdk(key, "up~1/2", *n, start, lifetime, signing)
+                .await
+                .unwrap();
+            assert_eq!(url_parts(&direct.url), url_parts(&sdk.url), "part {n}");
+            assert_eq!(direct.headers, sdk.headers, "part {n}");
+        }
+        // An empty batch signs nothing.
+        assert!(
+            s.presign_parts_at(key, "u", &[], start, lifetime)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
