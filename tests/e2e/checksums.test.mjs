@@ -147,12 +147,10 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     });
   }
 
-  // A refused body is sent again when the store names the mismatch BadDigest (Content-MD5, and
-  // AWS for every algorithm). Garage answers x-amz-checksum-* mismatches with InvalidDigest,
-  // which the client's retry policy (engine/error.rs) treats as final for now.
+  // A refused body is sent again: the store names the mismatch BadDigest (Content-MD5, and AWS
+  // for every algorithm) or, Garage for x-amz-checksum-*, InvalidDigest.
   for (const algorithm of ['md5', 'sha256', 'crc32c', 'crc32']) {
-    const todo = algorithm === 'md5' ? undefined : 'Garage answers InvalidDigest, not retried yet (engine/error.rs)';
-    it(`${algorithm}: a part corrupted once on the way is refused, sent again, and the object equals the file`, { todo }, async () => {
+    it(`${algorithm}: a part corrupted once on the way is refused, sent again, and the object equals the file`, async () => {
       await corruptedBodyIsRefusedAndResent({ browser, server, proxy, s3, bucket: garage.bucket, checksum: algorithm });
     });
   }

@@ -333,8 +333,12 @@ impl PutError {
                                 | "SlowDown"
                                 | "InternalError"
                                 | "ServiceUnavailable"
-                                // The body arrived damaged: send it again.
+                                // The body arrived damaged: send it again. Garage names a
+                                // body that does not match its x-amz-checksum-* InvalidDigest
+                                // (S3 uses it for a malformed value, which the retry budget
+                                // bounds).
                                 | "BadDigest"
+                                | "InvalidDigest"
                                 | "XAmzContentChecksumMismatch"
                                 | "XAmzContentSHA256Mismatch",
                         ),

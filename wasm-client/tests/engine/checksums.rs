@@ -148,6 +148,20 @@ fn a_body_the_store_finds_corrupted_is_sent_again_with_the_same_checksum() {
 }
 
 #[test]
+fn a_checksum_mismatch_garage_names_invalid_digest_is_sent_again() {
+    let size = size_of(2);
+    let mut h = Harness::start(size, options(2), asking(ChecksumAlgorithm::Crc32c));
+    h.run();
+    h.refuse(1, 400, "InvalidDigest");
+    let wait = h.clock.timers()[0];
+    h.advance(wait);
+    h.finish(|p| p[0]).unwrap();
+    let puts: Vec<_> = h.sink.log().into_iter().filter(|p| p.part == 1).collect();
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[0].headers, puts[1].headers);
+}
+
+#[test]
 fn an_unreadable_file_fails_naming_the_part() {
     let script = Script {
         unreadable: Some(2),
