@@ -57,6 +57,16 @@ async fn metrics_count_creates_signs_completes_aborts_and_bytes() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+    // A batch counts each of its URLs (this upload has one part).
+    let r = get(
+        &app,
+        &format!(
+            "/s3/multipart/{upload_id}/batch?key={}&partNumbers=1",
+            enc(&key)
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
     store.put_part(store_id(&upload_id), 1, ETAG, 123);
     let body = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}]});
     let r = post_json(
@@ -84,11 +94,11 @@ async fn metrics_count_creates_signs_completes_aborts_and_bytes() {
 
     let m = metrics(&app).await;
     assert_eq!(sample(&m, "s3direct_uploads_created_total"), 2.0);
-    assert_eq!(sample(&m, "s3direct_parts_signed_total"), 1.0);
+    assert_eq!(sample(&m, "s3direct_parts_signed_total"), 2.0);
     assert_eq!(sample(&m, "s3direct_uploads_completed_total"), 1.0);
     assert_eq!(sample(&m, "s3direct_uploads_aborted_total"), 1.0);
     assert_eq!(sample(&m, "s3direct_bytes_completed_total"), 123.0);
-    assert_eq!(sample(&m, "s3direct_signing_duration_seconds_count"), 1.0);
+    assert_eq!(sample(&m, "s3direct_signing_duration_seconds_count"), 2.0);
     assert_eq!(
         sample(
             &m,
