@@ -47,13 +47,22 @@ pub(super) struct PartSigner {
     key_cache: Mutex<Option<SigningKey>>,
 }
 
-#[derive(Debug)]
 struct SigningKey {
     date: String,
     access_key: String,
     secret_key: String,
     /// The derived key, its HMAC blocks already hashed: cloned for each string to sign.
     mac: hmac::Key,
+}
+
+/// Names the day and access key only: the secret and the key derived from it never reach a log.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("date", &self.date)
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which headers a part's signature covers besides `host`: the parts of one call that share it
@@ -519,5 +528,15 @@ mod tests {
         assert_ne!(s.signing_key(&a, "20260102"), k1);
         assert_ne!(s.signing_key(&b, "20260101"), k1);
         assert_eq!(s.signing_key(&a, "20260101"), k1);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let s = PartSigner::new("http://127.0.0.1:9000", "b", "us-east-1", true).unwrap();
+        let creds = Credentials::new("AKIDEXAMPLE", "very-secret-key", None, None, "t");
+        s.signing_key(&creds, "20260101");
+        let shown = format!("{s:?}");
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("very-secret-key"), "{shown}");
     }
 }
