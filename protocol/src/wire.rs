@@ -19,7 +19,8 @@
 //! `uploadId` is opaque to clients: send back exactly what create returned. The server makes it
 //! `"{store upload id}.{upload token}"`, the token proving that the upload belongs to the caller
 //! and fixing its key, size and part size. Extension fields are optional, so Companion-era
-//! clients neither send nor read them (`size`/`partSize` at create; `checksum=ALGO:BASE64` on
+//! clients neither send nor read them (`size`/`partSize`/`presignParts` at create and
+//! `presigned` in its answer; `checksum=ALGO:BASE64` on
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
 //! `Checksum*` per completed part).
 
@@ -47,6 +48,16 @@ pub struct CreateMultipartRequest {
     /// `Content-Length` and refuses part numbers beyond the plan.
     #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
+    /// Extension: sign parts 1..=N with the create, so the first PUTs need no second round trip.
+    /// The server signs at most [`crate::limits::MAX_BATCH_PARTS`] and no more than the plan
+    /// holds, and none when it asks for part checksums (a URL signs its part's checksum, which
+    /// the client computes only after the answer names the algorithm).
+    #[serde(
+        rename = "presignParts",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub presign_parts: Option<u32>,
 }
 
 /// Answer to [`CreateMultipartRequest`].
@@ -69,6 +80,10 @@ pub struct CreateMultipartResponse {
     /// signing, then with the PUT as the header the sign answer names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumAlgorithm>,
+    /// Extension: the parts `presignParts` asked for, signed as the batch route would, when the
+    /// server signed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presigned: Option<SignBatchResponse>,
 }
 
 /// Answer to signing one part.
@@ -410,7 +425,16 @@ mod tests {
         assert_eq!((r.size, r.part_size), (Some(10), Some(5_242_880)));
         let plain: CreateMultipartRequest =
             serde_json::from_str(r#"{"filename":"a.bin"}"#).unwrap();
-        assert_eq!(plain.part_size, None);
+        assert_eq!((plain.part_size, plain.presign_parts), (None, None));
+        let eager = CreateMultipartRequest {
+            filename: "a.bin".into(),
+            presign_parts: Some(12),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&eager).unwrap(),
+            r#"{"filename":"a.bin","type":"","metadata":{},"presignParts":12}"#
+        );
 
         let answer = CreateMultipartResponse {
             key: "k".into(),
@@ -418,6 +442,7 @@ mod tests {
             bucket: "b".into(),
             part_size: None,
             checksum: Some(ChecksumAlgorithm::Crc32c),
+            presigned: None,
         };
         let json = serde_json::to_string(&answer).unwrap();
         assert_eq!(
@@ -446,6 +471,17 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<SignBatchResponse>(&json).unwrap(),
             batch
+        );
+        let with_parts = CreateMultipartResponse {
+            checksum: None,
+            presigned: Some(batch),
+            ..answer
+        };
+        let json = serde_json::to_string(&with_parts).unwrap();
+        assert!(json.ends_with(r#""presigned":{"presignedUrls":{"1":"u1"},"expires":60,"partHeaders":{"1":{"content-length":"5"}}}}"#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<CreateMultipartResponse>(&json).unwrap(),
+            with_parts
         );
 
         let c: CompleteRequest = serde_json::from_str(

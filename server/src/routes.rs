@@ -14,12 +14,12 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use s3_direct_protocol::ErrorCode;
-use s3_direct_protocol::PartPlan;
+use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
-    CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse, SignPartResponse, SinglePutParams,
+    ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
+    CreateMultipartResponse, ListedPart, SignBatchResponse, SignPartResponse, SinglePutParams,
 };
+use s3_direct_protocol::{ErrorCode, PartPlan};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -292,12 +292,36 @@ async fn create(
     };
     let token = state.secrets().seal(&store_id, &key, &claims);
     tracing::info!(%key, upload = %store_id, size = ?req.size, "multipart upload created");
+    let checksum = state.settings().checksum;
+    // The first parts' URLs, when asked for and no checksum is wanted (a URL signs its part's
+    // checksum, which the client has not computed yet). Signing is authorised as the batch route
+    // would authorise it; a caller allowed to create but not to sign simply gets none.
+    let count = req
+        .presign_parts
+        .map_or(0, |n| n.min(MAX_BATCH_PARTS as u32))
+        .min(policy::max_part_number(&claims));
+    let presigned = if count > 0
+        && checksum.is_none()
+        && policy::authorize(&state, &headers, peer, Action::Sign, None)
+            .await
+            .is_ok_and(|signer| signer.id == principal.id)
+    {
+        // The upload exists now: a signing failure only costs the client its own batch request.
+        let numbers: Vec<u32> = (1..=count).collect();
+        signed_batch(&state, &key, &store_id, &claims, &numbers, BTreeMap::new())
+            .await
+            .ok()
+            .map(|(batch, _)| batch)
+    } else {
+        None
+    };
     Ok(Json(CreateMultipartResponse {
         key,
         upload_id: format!("{store_id}.{token}"),
         bucket: state.store().bucket().to_owned(),
         part_size: part_size.filter(|_| req.size.is_some()),
-        checksum: state.settings().checksum,
+        checksum,
+        presigned,
     }))
 }
 
@@ -361,14 +385,48 @@ async fn sign_batch(
     for &n in &numbers {
         policy::check_part_in_plan(&upload.claims, n)?;
     }
-    let mut checksums =
+    let checksums =
         policy::batch_checksums(query.checksums.as_deref().unwrap_or_default(), &numbers)?;
+    let (answer, urls_len) = signed_batch(
+        &state,
+        upload.key,
+        upload.store_id,
+        &upload.claims,
+        &numbers,
+        checksums,
+    )
+    .await?;
+    // Serialised into one buffer of about its size (a 100-part answer is ~45 KB): axum's `Json`
+    // starts at 128 bytes and copies the answer each time it doubles.
+    let capacity = urls_len + numbers.len() * 16 + 256;
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, &answer).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Signs `numbers` of one upload as the batch route answers them: headers every part shares in
+/// `headers`, the rest per part in `partHeaders`. Also returns the URLs' total length.
+async fn signed_batch(
+    state: &AppState,
+    key: &str,
+    store_id: &str,
+    claims: &UploadClaims,
+    numbers: &[u32],
+    mut checksums: BTreeMap<u32, (ChecksumAlgorithm, String)>,
+) -> Result<(SignBatchResponse, usize), Error> {
     let lifetime = state.url_lifetime_now().await;
     let parts: Vec<(u32, PartSigning)> = numbers
         .iter()
         .map(|&n| {
             let signing = PartSigning {
-                content_length: policy::part_length(&upload.claims, n),
+                content_length: policy::part_length(claims, n),
                 checksum: checksums.remove(&n),
             };
             (n, signing)
@@ -376,7 +434,7 @@ async fn sign_batch(
         .collect();
     let signed = state
         .store()
-        .presign_parts(upload.key, upload.store_id, &parts, lifetime)
+        .presign_parts(key, store_id, &parts, lifetime)
         .await?;
     let mut urls = BTreeMap::new();
     let mut per_part = BTreeMap::new();
@@ -413,19 +471,7 @@ async fn sign_batch(
         headers: shared,
         part_headers,
     };
-    // Serialised into one buffer of about its size (a 100-part answer is ~45 KB): axum's `Json`
-    // starts at 128 bytes and copies the answer each time it doubles.
-    let capacity = urls_len + numbers.len() * 16 + 256;
-    let mut body = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut body, &answer).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok((answer, urls_len))
 }
 
 async fn list_parts(

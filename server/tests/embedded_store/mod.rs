@@ -158,6 +158,61 @@ async fn full_multipart_upload_through_presigned_urls() {
 }
 
 #[tokio::test]
+async fn the_create_answer_can_bring_the_first_part_urls() {
+    let e = Embedded::start().await;
+    let size = 11 * MIB + 1234;
+    let body = json!({"filename": "v.bin", "size": size, "partSize": 5 * MIB, "presignParts": 12});
+    let created: s3_direct_protocol::wire::CreateMultipartResponse =
+        post_json(&e.app, "/s3/multipart", body.to_string())
+            .await
+            .ok();
+    let batch = created
+        .presigned
+        .expect("the create answer signs the first parts");
+    // Asked for 12, the plan has 3.
+    assert_eq!(
+        batch.presigned_urls.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(batch.expires, Some(900));
+    assert_eq!(
+        batch.part_headers[&1]["content-length"],
+        (5 * MIB).to_string()
+    );
+    assert_eq!(
+        batch.part_headers[&3]["content-length"],
+        (MIB + 1234).to_string()
+    );
+
+    let data = test_bytes(size as usize, 3);
+    let mut etags = Vec::new();
+    for (n, url) in &batch.presigned_urls {
+        let start = (u64::from(*n) - 1) * 5 * MIB;
+        let end = (start + 5 * MIB).min(size);
+        etags.push((
+            *n,
+            put_part(url, data[start as usize..end as usize].to_vec()).await,
+        ));
+    }
+    let parts: Vec<(u32, &str)> = etags.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let _: CompleteResponse = complete(&e, &created.key, &created.upload_id, &parts)
+        .await
+        .ok();
+    let (stored, _) = get_object(&e, &created.key).await;
+    assert_eq!(Sha256::digest(&stored), Sha256::digest(&data));
+
+    // Without `presignParts`, nothing is signed ahead.
+    let plain: serde_json::Value = post_json(
+        &e.app,
+        "/s3/multipart",
+        json!({"filename": "w.bin"}).to_string(),
+    )
+    .await
+    .ok();
+    assert!(plain.get("presigned").is_none(), "{plain}");
+}
+
+#[tokio::test]
 async fn part_urls_answer_cors_and_expose_the_etag() {
     let e = Embedded::start().await;
     let (key, upload_id) = create(&e.app, "a.bin").await;

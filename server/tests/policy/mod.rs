@@ -534,10 +534,18 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
         ..Settings::default()
     });
     let alice = jwt("alice", json!({}));
-    let raw: Value = create_as(&app, &alice, json!({"filename": "a.bin"}))
-        .await
-        .json();
+    let raw: Value = create_as(
+        &app,
+        &alice,
+        json!({"filename": "a.bin", "presignParts": 4}),
+    )
+    .await
+    .json();
     assert_eq!(raw["checksum"], "crc32c");
+    assert!(
+        raw.get("presigned").is_none(),
+        "no URL is signed before its part's checksum is known: {raw}"
+    );
     let up: CreateMultipartResponse = serde_json::from_value(raw).unwrap();
     let (id, k) = (&up.upload_id, enc(&up.key));
     let one: SignPartResponse = call(
