@@ -104,6 +104,7 @@ impl ResumeRecord {
             bucket: self.bucket.clone(),
             part_size: Some(self.part_size),
             checksum: self.checksum,
+            presigned: None,
         }
     }
 }

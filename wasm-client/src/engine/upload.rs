@@ -374,8 +374,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let earlier = match &resume {
             Some((store, fingerprint)) => {
                 let now = self.clock.now_ms();
+                // Asked first, the lookup does not queue behind the expiry sweep's write.
+                let found = store.load(&fingerprint.key());
                 store.remove_older_than(now - DEFAULT_RECORD_MAX_AGE_MS);
-                store.load(&fingerprint.key()).await.filter(|r| {
+                found.await.filter(|r| {
                     r.fingerprint == *fingerprint && now - r.updated_ms < DEFAULT_RECORD_MAX_AGE_MS
                 })
             }
@@ -429,6 +431,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             }
         }
 
+        let mut first_batch = None;
         let (upload, record, algorithm) = match resumed {
             Some(record) => {
                 let algorithm = self.algorithm(record.checksum);
@@ -437,12 +440,19 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             None => {
                 // With the size and part size declared, the server fixes the plan: it signs each
                 // part's exact length and refuses part numbers beyond it.
+                // Without a checksum of our own, the server can sign the first batch with the
+                // create and spare the first PUTs a round trip (it signs none when it wants
+                // checksums).
+                let presign = !matches!(self.options.checksum, ChecksumChoice::Use(_));
                 let request = CreateMultipartRequest {
                     filename: file.filename.clone(),
                     content_type: file.content_type.clone(),
                     metadata: file.metadata.clone(),
                     size: Some(file.size),
                     part_size: Some(plan.part_size),
+                    presign_parts: presign.then(|| {
+                        batch_size(self.options.concurrency, plan.part_count as usize) as u32
+                    }),
                 };
                 let created = self
                     .call(
@@ -454,7 +464,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     )
                     .await?;
                 let algorithm = self.algorithm(created.checksum);
-                let upload = created;
+                let mut upload = created;
+                first_batch = upload.presigned.take();
                 let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
                     fingerprint: fingerprint.clone(),
                     upload_id: upload.upload_id.clone(),
@@ -498,7 +509,14 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let (done, checksum) = loop {
             let parts = match self
                 .transfer(
-                    &upload, &plan, &reporter, control, already, &journal, algorithm,
+                    &upload,
+                    &plan,
+                    &reporter,
+                    control,
+                    already,
+                    first_batch.take(),
+                    &journal,
+                    algorithm,
                 )
                 .await
             {
@@ -857,6 +875,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         reporter: &Rc<Reporter>,
         control: &Control,
         mut stored: BTreeMap<u32, (String, Option<String>)>,
+        presigned: Option<SignBatchResponse>,
         journal: &Journal,
         algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<Vec<(CompletedPart, Option<String>)>, Stop> {
@@ -867,6 +886,17 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut waiting: BTreeSet<u32> =
             plan.numbers().filter(|p| !stored.contains_key(p)).collect();
         let mut urls: BTreeMap<u32, SignedUrl> = BTreeMap::new();
+        // URLs the create answer brought; they carry no checksum, so they only serve without one.
+        if let Some(mut batch) = presigned.filter(|_| algorithm.is_none()) {
+            let now = self.clock.now_ms();
+            let headers = Rc::new(std::mem::take(&mut batch.headers));
+            for (part, url) in std::mem::take(&mut batch.presigned_urls) {
+                if waiting.contains(&part) && !url.is_empty() {
+                    let headers = part_headers(&headers, batch.part_headers.remove(&part), None);
+                    urls.insert(part, SignedUrl::new(url, headers, batch.expires, now));
+                }
+            }
+        }
         let mut attempts: BTreeMap<u32, Attempts> = BTreeMap::new();
         // Parts being PUT, with a copy of their URL to use again if the PUT is paused.
         let mut in_flight: BTreeMap<u32, SignedUrl> = BTreeMap::new();

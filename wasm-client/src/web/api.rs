@@ -181,11 +181,15 @@ impl Uploader {
     pub fn new(options: Option<UploaderOptionsArg>) -> Result<Uploader, JsValue> {
         super::install_panic_hook();
         let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
-        read_config(&options)
-            .map(|config| Uploader {
-                config: Rc::new(config),
-            })
-            .map_err(|e| error_to_js(&e))
+        let config = read_config(&options).map_err(|e| error_to_js(&e))?;
+        if config.resume {
+            // Opening the database takes tens of milliseconds the first time in a page; begun
+            // now, the first upload's resume lookup does not wait for it.
+            IdbResumeStore::open();
+        }
+        Ok(Uploader {
+            config: Rc::new(config),
+        })
     }
 
     /// Uploads `file` (a `File`, or a `Blob` with `options.filename`). Resolves when the object
@@ -371,6 +375,7 @@ async fn upload(
     };
     let mut info = info;
     if config.resume {
+        IdbResumeStore::open();
         // Unreadable samples (a file deleted since it was chosen) only cost resuming; the
         // upload itself then reports the real error.
         info.fingerprint = fingerprint(&blob, &info.filename).await.ok();

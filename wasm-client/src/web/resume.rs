@@ -39,6 +39,9 @@ function run(mode, body) {
     tx.onabort = () => reject(tx.error);
   }));
 }
+export function idb_open() {
+  db().catch(() => {});
+}
 export function idb_load(key) {
   return run('readonly', (s) => s.get(key)).then((v) => (v ? v.json : undefined), () => undefined);
 }
@@ -60,6 +63,7 @@ export function idb_remove_older_than(ms) {
 }
 "#)]
 extern "C" {
+    fn idb_open();
     fn idb_load(key: &str) -> js_sys::Promise;
     fn idb_save(key: &str, json: &str, updated: f64);
     fn idb_remove(key: &str);
@@ -69,6 +73,13 @@ extern "C" {
 /// Resume records in the origin's IndexedDB database `s3-direct`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdbResumeStore;
+
+impl IdbResumeStore {
+    /// Starts opening the database (once per page), so the first lookup does not wait for it.
+    pub(crate) fn open() {
+        idb_open();
+    }
+}
 
 impl ResumeStore for IdbResumeStore {
     fn load(&self, key: &str) -> LocalBoxFuture<'static, Option<ResumeRecord>> {
@@ -99,12 +110,20 @@ impl ResumeStore for IdbResumeStore {
 pub(crate) async fn fingerprint(blob: &Blob, name: &str) -> Result<Fingerprint, JsValue> {
     // Blob sizes are whole numbers of bytes below 2^53.
     let size = blob.size() as u64;
-    let mut samples = Vec::new();
-    for range in sample_ranges(size) {
-        let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
-        let buffer = JsFuture::from(slice.array_buffer()).await?;
-        samples.push(js_sys::Uint8Array::new(&buffer).to_vec());
-    }
+    // Read at once rather than one after another: each read is a round trip to the browser's
+    // file reader.
+    let reads = sample_ranges(size)
+        .into_iter()
+        .map(|range| {
+            let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
+            Ok(JsFuture::from(slice.array_buffer()))
+        })
+        .collect::<Result<Vec<_>, JsValue>>()?;
+    let samples: Vec<Vec<u8>> = futures::future::try_join_all(reads)
+        .await?
+        .iter()
+        .map(|buffer| js_sys::Uint8Array::new(buffer).to_vec())
+        .collect();
     let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
     Ok(Fingerprint {
         name: name.to_owned(),

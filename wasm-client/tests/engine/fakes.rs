@@ -43,6 +43,11 @@ pub fn signed_url(part: u32, call: usize, expires: Option<u64>) -> String {
     format!("{}{expires}&X-Amz-Signature=s{call}", url_for(part))
 }
 
+/// The URL the fake signer issues for `part` with the create answer.
+pub fn created_url(part: u32) -> String {
+    format!("{}&X-Amz-Signature=create", url_for(part))
+}
+
 /// The object URL (without its query) the fake signer issues for a single PUT.
 pub const SINGLE_PUT_OBJECT: &str = "https://store.test/media/uploads/2026/video.mp4";
 
@@ -103,6 +108,9 @@ pub struct Script {
     pub unsigned_checksums: bool,
     /// Errors answered to the first single-PUT signing calls, in order.
     pub single_put_errors: Vec<ApiError>,
+    /// Sign the parts a create asks for (`presignParts`) with its answer, as s3-direct does when
+    /// it wants no checksum.
+    pub presign: bool,
 }
 
 #[derive(Debug, Default)]
@@ -232,12 +240,22 @@ impl Signer for FakeSigner {
         if !script.create_errors.is_empty() {
             return Err(script.create_errors.remove(0));
         }
+        let presigned = request
+            .presign_parts
+            .filter(|_| script.presign && script.checksum.is_none())
+            .map(|n| SignBatchResponse {
+                presigned_urls: (1..=n).map(|p| (p, created_url(p))).collect(),
+                expires: Some(900),
+                headers: script.batch_headers.clone(),
+                part_headers: BTreeMap::new(),
+            });
         Ok(CreateMultipartResponse {
             key: KEY.into(),
             upload_id: UPLOAD_ID.into(),
             bucket: BUCKET.into(),
             part_size: None,
             checksum: script.checksum,
+            presigned,
         })
     }
 
@@ -647,6 +665,7 @@ impl Default for Script {
             unreadable: None,
             unsigned_checksums: false,
             single_put_errors: Vec::new(),
+            presign: false,
         }
     }
 }

@@ -9,11 +9,13 @@ mod resume;
 
 use std::collections::BTreeMap;
 
-use fakes::{BUCKET, Call, FILENAME, FINAL_ETAG, Gate, Harness, KEY, LOCATION, Script, etag};
-use s3_direct::engine::{ApiError, PutError, UploadOptions, UploadResult};
+use fakes::{
+    BUCKET, Call, FILENAME, FINAL_ETAG, Gate, Harness, KEY, LOCATION, Script, created_url, etag,
+};
+use s3_direct::engine::{ApiError, ChecksumChoice, PutError, UploadOptions, UploadResult};
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::{GIB, MIB, TIB};
-use s3_direct_protocol::wire::CompletedPart;
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart};
 
 pub(crate) const PART: u64 = 5 * MIB;
 
@@ -112,6 +114,68 @@ fn urls_are_signed_in_batches_of_two_rounds() {
     h.result().unwrap().unwrap();
     let batches: Vec<Vec<u32>> = (0..5).map(|b| (b * 8 + 1..=b * 8 + 8).collect()).collect();
     assert_eq!(h.signer.sign_calls(), batches);
+}
+
+#[test]
+fn the_first_batch_comes_with_the_create_answer_when_the_server_signs_it() {
+    let script = Script {
+        presign: true,
+        ..Script::default()
+    };
+    let mut h = Harness::start(size_of(20), options(4), script);
+    h.run();
+    let Call::Create(create) = &h.signer.calls()[0] else {
+        panic!("the first call creates the upload");
+    };
+    assert_eq!(
+        create.presign_parts,
+        Some(8),
+        "two rounds of URLs are asked for"
+    );
+    assert_eq!(
+        h.pending(),
+        vec![1, 2, 3, 4],
+        "PUTs start without a signing request"
+    );
+    assert!(h.signer.sign_calls().is_empty());
+    assert!(
+        h.sink
+            .log()
+            .iter()
+            .all(|put| put.url == created_url(put.part)),
+        "the PUTs use the create answer's URLs"
+    );
+    h.finish(|pending| pending[0]).unwrap();
+    // The rest is signed as usual, once the stock runs low.
+    assert_eq!(
+        h.signer.sign_calls(),
+        vec![(9..=16).collect::<Vec<_>>(), (17..=20).collect()]
+    );
+    assert_eq!(h.signer.completed().unwrap(), sorted_parts(20));
+}
+
+#[test]
+fn a_checksum_of_our_own_asks_for_no_urls_with_the_create() {
+    let script = Script {
+        presign: true,
+        ..Script::default()
+    };
+    let options = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Crc32c),
+        ..options(4)
+    };
+    let mut h = Harness::start(size_of(6), options, script);
+    h.finish(|pending| pending[0]).unwrap();
+    let Call::Create(create) = &h.signer.calls()[0] else {
+        panic!("the first call creates the upload");
+    };
+    assert_eq!(create.presign_parts, None);
+    let signed: Vec<u32> = h.signer.sign_calls().concat();
+    assert_eq!(
+        signed,
+        (1..=6).collect::<Vec<_>>(),
+        "every part signed with its checksum"
+    );
 }
 
 #[test]
