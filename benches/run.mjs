@@ -18,7 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
-import { MiB, freeBytes, randomFile, tempDir } from './lib/files.mjs';
+import { MiB, freeBytes, randomFile, removeTempDir, tempDir } from './lib/files.mjs';
 import { childrenNamed, cpuMeter, rss, treePss } from './lib/proc.mjs';
 import { allowBrowsers, s3Client, verifyAndDelete } from './lib/s3.mjs';
 import {
@@ -121,6 +121,9 @@ async function openStack(kind) {
     async close() {
       await Promise.all([signer.stop(), companion.stop()]);
       await store.stop();
+      // Its data now, not at exit: a full run writes tens of GiB, and Garage frees the blocks
+      // of deleted objects only later.
+      await removeTempDir(store.dataDir);
     },
   };
 }
@@ -467,6 +470,11 @@ async function checksumSection(results) {
 // ------------------------------------------------------------------ memory bound
 
 async function memorySection(results, dir) {
+  // The upload section's stores are done with: give their disk back first.
+  for (const [kind, s] of stacks) {
+    await s.close();
+    stacks.delete(kind);
+  }
   const sizeMiB = config.memoryFileMiB;
   const need = 3 * sizeMiB * MiB + 2 * 1024 * MiB;
   if (freeBytes(dir) < need) {

@@ -26,6 +26,13 @@ export async function tempDir(prefix = 's3-direct-bench-') {
   return dir;
 }
 
+/** Removes a folder made by `tempDir` now rather than at exit. */
+export async function removeTempDir(dir) {
+  await rm(dir, { recursive: true, force: true });
+  const i = created.indexOf(dir);
+  if (i >= 0) created.splice(i, 1);
+}
+
 /** Free bytes on the file system holding `dir`. */
 export function freeBytes(dir) {
   const s = statfsSync(dir);

@@ -81,6 +81,7 @@ export async function startEmbeddedStore({ bin }) {
   });
   return {
     ...info,
+    dataDir,
     kind: 'embedded',
     bucket: 's3-direct',
     region: 'us-east-1',
@@ -127,6 +128,7 @@ export async function startGarage() {
     bucket: vars.GARAGE_BUCKET,
     region: vars.GARAGE_REGION,
     credentials: { accessKeyId: vars.GARAGE_ACCESS_KEY, secretAccessKey: vars.GARAGE_SECRET_KEY },
+    dataDir: dir,
     stop,
   };
 }
