@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 import { MiB, freeBytes, randomFile, removeTempDir, tempDir } from './lib/files.mjs';
-import { childrenNamed, cpuMeter, rss, treePss } from './lib/proc.mjs';
+import { childrenNamed, cpuMeter, cpuSeconds, rss, treePss } from './lib/proc.mjs';
 import { allowBrowsers, s3Client, verifyAndDelete } from './lib/s3.mjs';
 import {
   benchDir, repoRoot, startCompanion, startEmbeddedStore, startGarage, startSigner,
@@ -410,8 +410,22 @@ async function signingSection(results) {
       batch: `${s.proc.url}/s3/multipart/${id}/batch?key=${key}&partNumbers=${numbers}`,
     };
   }
+  // A server may still be working off the previous load's queue (Companion keeps a core busy for
+  // seconds after its load ends): each load starts once every server is idle, so none is measured
+  // beside another's backlog.
+  const settle = async () => {
+    const started = Date.now();
+    for (;;) {
+      const pids = Object.values(servers).map((x) => x.proc.pid);
+      const before = pids.map((pid) => cpuSeconds(pid));
+      await new Promise((r) => setTimeout(r, 500));
+      const busy = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
+      if (busy.every((sec) => sec < 0.05) || Date.now() - started > 30_000) return Date.now() - started;
+    }
+  };
   for (const kind of ['single', 'batch']) {
     for (const [name, s] of Object.entries(servers)) {
+      const settledMs = await settle();
       const rssBefore = rss(s.proc.pid);
       const meter = cpuMeter({ server: { pid: s.proc.pid } });
       let peakRss = rssBefore.rss;
@@ -441,6 +455,7 @@ async function signingSection(results) {
         loadGeneratorCpuSeconds: out.cpu_seconds ?? null,
         rssBytes: { before: rssBefore.rss, peakDuringLoad: Math.max(peakRss, rss(s.proc.pid).rss), highWaterMark: rss(s.proc.pid).peak },
         sample: out.sample_response?.slice(0, 160) ?? out.error,
+        waitedForIdleMs: settledMs,
       };
       log(`signing ${name} ${kind}: ${row.requestsPerSec?.toFixed(0)} req/s, p99 ${row.latencyMs?.p99} ms, ${row.non2xx} non-2xx`);
       results.signing.push(row);
@@ -511,10 +526,23 @@ async function memorySection(results, dir) {
 
 function targets(results) {
   const out = [];
-  const cell = (store, sizeMiB, id) => results.uploads.find((c) => c.store === store && c.sizeMiB === sizeMiB && c.variant === id)?.mbPerSec?.median;
-  const ratio = (name, a, b, want, store, sizeMiB) => {
+  const cell = (store, sizeMiB, id) => results.uploads.find((c) => c.store === store && c.sizeMiB === sizeMiB && c.variant === id);
+  // The ratio of the medians, and the spread of the ratio round by round: round i of every
+  // variant ran minutes apart on the same machine, so a target missed by less than that spread
+  // is not told apart from noise by this run.
+  const ratio = (name, ca, cb, want, store, sizeMiB) => {
+    const [a, b] = [ca?.mbPerSec?.median, cb?.mbPerSec?.median];
     if (a == null || b == null) return;
-    out.push({ name: `${name} (${store}, ${sizeMiB} MiB)`, value: a / b, target: want, met: a / b >= want });
+    const rounds = ca.runs
+      .map((r, i) => (r.ok && cb.runs[i]?.ok ? r.mbPerSec / cb.runs[i].mbPerSec : null))
+      .filter((x) => x != null);
+    out.push({
+      name: `${name} (${store}, ${sizeMiB} MiB)`,
+      value: a / b,
+      target: want,
+      met: a / b >= want,
+      rounds: rounds.length > 1 ? [Math.min(...rounds), Math.max(...rounds)] : undefined,
+    });
   };
   const combos = [...new Set(results.uploads.map((c) => `${c.store}|${c.sizeMiB}`))].map((k) => k.split('|'));
   for (const [store, s] of combos) {

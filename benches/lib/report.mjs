@@ -35,12 +35,15 @@ export function renderMarkdown(r) {
   if (r.targets?.length) {
     line('## Targets');
     line();
-    line('| target | measured | wanted | met |');
-    line('|---|---|---|---|');
+    line('Throughput targets compare medians; "round by round" is the range of the same ratio taken within each round (every variant runs once per round, one after another), which shows how far one run on this machine can move it.');
+    line();
+    line('| target | measured | round by round | wanted | met |');
+    line('|---|---|---|---|---|');
     for (const t of r.targets) {
       const value = typeof t.value === 'number' ? (Math.abs(t.value) < 10 ? f(t.value, 2) : f(t.value, 1)) : t.value;
       const want = typeof t.target === 'number' ? `≥ ${t.target}` : t.target;
-      line(`| ${t.name} | ${value} | ${want} | ${t.met ? 'yes' : '**no**'} |`);
+      const rounds = t.rounds ? `${f(t.rounds[0], 2)}–${f(t.rounds[1], 2)}` : '–';
+      line(`| ${t.name} | ${value} | ${rounds} | ${want} | ${t.met ? 'yes' : '**no**'} |`);
     }
     line();
   }
