@@ -59,8 +59,9 @@ struct Inner {
     /// Open uploads: upload id -> (key, stored parts).
     uploads: BTreeMap<String, (String, Vec<ListedPart>)>,
     next_id: u32,
-    /// Errors to return from the next calls, in order, before doing anything.
-    scripted: VecDeque<StoreError>,
+    /// What the next calls do, in order, before anything else: fail with the error, or (`None`)
+    /// go through.
+    scripted: VecDeque<Option<StoreError>>,
 }
 
 impl FakeStore {
@@ -76,7 +77,13 @@ impl FakeStore {
 
     /// Makes the next call fail with `err` (calls queue up in order).
     pub fn fail_next(&self, err: StoreError) {
-        self.lock().scripted.push_back(err);
+        self.lock().scripted.push_back(Some(err));
+    }
+
+    /// Lets the next call through: queued before [`fail_next`](Self::fail_next), it makes a later
+    /// call fail (the second, for one `pass_next`).
+    pub fn pass_next(&self) {
+        self.lock().scripted.push_back(None);
     }
 
     /// Pretends the browser uploaded part `part_number` of `upload_id`.
@@ -111,7 +118,7 @@ impl FakeStore {
     fn record(&self, call: FakeCall) -> Result<MutexGuard<'_, Inner>, StoreError> {
         let mut inner = self.lock();
         inner.calls.push(call);
-        match inner.scripted.pop_front() {
+        match inner.scripted.pop_front().flatten() {
             Some(err) => Err(err),
             None => Ok(inner),
         }

@@ -144,6 +144,47 @@ async fn sign_a_batch() {
 }
 
 #[tokio::test]
+async fn a_create_whose_urls_cannot_be_signed_still_creates_the_upload() {
+    const MIB: u64 = 1 << 20;
+    let (app, store) = fake_app();
+    let body =
+        json!({"filename": "a.bin", "size": 40 * MIB, "partSize": 8 * MIB, "presignParts": 4})
+            .to_string();
+    let created: CreateMultipartResponse =
+        post_json(&app, "/s3/multipart", body.clone()).await.ok();
+    let urls = created
+        .presigned
+        .expect("the first parts' URLs")
+        .presigned_urls;
+    assert_eq!(urls.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+    // The store creates the next upload, then refuses to sign its first part.
+    store.pass_next();
+    store.fail_next(StoreError::unavailable("presign_part", "no credentials"));
+    let reply = post_json(&app, "/s3/multipart", body).await;
+    let raw: Value = reply.json();
+    assert!(raw.get("presigned").is_none(), "{raw}");
+    let created: CreateMultipartResponse = reply.ok();
+    let id = store_id(&created.upload_id).to_owned();
+    assert!(store.open_uploads().contains(&id), "{id}");
+    // The client's own batch request signs them once the store answers again.
+    let batch: SignBatchResponse = get(
+        &app,
+        &format!(
+            "/s3/multipart/{}/batch?key={}&partNumbers=1,2",
+            created.upload_id,
+            enc(&created.key)
+        ),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        batch.presigned_urls.keys().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
 async fn list_parts_is_a_bare_array_in_part_order() {
     let (app, store) = fake_app();
     let (key, upload_id) = create(&app, "a.bin").await;

@@ -305,6 +305,11 @@ impl UploadQueue {
             .whole_number("singlePutThreshold")?
             .unwrap_or(DEFAULT_SINGLE_PUT_THRESHOLD);
         config.options.validate()?;
+        if config.resume {
+            // As `Uploader` does: begun now, the first multipart item's resume lookup does not
+            // wait for the database to open.
+            IdbResumeStore::open();
+        }
         let config = Rc::new(config);
         let sources: Rc<RefCell<BTreeMap<ItemId, Source>>> = Rc::default();
         let launch: Launch = {
