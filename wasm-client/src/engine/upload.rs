@@ -995,10 +995,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             // Checksums are computed a little ahead of signing (a URL is signed for its part's
             // checksum), two at a time: the browser's one worker hashes on one thread, so more
             // would not go faster (two workers measured slower), and two let one part's reads
-            // overlap the other's hashing. A part being hashed holds a 1 MiB buffer, or the whole
-            // part for SHA-256 through WebCrypto (`web/checksum.rs`). Measured on loopback, this
-            // keeps 5.2–5.6 of 6 PUTs in flight with CRC32C or MD5 (5.8 without checksums); SHA-256
-            // is bound by the hash itself.
+            // overlap the other's hashing. A part being hashed holds a 1 MiB buffer
+            // (`web/checksum.rs`). Measured on loopback, this keeps 5.2–5.6 of 6 PUTs in flight
+            // with CRC32C or MD5 (5.8 without checksums); SHA-256 is bound by the hash itself.
             if let Some((algorithm, summer)) = &summer {
                 let ahead = 3 * concurrency;
                 let next: Vec<u32> = waiting

@@ -18,10 +18,11 @@
 //! collected far later than they were dropped — a plain stream reader, with 1–2 MiB chunks, grew
 //! just as much; only reusing one buffer kept it flat. See BENCHMARKS.md.)
 //!
-//! SHA-256 is the exception where WebCrypto is available (secure contexts): `crypto.subtle.digest`
-//! is native and faster than this module's (1.1–1.9× in Chromium here) and hashes on its own
-//! thread, but it is one-shot, so the part is read whole into one reused part-sized buffer
-//! (`WHOLE_PARTS`), and only for parts up to 64 MiB (larger ones stream through WASM).
+//! SHA-256 streams through WASM too, although WebCrypto's `crypto.subtle.digest` is native and
+//! faster (≈ 1.2–1.5× in Chromium here): it is one-shot, so it needs the whole part in one buffer,
+//! and `digest()` copies that buffer again. Through WebCrypto, a 4 GiB upload grew the browser by
+//! 101–123 MiB against the memory bound of 112 (streamed: 65–72), and three benchmark uploads on
+//! that path stopped for good, a hang whose cause was not found. See BENCHMARKS.md.
 
 use std::ops::Range;
 
@@ -40,12 +41,6 @@ use crate::engine::digest::{Digest, base64};
 const WORKER_NAME = 's3-direct-checksum';
 // Bytes read from the file at a time, into a buffer reused from part to part.
 const CHUNK_BYTES = 1 << 20;
-// SHA-256 through WebCrypto needs the whole part in one buffer: only for parts up to this size,
-// and at most WHOLE_PARTS of them read at once (each buffer is kept for the next part). One is
-// enough: digest() copies the part and hashes on its own thread, so the buffer is free to read
-// the next part meanwhile.
-const WHOLE_PART_LIMIT = 64 << 20;
-const WHOLE_PARTS = 1;
 
 // Imported lazily: in the page the glue is what imports this module, so it is always loaded by then.
 let glue;
@@ -59,9 +54,6 @@ function loadGlue() {
 
 // Buffers not in use, kept so that hashing allocates nothing per part.
 const spareChunks = [];
-const spareParts = [];
-let wholeInUse = 0;
-const wholeQueue = [];
 
 // A BYOB reader (reads land in our buffer), or null where blob streams are not byte streams.
 function byobReader(stream) {
@@ -101,7 +93,7 @@ async function readChunks(blob, start, end, use) {
 }
 
 // The part through this module's incremental hasher, chunk by chunk.
-async function hashStreaming(blob, start, end, algorithm) {
+export async function hash_here(blob, start, end, algorithm) {
   const { ChecksumStream } = await loadGlue();
   const hasher = new ChecksumStream(algorithm);
   try {
@@ -111,72 +103,6 @@ async function hashStreaming(blob, start, end, algorithm) {
     throw err;
   }
   return hasher.finish();
-}
-
-async function wholeSlot() {
-  if (wholeInUse < WHOLE_PARTS) {
-    wholeInUse += 1;
-    return;
-  }
-  await new Promise((resolve) => { wholeQueue.push(resolve); });
-}
-
-function releaseWholeSlot() {
-  const next = wholeQueue.shift();
-  if (next) next();
-  else wholeInUse -= 1;
-}
-
-// blob[start, end) read into a kept part buffer: returns the view; give its buffer back with
-// spareParts.push once done with it.
-async function readWhole(blob, start, end) {
-  const length = end - start;
-  const i = spareParts.findIndex((b) => b.byteLength >= length);
-  let buffer = i >= 0 ? spareParts.splice(i, 1)[0] : new ArrayBuffer(length);
-  let at = 0;
-  const stream = blob.slice(start, end).stream();
-  const reader = byobReader(stream);
-  if (reader) {
-    while (at < length) {
-      const { done, value } = await reader.read(new Uint8Array(buffer, at, length - at));
-      if (value) buffer = value.buffer;
-      if (done) break;
-      at += value.byteLength;
-    }
-  } else {
-    const plain = stream.getReader();
-    for (;;) {
-      const { done, value } = await plain.read();
-      if (done) break;
-      if (at + value.byteLength > length) break;
-      new Uint8Array(buffer, at, value.byteLength).set(value);
-      at += value.byteLength;
-    }
-  }
-  if (at !== length) throw new Error(`read ${at} bytes of a ${length}-byte part: the file changed`);
-  return new Uint8Array(buffer, 0, length);
-}
-
-async function sha256WebCrypto(blob, start, end) {
-  await wholeSlot();
-  let pending;
-  try {
-    const bytes = await readWhole(blob, start, end);
-    // digest() copies its input before it returns, so the buffer can serve the next part at once.
-    pending = crypto.subtle.digest('SHA-256', bytes);
-    if (spareParts.length < WHOLE_PARTS) spareParts.push(bytes.buffer);
-  } finally {
-    releaseWholeSlot();
-  }
-  const sum = new Uint8Array(await pending);
-  return btoa(String.fromCharCode(...sum));
-}
-
-export function hash_here(blob, start, end, algorithm) {
-  if (algorithm === 'sha256' && end - start <= WHOLE_PART_LIMIT && globalThis.crypto?.subtle) {
-    return sha256WebCrypto(blob, start, end);
-  }
-  return hashStreaming(blob, start, end, algorithm);
 }
 
 if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
