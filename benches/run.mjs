@@ -38,6 +38,7 @@ const config = {
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
   sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'memory']),
   signingSeconds: quick ? 3 : 10,
+  signingRounds: quick ? 1 : 3,
   signingConnections: 50,
   batchParts: 100,
   checksumMiB: quick ? 32 : 64,
@@ -296,9 +297,11 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
       const sampler = memorySampler(page);
       meter = cpuMeter(procs);
       try {
+        // A run slower than 10 MB/s has hung (they run at 40-150 MB/s here): fail it, rather than
+        // hold the whole suite for half an hour on a 4 GiB file.
         result = await withTimeout(
           page.evaluate((p) => window.bench.run(p), params),
-          Math.max(120_000, (size / (2 * 1e6)) * 1000),
+          Math.max(120_000, (size / (10 * 1e6)) * 1000),
           variant.id,
         );
       } finally {
@@ -381,6 +384,35 @@ async function load(url, seconds) {
   return JSON.parse(stdout);
 }
 
+/** One measured load of `url` on the signing server `proc`, once every server is idle. */
+async function signingLoad(proc, url, settle) {
+  const settledMs = await settle();
+  const rssBefore = rss(proc.pid);
+  const meter = cpuMeter({ server: { pid: proc.pid } });
+  let peakRss = rssBefore.rss;
+  const poll = setInterval(() => { peakRss = Math.max(peakRss, rss(proc.pid).rss); }, 100);
+  let out;
+  try {
+    out = await load(url, config.signingSeconds);
+  } catch (err) {
+    out = { error: err.message };
+  } finally {
+    clearInterval(poll);
+  }
+  const cpu = meter.stop();
+  return {
+    requestsPerSec: out.requests_per_sec ?? null,
+    latencyMs: out.latency_ms ?? null,
+    non2xx: out.non_2xx ?? null,
+    errors: out.errors ?? null,
+    serverCpuSeconds: cpu.server,
+    loadGeneratorCpuSeconds: out.cpu_seconds ?? null,
+    rssBytes: { before: rssBefore.rss, peakDuringLoad: Math.max(peakRss, rss(proc.pid).rss), highWaterMark: rss(proc.pid).peak },
+    sample: out.sample_response?.slice(0, 160) ?? out.error,
+    waitedForIdleMs: settledMs,
+  };
+}
+
 async function signingSection(results) {
   const stack = await stackFor('embedded', 0);
   const parts = config.batchParts;
@@ -423,41 +455,47 @@ async function signingSection(results) {
       if (busy.every((sec) => sec < 0.05) || Date.now() - started > 30_000) return Date.now() - started;
     }
   };
+  // Each server is loaded once per round, the order rotated from round to round: whichever goes
+  // first after another kind of load has measured up to 30 % lower on this machine (a swap test
+  // showed the numbers follow the order, not the build), so no server keeps the first place.
+  const names = Object.keys(servers);
   for (const kind of ['single', 'batch']) {
-    for (const [name, s] of Object.entries(servers)) {
-      const settledMs = await settle();
-      const rssBefore = rss(s.proc.pid);
-      const meter = cpuMeter({ server: { pid: s.proc.pid } });
-      let peakRss = rssBefore.rss;
-      const poll = setInterval(() => { peakRss = Math.max(peakRss, rss(s.proc.pid).rss); }, 100);
-      let out;
-      try {
-        out = await load(targets[name][kind], config.signingSeconds);
-      } catch (err) {
-        out = { error: err.message };
-      } finally {
-        clearInterval(poll);
+    const runs = Object.fromEntries(names.map((name) => [name, []]));
+    for (let round = 0; round < config.signingRounds; round++) {
+      const order = names.map((_, i) => names[(i + round) % names.length]);
+      for (const name of order) {
+        const run = await signingLoad(servers[name].proc, targets[name][kind], settle);
+        log(`signing ${name} ${kind}, round ${round + 1}: ${run.requestsPerSec?.toFixed(0)} req/s, p99 ${run.latencyMs?.p99} ms, ${run.non2xx} non-2xx`);
+        runs[name].push({ ...run, round: round + 1, place: order.indexOf(name) + 1 });
       }
-      const cpu = meter.stop();
-      const perRequest = kind === 'batch' ? parts : 1;
+    }
+    const perRequest = kind === 'batch' ? parts : 1;
+    for (const name of names) {
+      const rs = runs[name];
+      // The round with the median request rate stands for the server; the others are kept.
+      const ok = rs.filter((x) => x.requestsPerSec != null).sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+      const mid = ok[Math.floor((ok.length - 1) / 2)] ?? rs[0];
       const row = {
         server: name,
         kind,
         partsPerRequest: perRequest,
         connections: config.signingConnections,
         seconds: config.signingSeconds,
-        requestsPerSec: out.requests_per_sec ?? null,
-        partsPerSec: out.requests_per_sec != null ? out.requests_per_sec * perRequest : null,
-        latencyMs: out.latency_ms ?? null,
-        non2xx: out.non_2xx ?? null,
-        errors: out.errors ?? null,
-        serverCpuSeconds: cpu.server,
-        loadGeneratorCpuSeconds: out.cpu_seconds ?? null,
-        rssBytes: { before: rssBefore.rss, peakDuringLoad: Math.max(peakRss, rss(s.proc.pid).rss), highWaterMark: rss(s.proc.pid).peak },
-        sample: out.sample_response?.slice(0, 160) ?? out.error,
-        waitedForIdleMs: settledMs,
+        ...mid,
+        partsPerSec: mid.requestsPerSec != null ? mid.requestsPerSec * perRequest : null,
+        rounds: rs,
+        requestsPerSecSummary: summary(ok.map((x) => x.requestsPerSec)),
+        p99Summary: summary(ok.map((x) => x.latencyMs?.p99).filter((x) => x != null)),
+        // RSS: the highest of every round.
+        rssBytes: {
+          before: Math.min(...rs.map((x) => x.rssBytes.before)),
+          peakDuringLoad: Math.max(...rs.map((x) => x.rssBytes.peakDuringLoad)),
+          highWaterMark: Math.max(...rs.map((x) => x.rssBytes.highWaterMark)),
+        },
       };
-      log(`signing ${name} ${kind}: ${row.requestsPerSec?.toFixed(0)} req/s, p99 ${row.latencyMs?.p99} ms, ${row.non2xx} non-2xx`);
+      delete row.round;
+      delete row.place;
+      log(`signing ${name} ${kind}: ${row.requestsPerSec?.toFixed(0)} req/s, p99 ${row.latencyMs?.p99} ms (median round of ${rs.length})`);
       results.signing.push(row);
     }
   }
@@ -497,8 +535,8 @@ async function memorySection(results, dir) {
     return;
   }
   const concurrency = 6;
-  // Every algorithm, since each takes its own path in the worker (streamed through the WASM
-  // hasher, or a whole part through WebCrypto).
+  // Every algorithm: each hashes at its own pace, which changes how many parts wait for their
+  // sums and their URLs.
   for (const checksum of list('S3_DIRECT_BENCH_MEMORY_CHECKSUMS', ['off', 'crc32c', 'sha256', 'md5'])) {
     const stack = await stackFor('embedded', sizeMiB * MiB);
     const variant = { id: `memory-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum } };
@@ -559,7 +597,9 @@ function targets(results) {
   const [ss, cs, sb, cb] = [sig('s3-direct', 'single'), sig('Companion', 'single'), sig('s3-direct', 'batch'), sig('Companion', 'batch')];
   if (ss?.requestsPerSec && cs?.requestsPerSec) out.push({ name: 'signing: single-part requests/s vs Companion', value: ss.requestsPerSec / cs.requestsPerSec, target: 30, met: ss.requestsPerSec / cs.requestsPerSec >= 30 });
   if (sb?.partsPerSec && cb?.partsPerSec) out.push({ name: 'signing: parts/s in 100-part batches vs Companion', value: sb.partsPerSec / cb.partsPerSec, target: 20, met: sb.partsPerSec / cb.partsPerSec >= 20 });
-  if (sb?.latencyMs?.p99 != null) out.push({ name: 'signing: 100-part batch p99 at 50 connections (ms)', value: sb.latencyMs.p99, target: '< 20', met: sb.latencyMs.p99 < 20 });
+  // The median of the rounds' p99s (each round's own p99 is in the signing table).
+  const p99 = sb?.p99Summary?.median ?? sb?.latencyMs?.p99;
+  if (p99 != null) out.push({ name: 'signing: 100-part batch p99 at 50 connections (ms)', value: p99, target: '< 20', met: p99 < 20 });
   const rssMax = Math.max(...results.signing.filter((r) => r.server === 's3-direct').map((r) => r.rssBytes.peakDuringLoad));
   if (Number.isFinite(rssMax)) out.push({ name: 's3-direct RSS under signing load (MiB)', value: rssMax / MiB, target: '< 30', met: rssMax < 30 * MiB });
   for (const m of results.memory) {

@@ -79,12 +79,14 @@ export function renderMarkdown(r) {
   if (r.signing.length) {
     line('## Signing');
     line();
-    line(`${r.config.signingConnections} keep-alive connections from the in-repo load generator (\`s3-direct-bench load\`, one thread) for ${r.config.signingSeconds} s after a 1 s warm-up, on the same machine as the server; no rate limit. "batch" asks for ${r.config.batchParts} part URLs per request. RSS: resident memory of the server process during the load.`);
+    line(`${r.config.signingConnections} keep-alive connections from the in-repo load generator (\`s3-direct-bench load\`, one thread) for ${r.config.signingSeconds} s after a 1 s warm-up, on the same machine as the server; no rate limit. ${r.config.signingRounds ?? 1} round(s), each server once per round, the order rotated from round to round (the first place measures lower on this machine); the row is the round with the median requests/s, with the range over the rounds in brackets. "batch" asks for ${r.config.batchParts} part URLs per request. RSS: resident memory of the server process during the load.`);
     line();
     line('| server | request | requests/s | parts signed/s | p50 ms | p99 ms | max ms | non-2xx | server CPU s | RSS MiB |');
     line('|---|---|---|---|---|---|---|---|---|---|');
     for (const s of r.signing) {
-      line(`| ${s.server} | ${s.kind === 'batch' ? `batch of ${s.partsPerRequest}` : 'one part'} | ${f(s.requestsPerSec, 0)} | ${f(s.partsPerSec, 0)} | ${f(s.latencyMs?.p50, 2)} | ${f(s.latencyMs?.p99, 2)} | ${f(s.latencyMs?.max, 1)} | ${s.non2xx ?? '–'}${s.errors ? ` (+${s.errors} errors)` : ''} | ${f(s.serverCpuSeconds, 1)} | ${f(s.rssBytes.peakDuringLoad / MiB, 1)} |`);
+      const rps = s.requestsPerSecSummary?.n > 1 ? range(s.requestsPerSecSummary, 0) : f(s.requestsPerSec, 0);
+      const p99 = s.p99Summary?.n > 1 ? range(s.p99Summary, 2) : f(s.latencyMs?.p99, 2);
+      line(`| ${s.server} | ${s.kind === 'batch' ? `batch of ${s.partsPerRequest}` : 'one part'} | ${rps} | ${f(s.partsPerSec, 0)} | ${f(s.latencyMs?.p50, 2)} | ${p99} | ${f(s.latencyMs?.max, 1)} | ${s.non2xx ?? '–'}${s.errors ? ` (+${s.errors} errors)` : ''} | ${f(s.serverCpuSeconds, 1)} | ${f(s.rssBytes.peakDuringLoad / MiB, 1)} |`);
     }
     line();
   }
@@ -92,7 +94,7 @@ export function renderMarkdown(r) {
   if (r.checksum.length) {
     line('## Checksum throughput in the browser');
     line();
-    line(`One ${r.checksum[0].bufferMiB} MiB buffer of random bytes, median of ${r.config.checksumRepeats} after a warm-up. "wasm" is the client's incremental hasher fed 1 MiB at a time, as its Web Worker feeds each part (\`ChecksumStream\`, including the copy into WASM memory; SHA-256 uses WebCrypto where it exists); "+simd128" is the same module built with \`-C target-feature=+simd128\`.`);
+    line(`One ${r.checksum[0].bufferMiB} MiB buffer of random bytes, median of ${r.config.checksumRepeats} after a warm-up. "wasm" is the client's incremental hasher fed 1 MiB at a time, as its Web Worker feeds each part (\`ChecksumStream\`, including the copy into WASM memory); "+simd128" is the same module built with \`-C target-feature=+simd128\`. WebCrypto's SHA-256 is shown for comparison: it is one-shot, so the client does not use it (it would hold each whole part).`);
     line();
     line('| implementation | algorithm | MB/s |');
     line('|---|---|---|');
