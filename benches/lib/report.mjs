@@ -79,7 +79,7 @@ export function renderMarkdown(r) {
   if (r.signing.length) {
     line('## Signing');
     line();
-    line(`${r.config.signingConnections} keep-alive connections from the in-repo load generator (\`s3-direct-bench load\`, one thread) for ${r.config.signingSeconds} s after a 1 s warm-up, on the same machine as the server; no rate limit. ${r.config.signingRounds ?? 1} round(s), each server once per round, the order rotated from round to round (the first place measures lower on this machine); the row is the round with the median requests/s, with the range over the rounds in brackets. "batch" asks for ${r.config.batchParts} part URLs per request. RSS: resident memory of the server process during the load.`);
+    line(`${r.config.signingConnections} keep-alive connections from the in-repo load generator (\`s3-direct-bench load\`, one thread) for ${r.config.signingSeconds} s after a 1 s warm-up, on the same machine as the server; no rate limit. ${r.config.signingRounds ?? 1} round(s), each server once per round, the order rotated from round to round (no server always follows the same load); the row is the round with the median requests/s, with the range over the rounds in brackets. "batch" asks for ${r.config.batchParts} part URLs per request. RSS: resident memory of the server process during the load.`);
     line();
     line('| server | request | requests/s | parts signed/s | p50 ms | p99 ms | max ms | non-2xx | server CPU s | RSS MiB |');
     line('|---|---|---|---|---|---|---|---|---|---|');
