@@ -455,9 +455,9 @@ async function signingSection(results) {
       if (busy.every((sec) => sec < 0.05) || Date.now() - started > 30_000) return Date.now() - started;
     }
   };
-  // Each server is loaded once per round, the order rotated from round to round: whichever goes
-  // first after another kind of load has measured up to 30 % lower on this machine (a swap test
-  // showed the numbers follow the order, not the build), so no server keeps the first place.
+  // Each server is loaded once per round, the order rotated from round to round, so that no
+  // server always follows the same load and one slow round does not decide a row. (Numbers that
+  // seemed to follow the order came from a lock in the server; see BENCHMARKS.md.)
   const names = Object.keys(servers);
   for (const kind of ['single', 'batch']) {
     const runs = Object.fromEntries(names.map((name) => [name, []]));

@@ -74,7 +74,7 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 ///
 /// Every signing request reads it, so the read is a short `std` lock that never waits on a
 /// refresh. (It was a `tokio` mutex: under 50 concurrent batch requests its hand-offs left a
-/// third of the CPU idle, and a signer in front of a remote store served 35 % fewer batches than
+/// quarter of the CPU idle, and a signer in front of a remote store served 35 % fewer batches than
 /// the embedded one; see BENCHMARKS.md.) Refreshes take their own async lock, so only one asks
 /// the provider at a time.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@
 //! SHA-256 streams through WASM too, although WebCrypto's `crypto.subtle.digest` is native and
 //! faster (≈ 1.2–1.5× in Chromium here): it is one-shot, so it needs the whole part in one buffer,
 //! and `digest()` copies that buffer again. Through WebCrypto, a 4 GiB upload grew the browser by
-//! 101–123 MiB against the memory bound of 112 (streamed: 65–72), and three benchmark uploads on
+//! 95–123 MiB against the memory bound of 112 (streamed: 65–82), and three benchmark uploads on
 //! that path stopped for good, a hang whose cause was not found. See BENCHMARKS.md.
 
 use std::ops::Range;
