@@ -154,7 +154,7 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     });
   }
 
-  it('sha256: a 65 MiB part (65 reads into the reused buffer) and a short last one both get the right sums', async () => {
+  it('sha256: a 65 MiB part, hashed through the reused 1 MiB buffer, and a short last one both get the right sums', async () => {
     const dir = await tempDir();
     const file = await randomFile(dir, 'sha256-big-part.bin', 65 * MiB + 3 * MiB + 17);
     const page = await openDemo(browser, server.url, { partSize: 65, concurrency: 2, checksum: 'sha256' });
