@@ -21,9 +21,17 @@ pub const MAX_OBJECT_SIZE: u64 = 5 * TIB;
 /// Largest object a single presigned PUT can produce.
 pub const MAX_SINGLE_PUT_SIZE: u64 = 5 * GIB;
 
-/// Part size the client uses unless told otherwise. Larger than S3's minimum: fewer requests and
-/// better throughput per connection, still small enough that a retried part costs little.
+/// Smallest part size the client picks unless told otherwise (see
+/// [`default_part_size`](crate::plan::default_part_size)). Larger than S3's minimum: fewer
+/// requests and better throughput per connection, still small enough that a retried part costs
+/// little.
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+/// Largest part size the client picks unless told otherwise, short of the 10,000-part limit: a
+/// part lost to a failure or a closed page costs at most this much to send again.
+pub const DEFAULT_MAX_PART_SIZE: u64 = 16 * MIB;
+/// Parts the client's default part size aims for: a file is cut into about this many parts of
+/// between [`DEFAULT_PART_SIZE`] and [`DEFAULT_MAX_PART_SIZE`].
+pub const DEFAULT_PART_COUNT: u64 = 16;
 /// Most part numbers one batch-sign request may ask for.
 pub const MAX_BATCH_PARTS: usize = 1_000;
 /// Part sizes chosen by the planner are rounded up to a multiple of this, so that plans are

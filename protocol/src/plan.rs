@@ -1,15 +1,34 @@
 //! How a file of known size is cut into parts.
 //!
 //! Every part but the last has the same size (Cloudflare R2 requires it, and it makes a part's byte
-//! range a pure function of its number). The part size starts at the caller's preference, is clamped
-//! into S3's limits, and grows when the file would otherwise need more than 10,000 parts — a fixed
-//! 5 MiB part size caps uploads at about 48.8 GiB, one of the failures of older uploaders.
+//! range a pure function of its number). The part size starts at the caller's preference (or, with
+//! none, at [`default_part_size`] for the file's size), must be within S3's limits, and grows when
+//! the file would otherwise need more than 10,000 parts — a fixed 5 MiB part size caps uploads at
+//! about 48.8 GiB, one of the failures of older uploaders.
 
 use std::ops::Range;
 
 use crate::limits::{
-    MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, PART_SIZE_ALIGN,
+    DEFAULT_MAX_PART_SIZE, DEFAULT_PART_COUNT, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_NUMBER,
+    MAX_PART_SIZE, MIN_PART_SIZE, PART_SIZE_ALIGN,
 };
+
+/// The part size the client prefers for a file of `size` bytes when none is configured: about
+/// [`DEFAULT_PART_COUNT`] parts, each between [`DEFAULT_PART_SIZE`] (8 MiB) and
+/// [`DEFAULT_MAX_PART_SIZE`] (16 MiB), rounded up to a whole MiB. So files up to 128 MiB go in
+/// 8 MiB parts and files from 256 MiB in 16 MiB parts; [`PartPlan::new`] still grows the size
+/// for files that would need more than 10,000 parts.
+///
+/// Every part is a request with a fixed cost in the browser (on loopback, halving the part count
+/// of a 1 GiB upload made it 7–10 % faster; BENCHMARKS.md), while the bytes in flight are what a
+/// closed page or a failed PUT costs to send again: 16 MiB keeps that to 96 MiB with 6 parts in
+/// flight, and a file of 256 MiB and more is still cut into 16 parts or more, enough to keep 6
+/// connections busy to the end.
+pub fn default_part_size(size: u64) -> u64 {
+    size.div_ceil(DEFAULT_PART_COUNT)
+        .next_multiple_of(PART_SIZE_ALIGN)
+        .clamp(DEFAULT_PART_SIZE, DEFAULT_MAX_PART_SIZE)
+}
 
 /// The parts of one upload: `part_count` parts of `part_size` bytes, the last one possibly shorter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +206,49 @@ mod tests {
         assert_eq!(p.part_size, 525 * MIB);
         assert_eq!(p.part_count, 9_987);
         check_invariants(&p);
+    }
+
+    #[test]
+    fn default_part_size_grows_from_8_to_16_mib_with_the_file() {
+        for (size, want) in [
+            (0, 8 * MIB),
+            (1, 8 * MIB),
+            (128 * MIB, 8 * MIB),
+            (128 * MIB + 1, 9 * MIB),
+            (200 * MIB, 13 * MIB),
+            (256 * MIB - 1, 16 * MIB),
+            (256 * MIB, 16 * MIB),
+            (GIB, 16 * MIB),
+            (5 * TIB, 16 * MIB),
+        ] {
+            assert_eq!(default_part_size(size), want, "size {size}");
+        }
+    }
+
+    #[test]
+    fn default_part_size_plans_every_size() {
+        // From 256 MiB up: at least 16 parts of 16 MiB, until 10,000 parts force larger ones.
+        assert_eq!(
+            PartPlan::new(GIB, default_part_size(GIB))
+                .unwrap()
+                .part_count,
+            64
+        );
+        let big = PartPlan::new(5 * TIB, default_part_size(5 * TIB)).unwrap();
+        assert_eq!(big.part_size, 525 * MIB);
+        for size in [
+            0,
+            1,
+            5 * MIB,
+            100 * MIB,
+            129 * MIB + 7,
+            300 * MIB,
+            200 * GIB,
+        ] {
+            let p = PartPlan::new(size, default_part_size(size)).unwrap();
+            assert!(p.part_count <= 16 || p.part_size >= 16 * MIB, "{p:?}");
+            check_invariants(&p);
+        }
     }
 
     #[test]

@@ -102,7 +102,8 @@ export interface UploaderOptions {
     /** Most part uploads in flight at once, 1 to 64. Default 6. */
     concurrency?: number;
     /**
-     * Preferred part size in bytes, 5 MiB to 5 GiB. Default 8 MiB. Grown automatically when a
+     * Preferred part size in bytes, 5 MiB to 5 GiB. Default: by the file's size, about 16 parts
+     * of 8 to 16 MiB (8 MiB up to 128 MiB, 16 MiB from 256 MiB). Grown automatically when a
      * file would otherwise need more than 10,000 parts.
      */
     partSize?: number;

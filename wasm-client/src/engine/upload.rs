@@ -33,9 +33,8 @@ use std::task::Poll;
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use s3_direct_protocol::limits::{
-    DEFAULT_PART_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE,
-};
+use s3_direct_protocol::limits::{MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE};
+use s3_direct_protocol::plan::default_part_size;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
     CreateMultipartResponse, SignBatchResponse, SinglePutParams,
@@ -80,9 +79,10 @@ pub const MAX_RESIGNS: u32 = 3;
 /// How to upload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadOptions {
-    /// Preferred part size in bytes; grown automatically for files that would need more than
-    /// 10,000 parts.
-    pub part_size: u64,
+    /// Preferred part size in bytes, or `None` for one chosen by the file's size
+    /// ([`default_part_size`]: 8 MiB up to 128 MiB, 16 MiB from 256 MiB); grown automatically
+    /// for files that would need more than 10,000 parts.
+    pub part_size: Option<u64>,
     /// Most part PUTs in flight at once.
     pub concurrency: usize,
     /// Least milliseconds between progress reports caused by bytes sent. Parts being stored and
@@ -122,7 +122,7 @@ pub enum ChecksumChoice {
 impl Default for UploadOptions {
     fn default() -> Self {
         Self {
-            part_size: DEFAULT_PART_SIZE,
+            part_size: None,
             concurrency: DEFAULT_CONCURRENCY,
             progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
             retry: RetryPolicy::default(),
@@ -143,10 +143,11 @@ impl UploadOptions {
                 self.concurrency
             )));
         }
-        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+        if let Some(part_size) = self.part_size
+            && !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size)
+        {
             return Err(Error::InvalidOptions(format!(
-                "part size {} is outside S3's limits ({MIN_PART_SIZE}..={MAX_PART_SIZE} bytes)",
-                self.part_size
+                "part size {part_size} is outside S3's limits ({MIN_PART_SIZE}..={MAX_PART_SIZE} bytes)"
             )));
         }
         if self.progress_interval_ms.is_nan() || self.progress_interval_ms < 0.0 {
@@ -178,7 +179,8 @@ impl UploadOptions {
 
     fn plan(&self, size: u64) -> Result<PartPlan, Error> {
         self.validate()?;
-        PartPlan::new(size, self.part_size).map_err(|e| match e {
+        let part_size = self.part_size.unwrap_or_else(|| default_part_size(size));
+        PartPlan::new(size, part_size).map_err(|e| match e {
             PlanError::TooLarge { size, .. } => Error::FileTooLarge { size },
             e @ PlanError::PartSizeOutOfRange { .. } => Error::InvalidOptions(e.to_string()),
         })

@@ -772,7 +772,10 @@ impl Harness {
         script: Script,
         resume: Option<(Rc<MemoryResumeStore>, f64)>,
     ) -> Self {
-        let plan = PartPlan::new(size, options.part_size).ok();
+        let part_size = options
+            .part_size
+            .unwrap_or_else(|| s3_direct_protocol::plan::default_part_size(size));
+        let plan = PartPlan::new(size, part_size).ok();
         let checksummer = Rc::new(FakeChecksummer {
             unreadable: script
                 .unreadable

@@ -21,7 +21,7 @@ pub(crate) const PART: u64 = 5 * MIB;
 
 pub(crate) fn options(concurrency: usize) -> UploadOptions {
     UploadOptions {
-        part_size: PART,
+        part_size: Some(PART),
         concurrency,
         progress_interval_ms: 0.0,
         ..UploadOptions::default()
@@ -582,7 +582,7 @@ fn invalid_options_are_refused_before_any_request() {
         (
             size_of(2),
             UploadOptions {
-                part_size: 4 * MIB,
+                part_size: Some(4 * MIB),
                 ..options(1)
             },
             "invalid_options",
@@ -610,6 +610,29 @@ fn invalid_options_are_refused_before_any_request() {
         let e = h.error();
         assert_eq!((e.code(), e.to_string().as_str()), (code, message));
         assert!(h.signer.calls().is_empty());
+    }
+}
+
+#[test]
+fn without_a_part_size_the_file_size_picks_one() {
+    // 8 MiB parts up to 128 MiB, 16 MiB from 256 MiB; the plan is declared and followed.
+    for (size, part_size, parts) in [
+        (100 * MIB, 8 * MIB, 13),
+        (200 * MIB + 5, 13 * MIB, 16),
+        (GIB, 16 * MIB, 64),
+    ] {
+        let defaults = UploadOptions {
+            part_size: None,
+            ..options(6)
+        };
+        let mut h = Harness::start(size, defaults, Script::default());
+        h.finish(|pending| pending[0]).unwrap();
+        let Call::Create(create) = &h.signer.calls()[0] else {
+            panic!("the first call creates the upload");
+        };
+        assert_eq!(create.part_size, Some(part_size), "{size} bytes");
+        assert_eq!(h.sink.log().len(), parts, "{size} bytes");
+        assert_eq!(h.signer.completed().unwrap().len(), parts);
     }
 }
 
