@@ -41,9 +41,10 @@ export function renderMarkdown(r) {
     line('|---|---|---|---|---|');
     for (const t of r.targets) {
       const value = typeof t.value === 'number' ? (Math.abs(t.value) < 10 ? f(t.value, 2) : f(t.value, 1)) : t.value;
-      const want = typeof t.target === 'number' ? `≥ ${t.target}` : t.target;
+      // A ratio without a target is shown for comparison only.
+      const want = t.target == null ? 'none' : typeof t.target === 'number' ? `≥ ${t.target}` : t.target;
       const rounds = t.rounds ? `${f(t.rounds[0], 2)}–${f(t.rounds[1], 2)}` : '–';
-      line(`| ${t.name} | ${value} | ${rounds} | ${want} | ${t.met ? 'yes' : '**no**'} |`);
+      line(`| ${t.name} | ${value} | ${rounds} | ${want} | ${t.met == null ? '–' : t.met ? 'yes' : '**no**'} |`);
     }
     line();
   }

@@ -12,9 +12,12 @@ window.bench = {
     if (partSize) options.partSize = partSize;
     if (concurrency) options.concurrency = concurrency;
     if (checksum) options.checksum = checksum;
+    // The plan's part count, which the runner checks against the default part size it assumes.
+    let partsTotal;
+    const onProgress = (p) => { partsTotal = p.partsTotal; };
     const started = performance.now();
-    const result = await new Uploader(options).upload(file);
-    return { seconds: (performance.now() - started) / 1000, key: result.key };
+    const result = await new Uploader(options).upload(file, { onProgress });
+    return { seconds: (performance.now() - started) / 1000, key: result.key, partsTotal };
   },
 };
 document.body.dataset.ready = 'true';
