@@ -32,4 +32,5 @@ pub use retry::RetryPolicy;
 pub use slots::{Slot, Slots};
 pub use upload::{
     ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, UploadOptions, UploadResult,
+    hash_deadline_ms,
 };

@@ -116,6 +116,13 @@ pub trait Checksummer {
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, String>>;
+
+    /// Called when a checksum gave no answer in time (see [`hash_deadline_ms`]), before it is
+    /// asked for again: start afresh (the browser's starts a new worker). Checksums still awaited
+    /// must still be answered.
+    ///
+    /// [`hash_deadline_ms`]: super::upload::hash_deadline_ms
+    fn restart(&self) {}
 }
 
 /// Time: for speed and ETA, URL lifetimes, retry delays and the stall watchdog.

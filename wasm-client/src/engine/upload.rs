@@ -65,6 +65,18 @@ pub const MAX_CONCURRENCY: usize = 64;
 pub const DEFAULT_PROGRESS_INTERVAL_MS: f64 = 100.0;
 /// A part whose bytes have not moved for this long is aborted and retried.
 pub const DEFAULT_STALL_TIMEOUT_MS: f64 = 30_000.0;
+
+/// How long a checksum of `bytes` may take before it is given up and asked for again (after
+/// [`Checksummer::restart`]), or `None` when `stall_timeout_ms` is 0 (no stall watchdog).
+///
+/// A checksum that never answers would otherwise hold the upload for ever: the uploads it
+/// protects cannot start without it. It was seen once in a benchmark run, a 4 GiB upload whose
+/// 221st part never got its SHA-256 while the other 255 were stored (BENCHMARKS.md). The
+/// deadline is the stall timeout plus the bytes read at 1 MB/s, 40–400× slower than any
+/// algorithm hashes in WASM, so that a slow but working hash is never cut short.
+pub fn hash_deadline_ms(stall_timeout_ms: f64, bytes: u64) -> Option<f64> {
+    (stall_timeout_ms > 0.0).then(|| stall_timeout_ms + bytes as f64 / 1_000.0)
+}
 /// A URL is re-signed instead of used when it would expire within this (capped at half its
 /// lifetime): the PUT must *arrive* before the deadline, and a queued browser request can wait.
 pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
@@ -281,13 +293,17 @@ struct Attempts {
     best: u64,
 }
 
+/// A part's checksum, or `None` when it gave no answer by its deadline.
+type Hashed = (u32, Option<Result<String, String>>);
+
 /// Something the scheduler must react to.
 enum Event {
     Signed(Result<SignBatchResponse, ApiError>),
     Put(PutDone),
     BackoffOver(u32),
     SignWaitOver,
-    Hashed(u32, Result<String, String>),
+    /// A part's checksum, or `None`: no answer by its deadline.
+    Hashed(u32, Option<Result<String, String>>),
     SlotFree(Slot),
     JournalDue,
     Changed,
@@ -623,10 +639,24 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             (ChecksumChoice::Use(algorithm), Some(summer)) => {
                 self.hold(Some(control), &reporter, Phase::Uploading)
                     .await?;
-                let sum = summer
-                    .checksum(algorithm, whole.clone())
-                    .await
-                    .map_err(|message| Error::FileUnreadable { part: 1, message })?;
+                let mut tries = 0;
+                let sum = loop {
+                    let deadline = hash_deadline_ms(self.options.stall_timeout_ms, file.size);
+                    let timer = deadline.map(|ms| self.clock.sleep(ms));
+                    match within(summer.checksum(algorithm, whole.clone()), timer).await {
+                        Some(answer) => {
+                            break answer
+                                .map_err(|message| Error::FileUnreadable { part: 1, message })?;
+                        }
+                        None => {
+                            tries += 1;
+                            if tries > self.options.retry.retries {
+                                return Err(hash_gave_up(1, tries));
+                            }
+                            summer.restart();
+                        }
+                    }
+                };
                 Some(format!("{algorithm}:{sum}"))
             }
             _ => None,
@@ -908,9 +938,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut signing: Option<LocalBoxFuture<'_, Result<SignBatchResponse, ApiError>>> = None;
         // Checksums (`algo:base64`) of parts not yet stored, and the ones being computed.
         let mut sums: BTreeMap<u32, String> = BTreeMap::new();
-        let mut hashing: FuturesUnordered<LocalBoxFuture<'static, (u32, Result<String, String>)>> =
+        let mut hashing: FuturesUnordered<LocalBoxFuture<'static, Hashed>> =
             FuturesUnordered::new();
         let mut hashing_parts: BTreeSet<u32> = BTreeSet::new();
+        // Checksums of a part that gave no answer in time, in a row.
+        let mut hash_timeouts: BTreeMap<u32, u32> = BTreeMap::new();
         let summer = algorithm.zip(self.checksummer.clone());
         let mut signing_batch: Vec<u32> = Vec::new();
         let mut sign_failures = 0u32;
@@ -1012,8 +1044,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     .collect();
                 for part in next {
                     let sum = summer.checksum(*algorithm, plan.range(part));
+                    let deadline =
+                        hash_deadline_ms(self.options.stall_timeout_ms, plan.part_len(part));
+                    let timer = deadline.map(|ms| self.clock.sleep(ms));
                     hashing_parts.insert(part);
-                    hashing.push(Box::pin(async move { (part, sum.await) }));
+                    hashing.push(Box::pin(async move { (part, within(sum, timer).await) }));
                 }
             }
 
@@ -1110,14 +1145,28 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 Event::Changed | Event::SignWaitOver => {}
                 Event::JournalDue => journal.flush(),
                 Event::SlotFree(slot) => spare = Some(slot),
-                Event::Hashed(part, Ok(sum)) => {
+                Event::Hashed(part, Some(Ok(sum))) => {
                     hashing_parts.remove(&part);
+                    hash_timeouts.remove(&part);
                     if let Some((algorithm, _)) = &summer {
                         sums.insert(part, format!("{algorithm}:{sum}"));
                     }
                 }
-                Event::Hashed(part, Err(message)) => {
+                Event::Hashed(part, Some(Err(message))) => {
                     return Err(Stop::Failed(Error::FileUnreadable { part, message }));
+                }
+                Event::Hashed(part, None) => {
+                    // No answer in time: start the checksummer afresh and ask again, as often as
+                    // a part may be retried.
+                    hashing_parts.remove(&part);
+                    let tries = hash_timeouts.entry(part).or_default();
+                    *tries += 1;
+                    if *tries > retry.retries {
+                        return Err(Stop::Failed(hash_gave_up(part, *tries)));
+                    }
+                    if let Some((_, summer)) = &summer {
+                        summer.restart();
+                    }
                 }
                 Event::BackoffOver(part) => {
                     in_backoff.remove(&part);
@@ -1428,6 +1477,28 @@ fn part_headers(
 
 /// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
 /// completion field: the store checked it on the PUT).
+/// `answer`'s output, or `None` if `timer` (when there is one) goes off first.
+async fn within<T>(
+    answer: LocalBoxFuture<'static, T>,
+    timer: Option<LocalBoxFuture<'static, ()>>,
+) -> Option<T> {
+    match timer {
+        None => Some(answer.await),
+        Some(timer) => match future::select(answer, timer).await {
+            Either::Left((value, _)) => Some(value),
+            Either::Right(_) => None,
+        },
+    }
+}
+
+/// The error once a part's checksum gave no answer in time `tries` times in a row.
+fn hash_gave_up(part: u32, tries: u32) -> Error {
+    Error::FileUnreadable {
+        part,
+        message: format!("its checksum gave no answer in time, {tries} times"),
+    }
+}
+
 fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart {
     if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':')) {
         let value = Some(value.to_owned());

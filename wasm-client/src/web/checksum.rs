@@ -22,7 +22,10 @@
 //! faster (≈ 1.2–1.5× in Chromium here): it is one-shot, so it needs the whole part in one buffer,
 //! and `digest()` copies that buffer again. Through WebCrypto, a 4 GiB upload grew the browser by
 //! 95–123 MiB against the memory bound of 112 (streamed: 65–82), and three benchmark uploads on
-//! that path stopped for good, a hang whose cause was not found. See BENCHMARKS.md.
+//! that path stopped for good, a hang whose cause was not found. See BENCHMARKS.md. The same hang
+//! was then seen once on this streaming path (one part's SHA-256 never answered), so the engine
+//! gives every checksum a deadline and, when one passes, calls `restart`: a new worker takes over
+//! the checksums still awaited.
 
 use std::ops::Range;
 
@@ -118,37 +121,45 @@ if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScop
 }
 
 export function start_hasher() {
-  const worker = new Worker(new URL('../../s3_direct.js', import.meta.url), {
-    type: 'module',
-    name: 's3-direct-checksum',
-  });
   const pending = new Map();
   let next = 0;
-  // Until the worker has answered once, a failure means its script did not load: hash here.
+  let worker;
+  // Until a worker has answered once, a failure means its script did not load: hash here.
   let answered = false;
   let failed = false;
   const here = (p) => hash_here(...p.args).then(p.resolve, p.reject);
-  worker.onmessage = (e) => {
-    answered = true;
-    const p = pending.get(e.data.id);
-    if (!p) return;
-    pending.delete(e.data.id);
-    if (e.data.error !== undefined) p.reject(new Error(e.data.error));
-    else p.resolve(e.data.sum);
+  const send = (id, p) => {
+    const [blob, start, end, algorithm] = p.args;
+    worker.postMessage({ id, blob, start, end, algorithm });
   };
-  worker.onerror = (e) => {
-    if (!answered && !failed) {
-      failed = true;
-      e.preventDefault();
-      console.warn('s3-direct: the checksum worker did not start, hashing parts on this thread:',
-        e.message ?? e);
-      worker.terminate();
-      for (const p of pending.values()) here(p);
-    } else {
-      for (const p of pending.values()) p.reject(new Error(`checksum worker failed: ${e.message ?? ''}`));
-    }
-    pending.clear();
+  const spawn = () => {
+    worker = new Worker(new URL('../../s3_direct.js', import.meta.url), {
+      type: 'module',
+      name: 's3-direct-checksum',
+    });
+    worker.onmessage = (e) => {
+      answered = true;
+      const p = pending.get(e.data.id);
+      if (!p) return;
+      pending.delete(e.data.id);
+      if (e.data.error !== undefined) p.reject(new Error(e.data.error));
+      else p.resolve(e.data.sum);
+    };
+    worker.onerror = (e) => {
+      if (!answered && !failed) {
+        failed = true;
+        e.preventDefault();
+        console.warn('s3-direct: the checksum worker did not start, hashing parts on this thread:',
+          e.message ?? e);
+        worker.terminate();
+        for (const p of pending.values()) here(p);
+      } else {
+        for (const p of pending.values()) p.reject(new Error(`checksum worker failed: ${e.message ?? ''}`));
+      }
+      pending.clear();
+    };
   };
+  spawn();
   return {
     hash(blob, start, end, algorithm) {
       return new Promise((resolve, reject) => {
@@ -156,8 +167,16 @@ export function start_hasher() {
         if (failed) return here(p);
         const id = next++;
         pending.set(id, p);
-        worker.postMessage({ id, blob, start, end, algorithm });
+        send(id, p);
       });
+    },
+    // A checksum gave no answer in time: a new worker takes over every checksum still awaited
+    // (the one given up on too; its answer then goes unused).
+    restart() {
+      if (failed) return;
+      worker.terminate();
+      spawn();
+      for (const [id, p] of pending) send(id, p);
     },
     terminate() { worker.terminate(); },
   };
@@ -172,6 +191,9 @@ extern "C" {
 
     #[wasm_bindgen(method)]
     fn hash(this: &Hasher, blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
+
+    #[wasm_bindgen(method)]
+    fn restart(this: &Hasher);
 
     #[wasm_bindgen(method)]
     fn terminate(this: &Hasher);
@@ -267,5 +289,13 @@ impl Checksummer for WorkerChecksummer {
                     .ok_or_else(|| "hashing answered no text".to_owned()),
             }
         })
+    }
+
+    /// A new worker takes over the checksums still awaited; hashing on this thread (no worker)
+    /// has nothing to restart, and the engine's new request reads the part afresh.
+    fn restart(&self) {
+        if let Some(h) = self.hasher.get() {
+            h.restart();
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use s3_direct::engine::digest::{Digest, base64, base64_decode};
-use s3_direct::engine::{ChecksumChoice, PutError, UploadOptions};
+use s3_direct::engine::{ChecksumChoice, PutError, UploadOptions, hash_deadline_ms};
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -173,6 +173,77 @@ fn an_unreadable_file_fails_naming_the_part() {
         "part 2: the file could not be read (NotReadableError); choose the file again"
     );
     assert_eq!(h.signer.aborts(), 0);
+}
+
+#[test]
+fn a_checksum_that_never_answers_is_asked_again_after_a_restart() {
+    let size = size_of(3);
+    let script = Script {
+        silent: Some((2, 1)),
+        ..asking(ChecksumAlgorithm::Sha256)
+    };
+    let mut h = Harness::start(size, options(1), script);
+    h.run();
+    // The parts around it go on.
+    while let Some(&part) = h.pending().first() {
+        h.store(part);
+    }
+    assert_eq!(h.sink.stored(), [1, 3], "part 2 waits for its checksum");
+    let deadline = hash_deadline_ms(30_000.0, PART).unwrap();
+    h.advance(deadline - 1.0);
+    assert_eq!(h.checksummer.restarts.get(), 0, "not before the deadline");
+    h.advance(1.0);
+    assert_eq!(h.checksummer.restarts.get(), 1);
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Sha256, size, 3))
+    );
+    let asked_for_2 = h
+        .checksummer
+        .computed
+        .borrow()
+        .iter()
+        .filter(|&&start| start == start_of(size, 2))
+        .count();
+    assert_eq!(asked_for_2, 2, "part 2 hashed again after the restart");
+}
+
+#[test]
+fn a_checksum_that_never_answers_fails_the_upload_after_the_retries() {
+    let script = Script {
+        silent: Some((1, u32::MAX)),
+        ..asking(ChecksumAlgorithm::Crc32c)
+    };
+    let opts = options(2);
+    let retries = opts.retry.retries;
+    let mut h = Harness::start(size_of(2), opts, script);
+    h.run();
+    let deadline = hash_deadline_ms(30_000.0, PART).unwrap();
+    for _ in 0..=retries {
+        h.advance(deadline);
+    }
+    let e = h.error();
+    assert_eq!((e.code(), e.part()), ("file_unreadable", Some(1)));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "part 1: the file could not be read (its checksum gave no answer in time, {} times); \
+             choose the file again",
+            retries + 1
+        )
+    );
+    assert_eq!(h.checksummer.restarts.get(), retries);
+    assert!(
+        h.sink.log().iter().all(|put| put.part != 1),
+        "part 1 was not sent without its checksum"
+    );
+}
+
+#[test]
+fn without_a_stall_timeout_a_checksum_has_no_deadline() {
+    assert_eq!(hash_deadline_ms(0.0, PART), None);
+    assert_eq!(hash_deadline_ms(30_000.0, 16_000_000), Some(46_000.0));
 }
 
 #[test]

@@ -104,6 +104,8 @@ pub struct Script {
     pub checksum: Option<ChecksumAlgorithm>,
     /// The checksummer fails for this part.
     pub unreadable: Option<u32>,
+    /// The checksum of this part gives no answer, ever, the first so many times it is asked for.
+    pub silent: Option<(u32, u32)>,
     /// Behave like a server that ignores `checksums=` (no per-part headers).
     pub unsigned_checksums: bool,
     /// Errors answered to the first single-PUT signing calls, in order.
@@ -663,6 +665,7 @@ impl Default for Script {
             listed: Ok(Vec::new()),
             checksum: None,
             unreadable: None,
+            silent: None,
             unsigned_checksums: false,
             single_put_errors: Vec::new(),
             presign: false,
@@ -676,6 +679,10 @@ impl Default for Script {
 pub struct FakeChecksummer {
     pub unreadable: Option<u64>,
     pub computed: RefCell<Vec<u64>>,
+    /// The checksum of the part starting here gives no answer, ever, this many more times.
+    pub silent: RefCell<Option<(u64, u32)>>,
+    /// Calls of `restart`.
+    pub restarts: std::cell::Cell<u32>,
 }
 
 /// What [`FakeChecksummer`] answers for a part starting at `start`.
@@ -690,12 +697,23 @@ impl Checksummer for FakeChecksummer {
         range: std::ops::Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, String>> {
         self.computed.borrow_mut().push(range.start);
+        if let Some((start, times)) = self.silent.borrow_mut().as_mut()
+            && *start == range.start
+            && *times > 0
+        {
+            *times -= 1;
+            return Box::pin(futures::future::pending());
+        }
         let answer = if self.unreadable == Some(range.start) {
             Err("NotReadableError".to_string())
         } else {
             Ok(fake_sum(range.start))
         };
         Box::pin(async move { answer })
+    }
+
+    fn restart(&self) {
+        self.restarts.set(self.restarts.get() + 1);
     }
 }
 
@@ -780,6 +798,11 @@ impl Harness {
             unreadable: script
                 .unreadable
                 .and_then(|p| Some(plan.as_ref()?.range(p).start)),
+            silent: RefCell::new(
+                script
+                    .silent
+                    .and_then(|(p, times)| Some((plan.as_ref()?.range(p).start, times))),
+            ),
             ..FakeChecksummer::default()
         });
         let signer = FakeSigner::new(script);
