@@ -174,6 +174,7 @@ export function start_hasher() {
     // (the one given up on too; its answer then goes unused).
     restart() {
       if (failed) return;
+      console.warn('s3-direct: a part checksum gave no answer in time; starting a new checksum worker');
       worker.terminate();
       spawn();
       for (const [id, p] of pending) send(id, p);
