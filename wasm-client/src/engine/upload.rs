@@ -72,11 +72,12 @@ pub const DEFAULT_STALL_TIMEOUT_MS: f64 = 30_000.0;
 /// A checksum that never answers would otherwise hold the upload for ever: the uploads it
 /// protects cannot start without it. It was seen once in a benchmark run, a 4 GiB upload whose
 /// 221st part never got its SHA-256 while the other 255 were stored (BENCHMARKS.md). The
-/// deadline is the stall timeout plus the bytes read at 1 MB/s, 40–400× slower than any
-/// algorithm hashes in WASM, so that a slow but working hash is never cut short.
+/// deadline is the stall timeout plus the bytes read at 1 MB/s, about 200× below the slowest
+/// algorithm here (SHA-256, 190 MB/s in WASM), so that a slow but working hash is not cut short.
 pub fn hash_deadline_ms(stall_timeout_ms: f64, bytes: u64) -> Option<f64> {
     (stall_timeout_ms > 0.0).then(|| stall_timeout_ms + bytes as f64 / 1_000.0)
 }
+
 /// A URL is re-signed instead of used when it would expire within this (capped at half its
 /// lifetime): the PUT must *arrive* before the deadline, and a queued browser request can wait.
 pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
@@ -1475,8 +1476,6 @@ fn part_headers(
     Rc::new(all)
 }
 
-/// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
-/// completion field: the store checked it on the PUT).
 /// `answer`'s output, or `None` if `timer` (when there is one) goes off first.
 async fn within<T>(
     answer: LocalBoxFuture<'static, T>,
@@ -1499,6 +1498,8 @@ fn hash_gave_up(part: u32, tries: u32) -> Error {
     }
 }
 
+/// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
+/// completion field: the store checked it on the PUT).
 fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart {
     if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':')) {
         let value = Some(value.to_owned());
