@@ -20,7 +20,7 @@ use crate::limits::{
 /// for files that would need more than 10,000 parts.
 ///
 /// Every part is a request with a fixed cost in the browser (on loopback, halving the part count
-/// of a 1 GiB upload made it 7–10 % faster; BENCHMARKS.md), while the bytes in flight are what a
+/// of a 1 GiB upload made it 4–10 % faster; BENCHMARKS.md), while the bytes in flight are what a
 /// closed page or a failed PUT costs to send again: 16 MiB keeps that to 96 MiB with 6 parts in
 /// flight, and a file of 256 MiB and more is still cut into 16 parts or more, enough to keep 6
 /// connections busy to the end.
