@@ -10,7 +10,7 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, ChecksumChoice, Engine, Error, ItemId, ItemState, Queue, QueueEvent, QueueOptions,
-    QueueProgress, SinglePutRequest, UploadOptions, UploadResult,
+    QueueProgress, SinglePutRequest, UploadOptions, UploadResult, hash_deadline_ms,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
@@ -212,6 +212,68 @@ fn an_explicit_checksum_is_signed_into_the_single_put() {
         h.store(1);
         h.result().unwrap().unwrap();
     }
+}
+
+#[test]
+fn a_single_put_checksum_that_never_answers_is_asked_again_after_a_restart() {
+    let options = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Sha256),
+        ..single_put_options()
+    };
+    let script = Script {
+        silent: Some((1, 1)),
+        ..Script::default()
+    };
+    let mut h = Harness::start(SMALL, options, script);
+    h.run();
+    let deadline = hash_deadline_ms(30_000.0, SMALL).unwrap();
+    h.advance(deadline - 1.0);
+    assert!(
+        h.signer.calls().is_empty(),
+        "nothing is signed without the sum"
+    );
+    assert_eq!(h.checksummer.restarts.get(), 0, "not before the deadline");
+    h.advance(1.0);
+    assert_eq!(h.checksummer.restarts.get(), 1);
+    assert_eq!(*h.checksummer.computed.borrow(), [0, 0], "asked again");
+    let Call::SinglePut(request) = &h.signer.calls()[0] else {
+        panic!("a single PUT");
+    };
+    assert_eq!(
+        request.checksum.as_deref(),
+        Some(format!("sha256:{}", fake_sum(0)).as_str())
+    );
+    h.store(1);
+    h.result().unwrap().unwrap();
+}
+
+#[test]
+fn a_single_put_checksum_that_never_answers_fails_after_the_retries() {
+    let options = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Crc32c),
+        ..single_put_options()
+    };
+    let retries = options.retry.retries;
+    let script = Script {
+        silent: Some((1, u32::MAX)),
+        ..Script::default()
+    };
+    let mut h = Harness::start(SMALL, options, script);
+    h.run();
+    let deadline = hash_deadline_ms(30_000.0, SMALL).unwrap();
+    for _ in 0..=retries {
+        h.advance(deadline);
+    }
+    let e = h.error();
+    assert_eq!((e.code(), e.part()), ("file_unreadable", Some(1)));
+    assert!(
+        e.to_string()
+            .contains(&format!("gave no answer in time, {} times", retries + 1)),
+        "{e}"
+    );
+    assert_eq!(h.checksummer.restarts.get(), retries);
+    assert!(h.signer.calls().is_empty(), "nothing was signed");
+    assert!(h.sink.log().is_empty(), "nothing was sent");
 }
 
 #[test]
