@@ -171,6 +171,47 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     }
   });
 
+  // The page's first checksum request is swallowed on its way to the worker, as if the worker
+  // never answered (a hang once seen in a benchmark). Past the deadline (the stall timeout plus
+  // the part's bytes at 1 MB/s) a new worker takes over and the upload completes with the right sums.
+  it('sha256: a checksum the worker never answers is asked of a new worker, and the upload completes', async () => {
+    const dir = await tempDir();
+    const file = await randomFile(dir, 'sha256-silent-worker.bin', 11 * MiB + 99);
+    const swallowOne = () => {
+      const Native = window.Worker;
+      window.Worker = class extends Native {
+        postMessage(message, ...rest) {
+          if (window.swallowed === undefined && message && typeof message === 'object' && 'algorithm' in message) {
+            window.swallowed = message.start;
+            return;
+          }
+          super.postMessage(message, ...rest);
+        }
+      };
+    };
+    const page = await openDemo(browser, server.url, {
+      partSize: 5, concurrency: 2, checksum: 'sha256', stallTimeout: 2000,
+    }, { init: swallowOne });
+    const workers = [];
+    page.on('worker', (w) => workers.push(w.url()));
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    try {
+      await page.setInputFiles('#picker', file.path);
+      const row = await waitForRow(page, file.name);
+      assert.equal(row.state, 'done', row.detail);
+      assert.equal(await page.evaluate(() => window.swallowed), 0, "part 1's request was swallowed");
+      assert.equal(row.checksum, await compositeChecksum(file.path, 5 * MiB, 'sha256'));
+      const stored = await objectSha256(s3, garage.bucket, row.key);
+      assert.equal(stored.sha256, file.sha256, "stored SHA-256 equals the file's");
+      assert.equal(workers.length, 2, 'a second worker was started');
+      assert.equal(warnings.filter((w) => /starting a new checksum worker/.test(w)).length, 1, warnings.join('\n'));
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
   // Node has MD5 and SHA-256 to recompute the composite sum with.
   for (const algorithm of ['sha256', 'md5']) {
     it(`${algorithm}: the sums the worker computed are the parts' (composite checksum), and Garage accepted them`, async () => {

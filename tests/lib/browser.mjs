@@ -13,9 +13,13 @@ export function launchBrowser() {
   });
 }
 
-/** Opens the demo page with the given query parameters and waits until the client is loaded. */
-export async function openDemo(browser, serverUrl, query = {}) {
+/**
+ * Opens the demo page with the given query parameters and waits until the client is loaded;
+ * `init` (a function) runs in the page before any of its scripts.
+ */
+export async function openDemo(browser, serverUrl, query = {}, { init } = {}) {
   const page = await browser.newPage();
+  if (init) await page.addInitScript(init);
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
   await page.goto(`${serverUrl}/?${new URLSearchParams(query)}`);
