@@ -111,6 +111,8 @@ pub trait PartSink {
 /// and takes CPU; the page must stay responsive), in tests a fake.
 pub trait Checksummer {
     /// The base64 checksum of the file's bytes in `range`, or why they could not be read.
+    /// The work should start with the call, not when the future is first polled: the engine
+    /// asks for the first parts' checksums before it creates the upload, and awaits them after.
     fn checksum(
         &self,
         algorithm: ChecksumAlgorithm,

@@ -78,6 +78,11 @@ pub fn hash_deadline_ms(stall_timeout_ms: f64, bytes: u64) -> Option<f64> {
     (stall_timeout_ms > 0.0).then(|| stall_timeout_ms + bytes as f64 / 1_000.0)
 }
 
+/// Part checksums asked for at once: the browser's one worker hashes on one thread, so more would
+/// not go faster (two workers measured slower), and two let one part's reads overlap the other's
+/// hashing. A part being hashed holds a 1 MiB buffer (`web/checksum.rs`).
+const HASHES_AT_ONCE: usize = 2;
+
 /// A URL is re-signed instead of used when it would expire within this (capped at half its
 /// lifetime): the PUT must *arrive* before the deadline, and a queued browser request can wait.
 pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
@@ -451,6 +456,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
 
         let mut first_batch = None;
+        let mut early = Vec::new();
         let (upload, record, algorithm) = match resumed {
             Some(record) => {
                 let algorithm = self.algorithm(record.checksum);
@@ -463,6 +469,18 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 // create and spare the first PUTs a round trip (it signs none when it wants
                 // checksums).
                 let presign = !matches!(self.options.checksum, ChecksumChoice::Use(_));
+                // An algorithm of our own is known before the create answers: the first parts are
+                // hashed while it is out, so that their PUTs do not also wait for the hasher to
+                // start and read them after it.
+                if let (ChecksumChoice::Use(algorithm), Some(summer)) =
+                    (self.options.checksum, &self.checksummer)
+                {
+                    early = plan
+                        .numbers()
+                        .take(HASHES_AT_ONCE)
+                        .map(|part| (part, self.hash(summer, algorithm, &plan, part)))
+                        .collect();
+                }
                 let request = CreateMultipartRequest {
                     filename: file.filename.clone(),
                     content_type: file.content_type.clone(),
@@ -534,6 +552,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     control,
                     already,
                     first_batch.take(),
+                    std::mem::take(&mut early),
                     &journal,
                     algorithm,
                 )
@@ -909,6 +928,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         control: &Control,
         mut stored: BTreeMap<u32, (String, Option<String>)>,
         presigned: Option<SignBatchResponse>,
+        early: Vec<(u32, LocalBoxFuture<'static, Hashed>)>,
         journal: &Journal,
         algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<Vec<(CompletedPart, Option<String>)>, Stop> {
@@ -942,6 +962,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut hashing: FuturesUnordered<LocalBoxFuture<'static, Hashed>> =
             FuturesUnordered::new();
         let mut hashing_parts: BTreeSet<u32> = BTreeSet::new();
+        // Checksums asked for while the upload was being created.
+        for (part, hashed) in early {
+            if algorithm.is_some() && waiting.contains(&part) {
+                hashing_parts.insert(part);
+                hashing.push(hashed);
+            }
+        }
         // Checksums of a part that gave no answer in time, in a row.
         let mut hash_timeouts: BTreeMap<u32, u32> = BTreeMap::new();
         let summer = algorithm.zip(self.checksummer.clone());
@@ -1028,11 +1055,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             }
 
             // Checksums are computed a little ahead of signing (a URL is signed for its part's
-            // checksum), two at a time: the browser's one worker hashes on one thread, so more
-            // would not go faster (two workers measured slower), and two let one part's reads
-            // overlap the other's hashing. A part being hashed holds a 1 MiB buffer
-            // (`web/checksum.rs`). Measured on loopback, this keeps 5.2–5.6 of 6 PUTs in flight
-            // with CRC32C or MD5 (5.8 without checksums); SHA-256 is bound by the hash itself.
+            // checksum), `HASHES_AT_ONCE` at a time. Measured on loopback, this keeps 5.2–5.6 of
+            // 6 PUTs in flight with CRC32C or MD5 (5.8 without checksums); SHA-256 is bound by
+            // the hash itself.
             if let Some((algorithm, summer)) = &summer {
                 let ahead = 3 * concurrency;
                 let next: Vec<u32> = waiting
@@ -1041,15 +1066,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     .filter(|p| !urls.contains_key(p))
                     .take(ahead)
                     .filter(|p| !sums.contains_key(p) && !hashing_parts.contains(p))
-                    .take(2usize.saturating_sub(hashing.len()))
+                    .take(HASHES_AT_ONCE.saturating_sub(hashing.len()))
                     .collect();
                 for part in next {
-                    let sum = summer.checksum(*algorithm, plan.range(part));
-                    let deadline =
-                        hash_deadline_ms(self.options.stall_timeout_ms, plan.part_len(part));
-                    let timer = deadline.map(|ms| self.clock.sleep(ms));
                     hashing_parts.insert(part);
-                    hashing.push(Box::pin(async move { (part, within(sum, timer).await) }));
+                    hashing.push(self.hash(summer, *algorithm, plan, part));
                 }
             }
 
@@ -1330,6 +1351,20 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 (part, sum)
             })
             .collect())
+    }
+
+    /// Asks for `part`'s checksum, with its deadline ([`hash_deadline_ms`]) running from now.
+    fn hash(
+        &self,
+        summer: &Rc<dyn Checksummer>,
+        algorithm: ChecksumAlgorithm,
+        plan: &PartPlan,
+        part: u32,
+    ) -> LocalBoxFuture<'static, Hashed> {
+        let sum = summer.checksum(algorithm, plan.range(part));
+        let deadline = hash_deadline_ms(self.options.stall_timeout_ms, plan.part_len(part));
+        let timer = deadline.map(|ms| self.clock.sleep(ms));
+        Box::pin(async move { (part, within(sum, timer).await) })
     }
 
     /// The parts of `sent` that the store does not list with the ETag (or, where it lists no

@@ -272,23 +272,26 @@ impl Checksummer for WorkerChecksummer {
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, String>> {
-        let file = self.file.clone();
-        let hasher = self.hasher.get();
+        // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
+        let (start, end) = (range.start as f64, range.end as f64);
+        // Asked now, not when first polled: the engine asks for the first parts' checksums while
+        // it creates the upload, and awaits them only after.
+        let (answer, what) = match self.hasher.get() {
+            Some(h) => (
+                h.hash(&self.file, start, end, algorithm.as_str()),
+                "the checksum worker",
+            ),
+            None => (
+                hash_here(&self.file, start, end, algorithm.as_str()),
+                "hashing",
+            ),
+        };
         Box::pin(async move {
-            // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
-            let (start, end) = (range.start as f64, range.end as f64);
-            match hasher {
-                Some(h) => JsFuture::from(h.hash(&file, start, end, algorithm.as_str()))
-                    .await
-                    .map_err(|e| js_text(&e))?
-                    .as_string()
-                    .ok_or_else(|| "the checksum worker answered no text".to_owned()),
-                None => JsFuture::from(hash_here(&file, start, end, algorithm.as_str()))
-                    .await
-                    .map_err(|e| js_text(&e))?
-                    .as_string()
-                    .ok_or_else(|| "hashing answered no text".to_owned()),
-            }
+            JsFuture::from(answer)
+                .await
+                .map_err(|e| js_text(&e))?
+                .as_string()
+                .ok_or_else(|| format!("{what} answered no text"))
         })
     }
 

@@ -8,7 +8,7 @@ use s3_direct::engine::{ChecksumChoice, PutError, UploadOptions, hash_deadline_m
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
-use super::fakes::{Harness, MemoryResumeStore, Script, fake_sum};
+use super::fakes::{Gate, Harness, MemoryResumeStore, Script, fake_sum};
 use super::{PART, options, size_of};
 
 fn asking(algorithm: ChecksumAlgorithm) -> Script {
@@ -129,6 +129,92 @@ fn the_switch_overrides_the_server_or_turns_checksums_off() {
     assert!(
         h.signer.sign_checksums()[0][&1].starts_with("sha256:"),
         "asked although the server did not"
+    );
+}
+
+/// A checksum the client chose itself is known before the create answers: the first parts are
+/// hashed while it is out (their PUTs need not wait for the hasher after it), and not again.
+#[test]
+fn a_chosen_checksum_starts_on_the_first_parts_while_the_upload_is_created() {
+    let size = size_of(4);
+    let sha = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Sha256),
+        ..options(2)
+    };
+    let script = Script {
+        hold: vec![Gate::Create],
+        ..Script::default()
+    };
+    let mut h = Harness::start(size, sha, script);
+    h.run();
+    assert_eq!(
+        *h.checksummer.computed.borrow(),
+        [start_of(size, 1), start_of(size, 2)],
+        "asked before the create answers"
+    );
+    h.release(Gate::Create);
+    assert_eq!(h.signer.sign_checksums()[0].keys().next(), Some(&1));
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Sha256, size, 4))
+    );
+    let mut asked = h.checksummer.computed.borrow().clone();
+    asked.sort_unstable();
+    let starts: Vec<u64> = (1..=4).map(|p| start_of(size, p)).collect();
+    assert_eq!(asked, starts, "each part hashed once");
+    for put in h.sink.log() {
+        assert_eq!(
+            put.headers.get("x-amz-checksum-sha256"),
+            Some(&fake_sum(start_of(size, put.part)))
+        );
+    }
+}
+
+/// With `auto` the algorithm is the server's, named in the create answer: nothing is read before.
+#[test]
+fn the_servers_checksum_starts_once_the_create_answers() {
+    let script = Script {
+        hold: vec![Gate::Create],
+        ..asking(ChecksumAlgorithm::Md5)
+    };
+    let mut h = Harness::start(size_of(3), options(2), script);
+    h.run();
+    assert!(h.checksummer.computed.borrow().is_empty());
+    h.release(Gate::Create);
+    assert!(!h.checksummer.computed.borrow().is_empty());
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Md5, size_of(3), 3))
+    );
+}
+
+/// An early checksum has the same deadline as any other, counted from when it was asked for.
+#[test]
+fn an_early_checksum_that_never_answers_is_asked_again_after_a_restart() {
+    let size = size_of(2);
+    let crc = UploadOptions {
+        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Crc32c),
+        ..options(2)
+    };
+    let script = Script {
+        hold: vec![Gate::Create],
+        silent: Some((1, 1)),
+        ..Script::default()
+    };
+    let mut h = Harness::start(size, crc, script);
+    h.run();
+    let deadline = hash_deadline_ms(30_000.0, PART).unwrap();
+    h.advance(deadline - 1.0);
+    h.release(Gate::Create);
+    assert_eq!(h.checksummer.restarts.get(), 0, "not before the deadline");
+    h.advance(1.0);
+    assert_eq!(h.checksummer.restarts.get(), 1);
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Crc32c, size, 2))
     );
 }
 
