@@ -5,10 +5,11 @@
 // Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
 // S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
-// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,memory,
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,memory,
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
 // S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_MEMORY_MIB=4096,
-// S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
+// S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LINKS=50,100 (MB/s),
+// S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
 // S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too).
 import { execFileSync, execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,13 +37,16 @@ const config = {
   sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
   runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
-  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'memory']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'memory']),
   signingSeconds: quick ? 3 : 10,
   signingRounds: quick ? 1 : 3,
   signingConnections: 50,
   batchParts: 100,
   checksumMiB: quick ? 32 : 64,
   checksumRepeats: quick ? 1 : 3,
+  // Upload links slower than loopback, in MB/s (Chromium's own throttling): 400 and 800 Mbit/s.
+  linksMBps: list('S3_DIRECT_BENCH_LINKS', quick ? ['50'] : ['50', '100']).map(Number),
+  linkFileMiB: 256,
   memoryFileMiB: Number(env('S3_DIRECT_BENCH_MEMORY_MIB', quick ? 1024 : 4096)),
   // The "small constant" of the memory bound: page, WASM module, worker and buffers in Chromium's
   // own processes beyond the parts being hashed.
@@ -302,6 +306,13 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
     } else {
       const base = variant.signer === 'companion' ? `${signer.url}/bench` : signer.url;
       page = await openPage(`${base}/${variant.page}.html`);
+      if (variant.linkMBps) {
+        // Chromium's network throttling: every request of the page shares this upload rate.
+        await page.cdp.send('Network.enable');
+        await page.cdp.send('Network.emulateNetworkConditions', {
+          offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: variant.linkMBps * 1e6,
+        });
+      }
       await page.setInputFiles('#picker', file.path);
       const params = paramsFor(variant, size);
       if (variant.page === 'uppy') params.endpoint = signer.url;
@@ -385,6 +396,48 @@ async function uploadSection(results, dir) {
     cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
     cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
     results.uploads.push(cell);
+  }
+}
+
+// ------------------------------------------------------------------ checksum cost on slower links
+
+/**
+ * What part checksums cost when the link, not the machine, sets the pace: the default client with
+ * each algorithm, and without, on an upload rate throttled by Chromium, embedded store, 256 MiB.
+ * On loopback the browser, the store and the network stack share two cores, so the hashing takes
+ * CPU the uploads need; here the hashing has time to stay ahead of the PUTs.
+ */
+async function linkSection(results, dir) {
+  const sizeMiB = config.linkFileMiB;
+  const cells = new Map();
+  for (const mbps of config.linksMBps) {
+    for (let run = 1; run <= config.runs; run += 1) {
+      for (const checksum of ['off', 'crc32c', 'md5', 'sha256']) {
+        const stack = await stackFor('embedded', sizeMiB * MiB);
+        const variant = {
+          id: `link-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum }, defaultPlan: true, linkMBps: mbps,
+        };
+        const label = `link${mbps}-${checksum}-${run}`;
+        const r = await uploadOnce(stack, variant, sizeMiB, dir, label);
+        log(`link ${label}: ${r.ok ? `${r.mbPerSec.toFixed(1)} MB/s${r.verified ? '' : ' NOT VERIFIED'}` : `failed: ${r.error}`}`);
+        const k = `${mbps}|${checksum}`;
+        if (!cells.has(k)) cells.set(k, { linkMBps: mbps, sizeMiB, checksum, runs: [] });
+        cells.get(k).runs.push(r);
+      }
+    }
+  }
+  for (const cell of cells.values()) {
+    const ok = cell.runs.filter((r) => r.ok);
+    results.link.push({
+      linkMBps: cell.linkMBps,
+      sizeMiB: cell.sizeMiB,
+      checksum: cell.checksum,
+      mbPerSec: summary(ok.map((r) => r.mbPerSec)),
+      browserCpuSeconds: summary(ok.map((r) => r.cpu.browser).filter((x) => x != null)),
+      verified: `${ok.filter((r) => r.verified).length}/${cell.runs.length}`,
+      failures: cell.runs.filter((r) => !r.ok).map((r) => r.error),
+      runs: cell.runs.map((r) => (r.ok ? r.mbPerSec : null)),
+    });
   }
 }
 
@@ -611,6 +664,24 @@ function targets(results) {
     ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
   }
+  // Not targets: the same ratios on throttled links, where the link and not the two cores sets
+  // the pace.
+  for (const c of results.link) {
+    const off = results.link.find((o) => o.linkMBps === c.linkMBps && o.checksum === 'off');
+    if (c.checksum === 'off' || !off) continue;
+    const rounds = c.runs
+      .map((x, i) => (x != null && off.runs[i] != null ? x / off.runs[i] : null))
+      .filter((x) => x != null);
+    if (c.mbPerSec && off.mbPerSec) {
+      out.push({
+        name: `${c.checksum.toUpperCase().replace('SHA256', 'SHA-256')}-checksummed / unchecksummed at a ${c.linkMBps} MB/s link (embedded, ${c.sizeMiB} MiB)`,
+        value: c.mbPerSec.median / off.mbPerSec.median,
+        target: null,
+        met: null,
+        rounds: rounds.length > 1 ? [Math.min(...rounds), Math.max(...rounds)] : undefined,
+      });
+    }
+  }
   const sig = (server, kind) => results.signing.find((r) => r.server === server && r.kind === kind);
   const [ss, cs, sb, cb] = [sig('s3-direct', 'single'), sig('Companion', 'single'), sig('s3-direct', 'batch'), sig('Companion', 'batch')];
   if (ss?.requestsPerSec && cs?.requestsPerSec) out.push({ name: 'signing: single-part requests/s vs Companion', value: ss.requestsPerSec / cs.requestsPerSec, target: 30, met: ss.requestsPerSec / cs.requestsPerSec >= 30 });
@@ -650,11 +721,14 @@ async function main() {
     uploads: [],
     signing: [],
     checksum: [],
+    link: [],
     memory: [],
   };
   log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
   try {
-    const sections = { checksum: checksumSection, signing: signingSection, upload: uploadSection, memory: memorySection };
+    const sections = {
+      checksum: checksumSection, signing: signingSection, upload: uploadSection, link: linkSection, memory: memorySection,
+    };
     for (const name of config.sections) {
       log(`== ${name}`);
       try {

@@ -103,6 +103,23 @@ export function renderMarkdown(r) {
     line();
   }
 
+  if (r.link?.length) {
+    line('## Checksum cost on slower links');
+    line();
+    line(`The s3-direct client with default settings and each part checksum, uploading ${r.link[0].sizeMiB} MiB to the embedded store with the browser's upload rate throttled by Chromium (DevTools network emulation; every request of the page shares the rate), ${r.config.runs} run(s) each: median (min–max). On loopback the browser, the store and the network stack share two cores, so hashing takes CPU the uploads need; a slower link leaves the hasher time to stay ahead of the PUTs. "vs off" is the ratio of the medians at the same rate.`);
+    line();
+    line('| link | checksum | MB/s | vs off | CPU s browser | SHA-256 ok |');
+    line('|---|---|---|---|---|---|');
+    for (const c of r.link) {
+      const off = r.link.find((o) => o.linkMBps === c.linkMBps && o.checksum === 'off');
+      const vs = c.checksum !== 'off' && c.mbPerSec && off?.mbPerSec ? f(c.mbPerSec.median / off.mbPerSec.median, 2) : '';
+      line(`| ${c.linkMBps} MB/s (${c.linkMBps * 8} Mbit/s) | ${c.checksum} | ${range(c.mbPerSec)} | ${vs} | ${med(c.browserCpuSeconds, 2)} | ${c.verified} |`);
+    }
+    const failed = r.link.filter((c) => c.failures.length);
+    for (const c of failed) line(`\n- ${c.linkMBps} MB/s, ${c.checksum}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
+    line();
+  }
+
   if (r.memory.length) {
     line('## Memory bound');
     line();
