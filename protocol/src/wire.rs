@@ -22,7 +22,7 @@
 //! clients neither send nor read them (`size`/`partSize`/`presignParts` at create and
 //! `presigned` in its answer; `checksum=ALGO:BASE64` on
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
-//! `Checksum*` per completed part).
+//! `Checksum*` per completed part; `checksum=ALGO:BASE64` on params and `checksum` in its answer).
 
 use std::collections::BTreeMap;
 
@@ -205,6 +205,12 @@ pub struct SinglePutParams {
     /// Extension: the bucket.
     #[serde(default)]
     pub bucket: String,
+    /// Extension: the checksum the server wants with the PUT, as in
+    /// [`CreateMultipartResponse::checksum`]. A URL is signed for the checksum the request
+    /// carried: a client that sent none and wants to follow the server hashes the file and asks
+    /// again with `checksum=ALGO:BASE64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 /// A checksum algorithm a part can be signed with.

@@ -656,6 +656,7 @@ async fn single_put_params(
         headers: presigned.headers,
         key,
         bucket,
+        checksum: state.settings().checksum,
     }))
 }
 

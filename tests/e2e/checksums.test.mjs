@@ -212,6 +212,45 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     }
   });
 
+  it('sha256 asked by the server: a small file sent as one PUT is hashed, signed with its sum, and Garage accepted it', async () => {
+    const asking = await startServer({
+      args: ['--endpoint', garage.endpoint, '--bucket', garage.bucket, '--region', garage.region,
+        '--path-style', '--checksum', 'sha256'],
+      env: { AWS_ACCESS_KEY_ID: garage.accessKey, AWS_SECRET_ACCESS_KEY: garage.secretKey },
+    });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${asking.url}/queue.html`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+      const puts = [];
+      page.on('request', (r) => {
+        if (r.method() === 'PUT') puts.push({ url: r.url(), headers: r.headers() });
+      });
+      const out = await page.evaluate(async () => {
+        const bytes = new Uint8Array(300_000);
+        for (let i = 0; i < bytes.length; i += 65_536) crypto.getRandomValues(bytes.subarray(i, i + 65_536));
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+        // The default options: checksum "auto", files up to 5 MiB as one PUT.
+        const queue = new window.s3direct.UploadQueue({ resume: false });
+        const item = queue.add(new Blob([bytes]), { filename: 'small.bin' });
+        const result = await item.promise;
+        return {
+          result: { key: result.key, checksum: result.checksum },
+          sha256: btoa(String.fromCharCode(...digest)),
+          hex: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+        };
+      });
+      assert.equal(puts.length, 1, JSON.stringify(puts));
+      assert.ok(!new URL(puts[0].url).searchParams.has('uploadId'), 'one PUT, not a multipart upload');
+      assert.equal(puts[0].headers['x-amz-checksum-sha256'], out.sha256);
+      assert.equal(out.result.checksum, `sha256:${out.sha256}`);
+      assert.deepEqual(await objectSha256(s3, garage.bucket, out.result.key), { sha256: out.hex, size: 300_000 });
+    } finally {
+      await page.close();
+      await asking.stop();
+    }
+  });
+
   // Node has MD5 and SHA-256 to recompute the composite sum with.
   for (const algorithm of ['sha256', 'md5']) {
     it(`${algorithm}: the sums the worker computed are the parts' (composite checksum), and Garage accepted them`, async () => {

@@ -182,7 +182,8 @@ export interface UploadResult {
     size: number;
     /**
      * `ALGO:BASE64-N`: the checksum of the parts' checksums (S3's composite form), when parts were
-     * checksummed; otherwise `null`.
+     * checksummed; for a file sent as one PUT with a checksum, its own `ALGO:BASE64`; otherwise
+     * `null`.
      */
     checksum: string | null;
 }

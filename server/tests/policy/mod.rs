@@ -527,6 +527,36 @@ async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared()
     assert!(store.open_uploads().is_empty());
 }
 
+/// A single PUT's answer names the checksum the server wants, as the create answer does, so that
+/// a client that sent none can hash the file and ask again; without `--checksum` it names none.
+#[tokio::test]
+async fn single_put_params_name_the_checksum_the_server_wants() {
+    let alice = jwt("alice", json!({}));
+    for (wanted, named) in [
+        (
+            Some(s3_direct_protocol::wire::ChecksumAlgorithm::Sha256),
+            Some("sha256"),
+        ),
+        (None, None),
+    ] {
+        let (app, _store) = jwt_app_with(Settings {
+            checksum: wanted,
+            ..Settings::default()
+        });
+        let raw: Value = call(
+            &app,
+            Method::GET,
+            "/s3/params?filename=a.txt",
+            Some(&alice),
+            "",
+        )
+        .await
+        .ok();
+        assert_eq!(raw.get("checksum").and_then(Value::as_str), named, "{raw}");
+        assert!(raw["url"].as_str().is_some_and(|u| !u.is_empty()), "{raw}");
+    }
+}
+
 #[tokio::test]
 async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     let (app, store) = jwt_app_with(Settings {

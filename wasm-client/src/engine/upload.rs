@@ -127,8 +127,8 @@ pub const DEFAULT_SINGLE_PUT_THRESHOLD: u64 = 5 * 1024 * 1024;
 /// Which checksum protects each part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumChoice {
-    /// The one the signing server asks for when it creates the upload (it knows what its store
-    /// verifies), or none.
+    /// The one the signing server asks for when it creates the upload, or signs a single PUT
+    /// (it knows what its store verifies), or none.
     #[default]
     Auto,
     /// None: parts are not read before they are sent.
@@ -231,7 +231,8 @@ pub struct UploadResult {
     pub etag: String,
     pub size: u64,
     /// Checksum of the whole object as `ALGO:BASE64-N`: the checksum of the parts' checksums
-    /// (S3's composite form; for MD5 the same digest as a multipart ETag), when parts had them.
+    /// (S3's composite form; for MD5 the same digest as a multipart ETag), when parts had them;
+    /// for a single PUT, the file's own checksum, `ALGO:BASE64`.
     pub checksum: Option<String>,
 }
 
@@ -631,11 +632,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// Uploads a small file with one presigned `PUT`: the same retry policy, stall watchdog,
     /// pause and cancel as parts of a multipart upload, and the same kind of result.
     ///
-    /// A checksum is sent only when one is chosen explicitly (`ChecksumChoice::Use`): the server
-    /// says which one it wants when it creates a multipart upload, and there is no such answer
-    /// here. An MD5 the server did not sign goes as a plain `Content-MD5` header, which S3 checks
-    /// on a presigned PUT all the same. Cancelling leaves nothing behind: the object exists only
-    /// once the PUT has succeeded.
+    /// A checksum chosen explicitly (`ChecksumChoice::Use`) is computed first and signed into the
+    /// URL. With `Auto`, the server names the one it wants in its answer; the URL then carries
+    /// none, so the file is hashed and the URL asked for again with it (a round trip more, only
+    /// when the server asks). An MD5 the server did not sign goes as a plain `Content-MD5`
+    /// header, which S3 checks on a presigned PUT all the same. Cancelling leaves nothing behind:
+    /// the object exists only once the PUT has succeeded.
     async fn single_put(
         &self,
         file: &FileInfo,
@@ -655,33 +657,14 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         );
         reporter.report();
         let whole = 0..file.size;
-        let checksum = match (self.options.checksum, &self.checksummer) {
-            (ChecksumChoice::Use(algorithm), Some(summer)) => {
-                self.hold(Some(control), &reporter, Phase::Uploading)
-                    .await?;
-                let mut tries = 0;
-                let sum = loop {
-                    let deadline = hash_deadline_ms(self.options.stall_timeout_ms, file.size);
-                    let timer = deadline.map(|ms| self.clock.sleep(ms));
-                    match within(summer.checksum(algorithm, whole.clone()), timer).await {
-                        Some(answer) => {
-                            break answer
-                                .map_err(|message| Error::FileUnreadable { part: 1, message })?;
-                        }
-                        None => {
-                            tries += 1;
-                            if tries > self.options.retry.retries {
-                                return Err(hash_gave_up(1, tries));
-                            }
-                            summer.restart();
-                        }
-                    }
-                };
-                Some(format!("{algorithm}:{sum}"))
-            }
+        let mut checksum = match (self.options.checksum, &self.checksummer) {
+            (ChecksumChoice::Use(algorithm), Some(summer)) => Some(
+                self.whole_file_sum(summer, algorithm, file.size, control, &reporter)
+                    .await?,
+            ),
             _ => None,
         };
-        let request = SinglePutRequest {
+        let mut request = SinglePutRequest {
             filename: file.filename.clone(),
             content_type: file.content_type.clone(),
             size: file.size,
@@ -718,6 +701,19 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                                 params.method, params.url
                             )),
                         });
+                    }
+                    // The server wants a checksum this URL was not signed for: hash, ask again.
+                    if checksum.is_none()
+                        && self.options.checksum == ChecksumChoice::Auto
+                        && let (Some(algorithm), Some(summer)) =
+                            (params.checksum, &self.checksummer)
+                    {
+                        checksum = Some(
+                            self.whole_file_sum(summer, algorithm, file.size, control, &reporter)
+                                .await?,
+                        );
+                        request.checksum = checksum.clone();
+                        continue;
                     }
                     let headers =
                         part_headers(&Rc::new(params.headers.clone()), None, checksum.as_ref());
@@ -784,7 +780,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         location,
                         etag: etag.unwrap_or_default(),
                         size: file.size,
-                        checksum: None,
+                        checksum,
                     });
                 }
                 PutOutcome::Failed(e) => Some(e),
@@ -835,6 +831,38 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             let sleep = self.clock.sleep(delay);
             if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await {
                 return Err(aborted());
+            }
+        }
+    }
+
+    /// The whole file's checksum as `algo:base64`, for a single PUT: waits while paused or
+    /// offline first, and asks again (after a restart) when no answer comes by the deadline.
+    async fn whole_file_sum(
+        &self,
+        summer: &Rc<dyn Checksummer>,
+        algorithm: ChecksumAlgorithm,
+        size: u64,
+        control: &Control,
+        reporter: &Reporter,
+    ) -> Result<String, Error> {
+        self.hold(Some(control), reporter, Phase::Uploading).await?;
+        let mut tries = 0;
+        loop {
+            let deadline = hash_deadline_ms(self.options.stall_timeout_ms, size);
+            let timer = deadline.map(|ms| self.clock.sleep(ms));
+            match within(summer.checksum(algorithm, 0..size), timer).await {
+                Some(answer) => {
+                    let sum =
+                        answer.map_err(|message| Error::FileUnreadable { part: 1, message })?;
+                    return Ok(format!("{algorithm}:{sum}"));
+                }
+                None => {
+                    tries += 1;
+                    if tries > self.options.retry.retries {
+                        return Err(hash_gave_up(1, tries));
+                    }
+                    summer.restart();
+                }
             }
         }
     }

@@ -379,6 +379,7 @@ impl Signer for FakeSigner {
             headers,
             key: KEY.into(),
             bucket: BUCKET.into(),
+            checksum: script.checksum,
         })
     }
 

@@ -210,7 +210,11 @@ fn an_explicit_checksum_is_signed_into_the_single_put() {
         );
         assert_eq!(h.sink.log()[0].headers[header], fake_sum(0));
         h.store(1);
-        h.result().unwrap().unwrap();
+        assert_eq!(
+            h.result().unwrap().unwrap().checksum,
+            Some(format!("{algorithm}:{}", fake_sum(0))),
+            "the file's own checksum"
+        );
     }
 }
 
@@ -277,15 +281,60 @@ fn a_single_put_checksum_that_never_answers_fails_after_the_retries() {
 }
 
 #[test]
-fn by_default_a_single_put_reads_nothing_for_a_checksum() {
+fn by_default_a_single_put_reads_nothing_when_the_server_wants_no_checksum() {
+    let mut h = Harness::start(SMALL, single_put_options(), Script::default());
+    h.run();
+    assert!(h.checksummer.computed.borrow().is_empty());
+    assert_eq!(h.signer.calls().len(), 1);
+    h.store(1);
+    assert_eq!(h.result().unwrap().unwrap().checksum, None);
+}
+
+/// With `auto`, the server's answer names the checksum it wants, which the URL was not signed
+/// for: the file is hashed and the URL asked for again with the sum, and the PUT carries it.
+#[test]
+fn by_default_a_single_put_follows_the_checksum_the_server_asks_for() {
     let script = Script {
         checksum: Some(ChecksumAlgorithm::Crc32c),
         ..Script::default()
     };
     let mut h = Harness::start(SMALL, single_put_options(), script);
     h.run();
+    assert_eq!(*h.checksummer.computed.borrow(), [0], "hashed once");
+    let requests: Vec<Option<String>> = h
+        .signer
+        .calls()
+        .iter()
+        .map(|c| match c {
+            Call::SinglePut(r) => r.checksum.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let sum = format!("crc32c:{}", fake_sum(0));
+    assert_eq!(requests, [None, Some(sum.clone())]);
+    let put = &h.sink.log()[0];
+    assert_eq!(put.url, single_put_url(1), "the URL signed with the sum");
+    assert_eq!(put.headers["x-amz-checksum-crc32c"], fake_sum(0));
+    h.store(1);
+    assert_eq!(h.result().unwrap().unwrap().checksum, Some(sum));
+}
+
+#[test]
+fn a_single_put_with_checksums_off_ignores_the_server() {
+    let options = UploadOptions {
+        checksum: ChecksumChoice::Off,
+        ..single_put_options()
+    };
+    let script = Script {
+        checksum: Some(ChecksumAlgorithm::Sha256),
+        ..Script::default()
+    };
+    let mut h = Harness::start(SMALL, options, script);
+    h.run();
     assert!(h.checksummer.computed.borrow().is_empty());
-    assert_eq!(h.pending(), [1]);
+    assert_eq!(h.signer.calls().len(), 1);
+    let put = &h.sink.log()[0];
+    assert!(!put.headers.contains_key("x-amz-checksum-sha256"));
 }
 
 /// A queue over scripted fakes: every item gets its own fake signing server and store, all share
