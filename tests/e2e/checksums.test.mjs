@@ -212,7 +212,7 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     }
   });
 
-  it('sha256 asked by the server: a small file sent as one PUT is hashed, signed with its sum, and Garage accepted it', async () => {
+  it('sha256 asked by the server: small files sent as one PUT are hashed, signed with their sums, and Garage accepted them', async () => {
     const asking = await startServer({
       args: ['--endpoint', garage.endpoint, '--bucket', garage.bucket, '--region', garage.region,
         '--path-style', '--checksum', 'sha256'],
@@ -222,29 +222,48 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
     try {
       await page.goto(`${asking.url}/queue.html`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
-      const puts = [];
+      const requests = [];
       page.on('request', (r) => {
-        if (r.method() === 'PUT') puts.push({ url: r.url(), headers: r.headers() });
+        const url = new URL(r.url());
+        if (r.method() === 'PUT' || url.pathname === '/s3/params') {
+          requests.push({ method: r.method(), url, headers: r.headers() });
+        }
       });
-      const out = await page.evaluate(async () => {
-        const bytes = new Uint8Array(300_000);
-        for (let i = 0; i < bytes.length; i += 65_536) crypto.getRandomValues(bytes.subarray(i, i + 65_536));
-        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      const files = await page.evaluate(async () => {
         // The default options: checksum "auto", files up to 5 MiB as one PUT.
         const queue = new window.s3direct.UploadQueue({ resume: false });
-        const item = queue.add(new Blob([bytes]), { filename: 'small.bin' });
-        const result = await item.promise;
-        return {
-          result: { key: result.key, checksum: result.checksum },
-          sha256: btoa(String.fromCharCode(...digest)),
-          hex: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
-        };
+        const out = [];
+        // One after the other: the first learns which checksum the server wants.
+        for (const size of [300_000, 200_001]) {
+          const bytes = new Uint8Array(size);
+          for (let i = 0; i < size; i += 65_536) crypto.getRandomValues(bytes.subarray(i, i + 65_536));
+          const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+          const result = await queue.add(new Blob([bytes]), { filename: `small-${size}.bin` }).promise;
+          out.push({
+            size,
+            key: result.key,
+            checksum: result.checksum,
+            sha256: btoa(String.fromCharCode(...digest)),
+            hex: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+          });
+        }
+        return out;
       });
-      assert.equal(puts.length, 1, JSON.stringify(puts));
-      assert.ok(!new URL(puts[0].url).searchParams.has('uploadId'), 'one PUT, not a multipart upload');
-      assert.equal(puts[0].headers['x-amz-checksum-sha256'], out.sha256);
-      assert.equal(out.result.checksum, `sha256:${out.sha256}`);
-      assert.deepEqual(await objectSha256(s3, garage.bucket, out.result.key), { sha256: out.hex, size: 300_000 });
+      const summary = requests.map((r) => `${r.method} ${r.url.pathname}`);
+      // The first file: a URL without a sum, the server's answer names SHA-256, the URL again
+      // with the sum, its PUT; the second: the URL with its sum at once, its PUT.
+      assert.deepEqual(summary, ['GET /s3/params', 'GET /s3/params', `PUT ${requests[2].url.pathname}`,
+        'GET /s3/params', `PUT ${requests[4].url.pathname}`]);
+      assert.equal(requests[0].url.searchParams.get('checksum'), null);
+      assert.equal(requests[1].url.searchParams.get('checksum'), `sha256:${files[0].sha256}`);
+      assert.equal(requests[3].url.searchParams.get('checksum'), `sha256:${files[1].sha256}`);
+      const puts = requests.filter((r) => r.method === 'PUT');
+      for (const [i, f] of files.entries()) {
+        assert.ok(!puts[i].url.searchParams.has('uploadId'), 'one PUT, not a multipart upload');
+        assert.equal(puts[i].headers['x-amz-checksum-sha256'], f.sha256);
+        assert.equal(f.checksum, `sha256:${f.sha256}`);
+        assert.deepEqual(await objectSha256(s3, garage.bucket, f.key), { sha256: f.hex, size: f.size });
+      }
     } finally {
       await page.close();
       await asking.stop();

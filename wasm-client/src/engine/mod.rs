@@ -31,6 +31,6 @@ pub use resume::{Fingerprint, RecordedPart, ResumeRecord, ResumeStore};
 pub use retry::RetryPolicy;
 pub use slots::{Slot, Slots};
 pub use upload::{
-    ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, UploadOptions, UploadResult,
-    hash_deadline_ms,
+    ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, ServerChecksum, UploadOptions,
+    UploadResult, hash_deadline_ms,
 };

@@ -137,6 +137,30 @@ pub enum ChecksumChoice {
     Use(ChecksumAlgorithm),
 }
 
+/// The checksum the signing server asked for in its last answer (create, or a single PUT's
+/// params) to any upload sharing this: the next upload with [`ChecksumChoice::Auto`] takes it as
+/// its guess and starts hashing before the server answers again (the server's `--checksum` is a
+/// setting, which seldom changes). A wrong guess costs only the reads: sums of an algorithm the
+/// server did not ask for are dropped, or, for a single PUT, kept (they are signed and checked all
+/// the same).
+#[derive(Debug, Default)]
+pub struct ServerChecksum(std::cell::Cell<Option<ChecksumAlgorithm>>);
+
+impl ServerChecksum {
+    /// Starts from `known` (`None`: nothing heard yet, or the server asked for none).
+    pub fn new(known: Option<ChecksumAlgorithm>) -> Self {
+        Self(std::cell::Cell::new(known))
+    }
+
+    pub fn get(&self) -> Option<ChecksumAlgorithm> {
+        self.0.get()
+    }
+
+    fn set(&self, asked: Option<ChecksumAlgorithm>) {
+        self.0.set(asked);
+    }
+}
+
 impl Default for UploadOptions {
     fn default() -> Self {
         Self {
@@ -245,6 +269,7 @@ pub struct Engine<S, P> {
     random: Rc<dyn Random>,
     resume: Option<Rc<dyn ResumeStore>>,
     checksummer: Option<Rc<dyn Checksummer>>,
+    server_checksum: Option<Rc<ServerChecksum>>,
     /// The queue's shared PUT slots; `None` limits only this upload's own PUTs.
     slots: Option<Slots>,
     options: UploadOptions,
@@ -329,6 +354,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             random: Rc::new(XorShift::new(seed)),
             resume: None,
             checksummer: None,
+            server_checksum: None,
             slots: None,
             options,
         }
@@ -345,6 +371,31 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     pub fn with_checksummer(mut self, checksummer: Rc<dyn Checksummer>) -> Self {
         self.checksummer = Some(checksummer);
         self
+    }
+
+    /// Remembers in `memo` the checksum the server asks for, and guesses from it (see
+    /// [`ServerChecksum`]); share one between the uploads of one page's uploader.
+    pub fn with_server_checksum(mut self, memo: Rc<ServerChecksum>) -> Self {
+        self.server_checksum = Some(memo);
+        self
+    }
+
+    /// The checksum this upload will likely use, before the server says: the options' own, or
+    /// with `Auto` what the server asked for last time.
+    fn guess(&self) -> Option<ChecksumAlgorithm> {
+        self.checksummer.as_ref()?;
+        match self.options.checksum {
+            ChecksumChoice::Auto => self.server_checksum.as_ref()?.get(),
+            ChecksumChoice::Off => None,
+            ChecksumChoice::Use(algorithm) => Some(algorithm),
+        }
+    }
+
+    /// Notes what the server asked for.
+    fn heard(&self, asked: Option<ChecksumAlgorithm>) {
+        if let Some(memo) = &self.server_checksum {
+            memo.set(asked);
+        }
     }
 
     /// The checksum to use given what the server asked for.
@@ -470,12 +521,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 // create and spare the first PUTs a round trip (it signs none when it wants
                 // checksums).
                 let presign = !matches!(self.options.checksum, ChecksumChoice::Use(_));
-                // An algorithm of our own is known before the create answers: the first parts are
-                // hashed while it is out, so that their PUTs do not also wait for the hasher to
+                // The algorithm is known before the create answers when the options name it, and
+                // likely when an earlier upload heard the server's: the first parts are hashed
+                // while the create is out, so that their PUTs do not also wait for the hasher to
                 // start and read them after it.
-                if let (ChecksumChoice::Use(algorithm), Some(summer)) =
-                    (self.options.checksum, &self.checksummer)
-                {
+                let guess = self.guess();
+                if let (Some(algorithm), Some(summer)) = (guess, &self.checksummer) {
                     early = plan
                         .numbers()
                         .take(HASHES_AT_ONCE)
@@ -501,7 +552,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         || self.signer.create(&request),
                     )
                     .await?;
+                self.heard(created.checksum);
                 let algorithm = self.algorithm(created.checksum);
+                if algorithm != guess {
+                    // Sums of another algorithm than the server now asks for.
+                    early.clear();
+                }
                 let mut upload = created;
                 first_batch = upload.presigned.take();
                 let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
@@ -633,9 +689,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// pause and cancel as parts of a multipart upload, and the same kind of result.
     ///
     /// A checksum chosen explicitly (`ChecksumChoice::Use`) is computed first and signed into the
-    /// URL. With `Auto`, the server names the one it wants in its answer; the URL then carries
-    /// none, so the file is hashed and the URL asked for again with it (a round trip more, only
-    /// when the server asks). An MD5 the server did not sign goes as a plain `Content-MD5`
+    /// URL. With `Auto`, the server names the one it wants in its answer; when the URL was not
+    /// signed for it, the file is hashed and the URL asked for again with it (a round trip more,
+    /// which [`ServerChecksum`] spares the uploads after the first). An MD5 the server did not sign goes as a plain `Content-MD5`
     /// header, which S3 checks on a presigned PUT all the same. Cancelling leaves nothing behind:
     /// the object exists only once the PUT has succeeded.
     async fn single_put(
@@ -657,8 +713,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         );
         reporter.report();
         let whole = 0..file.size;
-        let mut checksum = match (self.options.checksum, &self.checksummer) {
-            (ChecksumChoice::Use(algorithm), Some(summer)) => Some(
+        let mut sent = self.guess();
+        let mut checksum = match (sent, &self.checksummer) {
+            (Some(algorithm), Some(summer)) => Some(
                 self.whole_file_sum(summer, algorithm, file.size, control, &reporter)
                     .await?,
             ),
@@ -702,9 +759,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                             )),
                         });
                     }
+                    self.heard(params.checksum);
                     // The server wants a checksum this URL was not signed for: hash, ask again.
-                    if checksum.is_none()
-                        && self.options.checksum == ChecksumChoice::Auto
+                    if self.options.checksum == ChecksumChoice::Auto
+                        && params.checksum.is_some()
+                        && params.checksum != sent
                         && let (Some(algorithm), Some(summer)) =
                             (params.checksum, &self.checksummer)
                     {
@@ -712,6 +771,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                             self.whole_file_sum(summer, algorithm, file.size, control, &reporter)
                                 .await?,
                         );
+                        sent = Some(algorithm);
                         request.checksum = checksum.clone();
                         continue;
                     }

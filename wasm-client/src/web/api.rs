@@ -21,7 +21,7 @@ use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
 use crate::engine::{
     ChecksumChoice, Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState,
-    UploadOptions,
+    ServerChecksum, UploadOptions,
 };
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -174,6 +174,8 @@ pub(super) struct Config {
     pub(super) resume: bool,
     /// The checksum worker, started by the first upload that needs it.
     pub(super) hasher: Rc<SharedHasher>,
+    /// The checksum the server asked for last, which the next upload starts hashing with.
+    pub(super) server_checksum: Rc<ServerChecksum>,
 }
 
 #[wasm_bindgen]
@@ -342,6 +344,7 @@ pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
         options,
         resume: o.boolean("resume")?.unwrap_or(true),
         hasher: Rc::default(),
+        server_checksum: Rc::default(),
     })
 }
 
@@ -395,7 +398,8 @@ async fn upload(
     .with_checksummer(Rc::new(WorkerChecksummer {
         file: blob,
         hasher: config.hasher.clone(),
-    }));
+    }))
+    .with_server_checksum(config.server_checksum.clone());
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress

@@ -420,6 +420,7 @@ async fn run_item(
         file: source.blob,
         hasher: config.hasher.clone(),
     }))
+    .with_server_checksum(config.server_checksum.clone())
     .with_slots(slots);
     engine.upload(&info, on_progress, control).await
 }

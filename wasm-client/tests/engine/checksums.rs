@@ -4,7 +4,9 @@
 use std::rc::Rc;
 
 use s3_direct::engine::digest::{Digest, base64, base64_decode};
-use s3_direct::engine::{ChecksumChoice, PutError, UploadOptions, hash_deadline_ms};
+use s3_direct::engine::{
+    ChecksumChoice, PutError, ServerChecksum, UploadOptions, hash_deadline_ms,
+};
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -188,6 +190,67 @@ fn the_servers_checksum_starts_once_the_create_answers() {
         result.checksum,
         Some(composite(ChecksumAlgorithm::Md5, size_of(3), 3))
     );
+}
+
+/// With `auto`, what the server asked for last time is the guess: the first parts are hashed
+/// while the create is out, and what it answers is remembered for the next upload.
+#[test]
+fn the_servers_last_checksum_starts_on_the_first_parts_while_the_upload_is_created() {
+    let size = size_of(3);
+    let memo = Rc::new(ServerChecksum::new(Some(ChecksumAlgorithm::Sha256)));
+    let script = Script {
+        hold: vec![Gate::Create],
+        ..asking(ChecksumAlgorithm::Sha256)
+    };
+    let mut h = Harness::remembering(size, options(2), script, memo.clone());
+    h.run();
+    assert_eq!(
+        *h.checksummer.computed.borrow(),
+        [start_of(size, 1), start_of(size, 2)],
+        "asked before the create answers"
+    );
+    h.release(Gate::Create);
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Sha256, size, 3))
+    );
+    assert_eq!(h.checksummer.computed.borrow().len(), 3, "each part once");
+    assert_eq!(memo.get(), Some(ChecksumAlgorithm::Sha256));
+}
+
+/// A guess the server's answer contradicts: the early sums are dropped and the parts hashed with
+/// the algorithm it asks for now; asking for none turns checksums off for this upload.
+#[test]
+fn a_wrong_guess_of_the_servers_checksum_is_dropped() {
+    let size = size_of(3);
+    let memo = Rc::new(ServerChecksum::new(Some(ChecksumAlgorithm::Crc32c)));
+    let mut h = Harness::remembering(
+        size,
+        options(2),
+        asking(ChecksumAlgorithm::Md5),
+        memo.clone(),
+    );
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Md5, size, 3))
+    );
+    assert_eq!(
+        h.checksummer.computed.borrow().len(),
+        2 + 3,
+        "the two early CRC32C sums, then every part with MD5"
+    );
+    for put in h.sink.log() {
+        assert!(!put.headers.contains_key("x-amz-checksum-crc32c"));
+    }
+    assert_eq!(memo.get(), Some(ChecksumAlgorithm::Md5));
+
+    let mut h = Harness::remembering(size, options(2), Script::default(), memo.clone());
+    let result = h.finish(|p| p[0]).unwrap();
+    assert_eq!(result.checksum, None);
+    assert!(h.signer.sign_checksums().iter().all(|b| b.is_empty()));
+    assert_eq!(memo.get(), None, "the server asks for none now");
 }
 
 /// An early checksum has the same deadline as any other, counted from when it was asked for.

@@ -15,8 +15,8 @@ use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network,
-    PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, Signer,
-    SinglePutRequest, UploadOptions, UploadResult, Watch,
+    PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, ServerChecksum,
+    Signer, SinglePutRequest, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -771,7 +771,18 @@ pub struct Harness {
 impl Harness {
     /// Sets up an upload of `size` bytes; nothing runs until [`run`](Self::run).
     pub fn start(size: u64, options: UploadOptions, script: Script) -> Self {
-        Self::start_with(size, options, script, None)
+        Self::start_with(size, options, script, None, None)
+    }
+
+    /// [`start`](Self::start) remembering the server's checksum in `memo`, as the uploads of one
+    /// browser `Uploader` do.
+    pub fn remembering(
+        size: u64,
+        options: UploadOptions,
+        script: Script,
+        memo: Rc<ServerChecksum>,
+    ) -> Self {
+        Self::start_with(size, options, script, None, Some(memo))
     }
 
     /// [`start`](Self::start) keeping resume records in `records`, starting at clock time `now`.
@@ -782,7 +793,7 @@ impl Harness {
         records: Rc<MemoryResumeStore>,
         now: f64,
     ) -> Self {
-        Self::start_with(size, options, script, Some((records, now)))
+        Self::start_with(size, options, script, Some((records, now)), None)
     }
 
     fn start_with(
@@ -790,6 +801,7 @@ impl Harness {
         options: UploadOptions,
         script: Script,
         resume: Option<(Rc<MemoryResumeStore>, f64)>,
+        memo: Option<Rc<ServerChecksum>>,
     ) -> Self {
         let part_size = options
             .part_size
@@ -822,6 +834,9 @@ impl Harness {
         if let Some((records, now)) = resume {
             clock.advance(now);
             engine = engine.with_resume(records);
+        }
+        if let Some(memo) = memo {
+            engine = engine.with_server_checksum(memo);
         }
         let on_progress = {
             let progress = progress.clone();

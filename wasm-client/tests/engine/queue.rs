@@ -10,7 +10,7 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, ChecksumChoice, Engine, Error, ItemId, ItemState, Queue, QueueEvent, QueueOptions,
-    QueueProgress, SinglePutRequest, UploadOptions, UploadResult, hash_deadline_ms,
+    QueueProgress, ServerChecksum, SinglePutRequest, UploadOptions, UploadResult, hash_deadline_ms,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
@@ -317,6 +317,32 @@ fn by_default_a_single_put_follows_the_checksum_the_server_asks_for() {
     assert_eq!(put.headers["x-amz-checksum-crc32c"], fake_sum(0));
     h.store(1);
     assert_eq!(h.result().unwrap().unwrap().checksum, Some(sum));
+}
+
+/// Once the server has named its checksum, the next small file is hashed first and signed with
+/// its sum at once: one round trip.
+#[test]
+fn a_single_put_after_the_server_named_its_checksum_needs_one_signing_call() {
+    let memo = Rc::new(ServerChecksum::default());
+    let script = || Script {
+        checksum: Some(ChecksumAlgorithm::Sha256),
+        ..Script::default()
+    };
+    let mut first = Harness::remembering(SMALL, single_put_options(), script(), memo.clone());
+    first.run();
+    assert_eq!(first.signer.calls().len(), 2);
+    assert_eq!(memo.get(), Some(ChecksumAlgorithm::Sha256));
+
+    let mut next = Harness::remembering(SMALL, single_put_options(), script(), memo);
+    next.run();
+    let calls = next.signer.calls();
+    let [Call::SinglePut(request)] = calls.as_slice() else {
+        panic!("one signing call: {calls:?}");
+    };
+    let sum = format!("sha256:{}", fake_sum(0));
+    assert_eq!(request.checksum.as_deref(), Some(sum.as_str()));
+    next.store(1);
+    assert_eq!(next.result().unwrap().unwrap().checksum, Some(sum));
 }
 
 #[test]
