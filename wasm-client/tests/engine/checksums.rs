@@ -20,6 +20,14 @@ fn asking(algorithm: ChecksumAlgorithm) -> Script {
     }
 }
 
+/// The default options with `algorithm` named, whatever the server asks for.
+fn choosing(algorithm: ChecksumAlgorithm) -> UploadOptions {
+    UploadOptions {
+        checksum: ChecksumChoice::Use(algorithm),
+        ..options(2)
+    }
+}
+
 fn start_of(size: u64, part: u32) -> u64 {
     PartPlan::new(size, PART).unwrap().range(part).start
 }
@@ -121,10 +129,7 @@ fn the_switch_overrides_the_server_or_turns_checksums_off() {
     assert!(h.signer.sign_checksums().iter().all(|b| b.is_empty()));
     assert_eq!(result.checksum, None);
 
-    let sha = UploadOptions {
-        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Sha256),
-        ..options(2)
-    };
+    let sha = choosing(ChecksumAlgorithm::Sha256);
     let mut h = Harness::start(size, sha, Script::default());
     let result = h.finish(|p| p[0]).unwrap();
     assert!(result.checksum.unwrap().starts_with("sha256:"));
@@ -139,10 +144,7 @@ fn the_switch_overrides_the_server_or_turns_checksums_off() {
 #[test]
 fn a_chosen_checksum_starts_on_the_first_parts_while_the_upload_is_created() {
     let size = size_of(4);
-    let sha = UploadOptions {
-        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Sha256),
-        ..options(2)
-    };
+    let sha = choosing(ChecksumAlgorithm::Sha256);
     let script = Script {
         hold: vec![Gate::Create],
         ..Script::default()
@@ -257,10 +259,7 @@ fn a_wrong_guess_of_the_servers_checksum_is_dropped() {
 #[test]
 fn an_early_checksum_that_never_answers_is_asked_again_after_a_restart() {
     let size = size_of(2);
-    let crc = UploadOptions {
-        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Crc32c),
-        ..options(2)
-    };
+    let crc = choosing(ChecksumAlgorithm::Crc32c);
     let script = Script {
         hold: vec![Gate::Create],
         silent: Some((1, 1)),
@@ -443,10 +442,7 @@ fn resumed_parts_keep_their_checksums_for_completion() {
 #[test]
 fn md5_is_sent_even_when_the_server_does_not_sign_it() {
     let size = size_of(2);
-    let md5 = UploadOptions {
-        checksum: ChecksumChoice::Use(ChecksumAlgorithm::Md5),
-        ..options(2)
-    };
+    let md5 = choosing(ChecksumAlgorithm::Md5);
     let script = Script {
         unsigned_checksums: true,
         ..Script::default()
