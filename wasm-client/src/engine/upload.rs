@@ -691,9 +691,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// A checksum chosen explicitly (`ChecksumChoice::Use`) is computed first and signed into the
     /// URL. With `Auto`, the server names the one it wants in its answer; when the URL was not
     /// signed for it, the file is hashed and the URL asked for again with it (a round trip more,
-    /// which [`ServerChecksum`] spares the uploads after the first). An MD5 the server did not sign goes as a plain `Content-MD5`
-    /// header, which S3 checks on a presigned PUT all the same. Cancelling leaves nothing behind:
-    /// the object exists only once the PUT has succeeded.
+    /// which [`ServerChecksum`] spares the uploads after the first). An MD5 the server did not
+    /// sign goes as a plain `Content-MD5` header, which S3 checks on a presigned PUT all the same.
+    /// Cancelling leaves nothing behind: the object exists only once the PUT has succeeded.
     async fn single_put(
         &self,
         file: &FileInfo,
@@ -762,7 +762,6 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     self.heard(params.checksum);
                     // The server wants a checksum this URL was not signed for: hash, ask again.
                     if self.options.checksum == ChecksumChoice::Auto
-                        && params.checksum.is_some()
                         && params.checksum != sent
                         && let (Some(algorithm), Some(summer)) =
                             (params.checksum, &self.checksummer)
