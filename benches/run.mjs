@@ -378,25 +378,28 @@ async function uploadSection(results, dir) {
       }
     }
   }
-  for (const cell of cells.values()) {
-    const ok = cell.runs.filter((r) => r.ok);
-    const pick = (f) => summary(ok.map(f).filter((x) => x != null));
-    cell.mbPerSec = pick((r) => r.mbPerSec);
-    cell.cpuSeconds = {
-      browser: pick((r) => r.cpu.browser),
-      signer: pick((r) => r.cpu.signer),
-      store: pick((r) => r.cpu.store),
-      client: pick((r) => r.cpu.client),
-    };
-    cell.peak = {
-      jsHeapUsed: pick((r) => r.memory?.jsHeapUsed),
-      wasm: pick((r) => r.memory?.wasm),
-      browserPssGrowth: pick((r) => r.memory?.browserPssGrowth),
-    };
-    cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
-    cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
-    results.uploads.push(cell);
-  }
+  for (const cell of cells.values()) results.uploads.push(summarize(cell));
+}
+
+/** Adds to `cell` the summaries of its `runs` (each a result of `uploadOnce`). */
+function summarize(cell) {
+  const ok = cell.runs.filter((r) => r.ok);
+  const pick = (f) => summary(ok.map(f).filter((x) => x != null));
+  cell.mbPerSec = pick((r) => r.mbPerSec);
+  cell.cpuSeconds = {
+    browser: pick((r) => r.cpu.browser),
+    signer: pick((r) => r.cpu.signer),
+    store: pick((r) => r.cpu.store),
+    client: pick((r) => r.cpu.client),
+  };
+  cell.peak = {
+    jsHeapUsed: pick((r) => r.memory?.jsHeapUsed),
+    wasm: pick((r) => r.memory?.wasm),
+    browserPssGrowth: pick((r) => r.memory?.browserPssGrowth),
+  };
+  cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
+  cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
+  return cell;
 }
 
 // ------------------------------------------------------------------ checksum cost on slower links
@@ -426,19 +429,7 @@ async function linkSection(results, dir) {
       }
     }
   }
-  for (const cell of cells.values()) {
-    const ok = cell.runs.filter((r) => r.ok);
-    results.link.push({
-      linkMBps: cell.linkMBps,
-      sizeMiB: cell.sizeMiB,
-      checksum: cell.checksum,
-      mbPerSec: summary(ok.map((r) => r.mbPerSec)),
-      browserCpuSeconds: summary(ok.map((r) => r.cpu.browser).filter((x) => x != null)),
-      verified: `${ok.filter((r) => r.verified).length}/${cell.runs.length}`,
-      failures: cell.runs.filter((r) => !r.ok).map((r) => r.error),
-      runs: cell.runs.map((r) => (r.ok ? r.mbPerSec : null)),
-    });
-  }
+  for (const cell of cells.values()) results.link.push(summarize(cell));
 }
 
 // ------------------------------------------------------------------ signing
@@ -666,21 +657,10 @@ function targets(results) {
   }
   // Not targets: the same ratios on throttled links, where the link and not the two cores sets
   // the pace.
-  for (const c of results.link) {
+  const names = { crc32c: 'CRC32C', md5: 'MD5', sha256: 'SHA-256' };
+  for (const c of results.link.filter((l) => l.checksum !== 'off')) {
     const off = results.link.find((o) => o.linkMBps === c.linkMBps && o.checksum === 'off');
-    if (c.checksum === 'off' || !off) continue;
-    const rounds = c.runs
-      .map((x, i) => (x != null && off.runs[i] != null ? x / off.runs[i] : null))
-      .filter((x) => x != null);
-    if (c.mbPerSec && off.mbPerSec) {
-      out.push({
-        name: `${c.checksum.toUpperCase().replace('SHA256', 'SHA-256')}-checksummed / unchecksummed at a ${c.linkMBps} MB/s link (embedded, ${c.sizeMiB} MiB)`,
-        value: c.mbPerSec.median / off.mbPerSec.median,
-        target: null,
-        met: null,
-        rounds: rounds.length > 1 ? [Math.min(...rounds), Math.max(...rounds)] : undefined,
-      });
-    }
+    ratio(`${names[c.checksum]}-checksummed / unchecksummed at a ${c.linkMBps} MB/s link`, c, off, null, 'embedded', c.sizeMiB);
   }
   const sig = (server, kind) => results.signing.find((r) => r.server === server && r.kind === kind);
   const [ss, cs, sb, cb] = [sig('s3-direct', 'single'), sig('Companion', 'single'), sig('s3-direct', 'batch'), sig('Companion', 'batch')];

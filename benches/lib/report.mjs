@@ -113,7 +113,7 @@ export function renderMarkdown(r) {
     for (const c of r.link) {
       const off = r.link.find((o) => o.linkMBps === c.linkMBps && o.checksum === 'off');
       const vs = c.checksum !== 'off' && c.mbPerSec && off?.mbPerSec ? f(c.mbPerSec.median / off.mbPerSec.median, 2) : '';
-      line(`| ${c.linkMBps} MB/s (${c.linkMBps * 8} Mbit/s) | ${c.checksum} | ${range(c.mbPerSec)} | ${vs} | ${med(c.browserCpuSeconds, 2)} | ${c.verified} |`);
+      line(`| ${c.linkMBps} MB/s (${c.linkMBps * 8} Mbit/s) | ${c.checksum} | ${range(c.mbPerSec)} | ${vs} | ${med(c.cpuSeconds.browser, 2)} | ${c.verified} |`);
     }
     const failed = r.link.filter((c) => c.failures.length);
     for (const c of failed) line(`\n- ${c.linkMBps} MB/s, ${c.checksum}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
