@@ -2,17 +2,15 @@
 //! `ListMultipartUploads`: its own bookkeeping names every open upload, so the sweeper can still
 //! find and remove abandoned ones.
 //!
-//! s3s-fs 0.14.1 keeps, in its root (the data dir), per open upload: a record
-//! `.upload-{uuid}.json`; the object's attributes `.bucket-{b64(bucket)}.object-{b64(key)}
-//! .upload-{uuid}.metadata.json` (base64url without padding); and each part as
-//! `.upload_id-{uuid}.part-{n}`. Aborting removes all three, as s3s-fs's own abort does. The
-//! record's modification time is when the upload started.
+//! s3s-fs 0.14.1 keeps, in its root (the data dir), per open upload: a record, the object's
+//! attributes and each part (their names: `crate::embedded::layout`). Aborting removes all three,
+//! as s3s-fs's own abort does. The record's modification time is when the upload started.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::embedded::layout::{self, Layout};
 
 use super::uploads::{
     Aborted, MultipartAdmin, OpsError, PartPage, PendingUpload, UploadMarker, UploadPage,
@@ -24,7 +22,7 @@ const PAGE: usize = 1000;
 /// The embedded store's uploads, read from its data dir.
 #[derive(Debug, Clone)]
 pub struct EmbeddedAdmin {
-    root: PathBuf,
+    layout: Layout,
     bucket: String,
 }
 
@@ -32,33 +30,29 @@ impl EmbeddedAdmin {
     /// The uploads of `bucket` in the s3s-fs root `data_dir`.
     pub fn new(data_dir: &Path, bucket: &str) -> Self {
         Self {
-            root: data_dir.to_owned(),
+            layout: Layout::new(data_dir),
             bucket: bucket.to_owned(),
         }
     }
 
     fn record(&self, upload_id: &str) -> PathBuf {
-        self.root.join(format!(".upload-{upload_id}.json"))
+        self.layout.record(upload_id)
     }
 
     fn attributes(&self, key: &str, upload_id: &str) -> PathBuf {
-        self.root.join(format!(
-            ".bucket-{}.object-{}.upload-{upload_id}.metadata.json",
-            URL_SAFE_NO_PAD.encode(&self.bucket),
-            URL_SAFE_NO_PAD.encode(key)
-        ))
+        self.layout.attributes(&self.bucket, key, Some(upload_id))
     }
 
     /// The names of the data dir's files (those that are valid UTF-8; s3s-fs writes no others).
     async fn file_names(&self) -> Result<Vec<String>, OpsError> {
         let mut names = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.root)
+        let mut dir = tokio::fs::read_dir(self.layout.root())
             .await
-            .map_err(|e| io_error("read the data dir", &self.root, &e))?;
+            .map_err(|e| io_error("read the data dir", self.layout.root(), &e))?;
         while let Some(entry) = dir
             .next_entry()
             .await
-            .map_err(|e| io_error("read the data dir", &self.root, &e))?
+            .map_err(|e| io_error("read the data dir", self.layout.root(), &e))?
         {
             if let Ok(name) = entry.file_name().into_string() {
                 names.push(name);
@@ -69,7 +63,7 @@ impl EmbeddedAdmin {
 
     /// Every open upload of the bucket, sorted by key and upload id.
     async fn all_uploads(&self) -> Result<Vec<PendingUpload>, OpsError> {
-        let head = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(&self.bucket));
+        let head = Layout::attributes_prefix(&self.bucket);
         let mut found = Vec::new();
         for name in self.file_names().await? {
             let Some(rest) = name
@@ -81,11 +75,7 @@ impl EmbeddedAdmin {
             let Some((key, upload_id)) = rest.split_once(".upload-") else {
                 continue;
             };
-            let Some(key) = URL_SAFE_NO_PAD
-                .decode(key)
-                .ok()
-                .and_then(|k| String::from_utf8(k).ok())
-            else {
+            let Some(key) = layout::decode(key) else {
                 continue;
             };
             if uuid::Uuid::parse_str(upload_id).is_err() {
@@ -107,14 +97,14 @@ impl EmbeddedAdmin {
 
     /// The part files of an upload: (part number, path, size).
     async fn parts(&self, upload_id: &str) -> Result<Vec<(u32, PathBuf, u64)>, OpsError> {
-        let head = format!(".upload_id-{upload_id}.part-");
+        let head = Layout::part_prefix(upload_id);
         let mut parts = Vec::new();
         for name in self.file_names().await? {
             let Some(number) = name.strip_prefix(&head).and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             // A part removed meanwhile is simply not counted.
-            let path = self.root.join(&name);
+            let path = self.layout.root().join(&name);
             if let Ok(meta) = tokio::fs::metadata(&path).await {
                 parts.push((number, path, meta.len()));
             }

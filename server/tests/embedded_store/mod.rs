@@ -128,6 +128,11 @@ async fn full_multipart_upload_through_presigned_urls() {
     .ok();
     let sizes: Vec<(u32, u64)> = listed.iter().map(|p| (p.part_number, p.size)).collect();
     assert_eq!(sizes, [(1, 5 * MIB), (2, 5 * MIB), (3, MIB + 1234)]);
+    let listed_etags: Vec<String> = listed
+        .iter()
+        .map(|p| format!("\"{}\"", p.etag.trim_matches('"')))
+        .collect();
+    assert_eq!(listed_etags, etags);
 
     let parts: Vec<(u32, &str)> = etags
         .iter()
@@ -706,4 +711,138 @@ async fn completion_aborts_an_upload_larger_than_declared() {
     )
     .await
     .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+}
+
+/// S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-` and the part count.
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    use s3s::crypto::{Checksum, Md5};
+    let mut all = Md5::new();
+    for part in parts {
+        all.update(&Md5::checksum(part));
+    }
+    let hex: String = all.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}-{}\"", parts.len())
+}
+
+#[tokio::test]
+async fn completion_checks_every_named_etag_and_keeps_the_upload_when_one_is_wrong() {
+    let e = Embedded::start().await;
+    let (key, upload_id) = create(&e.app, "a.bin").await;
+    let batch = sign_batch(&e, &key, &upload_id, "1,2").await;
+    let first = test_bytes((5 * MIB) as usize, 3);
+    let etag1 = put_part(&batch.presigned_urls[&1], first.clone()).await;
+    let etag2 = put_part(&batch.presigned_urls[&2], b"tail".to_vec()).await;
+
+    // Part 1 named with part 2's ETag: S3 refuses that, and so does the embedded store now.
+    complete(&e, &key, &upload_id, &[(1, &etag2), (2, &etag2)])
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+    assert_eq!(e.open_uploads(), [store_id(&upload_id)]);
+    assert_eq!(e.stored_parts().len(), 2);
+    assert!(e.objects().is_empty());
+
+    let done: CompleteResponse = complete(&e, &key, &upload_id, &[(1, &etag1), (2, &etag2)])
+        .await
+        .ok();
+    let expected = multipart_etag(&[&first, b"tail"]);
+    assert_eq!(done.etag, expected);
+    let head =
+        e.s3.client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(head.e_tag(), Some(expected.as_str()));
+    assert_eq!(head.content_type(), Some("application/octet-stream"));
+    let (stored, _) = get_object(&e, &key).await;
+    assert_eq!(
+        Sha256::digest(&stored),
+        Sha256::digest([&first[..], b"tail"].concat())
+    );
+    assert!(e.open_uploads().is_empty());
+    assert!(e.stored_parts().is_empty());
+}
+
+/// Completion takes each part's MD5 from the attribute stored with the part file instead of
+/// reading the part again; without the attribute it hashes the part.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn completion_uses_the_md5_kept_with_each_part_and_hashes_parts_without_one() {
+    use s3s::crypto::Checksum;
+    const ATTRIBUTE: &str = "user.s3-direct.md5";
+    let e = Embedded::start().await;
+    let (key, upload_id) = create(&e.app, "a.bin").await;
+    let batch = sign_batch(&e, &key, &upload_id, "1").await;
+    let data = test_bytes(4096, 5);
+    let etag = put_part(&batch.presigned_urls[&1], data.clone()).await;
+    let part = e
+        .store
+        .data_dir()
+        .join(format!(".upload_id-{}.part-1", store_id(&upload_id)));
+    let mut kept = [0u8; 32];
+    let len = rustix::fs::getxattr(&part, ATTRIBUTE, &mut kept[..]).unwrap();
+    assert_eq!(kept[..len], s3s::crypto::Md5::checksum(&data));
+
+    // The store believes the attribute: with a wrong digest there, the true ETag does not match.
+    rustix::fs::setxattr(&part, ATTRIBUTE, &[0; 16], rustix::fs::XattrFlags::empty()).unwrap();
+    complete(&e, &key, &upload_id, &[(1, &etag)])
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+
+    rustix::fs::removexattr(&part, ATTRIBUTE).unwrap();
+    let done: CompleteResponse = complete(&e, &key, &upload_id, &[(1, &etag)]).await.ok();
+    assert_eq!(done.etag, multipart_etag(&[&data]));
+    assert_eq!(get_object(&e, &key).await.0, data);
+}
+
+#[tokio::test]
+async fn the_store_verifies_the_checksum_signed_into_a_part_url() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use s3s::crypto::{Checksum, Crc32, Crc32c, Md5, Sha256 as S3Sha256};
+    let e = Embedded::start().await;
+    let data = test_bytes(100_000, 9);
+    let mut altered = data.clone();
+    altered[50_000] ^= 1;
+    let sums = [
+        ("md5", STANDARD.encode(Md5::checksum(&data))),
+        ("crc32", STANDARD.encode(Crc32::checksum(&data))),
+        ("crc32c", STANDARD.encode(Crc32c::checksum(&data))),
+        ("sha256", STANDARD.encode(S3Sha256::checksum(&data))),
+    ];
+    for (algorithm, sum) in sums {
+        let (key, upload_id) = create(&e.app, "a.bin").await;
+        let checksums = enc(&format!("1:{algorithm}:{sum}"));
+        let batch = sign_batch(&e, &key, &upload_id, &format!("1&checksums={checksums}")).await;
+        let send = |body: Vec<u8>| {
+            let mut put = crate::common::http()
+                .put(&batch.presigned_urls[&1])
+                .body(body);
+            let own = batch.part_headers.get(&1).into_iter().flatten();
+            for (name, value) in batch.headers.iter().chain(own) {
+                if name != "content-length" {
+                    put = put.header(name, value);
+                }
+            }
+            put.send()
+        };
+        let refused = send(altered.clone()).await.unwrap();
+        assert_eq!(refused.status(), 400, "{algorithm}");
+        let text = refused.text().await.unwrap();
+        assert!(
+            text.contains("<Code>BadDigest</Code>"),
+            "{algorithm}: {text}"
+        );
+        assert!(e.stored_parts().is_empty(), "{algorithm}");
+
+        let stored = send(data.clone()).await.unwrap();
+        assert_eq!(stored.status(), 200, "{algorithm}");
+        let etag = stored.headers()["etag"].to_str().unwrap().to_owned();
+        complete(&e, &key, &upload_id, &[(1, &etag)])
+            .await
+            .ok::<CompleteResponse>();
+        assert_eq!(get_object(&e, &key).await.0, data, "{algorithm}");
+    }
 }

@@ -6,13 +6,11 @@
 //! part's ETag, the most common failure of browser uploaders). It gets its own port because a SigV4
 //! signature covers the whole path, so it cannot be mounted under a prefix of the API server.
 //!
-//! An [`S3Access`] hook papers over s3s-fs 0.14.1 quirks (DESIGN.md §5) that would otherwise leak
-//! into the API: an unknown upload id is answered `AccessDenied` (or, for ListParts, an empty list)
-//! instead of `NoSuchUpload`; an upload id is not tied to its key, so it could be completed into
-//! another object; and a failed CompleteMultipartUpload deletes the upload before checking its
-//! parts. The hook checks all three up front, as S3 does, so a bad completion leaves the upload
-//! intact for the client to re-send parts. Part ETags are not compared at completion (that would
-//! read every part twice); ListParts still reports no ETags.
+//! s3s-fs serves the store, with two parts of this module around it: an upload guard
+//! (`guard.rs`) that answers S3's errors where s3s-fs 0.14.1 would not (DESIGN.md §5), and its
+//! own UploadPart and CompleteMultipartUpload (`multipart.rs`), which verify part checksums and
+//! ETags and complete without reading the parts through this process. `layout.rs` names
+//! s3s-fs's files for both, and for the operator commands.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,13 +19,8 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
-use s3s::dto::{
-    AbortMultipartUploadInput, CompleteMultipartUploadInput, ListPartsInput, UploadPartInput,
-};
 use s3s::service::S3ServiceBuilder;
-use s3s::{S3Request, S3Result, s3_error};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::cors::{Any, CorsLayer};
@@ -35,9 +28,13 @@ use uuid::Uuid;
 
 use crate::store::{S3Store, S3StoreConfig};
 
-/// The smallest size of a non-last part (S3's rule, which s3s-fs enforces only after destroying
-/// the upload).
-const MIN_PART_SIZE: u64 = s3_direct_protocol::limits::MIN_PART_SIZE;
+mod guard;
+pub(crate) mod layout;
+mod multipart;
+
+use guard::UploadGuard;
+use layout::Layout;
+use multipart::EmbeddedFs;
 
 /// Credentials the embedded store accepts.
 #[derive(Clone)]
@@ -110,15 +107,14 @@ impl EmbeddedStore {
         let fs =
             s3s_fs::FileSystem::new(&data_dir).map_err(|e| io::Error::other(format!("{e:?}")))?;
 
-        let mut builder = S3ServiceBuilder::new(fs);
+        let layout = Layout::new(&data_dir);
+        let mut builder = S3ServiceBuilder::new(EmbeddedFs::new(fs, layout.clone()));
         // Without an auth provider s3s answers every signed request 501 NotImplemented.
         builder.set_auth(SimpleAuth::from_single(
             credentials.access_key.as_str(),
             credentials.secret_key.as_str(),
         ));
-        builder.set_access(UploadGuard {
-            root: data_dir.clone(),
-        });
+        builder.set_access(UploadGuard { layout });
         let s3 = builder.build();
 
         let service = tower::ServiceBuilder::new().layer(cors()).service(s3);
@@ -228,124 +224,6 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// Base64url without padding, the file-name encoding s3s-fs uses for bucket and key.
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        // 1 byte gives 2 characters, 2 give 3, 3 give 4.
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// Checks upload-scoped requests against s3s-fs's on-disk state before s3s-fs acts on them.
-struct UploadGuard {
-    /// The s3s-fs root (canonical data dir).
-    root: PathBuf,
-}
-
-impl UploadGuard {
-    /// An upload is open for `bucket`/`key` if s3s-fs holds both its record
-    /// (`.upload-{uuid}.json`) and the object attributes it saved for that very bucket and key
-    /// at creation (`.bucket-{b64}.object-{b64}.upload-{uuid}.metadata.json`, removed on
-    /// complete and abort).
-    fn check_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<Uuid> {
-        let id = Uuid::parse_str(upload_id).ok().filter(|id| {
-            let id = id.hyphenated();
-            let record = self.root.join(format!(".upload-{id}.json"));
-            let attributes = self.root.join(format!(
-                ".bucket-{}.object-{}.upload-{id}.metadata.json",
-                base64url(bucket.as_bytes()),
-                base64url(key.as_bytes())
-            ));
-            record.is_file() && attributes.is_file()
-        });
-        id.ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))
-    }
-
-    /// s3s-fs stores part N of an upload as `.upload_id-{uuid}.part-N` in its root.
-    fn part_path(&self, id: Uuid, part_number: i32) -> PathBuf {
-        self.root
-            .join(format!(".upload_id-{}.part-{part_number}", id.hyphenated()))
-    }
-}
-
-#[async_trait::async_trait]
-impl S3Access for UploadGuard {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        // Same as s3s's default: every request must be signed.
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "Signature is required")),
-        }
-    }
-
-    async fn upload_part(&self, req: &mut S3Request<UploadPartInput>) -> S3Result<()> {
-        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
-            .map(drop)
-    }
-
-    async fn list_parts(&self, req: &mut S3Request<ListPartsInput>) -> S3Result<()> {
-        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
-            .map(drop)
-    }
-
-    async fn abort_multipart_upload(
-        &self,
-        req: &mut S3Request<AbortMultipartUploadInput>,
-    ) -> S3Result<()> {
-        self.check_upload(&req.input.bucket, &req.input.key, &req.input.upload_id)
-            .map(drop)
-    }
-
-    async fn complete_multipart_upload(
-        &self,
-        req: &mut S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<()> {
-        let input = &req.input;
-        let id = self.check_upload(&input.bucket, &input.key, &input.upload_id)?;
-        let parts = input
-            .multipart_upload
-            .as_ref()
-            .and_then(|m| m.parts.as_deref())
-            .unwrap_or_default();
-        let last = parts.len();
-        for (index, part) in parts.iter().enumerate() {
-            let expected = i32::try_from(index + 1).unwrap_or(i32::MAX);
-            let number = part.part_number.unwrap_or(0);
-            // s3s-fs concatenates parts 1..=N and cannot skip numbers, unlike S3.
-            if number != expected {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "The embedded store needs parts numbered 1..={last} without gaps; \
-                     part {expected} is missing"
-                ));
-            }
-            let size = match tokio::fs::metadata(self.part_path(id, number)).await {
-                Ok(meta) if meta.is_file() => meta.len(),
-                _ => {
-                    return Err(s3_error!(
-                        InvalidPart,
-                        "Part {number} has not been uploaded"
-                    ));
-                }
-            };
-            if index + 1 < last && size < MIN_PART_SIZE {
-                return Err(s3_error!(
-                    EntityTooSmall,
-                    "Part {number} is {size} bytes, below the 5 MiB minimum for all but the last part"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,19 +236,6 @@ mod tests {
         assert_eq!(a.access_key.len(), 20);
         assert_eq!(a.secret_key.len(), 64);
         assert!(!format!("{a:?}").contains(&a.secret_key));
-    }
-
-    #[test]
-    fn base64url_matches_the_names_s3s_fs_writes() {
-        assert_eq!(base64url(b"s3-direct"), "czMtZGlyZWN0");
-        assert_eq!(
-            base64url("uploads/c4413e2e-50a8-40ac-aee0-053bf02a5692/ñ 日本.bin".as_bytes()),
-            "dXBsb2Fkcy9jNDQxM2UyZS01MGE4LTQwYWMtYWVlMC0wNTNiZjAyYTU2OTIvw7Eg5pel5pysLmJpbg"
-        );
-        assert_eq!(base64url(b""), "");
-        assert_eq!(base64url(b"a"), "YQ");
-        assert_eq!(base64url(b"ab"), "YWI");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]
