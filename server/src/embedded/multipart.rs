@@ -317,16 +317,14 @@ fn assemble(
     let info_temp = TempFile(layout.temp());
     std::fs::write(&info_temp.0, info).map_err(internal)?;
     info_temp.persist_blocking(&layout.internal_info(bucket, key))?;
-    // The attributes given at creation become the object's.
+    // The attributes given at creation become the object's. (Gone only if a second completion
+    // of the same upload got here first, with the same attributes.)
     match std::fs::rename(
         layout.attributes(bucket, key, Some(id)),
         layout.attributes(bucket, key, None::<&str>),
     ) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            remove_if_present(&layout.attributes(bucket, key, None::<&str>))?;
-        }
-        Err(e) => return Err(internal(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(internal(e)),
+        _ => {}
     }
     remove_if_present(&layout.record(id))?;
     for (path, _) in &files {
