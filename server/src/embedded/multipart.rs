@@ -247,7 +247,9 @@ fn assemble(
     let id = id.hyphenated();
     // Every part is checked before anything is written, so a refused completion leaves the
     // upload as it was, for the caller to send the parts again.
-    let mut files = Vec::with_capacity(parts.len());
+    // The part files are not held open between the passes: an upload may have 10,000 parts,
+    // far more than a process may usually keep open.
+    let mut checked = Vec::with_capacity(parts.len());
     let mut digests = Md5::new();
     for (index, part) in parts.iter().enumerate() {
         let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
@@ -276,7 +278,8 @@ fn assemble(
                 "Part {number} is {size} bytes, below the 5 MiB minimum for all but the last part"
             ));
         }
-        let md5 = match kept_md5(&file) {
+        let kept = kept_md5(&file);
+        let md5 = match kept {
             Some(md5) => md5,
             None => {
                 tracing::debug!(
@@ -294,15 +297,31 @@ fn assemble(
             ));
         }
         digests.update(&md5);
-        files.push((path, file));
+        checked.push((number, path, kept));
     }
 
     let started = std::time::Instant::now();
     let temp = TempFile(layout.temp());
     let mut out = File::create(&temp.0).map_err(internal)?;
-    for (_, file) in &mut files {
+    for (number, path, kept) in &checked {
+        let mut file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                s3_error!(
+                    NoSuchUpload,
+                    "The upload was completed or aborted meanwhile."
+                )
+            }
+            _ => internal(e),
+        })?;
+        // A part sent again since the check carries another digest (or none).
+        if kept_md5(&file) != *kept {
+            return Err(s3_error!(
+                InvalidPart,
+                "Part {number} was replaced while the upload was being completed"
+            ));
+        }
         // File to file: copy_file_range on Linux, so the bytes stay in the kernel.
-        io::copy(file, &mut out).map_err(internal)?;
+        io::copy(&mut file, &mut out).map_err(internal)?;
     }
     drop(out);
     tracing::debug!(elapsed = ?started.elapsed(), "embedded store: parts joined");
@@ -327,7 +346,7 @@ fn assemble(
         _ => {}
     }
     remove_if_present(&layout.record(id))?;
-    for (path, _) in &files {
+    for (_, path, _) in &checked {
         remove_if_present(path)?;
     }
     Ok(e_tag)
