@@ -131,7 +131,7 @@ pub struct SignBatchResponse {
 pub struct ListedPart {
     #[serde(rename = "PartNumber")]
     pub part_number: u32,
-    /// Empty when the store does not report part ETags (the embedded store).
+    /// Empty when the store does not report part ETags (stock s3s-fs; the embedded store does).
     #[serde(rename = "ETag", default)]
     pub etag: String,
     #[serde(rename = "Size", default)]

@@ -123,7 +123,7 @@ pub trait ResumeStore {
 
 /// The parts of `record` that the store still holds, by `listed` (its ListParts answer). A part
 /// counts when the store lists it with the recorded size and, if the store reports ETags, the
-/// recorded ETag (the embedded store lists none; its size must then do). Parts the store lists
+/// recorded ETag (stock s3s-fs lists none; its size must then do). Parts the store lists
 /// that the record lacks — PUTs that finished as the page died — count when their ETag is known
 /// and their size is the plan's.
 pub fn reconcile(
