@@ -920,3 +920,72 @@ async fn an_sdk_client_with_its_default_checksums_uploads_parts() {
         .unwrap();
     assert_eq!(get_object(&e, key).await.0, data);
 }
+
+/// `If-None-Match: *` and `If-Match` on completion, which s3s-fs honoured and the store's own
+/// completion keeps: a refused condition leaves the upload open.
+#[tokio::test]
+async fn completion_honours_if_none_match_and_if_match() {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let e = Embedded::start().await;
+    let client = e.s3.client();
+    let key = "conditions/a.bin";
+    let old = client
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from_static(b"old"))
+        .send()
+        .await
+        .unwrap();
+    let upload = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let part = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .unwrap();
+    let complete = || {
+        client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+    };
+    for refused in [
+        complete().if_none_match("*"),
+        complete().if_match("\"0123456789abcdef0123456789abcdef\""),
+    ] {
+        let err = refused.send().await.unwrap_err();
+        let code = err.raw_response().map(|r| r.status().as_u16());
+        assert_eq!(code, Some(412), "{err:?}");
+        assert_eq!(e.open_uploads().len(), 1);
+    }
+    complete()
+        .if_match(old.e_tag().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_object(&e, key).await.0, b"new");
+}
