@@ -13,6 +13,14 @@
 //! (written by UploadPartCopy, or on a file system without user attributes) is hashed again.
 //! UploadPart verifies `Content-MD5` and the `x-amz-checksum-*` values, in headers or trailers.
 //! ListParts reports the kept ETags, where s3s-fs lists none.
+//!
+//! An upload created with a checksum algorithm (`x-amz-checksum-algorithm`: CRC32, CRC32C, SHA1
+//! or SHA256; s3s-fs ignores it) is held to S3's rules for it: the algorithm is kept in an
+//! attribute of the upload's record, every part must carry that checksum and no other ("checksum
+//! type mismatch"), the value is kept with the part (`user.s3-direct.checksum`), completion must
+//! name each part's checksum, and the object gets the composite checksum — the checksum of the
+//! parts' checksums, with `-N` — in its answer and in HeadObject. An upload created without one
+//! takes parts with any checksum, each verified, as s3s-fs did.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -23,8 +31,8 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{
     self, ChecksumAlgorithm, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
-    CompletedPart, ETag, ETagCondition, ListPartsInput, ListPartsOutput, UploadPartInput,
-    UploadPartOutput,
+    CompletedPart, CreateMultipartUploadInput, CreateMultipartUploadOutput, ETag, ETagCondition,
+    ListPartsInput, ListPartsOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::AsyncWriteExt;
@@ -86,9 +94,36 @@ s3_impl! {
         copy_object: CopyObjectInput -> CopyObjectOutput,
         delete_object: DeleteObjectInput -> DeleteObjectOutput,
         delete_objects: DeleteObjectsInput -> DeleteObjectsOutput,
-        create_multipart_upload: CreateMultipartUploadInput -> CreateMultipartUploadOutput,
         upload_part_copy: UploadPartCopyInput -> UploadPartCopyOutput,
         abort_multipart_upload: AbortMultipartUploadInput -> AbortMultipartUploadOutput,
+    }
+
+    /// s3s-fs's create, keeping the checksum algorithm the upload is created with.
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let algorithm = Composite::declared(&req.input)?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let mut answer = self.fs.create_multipart_upload(req).await?;
+        let Some(algorithm) = algorithm else {
+            return Ok(answer);
+        };
+        let id = answer.output.upload_id.as_deref().map(upload_uuid).transpose()?;
+        let id = id.ok_or_else(|| s3_error!(InternalError, "s3s-fs gave no upload id"))?;
+        let record = self.layout.record(id.hyphenated());
+        if let Err(e) = keep_attribute(&record, ALGORITHM_ATTRIBUTE, algorithm.name().as_bytes()) {
+            // Without the algorithm the upload would not be held to it: take it back.
+            let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(self.layout.attributes(&bucket, &key, Some(id.hyphenated())));
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                format!("The embedded store cannot keep the upload's checksum algorithm here: {e}"),
+            ));
+        }
+        answer.output.checksum_algorithm = Some(ChecksumAlgorithm::from(algorithm.name().to_owned()));
+        answer.output.checksum_type = Some(dto::ChecksumType::from_static(dto::ChecksumType::COMPOSITE));
+        Ok(answer)
     }
 
     async fn upload_part(
@@ -148,6 +183,10 @@ impl EmbeddedFs {
         }
         let id = upload_uuid(&input.upload_id)?;
         let mut wanted = Digests::wanted(&input)?;
+        let declared = declared_algorithm(&self.layout, id)?;
+        if let Some(algorithm) = declared {
+            wanted.check_type(algorithm)?;
+        }
         let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
 
         let temp = TempFile(self.layout.temp());
@@ -180,6 +219,9 @@ impl EmbeddedFs {
         let verified = wanted.verify(trailers.as_ref())?;
 
         keep_md5(&file, &md5);
+        if let Some(value) = declared.and_then(|a| a.pick(&verified)) {
+            keep_checksum(&file, value);
+        }
         drop(file);
         temp.persist(&self.layout.part(id.hyphenated(), input.part_number))
             .await?;
@@ -220,30 +262,39 @@ impl EmbeddedFs {
         })?;
         let layout = self.layout.clone();
         let (b, k) = (bucket.clone(), key.clone());
-        let e_tag = tokio::task::spawn_blocking(move || {
+        let (e_tag, checksum) = tokio::task::spawn_blocking(move || {
+            let declared = declared_algorithm(&layout, id)?;
             check_conditions(&layout, &b, &k, &object, if_match, if_none_match)?;
-            assemble(&layout, id, &parts, &b, &k, &object)
+            assemble(&layout, id, &parts, declared, &b, &k, &object)
         })
         .await
         .map_err(|e| s3_error!(InternalError, "completion stopped: {e}"))??;
+        let checksum = checksum.unwrap_or_default();
         Ok(CompleteMultipartUploadOutput {
             bucket: Some(bucket),
             key: Some(key),
             e_tag: Some(ETag::Strong(e_tag)),
+            checksum_crc32: checksum.checksum_crc32,
+            checksum_crc32c: checksum.checksum_crc32c,
+            checksum_sha1: checksum.checksum_sha1,
+            checksum_sha256: checksum.checksum_sha256,
+            checksum_type: checksum.checksum_type,
             ..Default::default()
         })
     }
 }
 
-/// Joins the parts into the object and retires the upload; the object's ETag.
+/// Joins the parts into the object and retires the upload; the object's ETag, and its composite
+/// checksum when the upload was created with an algorithm.
 fn assemble(
     layout: &Layout,
     id: Uuid,
     parts: &[CompletedPart],
+    declared: Option<Composite>,
     bucket: &str,
     key: &str,
     object: &Path,
-) -> S3Result<String> {
+) -> S3Result<(String, Option<dto::Checksum>)> {
     let id = id.hyphenated();
     // Every part is checked before anything is written, so a refused completion leaves the
     // upload as it was, for the caller to send the parts again.
@@ -251,6 +302,7 @@ fn assemble(
     // far more than a process may usually keep open.
     let mut checked = Vec::with_capacity(parts.len());
     let mut digests = Md5::new();
+    let mut composite = declared.map(|a| (a, a.hasher()));
     for (index, part) in parts.iter().enumerate() {
         let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
         if part.part_number != Some(number) {
@@ -296,6 +348,10 @@ fn assemble(
                 "Part {number}'s ETag does not match the part the store holds"
             ));
         }
+        if let Some((algorithm, hasher)) = &mut composite {
+            let digest = part_checksum(&file, *algorithm, number, part)?;
+            hasher.update(&digest);
+        }
         digests.update(&md5);
         checked.push((number, path, kept));
     }
@@ -331,8 +387,16 @@ fn assemble(
     temp.persist_blocking(object)?;
 
     let e_tag = format!("{}-{}", hex(&digests.finalize()), parts.len());
-    // The new object's ETag; checksums of an earlier object at this key do not carry over.
-    let info = serde_json::json!({ "e_tag": e_tag }).to_string();
+    // The new object's ETag and checksum; those of an earlier object at this key do not carry
+    // over.
+    let mut info = serde_json::Map::new();
+    info.insert("e_tag".to_owned(), e_tag.clone().into());
+    let checksum = composite.and_then(|(algorithm, hasher)| {
+        let value = format!("{}-{}", algorithm.pick(&hasher.finalize())?, parts.len());
+        info.insert(algorithm.info_key().to_owned(), value.clone().into());
+        Some(algorithm.checksum(value))
+    });
+    let info = serde_json::Value::Object(info).to_string();
     let info_temp = TempFile(layout.temp());
     std::fs::write(&info_temp.0, info).map_err(internal)?;
     info_temp.persist_blocking(&layout.internal_info(bucket, key))?;
@@ -349,7 +413,186 @@ fn assemble(
     for (_, path, _) in &checked {
         remove_if_present(path)?;
     }
-    Ok(e_tag)
+    Ok((e_tag, checksum))
+}
+
+/// The digest of `part` of the algorithm the upload was created with: the completion must name
+/// it, and it must be the one kept with the part (or, where none was kept, its hash).
+fn part_checksum(
+    file: &File,
+    algorithm: Composite,
+    number: i32,
+    part: &CompletedPart,
+) -> S3Result<Vec<u8>> {
+    let named = algorithm.named_in(part).ok_or_else(|| {
+        s3_error!(
+            InvalidRequest,
+            "The upload was created using a {} checksum. The complete request must include the \
+             checksum for each part. It was missing for part {number} in the request.",
+            algorithm.name().to_ascii_lowercase()
+        )
+    })?;
+    let held = match kept_checksum(file) {
+        Some(value) => value,
+        None => {
+            let mut hasher = algorithm.hasher();
+            hash_file(file, |chunk| hasher.update(chunk)).map_err(internal)?;
+            algorithm
+                .pick(&hasher.finalize())
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let held = decode_base64(&held);
+    if held.is_none() || held != decode_base64(named) {
+        return Err(s3_error!(
+            InvalidPart,
+            "Part {number}'s {} checksum does not match the part the store holds",
+            algorithm.name()
+        ));
+    }
+    Ok(held.unwrap_or_default())
+}
+
+fn decode_base64(value: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(value).ok()
+}
+
+/// An algorithm an upload can be created with, whose object then gets a composite checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Composite {
+    Crc32,
+    Crc32c,
+    Sha1,
+    Sha256,
+}
+
+impl Composite {
+    const ALL: [Self; 4] = [Self::Crc32, Self::Crc32c, Self::Sha1, Self::Sha256];
+
+    /// The algorithm a create asks for, if any; one the store cannot hold to is refused.
+    fn declared(input: &CreateMultipartUploadInput) -> S3Result<Option<Self>> {
+        if input
+            .checksum_type
+            .as_ref()
+            .is_some_and(|t| t.as_str() != dto::ChecksumType::COMPOSITE)
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "The embedded store keeps composite checksums only"
+            ));
+        }
+        let Some(name) = input
+            .checksum_algorithm
+            .as_ref()
+            .map(ChecksumAlgorithm::as_str)
+        else {
+            return Ok(None);
+        };
+        Self::from_name(name).map(Some).ok_or_else(|| {
+            s3_error!(
+                NotImplemented,
+                "The embedded store keeps composite checksums of CRC32, CRC32C, SHA1 and SHA256, not {name}"
+            )
+        })
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    /// S3's name (`x-amz-checksum-algorithm`).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Crc32 => ChecksumAlgorithm::CRC32,
+            Self::Crc32c => ChecksumAlgorithm::CRC32C,
+            Self::Sha1 => ChecksumAlgorithm::SHA1,
+            Self::Sha256 => ChecksumAlgorithm::SHA256,
+        }
+    }
+
+    fn hasher(self) -> ChecksumHasher {
+        let mut hasher = ChecksumHasher::default();
+        match self {
+            Self::Crc32 => hasher.crc32 = Some(Default::default()),
+            Self::Crc32c => hasher.crc32c = Some(Default::default()),
+            Self::Sha1 => hasher.sha1 = Some(Default::default()),
+            Self::Sha256 => hasher.sha256 = Some(Default::default()),
+        }
+        hasher
+    }
+
+    /// This algorithm's value in `checksum`.
+    fn pick(self, checksum: &dto::Checksum) -> Option<&String> {
+        match self {
+            Self::Crc32 => checksum.checksum_crc32.as_ref(),
+            Self::Crc32c => checksum.checksum_crc32c.as_ref(),
+            Self::Sha1 => checksum.checksum_sha1.as_ref(),
+            Self::Sha256 => checksum.checksum_sha256.as_ref(),
+        }
+    }
+
+    /// This algorithm's value a completion names for `part`.
+    fn named_in(self, part: &CompletedPart) -> Option<&str> {
+        match self {
+            Self::Crc32 => part.checksum_crc32.as_deref(),
+            Self::Crc32c => part.checksum_crc32c.as_deref(),
+            Self::Sha1 => part.checksum_sha1.as_deref(),
+            Self::Sha256 => part.checksum_sha256.as_deref(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+
+    /// A composite checksum of this algorithm.
+    fn checksum(self, value: String) -> dto::Checksum {
+        let mut checksum = dto::Checksum {
+            checksum_type: Some(dto::ChecksumType::from_static(dto::ChecksumType::COMPOSITE)),
+            ..Default::default()
+        };
+        match self {
+            Self::Crc32 => checksum.checksum_crc32 = Some(value),
+            Self::Crc32c => checksum.checksum_crc32c = Some(value),
+            Self::Sha1 => checksum.checksum_sha1 = Some(value),
+            Self::Sha256 => checksum.checksum_sha256 = Some(value),
+        }
+        checksum
+    }
+
+    /// Its key in the object's internal info, where s3s-fs's HeadObject and GetObject read it.
+    fn info_key(self) -> &'static str {
+        match self {
+            Self::Crc32 => "checksum_crc32",
+            Self::Crc32c => "checksum_crc32c",
+            Self::Sha1 => "checksum_sha1",
+            Self::Sha256 => "checksum_sha256",
+        }
+    }
+}
+
+/// The algorithm the upload was created with, from its record. (An upload without a record is
+/// refused by the upload guard before it gets here, or was completed meanwhile.)
+fn declared_algorithm(layout: &Layout, id: Uuid) -> S3Result<Option<Composite>> {
+    let mut name = [0u8; 16];
+    match read_attribute(
+        &layout.record(id.hyphenated()),
+        ALGORITHM_ATTRIBUTE,
+        &mut name,
+    ) {
+        Some(n) => std::str::from_utf8(&name[..n])
+            .ok()
+            .and_then(Composite::from_name)
+            .map(Some)
+            .ok_or_else(|| {
+                s3_error!(
+                    InternalError,
+                    "the upload's checksum algorithm is unreadable"
+                )
+            }),
+        None => Ok(None),
+    }
 }
 
 /// `If-None-Match: *` and `If-Match` on completion, as s3s-fs handled them.
@@ -392,6 +635,8 @@ fn check_conditions(
 struct Digests {
     hasher: ChecksumHasher,
     declared: dto::Checksum,
+    /// The algorithms the part names (a value in a header, or the algorithm of a trailer).
+    named: Vec<&'static str>,
 }
 
 impl Digests {
@@ -410,20 +655,27 @@ impl Digests {
             .checksum_algorithm
             .as_ref()
             .map(ChecksumAlgorithm::as_str);
-        let named = |value: &Option<String>, name: &str| value.is_some() || algorithm == Some(name);
-        if named(&declared.checksum_crc32, ChecksumAlgorithm::CRC32) {
+        let mut named = Vec::new();
+        let mut is_named = |value: &Option<String>, name: &'static str| {
+            let yes = value.is_some() || algorithm == Some(name);
+            if yes {
+                named.push(name);
+            }
+            yes
+        };
+        if is_named(&declared.checksum_crc32, ChecksumAlgorithm::CRC32) {
             hasher.crc32 = Some(Default::default());
         }
-        if named(&declared.checksum_crc32c, ChecksumAlgorithm::CRC32C) {
+        if is_named(&declared.checksum_crc32c, ChecksumAlgorithm::CRC32C) {
             hasher.crc32c = Some(Default::default());
         }
-        if named(&declared.checksum_sha1, ChecksumAlgorithm::SHA1) {
+        if is_named(&declared.checksum_sha1, ChecksumAlgorithm::SHA1) {
             hasher.sha1 = Some(Default::default());
         }
-        if named(&declared.checksum_sha256, ChecksumAlgorithm::SHA256) {
+        if is_named(&declared.checksum_sha256, ChecksumAlgorithm::SHA256) {
             hasher.sha256 = Some(Default::default());
         }
-        if named(&declared.checksum_crc64nvme, ChecksumAlgorithm::CRC64NVME) {
+        if is_named(&declared.checksum_crc64nvme, ChecksumAlgorithm::CRC64NVME) {
             hasher.crc64nvme = Some(Default::default());
         }
         if let Some(name) = algorithm
@@ -441,7 +693,28 @@ impl Digests {
                 "Unsupported checksum algorithm {name}"
             ));
         }
-        Ok(Self { hasher, declared })
+        Ok(Self {
+            hasher,
+            declared,
+            named,
+        })
+    }
+
+    /// S3's rule for an upload created with `algorithm`: each part carries that checksum, and no
+    /// other.
+    fn check_type(&self, algorithm: Composite) -> S3Result<()> {
+        if self.named == [algorithm.name()] {
+            return Ok(());
+        }
+        let actual = match self.named.as_slice() {
+            [] => "null".to_owned(),
+            names => names.join(",").to_ascii_lowercase(),
+        };
+        Err(s3_error!(
+            InvalidRequest,
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {actual}",
+            algorithm.name().to_ascii_lowercase()
+        ))
     }
 
     /// Compares what arrived with every declared value (headers first, then trailers); the
@@ -523,6 +796,75 @@ impl Drop for TempFile {
 /// The attribute that carries a part file's MD5.
 #[cfg(target_os = "linux")]
 const MD5_ATTRIBUTE: &str = "user.s3-direct.md5";
+/// The attribute of a part file that carries its checksum of the upload's algorithm (base64).
+#[cfg(target_os = "linux")]
+const CHECKSUM_ATTRIBUTE: &str = "user.s3-direct.checksum";
+/// The attribute of an upload's record that names the algorithm it was created with.
+const ALGORITHM_ATTRIBUTE: &str = "user.s3-direct.checksum-algorithm";
+
+/// Sets an extended attribute of the file at `path`.
+fn keep_attribute(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::setxattr(path, name, value, rustix::fs::XattrFlags::empty())
+            .map_err(io::Error::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, name, value);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "extended attributes are used on Linux only",
+        ))
+    }
+}
+
+/// Reads an extended attribute of the file at `path` into `buf`: its length, or `None` when the
+/// file has none (or it does not fit).
+fn read_attribute(path: &Path, name: &str, buf: &mut [u8]) -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::getxattr(path, name, buf).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, name, buf);
+        None
+    }
+}
+
+/// Attaches the checksum of the upload's algorithm to the part file; where the file system
+/// cannot keep it, completion hashes the part again.
+fn keep_checksum(file: &File, value: &str) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::fs::fsetxattr(
+        file,
+        CHECKSUM_ATTRIBUTE,
+        value.as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        tracing::debug!(
+            "embedded store: a part's checksum is not kept ({e}); completion will hash it"
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, value);
+}
+
+fn kept_checksum(file: &File) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        // Base64 of a SHA-256 is 44 characters.
+        let mut value = [0u8; 64];
+        let n = rustix::fs::fgetxattr(file, CHECKSUM_ATTRIBUTE, &mut value).ok()?;
+        String::from_utf8(value[..n].to_vec()).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
 
 /// Attaches the MD5 to the part file; where the file system cannot keep it, completion hashes
 /// the part again.
@@ -552,19 +894,25 @@ fn kept_md5(file: &File) -> Option<[u8; 16]> {
     }
 }
 
-/// Hashes a file from its start, and leaves it at its start again.
-fn md5_of(mut file: &File) -> io::Result<[u8; 16]> {
+/// The MD5 of a file, from its start.
+fn md5_of(file: &File) -> io::Result<[u8; 16]> {
     let mut md5 = Md5::new();
+    hash_file(file, |chunk| md5.update(chunk))?;
+    Ok(md5.finalize())
+}
+
+/// Feeds a file from its start to `update`, and leaves it at its start again.
+fn hash_file(mut file: &File, mut update: impl FnMut(&[u8])) -> io::Result<()> {
+    file.rewind()?;
     let mut buf = vec![0u8; WRITE_BUFFER];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        md5.update(&buf[..n]);
+        update(&buf[..n]);
     }
-    file.rewind()?;
-    Ok(md5.finalize())
+    file.rewind()
 }
 
 fn remove_if_present(path: &Path) -> S3Result<()> {

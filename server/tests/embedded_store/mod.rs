@@ -989,3 +989,142 @@ async fn completion_honours_if_none_match_and_if_match() {
         .unwrap();
     assert_eq!(get_object(&e, key).await.0, b"new");
 }
+
+/// An upload created with a checksum algorithm is held to S3's rules for it: each part carries
+/// that checksum and no other, completion names each part's, and the object gets the composite
+/// checksum (the checksum of the parts' checksums, `-N`) in the answer and in HeadObject.
+#[tokio::test]
+async fn an_upload_created_with_a_checksum_algorithm_is_held_to_it() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    };
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use s3s::crypto::{Checksum, Crc32c, Sha256 as S3Sha256};
+    let e = Embedded::start().await;
+    let client = e.s3.client();
+    let key = "declared/a.bin";
+    let created = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Crc32C)
+    );
+    let upload_id = created.upload_id().unwrap();
+    let data = [test_bytes((5 * MIB) as usize, 21), test_bytes(1000, 22)];
+    let sums: Vec<String> = data
+        .iter()
+        .map(|d| STANDARD.encode(Crc32c::checksum(d)))
+        .collect();
+    let upload = |n: i32| {
+        client
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(data[n as usize - 1].clone()))
+    };
+
+    // A part without the checksum, or with another one, is refused and not stored.
+    let refused = [
+        (upload(1).send().await, "null"),
+        (
+            upload(1)
+                .checksum_sha256(STANDARD.encode(S3Sha256::checksum(&data[0])))
+                .send()
+                .await,
+            "sha256",
+        ),
+    ];
+    for (answer, actual) in refused {
+        let err = answer.unwrap_err();
+        assert_eq!(err.code(), Some("InvalidRequest"), "{err:?}");
+        assert_eq!(
+            err.message(),
+            Some(
+                format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: crc32c, actual \
+                     checksum Type: {actual}"
+                )
+                .as_str()
+            )
+        );
+    }
+    assert!(e.stored_parts().is_empty());
+
+    let mut etags = Vec::new();
+    for n in 1..=2 {
+        let out = upload(n)
+            .checksum_crc32_c(&sums[n as usize - 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.checksum_crc32_c(), Some(sums[n as usize - 1].as_str()));
+        etags.push(out.e_tag().unwrap().to_owned());
+    }
+    let complete = |checksums: [Option<&str>; 2]| {
+        let parts = (1..=2)
+            .map(|n: i32| {
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(&etags[n as usize - 1])
+                    .set_checksum_crc32_c(checksums[n as usize - 1].map(str::to_owned))
+                    .build()
+            })
+            .collect();
+        client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+    };
+    let missing = complete([Some(&sums[0]), None]).await.unwrap_err();
+    assert_eq!(missing.code(), Some("InvalidRequest"), "{missing:?}");
+    assert!(
+        missing.message().unwrap().contains("missing for part 2"),
+        "{missing:?}"
+    );
+    let wrong = complete([Some(&sums[1]), Some(&sums[1])])
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Some("InvalidPart"), "{wrong:?}");
+    assert_eq!(
+        e.stored_parts().len(),
+        2,
+        "a refused completion keeps the parts"
+    );
+
+    let done = complete([Some(&sums[0]), Some(&sums[1])]).await.unwrap();
+    let mut composite = Crc32c::new();
+    for sum in &sums {
+        composite.update(&STANDARD.decode(sum).unwrap());
+    }
+    let expected = format!("{}-2", STANDARD.encode(composite.finalize()));
+    assert_eq!(done.checksum_crc32_c(), Some(expected.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    let head = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32_c(), Some(expected.as_str()));
+    assert_eq!(get_object(&e, key).await.0, data.concat());
+}
