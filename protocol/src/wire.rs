@@ -58,6 +58,58 @@ pub struct CreateMultipartRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub presign_parts: Option<u32>,
+    /// Extension: the checksum the client will send with every part — `auto` for the one this
+    /// create's answer names, or an algorithm — so that the server can create the upload with it.
+    /// S3 refuses a part carrying an `x-amz-checksum-*` that the upload was not created with, and
+    /// records the object's composite checksum only for an upload created with one. Absent: the
+    /// client sends no part checksums, or only `Content-MD5`, which needs no declaring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<PartChecksums>,
+}
+
+/// The part checksums a client declares at create ([`CreateMultipartRequest::checksum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartChecksums {
+    /// `auto`: the algorithm the create's answer names ([`CreateMultipartResponse::checksum`]),
+    /// none if it names none.
+    Auto,
+    /// This algorithm, whatever the server asks for.
+    Use(ChecksumAlgorithm),
+}
+
+impl PartChecksums {
+    /// The algorithm the parts will carry when the server asks for `asked`.
+    pub fn resolve(self, asked: Option<ChecksumAlgorithm>) -> Option<ChecksumAlgorithm> {
+        match self {
+            Self::Auto => asked,
+            Self::Use(algorithm) => Some(algorithm),
+        }
+    }
+}
+
+impl Serialize for PartChecksums {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Use(algorithm) => s.serialize_str(algorithm.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PartChecksums {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.eq_ignore_ascii_case("auto") {
+            return Ok(Self::Auto);
+        }
+        ChecksumAlgorithm::parse(&name)
+            .map(Self::Use)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "checksum {name:?} is not one of auto, md5, crc32, crc32c, sha256"
+                ))
+            })
+    }
 }
 
 /// Answer to [`CreateMultipartRequest`].
@@ -184,6 +236,11 @@ pub struct CompleteResponse {
     /// did not report it.
     #[serde(default)]
     pub etag: String,
+    /// Extension: the object's checksum as the store computed it, `ALGO:BASE64-N` (the checksum
+    /// of the parts' checksums, and the part count), for an upload created with a part checksum
+    /// ([`CreateMultipartRequest::checksum`]) on a store that reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// `GET /s3/params`: how to upload a small file with one request.
@@ -509,6 +566,46 @@ mod tests {
         );
         assert_eq!(ChecksumAlgorithm::parse("crc64"), None);
         assert_eq!(ChecksumAlgorithm::Md5.header(), "content-md5");
+    }
+
+    #[test]
+    fn part_checksums_are_declared_by_name() {
+        let r: CreateMultipartRequest =
+            serde_json::from_str(r#"{"filename":"a","checksum":"auto"}"#).unwrap();
+        assert_eq!(r.checksum, Some(PartChecksums::Auto));
+        let r: CreateMultipartRequest =
+            serde_json::from_str(r#"{"filename":"a","checksum":"SHA256"}"#).unwrap();
+        assert_eq!(
+            r.checksum,
+            Some(PartChecksums::Use(ChecksumAlgorithm::Sha256))
+        );
+        let err = serde_json::from_str::<CreateMultipartRequest>(
+            r#"{"filename":"a","checksum":"crc64nvme"}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("crc64nvme"), "{err}");
+        let declared = CreateMultipartRequest {
+            checksum: Some(PartChecksums::Use(ChecksumAlgorithm::Crc32c)),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&declared).unwrap();
+        assert!(json.ends_with(r#""checksum":"crc32c"}"#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<CreateMultipartRequest>(&json).unwrap(),
+            declared
+        );
+        assert!(
+            !serde_json::to_string(&CreateMultipartRequest::default())
+                .unwrap()
+                .contains("checksum")
+        );
+        let crc = Some(ChecksumAlgorithm::Crc32c);
+        assert_eq!(PartChecksums::Auto.resolve(crc), crc);
+        assert_eq!(PartChecksums::Auto.resolve(None), None);
+        assert_eq!(
+            PartChecksums::Use(ChecksumAlgorithm::Md5).resolve(crc),
+            Some(ChecksumAlgorithm::Md5)
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::{MAX_PART_NUMBER, MIN_PART_SIZE};
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksums};
 
 use crate::AppState;
 use crate::auth::{Action, CreateDetails, Principal};
@@ -221,6 +221,87 @@ pub fn batch_checksums(
     Ok(out)
 }
 
+/// The algorithm to create an upload with: the one the client declared it will send (`auto`: the
+/// one the server asks for), unless that is MD5, which S3 checks on any upload.
+pub fn declared_checksum(
+    declared: Option<PartChecksums>,
+    asked: Option<ChecksumAlgorithm>,
+) -> Option<ChecksumAlgorithm> {
+    declared
+        .and_then(|d| d.resolve(asked))
+        .filter(|a| *a != ChecksumAlgorithm::Md5)
+}
+
+/// Refuses to sign part `n` of an upload created with a checksum algorithm without that
+/// algorithm's checksum: the store would refuse the PUT ("checksum type mismatch").
+pub fn check_part_checksum(
+    claims: &UploadClaims,
+    n: u32,
+    checksum: Option<&(ChecksumAlgorithm, String)>,
+) -> Result<(), Error> {
+    let Some(declared) = claims.checksum else {
+        return Ok(());
+    };
+    match checksum {
+        Some((algorithm, _)) if *algorithm == declared => Ok(()),
+        other => Err(Error::bad_request(
+            ErrorCode::InvalidRequest,
+            format!(
+                "part {n} is asked for with {}, but this upload was created for {declared} part \
+                 checksums and the store refuses a part without one; sign it with \
+                 {declared}:BASE64 of the part",
+                match other {
+                    Some((algorithm, _)) => format!("a {algorithm} checksum"),
+                    None => "no checksum".to_owned(),
+                }
+            ),
+        )),
+    }
+}
+
+/// The completion list as the store must receive it: each part with its checksum of the
+/// algorithm the upload was created with, and no other (a store refuses part checksums of an
+/// upload created without them).
+pub fn completion_checksums(
+    claims: &UploadClaims,
+    parts: &[CompletedPart],
+) -> Result<Vec<CompletedPart>, Error> {
+    parts
+        .iter()
+        .map(|p| {
+            let mut kept = CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+                ..CompletedPart::default()
+            };
+            let Some(declared) = claims.checksum else {
+                return Ok(kept);
+            };
+            let (given, slot) = match declared {
+                ChecksumAlgorithm::Crc32 => (&p.checksum_crc32, &mut kept.checksum_crc32),
+                ChecksumAlgorithm::Crc32c => (&p.checksum_crc32c, &mut kept.checksum_crc32c),
+                ChecksumAlgorithm::Sha256 => (&p.checksum_sha256, &mut kept.checksum_sha256),
+                ChecksumAlgorithm::Md5 => return Ok(kept),
+            };
+            match given.as_deref().filter(|v| !v.is_empty()) {
+                Some(value) => {
+                    checksum(&format!("{declared}:{value}"))?;
+                    *slot = Some(value.to_owned());
+                    Ok(kept)
+                }
+                None => Err(Error::bad_request(
+                    ErrorCode::InvalidPartList,
+                    format!(
+                        "part {} has no {declared} checksum; this upload was created for {declared} \
+                         part checksums, and the store completes it only with each part's",
+                        p.part_number
+                    ),
+                )),
+            }
+        })
+        .collect()
+}
+
 /// Checks a completion list against the plan before anything is asked of the store.
 pub fn check_part_list_against_plan(
     claims: &UploadClaims,
@@ -322,6 +403,7 @@ mod tests {
             size,
             part_size,
             max_size: max,
+            checksum: None,
         }
     }
 

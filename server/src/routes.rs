@@ -275,12 +275,15 @@ async fn create(
     let key = state
         .keys()
         .issue_under(&policy::prefix_of(&state, &principal), &req.filename)?;
+    let asked = state.settings().checksum;
+    let declared = policy::declared_checksum(req.checksum, asked);
     let store_id = state
         .store()
         .create_multipart(NewUpload {
             key: key.clone(),
             content_type,
             metadata,
+            checksum: declared,
         })
         .await?;
     let claims = UploadClaims {
@@ -289,10 +292,13 @@ async fn create(
         size: req.size,
         part_size,
         max_size: principal.max_size,
+        checksum: declared,
     };
     let token = state.secrets().seal(&store_id, &key, &claims);
-    tracing::info!(%key, upload = %store_id, size = ?req.size, "multipart upload created");
-    let checksum = state.settings().checksum;
+    tracing::info!(%key, upload = %store_id, size = ?req.size, checksum = ?declared, "multipart upload created");
+    // The parts will carry this checksum: the client's own choice, or else the one asked for
+    // (a client that declares nothing may still follow the answer).
+    let hashed = req.checksum.map_or(asked, |c| c.resolve(asked));
     // The first parts' URLs, when asked for and no checksum is wanted (a URL signs its part's
     // checksum, which the client has not computed yet). Signing is authorised as the batch route
     // would authorise it; a caller allowed to create but not to sign simply gets none.
@@ -301,7 +307,7 @@ async fn create(
         .map_or(0, |n| n.min(MAX_BATCH_PARTS as u32))
         .min(policy::max_part_number(&claims));
     let presigned = if count > 0
-        && checksum.is_none()
+        && hashed.is_none()
         && policy::authorize(&state, &headers, peer, Action::Sign, None)
             .await
             .is_ok_and(|signer| signer.id == principal.id)
@@ -320,7 +326,7 @@ async fn create(
         upload_id: format!("{store_id}.{token}"),
         bucket: state.store().bucket().to_owned(),
         part_size: part_size.filter(|_| req.size.is_some()),
-        checksum,
+        checksum: asked,
         presigned,
     }))
 }
@@ -351,6 +357,7 @@ async fn sign_part(
             .map(policy::checksum)
             .transpose()?,
     };
+    policy::check_part_checksum(&upload.claims, part_number, signing.checksum.as_ref())?;
     let lifetime = state.url_lifetime_now().await;
     let presigned = state
         .store()
@@ -387,6 +394,9 @@ async fn sign_batch(
     }
     let checksums =
         policy::batch_checksums(query.checksums.as_deref().unwrap_or_default(), &numbers)?;
+    for &n in &numbers {
+        policy::check_part_checksum(&upload.claims, n, checksums.get(&n))?;
+    }
     let (answer, urls_len) = signed_batch(
         &state,
         upload.key,
@@ -503,6 +513,7 @@ async fn complete(
     validate::part_list(&req.parts)?;
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
     policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
+    let parts = policy::completion_checksums(&upload.claims, &req.parts)?;
     let (key, store_id) = (upload.key, upload.store_id);
     // Bytes for the metrics: the stored sizes when listed, else the declared size.
     let mut bytes = upload.claims.size.unwrap_or(0);
@@ -529,7 +540,7 @@ async fn complete(
             }
         }
     }
-    let done = state.store().complete(key, store_id, &req.parts).await?;
+    let done = state.store().complete(key, store_id, &parts).await?;
     state.metrics().bytes_completed.inc_by(bytes);
     tracing::info!(%key, upload = %store_id, parts = req.parts.len(), etag = %done.etag, "upload completed");
     Ok(Json(CompleteResponse {
@@ -537,6 +548,7 @@ async fn complete(
         key: key.to_owned(),
         bucket: state.store().bucket().to_owned(),
         etag: done.etag,
+        checksum: done.checksum,
     }))
 }
 

@@ -49,6 +49,10 @@ pub struct UploadClaims {
     /// The caller's maximum object size when the upload was created.
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
+    /// The checksum algorithm the upload was created with (never MD5): every part must be signed
+    /// with it, and completion passes the parts' checksums of it.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<s3_direct_protocol::wire::ChecksumAlgorithm>,
 }
 
 /// Digest of a principal as it appears in claims: tokens do not reveal who made them.
@@ -210,6 +214,7 @@ mod tests {
             size: Some(10),
             part_size: Some(5 << 20),
             max_size: None,
+            checksum: None,
         }
     }
 

@@ -19,7 +19,7 @@ import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { garageMissing, startGarage } from '../lib/garage.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import { checksumsInAWorker, compositeChecksum, corruptedBodyIsRefusedAndResent } from '../lib/resilience.mjs';
-import { allowBrowsers, objectSha256, s3Client } from '../lib/s3.mjs';
+import { allowBrowsers, objectSha256, s3Client, storedChecksum } from '../lib/s3.mjs';
 import { repoRoot, startServer } from '../lib/server.mjs';
 
 const pkg = path.join(repoRoot, 'wasm-client/pkg');
@@ -165,6 +165,9 @@ describe('part checksums verified by Garage', { skip: garageMissing() ?? false }
       assert.equal(row.checksum, await compositeChecksum(file.path, 65 * MiB, 'sha256'));
       const stored = await objectSha256(s3, garage.bucket, row.key);
       assert.equal(stored.sha256, file.sha256, "stored SHA-256 equals the file's");
+      // The upload was created for SHA-256 part checksums, so Garage keeps the object's composite
+      // checksum, and it is the one the browser computed.
+      assert.equal(await storedChecksum(s3, garage.bucket, row.key), row.checksum);
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();

@@ -28,6 +28,19 @@ export async function objectSha256(client, Bucket, Key) {
   return { sha256: hash.digest('hex'), size };
 }
 
+/**
+ * The object's checksum as the store keeps it, `algo:BASE64[-N]` (composite for a multipart
+ * upload created with that algorithm), or undefined when it keeps none.
+ */
+export async function storedChecksum(client, Bucket, Key) {
+  const head = await client.send(new HeadObjectCommand({ Bucket, Key, ChecksumMode: 'ENABLED' }));
+  const names = { ChecksumCRC32: 'crc32', ChecksumCRC32C: 'crc32c', ChecksumSHA256: 'sha256' };
+  for (const [field, algorithm] of Object.entries(names)) {
+    if (head[field]) return `${algorithm}:${head[field]}`;
+  }
+  return undefined;
+}
+
 export async function objectExists(client, Bucket, Key) {
   try {
     await client.send(new HeadObjectCommand({ Bucket, Key }));

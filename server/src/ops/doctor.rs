@@ -593,6 +593,7 @@ async fn browser_upload(
             key: key.clone(),
             content_type: "application/octet-stream".to_owned(),
             metadata: Default::default(),
+            checksum: None,
         })
         .await
     {

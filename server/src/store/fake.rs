@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
 
@@ -58,6 +58,8 @@ struct Inner {
     calls: Vec<FakeCall>,
     /// Open uploads: upload id -> (key, stored parts).
     uploads: BTreeMap<String, (String, Vec<ListedPart>)>,
+    /// The checksum algorithm each upload was created with, if any.
+    declared: BTreeMap<String, ChecksumAlgorithm>,
     next_id: u32,
     /// What the next calls do, in order, before anything else: fail with the error, or (`None`)
     /// go through.
@@ -143,10 +145,14 @@ impl Store for FakeStore {
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
         let key = upload.key.clone();
+        let checksum = upload.checksum;
         let mut inner = self.record(FakeCall::CreateMultipart(upload))?;
         inner.next_id += 1;
         let id = format!("fake-upload-{}", inner.next_id);
         inner.uploads.insert(id.clone(), (key, Vec::new()));
+        if let Some(algorithm) = checksum {
+            inner.declared.insert(id.clone(), algorithm);
+        }
         Ok(id)
     }
 
@@ -207,12 +213,38 @@ impl Store for FakeStore {
             upload_id: upload_id.to_owned(),
             parts: parts.to_vec(),
         })?;
-        if inner.uploads.remove(upload_id).is_none() {
+        if !inner.uploads.contains_key(upload_id) {
             return Err(no_such_upload(upload_id));
         }
+        // As S3 and Garage do: every part carries the checksum of the algorithm the upload was
+        // created with, and none of another.
+        let declared = inner.declared.get(upload_id).copied();
+        for p in parts {
+            let carried = [
+                (ChecksumAlgorithm::Crc32, &p.checksum_crc32),
+                (ChecksumAlgorithm::Crc32c, &p.checksum_crc32c),
+                (ChecksumAlgorithm::Sha256, &p.checksum_sha256),
+            ];
+            for (algorithm, value) in carried {
+                if value.is_some() != (declared == Some(algorithm)) {
+                    return Err(StoreError::InvalidPart {
+                        message: format!(
+                            "part {} carries {} {algorithm} checksum, the upload was created \
+                             with {}",
+                            p.part_number,
+                            if value.is_some() { "a" } else { "no" },
+                            declared.map_or("none".to_owned(), |a| a.to_string())
+                        ),
+                    });
+                }
+            }
+        }
+        inner.uploads.remove(upload_id);
+        inner.declared.remove(upload_id);
         Ok(Completed {
             location: format!("{FAKE_ENDPOINT}/fake-bucket/{key}"),
             etag: format!("\"fake-etag-{}\"", parts.len()),
+            checksum: declared.map(|a| format!("{a}:fake-{}", parts.len())),
         })
     }
 

@@ -26,6 +26,9 @@ pub struct NewUpload {
     pub content_type: String,
     /// User metadata (`x-amz-meta-*`), names lowercase, values header-safe.
     pub metadata: BTreeMap<String, String>,
+    /// The checksum algorithm every part will carry (never MD5, which needs no declaring): the
+    /// store then refuses parts without it, and records the object's composite checksum.
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 /// A presigned request the browser sends as is.
@@ -66,6 +69,9 @@ pub struct Completed {
     pub location: String,
     /// The object's ETag as the store gave it (quotes included); empty if it gave none.
     pub etag: String,
+    /// The object's composite checksum as the store gave it, `ALGO:BASE64-N`, for an upload
+    /// created with a checksum algorithm; `None` if it gave none.
+    pub checksum: Option<String>,
 }
 
 /// Failures of a store call, classified by what the caller can do about them.
@@ -156,7 +162,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Every part stored so far, in part-number order (all pages).
     async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<ListedPart>, StoreError>;
 
-    /// Assembles the object from `parts` (ascending part numbers).
+    /// Assembles the object from `parts` (ascending part numbers). Their checksums are passed
+    /// on as given: the caller leaves only those of the algorithm the upload was created with.
     async fn complete(
         &self,
         key: &str,

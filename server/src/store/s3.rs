@@ -367,6 +367,7 @@ impl Store for S3Store {
             .key(&upload.key)
             .content_type(&upload.content_type)
             .set_metadata(Some(upload.metadata.into_iter().collect()))
+            .set_checksum_algorithm(upload.checksum.and_then(sdk_checksum_algorithm))
             .send()
             .await
             .map_err(|e| classify(OP, "", e))?;
@@ -461,19 +462,18 @@ impl Store for S3Store {
         parts: &[CompletedPart],
     ) -> Result<Completed, StoreError> {
         const OP: &str = "CompleteMultipartUpload";
-        // Part checksums (`ChecksumCRC32` …) a client sends are not passed on. A store checks them
-        // against the checksum algorithm the upload was *created* with, and uploads are created
-        // without one (the client picks its algorithm after create): Garage then refuses the
-        // completion with InvalidDigest ("uploaded part = None"), and S3 likewise expects them
-        // only for an upload created with an algorithm. Each part's checksum was already signed
-        // into its URL and verified by the store at the PUT, and the ETag names that very part,
-        // so completing by ETag loses no integrity.
+        // The part checksums are those of the algorithm the upload was created with, or none
+        // (the routes drop the rest): a store checks them against that algorithm, and refuses
+        // them for an upload created without one (Garage: InvalidDigest).
         let parts = parts
             .iter()
             .map(|p| {
                 SdkCompletedPart::builder()
                     .part_number(part_number_i32(p.part_number))
                     .e_tag(&p.etag)
+                    .set_checksum_crc32(p.checksum_crc32.clone())
+                    .set_checksum_crc32_c(p.checksum_crc32c.clone())
+                    .set_checksum_sha256(p.checksum_sha256.clone())
                     .build()
             })
             .collect();
@@ -497,9 +497,21 @@ impl Store for S3Store {
             Some(loc) if !loc.is_empty() && self.config.public_endpoint.is_none() => loc.to_owned(),
             _ => self.object_url(key),
         };
+        let checksum = [
+            (ChecksumAlgorithm::Crc32, out.checksum_crc32()),
+            (ChecksumAlgorithm::Crc32c, out.checksum_crc32_c()),
+            (ChecksumAlgorithm::Sha256, out.checksum_sha256()),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, value)| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{algorithm}:{v}"))
+        });
         Ok(Completed {
             location,
             etag: out.e_tag().unwrap_or_default().to_owned(),
+            checksum,
         })
     }
 
@@ -611,6 +623,20 @@ fn part_number_i32(n: u32) -> i32 {
 
 /// Maps an SDK failure to what the caller can act on; everything unexpected keeps its full
 /// error chain for the log.
+/// The SDK's name for an algorithm declared at create; MD5 is not one (S3 checks `Content-MD5`
+/// on any upload).
+fn sdk_checksum_algorithm(
+    algorithm: ChecksumAlgorithm,
+) -> Option<aws_sdk_s3::types::ChecksumAlgorithm> {
+    use aws_sdk_s3::types::ChecksumAlgorithm as Sdk;
+    match algorithm {
+        ChecksumAlgorithm::Md5 => None,
+        ChecksumAlgorithm::Crc32 => Some(Sdk::Crc32),
+        ChecksumAlgorithm::Crc32c => Some(Sdk::Crc32C),
+        ChecksumAlgorithm::Sha256 => Some(Sdk::Sha256),
+    }
+}
+
 fn classify<E>(op: &'static str, upload_id: &str, err: SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -183,6 +183,7 @@ pub fn upload_id_for(store_id: &str, key: &str, principal: &str) -> String {
         size: None,
         part_size: None,
         max_size: None,
+        checksum: None,
     };
     format!("{store_id}.{}", test_secrets().seal(store_id, key, &claims))
 }

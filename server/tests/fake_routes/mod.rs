@@ -53,6 +53,7 @@ async fn create_issues_a_key_under_the_prefix_and_passes_type_and_metadata() {
                 ("caption".into(), "d%C3%ADa 1".into()),
                 ("name".into(), "holiday.mp4".into()),
             ]),
+            checksum: None,
         })]
     );
 }

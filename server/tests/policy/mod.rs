@@ -12,7 +12,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{
-    CreateMultipartResponse, SignBatchResponse, SignPartResponse, SinglePutParams,
+    CompleteResponse, CreateMultipartResponse, SignBatchResponse, SignPartResponse, SinglePutParams,
 };
 use s3_direct_server::store::{FakeCall, PartSigning};
 use s3_direct_server::token::{UploadClaims, principal_digest};
@@ -237,6 +237,7 @@ async fn forged_expired_and_replayed_upload_tokens_are_refused() {
         size: None,
         part_size: None,
         max_size: None,
+        checksum: None,
     };
     let other = s3_direct_server::UploadSecrets::new(&[9; 32], None).unwrap();
     let forged = format!("{id1}.{}", other.seal(id1, &one.key, &claims));
@@ -567,7 +568,7 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     let raw: Value = create_as(
         &app,
         &alice,
-        json!({"filename": "a.bin", "presignParts": 4}),
+        json!({"filename": "a.bin", "presignParts": 4, "checksum": "auto"}),
     )
     .await
     .json();
@@ -575,6 +576,14 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     assert!(
         raw.get("presigned").is_none(),
         "no URL is signed before its part's checksum is known: {raw}"
+    );
+    // The client follows the server: the upload is created for CRC32C part checksums.
+    let Some(FakeCall::CreateMultipart(created)) = store.calls().last().cloned() else {
+        panic!("expected a create call");
+    };
+    assert_eq!(
+        created.checksum,
+        Some(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c)
     );
     let up: CreateMultipartResponse = serde_json::from_value(raw).unwrap();
     let (id, k) = (&up.upload_id, enc(&up.key));
@@ -593,7 +602,7 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
         Method::GET,
         &format!(
             "/s3/multipart/{id}/batch?key={k}&partNumbers=1,2&checksums={}",
-            enc("1:crc32c:AAAAAA==,2:md5:1B2M2Y8AsgTpgAmY7PhCfg==")
+            enc("1:crc32c:AAAAAA==,2:crc32c:AAAAAQ==")
         ),
         Some(&alice),
         "",
@@ -602,10 +611,7 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     .ok();
     assert!(batch.headers.is_empty(), "{:?}", batch.headers);
     assert_eq!(batch.part_headers[&1]["x-amz-checksum-crc32c"], "AAAAAA==");
-    assert_eq!(
-        batch.part_headers[&2]["content-md5"],
-        "1B2M2Y8AsgTpgAmY7PhCfg=="
-    );
+    assert_eq!(batch.part_headers[&2]["x-amz-checksum-crc32c"], "AAAAAQ==");
     let signing: Vec<PartSigning> = store
         .calls()
         .into_iter()
@@ -615,7 +621,14 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
         })
         .collect();
     assert_eq!(signing.len(), 3);
-    for bad in ["crc32c%3Anope", "crc64%3AAAAAAA%3D%3D", "crc32c"] {
+    // Malformed checksums, and parts without the upload's algorithm, which the store would
+    // refuse ("checksum type mismatch"): nothing is signed.
+    for bad in [
+        "crc32c%3Anope",
+        "crc64%3AAAAAAA%3D%3D",
+        "crc32c",
+        "md5%3A1B2M2Y8AsgTpgAmY7PhCfg%3D%3D",
+    ] {
         call(
             &app,
             Method::GET,
@@ -629,6 +642,27 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     call(
         &app,
         Method::GET,
+        &format!("/s3/multipart/{id}/1?key={k}"),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest);
+    call(
+        &app,
+        Method::GET,
+        &format!(
+            "/s3/multipart/{id}/batch?key={k}&partNumbers=1,2&checksums={}",
+            enc("1:crc32c:AAAAAA==")
+        ),
+        Some(&alice),
+        "",
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest);
+    call(
+        &app,
+        Method::GET,
         &format!(
             "/s3/multipart/{id}/batch?key={k}&partNumbers=1&checksums={}",
             enc("2:crc32c:AAAAAA==")
@@ -638,9 +672,89 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     )
     .await
     .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidBatch);
+    assert_eq!(
+        store
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, FakeCall::PresignPart { .. }))
+            .count(),
+        3,
+        "a refused part was signed"
+    );
 
+    let complete = format!("/s3/multipart/{id}/complete?key={k}");
+    let without = json!({"parts": [{"PartNumber": 1, "ETag": ETAG}]});
+    let message = call(
+        &app,
+        Method::POST,
+        &complete,
+        Some(&alice),
+        &without.to_string(),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartList);
+    assert!(
+        message.contains("part 1 has no crc32c checksum"),
+        "{message}"
+    );
+    let parts = json!({"parts": [{
+        "PartNumber": 1, "ETag": ETAG, "ChecksumCRC32C": "AAAAAA==", "ChecksumCRC32": "AAAAAA=="
+    }]});
+    let done: CompleteResponse = call(
+        &app,
+        Method::POST,
+        &complete,
+        Some(&alice),
+        &parts.to_string(),
+    )
+    .await
+    .ok();
+    assert_eq!(done.checksum.as_deref(), Some("crc32c:fake-1"));
+    let Some(FakeCall::Complete { parts, .. }) = store.calls().last().cloned() else {
+        panic!("expected a complete call");
+    };
+    assert_eq!(parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+    assert_eq!(
+        parts[0].checksum_crc32, None,
+        "another algorithm's checksum"
+    );
+}
+
+/// A client that declares no part checksums (one from before the declaration, or Uppy) gets an
+/// upload created without an algorithm: any part may be signed with any checksum or none, and
+/// completion passes no part checksums, which a store refuses for such an upload.
+#[tokio::test]
+async fn an_upload_created_without_a_checksum_algorithm_completes_by_etag() {
+    let (app, store) = jwt_app_with(Settings {
+        checksum: Some(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
+        ..Settings::default()
+    });
+    let alice = jwt("alice", json!({}));
+    let up: CreateMultipartResponse = create_as(&app, &alice, json!({"filename": "a.bin"}))
+        .await
+        .ok();
+    let Some(FakeCall::CreateMultipart(created)) = store.calls().last().cloned() else {
+        panic!("expected a create call");
+    };
+    assert_eq!(created.checksum, None);
+    let (id, k) = (&up.upload_id, enc(&up.key));
+    for query in [
+        "",
+        "&checksum=md5%3A1B2M2Y8AsgTpgAmY7PhCfg%3D%3D",
+        "&checksum=crc32c%3AyZRlqg%3D%3D",
+    ] {
+        call(
+            &app,
+            Method::GET,
+            &format!("/s3/multipart/{id}/1?key={k}{query}"),
+            Some(&alice),
+            "",
+        )
+        .await
+        .ok::<SignPartResponse>();
+    }
     let parts = json!({"parts": [{"PartNumber": 1, "ETag": ETAG, "ChecksumCRC32C": "AAAAAA=="}]});
-    call(
+    let done: CompleteResponse = call(
         &app,
         Method::POST,
         &format!("/s3/multipart/{id}/complete?key={k}"),
@@ -648,11 +762,46 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
         &parts.to_string(),
     )
     .await
-    .ok::<Value>();
+    .ok();
+    assert_eq!(done.checksum, None);
     let Some(FakeCall::Complete { parts, .. }) = store.calls().last().cloned() else {
         panic!("expected a complete call");
     };
-    assert_eq!(parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+    assert_eq!(parts[0].checksum_crc32c, None);
+}
+
+/// MD5 needs no declaring: S3 checks `Content-MD5` on any upload.
+#[tokio::test]
+async fn an_md5_client_creates_its_upload_without_an_algorithm() {
+    let (app, store) = jwt_app_with(Settings::default());
+    let alice = jwt("alice", json!({}));
+    for checksum in ["md5", "auto"] {
+        create_as(
+            &app,
+            &alice,
+            json!({"filename": "a.bin", "checksum": checksum}),
+        )
+        .await
+        .ok::<CreateMultipartResponse>();
+        let Some(FakeCall::CreateMultipart(created)) = store.calls().last().cloned() else {
+            panic!("expected a create call");
+        };
+        assert_eq!(created.checksum, None, "{checksum}");
+    }
+    create_as(
+        &app,
+        &alice,
+        json!({"filename": "a.bin", "checksum": "sha256"}),
+    )
+    .await
+    .ok::<CreateMultipartResponse>();
+    let Some(FakeCall::CreateMultipart(created)) = store.calls().last().cloned() else {
+        panic!("expected a create call");
+    };
+    assert_eq!(
+        created.checksum,
+        Some(s3_direct_protocol::wire::ChecksumAlgorithm::Sha256)
+    );
 }
 
 #[tokio::test]

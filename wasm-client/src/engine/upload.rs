@@ -37,7 +37,7 @@ use s3_direct_protocol::limits::{MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SI
 use s3_direct_protocol::plan::default_part_size;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, SignBatchResponse, SinglePutParams,
+    CreateMultipartResponse, PartChecksums, SignBatchResponse, SinglePutParams,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
@@ -391,6 +391,17 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
     }
 
+    /// The part checksums to declare at create: what [`Self::algorithm`] will pick once the
+    /// server answers, so that the store is created for them.
+    fn declared(&self) -> Option<PartChecksums> {
+        self.checksummer.as_ref()?;
+        match self.options.checksum {
+            ChecksumChoice::Auto => Some(PartChecksums::Auto),
+            ChecksumChoice::Off => None,
+            ChecksumChoice::Use(algorithm) => Some(PartChecksums::Use(algorithm)),
+        }
+    }
+
     /// Notes what the server asked for.
     fn heard(&self, asked: Option<ChecksumAlgorithm>) {
         if let Some(memo) = &self.server_checksum {
@@ -542,6 +553,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     presign_parts: presign.then(|| {
                         batch_size(self.options.concurrency, plan.part_count as usize) as u32
                     }),
+                    checksum: self.declared(),
                 };
                 let created = self
                     .call(

@@ -456,3 +456,33 @@ fn md5_is_sent_even_when_the_server_does_not_sign_it() {
         );
     }
 }
+
+/// The create declares the part checksums the client will send, so that the store is created
+/// for them (S3 refuses an `x-amz-checksum-*` part of an upload created without its algorithm):
+/// the server's (`auto`) when following it, the chosen one, or none when checksums are off.
+#[test]
+fn the_create_declares_the_part_checksums_to_come() {
+    use s3_direct_protocol::wire::PartChecksums;
+    let cases = [
+        (options(2), Some(PartChecksums::Auto)),
+        (
+            choosing(ChecksumAlgorithm::Crc32),
+            Some(PartChecksums::Use(ChecksumAlgorithm::Crc32)),
+        ),
+        (
+            UploadOptions {
+                checksum: ChecksumChoice::Off,
+                ..options(2)
+            },
+            None,
+        ),
+    ];
+    for (options, declared) in cases {
+        let mut h = Harness::start(size_of(2), options, asking(ChecksumAlgorithm::Crc32c));
+        h.finish(|p| p[0]).unwrap();
+        let Some(super::fakes::Call::Create(create)) = h.signer.calls().first().cloned() else {
+            panic!("the first call creates the upload");
+        };
+        assert_eq!(create.checksum, declared);
+    }
+}

@@ -334,6 +334,7 @@ impl Signer for FakeSigner {
             key: KEY.into(),
             bucket: BUCKET.into(),
             etag: FINAL_ETAG.into(),
+            checksum: None,
         })
     }
 
