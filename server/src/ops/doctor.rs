@@ -9,7 +9,11 @@
 //!   sent as a browser sends it: a CORS preflight `OPTIONS` with `Origin`,
 //!   `Access-Control-Request-Method: PUT` and the request headers, then the `PUT` with `Origin`;
 //!   the `ETag` must be readable by the page (`Access-Control-Allow-Origin`,
-//!   `Access-Control-Expose-Headers`). The upload is aborted afterwards, whatever happened;
+//!   `Access-Control-Expose-Headers`). With `--checksum`, the upload is created and the part
+//!   signed and sent as the browser client does it (created for a CRC or SHA-256 algorithm, the
+//!   part carrying its checksum), and a second PUT with one byte changed must be refused: a store
+//!   that stores it does not verify that checksum. The upload is aborted afterwards, whatever
+//!   happened;
 //! - **lifecycle**: an enabled `AbortIncompleteMultipartUpload` rule covering the key prefix;
 //! - **credential lifetime**: how long the signing credentials live against `--url-lifetime`.
 //!
@@ -588,12 +592,15 @@ async fn browser_upload(
         options.wanted.key_prefix,
         uuid::Uuid::new_v4().simple()
     );
+    // As the browser client creates it: for the part checksums `--checksum` asks for (MD5 needs
+    // no declaring).
+    let declared = options.checksum.filter(|c| *c != ChecksumAlgorithm::Md5);
     let upload_id = match store
         .create_multipart(crate::store::NewUpload {
             key: key.clone(),
             content_type: "application/octet-stream".to_owned(),
             metadata: Default::default(),
-            checksum: None,
+            checksum: declared,
         })
         .await
     {
@@ -601,9 +608,17 @@ async fn browser_upload(
         Err(e) => {
             let detail =
                 std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"));
+            let hint = match declared {
+                Some(c) => format!(
+                    "; the credentials need write access, and the store must take uploads \
+                     created for {c} part checksums (x-amz-checksum-algorithm), as --checksum \
+                     {c} asks: with a store that cannot, use --checksum md5"
+                ),
+                None => "; the credentials need write access".to_owned(),
+            };
             return (
                 Status::Fail,
-                format!("CreateMultipartUpload failed{detail}; the credentials need write access"),
+                format!("CreateMultipartUpload failed{detail}{hint}"),
             );
         }
     };
@@ -640,7 +655,7 @@ async fn put_part(
     const BODY: &[u8] = b"s3-direct doctor: a test part, aborted right after this request\n";
     let signing = PartSigning {
         content_length: Some(BODY.len() as u64),
-        checksum: None,
+        checksum: options.checksum.map(|c| (c, checksum_of(c, BODY))),
     };
     let presigned = match store
         .presign_part(key, upload_id, 1, options.url_lifetime, &signing)
@@ -657,10 +672,8 @@ async fn put_part(
         .filter(|(name, _)| !matches!(name.as_str(), "content-length" | "host"))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let mut requested: Vec<&str> = sent.iter().map(|(n, _)| n.as_str()).collect();
-    if let Some(c) = options.checksum {
-        requested.push(checksum_header(c));
-    }
+    // The checksum header, when there is one, is among them: it is signed.
+    let requested: Vec<&str> = sent.iter().map(|(n, _)| n.as_str()).collect();
     let mut preflight = http
         .request(reqwest::Method::OPTIONS, &presigned.url)
         .header("origin", origin)
@@ -687,29 +700,118 @@ async fn put_part(
     ) {
         return (Status::Fail, why);
     }
-    let mut put = http
-        .put(&presigned.url)
-        .header("origin", origin)
-        .body(BODY.to_vec());
-    for (name, value) in &sent {
-        put = put.header(name, value);
-    }
-    let answer = match put.send().await {
+    let put = |body: Vec<u8>| {
+        let mut put = http.put(&presigned.url).header("origin", origin).body(body);
+        for (name, value) in &sent {
+            put = put.header(name, value);
+        }
+        put.send()
+    };
+    let answer = match put(BODY.to_vec()).await {
         Ok(r) => r,
         Err(e) => return unanswered(&e, &presigned.url, "the part PUT failed", Status::Fail),
     };
     let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
     let body = answer.text().await.unwrap_or_default();
-    match judge_put(origin, status, &headers, &body) {
-        Ok(etag) => (
-            Status::Ok,
-            format!(
-                "a part PUT from {origin} passed the CORS preflight, was stored and its ETag \
-                 {etag} is readable by the page"
-            ),
+    let etag = match judge_put(origin, status, &headers, &body) {
+        Ok(etag) => etag,
+        Err(why) => {
+            let hint = match options.checksum {
+                Some(c) if !(200..300).contains(&status) => format!(
+                    "{why}; the part carried its {c} checksum ({}), as --checksum {c} asks: a \
+                     store that does not take it needs --checksum md5 or none",
+                    checksum_header(c)
+                ),
+                _ => why,
+            };
+            return (Status::Fail, hint);
+        }
+    };
+    let stored = format!(
+        "a part PUT from {origin} passed the CORS preflight, was stored and its ETag {etag} is \
+         readable by the page"
+    );
+    let Some(c) = options.checksum else {
+        return (Status::Ok, stored);
+    };
+    // The same signed request with one byte changed: the store must find that the checksum no
+    // longer matches.
+    let mut damaged = BODY.to_vec();
+    damaged[0] ^= 1;
+    match put(damaged).await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap_or_default();
+            judge_checksum_check(c, status, &body, &stored)
+        }
+        Err(e) => unanswered(
+            &e,
+            &presigned.url,
+            "the PUT of a damaged part failed",
+            Status::Warn,
         ),
-        Err(why) => (Status::Fail, why),
     }
+}
+
+/// The verdict on the PUT of a part whose body no longer matches the checksum signed into it.
+pub fn judge_checksum_check(
+    c: ChecksumAlgorithm,
+    status: u16,
+    body: &str,
+    stored: &str,
+) -> (Status, String) {
+    let code = body
+        .split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+        .unwrap_or("");
+    if status == 400
+        && matches!(
+            code,
+            "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch"
+        )
+    {
+        return (
+            Status::Ok,
+            format!("{stored}; with its {c} checksum, and a damaged copy was refused ({code})"),
+        );
+    }
+    if (200..300).contains(&status) {
+        return (
+            Status::Warn,
+            format!(
+                "{stored}, but a damaged copy with the same {c} checksum was stored too: this \
+                 store does not verify {} — use --checksum md5, which every S3-compatible store \
+                 checks",
+                checksum_header(c)
+            ),
+        );
+    }
+    (
+        Status::Warn,
+        format!(
+            "{stored}; a damaged copy with the same {c} checksum got status {status} ({}) \
+             instead of BadDigest, so whether the store verifies {c} is unknown",
+            if code.is_empty() {
+                "no S3 error code"
+            } else {
+                code
+            }
+        ),
+    )
+}
+
+/// Base64 of `body`'s digest, as the client signs it.
+fn checksum_of(c: ChecksumAlgorithm, body: &[u8]) -> String {
+    use base64::Engine as _;
+    use s3s::crypto::{Checksum as _, Crc32, Crc32c, Md5, Sha256};
+    let digest: Vec<u8> = match c {
+        ChecksumAlgorithm::Md5 => Md5::checksum(body).to_vec(),
+        ChecksumAlgorithm::Crc32 => Crc32::checksum(body).to_vec(),
+        ChecksumAlgorithm::Crc32c => Crc32c::checksum(body).to_vec(),
+        ChecksumAlgorithm::Sha256 => Sha256::checksum(body).as_ref().to_vec(),
+    };
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// The CORS configuration to paste: the bucket's rules with ours merged in.
@@ -926,6 +1028,27 @@ mod tests {
             denied.contains("status 403 (SignatureDoesNotMatch)"),
             "{denied}"
         );
+    }
+
+    #[test]
+    fn a_damaged_copy_of_a_checksummed_part_must_be_refused() {
+        let c = ChecksumAlgorithm::Crc32c;
+        for code in ["BadDigest", "InvalidDigest"] {
+            let body = format!("<Error><Code>{code}</Code></Error>");
+            let (status, message) = judge_checksum_check(c, 400, &body, "stored");
+            assert_eq!(status, Status::Ok, "{message}");
+            assert!(message.ends_with(&format!("refused ({code})")), "{message}");
+        }
+        let (status, message) = judge_checksum_check(c, 200, "", "stored");
+        assert_eq!(status, Status::Warn);
+        assert!(
+            message.contains("does not verify x-amz-checksum-crc32c — use --checksum md5"),
+            "{message}"
+        );
+        let (status, message) =
+            judge_checksum_check(c, 403, "<Error><Code>AccessDenied</Code></Error>", "stored");
+        assert_eq!(status, Status::Warn);
+        assert!(message.contains("status 403 (AccessDenied)"), "{message}");
     }
 
     #[test]

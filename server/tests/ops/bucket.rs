@@ -130,6 +130,51 @@ async fn cors_ids(store: &S3Store) -> Vec<String> {
         .collect()
 }
 
+/// The browser-upload check's message in `doctor --json` output.
+fn browser_upload_check(report: &Value) -> (String, String) {
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "browser upload")
+        .unwrap_or_else(|| panic!("no browser upload check: {report:#}"));
+    (
+        check["status"].as_str().unwrap().to_owned(),
+        check["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// With `--checksum`, doctor's test part is created, signed and sent as the client does it, and a
+/// damaged copy must be refused. `verifies_crc`: whether the store checks `x-amz-checksum-*`
+/// (Ceph 16 does not; every store checks `Content-MD5`).
+async fn doctor_checks_the_checksum_the_server_asks_for(
+    store: &S3Store,
+    env: &[(String, String)],
+    verifies_crc: bool,
+) {
+    let md5 = run(env, &["doctor", "--json", "--checksum", "md5"]).await;
+    let (status, message) = browser_upload_check(&md5.json());
+    assert_eq!(status, "ok", "{message}");
+    assert!(message.contains("a damaged copy was refused"), "{message}");
+
+    let crc = run(env, &["doctor", "--json", "--checksum", "crc32c"]).await;
+    let (status, message) = browser_upload_check(&crc.json());
+    if verifies_crc {
+        assert_eq!(status, "ok", "{message}");
+        assert!(
+            message.contains("with its crc32c checksum, and a damaged copy was refused"),
+            "{message}"
+        );
+    } else {
+        assert_eq!(status, "warn", "{message}");
+        assert!(
+            message.contains("does not verify x-amz-checksum-crc32c — use --checksum md5"),
+            "{message}"
+        );
+    }
+    no_uploads_left(store).await;
+}
+
 async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>) {
     let setup = run(&env, &["bucket", "setup", "--json"]).await;
     assert!(setup.ok, "{}\n{}", setup.stdout, setup.stderr);
@@ -317,9 +362,12 @@ async fn garage_setup_then_doctor_passes_on_a_fresh_bucket() {
         eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
         return;
     };
-    tokio::time::timeout(BOUND, setup_then_doctor_passes(store, env))
-        .await
-        .expect("took over 2 minutes");
+    tokio::time::timeout(BOUND, async {
+        setup_then_doctor_passes(store.clone(), env.clone()).await;
+        doctor_checks_the_checksum_the_server_asks_for(&store, &env, true).await;
+    })
+    .await
+    .expect("took over 2 minutes");
 }
 
 #[tokio::test]
@@ -328,9 +376,12 @@ async fn ceph_setup_then_doctor_passes_on_a_fresh_bucket() {
         eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
         return;
     };
-    tokio::time::timeout(BOUND, setup_then_doctor_passes(store, env))
-        .await
-        .expect("took over 2 minutes");
+    tokio::time::timeout(BOUND, async {
+        setup_then_doctor_passes(store.clone(), env.clone()).await;
+        doctor_checks_the_checksum_the_server_asks_for(&store, &env, false).await;
+    })
+    .await
+    .expect("took over 2 minutes");
 }
 
 #[tokio::test]
