@@ -63,7 +63,7 @@ export function renderMarkdown(r) {
     for (const [k, cells] of groups) {
       const [store, size] = k.split('|');
       const sizeLabel = Number(size) >= 1024 ? `${Number(size) / 1024} GiB` : `${size} MiB`;
-      line(`### ${store === 'garage' ? 'Garage (single node)' : 'embedded store (s3s-fs)'}, ${sizeLabel}`);
+      line(`### ${store === 'garage' ? 'Garage (single node)' : 'embedded store (s3s-fs with its own multipart path)'}, ${sizeLabel}`);
       line();
       line('| client | MB/s | CPU s browser | CPU s signer | CPU s store | peak JS heap MiB | peak WASM MiB | browser PSS growth MiB | SHA-256 ok |');
       line('|---|---|---|---|---|---|---|---|---|');
