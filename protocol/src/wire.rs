@@ -19,10 +19,11 @@
 //! `uploadId` is opaque to clients: send back exactly what create returned. The server makes it
 //! `"{store upload id}.{upload token}"`, the token proving that the upload belongs to the caller
 //! and fixing its key, size and part size. Extension fields are optional, so Companion-era
-//! clients neither send nor read them (`size`/`partSize`/`presignParts` at create and
-//! `presigned` in its answer; `checksum=ALGO:BASE64` on
+//! clients neither send nor read them (`size`/`partSize`/`presignParts`/`checksum` at create and
+//! `checksum`/`presigned` in its answer; `checksum=ALGO:BASE64` on
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
-//! `Checksum*` per completed part; `checksum=ALGO:BASE64` on params and `checksum` in its answer).
+//! `Checksum*` per completed part and `checksum` in the completion's answer;
+//! `checksum=ALGO:BASE64` on params and `checksum` in its answer).
 
 use std::collections::BTreeMap;
 
@@ -190,8 +191,10 @@ pub struct ListedPart {
     pub size: u64,
 }
 
-/// One part of a completion request. A checksum given here (extension fields, S3's names) is
-/// passed to CompleteMultipartUpload, so the store checks it against the part it holds.
+/// One part of a completion request. For an upload created with a checksum algorithm
+/// ([`CreateMultipartRequest::checksum`]) each part must carry its checksum of that algorithm
+/// (extension fields, S3's names), which is passed to CompleteMultipartUpload; checksums of other
+/// algorithms, and all of them for an upload created without one, are dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedPart {
     #[serde(rename = "PartNumber")]
