@@ -180,7 +180,7 @@ pub struct SignBatchResponse {
 }
 
 /// One stored part, as listed by the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedPart {
     #[serde(rename = "PartNumber")]
     pub part_number: u32,
@@ -189,6 +189,39 @@ pub struct ListedPart {
     pub etag: String,
     #[serde(rename = "Size", default)]
     pub size: u64,
+    /// Extension: the part's checksum as the store lists it (S3's names), for an upload created
+    /// with that algorithm ([`CreateMultipartRequest::checksum`]).
+    #[serde(
+        rename = "ChecksumCRC32",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32: Option<String>,
+    #[serde(
+        rename = "ChecksumCRC32C",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_crc32c: Option<String>,
+    #[serde(
+        rename = "ChecksumSHA256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checksum_sha256: Option<String>,
+}
+
+impl ListedPart {
+    /// The listed checksum of `algorithm` (base64), if the store listed one.
+    pub fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
+        match algorithm {
+            ChecksumAlgorithm::Md5 => None,
+            ChecksumAlgorithm::Crc32 => self.checksum_crc32.as_deref(),
+            ChecksumAlgorithm::Crc32c => self.checksum_crc32c.as_deref(),
+            ChecksumAlgorithm::Sha256 => self.checksum_sha256.as_deref(),
+        }
+        .filter(|v| !v.is_empty())
+    }
 }
 
 /// One part of a completion request. For an upload created with a checksum algorithm

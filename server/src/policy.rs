@@ -420,6 +420,7 @@ mod tests {
             part_number: n,
             etag: String::new(),
             size,
+            ..Default::default()
         }
     }
 

@@ -140,7 +140,8 @@ s3_impl! {
         self.complete(req.input).await.map(S3Response::new)
     }
 
-    /// s3s-fs's list, with each part's ETag where its MD5 was kept (s3s-fs lists none).
+    /// s3s-fs's list, with each part's ETag where its MD5 was kept (s3s-fs lists none), and, for
+    /// an upload created with a checksum algorithm, each part's checksum of it.
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
@@ -150,11 +151,20 @@ s3_impl! {
         let mut parts = answer.output.parts.take().unwrap_or_default();
         let layout = self.layout.clone();
         let parts = tokio::task::spawn_blocking(move || {
+            let declared = declared_algorithm(&layout, id).ok().flatten();
             for part in &mut parts {
                 let Some(number) = part.part_number else { continue };
-                let path = layout.part(id.hyphenated(), number);
-                let md5 = File::open(path).ok().and_then(|file| kept_md5(&file));
-                part.e_tag = md5.map(|md5| ETag::Strong(hex(&md5)));
+                let Ok(file) = File::open(layout.part(id.hyphenated(), number)) else {
+                    continue;
+                };
+                part.e_tag = kept_md5(&file).map(|md5| ETag::Strong(hex(&md5)));
+                if let (Some(algorithm), Some(value)) = (declared, kept_checksum(&file)) {
+                    let listed = algorithm.checksum(value);
+                    part.checksum_crc32 = listed.checksum_crc32;
+                    part.checksum_crc32c = listed.checksum_crc32c;
+                    part.checksum_sha1 = listed.checksum_sha1;
+                    part.checksum_sha256 = listed.checksum_sha256;
+                }
             }
             parts
         })

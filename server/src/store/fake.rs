@@ -103,6 +103,7 @@ impl FakeStore {
             part_number,
             etag: etag.to_owned(),
             size,
+            ..Default::default()
         });
     }
 

@@ -431,6 +431,9 @@ impl Store for S3Store {
                         .unwrap_or(0),
                     etag: p.e_tag().unwrap_or_default().to_owned(),
                     size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    checksum_crc32: p.checksum_crc32().map(str::to_owned),
+                    checksum_crc32c: p.checksum_crc32_c().map(str::to_owned),
+                    checksum_sha256: p.checksum_sha256().map(str::to_owned),
                 }
             }));
             if page.is_truncated() != Some(true) {

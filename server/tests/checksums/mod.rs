@@ -18,7 +18,9 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MIB;
-use s3_direct_protocol::wire::{CompleteResponse, CreateMultipartResponse, SignBatchResponse};
+use s3_direct_protocol::wire::{
+    ChecksumAlgorithm, CompleteResponse, CreateMultipartResponse, ListedPart, SignBatchResponse,
+};
 use s3_direct_server::{S3Store, Settings};
 use s3s::crypto::{Checksum, Crc32};
 use serde_json::json;
@@ -87,6 +89,17 @@ async fn a_declared_crc32_upload_completes_with_its_composite_checksum(
         put_signed(&batch, 1, vec![0u8; (5 * MIB) as usize]).await,
         put_signed(&batch, 2, vec![0u8; MIB as usize]).await,
     ];
+    // The store lists each part with its checksum, which a resuming client completes with.
+    let listed: Vec<ListedPart> = get(app, &format!("/s3/multipart/{id}?key={k}")).await.ok();
+    let listed: Vec<Option<&str>> = listed
+        .iter()
+        .map(|p| p.checksum(ChecksumAlgorithm::Crc32))
+        .collect();
+    if reports {
+        assert_eq!(listed, [Some(sums[0].as_str()), Some(sums[1].as_str())]);
+    } else {
+        assert_eq!(listed.len(), 2);
+    }
     let complete = format!("/s3/multipart/{id}/complete?key={k}");
 
     // Completion needs every part's checksum of the declared algorithm.

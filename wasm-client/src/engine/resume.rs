@@ -124,8 +124,9 @@ pub trait ResumeStore {
 /// The parts of `record` that the store still holds, by `listed` (its ListParts answer). A part
 /// counts when the store lists it with the recorded size and, if the store reports ETags, the
 /// recorded ETag (stock s3s-fs lists none; its size must then do). Parts the store lists
-/// that the record lacks — PUTs that finished as the page died — count when their ETag is known
-/// and their size is the plan's.
+/// that the record lacks — PUTs that finished as the page died — count when their ETag is known,
+/// their size is the plan's and, for an upload that completes with CRC or SHA-256 part
+/// checksums, the store lists the part's checksum.
 pub fn reconcile(
     record: &ResumeRecord,
     listed: &[ListedPart],
@@ -140,25 +141,33 @@ pub fn reconcile(
             usable.insert(n, recorded.clone());
         }
     }
-    // Listed parts the record lacks have no known checksum; with checksums completed per part
-    // (CRC, SHA-256), send them again rather than complete without one.
-    let completes_with_checksums = record.checksum.is_some_and(|a| a != ChecksumAlgorithm::Md5);
+    // Listed parts the record lacks. With checksums completed per part (CRC, SHA-256), each needs
+    // its checksum, which a store lists for an upload created with the algorithm; one listed
+    // without it is sent again rather than completed without one.
+    let per_part = record.checksum.filter(|a| *a != ChecksumAlgorithm::Md5);
     for (&n, l) in &listed {
-        if !completes_with_checksums
-            && !usable.contains_key(&n)
-            && !record.parts.contains_key(&n)
-            && !l.etag.is_empty()
-            && plan_size(n) == Some(l.size)
+        if usable.contains_key(&n)
+            || record.parts.contains_key(&n)
+            || l.etag.is_empty()
+            || plan_size(n) != Some(l.size)
         {
-            usable.insert(
-                n,
-                RecordedPart {
-                    size: l.size,
-                    etag: l.etag.clone(),
-                    checksum: None,
-                },
-            );
+            continue;
         }
+        let checksum = match per_part {
+            Some(algorithm) => match l.checksum(algorithm) {
+                Some(value) => Some(format!("{algorithm}:{value}")),
+                None => continue,
+            },
+            None => None,
+        };
+        usable.insert(
+            n,
+            RecordedPart {
+                size: l.size,
+                etag: l.etag.clone(),
+                checksum,
+            },
+        );
     }
     usable
 }
@@ -206,6 +215,7 @@ mod tests {
             part_number: n,
             etag: etag.into(),
             size,
+            ..Default::default()
         }
     }
 
@@ -227,6 +237,43 @@ mod tests {
         let kept = reconcile(&r, &l, |_| Some(10));
         assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [1, 5]);
         assert_eq!(kept[&5].etag, "\"e5\"");
+    }
+
+    /// With CRC or SHA-256 part checksums, completion needs each part's: a part the record lacks
+    /// counts only when the store lists its checksum of the record's algorithm.
+    #[test]
+    fn unrecorded_parts_of_a_checksummed_upload_count_with_their_listed_checksum() {
+        let r = ResumeRecord {
+            checksum: Some(ChecksumAlgorithm::Crc32c),
+            ..record(&[(1, 10, "\"e1\"")])
+        };
+        let with = |n: u32, crc32c: Option<&str>, sha256: Option<&str>| ListedPart {
+            checksum_crc32c: crc32c.map(str::to_owned),
+            checksum_sha256: sha256.map(str::to_owned),
+            ..listed(n, &format!("\"e{n}\""), 10)
+        };
+        let l = [
+            listed(1, "\"e1\"", 10),
+            with(2, Some("AAAAAA=="), None), // finished as the page died, listed with it
+            with(3, None, None),             // listed without a checksum
+            with(4, None, Some("other algo=")), // only another algorithm's
+            with(5, Some(""), None),         // an empty one
+        ];
+        let kept = reconcile(&r, &l, |_| Some(10));
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(kept[&2].checksum.as_deref(), Some("crc32c:AAAAAA=="));
+        assert_eq!(
+            kept[&1].checksum, None,
+            "the record's own part is as recorded"
+        );
+
+        // MD5 is not completed per part: its unrecorded parts count on their ETag alone.
+        let md5 = ResumeRecord {
+            checksum: Some(ChecksumAlgorithm::Md5),
+            ..record(&[])
+        };
+        let kept = reconcile(&md5, &[with(3, None, None)], |_| Some(10));
+        assert_eq!(kept[&3].checksum, None);
     }
 
     #[test]

@@ -420,6 +420,7 @@ fn resumed_parts_keep_their_checksums_for_completion() {
         part_number: 1,
         etag: super::fakes::etag(1),
         size: PART,
+        ..Default::default()
     }];
     let script = Script {
         listed: Ok(listed),
@@ -485,4 +486,60 @@ fn the_create_declares_the_part_checksums_to_come() {
         };
         assert_eq!(create.checksum, declared);
     }
+}
+
+/// A part the record lacks (its PUT finished as the page died) is not sent again when the store
+/// lists it with its checksum: an upload created for SHA-256 part checksums lists them.
+#[test]
+fn a_part_listed_with_its_checksum_is_not_sent_again() {
+    let size = size_of(3);
+    let store = Rc::new(MemoryResumeStore::default());
+    let mut first = Harness::resuming(
+        size,
+        options(1),
+        asking(ChecksumAlgorithm::Sha256),
+        store.clone(),
+        1000.0,
+    );
+    first.run();
+    first.store(1);
+    first.reply(
+        2,
+        Err(PutError::status(
+            400,
+            "<Error><Code>InvalidArgument</Code></Error>",
+        )),
+    );
+    first.error();
+
+    let part2 = fake_sum(start_of(size, 2));
+    let listed = vec![
+        s3_direct_protocol::wire::ListedPart {
+            part_number: 1,
+            etag: super::fakes::etag(1),
+            size: PART,
+            ..Default::default()
+        },
+        s3_direct_protocol::wire::ListedPart {
+            part_number: 2,
+            etag: super::fakes::etag(2),
+            size: PART,
+            checksum_sha256: Some(part2.clone()),
+            ..Default::default()
+        },
+    ];
+    let script = Script {
+        listed: Ok(listed),
+        ..asking(ChecksumAlgorithm::Sha256)
+    };
+    let mut second = Harness::resuming(size, options(1), script, store, 2000.0);
+    let result = second.finish(|p| p[0]).unwrap();
+    let sent: Vec<u32> = second.sink.log().iter().map(|put| put.part).collect();
+    assert_eq!(sent, [3], "only the part the store does not hold is sent");
+    let completed = second.signer.completed_with_checksums().unwrap();
+    assert_eq!(completed[1].checksum_sha256, Some(part2));
+    assert_eq!(
+        result.checksum,
+        Some(composite(ChecksumAlgorithm::Sha256, size, 3))
+    );
 }

@@ -445,6 +445,7 @@ fn a_failed_complete_keeps_the_upload_and_progress_short_of_100() {
                 part_number: p,
                 etag: etag(p),
                 size: if p < 3 { PART } else { PART - 1234 },
+                ..Default::default()
             })
             .collect()),
         ..Script::default()

@@ -502,16 +502,19 @@ fn a_completion_refused_for_a_replaced_part_re_sends_it_and_completes_again() {
             part_number: 1,
             etag: super::fakes::etag(1),
             size: PART,
+            ..Default::default()
         },
         s3_direct_protocol::wire::ListedPart {
             part_number: 2,
             etag: "\"replaced\"".into(),
             size: PART,
+            ..Default::default()
         },
         s3_direct_protocol::wire::ListedPart {
             part_number: 3,
             etag: super::fakes::etag(3),
             size: PART - 1234,
+            ..Default::default()
         },
     ];
     let script = Script {

@@ -65,6 +65,7 @@ fn listed(size: u64, parts: &[(u32, &str)]) -> Vec<ListedPart> {
             part_number: p,
             etag: etag.into(),
             size: part_len(size, p),
+            ..Default::default()
         })
         .collect()
 }
