@@ -189,38 +189,66 @@ pub struct ListedPart {
     pub etag: String,
     #[serde(rename = "Size", default)]
     pub size: u64,
-    /// Extension: the part's checksum as the store lists it (S3's names), for an upload created
-    /// with that algorithm ([`CreateMultipartRequest::checksum`]).
+    /// Extension: the part's checksum as the store lists it, for an upload created with that
+    /// algorithm ([`CreateMultipartRequest::checksum`]).
+    #[serde(flatten)]
+    pub checksums: PartChecksumFields,
+}
+
+/// A part's checksums under S3's names (`ChecksumCRC32`, `ChecksumCRC32C`, `ChecksumSHA256`;
+/// extension fields), as a completion names them and ListParts lists them. MD5 is not among
+/// them: the store checks `Content-MD5` at the PUT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartChecksumFields {
     #[serde(
         rename = "ChecksumCRC32",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub checksum_crc32: Option<String>,
+    pub crc32: Option<String>,
     #[serde(
         rename = "ChecksumCRC32C",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub checksum_crc32c: Option<String>,
+    pub crc32c: Option<String>,
     #[serde(
         rename = "ChecksumSHA256",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub checksum_sha256: Option<String>,
+    pub sha256: Option<String>,
 }
 
-impl ListedPart {
-    /// The listed checksum of `algorithm` (base64), if the store listed one.
-    pub fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
+impl PartChecksumFields {
+    /// The checksum of `algorithm` (base64), if one is given and not empty.
+    pub fn get(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
         match algorithm {
             ChecksumAlgorithm::Md5 => None,
-            ChecksumAlgorithm::Crc32 => self.checksum_crc32.as_deref(),
-            ChecksumAlgorithm::Crc32c => self.checksum_crc32c.as_deref(),
-            ChecksumAlgorithm::Sha256 => self.checksum_sha256.as_deref(),
+            ChecksumAlgorithm::Crc32 => self.crc32.as_deref(),
+            ChecksumAlgorithm::Crc32c => self.crc32c.as_deref(),
+            ChecksumAlgorithm::Sha256 => self.sha256.as_deref(),
         }
         .filter(|v| !v.is_empty())
+    }
+
+    /// Sets the checksum of `algorithm`; MD5 has no field, and is dropped.
+    pub fn set(&mut self, algorithm: ChecksumAlgorithm, value: String) {
+        match algorithm {
+            ChecksumAlgorithm::Md5 => {}
+            ChecksumAlgorithm::Crc32 => self.crc32 = Some(value),
+            ChecksumAlgorithm::Crc32c => self.crc32c = Some(value),
+            ChecksumAlgorithm::Sha256 => self.sha256 = Some(value),
+        }
+    }
+
+    /// Each field with the name S3 gives it, in wire order.
+    pub fn named(&self) -> [(&'static str, &Option<String>); 3] {
+        [
+            ("ChecksumCRC32", &self.crc32),
+            ("ChecksumCRC32C", &self.crc32c),
+            ("ChecksumSHA256", &self.sha256),
+        ]
     }
 }
 
@@ -234,24 +262,8 @@ pub struct CompletedPart {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(
-        rename = "ChecksumCRC32",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_crc32: Option<String>,
-    #[serde(
-        rename = "ChecksumCRC32C",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_crc32c: Option<String>,
-    #[serde(
-        rename = "ChecksumSHA256",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checksum_sha256: Option<String>,
+    #[serde(flatten)]
+    pub checksums: PartChecksumFields,
 }
 
 /// `POST /s3/multipart/{uploadId}/complete`.
@@ -587,7 +599,7 @@ mod tests {
             r#"{"parts":[{"PartNumber":1,"ETag":"x","ChecksumCRC32C":"AAAAAA=="}]}"#,
         )
         .unwrap();
-        assert_eq!(c.parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+        assert_eq!(c.parts[0].checksums.crc32c.as_deref(), Some("AAAAAA=="));
     }
 
     #[test]
@@ -602,6 +614,44 @@ mod tests {
         );
         assert_eq!(ChecksumAlgorithm::parse("crc64"), None);
         assert_eq!(ChecksumAlgorithm::Md5.header(), "content-md5");
+    }
+
+    #[test]
+    fn part_checksums_travel_under_s3_names_and_only_when_given() {
+        let plain = ListedPart {
+            part_number: 1,
+            etag: "\"e\"".into(),
+            size: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"PartNumber":1,"ETag":"\"e\"","Size":5}"#,
+            "what Companion-era clients read"
+        );
+        let mut listed = plain.clone();
+        listed.checksums.set(
+            ChecksumAlgorithm::Sha256,
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into(),
+        );
+        listed
+            .checksums
+            .set(ChecksumAlgorithm::Md5, "dropped".into());
+        let json = serde_json::to_string(&listed).unwrap();
+        assert!(
+            json.ends_with(r#""ChecksumSHA256":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}"#),
+            "{json}"
+        );
+        let back: ListedPart = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, listed);
+        assert_eq!(
+            back.checksums.get(ChecksumAlgorithm::Sha256),
+            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+        );
+        assert_eq!(back.checksums.get(ChecksumAlgorithm::Crc32c), None);
+        let empty: CompletedPart =
+            serde_json::from_str(r#"{"PartNumber":1,"ETag":"e","ChecksumCRC32":""}"#).unwrap();
+        assert_eq!(empty.checksums.get(ChecksumAlgorithm::Crc32), None);
     }
 
     #[test]

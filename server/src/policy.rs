@@ -274,19 +274,13 @@ pub fn completion_checksums(
                 etag: p.etag.clone(),
                 ..CompletedPart::default()
             };
-            let Some(declared) = claims.checksum else {
+            let Some(declared) = claims.checksum.filter(|a| *a != ChecksumAlgorithm::Md5) else {
                 return Ok(kept);
             };
-            let (given, slot) = match declared {
-                ChecksumAlgorithm::Crc32 => (&p.checksum_crc32, &mut kept.checksum_crc32),
-                ChecksumAlgorithm::Crc32c => (&p.checksum_crc32c, &mut kept.checksum_crc32c),
-                ChecksumAlgorithm::Sha256 => (&p.checksum_sha256, &mut kept.checksum_sha256),
-                ChecksumAlgorithm::Md5 => return Ok(kept),
-            };
-            match given.as_deref().filter(|v| !v.is_empty()) {
+            match p.checksums.get(declared) {
                 Some(value) => {
                     checksum(&format!("{declared}:{value}"))?;
-                    *slot = Some(value.to_owned());
+                    kept.checksums.set(declared, value.to_owned());
                     Ok(kept)
                 }
                 None => Err(Error::bad_request(

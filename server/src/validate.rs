@@ -124,11 +124,7 @@ pub fn part_list(parts: &[CompletedPart]) -> Result<(), Error> {
         previous = Some(part.part_number);
     }
     for p in parts {
-        for (name, value) in [
-            ("ChecksumCRC32", &p.checksum_crc32),
-            ("ChecksumCRC32C", &p.checksum_crc32c),
-            ("ChecksumSHA256", &p.checksum_sha256),
-        ] {
+        for (name, value) in p.checksums.named() {
             let Some(value) = value else { continue };
             let ok = value.len() <= 64
                 && !value.is_empty()

@@ -222,10 +222,11 @@ impl Store for FakeStore {
         let declared = inner.declared.get(upload_id).copied();
         for p in parts {
             let carried = [
-                (ChecksumAlgorithm::Crc32, &p.checksum_crc32),
-                (ChecksumAlgorithm::Crc32c, &p.checksum_crc32c),
-                (ChecksumAlgorithm::Sha256, &p.checksum_sha256),
-            ];
+                ChecksumAlgorithm::Crc32,
+                ChecksumAlgorithm::Crc32c,
+                ChecksumAlgorithm::Sha256,
+            ]
+            .map(|algorithm| (algorithm, p.checksums.get(algorithm)));
             for (algorithm, value) in carried {
                 if value.is_some() != (declared == Some(algorithm)) {
                     return Err(StoreError::InvalidPart {

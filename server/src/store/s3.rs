@@ -22,7 +22,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
 use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
 
@@ -431,9 +431,11 @@ impl Store for S3Store {
                         .unwrap_or(0),
                     etag: p.e_tag().unwrap_or_default().to_owned(),
                     size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    checksum_crc32: p.checksum_crc32().map(str::to_owned),
-                    checksum_crc32c: p.checksum_crc32_c().map(str::to_owned),
-                    checksum_sha256: p.checksum_sha256().map(str::to_owned),
+                    checksums: PartChecksumFields {
+                        crc32: p.checksum_crc32().map(str::to_owned),
+                        crc32c: p.checksum_crc32_c().map(str::to_owned),
+                        sha256: p.checksum_sha256().map(str::to_owned),
+                    },
                 }
             }));
             if page.is_truncated() != Some(true) {
@@ -474,9 +476,9 @@ impl Store for S3Store {
                 SdkCompletedPart::builder()
                     .part_number(part_number_i32(p.part_number))
                     .e_tag(&p.etag)
-                    .set_checksum_crc32(p.checksum_crc32.clone())
-                    .set_checksum_crc32_c(p.checksum_crc32c.clone())
-                    .set_checksum_sha256(p.checksum_sha256.clone())
+                    .set_checksum_crc32(p.checksums.crc32.clone())
+                    .set_checksum_crc32_c(p.checksums.crc32c.clone())
+                    .set_checksum_sha256(p.checksums.sha256.clone())
                     .build()
             })
             .collect();

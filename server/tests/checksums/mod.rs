@@ -93,7 +93,7 @@ async fn a_declared_crc32_upload_completes_with_its_composite_checksum(
     let listed: Vec<ListedPart> = get(app, &format!("/s3/multipart/{id}?key={k}")).await.ok();
     let listed: Vec<Option<&str>> = listed
         .iter()
-        .map(|p| p.checksum(ChecksumAlgorithm::Crc32))
+        .map(|p| p.checksums.get(ChecksumAlgorithm::Crc32))
         .collect();
     if reports {
         assert_eq!(listed, [Some(sums[0].as_str()), Some(sums[1].as_str())]);

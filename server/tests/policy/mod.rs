@@ -691,9 +691,9 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     let Some(FakeCall::Complete { parts, .. }) = store.calls().last().cloned() else {
         panic!("expected a complete call");
     };
-    assert_eq!(parts[0].checksum_crc32c.as_deref(), Some("AAAAAA=="));
+    assert_eq!(parts[0].checksums.crc32c.as_deref(), Some("AAAAAA=="));
     assert_eq!(
-        parts[0].checksum_crc32, None,
+        parts[0].checksums.crc32, None,
         "another algorithm's checksum"
     );
 }
@@ -745,7 +745,7 @@ async fn an_upload_created_without_a_checksum_algorithm_completes_by_etag() {
     let Some(FakeCall::Complete { parts, .. }) = store.calls().last().cloned() else {
         panic!("expected a complete call");
     };
-    assert_eq!(parts[0].checksum_crc32c, None);
+    assert_eq!(parts[0].checksums.crc32c, None);
 }
 
 /// MD5 needs no declaring: S3 checks `Content-MD5` on any upload.

@@ -154,7 +154,7 @@ pub fn reconcile(
             continue;
         }
         let checksum = match per_part {
-            Some(algorithm) => match l.checksum(algorithm) {
+            Some(algorithm) => match l.checksums.get(algorithm) {
                 Some(value) => Some(format!("{algorithm}:{value}")),
                 None => continue,
             },
@@ -248,8 +248,11 @@ mod tests {
             ..record(&[(1, 10, "\"e1\"")])
         };
         let with = |n: u32, crc32c: Option<&str>, sha256: Option<&str>| ListedPart {
-            checksum_crc32c: crc32c.map(str::to_owned),
-            checksum_sha256: sha256.map(str::to_owned),
+            checksums: s3_direct_protocol::wire::PartChecksumFields {
+                crc32c: crc32c.map(str::to_owned),
+                sha256: sha256.map(str::to_owned),
+                ..Default::default()
+            },
             ..listed(n, &format!("\"e{n}\""), 10)
         };
         let l = [

@@ -1635,14 +1635,10 @@ fn hash_gave_up(part: u32, tries: u32) -> Error {
 /// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
 /// completion field: the store checked it on the PUT).
 fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart {
-    if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':')) {
-        let value = Some(value.to_owned());
-        match algorithm {
-            "crc32" => part.checksum_crc32 = value,
-            "crc32c" => part.checksum_crc32c = value,
-            "sha256" => part.checksum_sha256 = value,
-            _ => {}
-        }
+    if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':'))
+        && let Some(algorithm) = ChecksumAlgorithm::parse(algorithm)
+    {
+        part.checksums.set(algorithm, value.to_owned());
     }
     part
 }

@@ -75,7 +75,7 @@ fn md5_is_signed_and_sent_as_content_md5_per_part() {
     assert!(
         completed
             .iter()
-            .all(|p| p.checksum_sha256.is_none() && p.checksum_crc32c.is_none()),
+            .all(|p| p.checksums.sha256.is_none() && p.checksums.crc32c.is_none()),
         "S3 takes no MD5 at completion"
     );
     assert_eq!(
@@ -105,8 +105,8 @@ fn sha256_and_crc32c_are_passed_to_completion() {
         for p in h.signer.completed_with_checksums().unwrap() {
             let sum = Some(fake_sum(start_of(size, p.part_number)));
             match algorithm {
-                ChecksumAlgorithm::Sha256 => assert_eq!(p.checksum_sha256, sum),
-                _ => assert_eq!(p.checksum_crc32c, sum),
+                ChecksumAlgorithm::Sha256 => assert_eq!(p.checksums.sha256, sum),
+                _ => assert_eq!(p.checksums.crc32c, sum),
             }
         }
         assert_eq!(result.checksum, Some(composite(algorithm, size, 3)));
@@ -430,7 +430,7 @@ fn resumed_parts_keep_their_checksums_for_completion() {
     let result = second.finish(|p| p[0]).unwrap();
     let completed = second.signer.completed_with_checksums().unwrap();
     assert_eq!(
-        completed[0].checksum_sha256,
+        completed[0].checksums.sha256,
         Some(fake_sum(0)),
         "part 1's checksum came from the record"
     );
@@ -524,8 +524,10 @@ fn a_part_listed_with_its_checksum_is_not_sent_again() {
             part_number: 2,
             etag: super::fakes::etag(2),
             size: PART,
-            checksum_sha256: Some(part2.clone()),
-            ..Default::default()
+            checksums: s3_direct_protocol::wire::PartChecksumFields {
+                sha256: Some(part2.clone()),
+                ..Default::default()
+            },
         },
     ];
     let script = Script {
@@ -537,7 +539,7 @@ fn a_part_listed_with_its_checksum_is_not_sent_again() {
     let sent: Vec<u32> = second.sink.log().iter().map(|put| put.part).collect();
     assert_eq!(sent, [3], "only the part the store does not hold is sent");
     let completed = second.signer.completed_with_checksums().unwrap();
-    assert_eq!(completed[1].checksum_sha256, Some(part2));
+    assert_eq!(completed[1].checksums.sha256, Some(part2));
     assert_eq!(
         result.checksum,
         Some(composite(ChecksumAlgorithm::Sha256, size, 3))
