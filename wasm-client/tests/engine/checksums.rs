@@ -394,9 +394,9 @@ fn without_a_stall_timeout_a_checksum_has_no_deadline() {
     assert_eq!(hash_deadline_ms(30_000.0, 16_000_000), Some(46_000.0));
 }
 
-#[test]
-fn resumed_parts_keep_their_checksums_for_completion() {
-    let size = size_of(3);
+/// A SHA-256-checksummed upload of `size` that stored part 1 and then failed on part 2, leaving
+/// its resume record in the returned store.
+fn interrupted_after_part_1(size: u64) -> Rc<MemoryResumeStore> {
     let store = Rc::new(MemoryResumeStore::default());
     let mut first = Harness::resuming(
         size,
@@ -415,6 +415,13 @@ fn resumed_parts_keep_their_checksums_for_completion() {
         )),
     );
     first.error();
+    store
+}
+
+#[test]
+fn resumed_parts_keep_their_checksums_for_completion() {
+    let size = size_of(3);
+    let store = interrupted_after_part_1(size);
 
     let listed = vec![s3_direct_protocol::wire::ListedPart {
         part_number: 1,
@@ -493,24 +500,7 @@ fn the_create_declares_the_part_checksums_to_come() {
 #[test]
 fn a_part_listed_with_its_checksum_is_not_sent_again() {
     let size = size_of(3);
-    let store = Rc::new(MemoryResumeStore::default());
-    let mut first = Harness::resuming(
-        size,
-        options(1),
-        asking(ChecksumAlgorithm::Sha256),
-        store.clone(),
-        1000.0,
-    );
-    first.run();
-    first.store(1);
-    first.reply(
-        2,
-        Err(PutError::status(
-            400,
-            "<Error><Code>InvalidArgument</Code></Error>",
-        )),
-    );
-    first.error();
+    let store = interrupted_after_part_1(size);
 
     let part2 = fake_sum(start_of(size, 2));
     let listed = vec![
