@@ -1128,3 +1128,93 @@ async fn an_upload_created_with_a_checksum_algorithm_is_held_to_it() {
     assert_eq!(head.checksum_crc32_c(), Some(expected.as_str()));
     assert_eq!(get_object(&e, key).await.0, data.concat());
 }
+
+/// Two completions of one upload at once (a client retrying a completion whose answer it did not
+/// get, while the first still runs): whatever the interleaving, at least one succeeds, the other
+/// succeeds too or is told the upload is gone, and the object is whole, with its multipart ETag
+/// and attributes, and nothing of the upload is left. No interleaving can be forced from here, so
+/// the rounds repeat it on the blocking pool's threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_completions_at_once_leave_one_whole_object() {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let e = Embedded::start().await;
+    let client = e.s3.client();
+    let data = [test_bytes((5 * MIB) as usize, 31), test_bytes(4321, 32)];
+    let expected_etag = multipart_etag(&[&data[0], &data[1]]);
+    for round in 0..16 {
+        let key = format!("race/{round}.bin");
+        let upload = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&key)
+            .content_type("video/mp4")
+            .send()
+            .await
+            .unwrap();
+        let upload_id = upload.upload_id().unwrap();
+        let mut parts = Vec::new();
+        for (n, body) in (1..).zip(&data) {
+            let out = client
+                .upload_part()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(upload_id)
+                .part_number(n)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .unwrap();
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(out.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        let complete = || {
+            client
+                .complete_multipart_upload()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts.clone()))
+                        .build(),
+                )
+                .send()
+        };
+        let (a, b) = tokio::join!(complete(), complete());
+        let mut done = 0;
+        for answer in [a, b] {
+            match answer {
+                Ok(out) => {
+                    assert_eq!(out.e_tag(), Some(expected_etag.as_str()), "round {round}");
+                    done += 1;
+                }
+                Err(err) => assert!(
+                    matches!(err.code(), Some("NoSuchUpload" | "InvalidPart")),
+                    "round {round}: {err:?}"
+                ),
+            }
+        }
+        assert!(done >= 1, "round {round}: neither completion succeeded");
+        assert_eq!(get_object(&e, &key).await.0, data.concat(), "round {round}");
+        let head = client
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.e_tag(), Some(expected_etag.as_str()), "round {round}");
+        assert_eq!(head.content_type(), Some("video/mp4"), "round {round}");
+        assert!(
+            e.stored_parts().is_empty(),
+            "round {round}: {:?}",
+            e.stored_parts()
+        );
+    }
+}
