@@ -714,6 +714,26 @@ async fn completion_aborts_an_upload_larger_than_declared() {
 }
 
 /// S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-` and the part count.
+/// CompleteMultipartUpload of `parts` through the SDK, ready to send (or to add conditions to).
+fn sdk_complete(
+    client: &aws_sdk_s3::Client,
+    key: &str,
+    upload_id: &str,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder
+{
+    client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+}
+
 fn multipart_etag(parts: &[&[u8]]) -> String {
     use s3s::crypto::{Checksum, Md5};
     let mut all = Md5::new();
@@ -852,7 +872,7 @@ async fn the_store_verifies_the_checksum_signed_into_a_part_url() {
 #[tokio::test]
 async fn an_sdk_client_with_its_default_checksums_uploads_parts() {
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use aws_sdk_s3::types::CompletedPart;
     let e = Embedded::start().await;
     let creds = e.store.credentials();
     let config = aws_sdk_s3::config::Builder::new()
@@ -905,16 +925,7 @@ async fn an_sdk_client_with_its_default_checksums_uploads_parts() {
                 .build(),
         );
     }
-    client
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
+    sdk_complete(&client, key, upload_id, completed)
         .send()
         .await
         .unwrap();
@@ -926,7 +937,7 @@ async fn an_sdk_client_with_its_default_checksums_uploads_parts() {
 #[tokio::test]
 async fn completion_honours_if_none_match_and_if_match() {
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use aws_sdk_s3::types::CompletedPart;
     let e = Embedded::start().await;
     let client = e.s3.client();
     let key = "conditions/a.bin";
@@ -957,21 +968,11 @@ async fn completion_honours_if_none_match_and_if_match() {
         .await
         .unwrap();
     let complete = || {
-        client
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .parts(
-                        CompletedPart::builder()
-                            .part_number(1)
-                            .e_tag(part.e_tag().unwrap())
-                            .build(),
-                    )
-                    .build(),
-            )
+        let part = CompletedPart::builder()
+            .part_number(1)
+            .e_tag(part.e_tag().unwrap())
+            .build();
+        sdk_complete(client, key, upload_id, vec![part])
     };
     for refused in [
         complete().if_none_match("*"),
@@ -997,9 +998,7 @@ async fn completion_honours_if_none_match_and_if_match() {
 async fn an_upload_created_with_a_checksum_algorithm_is_held_to_it() {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{
-        ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
-    };
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedPart};
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use s3s::crypto::{Checksum, Crc32c, Sha256 as S3Sha256};
@@ -1081,17 +1080,7 @@ async fn an_upload_created_with_a_checksum_algorithm_is_held_to_it() {
                     .build()
             })
             .collect();
-        client
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
+        sdk_complete(client, key, upload_id, parts).send()
     };
     let missing = complete([Some(&sums[0]), None]).await.unwrap_err();
     assert_eq!(missing.code(), Some("InvalidRequest"), "{missing:?}");
@@ -1138,7 +1127,7 @@ async fn an_upload_created_with_a_checksum_algorithm_is_held_to_it() {
 async fn two_completions_at_once_leave_one_whole_object() {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use aws_sdk_s3::types::CompletedPart;
     let e = Embedded::start().await;
     let client = e.s3.client();
     let data = [test_bytes((5 * MIB) as usize, 31), test_bytes(4321, 32)];
@@ -1173,19 +1162,7 @@ async fn two_completions_at_once_leave_one_whole_object() {
                     .build(),
             );
         }
-        let complete = || {
-            client
-                .complete_multipart_upload()
-                .bucket(BUCKET)
-                .key(&key)
-                .upload_id(upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts.clone()))
-                        .build(),
-                )
-                .send()
-        };
+        let complete = || sdk_complete(client, &key, upload_id, parts.clone()).send();
         let (a, b) = tokio::join!(complete(), complete());
         let mut done = 0;
         for answer in [a, b] {
