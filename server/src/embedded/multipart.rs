@@ -109,20 +109,31 @@ s3_impl! {
         let Some(algorithm) = algorithm else {
             return Ok(answer);
         };
-        let id = answer.output.upload_id.as_deref().map(upload_uuid).transpose()?;
-        let id = id.ok_or_else(|| s3_error!(InternalError, "s3s-fs gave no upload id"))?;
-        let record = self.layout.record(id.hyphenated());
+        let id = answer
+            .output
+            .upload_id
+            .as_deref()
+            .map(upload_uuid)
+            .transpose()?
+            .ok_or_else(|| s3_error!(InternalError, "s3s-fs gave no upload id"))?
+            .hyphenated();
+        let record = self.layout.record(id);
         if let Err(e) = keep_attribute(&record, ALGORITHM_ATTRIBUTE, algorithm.name().as_bytes()) {
             // Without the algorithm the upload would not be held to it: take it back.
             let _ = std::fs::remove_file(&record);
-            let _ = std::fs::remove_file(self.layout.attributes(&bucket, &key, Some(id.hyphenated())));
+            let _ = std::fs::remove_file(self.layout.attributes(&bucket, &key, Some(id)));
             return Err(S3Error::with_message(
                 S3ErrorCode::NotImplemented,
-                format!("The embedded store cannot keep the upload's checksum algorithm here: {e}"),
+                format!(
+                    "The embedded store cannot keep the upload's checksum algorithm here: {e}"
+                ),
             ));
         }
-        answer.output.checksum_algorithm = Some(ChecksumAlgorithm::from(algorithm.name().to_owned()));
-        answer.output.checksum_type = Some(dto::ChecksumType::from_static(dto::ChecksumType::COMPOSITE));
+        let output = &mut answer.output;
+        output.checksum_algorithm = Some(ChecksumAlgorithm::from(algorithm.name().to_owned()));
+        output.checksum_type = Some(dto::ChecksumType::from_static(
+            dto::ChecksumType::COMPOSITE,
+        ));
         Ok(answer)
     }
 
@@ -503,7 +514,8 @@ impl Composite {
         Self::from_name(name).map(Some).ok_or_else(|| {
             s3_error!(
                 NotImplemented,
-                "The embedded store keeps composite checksums of CRC32, CRC32C, SHA1 and SHA256, not {name}"
+                "The embedded store keeps composite checksums of CRC32, CRC32C, SHA1 and SHA256, \
+                 not {name}"
             )
         })
     }
@@ -722,7 +734,8 @@ impl Digests {
         };
         Err(s3_error!(
             InvalidRequest,
-            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {actual}",
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum \
+             Type: {actual}",
             algorithm.name().to_ascii_lowercase()
         ))
     }
