@@ -237,6 +237,13 @@ pub fn judge_preflight(
     Ok(())
 }
 
+/// The `<Code>` of an S3 error answer.
+fn s3_error_code(body: &str) -> Option<&str> {
+    body.split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+}
+
 /// The verdict on the part PUT's answer: `Ok` with the ETag the page can read.
 pub fn judge_put(
     origin: &str,
@@ -245,11 +252,7 @@ pub fn judge_put(
     body: &str,
 ) -> Result<String, String> {
     if !(200..300).contains(&status) {
-        let code = body
-            .split("<Code>")
-            .nth(1)
-            .and_then(|s| s.split("</Code>").next())
-            .unwrap_or("no S3 error code");
+        let code = s3_error_code(body).unwrap_or("no S3 error code");
         return Err(format!(
             "the presigned part PUT was refused: status {status} ({code}); check the \
              credentials, --region and that the store is reached at the public endpoint"
@@ -323,16 +326,6 @@ pub struct Options {
     pub setup_command: String,
     /// The embedded store: no clock, lifecycle or credential checks apply.
     pub embedded: bool,
-}
-
-/// Header a checksum is sent in.
-fn checksum_header(c: ChecksumAlgorithm) -> &'static str {
-    match c {
-        ChecksumAlgorithm::Md5 => "content-md5",
-        ChecksumAlgorithm::Crc32 => "x-amz-checksum-crc32",
-        ChecksumAlgorithm::Crc32c => "x-amz-checksum-crc32c",
-        ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
-    }
 }
 
 /// Runs every check against `store` (and, for a real store, its bucket rules through `rules`).
@@ -720,7 +713,7 @@ async fn put_part(
                 Some(c) if !(200..300).contains(&status) => format!(
                     "{why}; the part carried its {c} checksum ({}), as --checksum {c} asks: a \
                      store that does not take it needs --checksum md5 or none",
-                    checksum_header(c)
+                    c.header()
                 ),
                 _ => why,
             };
@@ -760,11 +753,7 @@ pub fn judge_checksum_check(
     body: &str,
     stored: &str,
 ) -> (Status, String) {
-    let code = body
-        .split("<Code>")
-        .nth(1)
-        .and_then(|s| s.split("</Code>").next())
-        .unwrap_or("");
+    let code = s3_error_code(body).unwrap_or("");
     if status == 400
         && matches!(
             code,
@@ -783,7 +772,7 @@ pub fn judge_checksum_check(
                 "{stored}, but a damaged copy with the same {c} checksum was stored too: this \
                  store does not verify {} — use --checksum md5, which every S3-compatible store \
                  checks",
-                checksum_header(c)
+                c.header()
             ),
         );
     }
