@@ -423,12 +423,7 @@ fn resumed_parts_keep_their_checksums_for_completion() {
     let size = size_of(3);
     let store = interrupted_after_part_1(size);
 
-    let listed = vec![s3_direct_protocol::wire::ListedPart {
-        part_number: 1,
-        etag: super::fakes::etag(1),
-        size: PART,
-        ..Default::default()
-    }];
+    let listed = vec![super::fakes::listed(1, PART)];
     let script = Script {
         listed: Ok(listed),
         ..asking(ChecksumAlgorithm::Sha256)
@@ -503,23 +498,9 @@ fn a_part_listed_with_its_checksum_is_not_sent_again() {
     let store = interrupted_after_part_1(size);
 
     let part2 = fake_sum(start_of(size, 2));
-    let listed = vec![
-        s3_direct_protocol::wire::ListedPart {
-            part_number: 1,
-            etag: super::fakes::etag(1),
-            size: PART,
-            ..Default::default()
-        },
-        s3_direct_protocol::wire::ListedPart {
-            part_number: 2,
-            etag: super::fakes::etag(2),
-            size: PART,
-            checksums: s3_direct_protocol::wire::PartChecksumFields {
-                sha256: Some(part2.clone()),
-                ..Default::default()
-            },
-        },
-    ];
+    let mut stored = super::fakes::listed(2, PART);
+    stored.checksums.sha256 = Some(part2.clone());
+    let listed = vec![super::fakes::listed(1, PART), stored];
     let script = Script {
         listed: Ok(listed),
         ..asking(ChecksumAlgorithm::Sha256)

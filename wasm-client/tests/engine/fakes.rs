@@ -61,6 +61,16 @@ pub fn etag(part: u32) -> String {
     format!("\"etag-{part}\"")
 }
 
+/// Part `part` as the store lists it after the fake sink stored it, `size` bytes long.
+pub fn listed(part: u32, size: u64) -> s3_direct_protocol::wire::ListedPart {
+    s3_direct_protocol::wire::ListedPart {
+        part_number: part,
+        etag: etag(part),
+        size,
+        ..Default::default()
+    }
+}
+
 /// A call the signing server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {

@@ -441,12 +441,7 @@ fn a_failed_complete_keeps_the_upload_and_progress_short_of_100() {
         }],
         // The store lists every part as sent: nothing to send again, so the refusal stands.
         listed: Ok((1..=3)
-            .map(|p| s3_direct_protocol::wire::ListedPart {
-                part_number: p,
-                etag: etag(p),
-                size: if p < 3 { PART } else { PART - 1234 },
-                ..Default::default()
-            })
+            .map(|p| fakes::listed(p, if p < 3 { PART } else { PART - 1234 }))
             .collect()),
         ..Script::default()
     };

@@ -498,24 +498,14 @@ fn a_completion_refused_for_a_replaced_part_re_sends_it_and_completes_again() {
     // with InvalidPart although every PUT returned 200.
     let size = size_of(3);
     let listed = vec![
-        s3_direct_protocol::wire::ListedPart {
-            part_number: 1,
-            etag: super::fakes::etag(1),
-            size: PART,
-            ..Default::default()
-        },
+        super::fakes::listed(1, PART),
         s3_direct_protocol::wire::ListedPart {
             part_number: 2,
             etag: "\"replaced\"".into(),
             size: PART,
             ..Default::default()
         },
-        s3_direct_protocol::wire::ListedPart {
-            part_number: 3,
-            etag: super::fakes::etag(3),
-            size: PART - 1234,
-            ..Default::default()
-        },
+        super::fakes::listed(3, PART - 1234),
     ];
     let script = Script {
         complete_errors: vec![invalid_part()],
