@@ -12,7 +12,7 @@
 //! | list parts | `GET /s3/multipart/{uploadId}?key=` | | `Vec<`[`ListedPart`]`>` |
 //! | complete | `POST /s3/multipart/{uploadId}/complete?key=` | [`CompleteRequest`] | [`CompleteResponse`] |
 //! | abort | `DELETE /s3/multipart/{uploadId}?key=` | | `{}` |
-//! | small file | `GET /s3/params?filename=&type=` | | [`SinglePutParams`] |
+//! | small file | `GET /s3/params?filename=&type=` | | [`SinglePutParams`] (a PUT or a POST form) |
 //!
 //! Every error is an [`ErrorBody`] with a stable [`ErrorCode`].
 //!
@@ -23,7 +23,7 @@
 //! `checksum`/`presigned` in its answer; `checksum=ALGO:BASE64` on
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
 //! `Checksum*` per completed part and `checksum` in the completion's answer;
-//! `checksum=ALGO:BASE64` on params and `checksum` in its answer).
+//! `size`, `checksum=ALGO:BASE64` and `method=PUT|POST` on params and `checksum` in its answer).
 
 use std::collections::BTreeMap;
 
@@ -294,14 +294,18 @@ pub struct CompleteResponse {
 /// `GET /s3/params`: how to upload a small file with one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinglePutParams {
-    /// Always `PUT`.
+    /// `PUT`: send the file as the body of a PUT to `url` with `headers`. `POST`: send `fields`
+    /// and then the file (as the last field, `file`) in a `multipart/form-data` form to `url`,
+    /// an S3 POST policy upload, as Companion answers. The server answers a POST to callers that
+    /// pass neither `size` nor `checksum` (Companion clients such as Uppy) unless they ask with
+    /// `method=PUT|POST`, and a PUT to the others.
     pub method: String,
     pub url: String,
-    /// Form fields for a POST policy upload. s3-direct signs PUTs, which send no form; it puts
-    /// `key` and `bucket` here too, where Companion clients (Uppy) read them.
+    /// The form fields of a POST (the signed policy among them). A PUT sends no form; s3-direct
+    /// puts `key` and `bucket` here then too, where Companion clients (Uppy 5) read them.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    /// Headers the browser must send with the PUT.
+    /// Headers the browser must send with a PUT (none for a POST).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Extension: the object key the server chose.

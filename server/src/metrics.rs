@@ -18,7 +18,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
-use crate::store::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
+use crate::store::{
+    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
+    StoreError,
+};
 
 /// The `operation` label of store metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -188,6 +191,22 @@ impl Metrics {
             self.store_errors.get_or_create(&label).inc();
         }
     }
+
+    /// Records one signing call: its latency, and a store error labelled `operation` if it failed.
+    fn observe_signing<T>(
+        &self,
+        operation: &'static str,
+        started: Instant,
+        result: &Result<T, StoreError>,
+    ) {
+        self.signing_latency
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.store_errors
+                .get_or_create(&OperationLabel { operation })
+                .inc();
+        }
+    }
 }
 
 /// A [`Store`] that times every call of the store it wraps and counts its failures.
@@ -232,21 +251,9 @@ impl Store for MeteredStore {
             .inner
             .presign_part(key, upload_id, part_number, lifetime, signing)
             .await;
-        self.metrics
-            .signing_latency
-            .observe(started.elapsed().as_secs_f64());
-        match &r {
-            Ok(_) => {
-                self.metrics.parts_signed.inc();
-            }
-            Err(_) => {
-                self.metrics
-                    .store_errors
-                    .get_or_create(&OperationLabel {
-                        operation: "presign_part",
-                    })
-                    .inc();
-            }
+        self.metrics.observe_signing("presign_part", started, &r);
+        if r.is_ok() {
+            self.metrics.parts_signed.inc();
         }
         r
     }
@@ -327,17 +334,19 @@ impl Store for MeteredStore {
     ) -> Result<Presigned, StoreError> {
         let started = Instant::now();
         let r = self.inner.presign_put(key, signing, lifetime).await;
-        self.metrics
-            .signing_latency
-            .observe(started.elapsed().as_secs_f64());
-        if r.is_err() {
-            self.metrics
-                .store_errors
-                .get_or_create(&OperationLabel {
-                    operation: "presign_put",
-                })
-                .inc();
-        }
+        self.metrics.observe_signing("presign_put", started, &r);
+        r
+    }
+
+    async fn presign_post(
+        &self,
+        key: &str,
+        signing: &PostSigning,
+        lifetime: Duration,
+    ) -> Result<Option<PresignedPost>, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.presign_post(key, signing, lifetime).await;
+        self.metrics.observe_signing("presign_post", started, &r);
         r
     }
 

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use s3_direct_protocol::limits::MAX_BATCH_PARTS;
+use s3_direct_protocol::limits::{MAX_BATCH_PARTS, MAX_SINGLE_PUT_SIZE};
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
     CreateMultipartResponse, ListedPart, SignBatchResponse, SignPartResponse, SinglePutParams,
@@ -27,7 +27,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::error::Error;
 use crate::policy;
-use crate::store::{NewUpload, PartSigning, PutSigning};
+use crate::store::{NewUpload, PartSigning, PostSigning, PutSigning};
 use crate::token::{UploadClaims, principal_digest};
 use crate::validate;
 
@@ -576,6 +576,10 @@ struct ParamsQuery {
     size: Option<String>,
     /// Extension: `ALGO:BASE64` checksum of the whole file, signed into the URL.
     checksum: Option<String>,
+    /// Extension: `PUT` or `POST`, how the caller will send the file. Without it, callers that
+    /// pass `size` or `checksum` (s3-direct's client) get a presigned `PUT`, the others (Uppy,
+    /// other Companion clients) the POST policy Companion answers.
+    method: Option<String>,
     /// `metadata[name]=value` pairs (how Uppy sends a file's metadata, and Companion reads it);
     /// other parameters are ignored.
     #[serde(flatten)]
@@ -583,6 +587,32 @@ struct ParamsQuery {
 }
 
 impl ParamsQuery {
+    /// Whether the caller gets a POST policy (`true`) or a presigned `PUT`: what `method` asks
+    /// for; without it, a POST for callers that pass neither `size` nor `checksum`.
+    fn wants_post(&self, size: Option<u64>) -> Result<bool, Error> {
+        let post = match self.method.as_deref() {
+            None => size.is_none() && self.checksum.is_none(),
+            Some(m) if m.eq_ignore_ascii_case("POST") => true,
+            Some(m) if m.eq_ignore_ascii_case("PUT") => false,
+            Some(m) => {
+                return Err(Error::bad_request(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "method {:?} is neither PUT nor POST",
+                        crate::keys::truncate_for_message(m)
+                    ),
+                ));
+            }
+        };
+        if post && self.checksum.is_some() {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidRequest,
+                "a checksum is signed into a PUT only; ask for method=PUT",
+            ));
+        }
+        Ok(post)
+    }
+
     /// The `metadata[name]` parameters as `name → value`.
     fn metadata(&self) -> BTreeMap<String, String> {
         self.rest
@@ -630,31 +660,59 @@ async fn single_put_params(
         validate::single_put_size(size)?;
     }
     check_declared_size(&principal, size, None)?;
+    let post = query.wants_post(size)?;
+    let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
+    let metadata = validate::metadata(&query.metadata())?;
+    let key = state
+        .keys()
+        .issue_under(&policy::prefix_of(&state, &principal), filename)?;
+    let bucket = state.store().bucket().to_owned();
+    let lifetime = state.url_lifetime_now().await;
+    if post {
+        // The policy holds the file to the caller's size limit, which a PUT URL without a
+        // length cannot.
+        let signing = PostSigning {
+            content_type: content_type.clone(),
+            metadata: metadata.clone(),
+            size: match size {
+                Some(n) => n..=n,
+                None => {
+                    0..=principal
+                        .max_size
+                        .map_or(MAX_SINGLE_PUT_SIZE, |max| max.min(MAX_SINGLE_PUT_SIZE))
+                }
+            },
+        };
+        if let Some(form) = state.store().presign_post(&key, &signing, lifetime).await? {
+            return Ok(Json(SinglePutParams {
+                method: "POST".to_owned(),
+                url: form.url,
+                fields: form.fields,
+                headers: BTreeMap::new(),
+                key,
+                bucket,
+                checksum: None,
+            }));
+        }
+        tracing::debug!("the store signs no POST policies; answering a presigned PUT");
+    }
     if principal.max_size.is_some() && size.is_none() {
         return Err(Error::bad_request(
             ErrorCode::InvalidSize,
             "this caller's uploads have a size limit; pass the file's size as `size`",
         ));
     }
-    let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
     let signing = PutSigning {
         content_type,
         content_length: size,
-        metadata: validate::metadata(&query.metadata())?,
+        metadata,
         checksum: query
             .checksum
             .as_deref()
             .map(policy::checksum)
             .transpose()?,
     };
-    let key = state
-        .keys()
-        .issue_under(&policy::prefix_of(&state, &principal), filename)?;
-    let presigned = state
-        .store()
-        .presign_put(&key, &signing, state.url_lifetime_now().await)
-        .await?;
-    let bucket = state.store().bucket().to_owned();
+    let presigned = state.store().presign_put(&key, &signing, lifetime).await?;
     // Uppy's @uppy/aws-s3 (5.x) takes a single upload's key and bucket from `fields` (where a
     // POST policy has them), whatever the method; a PUT sends no form, so they change nothing else.
     let fields = BTreeMap::from([

@@ -14,6 +14,8 @@
 //!   S3_DIRECT_TEST_GARAGE_* / S3_DIRECT_TEST_CEPH_* are set) and on the embedded store, and the
 //!   sweeper's start-up line.
 //! - `observability`: `/metrics`, `/readyz` and `x-request-id` (responses and log lines).
+//! - `post_forms`: small files as POST policy forms (Uppy's way) on the embedded store, Garage and
+//!   Ceph: what the store takes and what it refuses.
 //! - `policy`: authentication, upload ownership, limits, rate limit and CORS decisions.
 //! - `scripted_s3`: `S3Store` against a scripted S3 endpoint: ListParts paging and S3 error codes.
 
@@ -29,4 +31,5 @@ mod fuzz;
 mod observability;
 mod ops;
 mod policy;
+mod post_forms;
 mod scripted_s3;

@@ -83,11 +83,12 @@ impl Routes {
         self.abort(upload_id, key)
     }
 
-    /// `GET`: a presigned single `PUT` for a small file. Metadata goes as `metadata[name]=value`,
-    /// the form Uppy sends and Companion reads.
+    /// `GET`: a presigned single `PUT` for a small file (`method=PUT`: the server answers
+    /// Companion clients a POST form). Metadata goes as `metadata[name]=value`, the form Uppy
+    /// sends and Companion reads.
     pub fn single_put(&self, request: &crate::engine::SinglePutRequest) -> String {
         let mut url = format!(
-            "{}/params?filename={}&type={}&size={}",
+            "{}/params?method=PUT&filename={}&type={}&size={}",
             self.base,
             encode(&request.filename),
             encode(&request.content_type),
@@ -174,7 +175,7 @@ mod tests {
         };
         assert_eq!(
             r.single_put(&request),
-            "/s3/params?filename=a%20b.txt&type=text%2Fplain&size=42\
+            "/s3/params?method=PUT&filename=a%20b.txt&type=text%2Fplain&size=42\
              &metadata%5Borigin%5D=x%26y&checksum=md5%3AAbC%2B%2Fw%3D%3D"
         );
     }

@@ -22,8 +22,9 @@ use super::uploads::OpsError;
 pub const CORS_RULE_ID: &str = "s3-direct-browser-uploads";
 /// Id of the lifecycle rule s3-direct manages.
 pub const LIFECYCLE_RULE_ID: &str = "s3-direct-abort-incomplete-uploads";
-/// Methods the browser uses on the store: part and small-file PUTs, reading objects back.
-pub const ALLOWED_METHODS: [&str; 3] = ["PUT", "GET", "HEAD"];
+/// Methods the browser uses on the store: part and small-file PUTs, small-file POST forms
+/// (Companion clients), reading objects back.
+pub const ALLOWED_METHODS: [&str; 4] = ["PUT", "POST", "GET", "HEAD"];
 /// Request headers the client may send with a PUT (the signing server returns them).
 pub const ALLOWED_HEADERS: [&str; 5] = [
     "content-type",
@@ -713,7 +714,7 @@ mod tests {
     fn stores_that_normalise_rules_still_match() {
         let ours = wanted().cors_rule();
         let mut normalised = ours.clone();
-        normalised["AllowedMethods"] = json!(["HEAD", "GET", "PUT"]);
+        normalised["AllowedMethods"] = json!(["HEAD", "GET", "post", "PUT"]);
         normalised["ExposeHeaders"] = json!([
             "etag",
             "x-amz-checksum-sha256",

@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
-use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
+use super::{
+    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
+    StoreError,
+};
 
 /// Base of the URLs the fake "presigns".
 pub const FAKE_ENDPOINT: &str = "https://fake-store.test";
@@ -45,6 +48,11 @@ pub enum FakeCall {
         content_length: Option<u64>,
         lifetime: Duration,
     },
+    PresignPost {
+        key: String,
+        signing: PostSigning,
+        lifetime: Duration,
+    },
 }
 
 /// The in-memory store. Cheap to share: wrap it in an `Arc` and keep a clone to inspect.
@@ -64,6 +72,8 @@ struct Inner {
     /// What the next calls do, in order, before anything else: fail with the error, or (`None`)
     /// go through.
     scripted: VecDeque<Option<StoreError>>,
+    /// Answers `None` to [`Store::presign_post`], as a store that cannot sign POST policies.
+    no_post_policies: bool,
 }
 
 impl FakeStore {
@@ -86,6 +96,12 @@ impl FakeStore {
     /// call fail (the second, for one `pass_next`).
     pub fn pass_next(&self) {
         self.lock().scripted.push_back(None);
+    }
+
+    /// Makes the store unable to sign POST policies ([`Store::presign_post`] answers `None`).
+    pub fn without_post_policies(self) -> Self {
+        self.lock().no_post_policies = true;
+        self
     }
 
     /// Pretends the browser uploaded part `part_number` of `upload_id`.
@@ -294,5 +310,37 @@ impl Store for FakeStore {
             url: url(key, "x-id=PutObject"),
             headers,
         })
+    }
+
+    async fn presign_post(
+        &self,
+        key: &str,
+        signing: &PostSigning,
+        lifetime: Duration,
+    ) -> Result<Option<PresignedPost>, StoreError> {
+        let inner = self.record(FakeCall::PresignPost {
+            key: key.to_owned(),
+            signing: signing.clone(),
+            lifetime,
+        })?;
+        if inner.no_post_policies {
+            return Ok(None);
+        }
+        // The fields S3Store answers, the policy and its signature stand-ins.
+        let mut fields = BTreeMap::from([
+            ("bucket".to_owned(), "fake-bucket".to_owned()),
+            ("key".to_owned(), key.to_owned()),
+            ("Content-Type".to_owned(), signing.content_type.clone()),
+            ("success_action_status".to_owned(), "201".to_owned()),
+            ("policy".to_owned(), "fake-policy".to_owned()),
+            ("x-amz-signature".to_owned(), "fake".to_owned()),
+        ]);
+        for (name, value) in &signing.metadata {
+            fields.insert(format!("x-amz-meta-{name}"), value.clone());
+        }
+        Ok(Some(PresignedPost {
+            url: format!("{FAKE_ENDPOINT}/fake-bucket"),
+            fields,
+        }))
     }
 }

@@ -14,7 +14,7 @@ use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 mod fake;
 mod s3;
 
-pub use fake::{FakeCall, FakeStore};
+pub use fake::{FAKE_ENDPOINT, FakeCall, FakeStore};
 pub use s3::{S3Store, S3StoreConfig};
 
 /// A new multipart upload.
@@ -60,6 +60,29 @@ pub struct PutSigning {
     pub metadata: BTreeMap<String, String>,
     /// A checksum of the whole body the store must verify: algorithm and base64 digest.
     pub checksum: Option<(ChecksumAlgorithm, String)>,
+}
+
+/// What a POST policy lets the browser upload: one whole object, sent as a `multipart/form-data`
+/// form (S3's `PostObject`), the way Companion answers its clients' small files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostSigning {
+    /// MIME type stored with the object (the form must send exactly it).
+    pub content_type: String,
+    /// User metadata (`x-amz-meta-*`), names lowercase, values header-safe: the form must send
+    /// exactly these.
+    pub metadata: BTreeMap<String, String>,
+    /// The sizes the store accepts (`content-length-range`), inclusive.
+    pub size: std::ops::RangeInclusive<u64>,
+}
+
+/// A presigned POST policy upload: the browser POSTs `fields`, then the file as the last field
+/// `file`, in a `multipart/form-data` form to `url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPost {
+    /// The bucket's URL.
+    pub url: String,
+    /// The form fields, the signed policy and its signature among them.
+    pub fields: BTreeMap<String, String>,
 }
 
 /// Result of completing an upload.
@@ -183,6 +206,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         signing: &PutSigning,
         lifetime: Duration,
     ) -> Result<Presigned, StoreError>;
+
+    /// Presigns a POST policy upload of a whole object under `key`, valid for `lifetime`: the
+    /// store takes the form only with exactly the content type and metadata in `signing`, and a
+    /// file whose size is in `signing.size`. `None` when this store cannot sign one (the caller
+    /// offers a presigned `PUT` instead).
+    async fn presign_post(
+        &self,
+        key: &str,
+        signing: &PostSigning,
+        lifetime: Duration,
+    ) -> Result<Option<PresignedPost>, StoreError>;
 
     /// A cheap call that proves the store is reachable and the bucket usable (`HeadBucket`), for
     /// the readiness probe.

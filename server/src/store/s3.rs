@@ -24,7 +24,10 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedP
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
-use super::{Completed, NewUpload, PartSigning, Presigned, PutSigning, Store, StoreError};
+use super::{
+    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
+    StoreError,
+};
 
 mod sigv4;
 
@@ -289,6 +292,33 @@ impl S3Store {
             );
         }
         Ok(signed)
+    }
+
+    /// [`Store::presign_post`] for the window `start..start + lifetime` (tests start it in the
+    /// past). `None` when the direct signer cannot address the public endpoint, or no
+    /// credentials are known to sign with.
+    pub async fn presign_post_at(
+        &self,
+        key: &str,
+        signing: &PostSigning,
+        start: SystemTime,
+        lifetime: Duration,
+    ) -> Result<Option<PresignedPost>, StoreError> {
+        let Some(signer) = &self.part_signer else {
+            return Ok(None);
+        };
+        let Some(creds) = self.signing_credentials().await else {
+            return Ok(None);
+        };
+        if lifetime > sigv4::MAX_LIFETIME {
+            return Err(StoreError::unavailable(
+                "presign PostObject",
+                "a presigned form lives at most 7 days",
+            ));
+        }
+        Ok(Some(
+            signer.presign_post(&creds, start, lifetime, key, signing),
+        ))
     }
 
     /// The credentials that sign now, if this store knows them (`None`: the SDK resolves and
@@ -556,6 +586,16 @@ impl Store for S3Store {
             .await
             .map_err(|e| StoreError::unavailable(OP, DisplayErrorContext(&e).to_string()))?;
         Ok(())
+    }
+
+    async fn presign_post(
+        &self,
+        key: &str,
+        signing: &PostSigning,
+        lifetime: Duration,
+    ) -> Result<Option<PresignedPost>, StoreError> {
+        self.presign_post_at(key, signing, SystemTime::now(), lifetime)
+            .await
     }
 
     async fn presign_put(

@@ -346,9 +346,13 @@ async fn a_unicode_file_name_round_trips_into_the_stored_key() {
 #[tokio::test]
 async fn single_put_params_upload_a_small_file() {
     let e = Embedded::start().await;
-    let params: SinglePutParams = get(&e.app, "/s3/params?filename=note.txt&type=text%2Fplain")
-        .await
-        .ok();
+    let params: SinglePutParams = get(
+        &e.app,
+        "/s3/params?filename=note.txt&type=text%2Fplain&method=PUT",
+    )
+    .await
+    .ok();
+    assert_eq!(params.method, "PUT");
     assert!(
         !params.url.to_ascii_lowercase().contains("x-amz-checksum"),
         "{}",

@@ -2,19 +2,23 @@
 //! Companion-compatible shapes, and the store was asked exactly what the request implied.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::limits::GIB;
 use s3_direct_protocol::wire::{
     CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart, SignBatchResponse,
     SignPartResponse, SinglePutParams,
 };
-use s3_direct_server::store::{FakeCall, NewUpload, PartSigning};
-use s3_direct_server::{Settings, StoreError};
+use s3_direct_server::store::{FAKE_ENDPOINT, FakeCall, NewUpload, PartSigning, PostSigning};
+use s3_direct_server::{FakeStore, Settings, StoreError};
 use serde_json::{Value, json};
 
-use crate::common::{create, delete, enc, fake_app, fake_app_with, get, post_json, send, store_id};
+use crate::common::{
+    create, delete, enc, fake_app, fake_app_with, get, open_state, post_json, send, store_id,
+};
 
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
 
@@ -286,13 +290,15 @@ async fn abort_answers_an_empty_object() {
     assert!(store.open_uploads().is_empty());
 }
 
+/// A small file from a caller that passes its size (s3-direct's client): a presigned PUT with
+/// that exact length signed in.
 #[tokio::test]
 async fn single_put_params() {
     let (app, store) = fake_app();
     let params: SinglePutParams = get(
         &app,
         &format!(
-            "/s3/params?filename={}&type=text%2Fplain",
+            "/s3/params?filename={}&type=text%2Fplain&size=42",
             enc("notes ü.txt")
         ),
     )
@@ -307,6 +313,7 @@ async fn single_put_params() {
         ])
     );
     assert_eq!(params.headers["content-type"], "text/plain");
+    assert_eq!(params.headers["content-length"], "42");
     assert_eq!(params.bucket, "fake-bucket");
     assert!(params.key.starts_with("uploads/") && params.key.ends_with("/notes ü.txt"));
     assert_eq!(
@@ -314,29 +321,104 @@ async fn single_put_params() {
         vec![FakeCall::PresignPut {
             key: params.key.clone(),
             content_type: "text/plain".into(),
-            content_length: None,
+            content_length: Some(42),
             lifetime: Duration::from_secs(900),
         }]
     );
 }
 
-/// Uppy's @uppy/aws-s3 5.x reports a single PUT's key and bucket from `fields.key` and
-/// `fields.bucket` (Companion's POST policy fields), whatever the method; with nothing there its
-/// `upload-success` event has no key, and the server chose the key.
+/// A small file from a Companion client (Uppy: no size): the POST policy form Companion answers,
+/// which Uppy 6 requires and Uppy 5 follows. Its policy holds the file to S3's single-upload
+/// limit, and the content type and metadata to what was asked for.
 #[tokio::test]
-async fn single_put_params_name_the_key_in_fields_for_uppy() {
-    let (app, _store) = fake_app();
-    let raw: Value = get(&app, "/s3/params?filename=x.txt&type=text%2Fplain")
-        .await
-        .json();
-    assert_eq!(raw["method"], "PUT");
+async fn single_put_params_answer_companion_clients_a_post_form() {
+    let (app, store) = fake_app();
+    let raw: Value = get(
+        &app,
+        "/s3/params?filename=x.txt&type=text%2Fplain&metadata%5Bowner%5D=ada",
+    )
+    .await
+    .json();
+    assert_eq!(raw["method"], "POST");
+    assert_eq!(raw["url"], format!("{FAKE_ENDPOINT}/fake-bucket"));
     let key = raw["key"].as_str().expect("the key, as an extension field");
     assert!(
         key.starts_with("uploads/") && key.ends_with("/x.txt"),
         "{key}"
     );
+    assert_eq!(raw["fields"]["key"], key);
+    assert_eq!(raw["fields"]["bucket"], "fake-bucket");
+    assert_eq!(raw["fields"]["x-amz-meta-owner"], "ada");
+    assert_eq!(raw["headers"], json!({}));
+    assert_eq!(raw.get("checksum"), None);
+    assert_eq!(
+        store.calls(),
+        vec![FakeCall::PresignPost {
+            key: key.to_owned(),
+            signing: PostSigning {
+                content_type: "text/plain".into(),
+                metadata: BTreeMap::from([("owner".into(), "ada".into())]),
+                size: 0..=5 * GIB,
+            },
+            lifetime: Duration::from_secs(900),
+        }]
+    );
+}
+
+/// `method` picks the form whatever else the caller passes; a form takes no checksum.
+#[tokio::test]
+async fn single_put_params_follow_the_method_asked_for() {
+    let (app, store) = fake_app();
+    let asked = async |query: &str| -> SinglePutParams {
+        get(&app, &format!("/s3/params?filename=a.bin&{query}"))
+            .await
+            .ok()
+    };
+    assert_eq!(asked("method=PUT").await.method, "PUT");
+    assert_eq!(asked("method=put&size=5").await.method, "PUT");
+    assert_eq!(asked("method=POST&size=5").await.method, "POST");
+    match store.calls().last() {
+        Some(FakeCall::PresignPost { signing, .. }) => assert_eq!(signing.size, 5..=5),
+        other => panic!("{other:?}"),
+    }
+    // A checksum is signed into a PUT: passing one asks for a PUT.
+    let md5 = enc("md5:/TPi6K08sb3T6o9WM/z1xw==");
+    assert_eq!(asked(&format!("checksum={md5}")).await.method, "PUT");
+    let calls = store.calls().len();
+    for (query, says) in [
+        (format!("method=POST&checksum={md5}"), "PUT only"),
+        ("method=PATCH".to_owned(), "neither PUT nor POST"),
+    ] {
+        let m = get(&app, &format!("/s3/params?filename=a.bin&{query}"))
+            .await
+            .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest);
+        assert!(m.contains(says), "{m}");
+    }
+    assert_eq!(
+        store.calls().len(),
+        calls,
+        "refused requests reach no store"
+    );
+}
+
+/// Uppy's @uppy/aws-s3 5.x reports a single upload's key and bucket from `fields.key` and
+/// `fields.bucket` (Companion's POST policy fields), whatever the method. A store that signs no
+/// POST policies gets Companion clients a PUT, with the key and bucket still in `fields`.
+#[tokio::test]
+async fn single_put_params_fall_back_to_a_put_with_the_key_in_fields() {
+    let store = Arc::new(FakeStore::new().without_post_policies());
+    let app = s3_direct_server::app(open_state(store.clone(), Settings::default()));
+    let raw: Value = get(&app, "/s3/params?filename=x.txt&type=text%2Fplain")
+        .await
+        .json();
+    assert_eq!(raw["method"], "PUT");
+    let key = raw["key"].as_str().expect("the key, as an extension field");
     assert_eq!(raw["fields"], json!({"key": key, "bucket": "fake-bucket"}));
     assert_eq!(raw["bucket"], "fake-bucket");
+    assert!(matches!(
+        store.calls()[..],
+        [FakeCall::PresignPost { .. }, FakeCall::PresignPut { .. }]
+    ));
 }
 
 #[tokio::test]

@@ -344,10 +344,11 @@ async fn sizes_over_the_limit_and_types_not_allowed_create_nothing() {
     )
     .await
     .error(StatusCode::FORBIDDEN, ErrorCode::ContentTypeNotAllowed);
+    // A PUT URL without a length could carry any size.
     call(
         &app,
         Method::GET,
-        "/s3/params?filename=a.mp4&type=video%2Fmp4",
+        "/s3/params?filename=a.mp4&type=video%2Fmp4&method=PUT",
         Some(&alice),
         "",
     )
@@ -384,6 +385,24 @@ async fn sizes_over_the_limit_and_types_not_allowed_create_nothing() {
     .await
     .ok();
     assert_eq!(params.headers["content-length"], "1000");
+
+    // Without a size (Uppy's way), a POST form whose policy holds the file to the limit.
+    let params: SinglePutParams = call(
+        &app,
+        Method::GET,
+        "/s3/params?filename=a.mp4&type=video%2Fmp4",
+        Some(&alice),
+        "",
+    )
+    .await
+    .ok();
+    assert_eq!(params.method, "POST");
+    match store.calls().last() {
+        Some(FakeCall::PresignPost { signing, .. }) => {
+            assert_eq!(signing.size, 0..=100 * MIB);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -547,7 +566,7 @@ async fn single_put_params_name_the_checksum_the_server_wants() {
         let raw: Value = call(
             &app,
             Method::GET,
-            "/s3/params?filename=a.txt",
+            "/s3/params?filename=a.txt&size=8",
             Some(&alice),
             "",
         )

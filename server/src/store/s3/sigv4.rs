@@ -1,5 +1,5 @@
 //! SigV4 query-string presigning of `UploadPart`, done directly instead of through the SDK's
-//! request pipeline.
+//! request pipeline, and SigV4 POST policies (which the SDK does not sign).
 //!
 //! Signing a part is the server's hot path (a 1 GiB upload in 8 MiB parts is 128 URLs; a batch
 //! call asks for up to 1,000). The SDK builds, serialises, intercepts and signs a whole request
@@ -16,7 +16,9 @@
 //!
 //! The format follows the AWS Signature Version 4 documentation for query-parameter
 //! authentication: `UNSIGNED-PAYLOAD`, URI-encoding of every byte except the unreserved
-//! characters (and `/` in the path), parameters sorted by their encoded names.
+//! characters (and `/` in the path), parameters sorted by their encoded names. A POST policy is
+//! signed as that documentation's browser-based uploads say: the string to sign is the base64 of
+//! the policy document, signed with the same derived key.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,9 +27,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{digest, hmac};
 use aws_sdk_s3::config::Credentials;
+use base64::Engine as _;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
-use super::super::{PartSigning, Presigned};
+use super::super::{PartSigning, PostSigning, Presigned, PresignedPost};
 
 /// Longest presigned URL lifetime SigV4 allows (7 days).
 pub(super) const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -42,6 +45,7 @@ pub(super) struct PartSigner {
     host: String,
     /// URI-encoded path before the key: `/bucket` (path style) or nothing.
     path_prefix: String,
+    bucket: String,
     region: String,
     /// The derived signing key of the last day and credentials used.
     key_cache: Mutex<Option<SigningKey>>,
@@ -170,6 +174,7 @@ impl PartSigner {
             origin,
             host,
             path_prefix,
+            bucket: bucket.to_owned(),
             region: region.to_owned(),
             key_cache: Mutex::new(None),
         })
@@ -305,6 +310,70 @@ impl PartSigner {
         signed
     }
 
+    /// A POST policy upload of `key`, valid from `start` for `lifetime`: the bucket's URL and
+    /// the form fields, among them the policy (every field must be sent with exactly its value,
+    /// and the file's size must be within `signing.size`) and its signature.
+    pub(super) fn presign_post(
+        &self,
+        creds: &Credentials,
+        start: SystemTime,
+        lifetime: Duration,
+        key: &str,
+        signing: &PostSigning,
+    ) -> PresignedPost {
+        let (amz_date, date) = amz_dates(start);
+        let credential = format!(
+            "{}/{date}/{}/s3/aws4_request",
+            creds.access_key_id(),
+            self.region
+        );
+        let mut fields = BTreeMap::from([
+            ("bucket".to_owned(), self.bucket.clone()),
+            ("key".to_owned(), key.to_owned()),
+            ("Content-Type".to_owned(), signing.content_type.clone()),
+            // An XML answer with the key and ETag, as Companion's forms ask for.
+            ("success_action_status".to_owned(), "201".to_owned()),
+            ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
+            ("x-amz-credential".to_owned(), credential),
+            ("x-amz-date".to_owned(), amz_date),
+        ]);
+        for (name, value) in &signing.metadata {
+            fields.insert(format!("x-amz-meta-{name}"), value.clone());
+        }
+        if let Some(token) = creds.session_token() {
+            fields.insert("x-amz-security-token".to_owned(), token.to_owned());
+        }
+        // Every field is an exact-match condition; the size a range.
+        let mut conditions: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|(name, value)| serde_json::json!({ name: value }))
+            .collect();
+        conditions.push(serde_json::json!([
+            "content-length-range",
+            signing.size.start(),
+            signing.size.end()
+        ]));
+        let policy = serde_json::json!({
+            "expiration": iso8601(start + lifetime),
+            "conditions": conditions,
+        });
+        let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+        let mut signature = [0u8; 64];
+        hex_to(
+            &mut signature,
+            hmac::sign(&self.signing_mac(creds, &date), policy.as_bytes()).as_ref(),
+        );
+        fields.insert("policy".to_owned(), policy);
+        fields.insert(
+            "x-amz-signature".to_owned(),
+            String::from_utf8_lossy(&signature).into_owned(),
+        );
+        PresignedPost {
+            url: format!("{}{}", self.origin, self.path_prefix),
+            fields,
+        }
+    }
+
     /// The MAC of an empty message under the signing key of `date`: tests compare keys by it.
     #[cfg(test)]
     fn signing_key(&self, creds: &Credentials, date: &str) -> [u8; 32] {
@@ -437,6 +506,21 @@ fn amz_dates(t: SystemTime) -> (String, String) {
     (time, date)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.000Z`, a POST policy's `expiration`, of `t` in UTC.
+fn iso8601(t: SystemTime) -> String {
+    let (amz_date, _) = amz_dates(t);
+    let (d, t) = amz_date.split_at(8);
+    format!(
+        "{}-{}-{}T{}:{}:{}.000Z",
+        &d[..4],
+        &d[4..6],
+        &d[6..],
+        &t[1..3],
+        &t[3..5],
+        &t[5..7]
+    )
+}
+
 /// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -476,6 +560,62 @@ mod tests {
         // 2100 is not a leap year: 2100-02-28 is followed by 2100-03-01.
         assert_eq!(at(4_107_542_400).1, "21000301");
         assert_eq!(at(4_107_542_400 - 1).1, "21000228");
+    }
+
+    #[test]
+    fn post_policies_bind_every_field_the_size_and_the_expiry() {
+        let s = PartSigner::new("http://127.0.0.1:9000", "b", "us-east-1", true).unwrap();
+        let creds = Credentials::new("AK", "secret", Some("session".into()), None, "t");
+        let signing = PostSigning {
+            content_type: "text/plain".into(),
+            metadata: BTreeMap::from([("owner".into(), "ada".into())]),
+            size: 3..=10,
+        };
+        let start = UNIX_EPOCH + Duration::from_secs(1_795_921_552);
+        let form = s.presign_post(&creds, start, Duration::from_secs(900), "k/a b", &signing);
+        assert_eq!(form.url, "http://127.0.0.1:9000/b");
+        let f = |name: &str| form.fields[name].as_str();
+        assert_eq!(
+            (
+                f("bucket"),
+                f("key"),
+                f("Content-Type"),
+                f("x-amz-meta-owner")
+            ),
+            ("b", "k/a b", "text/plain", "ada")
+        );
+        assert_eq!(
+            f("x-amz-credential"),
+            "AK/20261129/us-east-1/s3/aws4_request"
+        );
+        assert_eq!(f("x-amz-date"), "20261129T030552Z");
+        assert_eq!(f("x-amz-security-token"), "session");
+        let policy: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(f("policy"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(policy["expiration"], "2026-11-29T03:20:52.000Z");
+        let conditions = policy["conditions"].as_array().unwrap();
+        // One exact condition per field but the policy and its signature, and the size range.
+        assert_eq!(conditions.len(), form.fields.len() - 2 + 1);
+        for (name, value) in &form.fields {
+            if name != "policy" && name != "x-amz-signature" {
+                assert!(
+                    conditions.contains(&serde_json::json!({ name: value })),
+                    "{name}"
+                );
+            }
+        }
+        assert!(conditions.contains(&serde_json::json!(["content-length-range", 3, 10])));
+        // The signature is the HMAC of the base64 policy under the day's signing key.
+        let mut expected = [0u8; 64];
+        hex_to(
+            &mut expected,
+            hmac::sign(&s.signing_mac(&creds, "20261129"), f("policy").as_bytes()).as_ref(),
+        );
+        assert_eq!(f("x-amz-signature").as_bytes(), expected);
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! Small files as S3 POST policy forms, the way Companion clients (Uppy 6 always, Uppy 5 when
+//! told) send them: `GET /s3/params` without `size` answers a form, the browser POSTs it with the
+//! file to the bucket, and the store holds the form to the policy — the key, content type and
+//! metadata exactly as signed, the size within its range, the signature and the expiry — storing
+//! nothing it refuses.
+//!
+//! Runs on the embedded store always, on Garage when `S3_DIRECT_TEST_GARAGE_*` are set and on
+//! Ceph radosgw when `S3_DIRECT_TEST_CEPH_*` are.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use reqwest::StatusCode as HttpStatus;
+use s3_direct_protocol::wire::SinglePutParams;
+use s3_direct_server::{S3Store, Settings};
+
+use crate::common::{Embedded, enc, get, open_state, store_from_env, test_bytes};
+
+/// POSTs `fields` and then `file` as a `multipart/form-data` form to `url`, as a browser's
+/// `FormData` does (the file last: S3 ignores fields after it); the status and body.
+async fn post_form(
+    url: &str,
+    fields: &BTreeMap<String, String>,
+    file: &[u8],
+) -> (HttpStatus, String) {
+    let boundary = "----s3-direct-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::with_capacity(file.len() + 4096);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let res = crate::common::http()
+        .post(url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.text().await.unwrap())
+}
+
+/// Asks the app for the form of a small file; `query` follows `filename=`.
+async fn form(app: &Router, query: &str) -> SinglePutParams {
+    let params: SinglePutParams = get(app, &format!("/s3/params?filename={query}")).await.ok();
+    assert_eq!(params.method, "POST", "{params:?}");
+    assert_eq!(params.fields["key"], params.key);
+    assert!(params.headers.is_empty(), "{params:?}");
+    params
+}
+
+/// Whether the store holds an object under `key`.
+async fn stored(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn forms_are_held_to_their_policy(
+    app: &Router,
+    store: &S3Store,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) {
+    // A form as Uppy asks for it: no size, the type and metadata as query parameters.
+    let body = test_bytes(150_007, 1);
+    let params = form(
+        app,
+        &format!(
+            "{}&type=text%2Fplain&metadata%5Bowner%5D=ada",
+            enc("notes ü.txt")
+        ),
+    )
+    .await;
+    assert_eq!(params.fields["Content-Type"], "text/plain");
+    assert_eq!(params.fields["x-amz-meta-owner"], "ada");
+    let (status, answer) = post_form(&params.url, &params.fields, &body).await;
+    assert_eq!(status, HttpStatus::CREATED, "{answer}");
+    assert!(answer.contains("<ETag>"), "{answer}");
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(&params.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object.content_type(), Some("text/plain"));
+    assert_eq!(
+        object
+            .metadata()
+            .and_then(|m| m.get("owner"))
+            .map(String::as_str),
+        Some("ada")
+    );
+    let stored_body = object.body.collect().await.unwrap().into_bytes();
+    assert!(
+        stored_body == body,
+        "the stored object differs from the file"
+    );
+
+    // What the store must refuse, each storing nothing under the form's key.
+    let refused = async |what: &str,
+                         params: &SinglePutParams,
+                         fields: &BTreeMap<String, String>,
+                         file: &[u8]| {
+        let (status, answer) = post_form(&params.url, fields, file).await;
+        assert!(
+            status.is_client_error(),
+            "{what}: the store answered {status}: {answer}"
+        );
+        assert!(
+            !stored(client, bucket, &params.key).await,
+            "{what}: the store kept the object"
+        );
+    };
+
+    // A declared size is the only size the form takes.
+    let sized = form(
+        app,
+        "exact.bin&type=application%2Foctet-stream&size=1000&method=POST",
+    )
+    .await;
+    refused("one byte more", &sized, &sized.fields, &test_bytes(1001, 2)).await;
+    refused("one byte less", &sized, &sized.fields, &test_bytes(999, 2)).await;
+
+    let params = form(app, "a.bin&type=application%2Foctet-stream").await;
+    let small = test_bytes(1000, 3);
+    for (what, field, value) in [
+        ("another key", "key", format!("{}-elsewhere", params.key)),
+        (
+            "another content type",
+            "Content-Type",
+            "text/html".to_owned(),
+        ),
+        ("other metadata", "x-amz-meta-owner", "mallory".to_owned()),
+        ("a changed signature", "x-amz-signature", "0".repeat(64)),
+    ] {
+        let mut fields = params.fields.clone();
+        fields.insert(field.to_owned(), value.clone());
+        refused(what, &params, &fields, &small).await;
+        if field == "key" {
+            assert!(!stored(client, bucket, &value).await, "{what}: stored");
+        }
+    }
+
+    // An expired form: signed an hour ago for a minute.
+    let expired = store
+        .presign_post_at(
+            &params.key,
+            &s3_direct_server::store::PostSigning {
+                content_type: "application/octet-stream".to_owned(),
+                metadata: BTreeMap::new(),
+                size: 0..=1_000_000,
+            },
+            SystemTime::now() - Duration::from_secs(3600),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .expect("the store signs forms");
+    let as_params = SinglePutParams {
+        url: expired.url,
+        fields: expired.fields.clone(),
+        ..params.clone()
+    };
+    refused("an expired form", &as_params, &expired.fields, &small).await;
+
+    // The untouched form still works after all that.
+    let (status, answer) = post_form(&params.url, &params.fields, &small).await;
+    assert_eq!(status, HttpStatus::CREATED, "{answer}");
+    assert!(stored(client, bucket, &params.key).await);
+}
+
+async fn on_store(store: S3Store) {
+    store
+        .client()
+        .create_bucket()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    let client = store.client().clone();
+    let bucket = store.config().bucket.clone();
+    let app = s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()));
+    forms_are_held_to_their_policy(&app, &store, &client, &bucket).await;
+}
+
+#[tokio::test]
+async fn the_embedded_store_holds_post_forms_to_their_policy() {
+    let e = Embedded::start().await;
+    forms_are_held_to_their_policy(&e.app, &e.s3, e.s3.client(), &e.s3.config().bucket).await;
+}
+
+#[tokio::test]
+async fn garage_holds_post_forms_to_their_policy() {
+    let Some(store) = store_from_env("GARAGE", "pf") else {
+        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        return;
+    };
+    on_store(store).await;
+}
+
+#[tokio::test]
+async fn ceph_holds_post_forms_to_their_policy() {
+    let Some(store) = store_from_env("CEPH", "pf") else {
+        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        return;
+    };
+    on_store(store).await;
+}
