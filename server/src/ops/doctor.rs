@@ -14,6 +14,11 @@
 //!   part carrying its checksum), and a second PUT with one byte changed must be refused: a store
 //!   that stores it does not verify that checksum. The upload is aborted afterwards, whatever
 //!   happened;
+//! - **small-file form**: a small file sent as Companion clients (Uppy) send it: a POST policy
+//!   form as `GET /s3/params` answers them, POSTed with `Origin` (a form needs no preflight); the
+//!   store must take it and let the page read the answer (`Access-Control-Allow-Origin`, which
+//!   S3 sends only when the CORS rule allows `POST`). A warning, not a failure: s3-direct's own
+//!   client sends PUTs. The object is deleted afterwards;
 //! - **lifecycle**: an enabled `AbortIncompleteMultipartUpload` rule covering the key prefix;
 //! - **credential lifetime**: how long the signing credentials live against `--url-lifetime`.
 //!
@@ -30,7 +35,7 @@ use serde_json::{Value, json};
 use super::setup::{self, BucketRules, Wanted};
 use super::units::format_age;
 use super::uploads::OpsError;
-use crate::store::{PartSigning, S3Store, Store};
+use crate::store::{PartSigning, PostSigning, S3Store, Store};
 
 /// Result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -102,6 +107,7 @@ impl Report {
 pub const CREDENTIALS: &str = "credentials";
 pub const CLOCK: &str = "clock";
 pub const BROWSER_UPLOAD: &str = "browser upload";
+pub const SMALL_FILE_FORM: &str = "small-file form";
 pub const LIFECYCLE: &str = "lifecycle";
 pub const CREDENTIAL_LIFETIME: &str = "credential lifetime";
 
@@ -374,14 +380,20 @@ pub async fn run(
             report.fixes.push(cors_fix(rules, options).await);
         }
         report.check(BROWSER_UPLOAD, verdict);
+        let form = small_file_form(&http, store, options).await;
+        if form.0 != Status::Ok
+            && !options.embedded
+            && !report.fixes.iter().any(|f| f.check == BROWSER_UPLOAD)
+        {
+            let mut fix = cors_fix(rules, options).await;
+            fix.check = SMALL_FILE_FORM;
+            report.fixes.push(fix);
+        }
+        report.check(SMALL_FILE_FORM, form);
     } else {
-        report.check(
-            BROWSER_UPLOAD,
-            (
-                Status::Fail,
-                "not tried: the bucket is not reachable with these credentials".to_owned(),
-            ),
-        );
+        let not_tried = "not tried: the bucket is not reachable with these credentials";
+        report.check(BROWSER_UPLOAD, (Status::Fail, not_tried.to_owned()));
+        report.check(SMALL_FILE_FORM, (Status::Warn, not_tried.to_owned()));
     }
 
     match (rules, options.embedded) {
@@ -746,6 +758,111 @@ async fn put_part(
     }
 }
 
+/// POSTs a small file in the form `GET /s3/params` answers Companion clients, with `Origin`, and
+/// deletes it again.
+async fn small_file_form(
+    http: &reqwest::Client,
+    store: &S3Store,
+    options: &Options,
+) -> (Status, String) {
+    const BODY: &[u8] = b"s3-direct doctor: a test file, deleted right after this request\n";
+    let Some(origin) = options.origin.as_deref() else {
+        return (
+            Status::Warn,
+            "no page origin to test with: give --cors-origin or --origin".to_owned(),
+        );
+    };
+    let key = format!(
+        "{}.s3-direct-doctor/{}",
+        options.wanted.key_prefix,
+        uuid::Uuid::new_v4().simple()
+    );
+    let signing = PostSigning {
+        content_type: "text/plain".to_owned(),
+        metadata: Default::default(),
+        size: 0..=BODY.len() as u64,
+    };
+    let form = match store
+        .presign_post(&key, &signing, options.url_lifetime)
+        .await
+    {
+        Ok(Some(form)) => form,
+        Ok(None) => {
+            return (
+                Status::NotApplicable,
+                "the server signs no POST forms for this endpoint (an endpoint with a path, or                  a bucket that is no DNS name with virtual-hosted addressing): Companion                  clients get presigned PUTs, which Uppy 5 follows and Uppy 6 cannot"
+                    .to_owned(),
+            );
+        }
+        Err(e) => return (Status::Warn, format!("cannot sign a POST form: {e}")),
+    };
+    let mut body = reqwest::multipart::Form::new();
+    for (name, value) in form.fields {
+        body = body.text(name, value);
+    }
+    body = body.part("file", reqwest::multipart::Part::bytes(BODY));
+    let answer = http
+        .post(&form.url)
+        .header("origin", origin)
+        .multipart(body)
+        .send()
+        .await;
+    let verdict = match answer {
+        Ok(answer) => {
+            let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+            let body = answer.text().await.unwrap_or_default();
+            judge_form(origin, status, &headers, &body)
+        }
+        Err(e) => unanswered(&e, &form.url, "the form POST failed", Status::Warn),
+    };
+    // Leave nothing behind (deleting an object that was not stored succeeds).
+    match store
+        .client()
+        .delete_object()
+        .bucket(&store.config().bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(_) => verdict,
+        Err(e) => (
+            Status::Warn,
+            format!(
+                "{}; and deleting the test object {key} failed ({}): delete it by hand",
+                verdict.1,
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ),
+        ),
+    }
+}
+
+/// The verdict on the answer to a small-file form POSTed from `origin`.
+pub fn judge_form(origin: &str, status: u16, headers: &HeaderMap, body: &str) -> (Status, String) {
+    if !(200..300).contains(&status) {
+        let code = s3_error_code(body).unwrap_or("no S3 error code");
+        return (
+            Status::Warn,
+            format!(
+                "the store refused a small file's POST form: status {status} ({code}); Companion                  clients (Uppy) cannot upload files they send in one request (Uppy 5: give it                  shouldUseMultipart: true)"
+            ),
+        );
+    }
+    if !allows_origin(headers, origin) {
+        return (
+            Status::Warn,
+            format!(
+                "a small file's POST form from {origin} was stored, but the answer has no                  Access-Control-Allow-Origin for it, so the page sees a failed upload: allow POST                  in the bucket's CORS rule (Companion clients such as Uppy send small files so)"
+            ),
+        );
+    }
+    (
+        Status::Ok,
+        format!(
+            "a small file's POST form from {origin}, as Companion clients (Uppy) send it, was              stored and the page can read the answer"
+        ),
+    )
+}
+
 /// The verdict on the PUT of a part whose body no longer matches the checksum signed into it.
 pub fn judge_checksum_check(
     c: ChecksumAlgorithm,
@@ -974,6 +1091,33 @@ mod tests {
         );
         let err = judge_preflight(ORIGIN, &["content-md5"], 200, &good).unwrap_err();
         assert!(err.contains("request header(s) content-md5"), "{err}");
+    }
+
+    #[test]
+    fn a_small_file_form_must_be_stored_and_its_answer_readable() {
+        let allowed = headers(&[("access-control-allow-origin", ORIGIN)]);
+        assert_eq!(judge_form(ORIGIN, 201, &allowed, "").0, Status::Ok);
+        assert_eq!(
+            judge_form(
+                ORIGIN,
+                204,
+                &headers(&[("access-control-allow-origin", "*")]),
+                ""
+            )
+            .0,
+            Status::Ok
+        );
+        let (s, m) = judge_form(ORIGIN, 201, &headers(&[]), "");
+        assert_eq!(s, Status::Warn);
+        assert!(m.contains("allow POST"), "{m}");
+        let (s, m) = judge_form(
+            ORIGIN,
+            403,
+            &allowed,
+            "<Error><Code>AccessDenied</Code></Error>",
+        );
+        assert_eq!(s, Status::Warn);
+        assert!(m.contains("403 (AccessDenied)"), "{m}");
     }
 
     #[test]

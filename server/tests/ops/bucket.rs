@@ -193,6 +193,7 @@ async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>) {
             "credentials",
             "clock",
             "browser upload",
+            "small-file form",
             "lifecycle",
             "credential lifetime"
         ],
@@ -272,6 +273,18 @@ async fn doctor_fails_without_expose_headers_and_setup_fixes_it(
     assert!(
         text.lines().any(|l| l.starts_with("warn  lifecycle")),
         "{text}"
+    );
+    // The old rule does not allow POST: the store takes Uppy's small-file form, but the page
+    // could not read the answer.
+    let form = text
+        .lines()
+        .find(|l| l.starts_with("warn  small-file form"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(form.contains("allow POST"), "{form}");
+    assert_eq!(
+        text.matches("aws s3api put-bucket-cors").count(),
+        1,
+        "one CORS fix: {text}"
     );
     // The fixes: the CORS configuration with ours first and the others kept, the lifecycle
     // configuration with the logs rule kept, and the setup command.
@@ -421,13 +434,13 @@ async fn on_the_embedded_store_doctor_says_what_does_not_apply_and_setup_is_not_
     assert_eq!(report["origin"], "http://127.0.0.1:8080");
     assert_eq!(
         checks_with(&report, "ok"),
-        ["credentials", "browser upload"]
+        ["credentials", "browser upload", "small-file form"]
     );
     assert_eq!(
         checks_with(&report, "n/a"),
         ["clock", "lifecycle", "credential lifetime"]
     );
-    let lifecycle = &report["checks"][3]["message"];
+    let lifecycle = &report["checks"][4]["message"];
     assert!(
         lifecycle.as_str().unwrap().contains("--sweep-older-than"),
         "{lifecycle}"

@@ -25,32 +25,17 @@ async fn post_form(
     fields: &BTreeMap<String, String>,
     file: &[u8],
 ) -> (HttpStatus, String) {
-    let boundary = "----s3-direct-test-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::with_capacity(file.len() + 4096);
+    let mut form = reqwest::multipart::Form::new();
     for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
+        form = form.text(name.clone(), value.clone());
     }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"blob\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(file.to_vec()).file_name("blob"),
     );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let res = crate::common::http()
         .post(url)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
+        .multipart(form)
         .send()
         .await
         .unwrap();
