@@ -248,6 +248,13 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_CHECKSUM", value_parser = parse_checksum)]
     pub checksum: Option<ChecksumAlgorithm>,
 
+    /// How `GET /s3/params` answers callers that pass no size and name no method (Companion
+    /// clients such as Uppy): post, a POST policy form as Companion answers (Uppy 6 needs it);
+    /// put, a presigned PUT (for Uppy 5 with a store whose form answer has no ETag header, such
+    /// as Ceph 16: Uppy 5 waits for it).
+    #[arg(long, global = true, env = "S3_DIRECT_SMALL_FILE_METHOD", value_enum, default_value_t = SmallFileMethod::Post)]
+    pub small_file_method: SmallFileMethod,
+
     /// Requests per minute per caller (per client address when open); 0 disables the limit.
     #[arg(long, global = true, env = "S3_DIRECT_RATE_LIMIT", default_value_t = DEFAULT_RATE_PER_MINUTE)]
     pub rate_limit: u32,
@@ -298,6 +305,16 @@ fn parse_period(s: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err(format!("{s:?} is no time at all; use 1m or more, like 1h")),
         d => Ok(d),
     }
+}
+
+/// How a small file is sent in one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SmallFileMethod {
+    /// A `multipart/form-data` POST of an S3 POST policy form.
+    #[default]
+    Post,
+    /// A presigned PUT.
+    Put,
 }
 
 fn parse_checksum(s: &str) -> Result<ChecksumAlgorithm, String> {
@@ -492,9 +509,12 @@ mod tests {
             "https://app.example.com/",
             "--checksum",
             "CRC32C",
+            "--small-file-method",
+            "put",
         ])
         .unwrap();
         let c = cli.serve;
+        assert_eq!(c.small_file_method, SmallFileMethod::Put);
         assert_eq!(c.auth, AuthMode::Jwt);
         assert_eq!(c.content_types, ["video/*", "image/png"]);
         assert_eq!(c.cors_origins, ["https://app.example.com"]);
@@ -502,9 +522,11 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cr3t"));
         assert!(Cli::try_parse_from(["s3-direct", "--cors-origin", "https://a.com/x"]).is_err());
         assert!(Cli::try_parse_from(["s3-direct", "--checksum", "crc64"]).is_err());
+        assert!(Cli::try_parse_from(["s3-direct", "--small-file-method", "patch"]).is_err());
         let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
         assert_eq!(d.auth, AuthMode::Open);
         assert!(d.checksum.is_none() && d.cors_origins.is_empty());
+        assert_eq!(d.small_file_method, SmallFileMethod::Post);
     }
 
     #[test]

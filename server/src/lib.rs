@@ -187,6 +187,8 @@ pub struct Settings {
     pub content_types: Option<Vec<String>>,
     /// Checksum advertised to clients at create (they may sign parts with it).
     pub checksum: Option<ChecksumAlgorithm>,
+    /// How `GET /s3/params` answers callers that pass no size and name no method.
+    pub small_file_method: config::SmallFileMethod,
     /// Requests per minute per caller (0: no limit) and the burst allowed at once.
     pub rate_per_minute: u32,
     pub rate_burst: u32,
@@ -208,6 +210,7 @@ impl Default for Settings {
             token_lifetime: Duration::from_secs(config::DEFAULT_TOKEN_LIFETIME_SECS),
             content_types: None,
             checksum: None,
+            small_file_method: config::SmallFileMethod::Post,
             rate_per_minute: config::DEFAULT_RATE_PER_MINUTE,
             rate_burst: config::DEFAULT_RATE_BURST,
             cors_origins: Vec::new(),
@@ -227,6 +230,7 @@ impl From<&ServeConfig> for Settings {
             token_lifetime: Duration::from_secs(c.upload_token_lifetime),
             content_types: (!c.content_types.is_empty()).then(|| c.content_types.clone()),
             checksum: c.checksum,
+            small_file_method: c.small_file_method,
             rate_per_minute: c.rate_limit,
             rate_burst: c.rate_burst,
             cors_origins: c.cors_origins.clone(),

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
+use crate::config::SmallFileMethod;
 use crate::error::Error;
 use crate::policy;
 use crate::store::{NewUpload, PartSigning, PostSigning, PutSigning};
@@ -588,10 +589,11 @@ struct ParamsQuery {
 
 impl ParamsQuery {
     /// Whether the caller gets a POST policy (`true`) or a presigned `PUT`: what `method` asks
-    /// for; without it, a POST for callers that pass neither `size` nor `checksum`.
-    fn wants_post(&self, size: Option<u64>) -> Result<bool, Error> {
+    /// for; without it, `usual` (`--small-file-method`) for callers that pass neither `size` nor
+    /// `checksum`, a PUT for the others.
+    fn wants_post(&self, size: Option<u64>, usual: SmallFileMethod) -> Result<bool, Error> {
         let post = match self.method.as_deref() {
-            None => size.is_none() && self.checksum.is_none(),
+            None => size.is_none() && self.checksum.is_none() && usual == SmallFileMethod::Post,
             Some(m) if m.eq_ignore_ascii_case("POST") => true,
             Some(m) if m.eq_ignore_ascii_case("PUT") => false,
             Some(m) => {
@@ -660,7 +662,7 @@ async fn single_put_params(
         validate::single_put_size(size)?;
     }
     check_declared_size(&principal, size, None)?;
-    let post = query.wants_post(size)?;
+    let post = query.wants_post(size, state.settings().small_file_method)?;
     let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
     let metadata = validate::metadata(&query.metadata())?;
     let key = state

@@ -207,7 +207,8 @@ fn loopback_for(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Browsers PUT parts from the demo page's origin; they must be allowed to, and to read `ETag`.
+/// Browsers PUT parts (and POST small-file forms) from the page's origin; they must be allowed
+/// to, and to read `ETag` (and a form's `Location`).
 fn cors() -> CorsLayer {
     use axum::http::{Method, header};
     CorsLayer::new()
@@ -220,7 +221,7 @@ fn cors() -> CorsLayer {
             Method::DELETE,
         ])
         .allow_headers(Any)
-        .expose_headers([header::ETAG])
+        .expose_headers([header::ETAG, header::LOCATION])
         .max_age(Duration::from_secs(3600))
 }
 

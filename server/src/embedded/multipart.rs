@@ -32,7 +32,8 @@ use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{
     self, ChecksumAlgorithm, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
     CompletedPart, CreateMultipartUploadInput, CreateMultipartUploadOutput, ETag, ETagCondition,
-    ListPartsInput, ListPartsOutput, UploadPartInput, UploadPartOutput,
+    ListPartsInput, ListPartsOutput, PutObjectInput, PutObjectOutput, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::AsyncWriteExt;
@@ -88,7 +89,6 @@ s3_impl! {
         list_buckets: ListBucketsInput -> ListBucketsOutput,
         list_objects: ListObjectsInput -> ListObjectsOutput,
         list_objects_v2: ListObjectsV2Input -> ListObjectsV2Output,
-        put_object: PutObjectInput -> PutObjectOutput,
         get_object: GetObjectInput -> GetObjectOutput,
         head_object: HeadObjectInput -> HeadObjectOutput,
         copy_object: CopyObjectInput -> CopyObjectOutput,
@@ -96,6 +96,29 @@ s3_impl! {
         delete_objects: DeleteObjectsInput -> DeleteObjectsOutput,
         upload_part_copy: UploadPartCopyInput -> UploadPartCopyOutput,
         abort_multipart_upload: AbortMultipartUploadInput -> AbortMultipartUploadOutput,
+    }
+
+    /// s3s-fs's PUT. A POST form comes here too (s3s's `post_object` hands it on), and is
+    /// answered as S3 answers one: with the object's `ETag` and `Location` as headers as well as
+    /// in the XML body (s3s writes only the body; Uppy 5 waits for the `ETag` header).
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let form = (req.method == axum::http::Method::POST).then(|| form_location(&req));
+        let mut answer = self.fs.put_object(req).await?;
+        if let Some(location) = form {
+            if let Some(etag) = answer.output.e_tag.as_ref() {
+                let etag = etag
+                    .to_http_header()
+                    .map_err(|e| s3_error!(e, InternalError))?;
+                answer.headers.insert(axum::http::header::ETAG, etag);
+            }
+            if let Some(location) = location {
+                answer.headers.insert(axum::http::header::LOCATION, location);
+            }
+        }
+        Ok(answer)
     }
 
     /// s3s-fs's create, keeping the checksum algorithm the upload is created with.
@@ -943,6 +966,23 @@ fn remove_if_present(path: &Path) -> S3Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(internal(e)),
         _ => Ok(()),
     }
+}
+
+/// The object's URL as the browser reached the store, for a POST form's `Location`: the `Host`
+/// it sent, the bucket and the key (percent-encoded but for `/`).
+fn form_location(req: &S3Request<PutObjectInput>) -> Option<axum::http::HeaderValue> {
+    let host = req.headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let mut url = format!("http://{host}/");
+    for part in [req.input.bucket.as_str(), "/", req.input.key.as_str()] {
+        for &b in part.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+                url.push(char::from(b));
+            } else {
+                url.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    axum::http::HeaderValue::from_str(&url).ok()
 }
 
 fn upload_uuid(upload_id: &str) -> S3Result<Uuid> {

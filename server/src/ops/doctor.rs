@@ -380,11 +380,8 @@ pub async fn run(
             report.fixes.push(cors_fix(rules, options).await);
         }
         report.check(BROWSER_UPLOAD, verdict);
-        let form = small_file_form(&http, store, options).await;
-        if form.0 != Status::Ok
-            && !options.embedded
-            && !report.fixes.iter().any(|f| f.check == BROWSER_UPLOAD)
-        {
+        let (form, cors) = small_file_form(&http, store, options).await;
+        if cors && !options.embedded && !report.fixes.iter().any(|f| f.check == BROWSER_UPLOAD) {
             let mut fix = cors_fix(rules, options).await;
             fix.check = SMALL_FILE_FORM;
             report.fixes.push(fix);
@@ -764,12 +761,15 @@ async fn small_file_form(
     http: &reqwest::Client,
     store: &S3Store,
     options: &Options,
-) -> (Status, String) {
+) -> ((Status, String), bool) {
     const BODY: &[u8] = b"s3-direct doctor: a test file, deleted right after this request\n";
     let Some(origin) = options.origin.as_deref() else {
         return (
-            Status::Warn,
-            "no page origin to test with: give --cors-origin or --origin".to_owned(),
+            (
+                Status::Warn,
+                "no page origin to test with: give --cors-origin or --origin".to_owned(),
+            ),
+            false,
         );
     };
     let key = format!(
@@ -788,13 +788,21 @@ async fn small_file_form(
     {
         Ok(Some(form)) => form,
         Ok(None) => {
-            return (
+            let why = (
                 Status::NotApplicable,
-                "the server signs no POST forms for this endpoint (an endpoint with a path, or                  a bucket that is no DNS name with virtual-hosted addressing): Companion                  clients get presigned PUTs, which Uppy 5 follows and Uppy 6 cannot"
+                "the server signs no POST forms for this endpoint (an endpoint with a path, or \
+                 a bucket that is no DNS name with virtual-hosted addressing): Companion \
+                 clients get presigned PUTs, which Uppy 5 follows and Uppy 6 cannot"
                     .to_owned(),
             );
+            return (why, false);
         }
-        Err(e) => return (Status::Warn, format!("cannot sign a POST form: {e}")),
+        Err(e) => {
+            return (
+                (Status::Warn, format!("cannot sign a POST form: {e}")),
+                false,
+            );
+        }
     };
     let mut body = reqwest::multipart::Form::new();
     for (name, value) in form.fields {
@@ -811,11 +819,16 @@ async fn small_file_form(
         Ok(answer) => {
             let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
             let body = answer.text().await.unwrap_or_default();
-            judge_form(origin, status, &headers, &body)
+            let (status, message, cors) = judge_form(origin, status, &headers, &body);
+            ((status, message), cors)
         }
-        Err(e) => unanswered(&e, &form.url, "the form POST failed", Status::Warn),
+        Err(e) => (
+            unanswered(&e, &form.url, "the form POST failed", Status::Warn),
+            false,
+        ),
     };
     // Leave nothing behind (deleting an object that was not stored succeeds).
+    let ((status, message), cors) = verdict;
     match store
         .client()
         .delete_object()
@@ -824,42 +837,75 @@ async fn small_file_form(
         .send()
         .await
     {
-        Ok(_) => verdict,
+        Ok(_) => ((status, message), cors),
         Err(e) => (
-            Status::Warn,
-            format!(
-                "{}; and deleting the test object {key} failed ({}): delete it by hand",
-                verdict.1,
-                aws_sdk_s3::error::DisplayErrorContext(&e)
+            (
+                Status::Warn,
+                format!(
+                    "{message}; and deleting the test object {key} failed ({}): delete it by \
+                     hand",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ),
             ),
+            cors,
         ),
     }
 }
 
-/// The verdict on the answer to a small-file form POSTed from `origin`.
-pub fn judge_form(origin: &str, status: u16, headers: &HeaderMap, body: &str) -> (Status, String) {
+/// The verdict on the answer to a small-file form POSTed from `origin`, and whether the bucket's
+/// CORS rule is what needs fixing.
+pub fn judge_form(
+    origin: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+) -> (Status, String, bool) {
     if !(200..300).contains(&status) {
         let code = s3_error_code(body).unwrap_or("no S3 error code");
         return (
             Status::Warn,
             format!(
-                "the store refused a small file's POST form: status {status} ({code}); Companion                  clients (Uppy) cannot upload files they send in one request (Uppy 5: give it                  shouldUseMultipart: true)"
+                "the store refused a small file's POST form: status {status} ({code}); Companion \
+                 clients (Uppy) cannot upload files they send in one request (Uppy 5: give it \
+                 shouldUseMultipart: true)"
             ),
+            false,
         );
     }
     if !allows_origin(headers, origin) {
         return (
             Status::Warn,
             format!(
-                "a small file's POST form from {origin} was stored, but the answer has no                  Access-Control-Allow-Origin for it, so the page sees a failed upload: allow POST                  in the bucket's CORS rule (Companion clients such as Uppy send small files so)"
+                "a small file's POST form from {origin} was stored, but the answer has no \
+                 Access-Control-Allow-Origin for it, so the page sees a failed upload: allow POST \
+                 in the bucket's CORS rule (Companion clients such as Uppy send small files so)"
             ),
+            true,
+        );
+    }
+    if header(headers, "etag").is_none()
+        || !lists(header(headers, "access-control-expose-headers"), "etag")
+    {
+        return (
+            Status::Warn,
+            format!(
+                "a small file's POST form from {origin} was stored and the page can read the \
+                 answer, but not an ETag header in it (ETag {:?}, Access-Control-Expose-Headers \
+                 {:?}): Uppy 6 does not need it, Uppy 5 waits for it forever; for Uppy 5, run \
+                 s3-direct with --small-file-method put",
+                header(headers, "etag").unwrap_or("absent"),
+                header(headers, "access-control-expose-headers").unwrap_or("absent")
+            ),
+            header(headers, "etag").is_some(),
         );
     }
     (
         Status::Ok,
         format!(
-            "a small file's POST form from {origin}, as Companion clients (Uppy) send it, was              stored and the page can read the answer"
+            "a small file's POST form from {origin}, as Companion clients (Uppy) send it, was \
+             stored and the page can read the answer and its ETag"
         ),
+        false,
     )
 }
 
@@ -1095,22 +1141,29 @@ mod tests {
 
     #[test]
     fn a_small_file_form_must_be_stored_and_its_answer_readable() {
-        let allowed = headers(&[("access-control-allow-origin", ORIGIN)]);
-        assert_eq!(judge_form(ORIGIN, 201, &allowed, "").0, Status::Ok);
-        assert_eq!(
-            judge_form(
-                ORIGIN,
-                204,
-                &headers(&[("access-control-allow-origin", "*")]),
-                ""
-            )
-            .0,
-            Status::Ok
-        );
-        let (s, m) = judge_form(ORIGIN, 201, &headers(&[]), "");
+        let readable = |origin: &str| {
+            headers(&[
+                ("access-control-allow-origin", origin),
+                ("access-control-expose-headers", "ETag, Location"),
+                ("etag", "\"abc\""),
+            ])
+        };
+        assert_eq!(judge_form(ORIGIN, 201, &readable(ORIGIN), "").0, Status::Ok);
+        assert_eq!(judge_form(ORIGIN, 204, &readable("*"), "").0, Status::Ok);
+        // Ceph 16 answers a form with the ETag in the XML body only.
+        let allowed = headers(&[
+            ("access-control-allow-origin", ORIGIN),
+            ("access-control-expose-headers", "ETag"),
+        ]);
+        let (s, m, cors) = judge_form(ORIGIN, 201, &allowed, "");
+        assert!(!cors);
+        assert_eq!(s, Status::Warn);
+        assert!(m.contains("--small-file-method put"), "{m}");
+        let (s, m, cors) = judge_form(ORIGIN, 201, &headers(&[]), "");
+        assert!(cors);
         assert_eq!(s, Status::Warn);
         assert!(m.contains("allow POST"), "{m}");
-        let (s, m) = judge_form(
+        let (s, m, _) = judge_form(
             ORIGIN,
             403,
             &allowed,

@@ -34,9 +34,10 @@ pub const ALLOWED_HEADERS: [&str; 5] = [
     "x-amz-checksum-sha256",
 ];
 /// Response headers a page must be able to read: the part's ETag (the client needs it to
-/// complete) and the checksums a store echoes.
-pub const EXPOSE_HEADERS: [&str; 4] = [
+/// complete), a POST form's `Location` (Uppy reads it) and the checksums a store echoes.
+pub const EXPOSE_HEADERS: [&str; 5] = [
     "ETag",
+    "Location",
     "x-amz-checksum-crc32",
     "x-amz-checksum-crc32c",
     "x-amz-checksum-sha256",
@@ -716,6 +717,7 @@ mod tests {
         let mut normalised = ours.clone();
         normalised["AllowedMethods"] = json!(["HEAD", "GET", "post", "PUT"]);
         normalised["ExposeHeaders"] = json!([
+            "location",
             "etag",
             "x-amz-checksum-sha256",
             "x-amz-checksum-crc32c",

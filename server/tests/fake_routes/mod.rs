@@ -12,6 +12,7 @@ use s3_direct_protocol::wire::{
     CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart, SignBatchResponse,
     SignPartResponse, SinglePutParams,
 };
+use s3_direct_server::config::SmallFileMethod;
 use s3_direct_server::store::{FAKE_ENDPOINT, FakeCall, NewUpload, PartSigning, PostSigning};
 use s3_direct_server::{FakeStore, Settings, StoreError};
 use serde_json::{Value, json};
@@ -399,6 +400,27 @@ async fn single_put_params_follow_the_method_asked_for() {
         calls,
         "refused requests reach no store"
     );
+}
+
+/// `--small-file-method put`: Companion clients get a presigned PUT (Uppy 5 with a store whose
+/// form answer has no ETag header); asking with `method=POST` still gets a form.
+#[tokio::test]
+async fn small_file_method_put_answers_companion_clients_a_put() {
+    let (app, store) = fake_app_with(Settings {
+        small_file_method: SmallFileMethod::Put,
+        ..Settings::default()
+    });
+    let asked = async |query: &str| -> SinglePutParams {
+        get(&app, &format!("/s3/params?filename=a.bin&{query}"))
+            .await
+            .ok()
+    };
+    assert_eq!(asked("type=text%2Fplain").await.method, "PUT");
+    assert_eq!(asked("method=POST").await.method, "POST");
+    assert!(matches!(
+        store.calls()[..],
+        [FakeCall::PresignPut { .. }, FakeCall::PresignPost { .. }]
+    ));
 }
 
 /// Uppy's @uppy/aws-s3 5.x reports a single upload's key and bucket from `fields.key` and
