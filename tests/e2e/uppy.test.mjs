@@ -1,20 +1,17 @@
 // Uppy compatibility: @uppy/core + @uppy/aws-s3 (from npm, bundled for the browser with esbuild from
 // tests/uppy/main.js), configured as for Companion but with `endpoint` pointing at s3-direct and a
 // bearer token in `headers`, upload a 64 MiB file as a multipart upload and a small file as one
-// presigned PUT. The server runs with JWT auth, so the token is what lets Uppy in; the page is
+// POST policy form (what /s3/params answers Companion clients, as Companion does). The server runs with JWT auth, so the token is what lets Uppy in; the page is
 // served from another origin (the usual Uppy + Companion layout), so the signing API's CORS is
 // exercised too. Objects are read back through S3 and compared by SHA-256.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { build } from 'esbuild';
 import { launchBrowser } from '../lib/browser.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
-import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+import { embeddedCredentials, startServer } from '../lib/server.mjs';
+import { bundlePage, openUppy, serveFiles, uploadAll } from '../lib/uppy.mjs';
 
 const bucket = 's3-direct';
 const jwtSecret = randomBytes(32).toString('hex');
@@ -29,62 +26,6 @@ function jwt(claims, secret = jwtSecret) {
 
 const token = (sub) => jwt({ sub, exp: Math.floor(Date.now() / 1000) + 600, key_prefix: sub });
 
-/** Bundles the Uppy page into `dir` (uppy-page.js next to a copy of index.html). */
-async function bundlePage(dir) {
-  const src = path.join(repoRoot, 'tests/uppy');
-  await build({
-    entryPoints: [path.join(src, 'main.js')],
-    outfile: path.join(dir, 'uppy-page.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    logLevel: 'warning',
-  });
-  const files = {
-    '/': { type: 'text/html', body: await readFile(path.join(src, 'index.html')) },
-    '/uppy-page.js': { type: 'text/javascript', body: await readFile(path.join(dir, 'uppy-page.js')) },
-  };
-  return files;
-}
-
-/** Serves `files` on a random loopback port: the application's origin, not the signing server's. */
-async function serveFiles(files) {
-  const server = http.createServer((req, res) => {
-    const file = files[new URL(req.url, 'http://x').pathname];
-    if (!file) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': file.type }).end(file.body);
-  });
-  server.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
-async function openUppy(browser, appUrl, config) {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-  });
-  await page.goto(`${appUrl}/`);
-  await page.evaluate((c) => window.startUppy(c), config);
-  await page.waitForSelector('body[data-ready="true"]');
-  return { page, problems };
-}
-
-async function uploadAll(page, files) {
-  await page.setInputFiles('#picker', files.map((f) => f.path));
-  await page.waitForSelector('body[data-state="complete"]', { timeout: 180_000 });
-  return page.evaluate(() => window.uppyEvents);
-}
-
 describe('Uppy (@uppy/core + @uppy/aws-s3) against s3-direct with JWT auth', () => {
   let browser;
   let server;
@@ -92,7 +33,7 @@ describe('Uppy (@uppy/core + @uppy/aws-s3) against s3-direct with JWT auth', () 
   let s3;
 
   before(async () => {
-    const files = await bundlePage(await tempDir('s3-direct-uppy-'));
+    const { files } = await bundlePage('uppy', await tempDir('s3-direct-uppy-'));
     app = await serveFiles(files);
     [browser, server] = await Promise.all([
       launchBrowser(),
@@ -143,7 +84,7 @@ describe('Uppy (@uppy/core + @uppy/aws-s3) against s3-direct with JWT auth', () 
     }
   });
 
-  it('uploads a 64 MiB file as multipart and a small file as a single PUT, byte for byte', async () => {
+  it('uploads a 64 MiB file as multipart and a small file as one POST form, byte for byte', async () => {
     const dir = await tempDir();
     const big = await randomFile(dir, 'uppy-64mib.bin', 64 * MiB);
     const small = await randomFile(dir, 'uppy-small.txt', 150_000 + 7);
@@ -152,9 +93,12 @@ describe('Uppy (@uppy/core + @uppy/aws-s3) against s3-direct with JWT auth', () 
       endpoint: server.url, token: token(user), multipartFrom,
     });
     const requests = [];
+    const storeRequests = [];
+    const storeOrigin = new URL(server.storeEndpoint).origin;
     page.on('request', (r) => {
       const url = new URL(r.url());
       if (url.origin === server.url) requests.push(`${r.method()} ${url.pathname.replace(/\/multipart\/[^/]+/, '/multipart/ID')}`);
+      if (url.origin === storeOrigin) storeRequests.push(r.method());
     });
     try {
       const events = await uploadAll(page, [big, small]);
@@ -166,8 +110,11 @@ describe('Uppy (@uppy/core + @uppy/aws-s3) against s3-direct with JWT auth', () 
       assert.deepEqual(parts.sort((a, b) => a - b), Array.from({ length: 13 }, (_, i) => i + 1));
       assert.equal(requests.filter((r) => r === 'POST /s3/multipart').length, 1);
       assert.equal(requests.filter((r) => r === 'POST /s3/multipart/ID/complete').length, 1);
-      // The small one with one presigned PUT from /s3/params.
+      // The small one with the POST policy form /s3/params answers: the store's answer carries
+      // the ETag and Location headers Uppy 5 reads (it waits for the ETag forever without it).
       assert.equal(requests.filter((r) => r === 'GET /s3/params').length, 1);
+      assert.deepEqual(storeRequests.filter((m) => m !== 'PUT'), ['POST']);
+      assert.equal(storeRequests.filter((m) => m === 'PUT').length, 13);
 
       for (const file of [big, small]) {
         const { body, uploadURL } = success[file.name];
