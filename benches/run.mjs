@@ -100,6 +100,8 @@ function versions(browser) {
     playwrightCore: pkgVersion('playwright-core'),
     uppyCore: pkgVersion('@uppy/core'),
     uppyAwsS3: pkgVersion('@uppy/aws-s3'),
+    uppy6Core: pkgVersion('uppy6-core'),
+    uppy6AwsS3: pkgVersion('uppy6-aws-s3'),
     uppyCompanion: pkgVersion('@uppy/companion'),
     garage: tryRun('garage', ['--version'])?.split('\n')[0] ?? 'not installed',
     rustc: tryRun('rustc', ['--version']),
@@ -230,6 +232,9 @@ const variants = [
   { id: 'uppy-companion-16', label: 'Uppy 5 + Companion, 16 MiB parts', page: 'uppy', signer: 'companion', params: { chunkSize: uppyTunedPart } },
   { id: 'uppy-companion-32', label: 'Uppy 5 + Companion, 32 MiB parts', page: 'uppy', signer: 'companion', params: { chunkSize: tunedPart } },
   { id: 'uppy-s3d', label: "Uppy 5 against s3-direct's Companion routes, default", page: 'uppy', signer: 's3direct', params: {} },
+  // Uppy's current major: it sends a file's parts one after another.
+  { id: 'uppy6-companion', label: 'Uppy 6 + Companion, default (5 MiB parts, one at a time)', page: 'uppy6', signer: 'companion', params: {} },
+  { id: 'uppy6-companion-16', label: 'Uppy 6 + Companion, 16 MiB parts', page: 'uppy6', signer: 'companion', params: { chunkSize: uppyTunedPart } },
   { id: 'ceiling', label: "browser ceiling (one batch, bare XHR), the default's part size × 6", page: 'ceiling', signer: 's3direct', params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6 }) },
   { id: 'ceiling-32', label: 'browser ceiling (one batch, bare XHR), 32 MiB × 6', page: 'ceiling', signer: 's3direct', params: { partSize: tunedPart, concurrency: 6 } },
   { id: 'store-ceiling', label: "store ceiling (native parallel PUTs), the default's part size × 6", native: true, params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6 }) },
@@ -315,7 +320,7 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
       }
       await page.setInputFiles('#picker', file.path);
       const params = paramsFor(variant, size);
-      if (variant.page === 'uppy') params.endpoint = signer.url;
+      if (variant.page === 'uppy' || variant.page === 'uppy6') params.endpoint = signer.url;
       const sampler = memorySampler(page);
       meter = cpuMeter(procs);
       try {
@@ -651,6 +656,9 @@ function targets(results) {
     ratio('s3-direct tuned / Uppy+Companion 16 MiB', cell(store, sizeMiB, 's3d-32'), cell(store, sizeMiB, 'uppy-companion-16'), 1.1, store, sizeMiB);
     // Not a target: the same part size on both sides.
     ratio('s3-direct tuned / Uppy+Companion 32 MiB (same part size)', cell(store, sizeMiB, 's3d-32'), cell(store, sizeMiB, 'uppy-companion-32'), null, store, sizeMiB);
+    // Not targets (the issue names Uppy 5): Uppy's current major.
+    ratio('s3-direct default / Uppy 6+Companion default', cell(store, sizeMiB, 's3d'), cell(store, sizeMiB, 'uppy6-companion'), null, store, sizeMiB);
+    ratio('s3-direct tuned / Uppy 6+Companion 16 MiB', cell(store, sizeMiB, 's3d-32'), cell(store, sizeMiB, 'uppy6-companion-16'), null, store, sizeMiB);
     ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);

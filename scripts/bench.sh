@@ -73,9 +73,13 @@ if [[ ! -d benches/node_modules ]] || [[ benches/package-lock.json -nt benches/n
   (cd benches && npm ci --no-audit --no-fund --loglevel=error)
 fi
 cp benches/pages/*.html benches/pages/*.js "$build/web/"
-rm -f "$build/web/uppy-entry.js"
+rm -f "$build/web/uppy-entry.js" "$build/web/uppy6-entry.js"
 benches/node_modules/.bin/esbuild benches/pages/uppy-entry.js --bundle --minify \
   --format=iife --target=chrome120 --log-level=warning --outfile="$build/web/uppy.js"
+# Uppy 6 sits beside Uppy 5 under npm aliases; the aliases map its imports (subpaths included).
+(cd benches && node_modules/.bin/esbuild pages/uppy6-entry.js --bundle --minify \
+  --alias:@uppy/core=uppy6-core --alias:@uppy/aws-s3=uppy6-aws-s3 \
+  --format=iife --target=chrome120 --log-level=warning --outfile="$build/web/uppy6.js")
 
 export PATH="$HOME/.cargo/bin:$PATH"
 export S3_DIRECT_BENCH_BIN="$target_dir/release/s3-direct"

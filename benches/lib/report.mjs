@@ -24,7 +24,7 @@ export function renderMarkdown(r) {
   line(`| s3-direct | ${v.s3Direct} (WASM package built from ${v.wasmPackage}) |`);
   line(`| Chromium | ${v.chromium} (headless, via playwright-core ${v.playwrightCore}) |`);
   line(`| Node.js | ${v.node} |`);
-  line(`| Uppy | @uppy/core ${v.uppyCore}, @uppy/aws-s3 ${v.uppyAwsS3} |`);
+  line(`| Uppy | @uppy/core ${v.uppyCore}, @uppy/aws-s3 ${v.uppyAwsS3}; Uppy 6: @uppy/core ${v.uppy6Core}, @uppy/aws-s3 ${v.uppy6AwsS3} |`);
   line(`| Companion | @uppy/companion ${v.uppyCompanion} |`);
   line(`| Garage | ${v.garage} |`);
   line(`| Rust | ${v.rustc} |`);
