@@ -579,7 +579,8 @@ struct ParamsQuery {
     checksum: Option<String>,
     /// Extension: `PUT` or `POST`, how the caller will send the file. Without it, callers that
     /// pass `size` or `checksum` (s3-direct's client) get a presigned `PUT`, the others (Uppy,
-    /// other Companion clients) the POST policy Companion answers.
+    /// other Companion clients) what `--small-file-method` says: by default the POST policy
+    /// Companion answers.
     method: Option<String>,
     /// `metadata[name]=value` pairs (how Uppy sends a file's metadata, and Companion reads it);
     /// other parameters are ignored.
