@@ -25,7 +25,9 @@ use s3_direct_server::{S3Store, Settings};
 use s3s::crypto::{Checksum, Crc32};
 use serde_json::json;
 
-use crate::common::{Embedded, enc, get, open_state, post_json, store_from_env};
+use crate::common::{
+    Embedded, enc, get, open_app_on_new_bucket, open_state, post_json, store_from_env,
+};
 
 /// CRC-32 of 1 MiB of zero bytes, base64 of its 4 big-endian bytes.
 const CRC32_OF_ZEROS: &str = "pzjqHA==";
@@ -187,16 +189,9 @@ async fn an_undeclared_crc32_upload_completes(store: S3Store) {
 }
 
 async fn on_store(store: S3Store, reports: bool) {
-    store
-        .client()
-        .create_bucket()
-        .bucket(&store.config().bucket)
-        .send()
-        .await
-        .unwrap();
+    let app = open_app_on_new_bucket(&store).await;
     let client = store.client().clone();
     let bucket = store.config().bucket.clone();
-    let app = s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()));
     a_declared_crc32_upload_completes_with_its_composite_checksum(&app, &client, &bucket, reports)
         .await;
     an_undeclared_crc32_upload_completes(store).await;

@@ -175,6 +175,19 @@ pub fn open_state(store: Arc<dyn Store>, settings: Settings) -> AppState {
     AppState::with_auth(store, settings, Arc::new(OpenAuth), test_secrets())
 }
 
+/// Creates `store`'s bucket (a fresh name from [`store_from_env`]) and returns an open app over
+/// it with the default settings.
+pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
+    store
+        .client()
+        .create_bucket()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()))
+}
+
 /// The `uploadId` a test app would issue to `principal` for store upload `store_id` and `key`.
 pub fn upload_id_for(store_id: &str, key: &str, principal: &str) -> String {
     let claims = UploadClaims {

@@ -8,16 +8,15 @@
 //! Ceph radosgw when `S3_DIRECT_TEST_CEPH_*` are.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::wire::SinglePutParams;
-use s3_direct_server::{S3Store, Settings};
+use s3_direct_server::S3Store;
 use s3s::crypto::{Checksum as _, Md5};
 
-use crate::common::{Embedded, enc, get, open_state, store_from_env, test_bytes};
+use crate::common::{Embedded, enc, get, open_app_on_new_bucket, store_from_env, test_bytes};
 
 /// POSTs `fields` and then `file` as a `multipart/form-data` form to `url`, as a browser's
 /// `FormData` does (the file last: S3 ignores fields after it); the status and body.
@@ -208,16 +207,9 @@ async fn forms_are_held_to_their_policy(
 }
 
 async fn on_store(store: S3Store, answers_in_headers: bool) {
-    store
-        .client()
-        .create_bucket()
-        .bucket(&store.config().bucket)
-        .send()
-        .await
-        .unwrap();
+    let app = open_app_on_new_bucket(&store).await;
     let client = store.client().clone();
     let bucket = store.config().bucket.clone();
-    let app = s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()));
     forms_are_held_to_their_policy(&app, &store, &client, &bucket, answers_in_headers).await;
 }
 
