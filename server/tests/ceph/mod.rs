@@ -2,15 +2,12 @@
 //! `S3_DIRECT_TEST_CEPH_ENDPOINT`, `_ACCESS_KEY`, `_SECRET_KEY` (and optionally `_REGION`) are
 //! set, e.g. from `tests/stores/ceph.sh start DIR`; otherwise they return at once.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode as HttpStatus;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{CreateMultipartResponse, SignBatchResponse};
-use s3_direct_server::Settings;
 use serde_json::json;
 
-use crate::common::{enc, get, open_state, post_json, store_from_env};
+use crate::common::{enc, get, open_app_on_new_bucket, post_json, store_from_env};
 
 #[tokio::test]
 async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
@@ -18,14 +15,7 @@ async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
         eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
         return;
     };
-    store
-        .client()
-        .create_bucket()
-        .bucket(&store.config().bucket)
-        .send()
-        .await
-        .unwrap();
-    let app = s3_direct_server::app(open_state(Arc::new(store), Settings::default()));
+    let app = open_app_on_new_bucket(&store).await;
     let body = json!({"filename": "a.bin", "size": 6 * MIB, "partSize": 5 * MIB});
     let up: CreateMultipartResponse = post_json(&app, "/s3/multipart", body.to_string())
         .await
