@@ -13,6 +13,7 @@
 // `window.uppyVersions` is what Uppy itself reports.
 import Uppy from '@uppy/core';
 import AwsS3 from '@uppy/aws-s3';
+import { recordAndUpload } from '../lib/uppy-page.js';
 
 const events = [];
 window.uppyEvents = events;
@@ -27,32 +28,5 @@ window.startUppy = ({ companionEndpoint, multipartFrom, allowedMetaFields, meta 
     ...(allowedMetaFields ? { allowedMetaFields } : {}),
   });
 
-  uppy.on('upload-progress', (file, progress) => {
-    events.push({ type: 'progress', name: file.name, sent: progress.bytesUploaded, total: progress.bytesTotal });
-  });
-  uppy.on('s3-multipart:part-uploaded', (file, part) => {
-    events.push({ type: 'part', name: file.name, part: part.PartNumber });
-  });
-  uppy.on('upload-success', (file, response) => {
-    events.push({ type: 'success', name: file.name, body: response.body, uploadURL: response.uploadURL });
-  });
-  uppy.on('upload-error', (file, error) => {
-    events.push({ type: 'error', name: file?.name, message: String(error?.message ?? error) });
-  });
-  uppy.on('complete', (result) => {
-    events.push({ type: 'complete', successful: result.successful.length, failed: result.failed.length });
-    document.body.dataset.state = 'complete';
-  });
-
-  document.getElementById('picker').addEventListener('change', (e) => {
-    delete document.body.dataset.state;
-    for (const file of e.target.files) {
-      uppy.addFile({ name: file.name, type: file.type, data: file, source: 'picker', meta: meta[file.name] ?? {} });
-    }
-    uppy.upload().catch((err) => {
-      events.push({ type: 'error', message: String(err?.message ?? err) });
-      document.body.dataset.state = 'complete';
-    });
-  });
-  document.body.dataset.ready = 'true';
+  recordAndUpload(uppy, events, meta);
 };
