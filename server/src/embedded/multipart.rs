@@ -973,15 +973,9 @@ fn remove_if_present(path: &Path) -> S3Result<()> {
 fn form_location(req: &S3Request<PutObjectInput>) -> Option<axum::http::HeaderValue> {
     let host = req.headers.get(axum::http::header::HOST)?.to_str().ok()?;
     let mut url = format!("http://{host}/");
-    for part in [req.input.bucket.as_str(), "/", req.input.key.as_str()] {
-        for &b in part.as_bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-                url.push(char::from(b));
-            } else {
-                url.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
+    crate::store::uri_encode_into(&mut url, &req.input.bucket, false);
+    url.push('/');
+    crate::store::uri_encode_into(&mut url, &req.input.key, false);
     axum::http::HeaderValue::from_str(&url).ok()
 }
 

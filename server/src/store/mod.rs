@@ -15,6 +15,7 @@ mod fake;
 mod s3;
 
 pub use fake::{FAKE_ENDPOINT, FakeCall, FakeStore};
+pub(crate) use s3::uri_encode_into;
 pub use s3::{S3Store, S3StoreConfig};
 
 /// A new multipart upload.

@@ -31,6 +31,8 @@ use super::{
 
 mod sigv4;
 
+pub(crate) use sigv4::encode_into as uri_encode_into;
+
 /// Where the store is and how to address it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3StoreConfig {

@@ -469,7 +469,7 @@ fn is_unreserved(b: u8) -> bool {
 
 /// Appends `s` URI-encoded: every byte but the unreserved ones as `%XX` (uppercase), and `/`
 /// too unless it is a path (`encode_slash == false`).
-fn encode_into(out: &mut String, s: &str, encode_slash: bool) {
+pub(crate) fn encode_into(out: &mut String, s: &str, encode_slash: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if is_unreserved(b) || (b == b'/' && !encode_slash) {
