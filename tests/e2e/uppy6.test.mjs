@@ -7,11 +7,18 @@
 // that nothing of Uppy 5 got in. Uppy 6 sends no Authorization header in this mode, so the server
 // runs with `--auth open`; the page is served from another origin, so the API's CORS is
 // exercised. Objects are read back through S3 and compared by SHA-256.
+//
+// The second suite is the set-up the README gives Uppy 6 users who need sign-in: the signing API
+// served from the application's own origin (a path the application proxies to s3-direct, with
+// `--route-prefix`), `--auth webhook`, and the application's session cookie, which Uppy 6 sends
+// to its own origin only. The application here is a small Node server: the page, the proxy and
+// the webhook, which knows two sessions.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { launchBrowser } from '../lib/browser.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
@@ -77,6 +84,23 @@ function describeTraffic(log) {
 
 const json = (e) => JSON.parse(e.answer);
 
+/**
+ * Opens the page at `appUrl` with Uppy set up by `config` (after setting `cookies`), uploads
+ * `files`, and returns Uppy's events, the page's requests to `api.url` (the signing API) and to
+ * `api.storeEndpoint` with their answers, and the page's problems.
+ */
+async function uploadFrom(browser, appUrl, { config, cookies, api }, files) {
+  const { page, problems } = await openUppy(browser, appUrl, config, { cookies });
+  const traffic = recordTraffic(page, api);
+  try {
+    const events = await uploadAll(page, files);
+    await settleTraffic(traffic);
+    return { events, traffic, problems, story: describeTraffic(traffic) };
+  } finally {
+    await page.close();
+  }
+}
+
 describe('Uppy 6 (@uppy/core 6 + @uppy/aws-s3 6 with companionEndpoint) against s3-direct', () => {
   let browser;
   let server;
@@ -104,19 +128,9 @@ describe('Uppy 6 (@uppy/core 6 + @uppy/aws-s3 6 with companionEndpoint) against 
   const head = (key) => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
 
   /** Opens the page, uploads `files` and returns the events, the traffic and the page's problems. */
-  async function upload(files, config = {}) {
-    const { page, problems } = await openUppy(browser, app.url, {
-      companionEndpoint: server.url, multipartFrom, ...config,
-    });
-    const traffic = recordTraffic(page, server);
-    try {
-      const events = await uploadAll(page, files);
-      await settleTraffic(traffic);
-      return { events, traffic, problems, story: describeTraffic(traffic) };
-    } finally {
-      await page.close();
-    }
-  }
+  const upload = (files, config = {}) => uploadFrom(browser, app.url, {
+    config: { companionEndpoint: server.url, multipartFrom, ...config }, api: server,
+  }, files);
 
   const successes = (events) => Object.fromEntries(events.filter((e) => e.type === 'success').map((e) => [e.name, e]));
   const outcome = (events) => JSON.stringify(events.filter((e) => e.type !== 'progress'));
@@ -240,5 +254,167 @@ describe('Uppy 6 (@uppy/core 6 + @uppy/aws-s3 6 with companionEndpoint) against 
       assert.deepEqual(await objectSha256(s3, bucket, object), { sha256: small.sha256, size: small.size });
       assert.deepEqual((await head(object)).Metadata, { caption: meta[small.name].caption });
     });
+  });
+});
+
+/**
+ * The application of the webhook suite, on its own loopback port: the page's files, `/upload/…`
+ * proxied to s3-direct (set `target` once it runs), and `POST /auth`, the authorization webhook,
+ * which answers from `sessions` (the `session` cookie's value → the principal) and records every
+ * question in `questions` with the cookie it came with.
+ */
+async function application(files, sessions) {
+  const app = { target: null, questions: [] };
+  const webhook = (req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      const session = /(?:^|;\s*)session=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
+      app.questions.push({ ...JSON.parse(body), session });
+      const principal = sessions[session];
+      if (!principal) {
+        res.writeHead(401).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(principal));
+    });
+  };
+  const proxy = (req, res) => {
+    const url = new URL(req.url, app.target);
+    const upstream = http.request(url, { method: req.method, headers: { ...req.headers, host: url.host } }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', (err) => res.writeHead(502).end(err.message));
+    req.pipe(upstream);
+  };
+  const served = await serveFiles(files, (req, res) => {
+    const { pathname } = new URL(req.url, 'http://x');
+    if (req.method === 'POST' && pathname === '/auth') {
+      webhook(req, res);
+      return true;
+    }
+    if (pathname.startsWith('/upload/')) {
+      proxy(req, res);
+      return true;
+    }
+    return false;
+  });
+  return Object.assign(app, served);
+}
+
+describe('Uppy 6 behind the application\'s origin, with --auth webhook and the session cookie', () => {
+  const alice = { id: 'alice', key_prefix: 'alice/' };
+  // A user whose uploads the application caps at 100,000 bytes.
+  const bob = { id: 'bob', key_prefix: 'bob/', max_size: 100_000 };
+  let browser;
+  let server;
+  let app;
+  let s3;
+
+  before(async () => {
+    const { files } = await bundlePage('uppy6', await tempDir('s3-direct-uppy6-webhook-'), { alias: uppy6 });
+    app = await application(files, { 'alice-session': alice, 'bob-session': bob });
+    [browser, server] = await Promise.all([
+      launchBrowser(),
+      startServer({
+        args: [
+          '--auth', 'webhook', '--webhook-url', `${app.url}/auth`,
+          '--route-prefix', '/upload/s3', '--key-prefix', keyPrefix,
+        ],
+      }),
+    ]);
+    app.target = server.url;
+    s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await app?.close();
+  });
+
+  /** Keys stored under the server's key prefix. */
+  async function storedKeys() {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: keyPrefix }));
+    return (listed.Contents ?? []).map((o) => o.Key);
+  }
+
+  /** Uploads `files` from the page with `session` as the cookie (none when null). */
+  const upload = (files, session) => uploadFrom(browser, app.url, {
+    config: { companionEndpoint: `${app.url}/upload`, multipartFrom },
+    cookies: session ? [{ name: 'session', value: session }] : [],
+    // The API is the application's origin now: record its requests.
+    api: { url: app.url, storeEndpoint: server.storeEndpoint },
+  }, files);
+
+  it('a signed-in user uploads a multipart file and a form-posted one into their folder', async () => {
+    const dir = await tempDir();
+    const big = await randomFile(dir, 'webhook-12mib.bin', 12 * MiB);
+    const small = await randomFile(dir, 'webhook-small.txt', 30_000);
+    app.questions.length = 0;
+    const { events, traffic, problems, story } = await upload([big, small], 'alice-session');
+    assert.deepEqual(events.at(-1), { type: 'complete', successful: 2, failed: 0 }, `${JSON.stringify(events.filter((e) => e.type !== 'progress'))}\n${story}`);
+    const success = Object.fromEntries(events.filter((e) => e.type === 'success').map((e) => [e.name, e.body.key]));
+
+    // Every call went to the application's origin, under its path; none to s3-direct's own port.
+    const apiCalls = traffic.filter((e) => e.to === 'server');
+    assert.ok(apiCalls.length >= 6, story);
+    assert.ok(apiCalls.every((e) => e.url.pathname.startsWith('/upload/s3/')), story);
+    assert.ok(apiCalls.every((e) => e.status === 200), story);
+
+    // The webhook was asked, each time with the session: the creates with what they create.
+    assert.ok(app.questions.length > 0);
+    assert.ok(app.questions.every((q) => q.session === 'alice-session'), JSON.stringify(app.questions));
+    const creates = app.questions.filter((q) => q.action === 'create').map((q) => q.create.filename).sort();
+    assert.deepEqual(creates, [big.name, small.name].sort(), JSON.stringify(app.questions));
+
+    // The objects are in alice's folder under the server's prefix, byte for byte.
+    for (const f of [big, small]) {
+      assert.ok(success[f.name]?.startsWith(`${keyPrefix}alice/`), `${f.name}: ${success[f.name]}`);
+      assert.deepEqual(await objectSha256(s3, bucket, success[f.name]), { sha256: f.sha256, size: f.size });
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('without a session, or with one the application does not know, nothing is stored', async (t) => {
+    const dir = await tempDir();
+    const before = await storedKeys();
+    for (const session of [null, 'mallory-session']) {
+      await t.test(session ? 'an unknown session: the webhook answers 401' : 'no cookie: refused before the webhook', async () => {
+        const big = await randomFile(dir, `refused-${session}.bin`, 12 * MiB);
+        const small = await randomFile(dir, `refused-${session}.txt`, 1000);
+        app.questions.length = 0;
+        const { events, traffic, story } = await upload([big, small], session);
+        assert.deepEqual(events.at(-1), { type: 'complete', successful: 0, failed: 2 }, story);
+        const apiCalls = traffic.filter((e) => e.to === 'server');
+        assert.deepEqual(apiCalls.map((e) => e.status).sort(), [401, 401], story);
+        assert.deepEqual(traffic.filter((e) => e.to === 'store'), [], story);
+        assert.deepEqual(app.questions.map((q) => q.session), session ? [session, session] : []);
+      });
+    }
+    assert.deepEqual(await storedKeys(), before);
+  });
+
+  it('the application\'s size limit holds a form-posted file: the store refuses the one too big', async () => {
+    const dir = await tempDir();
+    const fits = await randomFile(dir, 'bob-fits.txt', 100_000);
+    const tooBig = await randomFile(dir, 'bob-too-big.txt', 100_001);
+    const before = await storedKeys();
+    const { events, traffic, story } = await upload([fits, tooBig], 'bob-session');
+    assert.deepEqual(events.at(-1), { type: 'complete', successful: 1, failed: 1 }, story);
+    const success = events.filter((e) => e.type === 'success');
+    assert.deepEqual(success.map((e) => e.name), [fits.name]);
+    const key = success[0].body.key;
+    assert.ok(key.startsWith(`${keyPrefix}bob/`), key);
+    assert.deepEqual(await objectSha256(s3, bucket, key), { sha256: fits.sha256, size: fits.size });
+
+    // Both got a form (Uppy sends no size); the store took one and refused the other.
+    const params = traffic.filter((e) => e.what === 'GET /upload/s3/params');
+    assert.equal(params.length, 2, story);
+    const posts = traffic.filter((e) => e.what === 'POST store').map((e) => e.status).sort();
+    assert.equal(posts.length, 2, story);
+    assert.ok(posts[0] >= 200 && posts[0] < 300 && posts[1] >= 400, story);
+    assert.deepEqual((await storedKeys()).filter((k) => !before.includes(k)), [key]);
   });
 });

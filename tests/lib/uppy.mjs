@@ -36,9 +36,14 @@ export async function bundlePage(pageDir, outDir, { alias } = {}) {
   return { files, inputs: Object.keys(metafile.inputs) };
 }
 
-/** Serves `files` on a random loopback port: the application's origin, not the signing server's. */
-export async function serveFiles(files) {
+/**
+ * Serves `files` on a random loopback port: the application's origin, not the signing server's.
+ * `handle(req, res)`, if given, sees each request first and returns true when it answered it (an
+ * application's own routes: a proxy, an authorization webhook).
+ */
+export async function serveFiles(files, handle) {
   const server = http.createServer((req, res) => {
+    if (handle?.(req, res)) return;
     const file = files[new URL(req.url, 'http://x').pathname];
     if (!file) {
       res.writeHead(404).end();
@@ -56,10 +61,12 @@ export async function serveFiles(files) {
 
 /**
  * Opens the page at `appUrl`, calls `window.startUppy(config)` and waits until Uppy is set up.
- * `problems` collects the page's uncaught errors and console errors.
+ * `problems` collects the page's uncaught errors and console errors. `cookies` (`{ name, value }`)
+ * are set for the application's origin first, as a sign-in would.
  */
-export async function openUppy(browser, appUrl, config) {
+export async function openUppy(browser, appUrl, config, { cookies = [] } = {}) {
   const page = await browser.newPage();
+  if (cookies.length) await page.context().addCookies(cookies.map((c) => ({ ...c, url: appUrl })));
   const problems = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
