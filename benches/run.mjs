@@ -5,10 +5,11 @@
 // Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
 // S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
-// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,memory,
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
 // S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_MEMORY_MIB=4096,
 // S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LINKS=50,100 (MB/s),
+// S3_DIRECT_BENCH_WAN=100:40,50:100,12.5:80 (MB/s:ms, links with latency),
 // S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
 // S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too).
 import { execFileSync, execFile } from 'node:child_process';
@@ -32,12 +33,19 @@ const quick = process.argv.includes('--quick');
 const env = (name, fallback) => process.env[name] ?? fallback;
 const list = (name, fallback) => (process.env[name] ? process.env[name].split(',').map((s) => s.trim()) : fallback);
 
+/** `"100:40"` → a link of 100 MB/s upload with 40 ms of latency per request. */
+const wanLink = (spec) => {
+  const [mbps, latencyMs] = spec.split(':').map(Number);
+  if (!(mbps > 0) || !(latencyMs >= 0)) throw new Error(`S3_DIRECT_BENCH_WAN: "${spec}" is not MB/s:ms`);
+  return { mbps, latencyMs };
+};
+
 const config = {
   quick,
   sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
   runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
-  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'memory']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory']),
   signingSeconds: quick ? 3 : 10,
   signingRounds: quick ? 1 : 3,
   signingConnections: 50,
@@ -47,6 +55,11 @@ const config = {
   // Upload links slower than loopback, in MB/s (Chromium's own throttling): 400 and 800 Mbit/s.
   linksMBps: list('S3_DIRECT_BENCH_LINKS', quick ? ['50'] : ['50', '100']).map(Number),
   linkFileMiB: 256,
+  // Links with latency, where each request's round trip costs what it costs on the Internet:
+  // a fast office uplink to a nearby region, a fast one to another continent, and a home uplink
+  // to a distant region.
+  wanLinks: list('S3_DIRECT_BENCH_WAN', quick ? ['100:40'] : ['100:40', '50:100', '12.5:80']).map(wanLink),
+  wanFileMiB: 256,
   memoryFileMiB: Number(env('S3_DIRECT_BENCH_MEMORY_MIB', quick ? 1024 : 4096)),
   // The "small constant" of the memory bound: page, WASM module, worker and buffers in Chromium's
   // own processes beyond the parts being hashed.
@@ -311,11 +324,16 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
     } else {
       const base = variant.signer === 'companion' ? `${signer.url}/bench` : signer.url;
       page = await openPage(`${base}/${variant.page}.html`);
-      if (variant.linkMBps) {
-        // Chromium's network throttling: every request of the page shares this upload rate.
+      if (variant.link) {
+        // Chromium's network emulation: every request of the page shares this upload rate, and
+        // each waits `latencyMs` more for its answer (one round trip per request, as on a
+        // keep-alive connection).
         await page.cdp.send('Network.enable');
         await page.cdp.send('Network.emulateNetworkConditions', {
-          offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: variant.linkMBps * 1e6,
+          offline: false,
+          latency: variant.link.latencyMs ?? 0,
+          downloadThroughput: -1,
+          uploadThroughput: variant.link.mbps * 1e6,
         });
       }
       await page.setInputFiles('#picker', file.path);
@@ -423,7 +441,7 @@ async function linkSection(results, dir) {
       for (const checksum of ['off', 'crc32c', 'md5', 'sha256']) {
         const stack = await stackFor('embedded', sizeMiB * MiB);
         const variant = {
-          id: `link-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum }, defaultPlan: true, linkMBps: mbps,
+          id: `link-${checksum}`, page: 's3direct', signer: 's3direct', params: { checksum }, defaultPlan: true, link: { mbps },
         };
         const label = `link${mbps}-${checksum}-${run}`;
         const r = await uploadOnce(stack, variant, sizeMiB, dir, label);
@@ -435,6 +453,44 @@ async function linkSection(results, dir) {
     }
   }
   for (const cell of cells.values()) results.link.push(summarize(cell));
+}
+
+// ------------------------------------------------------------------ links with latency
+
+/** The clients compared on links with latency: each with its default settings (s3-direct's also with
+ * CRC32C part checksums), and the ceiling. */
+const wanVariantIds = ['s3d', 's3d-crc32c', 'uppy-companion', 'uppy6-companion', 'ceiling'];
+
+/**
+ * Uploads over links with latency: on loopback a request's round trip costs almost nothing, so
+ * the loopback tables cannot show what a client's requests per part cost. Here Chromium holds
+ * each answer back by the link's latency and every request shares its upload rate; s3-direct's
+ * client, Uppy 5 and Uppy 6 with Companion (default settings) and the bare-XHR ceiling, embedded
+ * store, interleaved round by round.
+ */
+async function wanSection(results, dir) {
+  const sizeMiB = config.wanFileMiB;
+  const chosen = variants.filter((v) => wanVariantIds.includes(v.id));
+  const cells = new Map();
+  for (const link of config.wanLinks) {
+    for (let run = 1; run <= config.runs; run += 1) {
+      for (const base of chosen) {
+        const stack = await stackFor('embedded', sizeMiB * MiB);
+        const variant = { ...base, link };
+        const label = `wan${link.mbps}-${link.latencyMs}ms-${base.id}-${run}`;
+        const r = await uploadOnce(stack, variant, sizeMiB, dir, label);
+        log(`wan ${label}: ${r.ok ? `${r.mbPerSec.toFixed(1)} MB/s${r.verified ? '' : ' NOT VERIFIED'}` : `failed: ${r.error}`}`);
+        const k = `${link.mbps}|${link.latencyMs}|${base.id}`;
+        if (!cells.has(k)) {
+          cells.set(k, {
+            linkMBps: link.mbps, latencyMs: link.latencyMs, sizeMiB, variant: base.id, label: base.label, runs: [],
+          });
+        }
+        cells.get(k).runs.push(r);
+      }
+    }
+  }
+  for (const cell of cells.values()) results.wan.push(summarize(cell));
 }
 
 // ------------------------------------------------------------------ signing
@@ -670,6 +726,14 @@ function targets(results) {
     const off = results.link.find((o) => o.linkMBps === c.linkMBps && o.checksum === 'off');
     ratio(`${names[c.checksum]}-checksummed / unchecksummed at a ${c.linkMBps} MB/s link`, c, off, null, 'embedded', c.sizeMiB);
   }
+  // Not targets: the same comparisons on links with latency.
+  for (const link of config.wanLinks) {
+    const wan = (id) => results.wan.find((c) => c.linkMBps === link.mbps && c.latencyMs === link.latencyMs && c.variant === id);
+    const at = `at ${link.mbps} MB/s with ${link.latencyMs} ms latency`;
+    ratio(`s3-direct default / browser ceiling ${at}`, wan('s3d'), wan('ceiling'), null, 'embedded', config.wanFileMiB);
+    ratio(`s3-direct default / Uppy+Companion default ${at}`, wan('s3d'), wan('uppy-companion'), null, 'embedded', config.wanFileMiB);
+    ratio(`s3-direct default / Uppy 6+Companion default ${at}`, wan('s3d'), wan('uppy6-companion'), null, 'embedded', config.wanFileMiB);
+  }
   const sig = (server, kind) => results.signing.find((r) => r.server === server && r.kind === kind);
   const [ss, cs, sb, cb] = [sig('s3-direct', 'single'), sig('Companion', 'single'), sig('s3-direct', 'batch'), sig('Companion', 'batch')];
   if (ss?.requestsPerSec && cs?.requestsPerSec) out.push({ name: 'signing: single-part requests/s vs Companion', value: ss.requestsPerSec / cs.requestsPerSec, target: 30, met: ss.requestsPerSec / cs.requestsPerSec >= 30 });
@@ -710,12 +774,13 @@ async function main() {
     signing: [],
     checksum: [],
     link: [],
+    wan: [],
     memory: [],
   };
   log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
   try {
     const sections = {
-      checksum: checksumSection, signing: signingSection, upload: uploadSection, link: linkSection, memory: memorySection,
+      checksum: checksumSection, signing: signingSection, upload: uploadSection, link: linkSection, wan: wanSection, memory: memorySection,
     };
     for (const name of config.sections) {
       log(`== ${name}`);

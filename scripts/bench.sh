@@ -3,8 +3,8 @@
 #   browser upload throughput (s3-direct, Uppy 5 + Companion, Uppy on s3-direct's routes, the
 #   browser and store ceilings) on the embedded store and a single-node Garage; signing load
 #   (s3-direct and Companion); checksum throughput in WASM (with and without SIMD) and WebCrypto;
-#   what part checksums cost on throttled links; the browser's peak memory on a big upload. See
-#   BENCHMARKS.md.
+#   what part checksums cost on throttled links; uploads over links with latency (s3-direct, Uppy 5
+#   and 6, the ceiling); the browser's peak memory on a big upload. See BENCHMARKS.md.
 #
 #   scripts/bench.sh           the full suite (about half an hour on 2 cores; writes up to 4 GiB
 #                              of temporary files, removed at exit)

@@ -120,6 +120,23 @@ export function renderMarkdown(r) {
     line();
   }
 
+  if (r.wan?.length) {
+    line('## Uploads over links with latency');
+    line();
+    line(`${r.wan[0].sizeMiB} MiB to the embedded store, each client with its default settings, the page's upload rate and latency set by Chromium (DevTools network emulation: every request of the page shares the rate, and each answer is held back by the latency, one round trip per request), ${r.config.runs} run(s) each, interleaved: median (min–max). On loopback a request's round trip costs almost nothing; here each request a client makes per part costs one. "vs s3-direct" is s3-direct's median over the row's.`);
+    line();
+    line('| link | client | MB/s | vs s3-direct | CPU s browser | CPU s signer | SHA-256 ok |');
+    line('|---|---|---|---|---|---|---|');
+    for (const c of r.wan) {
+      const own = r.wan.find((o) => o.linkMBps === c.linkMBps && o.latencyMs === c.latencyMs && o.variant === 's3d');
+      const vs = c.variant !== 's3d' && c.mbPerSec && own?.mbPerSec ? f(own.mbPerSec.median / c.mbPerSec.median, 2) : '';
+      line(`| ${c.linkMBps} MB/s (${c.linkMBps * 8} Mbit/s), ${c.latencyMs} ms | ${c.label} | ${range(c.mbPerSec)} | ${vs} | ${med(c.cpuSeconds.browser, 2)} | ${med(c.cpuSeconds.signer, 2)} | ${c.verified} |`);
+    }
+    const failed = r.wan.filter((c) => c.failures.length);
+    for (const c of failed) line(`\n- ${c.linkMBps} MB/s, ${c.latencyMs} ms, ${c.label}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
+    line();
+  }
+
   if (r.memory.length) {
     line('## Memory bound');
     line();
