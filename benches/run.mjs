@@ -250,6 +250,9 @@ const variants = [
   { id: 'uppy6-companion-16', label: 'Uppy 6 + Companion, 16 MiB parts', page: 'uppy6', signer: 'companion', params: { chunkSize: uppyTunedPart } },
   { id: 'ceiling', label: "browser ceiling (one batch, bare XHR), the default's part size × 6", page: 'ceiling', signer: 's3direct', params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6 }) },
   { id: 'ceiling-32', label: 'browser ceiling (one batch, bare XHR), 32 MiB × 6', page: 'ceiling', signer: 's3direct', params: { partSize: tunedPart, concurrency: 6 } },
+  // The least a checksummed upload must do on top of the ceiling: what the checksum target asks
+  // of the client, asked of the bare page.
+  { id: 'ceiling-crc32c', label: "browser ceiling + CRC32C part checksums (a Web Worker hashes, each part signed with its sum), the default's part size × 6", page: 'ceiling', signer: 's3direct', params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6, checksum: 'crc32c' }), maxMiB: 256 },
   { id: 'store-ceiling', label: "store ceiling (native parallel PUTs), the default's part size × 6", native: true, params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6 }) },
 ].filter((v) => list('S3_DIRECT_BENCH_VARIANTS', null)?.includes(v.id) ?? true);
 
@@ -718,6 +721,9 @@ function targets(results) {
     ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+    // Not targets: the checksum target asked of the bare page, and the client against that.
+    ratio('browser ceiling with CRC32C / browser ceiling (the same ratio for the bare page)', cell(store, sizeMiB, 'ceiling-crc32c'), cell(store, sizeMiB, 'ceiling'), null, store, sizeMiB);
+    ratio('s3-direct CRC32C / browser ceiling with CRC32C', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 'ceiling-crc32c'), null, store, sizeMiB);
   }
   // Not targets: the same ratios on throttled links, where the link and not the two cores sets
   // the pace.

@@ -1,6 +1,12 @@
 // The browser ceiling: what the browser itself allows. One create, one batch that signs every part,
 // `Blob.slice` parts PUT with XMLHttpRequest by `concurrency` workers, one complete — nothing else
 // (no progress, retries, checksums or resume records).
+//
+// With `checksum` (an algorithm of the client's), the least a checksummed upload has to do on
+// top: the upload is created with the algorithm, a Web Worker (ceiling-hash-worker.js) hashes
+// each part with the client's hasher, `concurrency` parts ahead of the PUTs, each part is signed
+// with its checksum once hashed (one signing call per part), PUT with it, and completion names
+// the parts' checksums.
 const json = async (res) => {
   if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
   return res.json();
@@ -21,9 +27,39 @@ function put(url, headers, body) {
   });
 }
 
+/** S3's name of an algorithm's checksum in a completion's parts. */
+const completionField = { crc32: 'ChecksumCRC32', crc32c: 'ChecksumCRC32C', sha256: 'ChecksumSHA256' };
+
+/** Hashes parts of `file` in a Web Worker: `sum(i)` is part i's checksum, asked for once. */
+function hasher(file, partSize, algorithm) {
+  const worker = new Worker('./ceiling-hash-worker.js', { type: 'module' });
+  const waiting = new Map();
+  const sums = new Map();
+  worker.onmessage = ({ data }) => {
+    const p = waiting.get(data.id);
+    waiting.delete(data.id);
+    if (data.error) p.reject(new Error(data.error));
+    else p.resolve(data.sum);
+  };
+  return {
+    sum(i) {
+      if (!sums.has(i)) {
+        sums.set(i, new Promise((resolve, reject) => {
+          waiting.set(i, { resolve, reject });
+          const blob = file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize));
+          worker.postMessage({ id: i, blob, algorithm });
+        }));
+      }
+      return sums.get(i);
+    },
+    close: () => worker.terminate(),
+  };
+}
+
 window.bench = {
   wasmMemory: () => 0,
-  async run({ partSize, concurrency }) {
+  async run({ partSize, concurrency, checksum }) {
+    if (checksum) return checksummed({ partSize, concurrency, checksum });
     const file = document.querySelector('#picker').files[0];
     const started = performance.now();
     const created = await json(await fetch('/s3/multipart', {
@@ -58,3 +94,47 @@ window.bench = {
   },
 };
 document.body.dataset.ready = 'true';
+
+/** The ceiling with part checksums (see the top of this file). */
+async function checksummed({ partSize, concurrency, checksum }) {
+  const file = document.querySelector('#picker').files[0];
+  const started = performance.now();
+  const count = Math.ceil(file.size / partSize);
+  const hashes = hasher(file, partSize, checksum);
+  // The first parts are hashed while the upload is created.
+  for (let i = 0; i < Math.min(count, concurrency); i += 1) hashes.sum(i);
+  const created = await json(await fetch('/s3/multipart', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      filename: file.name, type: 'application/octet-stream', metadata: {}, size: file.size, partSize, checksum,
+    }),
+  }));
+  const id = encodeURIComponent(created.uploadId);
+  const parts = new Array(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      if (i + concurrency < count) hashes.sum(i + concurrency);
+      const sum = await hashes.sum(i);
+      const query = new URLSearchParams({ key: created.key, partNumbers: String(i + 1), checksums: `${i + 1}:${checksum}:${sum}` });
+      const signed = await json(await fetch(`/s3/multipart/${id}/batch?${query}`));
+      const headers = { ...signed.headers, ...(signed.partHeaders?.[i + 1] ?? {}) };
+      const ETag = await put(signed.presignedUrls[i + 1], headers,
+        file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize)));
+      parts[i] = { PartNumber: i + 1, ETag, ...(completionField[checksum] ? { [completionField[checksum]]: sum } : {}) };
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    hashes.close();
+  }
+  await json(await fetch(`/s3/multipart/${id}/complete?${new URLSearchParams({ key: created.key })}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parts }),
+  }));
+  return { seconds: (performance.now() - started) / 1000, key: created.key };
+}
