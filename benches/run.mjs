@@ -11,7 +11,9 @@
 // S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LINKS=50,100 (MB/s),
 // S3_DIRECT_BENCH_WAN=100:40,50:100,12.5:80 (MB/s:ms, links with latency),
 // S3_DIRECT_BENCH_LOG=1 (server logs), CHROMIUM_PATH,
-// S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too).
+// S3_DIRECT_BENCH_BASELINE_BIN (another s3-direct binary to measure in the signing section too),
+// S3_DIRECT_BENCH_BASELINE_PKG_REV (set by scripts/bench.sh from S3_DIRECT_BENCH_BASELINE_REV: the
+// s3-direct client variants also run with the client built from that revision).
 import { execFileSync, execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -108,6 +110,7 @@ function versions(browser) {
   return {
     s3Direct: `${rev}${dirty ? ' (with uncommitted changes)' : ''}`,
     wasmPackage: env('S3_DIRECT_BENCH_PKG_REV', 'unknown'),
+    ...(process.env.S3_DIRECT_BENCH_BASELINE_PKG_REV ? { wasmBaselinePackage: process.env.S3_DIRECT_BENCH_BASELINE_PKG_REV } : {}),
     chromium: browser.version(),
     node: process.version,
     playwrightCore: pkgVersion('playwright-core'),
@@ -254,7 +257,18 @@ const variants = [
   // of the client, asked of the bare page.
   { id: 'ceiling-crc32c', label: "browser ceiling + CRC32C part checksums (a Web Worker hashes, each part signed with its sum), the default's part size × 6", page: 'ceiling', signer: 's3direct', params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6, checksum: 'crc32c' }), maxMiB: 256 },
   { id: 'store-ceiling', label: "store ceiling (native parallel PUTs), the default's part size × 6", native: true, params: (size) => ({ partSize: defaultPartFor(size), concurrency: 6 }) },
-].filter((v) => list('S3_DIRECT_BENCH_VARIANTS', null)?.includes(v.id) ?? true);
+];
+// Before/after comparisons: each s3-direct client variant again with the baseline revision's client.
+const baselinePkg = process.env.S3_DIRECT_BENCH_BASELINE_PKG_REV;
+if (baselinePkg) {
+  const ours = variants.filter((v) => v.page === 's3direct');
+  const at = variants.indexOf(ours.at(-1)) + 1;
+  variants.splice(at, 0, ...ours.map((v) => ({
+    ...v, id: `${v.id}-baseline`, label: `${v.label} — baseline client (${baselinePkg})`, query: '?pkg=baseline', baselineOf: v.id,
+  })));
+}
+const chosenVariants = list('S3_DIRECT_BENCH_VARIANTS', null);
+if (chosenVariants) variants.splice(0, variants.length, ...variants.filter((v) => chosenVariants.includes(v.id)));
 
 /** A variant's parameters for a file of `size` bytes (some follow the default's part size). */
 const paramsFor = (variant, size) => (typeof variant.params === 'function' ? variant.params(size) : { ...variant.params });
@@ -326,7 +340,7 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
       result = await withTimeout(nativeUpload(stack, file, paramsFor(variant, size)), 600_000, 'native upload');
     } else {
       const base = variant.signer === 'companion' ? `${signer.url}/bench` : signer.url;
-      page = await openPage(`${base}/${variant.page}.html`);
+      page = await openPage(`${base}/${variant.page}.html${variant.query ?? ''}`);
       if (variant.link) {
         // Chromium's network emulation: every request of the page shares this upload rate, and
         // each waits `latencyMs` more for its answer (one round trip per request, as on a
@@ -366,7 +380,7 @@ async function uploadOnce(stack, variant, sizeMiB, dir, label) {
     if (!key && result.location) key = decodeURIComponent(new URL(result.location).pathname.split('/').slice(2).join('/'));
     if (key) verified = await verifyAndDelete(stack.client, stack.store.bucket, key, file);
     return {
-      ok: true, seconds: result.seconds, mbPerSec: size / 1e6 / result.seconds, cpu, memory, verified,
+      ok: true, seconds: result.seconds, mbPerSec: size / 1e6 / result.seconds, cpu, memory, verified, firstPutMs: result.firstPutMs,
       ...(result.putSeconds != null ? { putSeconds: result.putSeconds } : {}),
     };
   } catch (err) {
@@ -423,6 +437,7 @@ function summarize(cell) {
     wasm: pick((r) => r.memory?.wasm),
     browserPssGrowth: pick((r) => r.memory?.browserPssGrowth),
   };
+  cell.firstPutMs = pick((r) => r.firstPutMs);
   cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
   cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
   return cell;
@@ -721,6 +736,10 @@ function targets(results) {
     ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
     ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+    // Not targets: this build's client against the baseline revision's, variant by variant.
+    for (const v of variants.filter((x) => x.baselineOf)) {
+      ratio(`${v.baselineOf}: this client / baseline client (${baselinePkg})`, cell(store, sizeMiB, v.baselineOf), cell(store, sizeMiB, v.id), null, store, sizeMiB);
+    }
     // Not targets: the checksum target asked of the bare page, and the client against that.
     ratio('browser ceiling with CRC32C / browser ceiling (the same ratio for the bare page)', cell(store, sizeMiB, 'ceiling-crc32c'), cell(store, sizeMiB, 'ceiling'), null, store, sizeMiB);
     ratio('s3-direct CRC32C / browser ceiling with CRC32C', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 'ceiling-crc32c'), null, store, sizeMiB);

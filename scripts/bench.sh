@@ -54,10 +54,10 @@ if [[ "$have" != "$want" ]]; then
   echo "bench.sh: wasm-bindgen CLI is '${have:-missing}' but Cargo.lock has $want" >&2
   exit 1
 fi
-build_pkg() { # out_dir target_dir extra_rustflags
-  local out="$1" tdir="$2" flags="$3"
-  CARGO_TARGET_DIR="$tdir" RUSTFLAGS="${RUSTFLAGS:-} $flags" \
-    cargo build --release --quiet --target wasm32-unknown-unknown -p s3-direct-wasm
+build_pkg() { # out_dir target_dir extra_rustflags [source_dir]
+  local out="$1" tdir="$2" flags="$3" src="${4:-$root}"
+  (cd "$src" && CARGO_TARGET_DIR="$tdir" RUSTFLAGS="${RUSTFLAGS:-} $flags" \
+    cargo build --release --quiet --target wasm32-unknown-unknown -p s3-direct-wasm)
   rm -rf "$out"
   wasm-bindgen --target web --out-dir "$out" --out-name s3_direct \
     --remove-name-section --remove-producers-section \
@@ -67,6 +67,17 @@ step "building the WASM client package (plain and +simd128)"
 build_pkg "$build/pkg" "$target_dir" ""
 rm -rf "$build/web" && mkdir -p "$build/web"
 build_pkg "$build/web/pkg-simd" "$target_dir/bench-simd" "-C target-feature=+simd128"
+# Before/after comparisons of the client: S3_DIRECT_BENCH_BASELINE_REV names a revision whose
+# client is built too (from a copy of that revision's tree) and measured beside this one.
+if [[ -n "${S3_DIRECT_BENCH_BASELINE_REV:-}" ]]; then
+  step "building the baseline WASM client package ($S3_DIRECT_BENCH_BASELINE_REV)"
+  baseline_src="$build/baseline-src"
+  rm -rf "$baseline_src" && mkdir -p "$baseline_src"
+  git archive "$S3_DIRECT_BENCH_BASELINE_REV" | tar -x -C "$baseline_src"
+  build_pkg "$build/web/pkg-baseline" "$target_dir/bench-baseline" "" "$baseline_src"
+  S3_DIRECT_BENCH_BASELINE_PKG_REV="$(git rev-parse --short=12 "$S3_DIRECT_BENCH_BASELINE_REV")"
+  export S3_DIRECT_BENCH_BASELINE_PKG_REV
+fi
 
 step "installing the suite's npm packages and bundling the Uppy page"
 if [[ ! -d benches/node_modules ]] || [[ benches/package-lock.json -nt benches/node_modules/.package-lock.json ]]; then

@@ -21,7 +21,7 @@ export function renderMarkdown(r) {
   line('| software | version |');
   line('|---|---|');
   const v = r.versions;
-  line(`| s3-direct | ${v.s3Direct} (WASM package built from ${v.wasmPackage}) |`);
+  line(`| s3-direct | ${v.s3Direct} (WASM package built from ${v.wasmPackage}${v.wasmBaselinePackage ? `; the baseline client from ${v.wasmBaselinePackage}` : ''}) |`);
   line(`| Chromium | ${v.chromium} (headless, via playwright-core ${v.playwrightCore}) |`);
   line(`| Node.js | ${v.node} |`);
   line(`| Uppy | @uppy/core ${v.uppyCore}, @uppy/aws-s3 ${v.uppyAwsS3}; Uppy 6: @uppy/core ${v.uppy6Core}, @uppy/aws-s3 ${v.uppy6AwsS3} |`);
@@ -52,7 +52,7 @@ export function renderMarkdown(r) {
   if (r.uploads.length) {
     line('## Browser upload throughput');
     line();
-    line(`Headless Chromium on loopback, a fresh file of random bytes per upload, ${r.config.runs} run(s) each: median (min–max). MB/s = 10^6 bytes per second, timed in the page from the call that starts the upload to the end of complete. CPU seconds per process for the whole upload (browser: all Chromium processes; signer: s3-direct or Companion; store: the store process; for the store ceiling, "client" is the native uploader). Peak memory: the page's JS heap (CDP), its WASM memory, and the growth of the whole browser's PSS over its idle level. Every stored object's SHA-256 is checked against the file's.`);
+    line(`Headless Chromium on loopback, a fresh file of random bytes per upload, ${r.config.runs} run(s) each: median (min–max). MB/s = 10^6 bytes per second, timed in the page from the call that starts the upload to the end of complete. CPU seconds per process for the whole upload (browser: all Chromium processes; signer: s3-direct or Companion; store: the store process; for the store ceiling, "client" is the native uploader). Peak memory: the page's JS heap (CDP), its WASM memory, and the growth of the whole browser's PSS over its idle level. "first PUT ms": when the first part left for the store, after the call (Resource Timing). Every stored object's SHA-256 is checked against the file's.`);
     line();
     const groups = new Map();
     for (const c of r.uploads) {
@@ -65,11 +65,11 @@ export function renderMarkdown(r) {
       const sizeLabel = Number(size) >= 1024 ? `${Number(size) / 1024} GiB` : `${size} MiB`;
       line(`### ${store === 'garage' ? 'Garage (single node)' : 'embedded store (s3s-fs with its own multipart path)'}, ${sizeLabel}`);
       line();
-      line('| client | MB/s | CPU s browser | CPU s signer | CPU s store | peak JS heap MiB | peak WASM MiB | browser PSS growth MiB | SHA-256 ok |');
-      line('|---|---|---|---|---|---|---|---|---|');
+      line('| client | MB/s | first PUT ms | CPU s browser | CPU s signer | CPU s store | peak JS heap MiB | peak WASM MiB | browser PSS growth MiB | SHA-256 ok |');
+      line('|---|---|---|---|---|---|---|---|---|---|');
       for (const c of cells) {
         const browserCpu = c.cpuSeconds.client ? `${med(c.cpuSeconds.client, 2)} (client)` : med(c.cpuSeconds.browser, 2);
-        line(`| ${c.label} | ${range(c.mbPerSec)} | ${browserCpu} | ${med(c.cpuSeconds.signer, 2)} | ${med(c.cpuSeconds.store, 2)} | ${med(c.peak.jsHeapUsed, 1, MiB)} | ${med(c.peak.wasm, 1, MiB)} | ${med(c.peak.browserPssGrowth, 0, MiB)} | ${c.verified} |`);
+        line(`| ${c.label} | ${range(c.mbPerSec)} | ${c.firstPutMs ? range(c.firstPutMs, 0) : '–'} | ${browserCpu} | ${med(c.cpuSeconds.signer, 2)} | ${med(c.cpuSeconds.store, 2)} | ${med(c.peak.jsHeapUsed, 1, MiB)} | ${med(c.peak.wasm, 1, MiB)} | ${med(c.peak.browserPssGrowth, 0, MiB)} | ${c.verified} |`);
       }
       const failed = cells.filter((c) => c.failures.length);
       for (const c of failed) line(`\n- ${c.label}: ${c.failures.length} failed run(s): ${c.failures[0]}`);

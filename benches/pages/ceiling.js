@@ -7,6 +7,8 @@
 // each part with the client's hasher, `concurrency` parts ahead of the PUTs, each part is signed
 // with its checksum once hashed (one signing call per part), PUT with it, and completion names
 // the parts' checksums.
+import { firstPutMs } from './timing.js';
+
 const json = async (res) => {
   if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
   return res.json();
@@ -90,7 +92,7 @@ window.bench = {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) }),
     }));
-    return { seconds: (performance.now() - started) / 1000, key: created.key };
+    return { seconds: (performance.now() - started) / 1000, key: created.key, firstPutMs: firstPutMs(started) };
   },
 };
 document.body.dataset.ready = 'true';
@@ -136,5 +138,5 @@ async function checksummed({ partSize, concurrency, checksum }) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ parts }),
   }));
-  return { seconds: (performance.now() - started) / 1000, key: created.key };
+  return { seconds: (performance.now() - started) / 1000, key: created.key, firstPutMs: firstPutMs(started) };
 }

@@ -1,6 +1,10 @@
 // s3-direct's own client, exactly as an application uses it: `new Uploader(options).upload(file)`.
-import init, { Uploader } from '/pkg/s3_direct.js';
+// `?pkg=baseline` loads the client built from the baseline revision instead (scripts/bench.sh,
+// S3_DIRECT_BENCH_BASELINE_REV).
+import { firstPutMs } from './timing.js';
 
+const baseline = new URLSearchParams(location.search).get('pkg') === 'baseline';
+const { default: init, Uploader } = await import(baseline ? './pkg-baseline/s3_direct.js' : '/pkg/s3_direct.js');
 const wasm = await init();
 
 window.bench = {
@@ -17,7 +21,9 @@ window.bench = {
     const onProgress = (p) => { partsTotal = p.partsTotal; };
     const started = performance.now();
     const result = await new Uploader(options).upload(file, { onProgress });
-    return { seconds: (performance.now() - started) / 1000, key: result.key, partsTotal };
+    return {
+      seconds: (performance.now() - started) / 1000, key: result.key, partsTotal, firstPutMs: firstPutMs(started),
+    };
   },
 };
 document.body.dataset.ready = 'true';

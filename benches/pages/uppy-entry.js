@@ -2,6 +2,7 @@
 // Companion-style signing server; bundled into uppy.js by scripts/bench.sh.
 import Uppy from '@uppy/core';
 import AwsS3 from '@uppy/aws-s3';
+import { firstPutMs } from './timing.js';
 
 window.bench = {
   wasmMemory: () => 0,
@@ -17,10 +18,11 @@ window.bench = {
     const started = performance.now();
     const result = await uppy.upload();
     const seconds = (performance.now() - started) / 1000;
+    const firstPut = firstPutMs(started);
     if (result.failed?.length) throw new Error(`Uppy: ${result.failed[0].error}`);
     const done = result.successful[0];
     uppy.destroy();
-    return { seconds, key: done.s3Multipart?.key ?? null, location: done.uploadURL };
+    return { seconds, key: done.s3Multipart?.key ?? null, location: done.uploadURL, firstPutMs: firstPut };
   },
 };
 document.body.dataset.ready = 'true';

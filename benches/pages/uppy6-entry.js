@@ -4,6 +4,7 @@
 // Uppy 6 sends a file's parts one after another.
 import Uppy from '@uppy/core';
 import AwsS3 from '@uppy/aws-s3';
+import { firstPutMs } from './timing.js';
 
 window.bench = {
   wasmMemory: () => 0,
@@ -18,11 +19,12 @@ window.bench = {
     const started = performance.now();
     const result = await uppy.upload();
     const seconds = (performance.now() - started) / 1000;
+    const firstPut = firstPutMs(started);
     if (result.failed?.length) throw new Error(`Uppy: ${result.failed[0].error}`);
     const done = result.successful[0];
     uppy.destroy();
     if (!AwsS3.VERSION.startsWith('6.')) throw new Error(`bundled @uppy/aws-s3 ${AwsS3.VERSION}, not 6.x`);
-    return { seconds, key: done.s3Multipart?.key ?? done.response?.body?.key ?? null, location: done.uploadURL };
+    return { seconds, key: done.s3Multipart?.key ?? done.response?.body?.key ?? null, location: done.uploadURL, firstPutMs: firstPut };
   },
 };
 document.body.dataset.ready = 'true';
