@@ -302,9 +302,11 @@ describe('Vite SPA example (web/spa) with the packed npm package', () => {
       const shown = await uploadThroughApp(page, [big, small]);
       await assertStored(s3, shown, big);
       await assertStored(s3, shown, small);
-      assertProgress(shown.files[big.name], big.name);
+      // Three parts on loopback can go by within a render or two: 0, one value on the way (at
+      // the latest the one shown while the upload completes), 100.
+      assertProgress(shown.files[big.name], big.name, { along: 3 });
       assertProgress(shown.files[small.name], small.name, { along: 2 });
-      assertProgress(shown.total, 'all files');
+      assertProgress(shown.total, 'all files', { along: 3 });
       assert.equal(apiCalls.filter((c) => c === 'GET /s3/params').length, 1, apiCalls.join(', '));
       assert.equal(apiCalls.filter((c) => c === 'POST /s3/multipart').length, 1, apiCalls.join(', '));
       assert.equal(workers.length, 1, `one checksum worker ran: ${workers.join(', ')}`);
