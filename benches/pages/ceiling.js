@@ -29,6 +29,30 @@ function put(url, headers, body) {
   });
 }
 
+/** Creates the multipart upload of `file` (with `extra` fields, e.g. its checksum algorithm). */
+async function create(file, partSize, extra = {}) {
+  return json(await fetch('/s3/multipart', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      filename: file.name, type: 'application/octet-stream', metadata: {}, size: file.size, partSize, ...extra,
+    }),
+  }));
+}
+
+/** Completes the upload `created` with `parts` ({ PartNumber, ETag, … }). */
+async function complete(created, parts) {
+  const id = encodeURIComponent(created.uploadId);
+  await json(await fetch(`/s3/multipart/${id}/complete?${new URLSearchParams({ key: created.key })}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ parts }),
+  }));
+}
+
+/** Part i (from 0) of `file`. */
+const slice = (file, partSize, i) => file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize));
+
 /** S3's name of an algorithm's checksum in a completion's parts. */
 const completionField = { crc32: 'ChecksumCRC32', crc32c: 'ChecksumCRC32C', sha256: 'ChecksumSHA256' };
 
@@ -48,8 +72,7 @@ function hasher(file, partSize, algorithm) {
       if (!sums.has(i)) {
         sums.set(i, new Promise((resolve, reject) => {
           waiting.set(i, { resolve, reject });
-          const blob = file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize));
-          worker.postMessage({ id: i, blob, algorithm });
+          worker.postMessage({ id: i, blob: slice(file, partSize, i), algorithm });
         }));
       }
       return sums.get(i);
@@ -64,13 +87,7 @@ window.bench = {
     if (checksum) return checksummed({ partSize, concurrency, checksum });
     const file = document.querySelector('#picker').files[0];
     const started = performance.now();
-    const created = await json(await fetch('/s3/multipart', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        filename: file.name, type: 'application/octet-stream', metadata: {}, size: file.size, partSize,
-      }),
-    }));
+    const created = await create(file, partSize);
     const id = encodeURIComponent(created.uploadId);
     const count = Math.ceil(file.size / partSize);
     const numbers = Array.from({ length: count }, (_, i) => i + 1);
@@ -82,16 +99,11 @@ window.bench = {
       while (next < count) {
         const i = next++;
         const headers = { ...signed.headers, ...(signed.partHeaders?.[i + 1] ?? {}) };
-        etags[i] = await put(signed.presignedUrls[i + 1], headers,
-          file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize)));
+        etags[i] = await put(signed.presignedUrls[i + 1], headers, slice(file, partSize, i));
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
-    await json(await fetch(`/s3/multipart/${id}/complete?${new URLSearchParams({ key: created.key })}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) }),
-    }));
+    await complete(created, etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })));
     return { seconds: (performance.now() - started) / 1000, key: created.key, firstPutMs: firstPutMs(started) };
   },
 };
@@ -105,13 +117,7 @@ async function checksummed({ partSize, concurrency, checksum }) {
   const hashes = hasher(file, partSize, checksum);
   // The first parts are hashed while the upload is created.
   for (let i = 0; i < Math.min(count, concurrency); i += 1) hashes.sum(i);
-  const created = await json(await fetch('/s3/multipart', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      filename: file.name, type: 'application/octet-stream', metadata: {}, size: file.size, partSize, checksum,
-    }),
-  }));
+  const created = await create(file, partSize, { checksum });
   const id = encodeURIComponent(created.uploadId);
   const parts = new Array(count);
   let next = 0;
@@ -123,8 +129,7 @@ async function checksummed({ partSize, concurrency, checksum }) {
       const query = new URLSearchParams({ key: created.key, partNumbers: String(i + 1), checksums: `${i + 1}:${checksum}:${sum}` });
       const signed = await json(await fetch(`/s3/multipart/${id}/batch?${query}`));
       const headers = { ...signed.headers, ...(signed.partHeaders?.[i + 1] ?? {}) };
-      const ETag = await put(signed.presignedUrls[i + 1], headers,
-        file.slice(i * partSize, Math.min(file.size, (i + 1) * partSize)));
+      const ETag = await put(signed.presignedUrls[i + 1], headers, slice(file, partSize, i));
       parts[i] = { PartNumber: i + 1, ETag, ...(completionField[checksum] ? { [completionField[checksum]]: sum } : {}) };
     }
   };
@@ -133,10 +138,6 @@ async function checksummed({ partSize, concurrency, checksum }) {
   } finally {
     hashes.close();
   }
-  await json(await fetch(`/s3/multipart/${id}/complete?${new URLSearchParams({ key: created.key })}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ parts }),
-  }));
+  await complete(created, parts);
   return { seconds: (performance.now() - started) / 1000, key: created.key, firstPutMs: firstPutMs(started) };
 }
