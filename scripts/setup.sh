@@ -47,7 +47,9 @@ setup_rust() {
   want=$(wasm_bindgen_version)
   have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
   if [ "$have" != "$want" ]; then
-    # Not --locked: the CLI's own lockfile pins a webpki-roots version the registry no longer has.
+    # Exact version, but not --locked: wasm-bindgen-cli 0.2.130's own lock file names a
+    # webpki-roots release the registry no longer has, so a locked install cannot resolve. Every
+    # other tool built from source is installed --locked (Garage: tests/stores/garage.sh).
     log "cargo install wasm-bindgen-cli --version $want (a few minutes, once)"
     cargo install wasm-bindgen-cli --version "$want" --quiet
   fi

@@ -10,15 +10,15 @@ const run = promisify(execFile);
 const script = path.join(repoRoot, 'tests/stores/garage.sh');
 
 /**
- * Why Garage tests cannot run here, or null when they can. `garage` missing is only a reason to
+ * Why Garage tests cannot run here, or null when they can. The locked Garage build missing is only a reason to
  * skip outside CI: under CI=true the tests run and fail, so a broken install cannot pass quietly.
  */
 export function garageMissing() {
   try {
-    execFileSync('garage', ['--version'], { stdio: 'ignore' });
+    execFileSync(script, ['check'], { stdio: 'ignore' });
     return null;
   } catch {
-    const why = 'garage is not installed (run tests/stores/garage.sh install, or scripts/setup.sh test)';
+    const why = 'the locked garage build is not installed (run tests/stores/garage.sh install, or scripts/setup.sh test)';
     return process.env.CI === 'true' ? null : why;
   }
 }

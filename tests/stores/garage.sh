@@ -2,8 +2,11 @@
 # Start a throwaway Garage (S3-compatible, AGPL; run as an external program only)
 # on loopback, for integration tests that need a real S3 engine.
 #
-#   garage.sh install                  build garage 2.5.0 with cargo unless `garage` is on PATH
-#                                      (a 15-20 min release build; the binary stays in ~/.cargo/bin)
+#   garage.sh install                  build garage 2.5.0 with `cargo install --locked` unless that
+#                                      build is already in ~/.cargo/bin (a 15-20 min release build,
+#                                      once; any other `garage` there is rebuilt)
+#   garage.sh check                    exit 0 if the installed garage is that build
+#   garage.sh bin                      print the path of the garage binary the tests run
 #   garage.sh start DIR [--nodes 1|3]  start a cluster whose every file lives under DIR; prints
 #                                      GARAGE_ENDPOINT / _ACCESS_KEY / _SECRET_KEY / _REGION /
 #                                      _BUCKET (and GARAGE_ENDPOINTS for 3 nodes) on stdout and
@@ -29,21 +32,47 @@ STORE_NAME=garage.sh
 . "$(dirname "$SELF")/lib.sh"
 
 usage() {
-    sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,23p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
 # ---------------------------------------------------------------- install
 
+# The tests run exactly one Garage build: 2.5.0 from its own Cargo.lock (`cargo install --locked`).
+# An unlocked build resolves Garage's dependencies afresh and can be a different program: with
+# `http` 1.6.0 (resolved from late 2026 on) Garage drops every POST-form field that is not visible
+# ASCII, so a form whose key holds `ü` is refused with "No key was provided" (docs/stores.md,
+# "Small-file POST forms").
+# After a locked build, the stamp next to the binary records its SHA-256; a `garage` without a
+# matching stamp (an older or unlocked build, or another version) is rebuilt, never trusted.
+INSTALL_ROOT=${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
+GARAGE_BIN=$INSTALL_ROOT/bin/garage
+GARAGE_STAMP=$INSTALL_ROOT/bin/.garage.s3-direct-stamp
+GARAGE_BUILD="garage $GARAGE_VERSION cargo-install-locked"
+
+# True when $GARAGE_BIN is the locked build of $GARAGE_VERSION this script installed.
+garage_is_expected_build() {
+    [ -x "$GARAGE_BIN" ] && [ -s "$GARAGE_STAMP" ] || return 1
+    local sum
+    sum=$(sha256sum "$GARAGE_BIN" | cut -d' ' -f1)
+    [ "$(cat "$GARAGE_STAMP")" = "$GARAGE_BUILD $sum" ] || return 1
+    "$GARAGE_BIN" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"
+}
+
 cmd_install() {
-    if command -v garage >/dev/null 2>&1; then
-        log "garage already installed: $(garage --version 2>/dev/null | head -n1)"
+    if garage_is_expected_build; then
+        log "garage $GARAGE_VERSION (locked build) already installed: $GARAGE_BIN"
         return 0
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust first"
-    log "building garage $GARAGE_VERSION (a long release build, about 15-20 min on 2 cores)"
-    cargo install garage --version "$GARAGE_VERSION" >&2
-    command -v garage >/dev/null 2>&1 || die "garage not on PATH after install; add ~/.cargo/bin to PATH"
+    if [ -e "$GARAGE_BIN" ]; then
+        log "$GARAGE_BIN is not the locked build of $GARAGE_VERSION the tests need; rebuilding it"
+    fi
+    log "building garage $GARAGE_VERSION --locked (a long release build, about 15-20 min on 2 cores)"
+    cargo install --locked --force garage --version "$GARAGE_VERSION" >&2
+    [ -x "$GARAGE_BIN" ] || die "cargo install did not leave $GARAGE_BIN"
+    printf '%s %s\n' "$GARAGE_BUILD" "$(sha256sum "$GARAGE_BIN" | cut -d' ' -f1)" >"$GARAGE_STAMP"
+    garage_is_expected_build || die "$GARAGE_BIN does not report version $GARAGE_VERSION"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -52,7 +81,7 @@ cmd_install() {
 node_cli() {
     local n=$1
     shift
-    timeout 20 garage -c "$DIR/node$n/garage.toml" "$@" 2>>"$DIR/log/cli.log"
+    timeout 20 "$GARAGE_BIN" -c "$DIR/node$n/garage.toml" "$@" 2>>"$DIR/log/cli.log"
 }
 
 # poll DESCRIPTION NODE CMD...: retry CMD every 0.2 s until it succeeds, the deadline passes or
@@ -107,7 +136,7 @@ start_node() { # node [env assignments...]
     shift
     # setsid: the node outlives this script; a process group of its own keeps it away from the
     # caller's ctrl-c.
-    env "$@" setsid garage -c "$DIR/node$n/garage.toml" server "${SERVER_FLAGS[@]}" \
+    env "$@" setsid "$GARAGE_BIN" -c "$DIR/node$n/garage.toml" server "${SERVER_FLAGS[@]}" \
         </dev/null >>"$DIR/log/node$n.log" 2>&1 &
     echo $! >"$DIR/run/node$n.pid"
 }
@@ -125,7 +154,7 @@ cmd_start() {
         esac
     done
     case $nodes in 1 | 3) ;; *) die "--nodes must be 1 or 3, not '$nodes'" ;; esac
-    command -v garage >/dev/null 2>&1 || die "garage not installed; run: $SELF install"
+    garage_is_expected_build || die "$GARAGE_BIN is not the locked garage $GARAGE_VERSION build; run: $SELF install"
     mkdir -p "$dir"
     DIR=$(readlink -f "$dir")
     [ ! -e "$DIR/env" ] && [ ! -d "$DIR/node1" ] || die "$DIR already holds a cluster; use a fresh directory"
@@ -257,6 +286,8 @@ cmd_stop() {
 
 case "${1:-}" in
 install) shift; cmd_install "$@" ;;
+check) garage_is_expected_build || die "$GARAGE_BIN is not the locked garage $GARAGE_VERSION build; run: $SELF install" ;;
+bin) echo "$GARAGE_BIN" ;;
 start) shift; cmd_start "$@" ;;
 kill-node) shift; cmd_kill_node "$@" ;;
 stop) shift; cmd_stop "$@" ;;
