@@ -17,8 +17,10 @@
 //! - **small-file form**: a small file sent as Companion clients (Uppy) send it: a POST policy
 //!   form as `GET /s3/params` answers them, POSTed with `Origin` (a form needs no preflight); the
 //!   store must take it and let the page read the answer (`Access-Control-Allow-Origin`, which
-//!   S3 sends only when the CORS rule allows `POST`). A warning, not a failure: s3-direct's own
-//!   client sends PUTs. The object is deleted afterwards;
+//!   S3 sends only when the CORS rule allows `POST`). The file's name is not ASCII: a store that
+//!   refuses it but takes the same form with an ASCII name drops non-ASCII form fields (Garage
+//!   2.5.0 built without `--locked`), and the check says so with the remedy. A warning, not a
+//!   failure: s3-direct's own client sends PUTs. The objects are deleted afterwards;
 //! - **lifecycle**: an enabled `AbortIncompleteMultipartUpload` rule covering the key prefix;
 //! - **credential lifetime**: how long the signing credentials live against `--url-lifetime`.
 //!
@@ -755,14 +757,26 @@ async fn put_part(
     }
 }
 
+/// Name of doctor's small-file test object. Not ASCII on purpose: real file names often are not,
+/// and a store built against `http` 1.6 (Garage 2.5.0 built without `--locked`) silently drops
+/// every POST-form field that is not visible ASCII, the key among them (docs/stores.md,
+/// "Small-file POST forms").
+const FORM_TEST_NAME: &str = "doctor-prüfung-größe.txt";
+/// The same test with an ASCII name, sent only when the first form is refused, to tell a store
+/// that drops non-ASCII form fields from one that refuses forms altogether.
+const FORM_TEST_NAME_ASCII: &str = "doctor-test.txt";
+
+/// What the store answered a form POST: status, headers and body; or why no answer came.
+type FormAnswer = Result<(u16, HeaderMap, String), reqwest::Error>;
+
 /// POSTs a small file in the form `GET /s3/params` answers Companion clients, with `Origin`, and
-/// deletes it again.
+/// deletes it again. The file's name holds non-ASCII characters; if the store refuses it, the
+/// same form with an ASCII name is tried to name the cause.
 async fn small_file_form(
     http: &reqwest::Client,
     store: &S3Store,
     options: &Options,
 ) -> ((Status, String), bool) {
-    const BODY: &[u8] = b"s3-direct doctor: a test file, deleted right after this request\n";
     let Some(origin) = options.origin.as_deref() else {
         return (
             (
@@ -772,37 +786,104 @@ async fn small_file_form(
             false,
         );
     };
-    let key = format!(
-        "{}.s3-direct-doctor/{}",
+    let folder = format!(
+        "{}.s3-direct-doctor/{}/",
         options.wanted.key_prefix,
         uuid::Uuid::new_v4().simple()
     );
+    let key = format!("{folder}{FORM_TEST_NAME}");
+    let answer = match post_test_form(http, store, options, origin, &key).await {
+        Ok(answer) => answer,
+        Err(why) => return (why, false),
+    };
+    let mut keys = vec![key];
+    let ((status, message), cors) = match answer {
+        Ok((status, headers, _)) if (200..300).contains(&status) => {
+            let (status, message, cors) = judge_form(origin, &headers);
+            ((status, message), cors)
+        }
+        Ok((status, _, body)) => {
+            // Refused: is it the name? The same form with an ASCII key tells.
+            let ascii_key = format!("{folder}{FORM_TEST_NAME_ASCII}");
+            let ascii = post_test_form(http, store, options, origin, &ascii_key).await;
+            keys.push(ascii_key);
+            let ascii_status = match &ascii {
+                Ok(Ok((status, _, _))) => Some(*status),
+                _ => None,
+            };
+            let (status, message) = judge_non_ascii_form(status, &body, ascii_status);
+            ((status, message), false)
+        }
+        Err(e) => (
+            unanswered(&e, store_url(store), "the form POST failed", Status::Warn),
+            false,
+        ),
+    };
+    // Leave nothing behind (deleting an object that was not stored succeeds).
+    for key in keys {
+        if let Err(e) = store
+            .client()
+            .delete_object()
+            .bucket(&store.config().bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            return (
+                (
+                    Status::Warn,
+                    format!(
+                        "{message}; and deleting the test object {key} failed ({}): delete it by \
+                         hand",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ),
+                ),
+                cors,
+            );
+        }
+    }
+    ((status, message), cors)
+}
+
+/// The endpoint browsers are sent to, for messages.
+fn store_url(store: &S3Store) -> &str {
+    store
+        .config()
+        .public_endpoint
+        .as_deref()
+        .unwrap_or(&store.config().endpoint)
+}
+
+/// Signs a POST form for `key` as `GET /s3/params` signs one and POSTs the test file with it;
+/// `Err` is the verdict when no form can be signed.
+async fn post_test_form(
+    http: &reqwest::Client,
+    store: &S3Store,
+    options: &Options,
+    origin: &str,
+    key: &str,
+) -> Result<FormAnswer, (Status, String)> {
+    const BODY: &[u8] = b"s3-direct doctor: a test file, deleted right after this request\n";
     let signing = PostSigning {
         content_type: "text/plain".to_owned(),
         metadata: Default::default(),
         size: 0..=BODY.len() as u64,
     };
     let form = match store
-        .presign_post(&key, &signing, options.url_lifetime)
+        .presign_post(key, &signing, options.url_lifetime)
         .await
     {
         Ok(Some(form)) => form,
         Ok(None) => {
-            let why = (
+            return Err((
                 Status::NotApplicable,
                 "the server signs no POST forms for this endpoint (an endpoint with a path, or \
                  a bucket that is no DNS name with virtual-hosted addressing): Companion \
                  clients get presigned PUTs, which Uppy 5 follows and Uppy 6 cannot"
                     .to_owned(),
-            );
-            return (why, false);
+            ));
         }
-        Err(e) => {
-            return (
-                (Status::Warn, format!("cannot sign a POST form: {e}")),
-                false,
-            );
-        }
+        Err(e) => return Err((Status::Warn, format!("cannot sign a POST form: {e}"))),
     };
     let mut body = reqwest::multipart::Form::new();
     for (name, value) in form.fields {
@@ -815,63 +896,51 @@ async fn small_file_form(
         .multipart(body)
         .send()
         .await;
-    let verdict = match answer {
+    Ok(match answer {
         Ok(answer) => {
             let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
-            let body = answer.text().await.unwrap_or_default();
-            let (status, message, cors) = judge_form(origin, status, &headers, &body);
-            ((status, message), cors)
+            Ok((status, headers, answer.text().await.unwrap_or_default()))
         }
-        Err(e) => (
-            unanswered(&e, &form.url, "the form POST failed", Status::Warn),
-            false,
-        ),
-    };
-    // Leave nothing behind (deleting an object that was not stored succeeds).
-    let ((status, message), cors) = verdict;
-    match store
-        .client()
-        .delete_object()
-        .bucket(&store.config().bucket)
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(_) => ((status, message), cors),
-        Err(e) => (
-            (
-                Status::Warn,
-                format!(
-                    "{message}; and deleting the test object {key} failed ({}): delete it by \
-                     hand",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ),
-            ),
-            cors,
-        ),
-    }
+        Err(e) => Err(e),
+    })
 }
 
-/// The verdict on the answer to a small-file form POSTed from `origin`, and whether the bucket's
-/// CORS rule is what needs fixing.
-pub fn judge_form(
-    origin: &str,
+/// The verdict on a small-file form whose key holds non-ASCII characters and that the store
+/// refused with `status` and `body`, given what it answered (`ascii_status`) the same form with
+/// an ASCII key.
+pub fn judge_non_ascii_form(
     status: u16,
-    headers: &HeaderMap,
     body: &str,
-) -> (Status, String, bool) {
-    if !(200..300).contains(&status) {
-        let code = s3_error_code(body).unwrap_or("no S3 error code");
-        return (
+    ascii_status: Option<u16>,
+) -> (Status, String) {
+    let code = s3_error_code(body).unwrap_or("no S3 error code");
+    match ascii_status {
+        Some(ascii) if (200..300).contains(&ascii) => (
+            Status::Warn,
+            format!(
+                "the store refused a small file's POST form whose name is not ASCII (status \
+                 {status}, {code}) and took the same form with an ASCII name: it drops form \
+                 fields that are not ASCII, so every small file Companion clients (Uppy) send \
+                 with such a name fails. Garage 2.5.0 built from source without --locked does \
+                 this (it resolves http 1.6); rebuild it with `cargo install --locked garage \
+                 --version 2.5.0`. Until then, for Uppy 5 run s3-direct with \
+                 --small-file-method put (Uppy 6 sends small files only as forms)"
+            ),
+        ),
+        _ => (
             Status::Warn,
             format!(
                 "the store refused a small file's POST form: status {status} ({code}); Companion \
                  clients (Uppy) cannot upload files they send in one request (Uppy 5: give it \
-                 shouldUseMultipart: true)"
+                 shouldUseMultipart: true, or run s3-direct with --small-file-method put)"
             ),
-            false,
-        );
+        ),
     }
+}
+
+/// The verdict on the answer (its headers) to a small-file form POSTed from `origin` that the
+/// store took, and whether the bucket's CORS rule is what needs fixing.
+pub fn judge_form(origin: &str, headers: &HeaderMap) -> (Status, String, bool) {
     if !allows_origin(headers, origin) {
         return (
             Status::Warn,
@@ -902,8 +971,8 @@ pub fn judge_form(
     (
         Status::Ok,
         format!(
-            "a small file's POST form from {origin}, as Companion clients (Uppy) send it, was \
-             stored and the page can read the answer and its ETag"
+            "a small file's POST form from {origin}, as Companion clients (Uppy) send it, with a \
+             name that is not ASCII, was stored and the page can read the answer and its ETag"
         ),
         false,
     )
@@ -1148,29 +1217,45 @@ mod tests {
                 ("etag", "\"abc\""),
             ])
         };
-        assert_eq!(judge_form(ORIGIN, 201, &readable(ORIGIN), "").0, Status::Ok);
-        assert_eq!(judge_form(ORIGIN, 204, &readable("*"), "").0, Status::Ok);
+        assert_eq!(judge_form(ORIGIN, &readable(ORIGIN)).0, Status::Ok);
+        assert_eq!(judge_form(ORIGIN, &readable("*")).0, Status::Ok);
         // Ceph 16 answers a form with the ETag in the XML body only.
         let allowed = headers(&[
             ("access-control-allow-origin", ORIGIN),
             ("access-control-expose-headers", "ETag"),
         ]);
-        let (s, m, cors) = judge_form(ORIGIN, 201, &allowed, "");
+        let (s, m, cors) = judge_form(ORIGIN, &allowed);
         assert!(!cors);
         assert_eq!(s, Status::Warn);
         assert!(m.contains("--small-file-method put"), "{m}");
-        let (s, m, cors) = judge_form(ORIGIN, 201, &headers(&[]), "");
+        let (s, m, cors) = judge_form(ORIGIN, &headers(&[]));
         assert!(cors);
         assert_eq!(s, Status::Warn);
         assert!(m.contains("allow POST"), "{m}");
-        let (s, m, _) = judge_form(
-            ORIGIN,
-            403,
-            &allowed,
-            "<Error><Code>AccessDenied</Code></Error>",
-        );
+    }
+
+    #[test]
+    fn a_refused_form_is_told_apart_from_one_that_lost_its_non_ascii_fields() {
+        let denied = "<Error><Code>AccessDenied</Code></Error>";
+        let (s, m) = judge_non_ascii_form(403, denied, Some(403));
         assert_eq!(s, Status::Warn);
         assert!(m.contains("403 (AccessDenied)"), "{m}");
+        assert!(!m.contains("not ASCII"), "{m}");
+        let (_, m) = judge_non_ascii_form(403, denied, None);
+        assert!(m.contains("403 (AccessDenied)"), "{m}");
+        // Garage 2.5.0 built without --locked: the key field is dropped, the ASCII form is taken.
+        let no_key = "<Error><Code>InvalidRequest</Code><Message>Bad request: No key was \
+                      provided</Message></Error>";
+        let (s, m) = judge_non_ascii_form(400, no_key, Some(204));
+        assert_eq!(s, Status::Warn);
+        for hint in [
+            "not ASCII",
+            "400, InvalidRequest",
+            "cargo install --locked garage --version 2.5.0",
+            "--small-file-method put",
+        ] {
+            assert!(m.contains(hint), "{hint:?} missing from {m}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// The page origin the tests configure (doctor sends it as `Origin`; nothing listens there).
-const ORIGIN: &str = "http://127.0.0.1:8080";
+pub(super) const ORIGIN: &str = "http://127.0.0.1:8080";
 /// Bound of each store test.
 const BOUND: Duration = Duration::from_secs(120);
 
@@ -61,21 +61,21 @@ async fn fresh_bucket(name: &str) -> Option<(S3Store, Vec<(String, String)>)> {
     Some((store, env))
 }
 
-struct Run {
+pub(super) struct Run {
     ok: bool,
     stdout: String,
     stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
     }
 }
 
 /// Runs the binary with `env` in a temp dir.
-async fn run(env: &[(String, String)], args: &[&str]) -> Run {
+pub(super) async fn run(env: &[(String, String)], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
         .args(args)
@@ -94,7 +94,7 @@ async fn run(env: &[(String, String)], args: &[&str]) -> Run {
 }
 
 /// Names of the checks with the given status in `doctor --json` output.
-fn checks_with(report: &Value, status: &str) -> Vec<String> {
+pub(super) fn checks_with(report: &Value, status: &str) -> Vec<String> {
     report["checks"]
         .as_array()
         .unwrap()
@@ -114,6 +114,22 @@ async fn no_uploads_left(store: &S3Store) {
         .await
         .unwrap();
     assert!(out.uploads().is_empty(), "left behind: {:?}", out.uploads());
+}
+
+/// Doctor's small-file test objects are deleted again.
+async fn no_objects_left(store: &S3Store) {
+    let out = store
+        .client()
+        .list_objects_v2()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.contents().is_empty(),
+        "left behind: {:?}",
+        out.contents()
+    );
 }
 
 async fn cors_ids(store: &S3Store) -> Vec<String> {
@@ -213,6 +229,7 @@ async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>, fo
     assert_eq!(checks_with(&report, "ok"), ok, "{report:#}");
     assert_eq!(report["fixes"], serde_json::json!([]));
     no_uploads_left(&store).await;
+    no_objects_left(&store).await;
 }
 
 /// A bucket whose CORS rule for the page lacks `ExposeHeaders: ETag`, beside rules of other

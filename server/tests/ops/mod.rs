@@ -8,6 +8,7 @@
 //! when `S3_DIRECT_TEST_GARAGE3_ENDPOINTS` and its siblings are set. Otherwise those tests return
 //! at once. The embedded store and the binary's refusals are tested always.
 
+mod ascii_forms;
 mod bucket;
 
 use std::process::Stdio;
