@@ -12,7 +12,7 @@ use crate::common::{enc, get, open_app_on_new_bucket, post_json, store_from_env}
 #[tokio::test]
 async fn ceph_refuses_a_part_longer_than_signed_and_a_wrong_content_md5() {
     let Some(store) = store_from_env("CEPH", "sec") else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     let app = open_app_on_new_bucket(&store).await;

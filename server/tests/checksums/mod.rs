@@ -212,7 +212,7 @@ async fn the_embedded_store_completes_declared_and_undeclared_checksummed_upload
 #[tokio::test]
 async fn garage_completes_declared_and_undeclared_checksummed_uploads() {
     let Some(store) = store_from_env("GARAGE", "ck") else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     on_store(store, true).await;
@@ -221,7 +221,7 @@ async fn garage_completes_declared_and_undeclared_checksummed_uploads() {
 #[tokio::test]
 async fn ceph_completes_declared_and_undeclared_checksummed_uploads() {
     let Some(store) = store_from_env("CEPH", "ck") else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     on_store(store, false).await;

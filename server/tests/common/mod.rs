@@ -30,7 +30,7 @@ pub fn http() -> reqwest::Client {
 
 /// A path-style store from `S3_DIRECT_TEST_{store}_ENDPOINT`, `_ACCESS_KEY`, `_SECRET_KEY` (and
 /// optionally `_REGION`), on a fresh bucket name starting with `bucket_prefix` (not created
-/// yet); `None` when the variables are unset, so the test can skip.
+/// yet); `None` when the variables are unset (see [`store_not_configured`]).
 pub fn store_from_env(store: &str, bucket_prefix: &str) -> Option<S3Store> {
     let var = |name: &str| std::env::var(format!("S3_DIRECT_TEST_{store}_{name}")).ok();
     let endpoint = var("ENDPOINT")?;
@@ -49,6 +49,19 @@ pub fn store_from_env(store: &str, bucket_prefix: &str) -> Option<S3Store> {
         &var("ACCESS_KEY")?,
         &var("SECRET_KEY")?,
     ))
+}
+
+/// Called by a test whose store is not configured, before it returns. Under `CI=true` that is a
+/// failure: a broken set-up must not pass quietly (`scripts/test.sh` starts every store).
+/// Elsewhere the test is skipped, saying why, so a plain `cargo test` needs no store.
+pub fn store_not_configured(variable: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{variable} is not set: under CI=true every store test must run (scripts/test.sh \
+             starts the stores and sets it)"
+        );
+    }
+    eprintln!("{variable} not set; skipping (under CI=true this fails)");
 }
 
 /// A response, fully read.

@@ -401,7 +401,7 @@ async fn doctor_fails_without_expose_headers_and_setup_fixes_it(
 #[tokio::test]
 async fn garage_setup_then_doctor_passes_on_a_fresh_bucket() {
     let Some((store, env)) = fresh_bucket("GARAGE").await else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     tokio::time::timeout(BOUND, async {
@@ -415,7 +415,7 @@ async fn garage_setup_then_doctor_passes_on_a_fresh_bucket() {
 #[tokio::test]
 async fn ceph_setup_then_doctor_passes_on_a_fresh_bucket() {
     let Some((store, env)) = fresh_bucket("CEPH").await else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     tokio::time::timeout(BOUND, async {
@@ -429,7 +429,7 @@ async fn ceph_setup_then_doctor_passes_on_a_fresh_bucket() {
 #[tokio::test]
 async fn garage_doctor_fails_without_expose_headers_and_setup_fixes_it() {
     let Some((store, env)) = fresh_bucket("GARAGE").await else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     tokio::time::timeout(
@@ -443,7 +443,7 @@ async fn garage_doctor_fails_without_expose_headers_and_setup_fixes_it() {
 #[tokio::test]
 async fn ceph_doctor_fails_without_expose_headers_and_setup_fixes_it() {
     let Some((store, env)) = fresh_bucket("CEPH").await else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     tokio::time::timeout(
@@ -611,6 +611,7 @@ async fn the_sweeper_in_serve_frees_abandoned_uploads(store: S3Store, env: Vec<(
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.parse::<u64>().ok())
     };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let metrics = loop {
         let text = crate::common::http()
             .get(format!("{addr}/metrics"))
@@ -623,6 +624,10 @@ async fn the_sweeper_in_serve_frees_abandoned_uploads(store: S3Store, env: Vec<(
         if metric(&text, "s3direct_sweeps_total").unwrap_or(0) >= 1 {
             break text;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sweep counted within 60 s of start:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(
@@ -658,7 +663,7 @@ async fn the_sweeper_in_serve_frees_abandoned_uploads(store: S3Store, env: Vec<(
 #[tokio::test]
 async fn garage_sweeper_in_serve_frees_abandoned_uploads() {
     let Some((store, env)) = fresh_bucket("GARAGE").await else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     tokio::time::timeout(
@@ -672,7 +677,7 @@ async fn garage_sweeper_in_serve_frees_abandoned_uploads() {
 #[tokio::test]
 async fn ceph_sweeper_in_serve_frees_abandoned_uploads() {
     let Some((store, env)) = fresh_bucket("CEPH").await else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     tokio::time::timeout(

@@ -231,7 +231,7 @@ async fn list_and_purge_exactly(store: S3Store, env: Vec<(String, String)>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garage_lists_and_purges_thousands_of_uploads_exactly() {
     let Some((store, env)) = store_from_env("GARAGE").await else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     let _turn = HEAVY.lock().await;
@@ -243,7 +243,7 @@ async fn garage_lists_and_purges_thousands_of_uploads_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ceph_lists_and_purges_thousands_of_uploads_exactly() {
     let Some((store, env)) = store_from_env("CEPH").await else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     let _turn = HEAVY.lock().await;
@@ -410,7 +410,7 @@ async fn on_the_embedded_store_the_commands_read_its_data_dir() {
 async fn garage_purges_racing_on_different_nodes_agree() {
     let var = |v: &str| std::env::var(format!("S3_DIRECT_TEST_GARAGE3_{v}")).ok();
     let Some(endpoints) = var("ENDPOINTS") else {
-        eprintln!("S3_DIRECT_TEST_GARAGE3_ENDPOINTS not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE3_ENDPOINTS");
         return;
     };
     let (access_key, secret_key) = (var("ACCESS_KEY").unwrap(), var("SECRET_KEY").unwrap());

@@ -222,7 +222,7 @@ async fn the_embedded_store_holds_post_forms_to_their_policy() {
 #[tokio::test]
 async fn garage_holds_post_forms_to_their_policy() {
     let Some(store) = store_from_env("GARAGE", "pf") else {
-        eprintln!("S3_DIRECT_TEST_GARAGE_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
         return;
     };
     on_store(store, true).await;
@@ -231,7 +231,7 @@ async fn garage_holds_post_forms_to_their_policy() {
 #[tokio::test]
 async fn ceph_holds_post_forms_to_their_policy() {
     let Some(store) = store_from_env("CEPH", "pf") else {
-        eprintln!("S3_DIRECT_TEST_CEPH_ENDPOINT not set; skipping");
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
         return;
     };
     on_store(store, false).await;
