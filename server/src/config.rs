@@ -233,6 +233,30 @@ pub struct ServeConfig {
     )]
     pub upload_token_lifetime: u64,
 
+    /// Ed25519 private key (PKCS#8 PEM file) that signs upload receipts; every replica must share
+    /// it. Without it a key is made at start, which only this process knows.
+    #[arg(long, global = true, env = "S3_DIRECT_RECEIPT_KEY")]
+    pub receipt_key: Option<PathBuf>,
+
+    /// Ed25519 public key (PEM file) published beside the receipt key, so receipts signed with a
+    /// key being rotated out still verify. Repeatable.
+    #[arg(
+        long = "receipt-public-key",
+        global = true,
+        env = "S3_DIRECT_RECEIPT_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub receipt_public_keys: Vec<PathBuf>,
+
+    /// The `iss` claim of receipts.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_RECEIPT_ISSUER",
+        default_value = "s3-direct"
+    )]
+    pub receipt_issuer: String,
+
     /// Content type anyone may upload, like video/* or application/pdf (repeatable, or
     /// comma-separated); none given allows any.
     #[arg(

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod ratelimit;
+pub mod receipt;
 pub mod routes;
 pub mod store;
 pub mod token;
@@ -47,6 +49,7 @@ pub use error::Error;
 pub use keys::KeyPolicy;
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
+pub use receipt::{ReceiptClaims, ReceiptSigner};
 pub use store::{FakeStore, S3Store, S3StoreConfig, Store, StoreError};
 pub use token::UploadSecrets;
 
@@ -254,6 +257,7 @@ struct Shared {
     secrets: UploadSecrets,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
+    receipts: Arc<ReceiptSigner>,
 }
 
 impl AppState {
@@ -263,12 +267,25 @@ impl AppState {
         Self::with_auth(store, settings, Arc::new(OpenAuth), UploadSecrets::random())
     }
 
-    /// State with an explicit authorizer and upload secrets.
+    /// State with an explicit authorizer and upload secrets, signing receipts with a key made
+    /// now.
     pub fn with_auth(
         store: Arc<dyn Store>,
         settings: Settings,
         authorizer: Arc<dyn Authorizer>,
         secrets: UploadSecrets,
+    ) -> Self {
+        let receipts = Arc::new(ReceiptSigner::generate(receipt::DEFAULT_ISSUER));
+        Self::with_security(store, settings, authorizer, secrets, receipts)
+    }
+
+    /// State with an explicit authorizer, upload secrets and receipt signer.
+    pub fn with_security(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        authorizer: Arc<dyn Authorizer>,
+        secrets: UploadSecrets,
+        receipts: Arc<ReceiptSigner>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
@@ -281,6 +298,7 @@ impl AppState {
                 settings,
                 authorizer,
                 secrets,
+                receipts,
             }),
         }
     }
@@ -293,6 +311,11 @@ impl AppState {
     /// The secrets of upload tokens.
     pub fn secrets(&self) -> &UploadSecrets {
         &self.inner.secrets
+    }
+
+    /// What signs upload receipts and the keys it publishes.
+    pub fn receipts(&self) -> &ReceiptSigner {
+        &self.inner.receipts
     }
 
     /// The per-caller rate limit.
@@ -432,6 +455,17 @@ fn ops_routes(router: Router<AppState>) -> Router<AppState> {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
+        .route(receipt::JWKS_PATH, get(jwks))
+}
+
+/// The public keys of receipts, as a JWK Set (RFC 7517). Cacheable for a while: a new key is
+/// published before receipts are signed with it (`--receipt-public-key` while rotating).
+async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        Json(state.receipts().jwks().clone()),
+    )
+        .into_response()
 }
 
 /// CORS for the signing API from the configured origins (the store's CORS is separate: it is the
@@ -614,6 +648,27 @@ pub fn security_from_config(
     Ok((authorizer, secrets))
 }
 
+/// The receipt signer `--receipt-key` names, or one with a key made now (with a warning: replicas
+/// and restarts do not share it).
+fn receipt_signer(config: &ServeConfig) -> std::io::Result<ReceiptSigner> {
+    match &config.receipt_key {
+        Some(path) => {
+            ReceiptSigner::from_files(path, &config.receipt_public_keys, &config.receipt_issuer)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))
+        }
+        None => {
+            let signer = ReceiptSigner::generate(&config.receipt_issuer);
+            tracing::warn!(
+                kid = signer.kid(),
+                "no --receipt-key: receipts are signed with a key made at start, which only this \
+                 process publishes at {}; give every replica the same --receipt-key",
+                receipt::JWKS_PATH
+            );
+            Ok(signer)
+        }
+    }
+}
+
 /// Builds the [`AppState`] for `config`: an [`S3Store`] for `--endpoint` with the standard AWS
 /// credential chain, or, without an endpoint, the embedded store on `--embedded-listen`.
 ///
@@ -623,7 +678,10 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
-    let state = |store: Arc<dyn Store>| AppState::with_auth(store, settings, authorizer, secrets);
+    let receipts = Arc::new(receipt_signer(config)?);
+    let state = |store: Arc<dyn Store>| {
+        AppState::with_security(store, settings, authorizer, secrets, receipts)
+    };
     match &config.endpoint {
         Some(endpoint) => {
             let store = S3Store::from_env(S3StoreConfig {
