@@ -289,6 +289,10 @@ pub struct CompleteResponse {
     /// ([`CreateMultipartRequest::checksum`]) on a store that reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// Extension: the server's signed receipt of what it verified (a compact JWS, `alg: EdDSA`,
+    /// verifiable with the keys at `/.well-known/jwks.json`); see `server/src/receipt.rs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// `GET /s3/params`: how to upload a small file with one request.

@@ -550,6 +550,7 @@ async fn complete(
         bucket: state.store().bucket().to_owned(),
         etag: done.etag,
         checksum: done.checksum,
+        receipt: None,
     }))
 }
 

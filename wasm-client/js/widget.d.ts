@@ -58,6 +58,11 @@ export interface UploadCompleteDetail {
   etag: string;
   size: number;
   checksum: string | null;
+  /**
+   * The signing server's signed receipt of the object (a compact JWS to verify with the keys at
+   * `/.well-known/jwks.json`); `null` for a file sent as one PUT.
+   */
+  receipt: string | null;
   /** The file's name as chosen. */
   fileName: string;
 }

@@ -608,6 +608,7 @@ export class S3DirectUploadElement extends HTMLElement {
       etag: result.etag,
       size: result.size,
       checksum: result.checksum ?? null,
+      receipt: result.receipt ?? null,
       fileName: row.name,
     });
     this.#refresh();

@@ -258,6 +258,10 @@ pub struct UploadResult {
     /// (S3's composite form; for MD5 the same digest as a multipart ETag), when parts had them;
     /// for a single PUT, the file's own checksum, `ALGO:BASE64`.
     pub checksum: Option<String>,
+    /// The server's signed receipt of the completed object, for the application's backend to
+    /// verify (a compact JWS); `None` for a file sent as one PUT, which the server does not see
+    /// complete.
+    pub receipt: Option<String>,
 }
 
 /// Uploads files through a [`Signer`] and a [`PartSink`].
@@ -694,6 +698,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             etag: done.etag,
             size: file.size,
             checksum,
+            receipt: done.receipt,
         })
     }
 
@@ -852,6 +857,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         etag: etag.unwrap_or_default(),
                         size: file.size,
                         checksum,
+                        receipt: None,
                     });
                 }
                 PutOutcome::Failed(e) => Some(e),

@@ -118,6 +118,12 @@ export interface UploadResult {
    * `null`.
    */
   checksum: string | null;
+  /**
+   * The signing server's receipt of the stored object: a compact JWS (`alg: EdDSA`) naming its
+   * bucket, key, size, ETag, content type and checksum and the caller, which a backend verifies
+   * with the keys at `/.well-known/jwks.json`. `null` for a file sent as one PUT.
+   */
+  receipt: string | null;
 }
 
 /** Stable codes of {@link S3DirectError}; codes sent by the signing server pass through. */

@@ -199,6 +199,13 @@ pub(crate) fn result_to_js(r: &UploadResult) -> JsValue {
             .as_deref()
             .map_or(JsValue::NULL, JsValue::from_str),
     );
+    set(
+        &o,
+        "receipt",
+        r.receipt
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
     o.into()
 }
 

@@ -30,6 +30,8 @@ pub const KEY: &str = "uploads/2026/video.mp4";
 pub const BUCKET: &str = "media";
 pub const LOCATION: &str = "https://store.test/media/uploads/2026/video.mp4";
 pub const FINAL_ETAG: &str = "\"3858f62230ac3c915f300c664312c11f-2\"";
+/// The receipt the scripted signing server answers a completion with (opaque to the engine).
+pub const RECEIPT: &str = "eyJhbGciOiJFZERTQSJ9.e30.c2ln";
 pub const FILENAME: &str = "video.mp4";
 
 /// The start of every URL the fake signer issues for `part`.
@@ -345,6 +347,7 @@ impl Signer for FakeSigner {
             bucket: BUCKET.into(),
             etag: FINAL_ETAG.into(),
             checksum: None,
+            receipt: Some(RECEIPT.into()),
         })
     }
 

@@ -10,7 +10,8 @@ mod resume;
 use std::collections::BTreeMap;
 
 use fakes::{
-    BUCKET, Call, FILENAME, FINAL_ETAG, Gate, Harness, KEY, LOCATION, Script, created_url, etag,
+    BUCKET, Call, FILENAME, FINAL_ETAG, Gate, Harness, KEY, LOCATION, RECEIPT, Script, created_url,
+    etag,
 };
 use s3_direct::engine::{ApiError, ChecksumChoice, PutError, UploadOptions, UploadResult};
 use s3_direct_protocol::PartPlan;
@@ -84,6 +85,7 @@ fn parts_finish_out_of_order_and_complete_sorted() {
             etag: FINAL_ETAG.into(),
             size: size_of(10),
             checksum: None,
+            receipt: Some(RECEIPT.into()),
         }
     );
     let Call::Create(create) = &h.signer.calls()[0] else {

@@ -63,6 +63,7 @@ fn a_small_file_goes_as_one_put_with_its_name_type_and_metadata() {
             etag: etag(1),
             size: SMALL,
             checksum: None,
+            receipt: None,
         }
     );
     let progress = h.progress();
