@@ -56,7 +56,8 @@ garage_is_expected_build() {
     local sum
     sum=$(sha256sum "$GARAGE_BIN" | cut -d' ' -f1)
     [ "$(cat "$GARAGE_STAMP")" = "$GARAGE_BUILD $sum" ] || return 1
-    "$GARAGE_BIN" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"
+    # `garage --version` prints e.g. "garage cargo:2.5.0 [features: …]" for a cargo build.
+    "$GARAGE_BIN" --version 2>/dev/null | grep -qE "(^|[^0-9.])${GARAGE_VERSION//./\\.}([^0-9.]|\$)"
 }
 
 cmd_install() {
