@@ -744,7 +744,12 @@ where
 {
     let message = lowercase_first(err.message().unwrap_or("no details given"));
     match err.code() {
+        // Ceph 16 answers ListParts of a completed upload with NoSuchKey (docs/stores.md,
+        // "Completion").
         Some("NoSuchUpload") => StoreError::NoSuchUpload {
+            upload_id: upload_id.to_owned(),
+        },
+        Some("NoSuchKey") if !upload_id.is_empty() => StoreError::NoSuchUpload {
             upload_id: upload_id.to_owned(),
         },
         Some("InvalidPart" | "InvalidPartOrder") => StoreError::InvalidPart { message },
