@@ -22,7 +22,8 @@
 //! clients neither send nor read them (`size`/`partSize`/`presignParts`/`checksum` at create and
 //! `checksum`/`presigned` in its answer; `checksum=ALGO:BASE64` on
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
-//! `Checksum*` per completed part and `checksum` in the completion's answer;
+//! `length=BYTES` on sign-one and `lengths=N:BYTES,...` on sign-batch;
+//! `Checksum*` per completed part and `size` and `checksum` in the completion's answer;
 //! `size`, `checksum=ALGO:BASE64` and `method=PUT|POST` on params and `checksum` in its answer).
 
 use std::collections::BTreeMap;
@@ -280,10 +281,14 @@ pub struct CompleteResponse {
     pub location: String,
     pub key: String,
     pub bucket: String,
-    /// The object's ETag (not an MD5 of the content for multipart objects). Empty when the store
-    /// did not report it.
+    /// The object's ETag (not an MD5 of the content for multipart objects), as the store reports
+    /// it when the server reads the object back. Empty when the store did not report it.
     #[serde(default)]
     pub etag: String,
+    /// Extension: the object's size in bytes, as the store reports it when the server reads the
+    /// object back after completing it (and checks it against the plan and the caller's limit).
+    #[serde(default)]
+    pub size: u64,
     /// Extension: the object's checksum as the store computed it, `ALGO:BASE64-N` (the checksum
     /// of the parts' checksums, and the part count), for an upload created with a part checksum
     /// ([`CreateMultipartRequest::checksum`]) on a store that reports it.

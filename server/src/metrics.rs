@@ -19,8 +19,8 @@ use prometheus_client::registry::Registry;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
 use crate::store::{
-    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
-    StoreError,
+    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
+    PutSigning, Store, StoreError,
 };
 
 /// The `operation` label of store metrics.
@@ -228,6 +228,10 @@ impl Store for MeteredStore {
         self.inner.bucket()
     }
 
+    fn object_location(&self, key: &str) -> String {
+        self.inner.object_location(key)
+    }
+
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
         let started = Instant::now();
         let r = self.inner.create_multipart(upload).await;
@@ -323,6 +327,20 @@ impl Store for MeteredStore {
         if r.is_ok() {
             self.metrics.uploads_aborted.inc();
         }
+        r
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.head_object(key).await;
+        self.metrics.observe("head_object", started, &r);
+        r
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let r = self.inner.delete_object(key).await;
+        self.metrics.observe("delete_object", started, &r);
         r
     }
 

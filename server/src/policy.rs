@@ -7,11 +7,14 @@
 //! 2. [`verify_upload`] (every call on an existing upload): the key is under the caller's prefix,
 //!    the upload token in `uploadId` verifies for this store upload id and key, has not expired,
 //!    and was issued to this caller.
-//! 3. [`max_part_number`] / [`part_length`]: a declared size (and part size) bounds the part
-//!    numbers and fixes each part's exact `Content-Length` in its signature.
-//! 4. [`check_completion`]: at completion the stored part sizes must match the plan and limits;
-//!    the route aborts an upload that broke them.
+//! 3. [`max_part_number`] / [`signed_length`]: a declared size (and part size) bounds the part
+//!    numbers; wherever a size bound exists (a declared size, the caller's `max_size`) every part
+//!    URL signs its exact `Content-Length`: the plan's, or the one the client names.
+//! 4. [`completion`]: at completion the named parts must be the listed ones and their stored
+//!    sizes match the plan and limits (the route aborts an upload that broke them), and the object
+//!    the store assembled is read back with `HeadObject` and held to the same limits.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,8 +23,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
-use s3_direct_protocol::limits::{MAX_PART_NUMBER, MIN_PART_SIZE};
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksums};
+use s3_direct_protocol::limits::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, PartChecksums};
 
 use crate::AppState;
 use crate::auth::{Action, CreateDetails, Principal};
@@ -29,6 +32,8 @@ use crate::error::Error;
 use crate::keys::truncate_for_message;
 use crate::token::{UploadClaims, principal_digest, split_upload_id};
 use crate::validate;
+
+pub mod completion;
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
@@ -161,11 +166,84 @@ pub fn check_part_in_plan(claims: &UploadClaims, n: u32) -> Result<(), Error> {
     Ok(())
 }
 
-/// Exact length of part `n` when the plan is fixed.
+/// Exact length of part `n` when the plan is fixed, or when a declared size fits one part only
+/// (that part is the whole file).
 pub fn part_length(claims: &UploadClaims, n: u32) -> Option<u64> {
-    plan_of(claims)
-        .filter(|p| (1..=p.part_count).contains(&n))
-        .map(|p| p.part_len(n))
+    if let Some(plan) = plan_of(claims) {
+        return (1..=plan.part_count).contains(&n).then(|| plan.part_len(n));
+    }
+    claims
+        .size
+        .filter(|_| n == 1 && max_part_number(claims) == 1)
+}
+
+/// Whether the upload has a size bound (a declared size or the caller's limit): then every part
+/// URL signs its exact length, so no part can hold more than was signed for it.
+pub fn bounded(claims: &UploadClaims) -> bool {
+    claims.size.is_some() || claims.max_size.is_some()
+}
+
+/// The `Content-Length` to sign into part `n`'s URL, given the length the client named for it:
+/// the plan's when the plan is fixed (a named length must agree); for a bounded upload without
+/// a plan the named one, which is required and held to the part size limit, the declared size
+/// and the caller's limit; for an unbounded upload the named one, if any.
+pub fn signed_length(
+    claims: &UploadClaims,
+    n: u32,
+    named: Option<u64>,
+) -> Result<Option<u64>, Error> {
+    let invalid = |why: String| Error::bad_request(ErrorCode::InvalidSize, why);
+    if let Some(planned) = part_length(claims, n) {
+        return match named {
+            Some(len) if len != planned => Err(invalid(format!(
+                "part {n} is {planned} bytes in this upload's plan, not {len}; sign it with \
+                 length={planned} or without a length"
+            ))),
+            _ => Ok(Some(planned)),
+        };
+    }
+    let Some(len) = named else {
+        if bounded(claims) {
+            return Err(invalid(format!(
+                "part {n} has no length; this upload has a size limit, so every part URL signs \
+                 its exact length: pass the part's size in bytes as `length` (sign one) or \
+                 `lengths=N:BYTES,…` (batch), or declare size and partSize at create"
+            )));
+        }
+        return Ok(None);
+    };
+    let limits = [
+        (Some(MAX_PART_SIZE), "S3's 5 GiB part size limit"),
+        (claims.size, "the upload's declared size"),
+        (claims.max_size, "this caller's size limit"),
+    ];
+    for (limit, what) in limits {
+        if let Some(limit) = limit
+            && len > limit
+        {
+            return Err(invalid(format!(
+                "part {n}'s length {len} exceeds {what} ({limit} bytes)"
+            )));
+        }
+    }
+    Ok(Some(len))
+}
+
+/// Parses a part's length as the client names it (`length=` of sign-one).
+pub fn length(n: u32, raw: &str) -> Result<u64, Error> {
+    let digits = raw.trim();
+    Some(digits)
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| {
+            Error::bad_request(
+                ErrorCode::InvalidSize,
+                format!(
+                    "part {n}'s length {:?} is not a whole number of bytes",
+                    truncate_for_message(raw)
+                ),
+            )
+        })
 }
 
 /// Parses `ALGO:BASE64`, checking the digest has the algorithm's length.
@@ -200,21 +278,36 @@ pub fn checksum(raw: &str) -> Result<(ChecksumAlgorithm, String), Error> {
 pub fn batch_checksums(
     raw: &str,
     numbers: &[u32],
-) -> Result<std::collections::BTreeMap<u32, (ChecksumAlgorithm, String)>, Error> {
-    let mut out = std::collections::BTreeMap::new();
+) -> Result<BTreeMap<u32, (ChecksumAlgorithm, String)>, Error> {
+    per_part("checksums", raw, numbers, |_, value| checksum(value))
+}
+
+/// Parses `lengths=N:BYTES,M:BYTES` for a batch of `numbers`.
+pub fn batch_lengths(raw: &str, numbers: &[u32]) -> Result<BTreeMap<u32, u64>, Error> {
+    per_part("lengths", raw, numbers, length)
+}
+
+/// Parses a batch parameter `name` of `N:VALUE` items, each naming a part of `numbers` once.
+fn per_part<T>(
+    name: &str,
+    raw: &str,
+    numbers: &[u32],
+    value: impl Fn(u32, &str) -> Result<T, Error>,
+) -> Result<BTreeMap<u32, T>, Error> {
+    let mut out = BTreeMap::new();
     for item in raw.split(',').filter(|s| !s.trim().is_empty()) {
         let (n, rest) = item.split_once(':').unwrap_or((item, ""));
         let n = validate::part_number(n)?;
         if !numbers.contains(&n) {
             return Err(Error::bad_request(
                 ErrorCode::InvalidBatch,
-                format!("checksums names part {n}, which is not in partNumbers"),
+                format!("{name} names part {n}, which is not in partNumbers"),
             ));
         }
-        if out.insert(n, checksum(rest)?).is_some() {
+        if out.insert(n, value(n, rest)?).is_some() {
             return Err(Error::bad_request(
                 ErrorCode::InvalidBatch,
-                format!("checksums names part {n} more than once"),
+                format!("{name} names part {n} more than once"),
             ));
         }
     }
@@ -260,12 +353,13 @@ pub fn check_part_checksum(
 }
 
 /// The completion list as the store must receive it: each part with its checksum of the
-/// algorithm the upload was created with, and no other (a store refuses part checksums of an
-/// upload created without them).
+/// algorithm the upload was created with. A part checksum of another algorithm (or any, for an
+/// upload created without one) is refused: the store would refuse it, or not check it.
 pub fn completion_checksums(
     claims: &UploadClaims,
     parts: &[CompletedPart],
 ) -> Result<Vec<CompletedPart>, Error> {
+    let declared = claims.checksum.filter(|a| *a != ChecksumAlgorithm::Md5);
     parts
         .iter()
         .map(|p| {
@@ -274,7 +368,27 @@ pub fn completion_checksums(
                 etag: p.etag.clone(),
                 ..CompletedPart::default()
             };
-            let Some(declared) = claims.checksum.filter(|a| *a != ChecksumAlgorithm::Md5) else {
+            let foreign = [
+                ChecksumAlgorithm::Crc32,
+                ChecksumAlgorithm::Crc32c,
+                ChecksumAlgorithm::Sha256,
+            ]
+            .into_iter()
+            .find(|a| Some(*a) != declared && p.checksums.get(*a).is_some());
+            if let Some(foreign) = foreign {
+                return Err(Error::bad_request(
+                    ErrorCode::InvalidPartList,
+                    format!(
+                        "part {} carries a {foreign} checksum, but this upload was created {}; \
+                         send only the checksums of the upload's algorithm",
+                        p.part_number,
+                        declared.map_or("without part checksums".to_owned(), |d| format!(
+                            "for {d} part checksums"
+                        ))
+                    ),
+                ));
+            }
+            let Some(declared) = declared else {
                 return Ok(kept);
             };
             match p.checksums.get(declared) {
@@ -323,74 +437,17 @@ pub fn check_part_list_against_plan(
     Ok(())
 }
 
-/// Whether completion must look at the stored part sizes first.
-pub fn completion_needs_sizes(claims: &UploadClaims) -> bool {
-    claims.size.is_some() || claims.max_size.is_some()
-}
-
-/// How the stored parts break the plan, if they do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Broken {
-    /// More bytes than signed or allowed: the caller got around a limit; abort the upload.
-    Abort(String),
-    /// Fewer bytes than planned: a part is missing data (an interrupted re-send can leave a
-    /// short part on some stores). Nothing was bypassed; the client re-sends and completes.
-    Resend(String),
-}
-
-/// Checks the stored sizes of the parts being completed. Parts missing from `listed` are left
-/// to the store, which refuses them.
-pub fn check_completion(
-    claims: &UploadClaims,
-    parts: &[CompletedPart],
-    listed: &[ListedPart],
-) -> Result<(), Broken> {
-    let mut total: u64 = 0;
-    for p in parts {
-        let Some(stored) = listed.iter().find(|l| l.part_number == p.part_number) else {
-            return Ok(());
-        };
-        if let Some(expected) = part_length(claims, p.part_number)
-            && stored.size != expected
-        {
-            let why = format!(
-                "part {} holds {} bytes but the upload's plan says {expected}",
-                p.part_number, stored.size
-            );
-            return Err(if stored.size > expected {
-                Broken::Abort(why)
-            } else {
-                Broken::Resend(why)
-            });
-        }
-        total = total.saturating_add(stored.size);
-    }
-    if let Some(max) = claims.max_size
-        && total > max
-    {
-        return Err(Broken::Abort(format!(
-            "the parts hold {total} bytes, more than this caller's limit of {max}"
-        )));
-    }
-    if let Some(size) = claims.size
-        && total != size
-    {
-        let why = format!("the parts hold {total} bytes but the upload declared {size}");
-        return Err(if total > size {
-            Broken::Abort(why)
-        } else {
-            Broken::Resend(why)
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use s3_direct_protocol::limits::MIB;
+    use s3_direct_protocol::limits::{GIB, MIB};
 
-    fn claims(size: Option<u64>, part_size: Option<u64>, max: Option<u64>) -> UploadClaims {
+    /// Claims of an upload with these sizes.
+    pub(crate) fn claims(
+        size: Option<u64>,
+        part_size: Option<u64>,
+        max: Option<u64>,
+    ) -> UploadClaims {
         UploadClaims {
             principal: principal_digest("a"),
             expires_at: u64::MAX,
@@ -401,20 +458,12 @@ mod tests {
         }
     }
 
-    fn part(n: u32) -> CompletedPart {
+    /// Part `n` named with the ETag `"e"`.
+    pub(crate) fn part(n: u32) -> CompletedPart {
         CompletedPart {
             part_number: n,
             etag: "\"e\"".into(),
             ..CompletedPart::default()
-        }
-    }
-
-    fn listed(n: u32, size: u64) -> ListedPart {
-        ListedPart {
-            part_number: n,
-            etag: String::new(),
-            size,
-            ..Default::default()
         }
     }
 
@@ -430,45 +479,49 @@ mod tests {
         assert_eq!(max_part_number(&claims(Some(0), None, None)), 1);
         assert_eq!(max_part_number(&claims(None, None, Some(20 * MIB))), 4);
         assert_eq!(max_part_number(&claims(None, None, None)), 10_000);
-        assert_eq!(part_length(&claims(Some(10), None, None), 1), None);
+        // A declared size that fits one part fixes that part's length.
+        assert_eq!(part_length(&claims(Some(10), None, None), 1), Some(10));
+        assert_eq!(part_length(&claims(Some(6 * MIB), None, None), 1), None);
     }
 
     #[test]
-    fn completion_checks_sizes_against_plan_and_limits() {
+    fn bounded_uploads_sign_every_part_length() {
         let fixed = claims(Some(11 * MIB), Some(5 * MIB), None);
-        let parts = [part(1), part(2), part(3)];
-        let good = [listed(1, 5 * MIB), listed(2, 5 * MIB), listed(3, MIB)];
-        assert!(check_completion(&fixed, &parts, &good).is_ok());
-        let bad = [listed(1, 6 * MIB), listed(2, 4 * MIB), listed(3, MIB)];
-        let Err(Broken::Abort(e)) = check_completion(&fixed, &parts, &bad) else {
-            panic!("a longer part than planned must abort");
-        };
-        assert!(e.contains("part 1 holds 6291456 bytes"), "{e}");
-        let short = [listed(1, 5 * MIB), listed(2, 4 * MIB), listed(3, MIB)];
-        assert!(matches!(
-            check_completion(&fixed, &parts, &short),
-            Err(Broken::Resend(_))
-        ));
-        // Size only: the total must match; more is an abort, less a re-send.
-        let sized = claims(Some(11 * MIB), None, None);
-        let over = [listed(1, 6 * MIB), listed(2, 5 * MIB), listed(3, MIB)];
-        assert!(matches!(
-            check_completion(&sized, &parts, &over),
-            Err(Broken::Abort(_))
-        ));
-        assert!(matches!(
-            check_completion(&sized, &parts, &short),
-            Err(Broken::Resend(_))
-        ));
-        assert!(check_completion(&sized, &parts, &good).is_ok());
-        // A limit: the total must stay under it.
-        let limited = claims(None, None, Some(10 * MIB));
-        assert!(matches!(
-            check_completion(&limited, &parts, &good),
-            Err(Broken::Abort(_))
-        ));
-        // Missing parts are the store's to refuse.
-        assert!(check_completion(&fixed, &parts, &good[..2]).is_ok());
+        assert_eq!(signed_length(&fixed, 3, None).unwrap(), Some(MIB));
+        assert_eq!(signed_length(&fixed, 3, Some(MIB)).unwrap(), Some(MIB));
+        let e = signed_length(&fixed, 3, Some(2 * MIB)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidSize);
+        assert!(
+            e.to_string()
+                .contains("part 3 is 1048576 bytes in this upload's plan")
+        );
+        // A size or a limit without a plan: the client must name the length, within the bounds.
+        for bounded in [
+            claims(Some(20 * MIB), None, None),
+            claims(None, None, Some(20 * MIB)),
+        ] {
+            let e = signed_length(&bounded, 2, None).unwrap_err();
+            assert!(e.to_string().contains("part 2 has no length"), "{e}");
+            assert_eq!(
+                signed_length(&bounded, 2, Some(7 * MIB)).unwrap(),
+                Some(7 * MIB)
+            );
+            let e = signed_length(&bounded, 2, Some(20 * MIB + 1)).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidSize);
+        }
+        let e = signed_length(&claims(None, None, Some(u64::MAX)), 1, Some(6 * GIB)).unwrap_err();
+        assert!(e.to_string().contains("S3's 5 GiB part size limit"), "{e}");
+        // Unbounded: a length is signed when named.
+        let open = claims(None, None, None);
+        assert_eq!(signed_length(&open, 1, None).unwrap(), None);
+        assert_eq!(signed_length(&open, 1, Some(9)).unwrap(), Some(9));
+        assert_eq!(
+            batch_lengths("1:5,2:6", &[1, 2]).unwrap(),
+            BTreeMap::from([(1, 5), (2, 6)])
+        );
+        for bad in ["1:x", "1:-1", "3:5", "1:5,1:6", "1:"] {
+            assert!(batch_lengths(bad, &[1, 2]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::config::SmallFileMethod;
 use crate::error::Error;
 use crate::policy;
+use crate::receipt::ReceiptClaims;
 use crate::store::{NewUpload, PartSigning, PostSigning, PutSigning};
 use crate::token::{UploadClaims, principal_digest};
 use crate::validate;
@@ -313,12 +314,16 @@ async fn create(
             .await
             .is_ok_and(|signer| signer.id == principal.id)
     {
-        // The upload exists now: a signing failure only costs the client its own batch request.
+        // The upload exists now: a signing failure only costs the client its own batch request
+        // (a bounded upload without a plan cannot be signed without the parts' lengths).
         let numbers: Vec<u32> = (1..=count).collect();
-        signed_batch(&state, &key, &store_id, &claims, &numbers, BTreeMap::new())
-            .await
-            .ok()
-            .map(|(batch, _)| batch)
+        match part_signings(&claims, &numbers, &BTreeMap::new(), BTreeMap::new()) {
+            Ok(parts) => signed_batch(&state, &key, &store_id, parts)
+                .await
+                .ok()
+                .map(|(batch, _)| batch),
+            Err(_) => None,
+        }
     } else {
         None
     };
@@ -337,6 +342,9 @@ struct SignQuery {
     key: Option<String>,
     /// Extension: `ALGO:BASE64` checksum of the part, signed into the URL.
     checksum: Option<String>,
+    /// Extension: the part's length in bytes, signed into the URL; required for an upload with
+    /// a size bound but no declared plan ([`policy::signed_length`]).
+    length: Option<String>,
 }
 
 async fn sign_part(
@@ -350,8 +358,13 @@ async fn sign_part(
     let part_number = validate::part_number(&part_number)?;
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
     policy::check_part_in_plan(&upload.claims, part_number)?;
+    let named = query
+        .length
+        .as_deref()
+        .map(|raw| policy::length(part_number, raw))
+        .transpose()?;
     let signing = PartSigning {
-        content_length: policy::part_length(&upload.claims, part_number),
+        content_length: policy::signed_length(&upload.claims, part_number, named)?,
         checksum: query
             .checksum
             .as_deref()
@@ -378,6 +391,9 @@ struct BatchQuery {
     part_numbers: Option<String>,
     /// Extension: `N:ALGO:BASE64,...` checksums of some of the parts.
     checksums: Option<String>,
+    /// Extension: `N:BYTES,...` lengths of the parts, signed into their URLs; required for an
+    /// upload with a size bound but no declared plan ([`policy::signed_length`]).
+    lengths: Option<String>,
 }
 
 async fn sign_batch(
@@ -398,15 +414,9 @@ async fn sign_batch(
     for &n in &numbers {
         policy::check_part_checksum(&upload.claims, n, checksums.get(&n))?;
     }
-    let (answer, urls_len) = signed_batch(
-        &state,
-        upload.key,
-        upload.store_id,
-        &upload.claims,
-        &numbers,
-        checksums,
-    )
-    .await?;
+    let lengths = policy::batch_lengths(query.lengths.as_deref().unwrap_or_default(), &numbers)?;
+    let parts = part_signings(&upload.claims, &numbers, &lengths, checksums)?;
+    let (answer, urls_len) = signed_batch(&state, upload.key, upload.store_id, parts).await?;
     // Serialised into one buffer of about its size (a 100-part answer is ~45 KB): axum's `Json`
     // starts at 128 bytes and copies the answer each time it doubles.
     let capacity = urls_len + numbers.len() * 16 + 256;
@@ -422,27 +432,36 @@ async fn sign_batch(
         .into_response())
 }
 
-/// Signs `numbers` of one upload as the batch route answers them: headers every part shares in
+/// What each part of `numbers` signs in: its length ([`policy::signed_length`] of the one named
+/// in `lengths`) and its checksum, if any.
+fn part_signings(
+    claims: &UploadClaims,
+    numbers: &[u32],
+    lengths: &BTreeMap<u32, u64>,
+    mut checksums: BTreeMap<u32, (ChecksumAlgorithm, String)>,
+) -> Result<Vec<(u32, PartSigning)>, Error> {
+    numbers
+        .iter()
+        .map(|&n| {
+            let signing = PartSigning {
+                content_length: policy::signed_length(claims, n, lengths.get(&n).copied())?,
+                checksum: checksums.remove(&n),
+            };
+            Ok((n, signing))
+        })
+        .collect()
+}
+
+/// Signs `parts` of one upload as the batch route answers them: headers every part shares in
 /// `headers`, the rest per part in `partHeaders`. Also returns the URLs' total length.
 async fn signed_batch(
     state: &AppState,
     key: &str,
     store_id: &str,
-    claims: &UploadClaims,
-    numbers: &[u32],
-    mut checksums: BTreeMap<u32, (ChecksumAlgorithm, String)>,
+    parts: Vec<(u32, PartSigning)>,
 ) -> Result<(SignBatchResponse, usize), Error> {
     let lifetime = state.url_lifetime_now().await;
-    let parts: Vec<(u32, PartSigning)> = numbers
-        .iter()
-        .map(|&n| {
-            let signing = PartSigning {
-                content_length: policy::part_length(claims, n),
-                checksum: checksums.remove(&n),
-            };
-            (n, signing)
-        })
-        .collect();
+    let numbers: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
     let signed = state
         .store()
         .presign_parts(key, store_id, &parts, lifetime)
@@ -515,42 +534,37 @@ async fn complete(
     let upload = policy::verify_upload(&state, &principal, &upload_id, query.key.as_deref())?;
     policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
     let parts = policy::completion_checksums(&upload.claims, &req.parts)?;
-    let (key, store_id) = (upload.key, upload.store_id);
-    // Bytes for the metrics: the stored sizes when listed, else the declared size.
-    let mut bytes = upload.claims.size.unwrap_or(0);
-    if policy::completion_needs_sizes(&upload.claims) {
-        let listed = state.store().list_parts(key, store_id).await?;
-        bytes = listed
-            .iter()
-            .filter(|l| req.parts.iter().any(|p| p.part_number == l.part_number))
-            .map(|l| l.size)
-            .sum();
-        match policy::check_completion(&upload.claims, &req.parts, &listed) {
-            Ok(()) => {}
-            Err(policy::Broken::Abort(why)) => {
-                tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
-                state.store().abort(key, store_id).await?;
-                return Err(Error::PlanViolated(format!(
-                    "{why}; the upload was aborted, start a new one"
-                )));
-            }
-            Err(policy::Broken::Resend(why)) => {
-                return Err(Error::Store(crate::store::StoreError::InvalidPart {
-                    message: why,
-                }));
-            }
-        }
+    let done = policy::completion::finish(state.store(), &upload, &parts).await?;
+    let object = done.object;
+    if !done.earlier {
+        state.metrics().bytes_completed.inc_by(object.size);
     }
-    let done = state.store().complete(key, store_id, &parts).await?;
-    state.metrics().bytes_completed.inc_by(bytes);
-    tracing::info!(%key, upload = %store_id, parts = req.parts.len(), etag = %done.etag, "upload completed");
+    tracing::info!(
+        key = %object.key, upload = %upload.store_id, parts = req.parts.len(),
+        size = object.size, etag = %object.etag, earlier = done.earlier,
+        "upload completed"
+    );
+    let bucket = state.store().bucket().to_owned();
+    let receipt = state.receipts().sign(&ReceiptClaims {
+        iss: state.receipts().issuer().to_owned(),
+        sub: principal.id.clone(),
+        iat: policy::now_secs(),
+        bucket: bucket.clone(),
+        key: object.key.clone(),
+        size: object.size,
+        etag: object.etag.clone(),
+        content_type: object.content_type.clone().unwrap_or_default(),
+        checksum: object.checksum.clone(),
+        upload_id: upload.store_id.to_owned(),
+    });
     Ok(Json(CompleteResponse {
         location: done.location,
-        key: key.to_owned(),
-        bucket: state.store().bucket().to_owned(),
-        etag: done.etag,
-        checksum: done.checksum,
-        receipt: None,
+        key: object.key,
+        bucket,
+        etag: object.etag,
+        size: object.size,
+        checksum: object.checksum,
+        receipt: Some(receipt),
     }))
 }
 

@@ -4,6 +4,7 @@
 //! keys come from the store and may hold any character (`/` in keys, `+` and `=` in ids), so every
 //! component is percent-encoded.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The signing API's routes under one endpoint.
@@ -25,28 +26,19 @@ impl Routes {
         format!("{}/multipart", self.base)
     }
 
-    /// `GET`: presigned URLs for `parts`, with `checksums` (`ALGO:BASE64` per part) to sign in.
+    /// `GET`: presigned URLs for `parts`, with `checksums` (`ALGO:BASE64` per part) and
+    /// `lengths` (bytes per part) to sign in.
     pub fn sign_batch_with(
         &self,
         upload_id: &str,
         key: &str,
         parts: &[u32],
-        checksums: &std::collections::BTreeMap<u32, String>,
+        checksums: &BTreeMap<u32, String>,
+        lengths: &BTreeMap<u32, u64>,
     ) -> String {
         let mut url = self.sign_batch(upload_id, key, parts);
-        let mut list = String::new();
-        for n in parts {
-            if let Some(sum) = checksums.get(n) {
-                if !list.is_empty() {
-                    list.push(',');
-                }
-                let _ = write!(list, "{n}:{sum}");
-            }
-        }
-        if !list.is_empty() {
-            url.push_str("&checksums=");
-            url.push_str(&encode(&list));
-        }
+        push_per_part(&mut url, "checksums", parts, checksums);
+        push_per_part(&mut url, "lengths", parts, lengths);
         url
     }
 
@@ -119,6 +111,28 @@ impl Routes {
     }
 }
 
+/// Appends `&{name}=N:VALUE,…` for the `parts` that `values` has a value for (nothing when none).
+fn push_per_part<T: std::fmt::Display>(
+    url: &mut String,
+    name: &str,
+    parts: &[u32],
+    values: &BTreeMap<u32, T>,
+) {
+    let mut list = String::new();
+    for n in parts {
+        if let Some(value) = values.get(n) {
+            if !list.is_empty() {
+                list.push(',');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(list, "{n}:{value}");
+        }
+    }
+    if !list.is_empty() {
+        let _ = write!(url, "&{name}={}", encode(&list));
+    }
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters, like JavaScript's
 /// `encodeURIComponent` minus its `!'()*` exceptions (which some servers treat as reserved).
 pub fn encode(s: &str) -> String {
@@ -150,16 +164,23 @@ mod tests {
     }
 
     #[test]
-    fn checksums_ride_in_the_batch_query() {
+    fn checksums_and_lengths_ride_in_the_batch_query() {
         let r = Routes::new("/s3");
-        let sums = std::collections::BTreeMap::from([(2, "md5:AbC+/w==".to_string())]);
+        let sums = BTreeMap::from([(2, "md5:AbC+/w==".to_string())]);
+        let none = BTreeMap::new();
         assert_eq!(
-            r.sign_batch_with("id", "k", &[1, 2], &sums),
+            r.sign_batch_with("id", "k", &[1, 2], &sums, &none),
             "/s3/multipart/id/batch?key=k&partNumbers=1,2&checksums=2%3Amd5%3AAbC%2B%2Fw%3D%3D"
         );
         assert_eq!(
-            r.sign_batch_with("id", "k", &[1], &sums),
+            r.sign_batch_with("id", "k", &[1], &sums, &none),
             "/s3/multipart/id/batch?key=k&partNumbers=1"
+        );
+        let lengths = BTreeMap::from([(1, 8_388_608), (2, 17)]);
+        assert_eq!(
+            r.sign_batch_with("id", "k", &[1, 2], &sums, &lengths),
+            "/s3/multipart/id/batch?key=k&partNumbers=1,2&checksums=2%3Amd5%3AAbC%2B%2Fw%3D%3D\
+             &lengths=1%3A8388608%2C2%3A17"
         );
     }
 

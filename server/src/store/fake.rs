@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use super::{
-    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
-    StoreError,
+    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
+    PutSigning, Store, StoreError,
 };
 
 /// Base of the URLs the fake "presigns".
@@ -41,6 +41,12 @@ pub enum FakeCall {
         key: String,
         upload_id: String,
     },
+    HeadObject {
+        key: String,
+    },
+    DeleteObject {
+        key: String,
+    },
     Ping,
     PresignPut {
         key: String,
@@ -68,12 +74,18 @@ struct Inner {
     uploads: BTreeMap<String, (String, Vec<ListedPart>)>,
     /// The checksum algorithm each upload was created with, if any.
     declared: BTreeMap<String, ChecksumAlgorithm>,
+    /// The content type each upload was created with.
+    content_types: BTreeMap<String, String>,
+    /// Completed objects: key -> what a HEAD reports.
+    objects: BTreeMap<String, ObjectHead>,
     next_id: u32,
     /// What the next calls do, in order, before anything else: fail with the error, or (`None`)
     /// go through.
     scripted: VecDeque<Option<StoreError>>,
     /// Answers `None` to [`Store::presign_post`], as a store that cannot sign POST policies.
     no_post_policies: bool,
+    /// Answers completions with an empty ETag, as Ceph 16 does (docs/stores.md, "Completion").
+    blank_completion_etags: bool,
 }
 
 impl FakeStore {
@@ -104,6 +116,12 @@ impl FakeStore {
         self
     }
 
+    /// Answers completions with an empty ETag (the object keeps its own), as Ceph 16 does.
+    pub fn with_blank_completion_etags(self) -> Self {
+        self.lock().blank_completion_etags = true;
+        self
+    }
+
     /// Pretends the browser uploaded part `part_number` of `upload_id`.
     ///
     /// # Panics
@@ -126,6 +144,17 @@ impl FakeStore {
     /// Upload ids still open.
     pub fn open_uploads(&self) -> Vec<String> {
         self.lock().uploads.keys().cloned().collect()
+    }
+
+    /// The objects stored, by key.
+    pub fn objects(&self) -> BTreeMap<String, ObjectHead> {
+        self.lock().objects.clone()
+    }
+
+    /// Replaces what the store holds under `key` (as another writer, or a store that reports
+    /// something else than it was asked to store, would).
+    pub fn put_object(&self, key: &str, head: ObjectHead) {
+        self.lock().objects.insert(key.to_owned(), head);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -160,13 +189,19 @@ impl Store for FakeStore {
         "fake-bucket"
     }
 
+    fn object_location(&self, key: &str) -> String {
+        format!("{FAKE_ENDPOINT}/fake-bucket/{key}")
+    }
+
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
         let key = upload.key.clone();
         let checksum = upload.checksum;
+        let content_type = upload.content_type.clone();
         let mut inner = self.record(FakeCall::CreateMultipart(upload))?;
         inner.next_id += 1;
         let id = format!("fake-upload-{}", inner.next_id);
         inner.uploads.insert(id.clone(), (key, Vec::new()));
+        inner.content_types.insert(id.clone(), content_type);
         if let Some(algorithm) = checksum {
             inner.declared.insert(id.clone(), algorithm);
         }
@@ -257,13 +292,37 @@ impl Store for FakeStore {
                 }
             }
         }
-        inner.uploads.remove(upload_id);
+        // The object holds the named parts as stored (a part never stored counts as empty).
+        let size = inner.uploads.remove(upload_id).map_or(0, |(_, stored)| {
+            stored
+                .iter()
+                .filter(|s| parts.iter().any(|p| p.part_number == s.part_number))
+                .map(|s| s.size)
+                .sum()
+        });
         inner.declared.remove(upload_id);
-        Ok(Completed {
-            location: format!("{FAKE_ENDPOINT}/fake-bucket/{key}"),
+        let done = Completed {
+            location: self.object_location(key),
             etag: format!("\"fake-etag-{}\"", parts.len()),
             checksum: declared.map(|a| format!("{a}:fake-{}", parts.len())),
-        })
+        };
+        let content_type = inner.content_types.remove(upload_id);
+        inner.objects.insert(
+            key.to_owned(),
+            ObjectHead {
+                size,
+                etag: done.etag.clone(),
+                checksum: done.checksum.clone(),
+                content_type,
+            },
+        );
+        if inner.blank_completion_etags {
+            return Ok(Completed {
+                etag: String::new(),
+                ..done
+            });
+        }
+        Ok(done)
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
@@ -276,6 +335,21 @@ impl Store for FakeStore {
             .remove(upload_id)
             .map(|_| ())
             .ok_or_else(|| no_such_upload(upload_id))
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        let inner = self.record(FakeCall::HeadObject {
+            key: key.to_owned(),
+        })?;
+        Ok(inner.objects.get(key).cloned())
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        let mut inner = self.record(FakeCall::DeleteObject {
+            key: key.to_owned(),
+        })?;
+        inner.objects.remove(key);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -98,6 +98,20 @@ pub struct Completed {
     pub checksum: Option<String>,
 }
 
+/// What a `HeadObject` reports about a stored object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// The object's size in bytes.
+    pub size: u64,
+    /// The object's ETag as the store gave it (quotes included); empty if it gave none.
+    pub etag: String,
+    /// The object's checksum as the store reports it (`ChecksumMode: ENABLED`), `ALGO:BASE64`
+    /// (`ALGO:BASE64-N` for a multipart object's composite); `None` if it reports none.
+    pub checksum: Option<String>,
+    /// The object's `Content-Type`, if the store reports one.
+    pub content_type: Option<String>,
+}
+
 /// Failures of a store call, classified by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -149,6 +163,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Bucket the store writes to.
     fn bucket(&self) -> &str;
 
+    /// URL of the object under `key` as browsers reach it.
+    fn object_location(&self, key: &str) -> String;
+
     /// Starts a multipart upload and returns its upload id.
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError>;
 
@@ -197,6 +214,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Abandons the upload and deletes its parts.
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
+
+    /// What the store holds under `key` (`HeadObject`); `None` when it holds nothing there.
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StoreError>;
+
+    /// Deletes the object under `key`; deleting a missing object succeeds (as S3's DeleteObject).
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError>;
 
     /// Presigns a single `PUT` of a whole object, valid for `lifetime`, with the content type,
     /// metadata, and (when given) length and checksum in `signing` signed in: the browser must

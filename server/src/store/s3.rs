@@ -25,8 +25,8 @@ use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
 use super::{
-    Completed, NewUpload, PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, Store,
-    StoreError,
+    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
+    PutSigning, Store, StoreError,
 };
 
 mod sigv4;
@@ -390,6 +390,10 @@ impl Store for S3Store {
         &self.config.bucket
     }
 
+    fn object_location(&self, key: &str) -> String {
+        self.object_url(key)
+    }
+
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
         const OP: &str = "CreateMultipartUpload";
         let out = self
@@ -534,17 +538,11 @@ impl Store for S3Store {
             Some(loc) if !loc.is_empty() && self.config.public_endpoint.is_none() => loc.to_owned(),
             _ => self.object_url(key),
         };
-        let checksum = [
+        let checksum = reported_checksum([
             (ChecksumAlgorithm::Crc32, out.checksum_crc32()),
             (ChecksumAlgorithm::Crc32c, out.checksum_crc32_c()),
             (ChecksumAlgorithm::Sha256, out.checksum_sha256()),
-        ]
-        .into_iter()
-        .find_map(|(algorithm, value)| {
-            value
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{algorithm}:{v}"))
-        });
+        ]);
         Ok(Completed {
             location,
             etag: out.e_tag().unwrap_or_default().to_owned(),
@@ -576,6 +574,52 @@ impl Store for S3Store {
             .send()
             .await
             .map_err(|e| classify(OP, upload_id, e))?;
+        Ok(())
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, StoreError> {
+        const OP: &str = "HeadObject";
+        let out = match self
+            .api
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            // S3 reports an object's checksum only when asked.
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(classify(OP, "", e)),
+        };
+        let checksum = reported_checksum([
+            (ChecksumAlgorithm::Crc32, out.checksum_crc32()),
+            (ChecksumAlgorithm::Crc32c, out.checksum_crc32_c()),
+            (ChecksumAlgorithm::Sha256, out.checksum_sha256()),
+        ]);
+        Ok(Some(ObjectHead {
+            size: out
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| StoreError::unavailable(OP, "the store's answer had no size"))?,
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+            checksum,
+            content_type: out.content_type().map(str::to_owned),
+        }))
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        const OP: &str = "DeleteObject";
+        self.api
+            .delete_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(OP, "", e))?;
         Ok(())
     }
 
@@ -663,6 +707,16 @@ fn to_presigned(request: &PresignedRequest) -> Presigned {
     }
 }
 
+/// The first checksum a store's answer reports, as `ALGO:BASE64` (the value as the store gave it,
+/// `-N` included for a multipart object's composite).
+fn reported_checksum(values: [(ChecksumAlgorithm, Option<&str>); 3]) -> Option<String> {
+    values.into_iter().find_map(|(algorithm, value)| {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{algorithm}:{v}"))
+    })
+}
+
 /// Part numbers are validated to 1..=10,000 before any store call, so this cannot truncate.
 fn part_number_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -690,7 +744,12 @@ where
 {
     let message = lowercase_first(err.message().unwrap_or("no details given"));
     match err.code() {
+        // Ceph 16 answers ListParts of a completed upload with NoSuchKey (docs/stores.md,
+        // "Completion").
         Some("NoSuchUpload") => StoreError::NoSuchUpload {
+            upload_id: upload_id.to_owned(),
+        },
+        Some("NoSuchKey") if !upload_id.is_empty() => StoreError::NoSuchUpload {
             upload_id: upload_id.to_owned(),
         },
         Some("InvalidPart" | "InvalidPartOrder") => StoreError::InvalidPart { message },

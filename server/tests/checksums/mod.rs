@@ -3,7 +3,9 @@
 //!   signed and PUT with its `x-amz-checksum-crc32`, completion passes each part's `ChecksumCRC32`,
 //!   and the store answers the object's composite checksum;
 //! - not declared (a client from before the declaration): the part still carries its checksum,
-//!   and completion goes by ETag alone, which is what the store accepts for such an upload.
+//!   and completion goes by ETag alone, which is what the store accepts for such an upload;
+//! - the completion's answer is read back from the store (size, ETag), and a retried completion
+//!   gets the same answer.
 //!
 //! Runs on the embedded store always, on Garage when `S3_DIRECT_TEST_GARAGE_ENDPOINT`,
 //! `_ACCESS_KEY`, `_SECRET_KEY`, `_REGION` are set and on Ceph radosgw when
@@ -117,12 +119,31 @@ async fn a_declared_crc32_upload_completes_with_its_composite_checksum(
         "{message}"
     );
 
-    // Another algorithm's checksum is dropped, not passed to a store that would refuse it.
+    // Another algorithm's checksum is refused: the store would refuse it, or not check it.
     let parts = json!({"parts": [
         {"PartNumber": 1, "ETag": etags[0], "ChecksumCRC32": sums[0], "ChecksumSHA256": "x"},
         {"PartNumber": 2, "ETag": etags[1], "ChecksumCRC32": sums[1]},
     ]});
+    let message = post_json(app, &complete, parts.to_string())
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartList);
+    assert!(
+        message.contains("part 1 carries a sha256 checksum"),
+        "{message}"
+    );
+
+    let parts = json!({"parts": [
+        {"PartNumber": 1, "ETag": etags[0], "ChecksumCRC32": sums[0]},
+        {"PartNumber": 2, "ETag": etags[1], "ChecksumCRC32": sums[1]},
+    ]});
     let done: CompleteResponse = post_json(app, &complete, parts.to_string()).await.ok();
+    // Read back from the store: its size, and its ETag (Ceph 16 answers the completion with an
+    // empty one).
+    assert_eq!(done.size, 6 * MIB);
+    assert!(done.etag.ends_with("-2\""), "{}", done.etag);
+    // The answer was lost: the retry gets the same one.
+    let again: CompleteResponse = post_json(app, &complete, parts.to_string()).await.ok();
+    assert_eq!(again, done);
     let mut composite = Crc32::new();
     for sum in &sums {
         composite.update(&STANDARD.decode(sum).unwrap());
@@ -148,7 +169,8 @@ async fn a_declared_crc32_upload_completes_with_its_composite_checksum(
 }
 
 /// A client that does not declare its part checksums (from before the declaration): the upload
-/// is created without an algorithm, and completes by ETag.
+/// is created without an algorithm, and completes by ETag (naming the part checksums is refused:
+/// the store would refuse them for such an upload).
 async fn an_undeclared_crc32_upload_completes(store: S3Store) {
     let client = store.client().clone();
     let bucket = store.config().bucket.clone();
@@ -168,15 +190,14 @@ async fn an_undeclared_crc32_upload_completes(store: S3Store) {
     .await
     .ok();
     let etag = put_signed(&batch, 1, vec![0u8; MIB as usize]).await;
+    let complete = format!("/s3/multipart/{id}/complete?key={k}");
     let parts =
         json!({"parts": [{"PartNumber": 1, "ETag": etag, "ChecksumCRC32": CRC32_OF_ZEROS}]});
-    let done: serde_json::Value = post_json(
-        &app,
-        &format!("/s3/multipart/{id}/complete?key={k}"),
-        parts.to_string(),
-    )
-    .await
-    .ok();
+    post_json(&app, &complete, parts.to_string())
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartList);
+    let parts = json!({"parts": [{"PartNumber": 1, "ETag": etag}]});
+    let done: serde_json::Value = post_json(&app, &complete, parts.to_string()).await.ok();
     assert!(done["location"].is_string(), "{done}");
     let head = client
         .head_object()

@@ -250,6 +250,15 @@ impl Embedded {
 
     /// The embedded store behind an app with `settings` and `auth`.
     pub async fn start_with(settings: Settings, auth: Arc<dyn Authorizer>) -> Self {
+        Self::start_wrapped(settings, auth, |s3| Arc::new(s3)).await
+    }
+
+    /// [`Self::start_with`], the app reaching the store through what `wrap` makes of it.
+    pub async fn start_wrapped(
+        settings: Settings,
+        auth: Arc<dyn Authorizer>,
+        wrap: impl FnOnce(S3Store) -> Arc<dyn Store>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let store = EmbeddedStore::start(
@@ -261,7 +270,7 @@ impl Embedded {
         .await
         .unwrap();
         let s3 = store.s3_store(BUCKET, "us-east-1", None);
-        let state = AppState::with_auth(Arc::new(s3.clone()), settings, auth, test_secrets());
+        let state = AppState::with_auth(wrap(s3.clone()), settings, auth, test_secrets());
         Self {
             app: app(state),
             s3,

@@ -35,12 +35,14 @@ pub trait Signer {
 
     /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most
     /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending), with the
-    /// parts' checksums (`ALGO:BASE64`) to sign into them where `checksums` has one.
+    /// parts' checksums (`ALGO:BASE64`) to sign into them where `checksums` has one, and each
+    /// part's length in bytes (from the plan) in `lengths`: the server signs it into the URL.
     async fn sign_parts(
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
+        lengths: &BTreeMap<u32, u64>,
     ) -> Result<SignBatchResponse, ApiError>;
 
     /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.

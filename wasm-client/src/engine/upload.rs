@@ -1197,8 +1197,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                             .iter()
                             .filter_map(|p| sums.get(p).map(|s| (*p, s.clone())))
                             .collect();
+                        let lengths = batch.iter().map(|&p| (p, plan.part_len(p))).collect();
                         signing = Some(Box::pin(async move {
-                            self.signer.sign_parts(upload, &batch, &batch_sums).await
+                            self.signer
+                                .sign_parts(upload, &batch, &batch_sums, &lengths)
+                                .await
                         }));
                     }
                 }

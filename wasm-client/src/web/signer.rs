@@ -160,10 +160,11 @@ impl Signer for HttpSigner {
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
+        lengths: &BTreeMap<u32, u64>,
     ) -> Result<SignBatchResponse, ApiError> {
-        let url = self
-            .routes
-            .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums);
+        let url =
+            self.routes
+                .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums, lengths);
         self.call(Request::get(&url), None::<&()>).await
     }
 

@@ -134,6 +134,7 @@ struct SignerState {
     held: RefCell<Vec<(Gate, oneshot::Sender<()>)>>,
     signs_in_flight: Cell<usize>,
     sign_checksums: RefCell<Vec<BTreeMap<u32, String>>>,
+    sign_lengths: RefCell<Vec<BTreeMap<u32, u64>>>,
     completed_with_checksums: RefCell<Option<Vec<CompletedPart>>>,
     max_signs_in_flight: Cell<usize>,
 }
@@ -171,6 +172,11 @@ impl FakeSigner {
     /// The checksums sent with each signing call.
     pub fn sign_checksums(&self) -> Vec<BTreeMap<u32, String>> {
         self.0.sign_checksums.borrow().clone()
+    }
+
+    /// The part lengths each sign call named, in order.
+    pub fn sign_lengths(&self) -> Vec<BTreeMap<u32, u64>> {
+        self.0.sign_lengths.borrow().clone()
     }
 
     pub fn completed(&self) -> Option<Vec<CompletedPart>> {
@@ -278,6 +284,7 @@ impl Signer for FakeSigner {
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &BTreeMap<u32, String>,
+        lengths: &BTreeMap<u32, u64>,
     ) -> Result<SignBatchResponse, ApiError> {
         Self::check_upload(upload);
         assert!(
@@ -289,6 +296,7 @@ impl Signer for FakeSigner {
         let index = self.sign_calls().len();
         self.0.calls.borrow_mut().push(Call::Sign(parts.to_vec()));
         self.0.sign_checksums.borrow_mut().push(checksums.clone());
+        self.0.sign_lengths.borrow_mut().push(lengths.clone());
         let _in_flight = SignInFlight::new(&self.0);
         self.gate(Gate::Sign).await;
         let script = self.0.script.borrow();
@@ -346,6 +354,7 @@ impl Signer for FakeSigner {
             key: KEY.into(),
             bucket: BUCKET.into(),
             etag: FINAL_ETAG.into(),
+            size: 0,
             checksum: None,
             receipt: Some(RECEIPT.into()),
         })

@@ -119,6 +119,25 @@ fn urls_are_signed_in_batches_of_two_rounds() {
 }
 
 #[test]
+fn every_signing_request_names_each_parts_length_from_the_plan() {
+    // The server signs each part's exact length into its URL; the plan knows it (the last part
+    // is shorter).
+    let mut h = Harness::start(size_of(10), options(4), Script::default());
+    h.finish(|pending| pending[0]).unwrap();
+    let calls = h.signer.sign_calls();
+    let lengths = h.signer.sign_lengths();
+    assert_eq!(calls.len(), lengths.len());
+    for (parts, lengths) in calls.iter().zip(&lengths) {
+        let expected: BTreeMap<u32, u64> = parts
+            .iter()
+            .map(|&p| (p, if p == 10 { PART - 1234 } else { PART }))
+            .collect();
+        assert_eq!(lengths, &expected, "batch {parts:?}");
+    }
+    assert_eq!(calls.concat(), (1..=10).collect::<Vec<_>>());
+}
+
+#[test]
 fn the_first_batch_comes_with_the_create_answer_when_the_server_signs_it() {
     let script = Script {
         presign: true,
