@@ -440,6 +440,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A bug or unexpected state on the server; details are in its log.
     Internal,
+    /// A file type that is not exactly one RFC 9110 media type (a list, an empty subtype, a bad
+    /// parameter).
+    InvalidContentType,
     /// A code this client does not know.
     #[serde(other)]
     Unknown,
@@ -470,6 +473,7 @@ impl ErrorCode {
             Self::PlanViolated => "plan_violated",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::InvalidContentType => "invalid_content_type",
             Self::Unknown => "unknown",
         }
     }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod keys;
+pub mod media_type;
 pub mod metrics;
 pub mod ops;
 pub mod policy;
