@@ -96,43 +96,40 @@ fn creates(store: &FakeStore) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn http_edge_cases_get_json_errors_and_reach_no_store() {
-    let store = Arc::new(FakeStore::new());
-    let addr = serve(AppState::new(store.clone(), Settings::default())).await;
+/// Requests the guards refuse: what each is, the request, and the status and code it gets.
+fn refused_cases(addr: SocketAddr) -> Vec<(&'static str, String, u16, ErrorCode)> {
     let host = format!("host: {addr}\r\n");
     let json = "content-type: application/json\r\n";
     let len = format!("content-length: {}\r\n", BODY.len());
     let post = "POST /s3/multipart HTTP/1.1";
     let chunked = format!("{:x}\r\n{BODY}\r\n0\r\n\r\n", BODY.len());
-
-    let refused: Vec<(String, String, u16, ErrorCode)> = vec![
+    vec![
         (
-            "no Host".into(),
+            "no Host",
             create(post, &format!("{json}{len}"), BODY),
             400,
             ErrorCode::InvalidHost,
         ),
         (
-            "no Host, HTTP/1.0".into(),
+            "no Host, HTTP/1.0",
             create("POST /s3/multipart HTTP/1.0", &format!("{json}{len}"), BODY),
             400,
             ErrorCode::InvalidHost,
         ),
         (
-            "two Host headers".into(),
+            "two Host headers",
             create(post, &format!("{host}{host}{json}{len}"), BODY),
             400,
             ErrorCode::InvalidHost,
         ),
         (
-            "an empty Host".into(),
+            "an empty Host",
             create(post, &format!("host: \r\n{json}{len}"), BODY),
             400,
             ErrorCode::InvalidHost,
         ),
         (
-            "a target naming another host than Host".into(),
+            "a target naming another host than Host",
             create(
                 "POST http://localhost:1/s3/multipart HTTP/1.1",
                 &format!("{host}{json}{len}"),
@@ -142,7 +139,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::InvalidHost,
         ),
         (
-            "Content-Length then Transfer-Encoding".into(),
+            "Content-Length then Transfer-Encoding",
             create(
                 post,
                 &format!("{host}{json}{len}transfer-encoding: chunked\r\n"),
@@ -152,7 +149,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::InvalidFraming,
         ),
         (
-            "Transfer-Encoding then Content-Length".into(),
+            "Transfer-Encoding then Content-Length",
             create(
                 post,
                 &format!("{host}{json}transfer-encoding: chunked\r\n{len}"),
@@ -162,7 +159,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::InvalidFraming,
         ),
         (
-            "a chunked body".into(),
+            "a chunked body",
             create(
                 post,
                 &format!("{host}{json}transfer-encoding: chunked\r\n"),
@@ -172,7 +169,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::InvalidFraming,
         ),
         (
-            "Content-Encoding: gzip".into(),
+            "Content-Encoding: gzip",
             create(
                 post,
                 &format!("{host}{json}{len}content-encoding: gzip\r\n"),
@@ -182,7 +179,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::UnsupportedMediaType,
         ),
         (
-            "Content-Encoding: identity, br".into(),
+            "Content-Encoding: identity, br",
             create(
                 post,
                 &format!("{host}{json}{len}content-encoding: identity, br\r\n"),
@@ -192,7 +189,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::UnsupportedMediaType,
         ),
         (
-            "a latin1 JSON body".into(),
+            "a latin1 JSON body",
             create(
                 post,
                 &format!("{host}content-type: application/json; charset=latin1\r\n{len}"),
@@ -202,7 +199,7 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             ErrorCode::UnsupportedMediaType,
         ),
         (
-            "a UTF-16 JSON body".into(),
+            "a UTF-16 JSON body",
             create(
                 post,
                 &format!("{host}content-type: application/json;charset=\"utf-16\"\r\n{len}"),
@@ -211,8 +208,14 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
             415,
             ErrorCode::UnsupportedMediaType,
         ),
-    ];
-    for (what, request, status, code) in &refused {
+    ]
+}
+
+#[tokio::test]
+async fn http_edge_cases_get_json_errors_and_reach_no_store() {
+    let store = Arc::new(FakeStore::new());
+    let addr = serve(AppState::new(store.clone(), Settings::default())).await;
+    for (what, request, status, code) in &refused_cases(addr) {
         let reply = raw(addr, request).await;
         assert_eq!(reply.status, *status, "{what}: {reply:?}");
         reply.error(*status, *code);
@@ -220,6 +223,10 @@ async fn http_edge_cases_get_json_errors_and_reach_no_store() {
     assert_eq!(creates(&store), 0, "{:?}", store.calls());
 
     // Done right, each is served.
+    let host = format!("host: {addr}\r\n");
+    let json = "content-type: application/json\r\n";
+    let len = format!("content-length: {}\r\n", BODY.len());
+    let post = "POST /s3/multipart HTTP/1.1";
     let accepted = [
         create(post, &format!("{host}{json}{len}"), BODY),
         create(
