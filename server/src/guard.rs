@@ -136,11 +136,13 @@ impl HostPolicy {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
         };
-        let mut allowed: Vec<AllowedHost> = ["localhost", "127.0.0.1", "[::1]", own.as_str()]
-            .into_iter()
-            .map(|h| AllowedHost::new(h, port))
-            .collect();
-        allowed.dedup();
+        let mut allowed: Vec<AllowedHost> = Vec::new();
+        let defaults = ["localhost", "127.0.0.1", "[::1]", own.as_str()];
+        for host in defaults.into_iter().map(|h| AllowedHost::new(h, port)) {
+            if !allowed.contains(&host) {
+                allowed.push(host);
+            }
+        }
         allowed.extend(extra.iter().cloned());
         Self {
             allowed: Some(allowed),
@@ -330,9 +332,11 @@ mod tests {
         // On port 80, browsers name no port.
         let p80 = HostPolicy::new(true, &[], "127.0.0.1:80".parse().unwrap());
         assert!(p80.check("localhost", None).is_ok());
-        // Its own address, when it is another loopback one.
+        // Its own address, when it is another loopback one; each named once when refusing.
         let other = HostPolicy::new(true, &[], "127.0.0.5:9000".parse().unwrap());
         assert!(other.check("127.0.0.5", Some(9000)).is_ok());
+        let m = p.check("evil.example", None).unwrap_err().to_string();
+        assert_eq!(m.matches("127.0.0.1:8080").count(), 1, "{m}");
         // --allowed-host adds names; one without a port matches any.
         let extra = [AllowedHost::parse("dev.example").unwrap()];
         let p = HostPolicy::new(true, &extra, listen);

@@ -31,7 +31,7 @@ impl MediaType {
     /// Parses `raw`, or says what is wrong with it.
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.contains(',') {
-            return Err("a comma makes it a list of types; send exactly one".to_owned());
+            return Err("a comma makes it a list of types".to_owned());
         }
         let (essence, rest) = raw.split_once(';').unwrap_or((raw, ""));
         let (ty, subtype) = essence
