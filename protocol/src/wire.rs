@@ -449,6 +449,20 @@ pub enum ErrorCode {
     RateLimited,
     /// A bug or unexpected state on the server; details are in its log.
     Internal,
+    /// A file type that is not exactly one RFC 9110 media type (a list, an empty subtype, a bad
+    /// parameter).
+    InvalidContentType,
+    /// No `Host` header, several, or one that is not `host[:port]`.
+    InvalidHost,
+    /// A `Host` this server does not answer (open mode answers only its loopback names; see
+    /// `--allowed-host`).
+    MisdirectedRequest,
+    /// A request body framed with `Transfer-Encoding` (chunked, or together with
+    /// `Content-Length`): bodies must carry a `Content-Length`.
+    InvalidFraming,
+    /// A `Content-Encoding` the server does not decode, or a JSON body in a charset other than
+    /// UTF-8.
+    UnsupportedMediaType,
     /// A code this client does not know.
     #[serde(other)]
     Unknown,
@@ -479,6 +493,11 @@ impl ErrorCode {
             Self::PlanViolated => "plan_violated",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::InvalidContentType => "invalid_content_type",
+            Self::InvalidHost => "invalid_host",
+            Self::MisdirectedRequest => "misdirected_request",
+            Self::InvalidFraming => "invalid_framing",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unknown => "unknown",
         }
     }

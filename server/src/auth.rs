@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::media_type::MediaType;
 
 /// Longest principal id accepted.
 const MAX_PRINCIPAL_BYTES: usize = 256;
@@ -429,21 +430,17 @@ impl Authorizer for WebhookAuth {
     }
 }
 
-/// Whether `content_type` matches one of `patterns` (`type/subtype`, `type/*`, `*/*`); parameters
-/// after `;` and letter case are ignored.
+/// Whether `content_type` matches one of `patterns` (`type/subtype`, `type/*`, `*/*`). Only the
+/// parsed, lowercase `type/subtype` is compared; a value that is not exactly one media type
+/// ([`MediaType`]) matches nothing.
 pub fn content_type_allowed(content_type: &str, patterns: &[String]) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let Some((ty, _)) = essence.split_once('/') else {
+    let Ok(parsed) = MediaType::parse(content_type.trim_matches([' ', '\t'])) else {
         return false;
     };
+    let essence = parsed.essence();
     patterns.iter().any(|p| {
         let p = p.trim().to_ascii_lowercase();
-        p == "*/*" || p == essence || p.strip_suffix("/*").is_some_and(|t| t == ty)
+        p == "*/*" || p == essence || p.strip_suffix("/*").is_some_and(|t| t == parsed.ty)
     })
 }
 
@@ -606,6 +603,17 @@ mod tests {
             &p(&["video/*", "image/png"])
         ));
         assert!(!content_type_allowed("garbage", &p(&["*/*"])));
+        // A list is not one type, whichever of its members the pattern names.
+        for list in [
+            "image/png,text/html",
+            "image/png;x=,text/html",
+            "text/html,image/png",
+            "image/png;x=\"a,text/html\"",
+            "image/",
+        ] {
+            assert!(!content_type_allowed(list, &p(&["image/*"])), "{list}");
+            assert!(!content_type_allowed(list, &p(&["*/*"])), "{list}");
+        }
         assert!(!content_type_allowed("video/mp4", &[]));
     }
 

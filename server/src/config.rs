@@ -297,6 +297,14 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_CORS_CREDENTIALS")]
     pub cors_credentials: bool,
 
+    /// Host the server answers, HOST or HOST:PORT (repeatable, or comma-separated); a HOST
+    /// without a port matches any port. With --auth open the server answers only localhost,
+    /// 127.0.0.1 and [::1] on its own port (against DNS rebinding), and these are added; in the
+    /// other modes, when given, only these are answered (none given: any host). Other hosts get
+    /// 421 misdirected_request; /healthz and /readyz answer any host.
+    #[arg(long = "allowed-host", global = true, env = "S3_DIRECT_ALLOWED_HOSTS", value_delimiter = ',', value_parser = crate::guard::AllowedHost::parse)]
+    pub allowed_hosts: Vec<crate::guard::AllowedHost>,
+
     /// Sweep abandoned uploads in the background: abort incomplete uploads under --key-prefix
     /// started at least this long ago (30m, 24h, 7d). Off when absent. Safe with several
     /// replicas sweeping; with the embedded store it cleans its data dir.
@@ -535,9 +543,14 @@ mod tests {
             "CRC32C",
             "--small-file-method",
             "put",
+            "--allowed-host",
+            "Upload.Example.com:443,[::1]",
         ])
         .unwrap();
         let c = cli.serve;
+        let hosts: Vec<String> = c.allowed_hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["upload.example.com:443", "[::1]"]);
+        assert!(Cli::try_parse_from(["s3-direct", "--allowed-host", "https://a.com"]).is_err());
         assert_eq!(c.small_file_method, SmallFileMethod::Put);
         assert_eq!(c.auth, AuthMode::Jwt);
         assert_eq!(c.content_types, ["video/*", "image/png"]);
@@ -549,7 +562,7 @@ mod tests {
         assert!(Cli::try_parse_from(["s3-direct", "--small-file-method", "patch"]).is_err());
         let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
         assert_eq!(d.auth, AuthMode::Open);
-        assert!(d.checksum.is_none() && d.cors_origins.is_empty());
+        assert!(d.checksum.is_none() && d.cors_origins.is_empty() && d.allowed_hosts.is_empty());
         assert_eq!(d.small_file_method, SmallFileMethod::Post);
     }
 

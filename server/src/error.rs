@@ -46,6 +46,14 @@ pub enum Error {
     #[error("{message}")]
     Forbidden { code: ErrorCode, message: String },
 
+    /// The request names a `Host` this server does not answer (DNS rebinding, a wrong proxy).
+    #[error("{0}")]
+    Misdirected(String),
+
+    /// A `Content-Encoding` or charset the server does not decode.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+
     /// The caller sent too many requests; it may try again after `retry_after_secs`.
     #[error("too many requests from this caller; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -81,6 +89,8 @@ impl Error {
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::Forbidden { code, .. } => *code,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Misdirected(_) => ErrorCode::MisdirectedRequest,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::PlanViolated(_) => ErrorCode::PlanViolated,
             Self::Store(StoreError::NoSuchUpload { .. }) => ErrorCode::NoSuchUpload,
             Self::Store(StoreError::InvalidPart { .. }) => ErrorCode::InvalidPart,
@@ -100,6 +110,8 @@ impl Error {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PlanViolated(_) => StatusCode::CONFLICT,
             Self::Store(StoreError::NoSuchUpload { .. }) => StatusCode::NOT_FOUND,
             Self::Store(StoreError::InvalidPart { .. } | StoreError::EntityTooSmall { .. }) => {

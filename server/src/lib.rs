@@ -31,7 +31,9 @@ pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod guard;
 pub mod keys;
+pub mod media_type;
 pub mod metrics;
 pub mod ops;
 pub mod policy;
@@ -199,6 +201,9 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Let those origins send cookies / credentials.
     pub cors_credentials: bool,
+    /// Hosts answered besides an open server's loopback names; in the other modes, when not
+    /// empty, the only hosts answered ([`guard::HostPolicy`]).
+    pub allowed_hosts: Vec<guard::AllowedHost>,
 }
 
 impl Default for Settings {
@@ -218,6 +223,7 @@ impl Default for Settings {
             rate_burst: config::DEFAULT_RATE_BURST,
             cors_origins: Vec::new(),
             cors_credentials: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -238,6 +244,7 @@ impl From<&ServeConfig> for Settings {
             rate_burst: c.rate_burst,
             cors_origins: c.cors_origins.clone(),
             cors_credentials: c.cors_credentials,
+            allowed_hosts: c.allowed_hosts.clone(),
         }
     }
 }
@@ -386,6 +393,8 @@ pub fn app(state: AppState) -> Router {
             .merge(pages)
     };
     router
+        // Bodies the server would misread are refused before any route sees them.
+        .layer(axum::middleware::from_fn(guard::check_message))
         .layer(CatchPanicLayer::custom(panic_response))
         // The span names the method and the route *pattern* only: paths carry upload tokens and
         // keys, query strings carry keys and checksums, headers carry credentials.
@@ -508,15 +517,28 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+///
+/// Outside [`app`], because it needs the listening port: every request must name exactly one
+/// `Host` the server answers ([`guard::check_host`]; an open server, only its loopback names on
+/// this port, against DNS rebinding).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hosts = Arc::new(guard::HostPolicy::new(
+        state.authorizer().is_open(),
+        &state.settings().allowed_hosts,
+        listener.local_addr()?,
+    ));
+    let app = app(state).layer(axum::middleware::from_fn_with_state(
+        hosts,
+        guard::check_host,
+    ));
     // Connection info gives open mode's rate limit the client address.
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -27,6 +27,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::config::SmallFileMethod;
 use crate::error::Error;
+use crate::media_type::MediaType;
 use crate::policy;
 use crate::receipt::ReceiptClaims;
 use crate::store::{NewUpload, PartSigning, PostSigning, PutSigning};
@@ -231,13 +232,14 @@ fn check_declared_size(
     }
 }
 
-/// The content type to store, checked against the server's and the caller's allow-lists.
+/// The content type to store, already parsed ([`validate::content_type`]), checked against the
+/// server's and the caller's allow-lists; answered in its normalised form.
 fn allowed_content_type(
     state: &AppState,
     principal: &Principal,
-    raw: &str,
+    parsed: &MediaType,
 ) -> Result<String, Error> {
-    let content_type = validate::content_type(raw)?;
+    let content_type = parsed.to_string();
     let lists = [
         state.settings().content_types.as_deref(),
         principal.content_types.as_deref(),
@@ -264,15 +266,17 @@ async fn create(
     ApiJson(req): ApiJson<CreateMultipartRequest>,
 ) -> Result<Json<CreateMultipartResponse>, Error> {
     let part_size = req.part_size;
+    // Parsed before anyone sees it: the webhook and the allow-lists get the normalised type.
+    let parsed_type = validate::content_type(&req.content_type)?;
     let details = CreateDetails {
         filename: req.filename.clone(),
-        content_type: req.content_type.clone(),
+        content_type: parsed_type.to_string(),
         size: req.size,
     };
     let principal =
         policy::authorize(&state, &headers, peer, Action::Create, Some(&details)).await?;
     check_declared_size(&principal, req.size, part_size)?;
-    let content_type = allowed_content_type(&state, &principal, &req.content_type)?;
+    let content_type = allowed_content_type(&state, &principal, &parsed_type)?;
     let metadata = validate::metadata(&req.metadata)?;
     let key = state
         .keys()
@@ -667,9 +671,10 @@ async fn single_put_params(
         })?),
         None => None,
     };
+    let parsed_type = validate::content_type(&query.content_type)?;
     let details = CreateDetails {
         filename: filename.to_owned(),
-        content_type: query.content_type.clone(),
+        content_type: parsed_type.to_string(),
         size,
     };
     let principal =
@@ -679,7 +684,7 @@ async fn single_put_params(
     }
     check_declared_size(&principal, size, None)?;
     let post = query.wants_post(size, state.settings().small_file_method)?;
-    let content_type = allowed_content_type(&state, &principal, &query.content_type)?;
+    let content_type = allowed_content_type(&state, &principal, &parsed_type)?;
     let metadata = validate::metadata(&query.metadata())?;
     let key = state
         .keys()

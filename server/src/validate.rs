@@ -14,6 +14,7 @@ use s3_direct_protocol::wire::CompletedPart;
 
 use crate::error::Error;
 use crate::keys::truncate_for_message;
+use crate::media_type::MediaType;
 
 /// Longest upload id accepted (AWS's are about 150 characters).
 const MAX_UPLOAD_ID_BYTES: usize = 1024;
@@ -216,26 +217,31 @@ pub fn single_put_size(size: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Returns the content type to store: the given one, or `application/octet-stream` when empty.
-/// It becomes a header value, so it must be visible ASCII.
-pub fn content_type(raw: &str) -> Result<String, Error> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(DEFAULT_CONTENT_TYPE.to_owned());
+/// Returns the content type to store: the given one parsed and normalised
+/// ([`MediaType`]: exactly one `type/subtype` with its parameters, as RFC 9110 defines it), or
+/// `application/octet-stream` when empty. Anything else (a list, an empty subtype, a bad
+/// parameter) is refused before any allow-list sees it.
+pub fn content_type(raw: &str) -> Result<MediaType, Error> {
+    let trimmed = raw.trim_matches([' ', '\t']);
+    if trimmed.is_empty() {
+        return Ok(MediaType::parse(DEFAULT_CONTENT_TYPE).expect("the default type parses"));
     }
-    if raw.len() <= MAX_CONTENT_TYPE_BYTES && raw.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-    {
-        Ok(raw.to_owned())
+    let why = if trimmed.len() > MAX_CONTENT_TYPE_BYTES {
+        format!("it is longer than {MAX_CONTENT_TYPE_BYTES} bytes")
     } else {
-        Err(Error::bad_request(
-            ErrorCode::InvalidRequest,
-            format!(
-                "content type {:?} is not a valid MIME type; use something like \
-                 \"video/mp4\" or leave it empty",
-                truncate_for_message(raw)
-            ),
-        ))
-    }
+        match MediaType::parse(trimmed) {
+            Ok(parsed) => return Ok(parsed),
+            Err(why) => why,
+        }
+    };
+    Err(Error::bad_request(
+        ErrorCode::InvalidContentType,
+        format!(
+            "content type {:?} is not one valid media type: {why}; use something like \
+             \"video/mp4\" or leave it empty",
+            truncate_for_message(raw)
+        ),
+    ))
 }
 
 /// Turns request metadata into S3 user metadata.
@@ -392,15 +398,22 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type("").unwrap(), DEFAULT_CONTENT_TYPE);
+        let ct = |raw: &str| content_type(raw).map(|m| m.to_string());
+        assert_eq!(ct("").unwrap(), DEFAULT_CONTENT_TYPE);
+        assert_eq!(ct(" \t").unwrap(), DEFAULT_CONTENT_TYPE);
         assert_eq!(
-            content_type("text/plain; charset=utf-8").unwrap(),
-            "text/plain; charset=utf-8"
+            ct("Text/Plain; charset=utf-8").unwrap(),
+            "text/plain;charset=utf-8"
         );
-        assert_eq!(
-            code(content_type("text/\nplain")),
-            ErrorCode::InvalidRequest
-        );
+        for bad in [
+            "text/\nplain",
+            "image/png,text/html",
+            "image/png;x=,text/html",
+            "image/",
+            &format!("a/{}", "b".repeat(MAX_CONTENT_TYPE_BYTES)),
+        ] {
+            assert_eq!(code(ct(bad)), ErrorCode::InvalidContentType, "{bad:?}");
+        }
     }
 
     #[test]

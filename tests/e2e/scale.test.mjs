@@ -55,6 +55,9 @@ async function deploy({ storeFront = false } = {}) {
     d.startReplica = (node, { uploadSecret = secret } = {}) => startServer({
       args: ['--endpoint', garage.endpoints[node - 1], '--bucket', garage.bucket, '--region', garage.region,
         '--path-style', '--upload-secret', uploadSecret,
+        // The balancer passes the browser's Host (its own address) on; an open server answers
+        // only its own loopback address and port unless told.
+        '--allowed-host', '127.0.0.1',
         ...(d.front ? ['--public-endpoint', d.front.url] : [])],
       env: { AWS_ACCESS_KEY_ID: garage.accessKey, AWS_SECRET_ACCESS_KEY: garage.secretKey },
     });

@@ -392,13 +392,17 @@ async fn malformed_upload_ids() {
 #[tokio::test]
 async fn bad_content_type_and_metadata() {
     let bad = StatusCode::BAD_REQUEST;
-    let body = json!({"filename": "a", "type": "text/\u{7f}plain"}).to_string();
-    refused(
-        ("POST", "/s3/multipart", Some(&body)),
-        bad,
-        ErrorCode::InvalidRequest,
-    )
-    .await;
+    for ty in ["text/\u{7f}plain", "image/png,text/html", "text/", "a/b;c"] {
+        let body = json!({"filename": "a", "type": ty}).to_string();
+        refused(
+            ("POST", "/s3/multipart", Some(&body)),
+            bad,
+            ErrorCode::InvalidContentType,
+        )
+        .await;
+        let uri = format!("/s3/params?filename=a&size=1&type={}", enc(ty));
+        refused(("GET", &uri, None), bad, ErrorCode::InvalidContentType).await;
+    }
     let body = json!({"filename": "a", "metadata": {"bad name": "x"}}).to_string();
     refused(
         ("POST", "/s3/multipart", Some(&body)),

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use crate::common::{Embedded, enc};
 
+pub(crate) mod http;
+
 /// One request of the corpus.
 struct Case {
     method: Method,
