@@ -4,7 +4,8 @@
 //!   server on loopback (the zero-config demo): `prepare` refuses it on any other address.
 //! - [`JwtAuth`]: `Authorization: Bearer <JWT>` (HS256 with a shared secret, or RS256/ES256 with a
 //!   public key), so an app's existing backend mints upload permissions. Claims: `sub` (the
-//!   principal), `exp`, optional `iss`/`aud`, and the s3-direct claims `key_prefix`, `max_size`,
+//!   principal), `exp`, optional `nbf` (a token is refused before it, with the same 30 s leeway
+//!   as `exp`), optional `iss`/`aud`, and the s3-direct claims `key_prefix`, `max_size`,
 //!   `content_types`.
 //! - [`WebhookAuth`]: asks the app's own endpoint, forwarding the caller's `Cookie` and
 //!   `Authorization` headers; allow answers are cached briefly per credentials and action.
@@ -27,6 +28,8 @@ use crate::error::Error;
 
 /// Longest principal id accepted.
 const MAX_PRINCIPAL_BYTES: usize = 256;
+/// Clock difference tolerated on a bearer token's `exp` and `nbf`, in seconds.
+pub const JWT_LEEWAY_SECS: u64 = 30;
 
 /// An authenticated caller and the limits of its upload permission.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -218,7 +221,10 @@ impl JwtAuth {
         validation.algorithms = algorithms;
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_aud = false;
-        validation.leeway = 30;
+        // `nbf` is optional, but honoured when present: a token minted for later is not valid now.
+        validation.validate_nbf = true;
+        // For both `exp` and `nbf`: the application's clock and ours may disagree a little.
+        validation.leeway = JWT_LEEWAY_SECS;
         Self { key, validation }
     }
 
@@ -252,6 +258,13 @@ impl Authorizer for JwtAuth {
             jsonwebtoken::decode::<JwtClaims>(token, &self.key, &self.validation).map_err(|e| {
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "has expired",
+                    ErrorKind::ImmatureSignature => {
+                        "is not valid yet (its nbf claim is in the future); check the clock of the \
+                         application that minted it, or mint it without nbf"
+                    }
+                    ErrorKind::InvalidClaimFormat(_) => {
+                        "has an exp or nbf claim that is not a number of seconds"
+                    }
                     ErrorKind::InvalidSignature => "has an invalid signature",
                     ErrorKind::InvalidIssuer => "has the wrong issuer",
                     ErrorKind::InvalidAudience => "has the wrong audience",
