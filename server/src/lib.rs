@@ -271,12 +271,14 @@ impl AppState {
         secrets: UploadSecrets,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let keys =
+            KeyPolicy::new(settings.key_prefix.clone()).with_max_key_bytes(store.max_key_bytes());
         let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
         Self {
             inner: Arc::new(Shared {
                 store,
                 metrics,
-                keys: KeyPolicy::new(settings.key_prefix.clone()),
+                keys,
                 limiter: RateLimiter::new(settings.rate_per_minute, settings.rate_burst),
                 settings,
                 authorizer,
