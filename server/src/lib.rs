@@ -624,6 +624,9 @@ pub fn security_from_config(
 pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)
+        .and_then(|s| {
+            ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix).map(|()| s)
+        })
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let state = |store: Arc<dyn Store>| AppState::with_auth(store, settings, authorizer, secrets);
     match &config.endpoint {
