@@ -438,6 +438,9 @@ pub enum ErrorCode {
     PlanViolated,
     /// Too many requests from this caller; retry after the `Retry-After` header's seconds.
     RateLimited,
+    /// The server is busy asking the application about other callers (503); retry after the
+    /// `Retry-After` header's seconds.
+    Busy,
     /// A bug or unexpected state on the server; details are in its log.
     Internal,
     /// A code this client does not know.
@@ -469,6 +472,7 @@ impl ErrorCode {
             Self::ContentTypeNotAllowed => "content_type_not_allowed",
             Self::PlanViolated => "plan_violated",
             Self::RateLimited => "rate_limited",
+            Self::Busy => "busy",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }

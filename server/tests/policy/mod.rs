@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::common::{Reply, enc, send, store_id, test_secrets};
 
 mod not_before;
+mod webhook_flood;
 
 const JWT_SECRET: &[u8] = b"jwt-secret-jwt-secret-jwt-secret!";
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
