@@ -568,6 +568,29 @@ mod tests {
     }
 
     #[test]
+    fn flood_limits_are_on_by_default_and_configurable() {
+        let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
+        assert_eq!(d.unauthenticated_rate_limit, 600);
+        assert_eq!(d.unauthenticated_rate_burst, 60);
+        assert_eq!(d.webhook_deny_cache_ttl, 5);
+        assert_eq!(d.webhook_max_in_flight, 32);
+        let c = Cli::try_parse_from([
+            "s3-direct",
+            "--unauthenticated-rate-limit",
+            "0",
+            "--webhook-deny-cache-ttl",
+            "0",
+            "--webhook-max-in-flight",
+            "4",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(c.unauthenticated_rate_limit, 0);
+        assert_eq!((c.webhook_deny_cache_ttl, c.webhook_max_in_flight), (0, 4));
+        assert!(Cli::try_parse_from(["s3-direct", "--webhook-max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
     fn bucket_names() {
         for ok in ["s3-direct", "abc", "my.bucket-1"] {
             assert!(parse_bucket(ok).is_ok(), "{ok}");

@@ -139,7 +139,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if let Self::Busy { .. } = self {
-            // A flood would make one error line per request; the metric-like warning suffices.
+            // Expected under a flood: a warning per refused request, not an error with details.
             tracing::warn!(code = %self.code(), "refused request: {self}");
         } else if status.is_server_error() {
             // `{:?}` keeps the store's error chain, which the client never sees.
