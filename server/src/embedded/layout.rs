@@ -9,9 +9,9 @@
 //! `.bucket-{b64}.object-{b64}.internal.json`. `b64` is base64url without padding. Temporary files
 //! are `.tmp.{name}.internal.part`; s3s-fs removes leftovers of those when it starts.
 //!
-//! Names built from a whole key limit the key: a file name has at most 255 bytes on Linux file
-//! systems (ext4, xfs, btrfs, tmpfs), and the longest such name is an upload's attributes file,
-//! where the key takes 4 characters per 3 bytes. [`max_key_bytes`] is what that leaves (126
+//! Names built from a whole key limit the key (`docs/stores.md`, "Keys"): a file name has at most
+//! 255 bytes on Linux file systems (ext4, xfs, btrfs, tmpfs), and the longest such name is an
+//! upload's attributes file, where the key takes 4 characters per 3 bytes. [`max_key_bytes`] is what that leaves (126
 //! bytes for the bucket `s3-direct`); s3s-fs answers any longer key with an I/O error
 //! (`ENAMETOOLONG`, "File name too long"), which reached clients as `store_unavailable`.
 
