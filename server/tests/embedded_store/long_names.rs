@@ -70,3 +70,22 @@ async fn a_long_accented_name_completes() {
     let key = upload_named(&e, &name).await;
     assert_shape(&key, &name, "");
 }
+
+/// The limit the server cuts names to is the store's own: a key of `max_key_bytes` is created,
+/// one byte more fails in s3s-fs ("File name too long").
+#[tokio::test]
+async fn the_embedded_store_takes_keys_up_to_its_declared_limit_and_no_more() {
+    use s3_direct_server::Store;
+    let e = Embedded::start().await;
+    let max = e.s3.max_key_bytes();
+    assert!(max < 1024, "{max}");
+    let create = |len: usize| {
+        e.s3.client()
+            .create_multipart_upload()
+            .bucket(crate::common::BUCKET)
+            .key("k".repeat(len))
+            .send()
+    };
+    assert!(create(max).await.is_ok());
+    assert!(create(max + 1).await.is_err());
+}
