@@ -447,6 +447,9 @@ pub enum ErrorCode {
     PlanViolated,
     /// Too many requests from this caller; retry after the `Retry-After` header's seconds.
     RateLimited,
+    /// The server is busy asking the application about other callers (503); retry after the
+    /// `Retry-After` header's seconds.
+    Busy,
     /// A bug or unexpected state on the server; details are in its log.
     Internal,
     /// A file type that is not exactly one RFC 9110 media type (a list, an empty subtype, a bad
@@ -492,6 +495,7 @@ impl ErrorCode {
             Self::ContentTypeNotAllowed => "content_type_not_allowed",
             Self::PlanViolated => "plan_violated",
             Self::RateLimited => "rate_limited",
+            Self::Busy => "busy",
             Self::Internal => "internal",
             Self::InvalidContentType => "invalid_content_type",
             Self::InvalidHost => "invalid_host",

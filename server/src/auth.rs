@@ -4,30 +4,37 @@
 //!   server on loopback (the zero-config demo): `prepare` refuses it on any other address.
 //! - [`JwtAuth`]: `Authorization: Bearer <JWT>` (HS256 with a shared secret, or RS256/ES256 with a
 //!   public key), so an app's existing backend mints upload permissions. Claims: `sub` (the
-//!   principal), `exp`, optional `iss`/`aud`, and the s3-direct claims `key_prefix`, `max_size`,
+//!   principal), `exp`, optional `nbf` (a token is refused before it, with the same 30 s leeway
+//!   as `exp`), optional `iss`/`aud`, and the s3-direct claims `key_prefix`, `max_size`,
 //!   `content_types`.
 //! - [`WebhookAuth`]: asks the app's own endpoint, forwarding the caller's `Cookie` and
-//!   `Authorization` headers; allow answers are cached briefly per credentials and action.
+//!   `Authorization` headers; allow answers are cached briefly per credentials and action,
+//!   denials for a few seconds, and the calls in flight are bounded (over the bound: 503 with
+//!   `Retry-After`), so no caller can make the server flood the application.
 //!
 //! Every mode yields a [`Principal`]; the routes enforce its limits and bind uploads to it.
+//! Before an authorizer asks anyone else about credentials it asks the [`Admission`] (the rate
+//! limits, `ratelimit.rs`), so requests with unknown credentials are limited per client address
+//! before they cost the application a call.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use s3_direct_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::media_type::MediaType;
 
+mod webhook;
+
+pub use webhook::{DEFAULT_DENY_TTL_SECS, DEFAULT_MAX_IN_FLIGHT, WebhookAuth};
+
 /// Longest principal id accepted.
 const MAX_PRINCIPAL_BYTES: usize = 256;
+/// Clock difference tolerated on a bearer token's `exp` and `nbf`, in seconds.
+pub const JWT_LEEWAY_SECS: u64 = 30;
 
 /// An authenticated caller and the limits of its upload permission.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,15 +109,35 @@ pub struct CreateDetails {
     pub size: Option<u64>,
 }
 
+/// What an authorizer asks before it asks someone else (the webhook) about a request's
+/// credentials: whether this request may cost that call.
+pub trait Admission: Send + Sync {
+    /// `known`: the principal these credentials were allowed as a moment ago, if any (the call
+    /// is then charged to that caller; otherwise to the client address). `Err` refuses the call.
+    fn admit(&self, known: Option<&str>) -> Result<(), Error>;
+}
+
+/// Admits every call (for authorizers used outside a request's rate limits, and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdmitAll;
+
+impl Admission for AdmitAll {
+    fn admit(&self, _: Option<&str>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// Decides who a request comes from.
 #[async_trait]
 pub trait Authorizer: Send + Sync + fmt::Debug + 'static {
-    /// The caller of a request with `headers`, or why it may not proceed.
+    /// The caller of a request with `headers`, or why it may not proceed. `admission` is asked
+    /// before anyone outside this process is.
     async fn authorize(
         &self,
         headers: &HeaderMap,
         action: Action,
         create: Option<&CreateDetails>,
+        admission: &dyn Admission,
     ) -> Result<Principal, Error>;
 
     /// True for [`OpenAuth`]: rate limits then key on the client address.
@@ -130,6 +157,7 @@ impl Authorizer for OpenAuth {
         _: &HeaderMap,
         _: Action,
         _: Option<&CreateDetails>,
+        _: &dyn Admission,
     ) -> Result<Principal, Error> {
         Ok(Principal::anonymous())
     }
@@ -219,7 +247,10 @@ impl JwtAuth {
         validation.algorithms = algorithms;
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_aud = false;
-        validation.leeway = 30;
+        // `nbf` is optional, but honoured when present: a token minted for later is not valid now.
+        validation.validate_nbf = true;
+        // For both `exp` and `nbf`: the application's clock and ours may disagree a little.
+        validation.leeway = JWT_LEEWAY_SECS;
         Self { key, validation }
     }
 
@@ -246,6 +277,7 @@ impl Authorizer for JwtAuth {
         headers: &HeaderMap,
         _: Action,
         _: Option<&CreateDetails>,
+        _: &dyn Admission,
     ) -> Result<Principal, Error> {
         use jsonwebtoken::errors::ErrorKind;
         let token = bearer(headers)?;
@@ -253,6 +285,13 @@ impl Authorizer for JwtAuth {
             jsonwebtoken::decode::<JwtClaims>(token, &self.key, &self.validation).map_err(|e| {
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "has expired",
+                    ErrorKind::ImmatureSignature => {
+                        "is not valid yet (its nbf claim is in the future); check the clock of the \
+                         application that minted it, or mint it without nbf"
+                    }
+                    ErrorKind::InvalidClaimFormat(_) => {
+                        "has an exp or nbf claim that is not a number of seconds"
+                    }
                     ErrorKind::InvalidSignature => "has an invalid signature",
                     ErrorKind::InvalidIssuer => "has the wrong issuer",
                     ErrorKind::InvalidAudience => "has the wrong audience",
@@ -278,158 +317,6 @@ impl Authorizer for JwtAuth {
     }
 }
 
-/// Asks the application's endpoint whether a call is allowed.
-pub struct WebhookAuth {
-    url: String,
-    ttl: Duration,
-    client: reqwest::Client,
-    /// Allow answers: digest of (credentials, action) -> (when cached, principal).
-    cache: Mutex<HashMap<[u8; 32], (Instant, Principal)>>,
-}
-
-impl fmt::Debug for WebhookAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookAuth")
-            .field("url", &self.url)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Most cached answers kept; beyond it the cache is emptied (a burst of distinct callers).
-const WEBHOOK_CACHE_MAX: usize = 10_000;
-
-/// The body POSTed to the webhook.
-#[derive(Debug, Serialize)]
-struct WebhookQuestion<'a> {
-    action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    create: Option<&'a CreateDetails>,
-}
-
-impl WebhookAuth {
-    /// Asks `url`, caching allow answers for `ttl`.
-    ///
-    /// `http://` or `https://`; an `https://` webhook's certificate is verified against the
-    /// system's root certificates. Plain `http://` only belongs on loopback or a private network
-    /// (the webhook sees the browser's cookies).
-    pub fn new(url: &str, ttl: Duration) -> Result<Self, String> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "--webhook-url {url:?} must be an http:// or https:// URL"
-            ));
-        }
-        let client = crate::http_client()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        Ok(Self {
-            url: url.to_owned(),
-            ttl,
-            client,
-            cache: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn cache_key(headers: &HeaderMap, action: Action) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for name in [header::COOKIE, header::AUTHORIZATION] {
-            for v in headers.get_all(&name) {
-                h.update((v.len() as u64).to_be_bytes());
-                h.update(v.as_bytes());
-            }
-            h.update([0xff]);
-        }
-        h.update(format!("{action:?}").as_bytes());
-        h.finalize().into()
-    }
-}
-
-#[async_trait]
-impl Authorizer for WebhookAuth {
-    async fn authorize(
-        &self,
-        headers: &HeaderMap,
-        action: Action,
-        create: Option<&CreateDetails>,
-    ) -> Result<Principal, Error> {
-        if headers.get(header::COOKIE).is_none() && headers.get(header::AUTHORIZATION).is_none() {
-            return Err(Error::Unauthenticated(
-                "no Cookie or Authorization header; sign in to the application first".into(),
-            ));
-        }
-        // Creates are decided per call (the answer depends on the file); the limits in the answer
-        // are enforced here either way, so other calls can reuse an answer for a while.
-        let key = Self::cache_key(headers, action);
-        if action != Action::Create {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, p)) = cache.get(&key)
-                && at.elapsed() < self.ttl
-            {
-                return Ok(p.clone());
-            }
-        }
-        let mut req = self
-            .client
-            .post(&self.url)
-            .json(&WebhookQuestion { action, create });
-        for name in [header::COOKIE, header::AUTHORIZATION] {
-            for v in headers.get_all(&name) {
-                req = req.header(name.clone(), v.clone());
-            }
-        }
-        let res = req.send().await.map_err(|e| {
-            // reqwest's error names the URL only, never headers; its causes say why (a refused
-            // connection, a certificate this machine does not trust, ...).
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !why.contains(&text) {
-                    why = format!("{why}: {text}");
-                }
-                source = cause.source();
-            }
-            Error::Internal(format!("the authorization webhook failed: {why}"))
-        })?;
-        let status = res.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(Error::Unauthenticated(
-                "the application did not recognise these credentials; sign in again".into(),
-            ));
-        }
-        if status.is_client_error() {
-            return Err(Error::Forbidden {
-                code: ErrorCode::Forbidden,
-                message: format!(
-                    "the application refused this {action:?} call (it answered {status})"
-                )
-                .to_lowercase(),
-            });
-        }
-        if !status.is_success() {
-            return Err(Error::Internal(format!(
-                "the authorization webhook answered {status}"
-            )));
-        }
-        let principal: Principal = res.json().await.map_err(|e| {
-            Error::Internal(format!(
-                "the authorization webhook's answer is not a principal: {e}"
-            ))
-        })?;
-        let principal = principal
-            .checked()
-            .map_err(|why| Error::Internal(format!("the authorization webhook's answer: {why}")))?;
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= WEBHOOK_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, (Instant::now(), principal.clone()));
-        Ok(principal)
-    }
-}
-
 /// Whether `content_type` matches one of `patterns` (`type/subtype`, `type/*`, `*/*`). Only the
 /// parsed, lowercase `type/subtype` is compared; a value that is not exactly one media type
 /// ([`MediaType`]) matches nothing.
@@ -446,9 +333,12 @@ pub fn content_type_allowed(content_type: &str, patterns: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use axum::http::HeaderValue;
     use jsonwebtoken::{EncodingKey, Header, encode};
+    use s3_direct_protocol::ErrorCode;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -475,7 +365,8 @@ mod tests {
     }
 
     async fn run(auth: &JwtAuth, token: &str) -> Result<Principal, Error> {
-        auth.authorize(&headers(token), Action::Create, None).await
+        auth.authorize(&headers(token), Action::Create, None, &AdmitAll)
+            .await
     }
 
     #[tokio::test]
@@ -518,7 +409,7 @@ mod tests {
         assert!(run(&auth, &none_alg).await.is_err());
 
         let e = auth
-            .authorize(&HeaderMap::new(), Action::Sign, None)
+            .authorize(&HeaderMap::new(), Action::Sign, None, &AdmitAll)
             .await
             .unwrap_err();
         assert_eq!(e.status(), axum::http::StatusCode::UNAUTHORIZED);
@@ -572,7 +463,10 @@ mod tests {
         let auth = WebhookAuth::new(&server.url, Duration::from_secs(1)).unwrap();
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("session=1"));
-        let err = auth.authorize(&h, Action::Sign, None).await.unwrap_err();
+        let err = auth
+            .authorize(&h, Action::Sign, None, &AdmitAll)
+            .await
+            .unwrap_err();
         let Error::Internal(message) = err else {
             panic!("{err:?}");
         };

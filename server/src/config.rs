@@ -23,6 +23,13 @@ pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
 pub const DEFAULT_RATE_PER_MINUTE: u32 = 6000;
 /// Default burst per caller: a queue's first few hundred files start without waiting.
 pub const DEFAULT_RATE_BURST: u32 = 600;
+/// Default requests per minute per client address whose credentials are not known yet (each may
+/// cost a webhook call). A signed-in browser needs about one per `--webhook-cache-ttl`; ten a
+/// second still lets a NAT or a proxy's worth of people sign in, and caps what one address can
+/// make the application answer.
+pub const DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE: u32 = 600;
+/// Default burst of those per address.
+pub const DEFAULT_UNAUTHENTICATED_RATE_BURST: u32 = 60;
 
 /// How callers are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -204,6 +211,27 @@ pub struct ServeConfig {
     )]
     pub webhook_cache_ttl: u64,
 
+    /// Seconds a webhook's denial (401 or 403) is reused for the same credentials (401) or the
+    /// same call (403); 0 asks again every time.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_WEBHOOK_DENY_CACHE_TTL",
+        default_value_t = crate::auth::DEFAULT_DENY_TTL_SECS
+    )]
+    pub webhook_deny_cache_ttl: u64,
+
+    /// Most webhook calls in flight at once; a request that would need one more is answered 503
+    /// (busy) with Retry-After.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_WEBHOOK_MAX_IN_FLIGHT",
+        default_value_t = crate::auth::DEFAULT_MAX_IN_FLIGHT,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub webhook_max_in_flight: u32,
+
     /// Secret that signs upload tokens (at least 32 bytes). Every replica must share it; without
     /// it a random one is made per process, and uploads survive neither restarts nor replicas.
     #[arg(
@@ -286,6 +314,16 @@ pub struct ServeConfig {
     /// Requests a caller may make at once before the per-minute rate applies.
     #[arg(long, global = true, env = "S3_DIRECT_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
+
+    /// Requests per minute per client address whose credentials are not known yet: each one
+    /// the webhook must be asked about (charged before the call) and each refused as
+    /// unauthenticated; 0 disables the limit.
+    #[arg(long, global = true, env = "S3_DIRECT_UNAUTHENTICATED_RATE_LIMIT", default_value_t = DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE)]
+    pub unauthenticated_rate_limit: u32,
+
+    /// Such requests an address may make at once before its per-minute rate applies.
+    #[arg(long, global = true, env = "S3_DIRECT_UNAUTHENTICATED_RATE_BURST", default_value_t = DEFAULT_UNAUTHENTICATED_RATE_BURST)]
+    pub unauthenticated_rate_burst: u32,
 
     /// Origin allowed to call the signing API from another site, like https://app.example.com
     /// (repeatable, or comma-separated). None: same-origin only.
@@ -567,6 +605,29 @@ mod tests {
     }
 
     #[test]
+    fn flood_limits_are_on_by_default_and_configurable() {
+        let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
+        assert_eq!(d.unauthenticated_rate_limit, 600);
+        assert_eq!(d.unauthenticated_rate_burst, 60);
+        assert_eq!(d.webhook_deny_cache_ttl, 5);
+        assert_eq!(d.webhook_max_in_flight, 32);
+        let c = Cli::try_parse_from([
+            "s3-direct",
+            "--unauthenticated-rate-limit",
+            "0",
+            "--webhook-deny-cache-ttl",
+            "0",
+            "--webhook-max-in-flight",
+            "4",
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(c.unauthenticated_rate_limit, 0);
+        assert_eq!((c.webhook_deny_cache_ttl, c.webhook_max_in_flight), (0, 4));
+        assert!(Cli::try_parse_from(["s3-direct", "--webhook-max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
     fn bucket_names() {
         for ok in ["s3-direct", "abc", "my.bucket-1"] {
             assert!(parse_bucket(ok).is_ok(), "{ok}");
@@ -607,6 +668,10 @@ mod tests {
             "CHECKSUM",
             "RATE_LIMIT",
             "RATE_BURST",
+            "UNAUTHENTICATED_RATE_LIMIT",
+            "UNAUTHENTICATED_RATE_BURST",
+            "WEBHOOK_DENY_CACHE_TTL",
+            "WEBHOOK_MAX_IN_FLIGHT",
             "CORS_ORIGINS",
             "CORS_CREDENTIALS",
             "SWEEP_OLDER_THAN",

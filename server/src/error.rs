@@ -58,6 +58,14 @@ pub enum Error {
     #[error("too many requests from this caller; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
 
+    /// Too many calls to the authorization webhook are in flight; the caller may try again after
+    /// `retry_after_secs`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
+
     /// The parts in the store break the upload's plan; the upload was aborted.
     #[error("{0}")]
     PlanViolated(String),
@@ -91,6 +99,7 @@ impl Error {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Misdirected(_) => ErrorCode::MisdirectedRequest,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::Busy { .. } => ErrorCode::Busy,
             Self::PlanViolated(_) => ErrorCode::PlanViolated,
             Self::Store(StoreError::NoSuchUpload { .. }) => ErrorCode::NoSuchUpload,
             Self::Store(StoreError::InvalidPart { .. }) => ErrorCode::InvalidPart,
@@ -112,6 +121,7 @@ impl Error {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PlanViolated(_) => StatusCode::CONFLICT,
             Self::Store(StoreError::NoSuchUpload { .. }) => StatusCode::NOT_FOUND,
             Self::Store(StoreError::InvalidPart { .. } | StoreError::EntityTooSmall { .. }) => {
@@ -140,7 +150,10 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if let Self::Busy { .. } = self {
+            // Expected under a flood: a warning per refused request, not an error with details.
+            tracing::warn!(code = %self.code(), "refused request: {self}");
+        } else if status.is_server_error() {
             // `{:?}` keeps the store's error chain, which the client never sees.
             tracing::error!(code = %self.code(), error = ?self, "request failed");
         } else {
@@ -152,7 +165,10 @@ impl IntoResponse for Error {
         };
         let mut res = (status, Json(body)).into_response();
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::Busy {
+                retry_after_secs, ..
+            } => {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }

@@ -12,8 +12,16 @@
 //! other control characters and bidi overrides are dropped, path separators become `_`, leading
 //! dots go, and a name whose cleaned form exceeds [`MAX_NAME_BYTES`] is truncated, keeping its
 //! extension.
+//!
+//! A key must also fit the store: S3 takes keys of up to [`S3_MAX_KEY_BYTES`], and a store may
+//! take fewer ([`Store::max_key_bytes`](crate::store::Store::max_key_bytes); the embedded store
+//! names files after whole keys, see `embedded/layout.rs`). The name is then cut further, so a
+//! name of any length and script gets a key: the longest start of the sanitised name that fits,
+//! cut between user-perceived characters (grapheme clusters, so never inside a character, an
+//! accent's sequence or an emoji) and keeping the extension.
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_segmentation::UnicodeSegmentation;
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -24,8 +32,14 @@ pub const MAX_FILENAME_INPUT_BYTES: usize = 1024;
 /// Longest sanitized name kept in a key, in UTF-8 bytes (the usual file-system name limit, so the
 /// object can be downloaded under its own name).
 pub const MAX_NAME_BYTES: usize = 255;
+/// Longest object key S3 accepts, in UTF-8 bytes.
+pub const S3_MAX_KEY_BYTES: usize = 1024;
 /// Longest extension (with its dot) that truncation keeps intact.
 const MAX_KEPT_EXTENSION_BYTES: usize = 16;
+/// Fewest bytes a key must leave for the file name; a prefix leaving less is refused.
+const MIN_NAME_BUDGET: usize = 8;
+/// Bytes of a key after its prefix and before its name: a hyphenated UUID and `/`.
+const ID_BYTES: usize = 36 + 1;
 /// Name used when nothing is left after sanitizing.
 const FALLBACK_NAME: &str = "file";
 
@@ -33,14 +47,29 @@ const FALLBACK_NAME: &str = "file";
 #[derive(Debug, Clone)]
 pub struct KeyPolicy {
     prefix: String,
+    /// Longest key the store takes.
+    max_key_bytes: usize,
 }
 
 impl KeyPolicy {
-    /// A policy issuing keys under `prefix` (e.g. `uploads/`).
+    /// A policy issuing keys under `prefix` (e.g. `uploads/`) of at most S3's 1,024 bytes.
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
+            max_key_bytes: S3_MAX_KEY_BYTES,
         }
+    }
+
+    /// The same policy for a store that takes keys of at most `max` bytes.
+    #[must_use]
+    pub fn with_max_key_bytes(mut self, max: usize) -> Self {
+        self.max_key_bytes = max.min(S3_MAX_KEY_BYTES);
+        self
+    }
+
+    /// Longest key this policy issues or accepts.
+    pub fn max_key_bytes(&self) -> usize {
+        self.max_key_bytes
     }
 
     /// The prefix every issued key starts with.
@@ -54,9 +83,35 @@ impl KeyPolicy {
     }
 
     /// A fresh key under `prefix` (the policy's prefix plus a caller's own, already checked).
+    ///
+    /// The name is cut to what the store's key limit leaves after `prefix` and the id.
     pub fn issue_under(&self, prefix: &str, filename: &str) -> Result<String, Error> {
         let name = sanitize_filename(filename)?;
+        let budget = self.name_budget(prefix)?;
+        let name = fit_name(&name, budget);
         Ok(format!("{prefix}{}/{name}", Uuid::new_v4()))
+    }
+
+    /// Bytes a key under `prefix` leaves for the file name.
+    fn name_budget(&self, prefix: &str) -> Result<usize, Error> {
+        let left = self
+            .max_key_bytes
+            .saturating_sub(prefix.len() + ID_BYTES)
+            .min(MAX_NAME_BYTES);
+        if left < MIN_NAME_BUDGET {
+            return Err(Error::bad_request(
+                ErrorCode::InvalidKey,
+                format!(
+                    "the key prefix {:?} ({} bytes) leaves {left} bytes for the file name under \
+                     the store's {}-byte key limit; use a key prefix shorter by {} bytes",
+                    truncate_for_message(prefix),
+                    prefix.len(),
+                    self.max_key_bytes,
+                    MIN_NAME_BUDGET - left
+                ),
+            ));
+        }
+        Ok(left)
     }
 
     /// Checks that `key` is one this policy could have issued.
@@ -90,6 +145,12 @@ impl KeyPolicy {
         // characters, a denormalised spelling) was not issued by us.
         if name.len() > MAX_NAME_BYTES || sanitize_filename(name).ok().as_deref() != Some(name) {
             return Err(invalid("has a file name this server would not issue"));
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(invalid(&format!(
+                "is longer than the store's {}-byte key limit",
+                self.max_key_bytes
+            )));
         }
         Ok(key)
     }
@@ -140,13 +201,19 @@ pub fn sanitize_filename(filename: &str) -> Result<String, Error> {
     let cleaned = cleaned
         .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
         .trim_end();
-    let truncated = truncate_keeping_extension(cleaned, MAX_NAME_BYTES);
+    Ok(fit_name(cleaned, MAX_NAME_BYTES))
+}
+
+/// A sanitised `name` cut to at most `max` bytes (at least [`MIN_NAME_BUDGET`]), keeping its
+/// extension; empty becomes `file`.
+fn fit_name(name: &str, max: usize) -> String {
+    let truncated = truncate_keeping_extension(name, max);
     let name = truncated.trim_end();
-    Ok(if name.is_empty() {
+    if name.is_empty() {
         FALLBACK_NAME.to_owned()
     } else {
         name.to_owned()
-    })
+    }
 }
 
 /// Bidirectional embeddings, overrides, isolates and marks (Unicode TR9): invisible characters
@@ -158,18 +225,33 @@ fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// `name` cut to at most `max` bytes between grapheme clusters, keeping an extension of up to
+/// [`MAX_KEPT_EXTENSION_BYTES`] when at least one character of the stem fits before it.
 fn truncate_keeping_extension(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_owned();
     }
     if let Some(dot) = name.rfind('.') {
         let ext = &name[dot..];
-        if dot > 0 && ext.len() <= MAX_KEPT_EXTENSION_BYTES {
-            let stem = floor_char_boundary(&name[..dot], max - ext.len());
-            return format!("{}{ext}", stem.trim_end());
+        if dot > 0 && ext.len() <= MAX_KEPT_EXTENSION_BYTES && ext.len() < max {
+            let stem = floor_grapheme_boundary(&name[..dot], max - ext.len()).trim_end();
+            if !stem.is_empty() {
+                return format!("{stem}{ext}");
+            }
         }
     }
-    floor_char_boundary(name, max).to_owned()
+    floor_grapheme_boundary(name, max).to_owned()
+}
+
+/// The longest start of `s` of at most `max` bytes that ends between two grapheme clusters.
+fn floor_grapheme_boundary(s: &str, max: usize) -> &str {
+    let end = s
+        .grapheme_indices(true)
+        .map(|(at, g)| at + g.len())
+        .take_while(|&end| end <= max)
+        .last()
+        .unwrap_or(0);
+    &s[..end]
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -263,6 +345,99 @@ mod tests {
         assert!(out.ends_with("日.gz"), "{out}");
         let no_ext = "x".repeat(300);
         assert_eq!(s(&no_ext).len(), MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn truncation_cuts_between_characters_and_keeps_the_extension() {
+        // Three-byte characters: a budget of 20 bytes keeps 15 + ".pdf", never mid-character.
+        let cjk = format!("{}.pdf", "日本語".repeat(40));
+        let out = truncate_keeping_extension(&cjk, 20);
+        assert_eq!(out, "日本語日本.pdf");
+        for max in 8..40 {
+            let out = truncate_keeping_extension(&cjk, max);
+            assert!(out.len() <= max && out.ends_with(".pdf"), "{max}: {out}");
+            assert!(
+                cjk.starts_with(out.trim_end_matches(".pdf")),
+                "{max}: {out}"
+            );
+        }
+        // A base letter and its combining mark (no precomposed form) stay together.
+        let marked = "q\u{307}".repeat(50);
+        assert_eq!(
+            truncate_keeping_extension(&marked, 10),
+            "q\u{307}".repeat(3)
+        );
+        // So do the two halves of a flag and the parts of a family emoji.
+        let flags = format!("{}.png", "🇩🇪".repeat(20));
+        assert_eq!(truncate_keeping_extension(&flags, 14), "🇩🇪.png");
+        let family = "👨\u{200d}👩\u{200d}👧".repeat(10);
+        assert_eq!(
+            truncate_keeping_extension(&family, 30),
+            "👨\u{200d}👩\u{200d}👧"
+        );
+        // An extension longer than what the budget leaves is cut with the rest.
+        assert_eq!(truncate_keeping_extension("abcdef.tar12345", 6), "abcdef");
+        // A single character wider than the budget leaves nothing: the fallback name.
+        assert_eq!(
+            fit_name(&"e\u{301}\u{302}\u{303}\u{304}".repeat(3), 8),
+            "file"
+        );
+    }
+
+    #[test]
+    fn keys_fit_the_stores_key_limit() {
+        // The embedded store's limit for the bucket "s3-direct" (embedded/layout.rs).
+        let policy = KeyPolicy::new("uploads/").with_max_key_bytes(126);
+        for name in [
+            format!("{}.mp4", "a".repeat(300)),
+            format!("{}.mp4", "日".repeat(120)),
+            "é".repeat(100),
+        ] {
+            let key = policy.issue(&name).unwrap();
+            assert!(key.len() <= 126, "{key}");
+            assert_eq!(policy.check(&key).unwrap(), key);
+            let kept = key.rsplit_once('/').unwrap().1;
+            assert!(kept.len() > 70, "{kept}");
+            let clean = sanitize_filename(&name).unwrap();
+            if clean.ends_with(".mp4") {
+                assert!(kept.ends_with(".mp4"), "{kept}");
+            }
+            let stem = kept.trim_end_matches(".mp4");
+            assert!(clean.starts_with(stem), "{kept}");
+        }
+        // A caller prefix takes from the name's share.
+        let key = policy
+            .issue_under("uploads/users/42/", &"x".repeat(300))
+            .unwrap();
+        assert_eq!(key.len(), 126);
+        // A key longer than the store takes was not issued here.
+        let id = "0b6f4f0e-7a4c-4c59-9d0b-2f6f4a1d3c11";
+        let long = format!("uploads/{id}/{}", "x".repeat(82));
+        assert!(KeyPolicy::new("uploads/").check(&long).is_ok());
+        let err = policy.check(&long).unwrap_err();
+        assert!(err.to_string().contains("126-byte key limit"), "{err}");
+        // S3's own limit is the most any store gets.
+        assert_eq!(
+            KeyPolicy::new("a/")
+                .with_max_key_bytes(5000)
+                .max_key_bytes(),
+            S3_MAX_KEY_BYTES
+        );
+    }
+
+    #[test]
+    fn a_prefix_that_leaves_no_room_for_a_name_is_refused() {
+        let policy = KeyPolicy::new("uploads/").with_max_key_bytes(126);
+        let prefix = format!("uploads/{}/", "p".repeat(76));
+        let err = policy.issue_under(&prefix, "a.bin").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidKey);
+        assert!(
+            err.to_string().contains("leaves 4 bytes for the file name"),
+            "{err}"
+        );
+        let fits = format!("uploads/{}/", "p".repeat(70));
+        let key = policy.issue_under(&fits, "a.bin").unwrap();
+        assert!(key.ends_with("/a.bin") && key.len() <= 126, "{key}");
     }
 
     #[test]

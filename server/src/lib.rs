@@ -27,6 +27,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+mod answers;
 pub mod auth;
 pub mod config;
 pub mod embedded;
@@ -197,6 +198,10 @@ pub struct Settings {
     /// Requests per minute per caller (0: no limit) and the burst allowed at once.
     pub rate_per_minute: u32,
     pub rate_burst: u32,
+    /// Requests per minute per client address whose credentials are not known yet (0: no
+    /// limit), and the burst: charged before a webhook call and on every 401.
+    pub unauthenticated_rate_per_minute: u32,
+    pub unauthenticated_rate_burst: u32,
     /// Origins allowed to call the API from another origin (CORS); empty: same origin only.
     pub cors_origins: Vec<String>,
     /// Let those origins send cookies / credentials.
@@ -221,6 +226,8 @@ impl Default for Settings {
             small_file_method: config::SmallFileMethod::Post,
             rate_per_minute: config::DEFAULT_RATE_PER_MINUTE,
             rate_burst: config::DEFAULT_RATE_BURST,
+            unauthenticated_rate_per_minute: config::DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE,
+            unauthenticated_rate_burst: config::DEFAULT_UNAUTHENTICATED_RATE_BURST,
             cors_origins: Vec::new(),
             cors_credentials: false,
             allowed_hosts: Vec::new(),
@@ -242,6 +249,8 @@ impl From<&ServeConfig> for Settings {
             small_file_method: c.small_file_method,
             rate_per_minute: c.rate_limit,
             rate_burst: c.rate_burst,
+            unauthenticated_rate_per_minute: c.unauthenticated_rate_limit,
+            unauthenticated_rate_burst: c.unauthenticated_rate_burst,
             cors_origins: c.cors_origins.clone(),
             cors_credentials: c.cors_credentials,
             allowed_hosts: c.allowed_hosts.clone(),
@@ -263,6 +272,7 @@ struct Shared {
     authorizer: Arc<dyn Authorizer>,
     secrets: UploadSecrets,
     limiter: RateLimiter,
+    address_limiter: RateLimiter,
     metrics: Arc<Metrics>,
     receipts: Arc<ReceiptSigner>,
 }
@@ -295,13 +305,19 @@ impl AppState {
         receipts: Arc<ReceiptSigner>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let keys =
+            KeyPolicy::new(settings.key_prefix.clone()).with_max_key_bytes(store.max_key_bytes());
         let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
         Self {
             inner: Arc::new(Shared {
                 store,
                 metrics,
-                keys: KeyPolicy::new(settings.key_prefix.clone()),
+                keys,
                 limiter: RateLimiter::new(settings.rate_per_minute, settings.rate_burst),
+                address_limiter: RateLimiter::new(
+                    settings.unauthenticated_rate_per_minute,
+                    settings.unauthenticated_rate_burst,
+                ),
                 settings,
                 authorizer,
                 secrets,
@@ -328,6 +344,11 @@ impl AppState {
     /// The per-caller rate limit.
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// The per-address rate limit of requests whose credentials are not known yet.
+    pub fn address_limiter(&self) -> &RateLimiter {
+        &self.inner.address_limiter
     }
 
     /// The store handlers call.
@@ -643,10 +664,11 @@ pub fn security_from_config(
                 "--auth webhook needs --webhook-url, the endpoint of your application that \
                  decides",
             )?;
-            Arc::new(WebhookAuth::new(
-                url,
-                Duration::from_secs(config.webhook_cache_ttl),
-            )?)
+            Arc::new(
+                WebhookAuth::new(url, Duration::from_secs(config.webhook_cache_ttl))?
+                    .deny_ttl(Duration::from_secs(config.webhook_deny_cache_ttl))
+                    .max_in_flight(config.webhook_max_in_flight),
+            )
         }
     };
     let secrets = match &config.upload_secret {
@@ -699,6 +721,9 @@ fn receipt_signer(config: &ServeConfig) -> std::io::Result<ReceiptSigner> {
 pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)
+        .and_then(|s| {
+            ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix).map(|()| s)
+        })
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let receipts = Arc::new(receipt_signer(config)?);
     let state = |store: Arc<dyn Store>| {

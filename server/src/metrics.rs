@@ -232,6 +232,10 @@ impl Store for MeteredStore {
         self.inner.object_location(key)
     }
 
+    fn max_key_bytes(&self) -> usize {
+        self.inner.max_key_bytes()
+    }
+
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {
         let started = Instant::now();
         let r = self.inner.create_multipart(upload).await;

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -30,6 +30,7 @@ use crate::AppState;
 use crate::auth::{Action, CreateDetails, Principal};
 use crate::error::Error;
 use crate::keys::truncate_for_message;
+use crate::ratelimit::Gate;
 use crate::token::{UploadClaims, principal_digest, split_upload_id};
 use crate::validate;
 
@@ -42,7 +43,8 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Authenticates the caller and charges one request to its rate limit.
+/// Authenticates the caller and charges the request to its rate limit (before a webhook call
+/// for credentials not known yet, to the client address's; see `ratelimit.rs`).
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -50,22 +52,17 @@ pub async fn authorize(
     action: Action,
     create: Option<&CreateDetails>,
 ) -> Result<Principal, Error> {
-    let principal = state
+    let gate = Gate::new(
+        state.limiter(),
+        state.address_limiter(),
+        peer,
+        state.authorizer().is_open(),
+    );
+    let outcome = state
         .authorizer()
-        .authorize(headers, action, create)
-        .await?;
-    let bucket = if state.authorizer().is_open() {
-        peer.map_or_else(|| "anonymous".to_owned(), |ip| format!("ip:{ip}"))
-    } else {
-        format!("p:{}", principal.id)
-    };
-    state
-        .limiter()
-        .check(&bucket, Instant::now())
-        .map_err(|wait| Error::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        })?;
-    Ok(principal)
+        .authorize(headers, action, create, &gate)
+        .await;
+    gate.settle(outcome)
 }
 
 /// The full key prefix of `principal`: the server's prefix plus its own.

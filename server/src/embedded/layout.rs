@@ -8,6 +8,12 @@
 //! attributes `.bucket-{b64}.object-{b64}.metadata.json` and its ETag and checksums in
 //! `.bucket-{b64}.object-{b64}.internal.json`. `b64` is base64url without padding. Temporary files
 //! are `.tmp.{name}.internal.part`; s3s-fs removes leftovers of those when it starts.
+//!
+//! Names built from a whole key limit the key (`docs/stores.md`, "Keys"): a file name has at most
+//! 255 bytes on Linux file systems (ext4, xfs, btrfs, tmpfs), and the longest such name is an
+//! upload's attributes file, where the key takes 4 characters per 3 bytes. [`max_key_bytes`] is what that leaves (126
+//! bytes for the bucket `s3-direct`); s3s-fs answers any longer key with an I/O error
+//! (`ENAMETOOLONG`, "File name too long"), which reached clients as `store_unavailable`.
 
 use std::fmt::Display;
 use std::path::{Component, Path, PathBuf};
@@ -94,6 +100,19 @@ impl Layout {
     }
 }
 
+/// Longest file name the data dir's file system takes (`NAME_MAX`).
+const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// Longest key whose files s3s-fs can name in `bucket`: base64url of `n` bytes is `ceil(4n / 3)`
+/// characters, in what the longest name (an upload's attributes file) leaves of 255 bytes.
+pub(crate) fn max_key_bytes(bucket: &str) -> usize {
+    let longest = Layout::new(Path::new(""))
+        .attributes(bucket, "", Some(uuid::Uuid::nil()))
+        .into_os_string()
+        .len();
+    MAX_FILE_NAME_BYTES.saturating_sub(longest) * 3 / 4
+}
+
 fn object_head(bucket: &str, key: &str) -> String {
     format!("{}{}", Layout::attributes_prefix(bucket), encode(key))
 }
@@ -148,6 +167,30 @@ mod tests {
             "{name}"
         );
         assert_ne!(l.temp(), temp);
+    }
+
+    #[test]
+    fn the_longest_key_names_its_longest_file_within_255_bytes() {
+        let name_len = |bucket: &str, key: &str| {
+            let l = Layout::new(Path::new("/data"));
+            let id = uuid::Uuid::new_v4();
+            [
+                l.attributes(bucket, key, Some(id)),
+                l.attributes(bucket, key, None::<&str>),
+                l.internal_info(bucket, key),
+            ]
+            .iter()
+            .map(|p| p.file_name().unwrap().len())
+            .max()
+            .unwrap()
+        };
+        assert_eq!(max_key_bytes("s3-direct"), 126);
+        for bucket in ["s3-direct", "abc", &"b".repeat(63)] {
+            let max = max_key_bytes(bucket);
+            assert!(max >= 72, "{bucket}: {max}");
+            assert!(name_len(bucket, &"k".repeat(max)) <= MAX_FILE_NAME_BYTES);
+            assert!(name_len(bucket, &"k".repeat(max + 1)) > MAX_FILE_NAME_BYTES);
+        }
     }
 
     #[test]

@@ -185,6 +185,7 @@ impl EmbeddedStore {
             &self.credentials.access_key,
             &self.credentials.secret_key,
         )
+        .with_max_key_bytes(layout::max_key_bytes(bucket))
     }
 }
 

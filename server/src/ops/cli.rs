@@ -101,15 +101,18 @@ pub enum UploadsCommand {
     },
     /// Abort every incomplete upload matching the filter and report what was freed.
     ///
-    /// Safe to run twice or from several machines at once: an upload someone else removed first
-    /// counts as already gone.
+    /// Only under --prefix, or else under --key-prefix (the server's own keys); the prefix must
+    /// be non-empty and end with '/' unless --yes is given, so a shared bucket keeps other
+    /// applications' uploads. Safe to run twice or from several machines at once: an upload
+    /// someone else removed first counts as already gone.
     Purge {
         #[command(flatten)]
         filter: FilterArgs,
         /// Only report what would be aborted.
         #[arg(long)]
         dry_run: bool,
-        /// Allow a purge without --older-than or --prefix (it also aborts uploads in progress).
+        /// Allow a purge without --older-than or --prefix (it also aborts uploads in progress),
+        /// and a --prefix that is empty (the whole bucket) or does not end with '/'.
         #[arg(long)]
         yes: bool,
         /// Print JSON instead of text.
@@ -121,7 +124,7 @@ pub enum UploadsCommand {
 /// Which uploads a command is about.
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
-    /// Only uploads whose key starts with this.
+    /// Only uploads whose key starts with this (purge: --key-prefix when absent).
     #[arg(long)]
     pub prefix: Option<String>,
     /// Only uploads started at least this long ago: 30m, 24h, 7d.
@@ -357,9 +360,24 @@ async fn start_embedded(config: &ServeConfig) -> Result<(crate::EmbeddedStore, S
     Ok((embedded, store))
 }
 
+/// `command` with a purge's prefix defaulting to `key_prefix`, the server's own keys, so a purge
+/// never reaches another application's uploads unless asked to. A purge with neither a prefix
+/// nor an age (nor `--yes`) is left as it is, to be refused.
+pub fn purging_under_key_prefix(command: &UploadsCommand, key_prefix: &str) -> UploadsCommand {
+    let mut command = command.clone();
+    if let UploadsCommand::Purge { filter, yes, .. } = &mut command
+        && filter.prefix.is_none()
+        && (filter.older_than.is_some() || *yes)
+    {
+        filter.prefix = Some(key_prefix.to_owned());
+    }
+    command
+}
+
 /// `s3-direct uploads …` with the serve options: against `--endpoint` with the AWS credential
 /// chain, or without it from the embedded store's data dir (`--data-dir`).
 pub async fn run(command: &UploadsCommand, config: &ServeConfig) -> Result<(), String> {
+    let command = &purging_under_key_prefix(command, &config.key_prefix);
     let mut stdout = std::io::stdout().lock();
     let now = SystemTime::now();
     match &config.endpoint {

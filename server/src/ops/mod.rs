@@ -57,9 +57,10 @@ mod tests {
         fake
     }
 
+    /// The uploads of [`many`] at least `d` old.
     fn older_than(d: Duration) -> Filter {
         Filter {
-            prefix: None,
+            prefix: Some("k/".into()),
             older_than: Some(d),
         }
     }
@@ -101,7 +102,11 @@ mod tests {
     async fn filters_by_age_and_prefix() {
         let fake = many(10);
         fake.add("other/x", "ux", now() - 72 * HOUR, &[5]);
-        let old = uploads::list(&fake, &older_than(24 * HOUR), now())
+        let anywhere = |d| Filter {
+            prefix: None,
+            older_than: Some(d),
+        };
+        let old = uploads::list(&fake, &anywhere(24 * HOUR), now())
             .await
             .unwrap();
         assert_eq!(old.len(), 6, "{old:?}");
@@ -117,7 +122,7 @@ mod tests {
         assert_eq!(old_k.len(), 5);
         // Exactly the threshold counts as old enough.
         assert_eq!(
-            uploads::list(&fake, &older_than(HOUR), now())
+            uploads::list(&fake, &anywhere(HOUR), now())
                 .await
                 .unwrap()
                 .len(),
@@ -201,6 +206,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_purge_prefix_must_be_non_empty_and_end_with_a_slash() {
+        let fake = many(4);
+        fake.add("k-other-app/x", "ux", now() - 48 * HOUR, &[9]);
+        let day = |prefix: Option<&str>| Filter {
+            prefix: prefix.map(str::to_owned),
+            older_than: Some(24 * HOUR),
+        };
+        for (prefix, why) in [
+            (None, "whole bucket"),
+            (Some(""), "whole bucket"),
+            (Some("k"), "does not end with '/'"),
+        ] {
+            let err = uploads::purge(&fake, &day(prefix), now(), false, false)
+                .await
+                .unwrap_err();
+            let m = err.to_string();
+            assert!(
+                m.starts_with("refusing to purge: ") && m.contains(why),
+                "{m}"
+            );
+            assert!(
+                m.contains("--prefix uploads/") && m.contains("--yes"),
+                "{m}"
+            );
+        }
+        assert_eq!(fake.len(), 5);
+        let ours = uploads::purge(&fake, &day(Some("k/")), now(), false, false)
+            .await
+            .unwrap();
+        assert_eq!(ours.aborted.len(), 2);
+        assert!(fake.contains("k-other-app/x", "ux"));
+        // --yes: the operator asked for everything the prefix matches.
+        let all = uploads::purge(&fake, &day(Some("k")), now(), false, true)
+            .await
+            .unwrap();
+        assert_eq!(all.aborted.len(), 1);
+    }
+
+    #[test]
+    fn a_purge_without_a_prefix_stays_under_the_key_prefix() {
+        let purge =
+            |prefix: Option<&str>, older_than: Option<Duration>, yes: bool| UploadsCommand::Purge {
+                filter: cli::FilterArgs {
+                    prefix: prefix.map(str::to_owned),
+                    older_than,
+                },
+                dry_run: false,
+                yes,
+                json: false,
+            };
+        let prefix_of = |c: UploadsCommand| match c {
+            UploadsCommand::Purge { filter, .. } => filter.prefix,
+            _ => unreachable!(),
+        };
+        let day = Some(24 * HOUR);
+        let resolved = |c| prefix_of(cli::purging_under_key_prefix(&c, "uploads/"));
+        assert_eq!(
+            resolved(purge(None, day, false)).as_deref(),
+            Some("uploads/")
+        );
+        assert_eq!(
+            resolved(purge(None, None, true)).as_deref(),
+            Some("uploads/")
+        );
+        assert_eq!(
+            resolved(purge(Some("x/"), day, false)).as_deref(),
+            Some("x/")
+        );
+        assert_eq!(resolved(purge(Some(""), day, true)).as_deref(), Some(""));
+        // Neither age nor prefix nor --yes: left unbounded, so purge refuses it.
+        assert_eq!(resolved(purge(None, None, false)), None);
+    }
+
+    #[tokio::test]
     async fn abort_one_reports_a_missing_upload() {
         let fake = many(2);
         let freed = uploads::abort_one(&fake, "k/00001", "u1").await.unwrap();
@@ -256,7 +335,7 @@ mod tests {
         assert_eq!(v["total"]["bytes"], 6);
         let purge = UploadsCommand::Purge {
             filter: cli::FilterArgs {
-                prefix: None,
+                prefix: Some("k/".into()),
                 older_than: Some(24 * HOUR),
             },
             dry_run: false,

@@ -41,6 +41,22 @@ pub struct SweepConfig {
     pub prefix: String,
 }
 
+/// Why the serve options cannot sweep, if they cannot: `--sweep-older-than` sweeps under
+/// `--key-prefix`, which must then be non-empty and end with `/`
+/// ([`uploads::check_sweeping_prefix`]), so a shared bucket keeps other applications' uploads.
+pub fn check_config(sweep_older_than: Option<Duration>, key_prefix: &str) -> Result<(), String> {
+    if sweep_older_than.is_none() {
+        return Ok(());
+    }
+    uploads::check_sweeping_prefix(key_prefix).map_err(|why| {
+        format!(
+            "refusing to sweep: --sweep-older-than aborts old uploads under --key-prefix, and \
+             {why}. Give --key-prefix a prefix of its own ending in '/' (like uploads/), or \
+             leave sweeping to a lifecycle rule (s3-direct bucket setup)"
+        )
+    })
+}
+
 /// What one call of [`Sweeper::sweep_once`] did.
 #[derive(Debug)]
 pub enum SweepOutcome {
@@ -112,11 +128,12 @@ impl Sweeper {
             return SweepOutcome::Skipped;
         };
         let filter = Filter {
-            prefix: Some(self.config.prefix.clone()).filter(|p| !p.is_empty()),
+            prefix: Some(self.config.prefix.clone()),
             older_than: Some(self.config.older_than),
         };
-        // `all`: the age bound keeps uploads in progress safe even with an empty prefix.
-        match uploads::purge(self.admin.as_ref(), &filter, (self.clock)(), false, true).await {
+        // Not `all`: a prefix that would reach other applications' uploads is refused here too,
+        // should a sweeper be built without `check_config`.
+        match uploads::purge(self.admin.as_ref(), &filter, (self.clock)(), false, false).await {
             Ok(report) => {
                 self.metrics
                     .sweep_uploads_aborted
@@ -268,6 +285,46 @@ mod tests {
         assert_eq!(metric(&metrics, "s3direct_sweep_bytes_freed_total"), 35);
         stop.send(()).unwrap();
         task.await.unwrap();
+    }
+
+    #[test]
+    fn a_sweeping_prefix_must_be_non_empty_and_end_with_a_slash() {
+        let day = Some(24 * HOUR);
+        assert!(check_config(day, "uploads/").is_ok());
+        assert!(check_config(day, "a/b/").is_ok());
+        // Not sweeping: any prefix serves.
+        assert!(check_config(None, "").is_ok());
+        let empty = check_config(day, "").unwrap_err();
+        assert!(
+            empty.starts_with("refusing to sweep:") && empty.contains("whole bucket"),
+            "{empty}"
+        );
+        assert!(empty.contains("--key-prefix"), "{empty}");
+        let open = check_config(day, "uploads").unwrap_err();
+        assert!(open.contains(r#"use "uploads/""#), "{open}");
+    }
+
+    #[tokio::test]
+    async fn a_sweeper_built_with_an_empty_prefix_aborts_nothing() {
+        let fake = Arc::new(FakeAdmin::default());
+        fake.add("other-app/c", "uc", base() - 100 * HOUR, &[7]);
+        let metrics = Arc::new(Metrics::new());
+        let sweeper = Sweeper::with_clock(
+            fake.clone(),
+            SweepConfig {
+                prefix: String::new(),
+                ..config()
+            },
+            metrics.clone(),
+            Arc::new(base),
+        );
+        let outcome = sweeper.sweep_once().await;
+        assert!(
+            matches!(outcome, SweepOutcome::Failed(OpsError::Refused(ref m)) if m.contains("whole bucket")),
+            "{outcome:?}"
+        );
+        assert!(fake.contains("other-app/c", "uc"));
+        assert_eq!(metric(&metrics, "s3direct_sweep_errors_total"), 1);
     }
 
     #[test]

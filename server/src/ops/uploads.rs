@@ -264,10 +264,31 @@ impl PurgeReport {
     }
 }
 
+/// Why `prefix` cannot bound a purge or a sweep, if it cannot: it must be non-empty and end with
+/// `/`. An empty prefix is the whole bucket, other applications' uploads included, and `uploads`
+/// also matches `uploads-archive/…` and `uploads2/…`.
+pub fn check_sweeping_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err(
+            "the prefix is empty, which is the whole bucket: it would also abort the uploads of \
+             every other application writing to it"
+                .to_owned(),
+        );
+    }
+    if !prefix.ends_with('/') {
+        return Err(format!(
+            "the prefix {prefix:?} does not end with '/': it would also abort uploads under \
+             {prefix:?} followed by anything, like \"{prefix}-archive/…\"; use \"{prefix}/\""
+        ));
+    }
+    Ok(())
+}
+
 /// Aborts every incomplete upload matching `filter` (with `dry_run`, only reports them).
 ///
-/// Refuses an unbounded filter unless `all` is set: a purge of a whole bucket also kills the
-/// uploads in progress right now.
+/// Refuses, unless `all` is set, an unbounded filter (a purge of a whole bucket also kills the
+/// uploads in progress right now) and a prefix [`check_sweeping_prefix`] refuses (no prefix is
+/// the whole bucket).
 pub async fn purge(
     admin: &dyn MultipartAdmin,
     filter: &Filter,
@@ -282,6 +303,15 @@ pub async fn purge(
              --yes to really abort them all"
                 .to_owned(),
         ));
+    }
+    if !all {
+        check_sweeping_prefix(filter.prefix.as_deref().unwrap_or_default()).map_err(|why| {
+            OpsError::Refused(format!(
+                "refusing to purge: {why}. Pass a --prefix that ends with '/', like \
+                 --prefix uploads/ (the default is --key-prefix), or --yes to purge everything \
+                 it matches"
+            ))
+        })?;
     }
     let found = list(admin, filter, now).await?;
     let before = found.len() as u64;

@@ -166,6 +166,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// URL of the object under `key` as browsers reach it.
     fn object_location(&self, key: &str) -> String;
 
+    /// Longest object key the store takes, in bytes: S3's 1,024 unless it takes fewer (the
+    /// embedded store, which names files after keys). Issued keys are cut to fit.
+    fn max_key_bytes(&self) -> usize {
+        crate::keys::S3_MAX_KEY_BYTES
+    }
+
     /// Starts a multipart upload and returns its upload id.
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError>;
 

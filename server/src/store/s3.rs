@@ -68,6 +68,8 @@ pub struct S3Store {
     /// Signs part URLs directly, without the SDK's per-request pipeline (`None`: a public
     /// endpoint it does not handle; the SDK presigns then).
     part_signer: Option<Arc<sigv4::PartSigner>>,
+    /// Longest key the store behind the endpoint takes ([`Store::max_key_bytes`]).
+    max_key_bytes: usize,
 }
 
 /// Credentials are refreshed this long before they expire, so a URL signed just before a refresh
@@ -223,7 +225,15 @@ impl S3Store {
             creds: None,
             fixed_creds: None,
             part_signer,
+            max_key_bytes: crate::keys::S3_MAX_KEY_BYTES,
         }
+    }
+
+    /// The same store, for an endpoint that takes keys of at most `max` bytes.
+    #[must_use]
+    pub fn with_max_key_bytes(mut self, max: usize) -> Self {
+        self.max_key_bytes = max;
+        self
     }
 
     /// The client that makes API calls (operator commands and tests use it directly).
@@ -392,6 +402,10 @@ impl Store for S3Store {
 
     fn object_location(&self, key: &str) -> String {
         self.object_url(key)
+    }
+
+    fn max_key_bytes(&self) -> usize {
+        self.max_key_bytes
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

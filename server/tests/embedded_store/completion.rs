@@ -14,7 +14,7 @@ use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{
     CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart,
 };
-use s3_direct_server::auth::{Action, Authorizer, CreateDetails, Principal};
+use s3_direct_server::auth::{Action, Admission, Authorizer, CreateDetails, Principal};
 use s3_direct_server::store::{
     Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
     PutSigning,
@@ -79,8 +79,11 @@ impl Authorizer for Limited {
         headers: &HeaderMap,
         action: Action,
         create: Option<&CreateDetails>,
+        admission: &dyn Admission,
     ) -> Result<Principal, Error> {
-        let caller = OpenAuth.authorize(headers, action, create).await?;
+        let caller = OpenAuth
+            .authorize(headers, action, create, admission)
+            .await?;
         Ok(Principal {
             max_size: Some(self.0),
             ..caller

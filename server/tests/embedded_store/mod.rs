@@ -21,6 +21,8 @@ use crate::common::{
     BUCKET, Embedded, anon_upload_id, create, delete, enc, get, post_json, store_id, test_bytes,
 };
 
+mod long_names;
+
 /// PUTs `body` to a presigned URL like a browser would (with an Origin, so CORS applies).
 async fn put(url: &str, body: Vec<u8>) -> reqwest::Response {
     crate::common::http()

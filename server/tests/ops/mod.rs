@@ -280,16 +280,23 @@ async fn the_embedded_store_says_it_cannot_list_uploads() {
     assert_eq!(store.bucket(), "ops-bucket");
 }
 
-/// Runs the binary with no store configured (the embedded one) in a temp dir.
+/// Runs the binary with no store configured (the embedded one) in a temp dir, until it exits
+/// (at most 30 s: these commands do not serve).
 async fn run_embedded(args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+    let child = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
         .args(args)
         .current_dir(dir.path())
         .env("RUST_LOG", "warn")
         .env_remove("S3_DIRECT_ENDPOINT")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
+        .unwrap_or_else(|_| panic!("s3-direct {args:?} is still running after 30 s"))
         .unwrap();
     (
         out.status.success(),
@@ -318,6 +325,41 @@ async fn the_binary_explains_what_it_cannot_or_will_not_do() {
     let (ok, _, stderr) = run_embedded(&["uploads", "purge", "--older-than", "1w"]).await;
     assert!(!ok);
     assert!(stderr.contains("like 30m, 24h or 7d"), "{stderr}");
+}
+
+/// A prefix that sweeps or purges must be non-empty and end with '/': the sweeper is refused at
+/// start, before the embedded store or the listener, and a purge before it lists anything.
+#[tokio::test]
+async fn the_binary_refuses_to_sweep_or_purge_under_a_prefix_that_reaches_other_apps() {
+    for prefix in ["", "uploads"] {
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--key-prefix",
+            prefix,
+            "--sweep-older-than",
+            "7d",
+        ];
+        let (ok, stdout, stderr) = run_embedded(&args).await;
+        assert!(!ok && stdout.is_empty(), "{prefix:?}: {stdout}");
+        assert!(
+            stderr.contains(
+                "error: refusing to sweep: --sweep-older-than aborts old uploads under --key-prefix"
+            ),
+            "{prefix:?}: {stderr}"
+        );
+        let purge = ["uploads", "purge", "--prefix", prefix, "--older-than", "7d"];
+        let (ok, _, stderr) = run_embedded(&purge).await;
+        assert!(!ok);
+        assert!(
+            stderr.contains("error: refusing to purge: the prefix"),
+            "{prefix:?}: {stderr}"
+        );
+    }
+    let (ok, _, stderr) =
+        run_embedded(&["--key-prefix", "", "uploads", "purge", "--older-than", "7d"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("whole bucket"), "{stderr}");
 }
 
 /// Without --endpoint the commands say the embedded store cannot list uploads and read its data

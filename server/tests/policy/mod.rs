@@ -23,6 +23,8 @@ use crate::common::{Reply, enc, send, store_id, test_secrets};
 
 mod content_types;
 mod hosts;
+mod not_before;
+mod webhook_flood;
 
 const JWT_SECRET: &[u8] = b"jwt-secret-jwt-secret-jwt-secret!";
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
