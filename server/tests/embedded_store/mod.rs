@@ -90,6 +90,23 @@ async fn complete(
     .await
 }
 
+/// The claims of `receipt`, verified as a backend does: with the key its `kid` names in the JWK
+/// Set the server publishes.
+async fn verified_receipt(e: &Embedded, receipt: Option<&str>) -> s3_direct_server::ReceiptClaims {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+    let receipt = receipt.expect("a completion answers a receipt");
+    let jwks: JwkSet = get(&e.app, "/.well-known/jwks.json").await.ok();
+    let kid = jsonwebtoken::decode_header(receipt).unwrap().kid.unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the kid is published")).unwrap();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&["s3-direct"]);
+    validation.set_required_spec_claims(&["iss", "sub", "iat"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode(receipt, &key, &validation)
+        .unwrap()
+        .claims
+}
+
 async fn get_object(e: &Embedded, key: &str) -> (Vec<u8>, Option<String>) {
     let out =
         e.s3.client()
@@ -173,6 +190,20 @@ async fn full_multipart_upload_through_presigned_urls() {
         "{}",
         done.location
     );
+    let receipt = verified_receipt(&e, done.receipt.as_deref()).await;
+    assert_eq!(
+        (receipt.key.as_str(), receipt.size, receipt.etag.as_str()),
+        (key.as_str(), done.size, done.etag.as_str())
+    );
+    assert_eq!(
+        (
+            receipt.bucket.as_str(),
+            receipt.sub.as_str(),
+            receipt.content_type.as_str()
+        ),
+        (BUCKET, "anonymous", "video/mp4")
+    );
+    assert_eq!(receipt.upload_id, store_id(&upload_id));
 
     let (stored, content_type) = get_object(&e, &key).await;
     assert_eq!(stored.len(), data.len());
