@@ -277,7 +277,8 @@ pub struct CompleteRequest {
 /// Answer to [`CompleteRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompleteResponse {
-    /// URL of the object (as the store reports it, or built from the public endpoint).
+    /// URL of the object, built from the address browsers use (`--public-endpoint`, else
+    /// `--endpoint`), not taken from the store's answer, so a retried completion answers the same.
     pub location: String,
     pub key: String,
     pub bucket: String,

@@ -190,9 +190,12 @@ pub async fn finish(
     if done.checksum.is_some() {
         object.checksum = done.checksum;
     }
+    // The location is built from the address browsers use, never the store's own answer (Garage
+    // names its `root_domain` there), so a retried completion answers the same.
+    let location = store.object_location(&object.key);
     Ok(Finished {
         object,
-        location: done.location,
+        location,
         earlier: false,
     })
 }
