@@ -120,7 +120,12 @@ export interface UploaderOptions {
     retryDelay?: number;
     /** Longest wait between two attempts in milliseconds (a `Retry-After` may be longer). Default 30000. */
     maxRetryDelay?: number;
-    /** Milliseconds without bytes moving after which a part is aborted and retried; 0 never. Default 30000. */
+    /**
+     * Milliseconds without bytes moving after which a part is aborted and retried, whatever the
+     * link; 0 never. Default: adapted to the link, five times the longest gap between progress
+     * events the uploads saw in the last 30 s, at least 4 s and at most 30 s (30 s for a part
+     * still waiting for its connection, or for the store's answer after its last byte).
+     */
     stallTimeout?: number;
     /**
      * Keep a resume record in IndexedDB and, when the same file (same name, size, modification
