@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use s3_direct::engine::stall::STALL_FLOOR_MS;
 use s3_direct::engine::{
-    Clock, DEFAULT_STALL_TIMEOUT_MS, RetryPolicy, StallTimeout, UploadOptions,
+    Clock, DEFAULT_STALL_TIMEOUT_MS, RetryPolicy, StallDetector, StallTimeout, UploadOptions,
 };
 use s3_direct_protocol::limits::MIB;
 
@@ -195,4 +195,29 @@ fn a_stalled_part_that_gives_up_names_how_long_it_was_silent() {
     let e = h.error();
     assert_eq!((e.code(), e.part()), ("stalled", Some(1)));
     assert_eq!(e.to_string(), "part 1 of 1: no bytes moved for 4 s");
+}
+
+#[test]
+fn a_part_waiting_behind_another_uploads_requests_is_not_a_stall() {
+    // Two uploads of one queue share what they see of the link: upload A's part moves for a
+    // minute while upload B's part, queued by the browser behind A's requests, sends nothing.
+    let detector = StallDetector::new();
+    let mut a = Harness::sharing_stalls(size_of(1), options(1), detector.clone());
+    let mut b = Harness::sharing_stalls(size_of(1), options(1), detector);
+    // An upload judging stalls on its own knows nothing of A.
+    let mut alone = Harness::start(size_of(1), options(1), Script::default());
+    for h in [&mut a, &mut b, &mut alone] {
+        h.run();
+    }
+    let mut sent = 0;
+    for _ in 0..120 {
+        for h in [&mut a, &mut b, &mut alone] {
+            h.advance(500.0);
+        }
+        sent += 16 << 10;
+        a.sent(1, sent);
+    }
+    assert_eq!(b.pending(), [1], "waiting behind A, not stalled");
+    assert!(b.sink.dropped().is_empty());
+    assert_eq!(alone.sink.dropped(), [1], "stalled after 30 s");
 }
