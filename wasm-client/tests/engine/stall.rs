@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use s3_direct::engine::stall::STALL_FLOOR_MS;
+use s3_direct::engine::stall::{GAP_FACTOR, STALL_FLOOR_MS};
 use s3_direct::engine::{
     Clock, DEFAULT_STALL_TIMEOUT_MS, RetryPolicy, StallDetector, StallTimeout, UploadOptions,
 };
@@ -106,17 +106,22 @@ fn sparse_but_regular_progress_is_not_a_stall() {
 
 #[test]
 fn gaps_a_slow_link_showed_keep_a_later_quiet_spell_from_counting_as_a_stall() {
-    // Gaps of 5 s seen on part 1, then part 2 is quiet for 20 s: five times the link's gap is
-    // 25 s, so it is left alone.
+    // Gaps of 5 s seen, then both parts are quiet: a stall only after several times 5 s.
     let mut h = Harness::start(size_of(2), options(2), Script::default());
     h.run();
     let mut sent = Sent::default();
     sent.moving(&mut h, &[1, 2], 5_000.0, 2, MIB);
-    h.advance(20_000.0);
+    let quiet = 5_000.0 * GAP_FACTOR;
+    assert!(quiet > 3.0 * STALL_FLOOR_MS);
+    h.advance(quiet - 1.0);
     assert_eq!(h.pending(), [1, 2]);
     assert!(h.sink.dropped().is_empty());
-    h.advance(5_000.0);
-    assert_eq!(h.sink.dropped(), [1, 2], "25 s of silence is a stall here");
+    h.advance(1.0);
+    assert_eq!(
+        h.sink.dropped(),
+        [1, 2],
+        "a silence that long is a stall here"
+    );
 }
 
 #[test]
