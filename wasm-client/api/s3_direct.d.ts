@@ -122,8 +122,8 @@ export interface UploaderOptions {
     maxRetryDelay?: number;
     /**
      * Milliseconds without bytes moving after which a part is aborted and retried, whatever the
-     * link; 0 never. Default: adapted to the link, four times the longest gap between progress
-     * events the uploads saw in the last 30 s, at least 4 s and at most 30 s (30 s for a part
+     * link; 0 never. Default: adapted to the link, four times the longest of the latest 64 gaps
+     * between progress events the uploads saw, at least 4 s and at most 30 s (30 s for a part
      * still waiting for its connection; for the store's answer after its last byte, 30 s plus
      * the time it took to send).
      */

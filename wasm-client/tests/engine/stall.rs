@@ -110,7 +110,7 @@ fn gaps_a_slow_link_showed_keep_a_later_quiet_spell_from_counting_as_a_stall() {
     let mut h = Harness::start(size_of(2), options(2), Script::default());
     h.run();
     let mut sent = Sent::default();
-    sent.moving(&mut h, &[1, 2], 5_000.0, 2, MIB);
+    sent.moving(&mut h, &[1, 2], 5_000.0, 6, MIB / 2);
     let quiet = 5_000.0 * GAP_FACTOR;
     assert!(quiet > 3.0 * STALL_FLOOR_MS);
     h.advance(quiet - 1.0);
