@@ -12,9 +12,10 @@
 //!
 //! An attempt's first gap does not count: its first events come as fast as the operating
 //! system's buffers fill, whatever the link, and the first gap on a slow link is where those
-//! buffers start to drain. Through the test proxy throttled to 170 KB/s per PUT, counting it
-//! made fresh attempts judge the link by their own 0.1 s gaps and abort their parts at the first
-//! 8.6 s drain gap, over and over (22 PUTs for 8 parts). For the same reason the timeout adapts
+//! buffers start to drain. Counting it, a clean 64 MiB upload through the test proxy throttled
+//! to 170 KB/s per PUT once sent 22 PUTs for 8 parts (fresh attempts can judge the link by their
+//! own 0.1 s gaps, then abort at the first 8.6 s drain gap); without, 8. For the same reason the
+//! timeout adapts
 //! only once [`MIN_GAPS`] gaps were seen, and the window is a number of gaps, not a time: a slow
 //! link's gaps are few, and must not be forgotten while its parts' bytes drain.
 //!
