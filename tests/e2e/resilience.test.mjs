@@ -6,8 +6,9 @@ import { launchBrowser } from '../lib/browser.mjs';
 import { tempDir } from '../lib/files.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import {
-  offlineThenOnline, pauseAndResume, randomFaults, reloadAndChooseAgain, reopenFromStoredHandle,
-  resignsShortLivedUrls, stalledPartIsRetried, survivesServerRestart,
+  defaultStallIsCaughtInSeconds, offlineThenOnline, pauseAndResume, randomFaults,
+  reloadAndChooseAgain, reopenFromStoredHandle, resignsShortLivedUrls, stalledPartIsRetried,
+  survivesServerRestart,
 } from '../lib/resilience.mjs';
 import { s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
@@ -61,6 +62,13 @@ describe('embedded store behind a fault-injecting proxy', () => {
 
   it('a part whose bytes stop moving is aborted after the stall timeout and sent again', async () => {
     await stalledPartIsRetried({ browser, server, proxy, s3, bucket });
+  });
+
+  it('with default settings a stalled part of a 256 MiB upload is sent again within 10 s', async (t) => {
+    const { resentAfterMs, othersResent } = await defaultStallIsCaughtInSeconds({
+      browser, server, proxy, s3, bucket,
+    });
+    t.diagnostic(`sent again ${resentAfterMs} ms after the stall began; ${othersResent} other parts sent twice`);
   });
 
   it('with 5 s URLs on a throttled link the upload completes by re-signing', async () => {

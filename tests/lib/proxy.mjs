@@ -44,7 +44,7 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     decide,
     throttle,
     enforceExpiry,
-    /** Every part PUT seen: { part, uploadId, action, outcome } in arrival order. */
+    /** Every part PUT seen: { part, uploadId, at, action, outcome } in arrival order (`at`: ms since the epoch). */
     log: [],
     held: [],
     sockets: new Set(),
@@ -56,7 +56,11 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     const isPart = req.method === 'PUT' && part !== null && url.searchParams.has('uploadId');
     if (!isPart) return forward(req, res, {});
     const entry = {
-      part: Number(part), uploadId: url.searchParams.get('uploadId'), action: 'pass', outcome: 'pending',
+      part: Number(part),
+      uploadId: url.searchParams.get('uploadId'),
+      at: Date.now(),
+      action: 'pass',
+      outcome: 'pending',
     };
     state.log.push(entry);
     if (state.enforceExpiry) {

@@ -396,6 +396,48 @@ export async function stalledPartIsRetried({ browser, server, proxy, s3, bucket 
 }
 
 /**
+ * With default settings, one part of a 256 MiB upload stops moving (the proxy holds its request
+ * for longer than the test lasts): the stall timeout adapts to the fast link, so the part is
+ * sent again within seconds of the stall's start instead of after 30 s. Returns the time from
+ * the held request's arrival at the proxy to the arrival of its next attempt, in ms, and how
+ * many other parts were sent more than once.
+ */
+export async function defaultStallIsCaughtInSeconds({ browser, server, proxy, s3, bucket }) {
+  const dir = await tempDir();
+  const file = await randomFile(dir, 'default-stall.bin', 256 * MiB);
+  const stalled = 8; // of 16 parts of 16 MiB: in the second round of six
+  let held = false;
+  proxy.decide = ({ part }) => {
+    if (part !== stalled || held) return undefined;
+    held = true;
+    return { hold: true };
+  };
+  const page = await openDemo(browser, server.url);
+  const from = proxy.log.length; // the proxy may have served earlier tests
+  try {
+    await page.setInputFiles('#picker', file.path);
+    const row = await waitForRow(page, file.name, { timeout: 120_000 });
+    await expectStored(s3, bucket, row, file);
+    const log = proxy.log.slice(from);
+    const puts = log.filter((e) => e.part === stalled);
+    assert.ok(puts.length >= 2, 'the stalled part was sent again');
+    assert.equal(puts[0].outcome, 'pending', 'its first PUT never got an answer');
+    const resentAfterMs = puts[1].at - puts[0].at;
+    // The floor is 4 s and the first retry waits 0.5–1 s; 10 s leaves room for a loaded machine.
+    assert.ok(resentAfterMs < 10_000, `the stalled part was sent again after ${resentAfterMs} ms`);
+    const counts = new Map();
+    for (const e of log) counts.set(e.part, (counts.get(e.part) ?? 0) + 1);
+    const othersResent = [...counts].filter(([p, n]) => p !== stalled && n > 1).length;
+    assert.deepEqual(page.pageErrors, []);
+    return { resentAfterMs, othersResent };
+  } finally {
+    proxy.decide = () => undefined;
+    proxy.dropHeld();
+    await page.close();
+  }
+}
+
+/**
  * Chromium's stored file handles: a file (written to the origin-private file system, whose
  * handles need no permission prompt) is enqueued with its handle, the page reloads half-way, and
  * the file is reopened from the "Interrupted uploads" list instead of being chosen again.

@@ -120,7 +120,13 @@ export interface UploaderOptions {
     retryDelay?: number;
     /** Longest wait between two attempts in milliseconds (a `Retry-After` may be longer). Default 30000. */
     maxRetryDelay?: number;
-    /** Milliseconds without bytes moving after which a part is aborted and retried; 0 never. Default 30000. */
+    /**
+     * Milliseconds without bytes moving after which a part is aborted and retried, whatever the
+     * link; 0 never. Default: adapted to the link, four times the longest of the latest 64 gaps
+     * between progress events the uploads saw, at least 4 s and at most 30 s (30 s for a part
+     * still waiting for its connection; for the store's answer after its last byte, 30 s plus
+     * the time it took to send).
+     */
     stallTimeout?: number;
     /**
      * Keep a resume record in IndexedDB and, when the same file (same name, size, modification

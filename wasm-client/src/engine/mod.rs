@@ -15,6 +15,7 @@ pub mod resume;
 pub mod retry;
 mod signing;
 pub mod slots;
+pub mod stall;
 pub mod upload;
 
 pub use control::{Control, RunState, Watch};
@@ -30,6 +31,7 @@ pub use queue::{
 pub use resume::{Fingerprint, RecordedPart, ResumeRecord, ResumeStore};
 pub use retry::RetryPolicy;
 pub use slots::{Slot, Slots};
+pub use stall::{DEFAULT_STALL_TIMEOUT_MS, PartWatch, StallDetector, StallTimeout};
 pub use upload::{
     ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, ServerChecksum, UploadOptions,
     UploadResult, hash_deadline_ms,

@@ -4,12 +4,13 @@
 //! once the store has assembled the object (the last part being stored is not the end: complete
 //! can still fail). Until then bytes and parts are held one short of the total.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::{Rc, Weak};
 
 use super::ports::Clock;
+use super::stall::PartWatch;
 
 /// Speed is measured over this much recent history, so it follows changes in bandwidth within
 /// seconds but does not jitter with every progress event.
@@ -67,13 +68,6 @@ impl Phase {
     }
 }
 
-/// When one PUT attempt last moved bytes, and how many it has sent; read by the stall watchdog.
-#[derive(Debug, Default)]
-pub(crate) struct Activity {
-    pub(crate) last_ms: Cell<f64>,
-    pub(crate) bytes: Cell<u64>,
-}
-
 /// Handed to a [`PartSink`](super::PartSink) with each PUT, to report how many bytes of that part
 /// have been sent. Cheap to clone, and `'static`, so it can live in a browser event handler.
 #[derive(Debug, Clone)]
@@ -82,7 +76,8 @@ pub struct PartProgress {
     // caller's callback) alive.
     reporter: Weak<Reporter>,
     part: u32,
-    activity: Rc<Activity>,
+    /// The attempt's stall watch: fed here, read by the stall watchdog.
+    watch: Rc<PartWatch>,
 }
 
 impl PartProgress {
@@ -92,10 +87,7 @@ impl PartProgress {
         if let Some(reporter) = self.reporter.upgrade()
             && let Some(now) = reporter.part_sent(self.part, bytes)
         {
-            self.activity.last_ms.set(now);
-            self.activity
-                .bytes
-                .set(self.activity.bytes.get().max(bytes));
+            self.watch.progress(bytes, now);
         }
     }
 
@@ -142,17 +134,14 @@ impl Reporter {
         })
     }
 
-    /// A handle for the PUT of `part` (`len` bytes), which starts now, and the attempt's activity.
-    pub(crate) fn start_part(self: &Rc<Self>, part: u32, len: u64) -> (PartProgress, Rc<Activity>) {
-        self.tracker.borrow_mut().start(part, len);
-        let activity = Rc::new(Activity::default());
-        activity.last_ms.set(self.clock.now_ms());
-        let handle = PartProgress {
+    /// A handle for the PUT of `part`, which starts now, reporting to `watch` too.
+    pub(crate) fn start_part(self: &Rc<Self>, part: u32, watch: Rc<PartWatch>) -> PartProgress {
+        self.tracker.borrow_mut().start(part, watch.size());
+        PartProgress {
             reporter: Rc::downgrade(self),
             part,
-            activity: activity.clone(),
-        };
-        (handle, activity)
+            watch,
+        }
     }
 
     /// Records bytes sent; returns the time if the part moved.
@@ -427,6 +416,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::engine::stall::{StallDetector, StallTimeout};
 
     #[derive(Default)]
     struct TestClock(Cell<f64>);
@@ -437,6 +427,11 @@ mod tests {
         fn sleep(&self, _ms: f64) -> futures::future::LocalBoxFuture<'static, ()> {
             Box::pin(futures::future::pending())
         }
+    }
+
+    /// A watch for a PUT of `len` bytes, started at 0.
+    fn watch(len: u64) -> Rc<PartWatch> {
+        StallDetector::new().watch(StallTimeout::Adaptive, len, 0.0)
     }
 
     fn reporter(
@@ -497,7 +492,7 @@ mod tests {
     #[test]
     fn bytes_sent_is_clamped_per_part_and_never_goes_back() {
         let (r, clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60).0;
+        let p1 = r.start_part(1, watch(60));
         p1.sent(10);
         clock.0.set(1.0);
         p1.sent(5);
@@ -509,8 +504,8 @@ mod tests {
     #[test]
     fn nothing_reaches_the_total_before_finish() {
         let (r, _clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60).0;
-        let p2 = r.start_part(2, 40).0;
+        let p1 = r.start_part(1, watch(60));
+        let p2 = r.start_part(2, watch(40));
         p1.sent(60);
         p2.sent(40);
         r.part_done(2);
@@ -527,7 +522,7 @@ mod tests {
     #[test]
     fn byte_reports_are_throttled_but_stored_parts_always_report() {
         let (r, clock, seen) = reporter(1000, 2, 100.0);
-        let p1 = r.start_part(1, 500).0;
+        let p1 = r.start_part(1, watch(500));
         p1.sent(1);
         p1.sent(2);
         clock.0.set(50.0);
@@ -544,7 +539,7 @@ mod tests {
     #[test]
     fn late_reports_for_a_finished_part_are_ignored() {
         let (r, _clock, seen) = reporter(100, 2, 0.0);
-        let p1 = r.start_part(1, 60).0;
+        let p1 = r.start_part(1, watch(60));
         r.part_done(1);
         p1.sent(30);
         assert_eq!(seen.borrow().len(), 1);
@@ -555,7 +550,7 @@ mod tests {
     fn eta_follows_speed() {
         let (r, clock, seen) = reporter(10_000, 1, 0.0);
         r.report();
-        let p1 = r.start_part(1, 10_000).0;
+        let p1 = r.start_part(1, watch(10_000));
         clock.0.set(1000.0);
         p1.sent(2000);
         let last = *seen.borrow().last().unwrap();
@@ -568,15 +563,13 @@ mod tests {
     fn a_retried_part_never_takes_progress_or_speed_back() {
         let (r, clock, seen) = reporter(1000, 2, 0.0);
         r.report();
-        let (p1, activity) = r.start_part(1, 500);
+        let first = watch(500);
+        let p1 = r.start_part(1, first.clone());
         clock.0.set(1000.0);
         p1.sent(400);
-        assert_eq!(
-            (activity.bytes.get(), activity.last_ms.get()),
-            (400, 1000.0)
-        );
+        assert_eq!((first.sent(), first.last_ms()), (400, 1000.0));
         r.abandon_part(1);
-        let (p1, _) = r.start_part(1, 500);
+        let p1 = r.start_part(1, watch(500));
         clock.0.set(2000.0);
         p1.sent(100);
         clock.0.set(3000.0);
@@ -594,7 +587,7 @@ mod tests {
     #[test]
     fn a_dropped_upload_ignores_its_handles() {
         let (r, _clock, seen) = reporter(100, 1, 0.0);
-        let p1 = r.start_part(1, 100).0;
+        let p1 = r.start_part(1, watch(100));
         drop(r);
         p1.sent(50);
         assert!(seen.borrow().is_empty());

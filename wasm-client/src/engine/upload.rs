@@ -9,8 +9,10 @@
 //!   again; an expired URL is re-signed at once without counting as a failure (at most
 //!   [`MAX_RESIGNS`] times in a row); anything else fails the upload at once;
 //! - a URL whose lifetime ends within the re-sign margin is not used but re-signed first;
-//! - a part whose bytes stop moving for `stall_timeout_ms` is aborted and retried (this is also
-//!   what un-hangs an upload after the laptop slept);
+//! - a part whose bytes stop moving is aborted and retried (this is also what un-hangs an upload
+//!   after the laptop slept): by default once it has been silent several times longer than the
+//!   link's recent gaps between progress events, within 4 to 30 s ([`StallDetector`]), or for
+//!   the fixed `stall_timeout` the caller chose;
 //! - calls to the signing server are retried like PUTs on network errors and 5xx, so a restarting
 //!   server does not fail an upload;
 //! - pause, and the device going offline, abort the PUTs in flight and wait; failures while
@@ -47,13 +49,14 @@ use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
 use super::ports::{
     AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
 };
-use super::progress::{Activity, PartProgress, Phase, ProgressCallback, Reporter};
+use super::progress::{PartProgress, Phase, ProgressCallback, Reporter};
 use super::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, RecordedPart, ResumeRecord, ResumeStore, reconcile,
 };
 use super::retry::{Random, RetryPolicy, XorShift};
 use super::signing::{SignedUrl, batch_size};
 use super::slots::{Slot, Slots, Take};
+use super::stall::{PartWatch, StallDetector, StallTimeout};
 
 /// Parallel PUTs unless configured otherwise: what Chromium allows per origin over HTTP/1.1.
 pub const DEFAULT_CONCURRENCY: usize = 6;
@@ -63,11 +66,10 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// Least time between two progress reports caused by bytes sent (a browser fires an upload
 /// progress event about every 50 ms per request; a page needs far fewer).
 pub const DEFAULT_PROGRESS_INTERVAL_MS: f64 = 100.0;
-/// A part whose bytes have not moved for this long is aborted and retried.
-pub const DEFAULT_STALL_TIMEOUT_MS: f64 = 30_000.0;
-
 /// How long a checksum of `bytes` may take before it is given up and asked for again (after
-/// [`Checksummer::restart`]), or `None` when `stall_timeout_ms` is 0 (no stall watchdog).
+/// [`Checksummer::restart`]), or `None` when `stall_timeout_ms` is 0 (no stall watchdog). Pass
+/// [`StallTimeout::ceiling_ms`]: hashing is not measured by the link's gaps, so an adaptive
+/// stall timeout gives its ceiling (30 s) here.
 ///
 /// A checksum that never answers would otherwise hold the upload for ever: the uploads it
 /// protects cannot start without it. It was seen once in a benchmark run, a 4 GiB upload whose
@@ -108,8 +110,9 @@ pub struct UploadOptions {
     pub progress_interval_ms: f64,
     /// When and how often to try again.
     pub retry: RetryPolicy,
-    /// Milliseconds without bytes moving after which a part PUT is aborted and retried; 0 never.
-    pub stall_timeout_ms: f64,
+    /// How long a part PUT may move no bytes before it is aborted and retried: adapted to the
+    /// link (the default), or fixed.
+    pub stall_timeout: StallTimeout,
     /// Milliseconds of lifetime a URL must have left to be used (see
     /// [`DEFAULT_RESIGN_MARGIN_MS`]).
     pub resign_margin_ms: f64,
@@ -168,7 +171,7 @@ impl Default for UploadOptions {
             concurrency: DEFAULT_CONCURRENCY,
             progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
             retry: RetryPolicy::default(),
-            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            stall_timeout: StallTimeout::Adaptive,
             resign_margin_ms: DEFAULT_RESIGN_MARGIN_MS,
             checksum: ChecksumChoice::Auto,
             single_put_threshold: 0,
@@ -199,7 +202,7 @@ impl UploadOptions {
             )));
         }
         for (name, v) in [
-            ("stall timeout", self.stall_timeout_ms),
+            ("stall timeout", self.stall_timeout.ceiling_ms()),
             ("re-sign margin", self.resign_margin_ms),
         ] {
             if !v.is_finite() || v < 0.0 {
@@ -276,6 +279,9 @@ pub struct Engine<S, P> {
     server_checksum: Option<Rc<ServerChecksum>>,
     /// The queue's shared PUT slots; `None` limits only this upload's own PUTs.
     slots: Option<Slots>,
+    /// What the PUTs have shown of the link, for the stall watchdog; shared with other uploads
+    /// through [`Engine::with_stall_detector`].
+    stall: Rc<StallDetector>,
     options: UploadOptions,
 }
 
@@ -305,7 +311,8 @@ impl From<Error> for Stop {
 enum PutOutcome {
     Stored(Option<String>),
     Failed(PutError),
-    Stalled,
+    /// No bytes moved for this many milliseconds.
+    Stalled(u64),
 }
 
 struct PutDone {
@@ -360,8 +367,17 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             checksummer: None,
             server_checksum: None,
             slots: None,
+            stall: StallDetector::new(),
             options,
         }
+    }
+
+    /// Judges stalls with what `detector` has seen of the link: share one between the uploads of
+    /// a queue (or of one page), so a part waiting behind another upload's requests is known to
+    /// be queued, and a new upload starts with what the others measured.
+    pub fn with_stall_detector(mut self, detector: Rc<StallDetector>) -> Self {
+        self.stall = detector;
+        self
     }
 
     /// Takes a slot from `slots` for every PUT, on top of this upload's own concurrency limit:
@@ -748,6 +764,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let retry = self.options.retry;
         let mut signed: Option<(SinglePutParams, SignedUrl)> = None;
         let mut a = Attempts::default();
+        let mut stalled_ms = 0;
         loop {
             self.hold(Some(control), &reporter, Phase::Uploading)
                 .await?;
@@ -810,10 +827,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     }
                 }
             };
-            let (progress, activity) = reporter.start_part(1, file.size);
+            let watch = self.watch(file.size);
+            let progress = reporter.start_part(1, watch.clone());
             a.tries += 1;
             let again = url.clone();
-            let mut put = pin!(self.put(1, url, whole.clone(), progress, activity));
+            let mut put = pin!(self.put(1, url, whole.clone(), progress, watch));
             let done = loop {
                 match future::select(put.as_mut(), pin!(self.changed(Some(control)))).await {
                     Either::Left((done, _)) => break Some(done),
@@ -861,7 +879,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     });
                 }
                 PutOutcome::Failed(e) => Some(e),
-                PutOutcome::Stalled => None,
+                PutOutcome::Stalled(ms) => {
+                    stalled_ms = ms;
+                    None
+                }
             };
             reporter.abandon_part(1);
             if bytes > a.best {
@@ -891,7 +912,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 FailureClass::Fatal => true,
             };
             if give_up {
-                return Err(self.part_error(1, 0, failure, a.tries));
+                return Err(part_error(1, 0, failure, a.tries, stalled_ms));
             }
             if class == FailureClass::Expired {
                 // `signed` stays empty: the next round asks for a fresh URL.
@@ -925,7 +946,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         self.hold(Some(control), reporter, Phase::Uploading).await?;
         let mut tries = 0;
         loop {
-            let deadline = hash_deadline_ms(self.options.stall_timeout_ms, size);
+            let deadline = hash_deadline_ms(self.options.stall_timeout.ceiling_ms(), size);
             let timer = deadline.map(|ms| self.clock.sleep(ms));
             match within(summer.checksum(algorithm, 0..size), timer).await {
                 Some(answer) => {
@@ -1056,6 +1077,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             }
         }
         let mut attempts: BTreeMap<u32, Attempts> = BTreeMap::new();
+        // How long each part's last stalled attempt was silent, for the error if it gives up.
+        let mut stalled_ms: BTreeMap<u32, u64> = BTreeMap::new();
         // Parts being PUT, with a copy of their URL to use again if the PUT is paused.
         let mut in_flight: BTreeMap<u32, SignedUrl> = BTreeMap::new();
         let mut puts: FuturesUnordered<LocalBoxFuture<'_, PutDone>> = FuturesUnordered::new();
@@ -1138,10 +1161,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 // `launch` only holds parts with a URL.
                 let url = urls.remove(&part).unwrap();
                 let range = plan.range(part);
-                let (progress, activity) = reporter.start_part(part, range.end - range.start);
+                let watch = self.watch(range.end - range.start);
+                let progress = reporter.start_part(part, watch.clone());
                 attempts.entry(part).or_default().tries += 1;
                 in_flight.insert(part, url.clone());
-                let put = self.put(part, url, range, progress, activity);
+                let put = self.put(part, url, range, progress, watch);
                 puts.push(Box::pin(async move {
                     // The slot is held until the PUT ends or is dropped.
                     let _slot = slot;
@@ -1381,7 +1405,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                             }));
                         }
                         PutOutcome::Failed(e) => Some(e),
-                        PutOutcome::Stalled => None,
+                        PutOutcome::Stalled(ms) => {
+                            stalled_ms.insert(part, ms);
+                            None
+                        }
                     };
                     reporter.abandon_part(part);
                     let a = attempts.entry(part).or_default();
@@ -1417,11 +1444,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         FailureClass::Fatal => true,
                     };
                     if give_up {
-                        return Err(Stop::Failed(self.part_error(
+                        let stalled = stalled_ms.get(&part).copied().unwrap_or_default();
+                        return Err(Stop::Failed(part_error(
                             part,
                             parts_total,
                             failure,
                             a.tries,
+                            stalled,
                         )));
                     }
                     if class == FailureClass::Expired {
@@ -1470,7 +1499,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         part: u32,
     ) -> LocalBoxFuture<'static, Hashed> {
         let sum = summer.checksum(algorithm, plan.range(part));
-        let deadline = hash_deadline_ms(self.options.stall_timeout_ms, plan.part_len(part));
+        let deadline =
+            hash_deadline_ms(self.options.stall_timeout.ceiling_ms(), plan.part_len(part));
         let timer = deadline.map(|ms| self.clock.sleep(ms));
         Box::pin(async move { (part, within(sum, timer).await) })
     }
@@ -1509,39 +1539,20 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             .collect()
     }
 
-    /// The error that ends the upload because of `part`.
-    fn part_error(&self, part: u32, parts: u32, failure: Option<PutError>, attempts: u32) -> Error {
-        match failure {
-            Some(PutError::Status { status, body, .. }) => Error::PartStatus {
-                part,
-                parts,
-                status,
-                body,
-                attempts,
-            },
-            Some(PutError::Network(message)) => Error::PartNetwork {
-                part,
-                parts,
-                message,
-                attempts,
-            },
-            None => Error::PartStalled {
-                part,
-                parts,
-                stall_ms: self.options.stall_timeout_ms as u64,
-                attempts,
-            },
-        }
+    /// A stall watch for a PUT of `len` bytes starting now.
+    fn watch(&self, len: u64) -> Rc<PartWatch> {
+        self.stall
+            .watch(self.options.stall_timeout, len, self.clock.now_ms())
     }
 
-    /// One PUT of `part`, abandoned when its bytes stop moving for the stall timeout.
+    /// One PUT of `part`, abandoned when `watch` finds it stalled.
     async fn put(
         &self,
         part: u32,
         url: SignedUrl,
         range: Range<u64>,
         progress: PartProgress,
-        activity: Rc<Activity>,
+        watch: Rc<PartWatch>,
     ) -> PutDone {
         let outcome = {
             let put = PartPut {
@@ -1551,34 +1562,35 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 range,
             };
             let send = pin!(self.sink.put_part(put, progress));
-            let watchdog = pin!(self.watchdog(&activity));
+            let watchdog = pin!(self.watchdog(&watch));
             match future::select(send, watchdog).await {
                 Either::Left((Ok(etag), _)) => PutOutcome::Stored(etag),
                 Either::Left((Err(e), _)) => PutOutcome::Failed(e),
-                Either::Right(_) => PutOutcome::Stalled,
+                Either::Right((idle_ms, _)) => PutOutcome::Stalled(idle_ms),
             }
         };
         PutDone {
             part,
             url,
-            bytes: activity.bytes.get(),
+            bytes: watch.sent(),
             outcome,
         }
     }
 
-    /// Resolves once `activity` has been idle for the stall timeout. Re-reads the clock after
-    /// every timer, so a timer that fired late (the machine slept) still detects the stall.
-    async fn watchdog(&self, activity: &Activity) {
-        let stall = self.options.stall_timeout_ms;
-        if stall <= 0.0 {
-            return future::pending().await;
-        }
+    /// Resolves, with how long the part was silent, once `watch` finds it stalled; never when
+    /// stall detection is off. Re-reads the clock and the deadline after every timer: a timer
+    /// may fire late (the machine slept, which still detects the stall), and the deadline moves
+    /// with the part's and the link's progress.
+    async fn watchdog(&self, watch: &PartWatch) -> u64 {
         loop {
-            let idle = self.clock.now_ms() - activity.last_ms.get();
-            if idle >= stall {
-                return;
+            let now = self.clock.now_ms();
+            if watch.is_stalled(now) {
+                return (now - watch.last_ms()).max(0.0).round() as u64;
             }
-            self.clock.sleep(stall - idle).await;
+            let Some(look) = watch.next_look(now) else {
+                return future::pending().await;
+            };
+            self.clock.sleep(look - now).await;
         }
     }
 
@@ -1586,6 +1598,38 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         Error::Aborted {
             cleanup: self.signer.abort(upload).await.err(),
         }
+    }
+}
+
+/// The error that ends the upload because of `part`; `stalled_ms`: how long its last attempt
+/// was silent, when it stalled.
+fn part_error(
+    part: u32,
+    parts: u32,
+    failure: Option<PutError>,
+    attempts: u32,
+    stalled_ms: u64,
+) -> Error {
+    match failure {
+        Some(PutError::Status { status, body, .. }) => Error::PartStatus {
+            part,
+            parts,
+            status,
+            body,
+            attempts,
+        },
+        Some(PutError::Network(message)) => Error::PartNetwork {
+            part,
+            parts,
+            message,
+            attempts,
+        },
+        None => Error::PartStalled {
+            part,
+            parts,
+            stall_ms: stalled_ms,
+            attempts,
+        },
     }
 }
 

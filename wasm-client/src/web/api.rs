@@ -21,7 +21,7 @@ use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
 use crate::engine::{
     ChecksumChoice, Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState,
-    ServerChecksum, UploadOptions,
+    ServerChecksum, StallDetector, StallTimeout, UploadOptions,
 };
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -52,7 +52,13 @@ export interface UploaderOptions {
   retryDelay?: number;
   /** Longest wait between two attempts in milliseconds (a `Retry-After` may be longer). Default 30000. */
   maxRetryDelay?: number;
-  /** Milliseconds without bytes moving after which a part is aborted and retried; 0 never. Default 30000. */
+  /**
+   * Milliseconds without bytes moving after which a part is aborted and retried, whatever the
+   * link; 0 never. Default: adapted to the link, four times the longest of the latest 64 gaps
+   * between progress events the uploads saw, at least 4 s and at most 30 s (30 s for a part
+   * still waiting for its connection; for the store's answer after its last byte, 30 s plus
+   * the time it took to send).
+   */
   stallTimeout?: number;
   /**
    * Keep a resume record in IndexedDB and, when the same file (same name, size, modification
@@ -182,6 +188,8 @@ pub(super) struct Config {
     pub(super) hasher: Rc<SharedHasher>,
     /// The checksum the server asked for last, which the next upload starts hashing with.
     pub(super) server_checksum: Rc<ServerChecksum>,
+    /// What every upload's PUTs have shown of the link, to judge stalls by.
+    pub(super) stall: Rc<StallDetector>,
 }
 
 #[wasm_bindgen]
@@ -323,9 +331,9 @@ pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
                 .millis("maxRetryDelay")?
                 .unwrap_or(defaults.retry.max_delay_ms),
         },
-        stall_timeout_ms: o
+        stall_timeout: o
             .millis("stallTimeout")?
-            .unwrap_or(defaults.stall_timeout_ms),
+            .map_or(defaults.stall_timeout, StallTimeout::Fixed),
         checksum: match o.string("checksum")?.as_deref() {
             None | Some("auto") => ChecksumChoice::Auto,
             Some("off") => ChecksumChoice::Off,
@@ -351,6 +359,7 @@ pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
         resume: o.boolean("resume")?.unwrap_or(true),
         hasher: Rc::default(),
         server_checksum: Rc::default(),
+        stall: StallDetector::new(),
     })
 }
 
@@ -405,7 +414,8 @@ async fn upload(
         file: blob,
         hasher: config.hasher.clone(),
     }))
-    .with_server_checksum(config.server_checksum.clone());
+    .with_server_checksum(config.server_checksum.clone())
+    .with_stall_detector(config.stall.clone());
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress

@@ -421,6 +421,7 @@ async fn run_item(
         hasher: config.hasher.clone(),
     }))
     .with_server_checksum(config.server_checksum.clone())
+    .with_stall_detector(config.stall.clone())
     .with_slots(slots);
     engine.upload(&info, on_progress, control).await
 }

@@ -16,7 +16,7 @@ use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network,
     PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, ServerChecksum,
-    Signer, SinglePutRequest, UploadOptions, UploadResult, Watch,
+    Signer, SinglePutRequest, StallDetector, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -794,7 +794,13 @@ pub struct Harness {
 impl Harness {
     /// Sets up an upload of `size` bytes; nothing runs until [`run`](Self::run).
     pub fn start(size: u64, options: UploadOptions, script: Script) -> Self {
-        Self::start_with(size, options, script, None, None)
+        Self::start_with(size, options, script, None, None, None)
+    }
+
+    /// [`start`](Self::start) judging stalls with `detector`, as the uploads of one browser
+    /// `Uploader` or `UploadQueue` do.
+    pub fn sharing_stalls(size: u64, options: UploadOptions, detector: Rc<StallDetector>) -> Self {
+        Self::start_with(size, options, Script::default(), None, None, Some(detector))
     }
 
     /// [`start`](Self::start) remembering the server's checksum in `memo`, as the uploads of one
@@ -805,7 +811,7 @@ impl Harness {
         script: Script,
         memo: Rc<ServerChecksum>,
     ) -> Self {
-        Self::start_with(size, options, script, None, Some(memo))
+        Self::start_with(size, options, script, None, Some(memo), None)
     }
 
     /// [`start`](Self::start) keeping resume records in `records`, starting at clock time `now`.
@@ -816,7 +822,7 @@ impl Harness {
         records: Rc<MemoryResumeStore>,
         now: f64,
     ) -> Self {
-        Self::start_with(size, options, script, Some((records, now)), None)
+        Self::start_with(size, options, script, Some((records, now)), None, None)
     }
 
     fn start_with(
@@ -825,6 +831,7 @@ impl Harness {
         script: Script,
         resume: Option<(Rc<MemoryResumeStore>, f64)>,
         memo: Option<Rc<ServerChecksum>>,
+        stalls: Option<Rc<StallDetector>>,
     ) -> Self {
         let part_size = options
             .part_size
@@ -860,6 +867,9 @@ impl Harness {
         }
         if let Some(memo) = memo {
             engine = engine.with_server_checksum(memo);
+        }
+        if let Some(detector) = stalls {
+            engine = engine.with_stall_detector(detector);
         }
         let on_progress = {
             let progress = progress.clone();

@@ -10,7 +10,8 @@ use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, ChecksumChoice, Engine, Error, ItemId, ItemState, Queue, QueueEvent, QueueOptions,
-    QueueProgress, ServerChecksum, SinglePutRequest, UploadOptions, UploadResult, hash_deadline_ms,
+    QueueProgress, ServerChecksum, SinglePutRequest, StallTimeout, UploadOptions, UploadResult,
+    hash_deadline_ms,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
@@ -94,7 +95,7 @@ fn the_threshold_is_inclusive() {
 #[test]
 fn a_single_put_is_retried_and_re_signed_like_a_part() {
     let options = UploadOptions {
-        stall_timeout_ms: 0.0,
+        stall_timeout: StallTimeout::Fixed(0.0),
         ..single_put_options()
     };
     let mut h = Harness::start(SMALL, options, Script::default());

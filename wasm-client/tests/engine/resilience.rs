@@ -2,7 +2,7 @@
 //! watchdog, offline/online, pause/resume, and a signing server that restarts. Time is the fake
 //! clock: a backoff is a timer the test sees in `clock.timers()` and fires with `advance`.
 
-use s3_direct::engine::{ApiError, Phase, PutError, RetryPolicy, UploadOptions};
+use s3_direct::engine::{ApiError, Phase, PutError, RetryPolicy, StallTimeout, UploadOptions};
 use s3_direct_protocol::limits::MIB;
 
 use super::fakes::{Call, Gate, Harness, Script, signed_url};
@@ -17,7 +17,7 @@ fn retrying(concurrency: usize, retries: u32) -> UploadOptions {
             base_delay_ms: 1000.0,
             max_delay_ms: 8000.0,
         },
-        stall_timeout_ms: 0.0,
+        stall_timeout: StallTimeout::Fixed(0.0),
         ..options(concurrency)
     }
 }
@@ -25,7 +25,7 @@ fn retrying(concurrency: usize, retries: u32) -> UploadOptions {
 /// [`retrying`] with a 10 s stall timeout.
 fn watched(concurrency: usize, retries: u32) -> UploadOptions {
     UploadOptions {
-        stall_timeout_ms: 10_000.0,
+        stall_timeout: StallTimeout::Fixed(10_000.0),
         ..retrying(concurrency, retries)
     }
 }
