@@ -104,6 +104,10 @@ for (const name of selectedEngines()) {
         await expectStored(s3, rows[0], big);
         await expectStored(s3, rows[1], accented);
         await expectStored(s3, rows[2], small);
+        // Only Chromium can keep a file's handle to reopen it after a restart (File System
+        // Access); elsewhere the page leaves that choice out.
+        assert.equal(await page.evaluate(() => !document.querySelector('#reopenable').hidden), name === 'chromium',
+          'the reopenable picker is offered where the engine has showOpenFilePicker');
         assert.deepEqual(await page.errors(), []);
       } finally {
         await page.close();
@@ -114,12 +118,28 @@ for (const name of selectedEngines()) {
       const { bigCrc } = await testFiles();
       const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency: 4, checksum: 'crc32c' });
       try {
+        // The client hashes parts in a module worker and falls back to the page's thread where
+        // one cannot start: record the workers the page starts, and whether one failed to load.
+        await page.evaluate(() => {
+          const Native = window.Worker;
+          window.startedWorkers = [];
+          window.Worker = class extends Native {
+            constructor(url, options) {
+              super(url, options);
+              const started = { type: options?.type ?? 'classic', failed: false };
+              window.startedWorkers.push(started);
+              this.addEventListener('error', () => { started.failed = true; });
+            }
+          };
+        });
         await page.setFiles('#picker', [bigCrc.path]);
         const row = await waitForDemoRow(page, bigCrc.name);
         await expectStored(s3, row, bigCrc);
         // The store verified every part against its sum and composed the object's from them.
         assert.match(row.checksum ?? '', /^crc32c:[A-Za-z0-9+/]{6}==-32$/, 'a composite of 32 parts');
         assert.equal(await storedChecksum(s3, bucket, row.key), row.checksum);
+        assert.deepEqual(await page.evaluate(() => window.startedWorkers), [{ type: 'module', failed: false }],
+          'the parts were hashed in one module worker');
         assert.deepEqual(await page.errors(), []);
       } finally {
         await page.close();
