@@ -200,6 +200,16 @@ function reap(child) {
   child.once('exit', () => process.off('exit', kill));
 }
 
+/** Stops `child` with SIGTERM, or SIGKILL when it is still there 5 s later. */
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** An X display of its own: Xvfb picks a free display number and tells it on fd 3. */
 async function startXvfb() {
   const child = spawn(paths.xvfb(), ['-displayfd', '3', '-nolisten', 'tcp', '-screen', '0', '1280x1024x24'], {
@@ -252,8 +262,8 @@ async function startWebDriver(display) {
 async function launchWebKit() {
   const { Builder, By } = await import('selenium-webdriver');
   const xvfb = await startXvfb();
-  const driver = await startWebDriver(xvfb.display).catch((err) => {
-    xvfb.child.kill('SIGKILL');
+  const driver = await startWebDriver(xvfb.display).catch(async (err) => {
+    await stop(xvfb.child);
     throw err;
   });
   const capabilities = {
@@ -303,10 +313,8 @@ async function launchWebKit() {
       });
     },
     async close() {
-      driver.child.kill('SIGTERM');
-      await once(driver.child, 'exit');
-      xvfb.child.kill('SIGTERM');
-      await once(xvfb.child, 'exit');
+      await stop(driver.child);
+      await stop(xvfb.child);
     },
   };
 }
