@@ -11,6 +11,7 @@ import {
 } from '../lib/engines.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { startProxy } from '../lib/proxy.mjs';
+import { resumeRecords } from '../lib/resilience.mjs';
 import { objectSha256, s3Client, storedChecksum } from '../lib/s3.mjs';
 import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
 
@@ -32,13 +33,15 @@ function testFiles() {
     // The same bytes under another name, so each upload of it is a file of its own.
     const bigCrc = { ...big, name: 'big-crc32c-256MiB.bin', path: path.join(dir, 'big-crc32c-256MiB.bin') };
     await link(big.path, bigCrc.path);
+    const reload = { ...big, name: 'reload-256MiB.bin', path: path.join(dir, 'reload-256MiB.bin') };
+    await link(big.path, reload.path);
     const [form1, form2, cancel, faults] = await Promise.all([
       randomFile(dir, 'form-3MiB.bin', 3 * MiB + 17),
       randomFile(dir, 'form-12MiB.bin', 12 * MiB + 5),
       randomFile(dir, 'cancel-me-64MiB.bin', 64 * MiB),
       randomFile(dir, 'faults-40MiB.bin', 40 * MiB),
     ]);
-    return { big, bigCrc, accented, small, form1, form2, cancel, faults };
+    return { big, bigCrc, reload, accented, small, form1, form2, cancel, faults };
   })();
   return files;
 }
@@ -57,10 +60,10 @@ async function expectStored(s3, row, file) {
   assert.equal(stored.sha256, file.sha256, `${file.name}: stored SHA-256 equals the file's`);
 }
 
-/** Resolves once `check()` holds (polling state in this process); throws after `timeout` ms. */
+/** Resolves once `check()` (which may be async) holds; throws after `timeout` ms. */
 async function until(check, what, timeout = 60_000) {
   const end = Date.now() + timeout;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => { setTimeout(r, 20); });
   }
@@ -204,6 +207,39 @@ for (const name of selectedEngines()) {
         assert.deepEqual(stored.filter((f) => /(^|\/)\.upload/.test(f)), [], 'no multipart upload or part remains');
         assert.deepEqual(stored.filter((f) => f.endsWith(cancel.name)), [], 'no object was created');
         assert.deepEqual(await page.errors(), []);
+      } finally {
+        proxy.decide = () => undefined;
+        proxy.dropHeld();
+        await page.close();
+      }
+    });
+
+    it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
+      const { reload } = await testFiles();
+      const done = 6;
+      const concurrency = 4;
+      proxy.decide = ({ part }) => (part > done ? { hold: true } : undefined);
+      const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency, ...fastRetries });
+      try {
+        await page.setFiles('#picker', [reload.path]);
+        await until(() => proxy.held.length === concurrency, 'the in-flight parts to be held');
+        // The client's record (IndexedDB) is written as parts are stored; wait until it holds all.
+        await until(async () => (await resumeRecords(page)).some((r) => r.parts.length >= done),
+          `the resume record to hold ${done} parts`);
+        const inFlight = proxy.held;
+        const from = proxy.log.length;
+        proxy.decide = () => undefined;
+        await page.goto(await page.url());
+        proxy.dropHeld();
+        await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the reloaded page' });
+        await page.setFiles('#picker', [reload.path]);
+        const row = await waitForDemoRow(page, reload.name);
+        await expectStored(s3, row, reload);
+        const sent = proxy.log.slice(from).map((e) => e.part);
+        assert.ok(sent.every((p) => p > done), `no stored part was sent again (sent ${sent})`);
+        const resent = [...new Set(sent.filter((p) => p <= done + concurrency))];
+        assert.ok(resent.every((p) => inFlight.includes(p)), `re-sent ${resent} but only ${inFlight} were in flight`);
+        assert.deepEqual(await resumeRecords(page), [], 'the finished upload left no record');
       } finally {
         proxy.decide = () => undefined;
         proxy.dropHeld();
