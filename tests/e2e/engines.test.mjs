@@ -35,13 +35,14 @@ function testFiles() {
     await link(big.path, bigCrc.path);
     const reload = { ...big, name: 'reload-256MiB.bin', path: path.join(dir, 'reload-256MiB.bin') };
     await link(big.path, reload.path);
-    const [form1, form2, cancel, faults] = await Promise.all([
+    const [form1, form2, cancel, faults, pause] = await Promise.all([
       randomFile(dir, 'form-3MiB.bin', 3 * MiB + 17),
       randomFile(dir, 'form-12MiB.bin', 12 * MiB + 5),
       randomFile(dir, 'cancel-me-64MiB.bin', 64 * MiB),
       randomFile(dir, 'faults-40MiB.bin', 40 * MiB),
+      randomFile(dir, 'pause-40MiB.bin', 40 * MiB),
     ]);
-    return { big, bigCrc, reload, accented, small, form1, form2, cancel, faults };
+    return { big, bigCrc, reload, accented, small, form1, form2, cancel, faults, pause };
   })();
   return files;
 }
@@ -243,6 +244,37 @@ for (const name of selectedEngines()) {
       } finally {
         proxy.decide = () => undefined;
         proxy.dropHeld();
+        await page.close();
+      }
+    });
+
+    it('pause stops sending and resume finishes without re-sending stored parts', async () => {
+      const { pause } = await testFiles();
+      proxy.throttle = 4 * MiB; // about 10 s for the file: room to pause half-way
+      const from = proxy.log.length;
+      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 2, ...fastRetries });
+      const phase = () => page.evaluate(() => document.querySelector('#queue .upload')?.dataset.phase);
+      try {
+        await page.setFiles('#picker', [pause.path]);
+        await page.waitFor(() => Number(document.querySelector('#queue .upload')?.dataset.partsDone ?? 0) >= 2,
+          null, { what: 'two parts stored' });
+        await page.click('#queue .upload .pause');
+        await page.waitFor(() => document.querySelector('#queue .upload')?.dataset.phase === 'paused',
+          null, { what: 'the upload to show paused' });
+        const stored = proxy.storedParts(from);
+        const seen = proxy.log.length;
+        // Nothing to wait for while paused but time: a second in which no part PUT may start.
+        await new Promise((r) => { setTimeout(r, 1000); });
+        assert.equal(proxy.log.length, seen, 'no part PUT starts while paused');
+        assert.equal(await phase(), 'paused');
+        await page.click('#queue .upload .pause'); // now labelled Resume
+        const row = await waitForDemoRow(page, pause.name);
+        await expectStored(s3, row, pause);
+        const after = proxy.log.slice(seen).map((e) => e.part);
+        assert.ok(after.every((p) => !stored.includes(p)), `stored parts ${stored} were not sent again (sent ${after})`);
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        proxy.throttle = 0;
         await page.close();
       }
     });
