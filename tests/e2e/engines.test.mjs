@@ -71,7 +71,8 @@ async function until(check, what, timeout = 60_000) {
 }
 
 for (const name of selectedEngines()) {
-  describe(`${name}: the core scenarios on the embedded store`, { skip: engineMissing(name) ?? false }, () => {
+  // A deadline for the engine's whole suite: a browser that hangs fails the run instead of holding it.
+  describe(`${name}: the core scenarios on the embedded store`, { skip: engineMissing(name) ?? false, timeout: 600_000 }, () => {
     let engine;
     let proxy;
     let server;

@@ -262,7 +262,7 @@ async function startWebDriver(display) {
 async function launchWebKit() {
   const { Builder, By } = await import('selenium-webdriver');
   const xvfb = await startXvfb();
-  const driver = await startWebDriver(xvfb.display).catch(async (err) => {
+  let driver = await startWebDriver(xvfb.display).catch(async (err) => {
     await stop(xvfb.child);
     throw err;
   });
@@ -270,7 +270,28 @@ async function launchWebKit() {
     browserName: 'MiniBrowser',
     'webkitgtk:browserOptions': { binary: paths.minibrowser(), args: ['--automation'] },
   };
-  const session = () => new Builder().usingServer(driver.url).withCapabilities(capabilities).build();
+  // A new session has been seen to hang for good (WebKitWebDriver waiting on a MiniBrowser that
+  // never came up): after 30 s the driver is replaced and the session asked for once more.
+  const session = async () => {
+    for (let attempt = 1; ; attempt += 1) {
+      const wd = new Builder().usingServer(driver.url).withCapabilities(capabilities).build();
+      const ready = wd.getSession().then(() => wd);
+      ready.catch(() => {}); // abandoned after a timeout, it rejects when its driver is stopped
+      let timer;
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('WebKitWebDriver gave no session in 30 s')), 30_000);
+      });
+      try {
+        return await Promise.race([ready, late]);
+      } catch (err) {
+        if (attempt === 2) throw err;
+        await stop(driver.child);
+        driver = await startWebDriver(xvfb.display);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  };
   const first = await session();
   const version = `WebKitGTK ${(await first.getCapabilities()).get('browserVersion')}`;
   await first.quit();
@@ -309,7 +330,18 @@ async function launchWebKit() {
         screenshot: async (path) => writeFile(path, Buffer.from(await wd.takeScreenshot(), 'base64')),
         // The errors the page recorded since it loaded (a load error before that is not seen).
         errors: () => wd.executeScript(() => window.engineErrors ?? []),
-        close: () => wd.quit(),
+        // Quitting gets the same 30 s deadline as starting: past it the driver is replaced.
+        async close() {
+          let timer;
+          const late = new Promise((resolve) => { timer = setTimeout(() => resolve('late'), 30_000); });
+          const quit = wd.quit();
+          quit.catch(() => {});
+          const outcome = await Promise.race([quit, late]).finally(() => clearTimeout(timer));
+          if (outcome === 'late') {
+            await stop(driver.child);
+            driver = await startWebDriver(xvfb.display);
+          }
+        },
       });
     },
     async close() {
