@@ -2,9 +2,11 @@
 # Installs what s3-direct needs on a fresh machine, skipping whatever is already there.
 #
 #   scripts/setup.sh demo   the Rust wasm target and wasm-bindgen-cli (to build the server and client)
-#   scripts/setup.sh test   the above, plus Debian chromium + chromium-driver, Ceph radosgw, Garage
-#                           (built once with cargo into ~/.cargo/bin, then reused), and the test
-#                           suite's npm packages
+#   scripts/setup.sh test   the above, plus the three browser engines from Debian (chromium +
+#                           chromium-driver, firefox-esr, webkit2gtk-driver with the MiniBrowser of
+#                           libwebkit2gtk-4.1, and xvfb for it), Ceph radosgw, Garage (built once
+#                           with cargo into ~/.cargo/bin, then reused), and the test suite's npm
+#                           packages
 #
 # Only the package registries are reachable from the machines this runs on, so nothing here
 # downloads a prebuilt binary or a browser: tools are built with cargo or come from Debian.
@@ -56,7 +58,9 @@ setup_rust() {
 }
 
 setup_test() {
-  apt_install chromium chromium-driver radosgw ceph-mon ceph-osd
+  # WebKitWebDriver drives the MiniBrowser that libwebkit2gtk-4.1-0 installs; WebKitGTK has no
+  # headless mode, so the tests give it an Xvfb display (tests/lib/engines.mjs).
+  apt_install chromium chromium-driver firefox-esr webkit2gtk-driver xvfb radosgw ceph-mon ceph-osd
   # A ~20 minute release build on 2 cores the first time; skipped while `garage` is on PATH.
   "$root/tests/stores/garage.sh" install
   if [ ! -d "$root/tests/node_modules" ] || [ "$root/tests/package-lock.json" -nt "$root/tests/node_modules/.package-lock.json" ]; then

@@ -30,18 +30,24 @@ export async function openDemo(browser, serverUrl, query = {}, { init } = {}) {
   return page;
 }
 
+/**
+ * Run in the demo page: the row of `fileName` once it reached a final state (its state, key,
+ * checksum and detail text), else null. Self-contained, so any engine's driver can send it.
+ */
+export function finishedRow(fileName) {
+  const row = [...document.querySelectorAll('#queue .upload')]
+    .find((r) => r.querySelector('.name').textContent === fileName);
+  if (!row || !['done', 'error', 'cancelled'].includes(row.dataset.state)) return null;
+  return {
+    state: row.dataset.state,
+    key: row.dataset.key ?? null,
+    checksum: row.dataset.checksum ?? null,
+    detail: row.querySelector('.detail').textContent,
+  };
+}
+
 /** Waits for the row of `name` to reach a final state and returns its state, key and detail text. */
 export async function waitForRow(page, name, { timeout = 120_000 } = {}) {
-  const handle = await page.waitForFunction((fileName) => {
-    const row = [...document.querySelectorAll('#queue .upload')]
-      .find((r) => r.querySelector('.name').textContent === fileName);
-    if (!row || !['done', 'error', 'cancelled'].includes(row.dataset.state)) return null;
-    return {
-      state: row.dataset.state,
-      key: row.dataset.key ?? null,
-      checksum: row.dataset.checksum ?? null,
-      detail: row.querySelector('.detail').textContent,
-    };
-  }, name, { timeout, polling: 100 });
+  const handle = await page.waitForFunction(finishedRow, name, { timeout, polling: 100 });
   return handle.jsonValue();
 }

@@ -128,7 +128,7 @@ export async function resignsShortLivedUrls({ browser, server, proxy, s3, bucket
 }
 
 /** The resume records the page's IndexedDB holds: [{ key, parts: [numbers] }]. */
-function resumeRecords(page) {
+export function resumeRecords(page) {
   return page.evaluate(() => new Promise((resolve) => {
     const req = indexedDB.open('s3-direct');
     req.onerror = () => resolve([]);

@@ -1,0 +1,311 @@
+// The core scenarios on each browser engine (tests/lib/engines.mjs: Chromium, Firefox ESR,
+// WebKitGTK; S3_DIRECT_BROWSERS picks them), on the embedded store. Part PUTs pass through the
+// fault proxy, which holds or breaks them where a scenario needs it, the same way for every engine.
+// Screenshots of the demo and the widget go to tests/artifacts/engines/ (git-ignored).
+import assert from 'node:assert/strict';
+import { link, mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  engineMissing, launchEngine, openDemoPage, selectedEngines, waitForDemoRow,
+} from '../lib/engines.mjs';
+import { MiB, randomFile, tempDir } from '../lib/files.mjs';
+import { startProxy } from '../lib/proxy.mjs';
+import { resumeRecords } from '../lib/resilience.mjs';
+import { objectSha256, s3Client, storedChecksum } from '../lib/s3.mjs';
+import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+
+const bucket = 's3-direct';
+const artifacts = path.join(repoRoot, 'tests/artifacts/engines');
+/** Retry quickly: the faults are on loopback, and the tests should not wait for backoffs. */
+const fastRetries = { retryDelay: 100, maxRetryDelay: 1000, retries: 8 };
+
+// The files are written once for every engine: 256 MiB of random bytes takes seconds to make.
+let files;
+function testFiles() {
+  files ??= (async () => {
+    const dir = await tempDir();
+    const [big, accented, small] = await Promise.all([
+      randomFile(dir, 'big-256MiB.bin', 256 * MiB),
+      randomFile(dir, 'ñ 日本 🎉 a+b%20.bin', 1234),
+      randomFile(dir, 'small.txt', 100 * 1024 + 1),
+    ]);
+    // The same bytes under another name, so each upload of it is a file of its own.
+    const bigCrc = { ...big, name: 'big-crc32c-256MiB.bin', path: path.join(dir, 'big-crc32c-256MiB.bin') };
+    await link(big.path, bigCrc.path);
+    const reload = { ...big, name: 'reload-256MiB.bin', path: path.join(dir, 'reload-256MiB.bin') };
+    await link(big.path, reload.path);
+    const [form1, form2, cancel, faults, pause] = await Promise.all([
+      randomFile(dir, 'form-3MiB.bin', 3 * MiB + 17),
+      randomFile(dir, 'form-12MiB.bin', 12 * MiB + 5),
+      randomFile(dir, 'cancel-me-64MiB.bin', 64 * MiB),
+      randomFile(dir, 'faults-40MiB.bin', 40 * MiB),
+      randomFile(dir, 'pause-40MiB.bin', 40 * MiB),
+    ]);
+    return { big, bigCrc, reload, accented, small, form1, form2, cancel, faults, pause };
+  })();
+  return files;
+}
+
+/** Every file below `dir`, as paths relative to it. */
+async function walk(dir) {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+async function expectStored(s3, row, file) {
+  assert.equal(row.state, 'done', `${file.name}: ${row.detail}`);
+  assert.ok(row.key.endsWith(`/${file.name}`), `key ${row.key} keeps the file name`);
+  const stored = await objectSha256(s3, bucket, row.key);
+  assert.equal(stored.size, file.size, `${file.name}: stored size`);
+  assert.equal(stored.sha256, file.sha256, `${file.name}: stored SHA-256 equals the file's`);
+}
+
+/** Resolves once `check()` (which may be async) holds; throws after `timeout` ms. */
+async function until(check, what, timeout = 60_000) {
+  const end = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => { setTimeout(r, 20); });
+  }
+}
+
+for (const name of selectedEngines()) {
+  // A deadline for the engine's whole suite: a browser that hangs fails the run instead of holding it.
+  describe(`${name}: the core scenarios on the embedded store`, { skip: engineMissing(name) ?? false, timeout: 600_000 }, () => {
+    let engine;
+    let proxy;
+    let server;
+    let s3;
+
+    before(async () => {
+      // Settled one by one, so that what did start is stopped by after() when something else failed.
+      const started = await Promise.allSettled([
+        launchEngine(name), startProxy(), testFiles(), mkdir(artifacts, { recursive: true }),
+      ]);
+      [engine, proxy] = started.map((r) => r.value);
+      const failed = started.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      server = await startServer({ args: ['--public-endpoint', proxy.url] });
+      proxy.setTarget(server.storeEndpoint);
+      s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+      process.stderr.write(`${name}: ${engine.version}\n`);
+    });
+
+    after(async () => {
+      await engine?.close();
+      await server?.stop();
+      await proxy?.stop();
+      if (server) await rm(server.dataDir, { recursive: true, force: true });
+    });
+
+    it('the demo uploads a 256 MiB file and two small ones at once, byte for byte', async () => {
+      const { big, accented, small } = await testFiles();
+      const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency: 4, files: 3 });
+      try {
+        await page.setFiles('#picker', [big.path, accented.path, small.path]);
+        const rows = await Promise.all([big, accented, small].map((f) => waitForDemoRow(page, f.name)));
+        await page.screenshot(path.join(artifacts, `${name}-demo.png`));
+        await expectStored(s3, rows[0], big);
+        await expectStored(s3, rows[1], accented);
+        await expectStored(s3, rows[2], small);
+        // Only Chromium can keep a file's handle to reopen it after a restart (File System
+        // Access); elsewhere the page leaves that choice out.
+        assert.equal(await page.evaluate(() => !document.querySelector('#reopenable').hidden), name === 'chromium',
+          'the reopenable picker is offered where the engine has showOpenFilePicker');
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        await page.close();
+      }
+    });
+
+    it('with CRC32C part checksums the store keeps the sum the browser computed', async () => {
+      const { bigCrc } = await testFiles();
+      const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency: 4, checksum: 'crc32c' });
+      try {
+        // The client hashes parts in a module worker and falls back to the page's thread where
+        // one cannot start: record the workers the page starts, and whether one failed to load.
+        await page.evaluate(() => {
+          const Native = window.Worker;
+          window.startedWorkers = [];
+          window.Worker = class extends Native {
+            constructor(url, options) {
+              super(url, options);
+              const started = { type: options?.type ?? 'classic', failed: false };
+              window.startedWorkers.push(started);
+              this.addEventListener('error', () => { started.failed = true; });
+            }
+          };
+        });
+        await page.setFiles('#picker', [bigCrc.path]);
+        const row = await waitForDemoRow(page, bigCrc.name);
+        await expectStored(s3, row, bigCrc);
+        // The store verified every part against its sum and composed the object's from them.
+        assert.match(row.checksum ?? '', /^crc32c:[A-Za-z0-9+/]{6}==-32$/, 'a composite of 32 parts');
+        assert.equal(await storedChecksum(s3, bucket, row.key), row.checksum);
+        assert.deepEqual(await page.evaluate(() => window.startedWorkers), [{ type: 'module', failed: false }],
+          'the parts were hashed in one module worker');
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        await page.close();
+      }
+    });
+
+    it('the <s3-direct-upload> widget in a plain form posts the keys of its two uploads', async () => {
+      const { form1, form2 } = await testFiles();
+      const page = await engine.newPage();
+      try {
+        await page.goto(`${server.url}/form.html`);
+        await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the form page to load' });
+        await page.evaluate(() => document.querySelector('s3-direct-upload').setAttribute('part-size', '5MiB'));
+        await page.fill('#title', 'Harbour at dawn');
+        await page.setFiles('s3-direct-upload >>> input[type=file]', [form1.path, form2.path]);
+        const items = await page.waitFor(() => {
+          const el = document.querySelector('s3-direct-upload');
+          const list = el.items;
+          if (list.some((i) => i.state === 'error')) return list; // fail now, with the messages
+          return el.state === 'done' && list.length === 2 ? list : null;
+        }, null, { what: 'both uploads to finish' });
+        assert.deepEqual(items.map((i) => [i.name, i.state, i.error?.message ?? null]),
+          [[form1.name, 'done', null], [form2.name, 'done', null]]);
+        const keys = items.map((i) => i.result.key);
+        assert.deepEqual(await page.evaluate(() => document.querySelector('s3-direct-upload').keys), keys);
+        await page.screenshot(path.join(artifacts, `${name}-widget.png`));
+        assert.deepEqual(await page.errors(), []);
+
+        // The browser serialises the form into the page address; the page lists what it sent.
+        await page.click('#submit');
+        const sent = await page.waitFor(() => location.search && document.body.dataset.ready === 'true'
+          && [...document.querySelectorAll('#submitted tr[data-field]')]
+            .map((r) => [r.cells[0].textContent, r.cells[1].textContent]),
+        null, { what: 'the form to be submitted' });
+        assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', keys[0]], ['files', keys[1]]]);
+        await expectStored(s3, { ...items[0], key: keys[0], detail: '' }, form1);
+        await expectStored(s3, { ...items[1], key: keys[1], detail: '' }, form2);
+      } finally {
+        await page.close();
+      }
+    });
+
+    it('cancelling half-way leaves no object and no parts in the store', async () => {
+      const { cancel } = await testFiles();
+      // Parts past the sixth are held by the proxy (never answered), so "half-way" is a fact of
+      // the test, not a race with a fast loopback.
+      proxy.decide = ({ part }) => (part <= 6 ? undefined : { hold: true });
+      const from = proxy.log.length;
+      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 4 });
+      try {
+        await page.setFiles('#picker', [cancel.path]);
+        await page.waitFor(() => Number(document.querySelector('#queue .upload')?.dataset.partsDone ?? 0) >= 6,
+          null, { what: 'six parts stored' });
+        await until(() => proxy.held.length > 0, 'a part past the sixth in flight');
+        await page.click('#queue .upload .cancel');
+        const row = await waitForDemoRow(page, cancel.name);
+        assert.equal(row.state, 'cancelled', row.detail);
+        assert.deepEqual(proxy.storedParts(from).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6],
+          'only the first six parts reached the store');
+        const stored = await walk(server.dataDir);
+        // s3s-fs keeps an upload as `.upload-<id>.json` plus `.upload_id-<id>.part-<n>` in its root.
+        assert.deepEqual(stored.filter((f) => /(^|\/)\.upload/.test(f)), [], 'no multipart upload or part remains');
+        assert.deepEqual(stored.filter((f) => f.endsWith(cancel.name)), [], 'no object was created');
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        proxy.decide = () => undefined;
+        proxy.dropHeld();
+        await page.close();
+      }
+    });
+
+    it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
+      const { reload } = await testFiles();
+      const done = 6;
+      const concurrency = 4;
+      proxy.decide = ({ part }) => (part > done ? { hold: true } : undefined);
+      const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency, ...fastRetries });
+      try {
+        await page.setFiles('#picker', [reload.path]);
+        await until(() => proxy.held.length === concurrency, 'the in-flight parts to be held');
+        // The client's record (IndexedDB) is written as parts are stored; wait until it holds all.
+        await until(async () => (await resumeRecords(page)).some((r) => r.parts.length >= done),
+          `the resume record to hold ${done} parts`);
+        const inFlight = proxy.held;
+        const from = proxy.log.length;
+        proxy.decide = () => undefined;
+        await page.goto(await page.url());
+        proxy.dropHeld();
+        await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the reloaded page' });
+        await page.setFiles('#picker', [reload.path]);
+        const row = await waitForDemoRow(page, reload.name);
+        await expectStored(s3, row, reload);
+        const sent = proxy.log.slice(from).map((e) => e.part);
+        assert.ok(sent.every((p) => p > done), `no stored part was sent again (sent ${sent})`);
+        const resent = [...new Set(sent.filter((p) => p <= done + concurrency))];
+        assert.ok(resent.every((p) => inFlight.includes(p)), `re-sent ${resent} but only ${inFlight} were in flight`);
+        assert.deepEqual(await resumeRecords(page), [], 'the finished upload left no record');
+      } finally {
+        proxy.decide = () => undefined;
+        proxy.dropHeld();
+        await page.close();
+      }
+    });
+
+    it('pause stops sending and resume finishes without re-sending stored parts', async () => {
+      const { pause } = await testFiles();
+      proxy.throttle = 4 * MiB; // about 10 s for the file: room to pause half-way
+      const from = proxy.log.length;
+      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 2, ...fastRetries });
+      const phase = () => page.evaluate(() => document.querySelector('#queue .upload')?.dataset.phase);
+      try {
+        await page.setFiles('#picker', [pause.path]);
+        await page.waitFor(() => Number(document.querySelector('#queue .upload')?.dataset.partsDone ?? 0) >= 2,
+          null, { what: 'two parts stored' });
+        await page.click('#queue .upload .pause');
+        await page.waitFor(() => document.querySelector('#queue .upload')?.dataset.phase === 'paused',
+          null, { what: 'the upload to show paused' });
+        const stored = proxy.storedParts(from);
+        const seen = proxy.log.length;
+        // Nothing to wait for while paused but time: a second in which no part PUT may start.
+        await new Promise((r) => { setTimeout(r, 1000); });
+        assert.equal(proxy.log.length, seen, 'no part PUT starts while paused');
+        assert.equal(await phase(), 'paused');
+        await page.click('#queue .upload .pause'); // now labelled Resume
+        const row = await waitForDemoRow(page, pause.name);
+        await expectStored(s3, row, pause);
+        const after = proxy.log.slice(seen).map((e) => e.part);
+        assert.ok(after.every((p) => !stored.includes(p)), `stored parts ${stored} were not sent again (sent ${after})`);
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        proxy.throttle = 0;
+        await page.close();
+      }
+    });
+
+    it('a part cut mid-body and a part answered 503 SlowDown are sent again; the object equals the file', async () => {
+      const { faults } = await testFiles();
+      const first = new Set();
+      const once = { 2: { cutAfter: MiB + 3 }, 5: { status: 503, code: 'SlowDown' } };
+      proxy.decide = ({ part }) => {
+        if (first.has(part)) return undefined;
+        first.add(part);
+        return once[part];
+      };
+      const from = proxy.log.length;
+      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 4, ...fastRetries });
+      try {
+        await page.setFiles('#picker', [faults.path]);
+        const row = await waitForDemoRow(page, faults.name);
+        await expectStored(s3, row, faults);
+        const log = proxy.log.slice(from);
+        for (const [part, outcome] of [[2, 'cut'], [5, 503]]) {
+          const puts = log.filter((e) => e.part === part).map((e) => e.outcome);
+          assert.equal(puts[0], outcome, `part ${part}'s first PUT met its fault`);
+          assert.ok(puts.slice(1).some((o) => o >= 200 && o < 300), `part ${part} was sent again and stored: ${puts}`);
+        }
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        proxy.decide = () => undefined;
+        await page.close();
+      }
+    });
+  });
+}
