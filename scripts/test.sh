@@ -3,7 +3,8 @@
 #   formatting and lints (host and wasm32), Rust unit and integration tests (protocol, server against
 #   the embedded store, the upload engine), then the whole-system tests in headless Chromium against
 #   the embedded store and a Ceph radosgw started on loopback, and two server replicas behind a
-#   round-robin balancer on a three-node Garage (e2e/scale.test.mjs starts its own cluster).
+#   round-robin balancer on a three-node Garage (e2e/scale.test.mjs starts its own cluster); the
+#   core scenarios also run in Firefox ESR and WebKitGTK (e2e/engines.test.mjs).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
