@@ -390,7 +390,15 @@ describe('Uppy 6 behind the application\'s origin, with --auth webhook and the s
         const apiCalls = traffic.filter((e) => e.to === 'server');
         assert.deepEqual(apiCalls.map((e) => e.status).sort(), [401, 401], story);
         assert.deepEqual(traffic.filter((e) => e.to === 'store'), [], story);
-        assert.deepEqual(app.questions.map((q) => q.session), session ? [session, session] : []);
+        const asked = app.questions.map((q) => q.session);
+        if (session) {
+          // The webhook's 401 is kept a few seconds per credentials (--webhook-deny-cache-ttl): the
+          // second file's call is answered from it, unless both calls were out at once.
+          assert.ok(asked.length >= 1 && asked.length <= 2 && asked.every((s) => s === session),
+            `webhook asked ${JSON.stringify(asked)}`);
+        } else {
+          assert.deepEqual(asked, []);
+        }
       });
     }
     assert.deepEqual(await storedKeys(), before);
