@@ -64,6 +64,16 @@ pub enum KeyError {
     NotPublic { path: String, why: String },
 }
 
+fn private_key(pem: &[u8]) -> Result<EncodingKey, String> {
+    EncodingKey::from_ed_pem(pem).map_err(|e| e.to_string())
+}
+
+/// The JWK of an Ed25519 public key in PEM.
+fn public_jwk(pem: &[u8]) -> Result<Jwk, String> {
+    let key = DecodingKey::from_ed_pem(pem).map_err(|e| e.to_string())?;
+    Jwk::from_decoding_key(&key, Some(Algorithm::EdDSA)).map_err(|e| e.to_string())
+}
+
 /// Signs receipts with one key and publishes that key and any older ones.
 pub struct ReceiptSigner {
     key: EncodingKey,
@@ -88,16 +98,11 @@ impl ReceiptSigner {
     /// A signer with the PKCS#8 PEM Ed25519 private key `pem`, publishing the public keys in
     /// `previous` (PEM) beside its own.
     pub fn from_pem(pem: &[u8], previous: &[Vec<u8>], issuer: &str) -> Result<Self, String> {
-        let key = EncodingKey::from_ed_pem(pem).map_err(|e| e.to_string())?;
-        let mut extra = Vec::with_capacity(previous.len());
-        for p in previous {
-            let public = DecodingKey::from_ed_pem(p).map_err(|e| e.to_string())?;
-            extra.push(
-                Jwk::from_decoding_key(&public, Some(Algorithm::EdDSA))
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        Self::with(key, extra, issuer, false)
+        let previous = previous
+            .iter()
+            .map(|p| public_jwk(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with(private_key(pem)?, previous, issuer, false)
     }
 
     /// Reads `--receipt-key` and `--receipt-public-key` files.
@@ -112,20 +117,20 @@ impl ReceiptSigner {
                 source,
             })
         };
-        let pem = read(key)?;
-        let mut publics = Vec::new();
+        let mut publics = Vec::with_capacity(previous.len());
         for p in previous {
-            let bytes = read(p.as_ref())?;
-            DecodingKey::from_ed_pem(&bytes).map_err(|e| KeyError::NotPublic {
-                path: p.as_ref().display().to_string(),
-                why: e.to_string(),
-            })?;
-            publics.push(bytes);
+            let p = p.as_ref();
+            publics.push(public_jwk(&read(p)?).map_err(|why| KeyError::NotPublic {
+                path: p.display().to_string(),
+                why,
+            })?);
         }
-        Self::from_pem(&pem, &publics, issuer).map_err(|why| KeyError::NotPrivate {
+        let not_private = |why| KeyError::NotPrivate {
             path: key.display().to_string(),
             why,
-        })
+        };
+        let private = private_key(&read(key)?).map_err(not_private)?;
+        Self::with(private, publics, issuer, false).map_err(not_private)
     }
 
     /// A signer with a key generated now (the zero-config demo): receipts verify only against

@@ -347,11 +347,7 @@ pub async fn run(
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| OpsError::Refused(format!("cannot build an HTTP client: {e}")))?;
-    let endpoint = store
-        .config()
-        .public_endpoint
-        .clone()
-        .unwrap_or_else(|| store.config().endpoint.clone());
+    let endpoint = store.config().public_endpoint().to_owned();
     let mut report = Report {
         bucket: store.config().bucket.clone(),
         endpoint: endpoint.clone(),
@@ -815,7 +811,12 @@ async fn small_file_form(
             ((status, message), false)
         }
         Err(e) => (
-            unanswered(&e, store_url(store), "the form POST failed", Status::Warn),
+            unanswered(
+                &e,
+                store.config().public_endpoint(),
+                "the form POST failed",
+                Status::Warn,
+            ),
             false,
         ),
     };
@@ -843,15 +844,6 @@ async fn small_file_form(
         }
     }
     ((status, message), cors)
-}
-
-/// The endpoint browsers are sent to, for messages.
-fn store_url(store: &S3Store) -> &str {
-    store
-        .config()
-        .public_endpoint
-        .as_deref()
-        .unwrap_or(&store.config().endpoint)
 }
 
 /// Signs a POST form for `key` as `GET /s3/params` signs one and POSTs the test file with it;

@@ -48,7 +48,8 @@ pub struct S3StoreConfig {
 }
 
 impl S3StoreConfig {
-    fn public_endpoint(&self) -> &str {
+    /// The address browsers use: `public_endpoint`, else `endpoint`.
+    pub fn public_endpoint(&self) -> &str {
         self.public_endpoint.as_deref().unwrap_or(&self.endpoint)
     }
 }

@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use s3_direct_server::{EmbeddedCredentials, EmbeddedStore};
 
-use super::bucket::{ORIGIN, checks_with, run};
+use super::bucket::{ORIGIN, check_named, checks_with, run};
 
 const BUCKET: &str = "forms";
 
@@ -130,20 +130,6 @@ async fn stand_in(upstream: &str) -> SocketAddr {
     addr
 }
 
-/// The small-file check's status and message in `doctor --json` output.
-fn form_check(report: &serde_json::Value) -> (String, String) {
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "small-file form")
-        .unwrap_or_else(|| panic!("no small-file form check: {report:#}"));
-    (
-        check["status"].as_str().unwrap().to_owned(),
-        check["message"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Objects left in the bucket folder of the embedded store's data dir.
 fn objects_left(store: &EmbeddedStore) -> Vec<String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
@@ -171,7 +157,7 @@ async fn doctor_names_a_store_that_drops_non_ascii_form_fields() {
     direct.push(("S3_DIRECT_ENDPOINT".to_owned(), store.endpoint().to_owned()));
     let doctor = run(&direct, &["doctor", "--json"]).await;
     let report = doctor.json();
-    let (status, message) = form_check(&report);
+    let (status, message) = check_named(&report, "small-file form");
     assert_eq!(status, "ok", "{message}");
     assert!(message.contains("not ASCII"), "{message}");
 
@@ -191,7 +177,7 @@ async fn doctor_names_a_store_that_drops_non_ascii_form_fields() {
         ],
         "{report:#}"
     );
-    let (status, message) = form_check(&report);
+    let (status, message) = check_named(&report, "small-file form");
     assert_eq!(status, "warn", "{message}");
     for hint in [
         "it drops form fields that are not ASCII",

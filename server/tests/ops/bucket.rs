@@ -146,14 +146,14 @@ async fn cors_ids(store: &S3Store) -> Vec<String> {
         .collect()
 }
 
-/// The browser-upload check's message in `doctor --json` output.
-fn browser_upload_check(report: &Value) -> (String, String) {
+/// The status and message of the check called `name` in `doctor --json` output.
+pub(super) fn check_named(report: &Value, name: &str) -> (String, String) {
     let check = report["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "browser upload")
-        .unwrap_or_else(|| panic!("no browser upload check: {report:#}"));
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {report:#}"));
     (
         check["status"].as_str().unwrap().to_owned(),
         check["message"].as_str().unwrap().to_owned(),
@@ -169,12 +169,12 @@ async fn doctor_checks_the_checksum_the_server_asks_for(
     verifies_crc: bool,
 ) {
     let md5 = run(env, &["doctor", "--json", "--checksum", "md5"]).await;
-    let (status, message) = browser_upload_check(&md5.json());
+    let (status, message) = check_named(&md5.json(), "browser upload");
     assert_eq!(status, "ok", "{message}");
     assert!(message.contains("a damaged copy was refused"), "{message}");
 
     let crc = run(env, &["doctor", "--json", "--checksum", "crc32c"]).await;
-    let (status, message) = browser_upload_check(&crc.json());
+    let (status, message) = check_named(&crc.json(), "browser upload");
     if verifies_crc {
         assert_eq!(status, "ok", "{message}");
         assert!(
