@@ -14,7 +14,7 @@
 //! MD5 and SHA-256 parts cannot be combined: no whole-file value then either.
 //!
 //! A file sent as one PUT with `x-amz-checksum-crc32c` (or `-crc32`), which the store verified,
-//! already carries the whole-file value: [`of_single_put`].
+//! already carries the whole-file value, and HeadObject reports it: [`of_single_put`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -72,9 +72,10 @@ pub fn of_parts(
     with(algorithm, combine(algorithm, &pieces))
 }
 
-/// The whole-file CRC of a file sent as one PUT whose checksum, `ALGO:BASE64`, the store verified
-/// (S3, Garage and the embedded store verify `x-amz-checksum-*`; Ceph 16 does not, so pass `None`
-/// there). Empty unless it is a CRC.
+/// The whole-file CRC of a file sent as one PUT, from the checksum the store reports for the object
+/// (`ObjectHead::checksum`, `ALGO:BASE64`): the embedded store and Garage report the verified
+/// `x-amz-checksum-crc32c` of the PUT; Ceph 16 reports none (it did not verify it). Pass the
+/// store's value, never the one the client named. Empty unless it is a single CRC.
 pub fn of_single_put(checksum: Option<&str>) -> WholeFileChecksum {
     let parsed = checksum.and_then(|c| {
         let (name, value) = c.split_once(':')?;

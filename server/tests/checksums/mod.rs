@@ -225,6 +225,7 @@ async fn on_store(store: S3Store, reports: bool) {
     a_declared_crc32_upload_completes_with_its_composite_checksum(&app, &client, &bucket, reports)
         .await;
     whole_file::whole_file_crc32c(&app, &client, &bucket, reports).await;
+    whole_file::single_put_crc32c(&store, &client, &bucket, reports).await;
     an_undeclared_crc32_upload_completes(store).await;
 }
 
@@ -239,6 +240,7 @@ async fn the_embedded_store_completes_declared_and_undeclared_checksummed_upload
     )
     .await;
     whole_file::whole_file_crc32c(&e.app, e.s3.client(), &e.s3.config().bucket, true).await;
+    whole_file::single_put_crc32c(&e.s3, e.s3.client(), &e.s3.config().bucket, true).await;
 }
 
 #[tokio::test]

@@ -2,13 +2,16 @@
 //! the answer and in the receipt, equal to the CRC32C of the object's bytes read back, for a
 //! fixed plan (full parts and a short last one) and for an upload without a declared size, whose
 //! part lengths come from the store's listing. Ceph 16 ignores CRC checksums (docs/stores.md,
-//! "Integrity"): there the upload completes and no whole-file CRC is claimed.
+//! "Integrity"): there the upload completes and no whole-file CRC is claimed. A file sent as one
+//! PUT with `x-amz-checksum-crc32c` is read back (HeadObject) with that whole-file value, which
+//! `whole_file::of_single_put` turns into the same claim (none on Ceph 16).
 
 use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{CompleteResponse, CreateMultipartResponse, SignBatchResponse};
+use s3_direct_server::{Store, whole_file};
 use serde_json::{Value, json};
 
 use super::put_signed;
@@ -129,5 +132,39 @@ pub async fn whole_file_crc32c(
             "{composite}"
         );
         assert_eq!(claims["checksum"], composite.as_str());
+    }
+}
+
+/// A file sent as one PUT with its CRC32C: the store's HeadObject reports it (`crc32c:BASE64`,
+/// no `-N`), and `of_single_put` of that is the file's CRC32C. `verifies` as above.
+pub async fn single_put_crc32c(
+    store: &dyn Store,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    verifies: bool,
+) {
+    let body = data(123_457, 6);
+    let expected = STANDARD.encode(crc32c::crc32c(&body).to_be_bytes());
+    let key = "single/clip.bin";
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_crc32_c(&expected)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+    let head = store
+        .head_object(key)
+        .await
+        .unwrap()
+        .expect("the object is stored");
+    let whole = whole_file::of_single_put(head.checksum.as_deref());
+    if verifies {
+        assert_eq!(head.checksum, Some(format!("crc32c:{expected}")));
+        assert_eq!(whole.crc32c, Some(expected));
+    } else {
+        assert_eq!(whole.crc32c, None, "{:?}", head.checksum);
     }
 }
