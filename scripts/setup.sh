@@ -5,8 +5,9 @@
 #   scripts/setup.sh test   the above, plus the three browser engines from Debian (chromium +
 #                           chromium-driver, firefox-esr, webkit2gtk-driver with the MiniBrowser of
 #                           libwebkit2gtk-4.1, and xvfb for it), Ceph radosgw, Garage (built once
-#                           with cargo into ~/.cargo/bin, then reused), and the test suite's npm
-#                           packages
+#                           with cargo into ~/.cargo/bin, then reused), the test suite's npm
+#                           packages, and a Python venv (tests/.venv) with the receipt verification
+#                           example's packages
 #
 # Only the package registries are reachable from the machines this runs on, so nothing here
 # downloads a prebuilt binary or a browser: tools are built with cargo or come from Debian.
@@ -75,8 +76,22 @@ setup_test() {
   fi
 }
 
+# The Python receipt verification example (examples/verify-receipt/verify.py) runs in tests/.venv,
+# with PyJWT and cryptography at the exact, hashed versions of its requirements file.
+setup_python() {
+  local venv="$root/tests/.venv" req="$root/examples/verify-receipt/requirements.txt"
+  # Debian's python3 keeps venv's pip bootstrap in python3-venv.
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  if [ ! -x "$venv/bin/python" ] || [ "$req" -nt "$venv/.installed" ]; then
+    log "python3 -m venv tests/.venv; pip install -r examples/verify-receipt/requirements.txt"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
+    touch "$venv/.installed"
+  fi
+}
+
 case "$what" in
   demo) setup_rust ;;
-  test) setup_rust; setup_test ;;
+  test) setup_rust; setup_test; setup_python ;;
   *) echo "usage: scripts/setup.sh demo|test" >&2; exit 2 ;;
 esac

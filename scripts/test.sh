@@ -51,7 +51,8 @@ cargo test --workspace --quiet
 stop_stores
 
 step "building the server and the browser client for the browser tests"
-cargo build --quiet -p s3-direct-server
+# The Rust receipt verification example too: e2e/receipts.test.mjs runs it.
+cargo build --quiet -p s3-direct-server --bins --example verify-receipt
 wasm-client/build.sh
 
 step "the package's TypeScript API (against wasm-client/api/s3_direct.d.ts) and npm pack"

@@ -295,10 +295,30 @@ pub struct CompleteResponse {
     /// ([`CreateMultipartRequest::checksum`]) on a store that reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// Extension: the CRC of the whole object, whatever its part size (see [`WholeFileChecksum`]).
+    #[serde(flatten)]
+    pub whole_file: WholeFileChecksum,
     /// Extension: the server's signed receipt of what it verified (a compact JWS, `alg: EdDSA`,
     /// verifiable with the keys at `/.well-known/jwks.json`); see `server/src/receipt.rs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
+}
+
+/// Extension: the CRC of the whole object's bytes, as one PUT of the file would have it: base64
+/// of the 4 big-endian bytes, S3's form for `x-amz-checksum-crc32c` / `-crc32`. Unlike a composite
+/// checksum (`ALGO:BASE64-N`, a checksum of the parts' checksums) it does not depend on how the
+/// file was cut into parts, so an application that knows the file's CRC can compare it. The
+/// server combines it from the part CRCs the store verified, without reading the object back;
+/// absent when the parts had no CRC (MD5 or SHA-256 parts cannot be combined) or the store did
+/// not vouch for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WholeFileChecksum {
+    /// CRC32C (Castagnoli) of the whole object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<String>,
+    /// CRC32 (IEEE) of the whole object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<String>,
 }
 
 /// `GET /s3/params`: how to upload a small file with one request.

@@ -44,6 +44,7 @@ pub mod routes;
 pub mod store;
 pub mod token;
 pub mod validate;
+pub mod whole_file;
 
 pub use auth::{Authorizer, JwtAuth, OpenAuth, Principal, WebhookAuth};
 pub use config::{Cli, Command, ServeConfig};

@@ -2,8 +2,9 @@
 //! check without trusting the browser that hands it over.
 //!
 //! A receipt is a compact JWS (a JWT) signed with Ed25519 (`alg: EdDSA`). Its claims name the
-//! bucket, key, size, ETag, content type and checksum of the stored object, the caller's principal
-//! (`sub`), the store's upload id and the time. The public keys are served as a JWK Set at
+//! bucket, key, size, ETag, content type and checksum of the stored object (and its whole-file
+//! CRC, `crc32c` or `crc32`, when the parts' CRCs give one), the caller's principal (`sub`), the
+//! store's upload id and the time. The public keys are served as a JWK Set at
 //! `/.well-known/jwks.json`, each with its RFC 7638 thumbprint as `kid`, so a stock JWT library
 //! (`jose` in Node, PyJWT, `jsonwebtoken` in Rust) verifies a receipt. Keys come from
 //! configuration (`--receipt-key`, a PKCS#8 PEM Ed25519 private key; `--receipt-public-key` for
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use s3_direct_protocol::wire::WholeFileChecksum;
 use serde::{Deserialize, Serialize};
 
 /// The `typ` of a receipt's header, so a receipt is never mistaken for an access token.
@@ -43,6 +45,10 @@ pub struct ReceiptClaims {
     /// checksum of parts), when it reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// `crc32c` (or `crc32`): the CRC of the whole object, base64 of its 4 big-endian bytes,
+    /// whatever the part size (`whole_file.rs`); absent when the parts' CRCs give none.
+    #[serde(flatten)]
+    pub whole_file: WholeFileChecksum,
     /// The store's own id of the upload (not the `uploadId` with its token).
     pub upload_id: String,
 }
@@ -228,6 +234,10 @@ mod tests {
             etag: "\"abc-2\"".into(),
             content_type: "video/mp4".into(),
             checksum: Some("CRC32C:AAAAAA==-2".into()),
+            whole_file: WholeFileChecksum {
+                crc32c: Some("yZRlqg==".into()),
+                crc32: None,
+            },
             upload_id: "u1".into(),
         }
     }

@@ -559,6 +559,7 @@ async fn complete(
         etag: object.etag.clone(),
         content_type: object.content_type.clone().unwrap_or_default(),
         checksum: object.checksum.clone(),
+        whole_file: object.whole_file.clone(),
         upload_id: upload.store_id.to_owned(),
     });
     Ok(Json(CompleteResponse {
@@ -568,6 +569,7 @@ async fn complete(
         etag: object.etag,
         size: object.size,
         checksum: object.checksum,
+        whole_file: object.whole_file,
         receipt: Some(receipt),
     }))
 }

@@ -193,6 +193,14 @@ export interface UploadResult {
      */
     checksum: string | null;
     /**
+     * The CRC32C of the whole object, base64 of its 4 big-endian bytes (S3's form), whatever the
+     * part size: the server combines it from the part CRCs the store verified. Set for an upload
+     * with `checksum: "crc32c"` on a store that verifies CRC checksums; otherwise `null`.
+     */
+    crc32c: string | null;
+    /** The same for CRC32 parts (`checksum: "crc32"`). */
+    crc32: string | null;
+    /**
      * The signing server's receipt of the stored object: a compact JWS (`alg: EdDSA`) naming its
      * bucket, key, size, ETag, content type and checksum and the caller, which a backend verifies
      * with the keys at `/.well-known/jwks.json`. `null` for a file sent as one PUT.

@@ -137,7 +137,7 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     void [code, known, named, status, part];
   }
 
-  const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, fromHandle.key];
+  const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key];
   const sizes: number[] = [result.size, id, size];
   void [checksums, wrongChecksum, wrongConcurrency, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];

@@ -8,17 +8,20 @@
 //!    exists, holds what the plan or the listed parts say and no more than the caller may store.
 //!    An object that breaks those limits is deleted. The answer's facts ([`VerifiedObject`]) are
 //!    the store's, read back: Ceph 16's completion answer has an empty ETag (docs/stores.md,
-//!    "Completion"); the HEAD fills it.
+//!    "Completion"); the HEAD fills it. For parts with CRCs, the CRC of the whole object is
+//!    combined from theirs and their lengths (`whole_file.rs`), which is why an upload with CRC
+//!    parts and no fixed plan is listed before completing, bounded or not.
 //! 3. A completion retried after its answer was lost finds no upload: when the object under the
 //!    key has the ETag the named parts give a multipart object ([`multipart_etag`]), it is this
 //!    upload's result, and the retry gets the same answer (held to the same limits).
 
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, WholeFileChecksum};
 
 use super::{UploadRef, bounded, part_length};
 use crate::error::Error;
 use crate::store::{ObjectHead, Store, StoreError};
 use crate::token::UploadClaims;
+use crate::whole_file;
 
 /// What the server verified about a completed object, read back from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct VerifiedObject {
     pub checksum: Option<String>,
     /// The object's content type, when the store reports one.
     pub content_type: Option<String>,
+    /// The CRC of the whole object, when its parts' CRCs were verified by the store.
+    pub whole_file: WholeFileChecksum,
 }
 
 /// A completed upload: the verified object and where browsers find it.
@@ -148,13 +153,16 @@ pub async fn finish(
 ) -> Result<Finished, Error> {
     let (key, store_id, claims) = (upload.key, upload.store_id, &upload.claims);
     let mut expected = claims.size;
-    if bounded(claims) {
-        let listed = match store.list_parts(key, store_id).await {
+    let mut listed = Vec::new();
+    if bounded(claims) || needs_listed_lengths(claims, parts) {
+        listed = match store.list_parts(key, store_id).await {
             Err(e @ StoreError::NoSuchUpload { .. }) => {
                 return completed_earlier(store, upload, parts, e).await;
             }
             listed => listed?,
         };
+    }
+    if bounded(claims) {
         match check_listed(claims, parts, &listed) {
             Ok(total) => expected = Some(total),
             Err(Broken::Abort(why)) => {
@@ -190,6 +198,7 @@ pub async fn finish(
     if done.checksum.is_some() {
         object.checksum = done.checksum;
     }
+    object.whole_file = whole_file_crc(claims, parts, &listed, &object);
     // The location is built from the address browsers use, never the store's own answer (Garage
     // names its `root_domain` there), so a retried completion answers the same.
     let location = store.object_location(&object.key);
@@ -218,7 +227,9 @@ async fn completed_earlier(
         _ => return Err(gone.into()),
     };
     tracing::info!(%key, upload = %upload.store_id, "the upload was completed earlier; answering its object");
-    let object = hold_to_limits(store, key, &upload.claims, upload.claims.size, head).await?;
+    let mut object = hold_to_limits(store, key, &upload.claims, upload.claims.size, head).await?;
+    // The parts' lengths are the plan's, if fixed: the listing is gone with the upload.
+    object.whole_file = whole_file_crc(&upload.claims, parts, &[], &object);
     Ok(Finished {
         object,
         location: store.object_location(key),
@@ -258,7 +269,49 @@ async fn hold_to_limits(
         etag: head.etag,
         checksum: head.checksum,
         content_type: head.content_type,
+        whole_file: WholeFileChecksum::default(),
     })
+}
+
+fn is_crc(algorithm: Option<ChecksumAlgorithm>) -> bool {
+    matches!(
+        algorithm,
+        Some(ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c)
+    )
+}
+
+/// Whether completing needs the store's listing for the parts' lengths alone: the parts have
+/// CRCs to combine and the plan does not fix every named part's length.
+fn needs_listed_lengths(claims: &UploadClaims, parts: &[CompletedPart]) -> bool {
+    is_crc(claims.checksum)
+        && parts
+            .iter()
+            .any(|p| part_length(claims, p.part_number).is_none())
+}
+
+/// The whole object's CRC from the named parts' CRCs and their lengths (listed, else planned),
+/// when the lengths add up to the object's size and the store's composite checksum is the one
+/// the named CRCs give (see `whole_file.rs`).
+fn whole_file_crc(
+    claims: &UploadClaims,
+    parts: &[CompletedPart],
+    listed: &[ListedPart],
+    object: &VerifiedObject,
+) -> WholeFileChecksum {
+    let length = |n: u32| {
+        listed
+            .iter()
+            .find(|l| l.part_number == n)
+            .map(|l| l.size)
+            .or_else(|| part_length(claims, n))
+    };
+    let total = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(length(p.part_number)?));
+    if total != Some(object.size) {
+        return WholeFileChecksum::default();
+    }
+    whole_file::of_parts(claims.checksum, parts, length, object.checksum.as_deref())
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! - not declared (a client from before the declaration): the part still carries its checksum,
 //!   and completion goes by ETag alone, which is what the store accepts for such an upload;
 //! - the completion's answer is read back from the store (size, ETag), and a retried completion
-//!   gets the same answer.
+//!   gets the same answer;
+//! - with CRC32C parts, the whole object's CRC32C, combined from the parts' (`whole_file.rs`).
 //!
 //! Runs on the embedded store always, on Garage when `S3_DIRECT_TEST_GARAGE_ENDPOINT`,
 //! `_ACCESS_KEY`, `_SECRET_KEY`, `_REGION` are set and on Ceph radosgw when
@@ -26,6 +27,8 @@ use s3_direct_protocol::wire::{
 use s3_direct_server::{S3Store, Settings};
 use s3s::crypto::{Checksum, Crc32};
 use serde_json::json;
+
+mod whole_file;
 
 use crate::common::{
     Embedded, enc, get, open_app_on_new_bucket, open_state, post_json, store_from_env,
@@ -221,6 +224,8 @@ async fn on_store(store: S3Store, reports: bool) {
     let bucket = store.config().bucket.clone();
     a_declared_crc32_upload_completes_with_its_composite_checksum(&app, &client, &bucket, reports)
         .await;
+    whole_file::whole_file_crc32c(&app, &client, &bucket, reports).await;
+    whole_file::single_put_crc32c(&store, &client, &bucket, reports).await;
     an_undeclared_crc32_upload_completes(store).await;
 }
 
@@ -234,6 +239,8 @@ async fn the_embedded_store_completes_declared_and_undeclared_checksummed_upload
         true,
     )
     .await;
+    whole_file::whole_file_crc32c(&e.app, e.s3.client(), &e.s3.config().bucket, true).await;
+    whole_file::single_put_crc32c(&e.s3, e.s3.client(), &e.s3.config().bucket, true).await;
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ use s3_direct_protocol::limits::{MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SI
 use s3_direct_protocol::plan::default_part_size;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, PartChecksums, SignBatchResponse, SinglePutParams,
+    CreateMultipartResponse, PartChecksums, SignBatchResponse, SinglePutParams, WholeFileChecksum,
 };
 use s3_direct_protocol::{PartPlan, PlanError};
 
@@ -261,6 +261,10 @@ pub struct UploadResult {
     /// (S3's composite form; for MD5 the same digest as a multipart ETag), when parts had them;
     /// for a single PUT, the file's own checksum, `ALGO:BASE64`.
     pub checksum: Option<String>,
+    /// The CRC32C (or CRC32) of the whole object as the server combined it from the store-verified
+    /// part CRCs (base64 of the 4 big-endian bytes), which does not depend on the part size; empty
+    /// when the parts had no CRCs or the store did not verify them.
+    pub whole_file: WholeFileChecksum,
     /// The server's signed receipt of the completed object, for the application's backend to
     /// verify (a compact JWS); `None` for a file sent as one PUT, which the server does not see
     /// complete.
@@ -714,6 +718,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             etag: done.etag,
             size: file.size,
             checksum,
+            whole_file: done.whole_file,
             receipt: done.receipt,
         })
     }
@@ -869,6 +874,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     // still stored the object.
                     let location = url.url.split('?').next().unwrap_or_default().to_owned();
                     return Ok(UploadResult {
+                        whole_file: WholeFileChecksum::default(),
                         key: params.key,
                         bucket: params.bucket,
                         location,

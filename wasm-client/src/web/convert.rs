@@ -199,6 +199,16 @@ pub(crate) fn result_to_js(r: &UploadResult) -> JsValue {
             .as_deref()
             .map_or(JsValue::NULL, JsValue::from_str),
     );
+    for (name, value) in [
+        ("crc32c", &r.whole_file.crc32c),
+        ("crc32", &r.whole_file.crc32),
+    ] {
+        set(
+            &o,
+            name,
+            value.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+        );
+    }
     set(
         &o,
         "receipt",

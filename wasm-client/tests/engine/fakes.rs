@@ -356,6 +356,7 @@ impl Signer for FakeSigner {
             etag: FINAL_ETAG.into(),
             size: 0,
             checksum: None,
+            whole_file: Default::default(),
             receipt: Some(RECEIPT.into()),
         })
     }

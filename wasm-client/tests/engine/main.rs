@@ -86,6 +86,7 @@ fn parts_finish_out_of_order_and_complete_sorted() {
             etag: FINAL_ETAG.into(),
             size: size_of(10),
             checksum: None,
+            whole_file: Default::default(),
             receipt: Some(RECEIPT.into()),
         }
     );

@@ -64,6 +64,7 @@ fn a_small_file_goes_as_one_put_with_its_name_type_and_metadata() {
             etag: etag(1),
             size: SMALL,
             checksum: None,
+            whole_file: Default::default(),
             receipt: None,
         }
     );
