@@ -65,9 +65,13 @@ pub enum Error {
         stall_ms: u64,
         attempts: u32,
     },
-    /// The file could not be read to checksum a part (it was changed, moved or deleted on disk
-    /// since it was chosen).
-    #[error("part {part}: the file could not be read ({message}); choose the file again")]
+    /// The file could not be read to checksum or send a part: it was changed, moved or deleted on
+    /// disk since it was chosen (browsers refuse to read such a file, or read it short). Not
+    /// retried: no attempt can succeed until the user chooses the file again.
+    #[error(
+        "part {part}: the file could not be read ({message}); it was changed, moved or deleted \
+         since it was chosen; choose it again"
+    )]
     FileUnreadable { part: u32, message: String },
     /// A call to the signing server failed.
     #[error("{call} failed: {source}")]
@@ -253,6 +257,10 @@ pub enum PutError {
     /// (browsers do not say which).
     #[error("network error: {0}")]
     Network(String),
+    /// The part's bytes could not be read from the file before or after sending: the file was
+    /// changed, moved or deleted on disk since it was chosen. Fatal: sending again cannot help.
+    #[error("file unreadable: {0}")]
+    Unreadable(String),
     /// The store answered with a status outside 2xx; `body` is the start of its answer.
     #[error("status {status}")]
     Status {
@@ -314,6 +322,7 @@ impl PutError {
     pub fn class(&self) -> FailureClass {
         match self {
             Self::Network(_) => FailureClass::Retryable,
+            Self::Unreadable(_) => FailureClass::Fatal,
             Self::Status { status, body, .. } => {
                 let code = xml_field(body, "Code");
                 match (status, code) {
@@ -556,6 +565,10 @@ mod tests {
         assert_eq!(
             PutError::Network("x".into()).class(),
             FailureClass::Retryable
+        );
+        assert_eq!(
+            PutError::Unreadable("NotReadableError".into()).class(),
+            FailureClass::Fatal
         );
     }
 

@@ -1630,6 +1630,10 @@ fn part_error(
             message,
             attempts,
         },
+        Some(PutError::Unreadable(message)) => Error::FileUnreadable {
+            part: part.max(1),
+            message,
+        },
         None => Error::PartStalled {
             part,
             parts,

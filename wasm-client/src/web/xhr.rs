@@ -3,6 +3,11 @@
 //! XHR and not `fetch`, because only XHR reports upload progress (`upload.onprogress`). A sliced
 //! Blob is lazy, so the browser streams the part from disk and the file is never read into memory.
 //! Dropping the future aborts the request (the engine relies on it for cancel and on failure).
+//!
+//! A file changed on disk after it was chosen is found before each attempt and after a failed
+//! one ([`still_readable`]): each engine fails differently when it sends such a file (Chromium a
+//! network error, WebKit a request whose body never comes, Firefox a short body), but all three
+//! refuse to read it or read it short (README, "Browser engines").
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,6 +15,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, ProgressEvent, XmlHttpRequest, XmlHttpRequestUpload};
 
 use super::signer::js_text;
@@ -47,6 +53,7 @@ impl PartSink for XhrSink {
         progress: PartProgress,
     ) -> Result<Option<String>, PutError> {
         let js_err = |e: wasm_bindgen::JsValue| PutError::Network(js_text(&e));
+        still_readable(&self.file, &put.range).await?;
         let xhr = XmlHttpRequest::new().map_err(js_err)?;
         xhr.open_with_async("PUT", put.url, true).map_err(js_err)?;
         for (name, value) in put.headers {
@@ -98,7 +105,11 @@ impl PartSink for XhrSink {
         drop(guard);
         match ended {
             Ok(Ended::Loaded) => {}
-            Ok(Ended::Failed(why)) => return Err(PutError::Network(why.into())),
+            Ok(Ended::Failed(why)) => {
+                // Chromium fails the request of a file changed while it was being sent.
+                still_readable(&self.file, &put.range).await?;
+                return Err(PutError::Network(why.into()));
+            }
             Err(_) => return Err(PutError::Network("the request vanished".into())),
         }
         let status = xhr.status().map_err(js_err)?;
@@ -119,6 +130,30 @@ impl PartSink for XhrSink {
         // `None` both when the store sent no ETag and when CORS hides it; the engine says which
         // setting to fix.
         Ok(header(&headers, "etag"))
+    }
+}
+
+/// Whether the last byte of `range` can still be read from `file`: a read of a file changed,
+/// moved or deleted since it was chosen is refused (`NotReadableError` in Chromium,
+/// `NotFoundError` in WebKit) or comes back short (Firefox, for a file cut shorter). One byte
+/// from disk, so it costs next to nothing beside the part's PUT.
+async fn still_readable(file: &Blob, range: &std::ops::Range<u64>) -> Result<(), PutError> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let last = file
+        .slice_with_f64_and_f64((range.end - 1) as f64, range.end as f64)
+        .map_err(|e| PutError::Unreadable(js_text(&e)))?;
+    let bytes = JsFuture::from(last.array_buffer())
+        .await
+        .map_err(|e| PutError::Unreadable(js_text(&e)))?;
+    if js_sys::ArrayBuffer::from(bytes).byte_length() == 1 {
+        Ok(())
+    } else {
+        Err(PutError::Unreadable(format!(
+            "byte {} is no longer in the file",
+            range.end - 1
+        )))
     }
 }
 

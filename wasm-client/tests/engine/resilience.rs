@@ -155,6 +155,35 @@ fn network_errors_exhaust_the_budget_too() {
 }
 
 #[test]
+fn a_file_changed_since_it_was_chosen_fails_at_once_and_keeps_the_upload() {
+    // A budget of 8 retries: none may be spent, no attempt can read the file again.
+    let mut h = Harness::start(size_of(3), retrying(2, 8), Script::default());
+    h.run();
+    h.store(1);
+    h.reply(
+        2,
+        Err(PutError::Unreadable(
+            "NotReadableError: the file could not be read".into(),
+        )),
+    );
+    let e = h.error();
+    assert_eq!((e.code(), e.part()), ("file_unreadable", Some(2)));
+    assert!(
+        e.to_string()
+            .contains("changed, moved or deleted since it was chosen"),
+        "{e}"
+    );
+    assert_eq!(puts_of(&h, 2).len(), 1, "not retried");
+    assert!(h.clock.timers().is_empty(), "no backoff");
+    assert_eq!(
+        h.signer.aborts(),
+        0,
+        "kept for a resume once the file is chosen again"
+    );
+    assert_eq!(h.signer.completed(), None);
+}
+
+#[test]
 fn an_expired_url_is_re_signed_at_once_without_counting_as_a_failure() {
     // No retries allowed at all: re-signing must not use any.
     let mut h = Harness::start(size_of(4), retrying(2, 0), Script::default());
