@@ -20,7 +20,7 @@ use crate::common::{Embedded, enc, get, open_app_on_new_bucket, store_from_env, 
 
 /// POSTs `fields` and then `file` as a `multipart/form-data` form to `url`, as a browser's
 /// `FormData` does (the file last: S3 ignores fields after it); the status and body.
-async fn post_form(
+pub(crate) async fn post_form(
     url: &str,
     fields: &BTreeMap<String, String>,
     file: &[u8],
