@@ -2,17 +2,19 @@
 //! read back, held to what its token signed (deleted when it breaks it) and answered with a
 //! receipt, the same on every call.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::wire::{CompleteResponse, SinglePutParams};
-use s3_direct_server::ReceiptClaims;
 use s3_direct_server::store::{FakeCall, ObjectHead};
 use s3_direct_server::token::{ObjectClaims, principal_digest};
+use s3_direct_server::{AppState, FakeStore, ReceiptClaims, Settings};
 use serde_json::json;
 
-use crate::common::{Reply, fake_app, get, post_json, test_secrets};
+use crate::common::{Limited, Reply, fake_app, get, post_json, test_secrets};
 
 const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
 
@@ -170,4 +172,48 @@ async fn a_small_file_token_holds_for_its_key_and_caller_only() {
         "no refused call reached the store"
     );
     assert_eq!(store.objects().len(), 2);
+}
+
+/// A form without a declared size is bound by the caller's limit: the store holds the form to
+/// it, and the completion reads the object back and holds it to it again.
+#[tokio::test]
+async fn a_form_without_a_size_is_held_to_the_callers_limit() {
+    let store = Arc::new(FakeStore::new());
+    let state = AppState::with_auth(
+        store.clone(),
+        Settings::default(),
+        Arc::new(Limited(100)),
+        test_secrets(),
+    );
+    let app = s3_direct_server::app(state);
+    let p = params(&app, "method=POST").await;
+    assert_eq!(p.method, "POST");
+    store.put_object(&p.key, stored(100, "text/plain"));
+    let done: CompleteResponse = complete(&app, &p.key, p.token.as_deref().unwrap())
+        .await
+        .ok();
+    assert_eq!(done.size, 100);
+    store.put_object(&p.key, stored(101, "text/plain"));
+    let message = complete(&app, &p.key, p.token.as_deref().unwrap())
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(
+        message.contains("more than this caller's limit of 100"),
+        "{message}"
+    );
+    assert!(store.objects().is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_report_is_refused_before_the_store() {
+    let (app, store) = fake_app();
+    for body in ["", "{}", "{\"key\": \"uploads/x\"}", "[]"] {
+        post_json(&app, "/s3/params/complete", body)
+            .await
+            .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson);
+    }
+    get(&app, "/s3/params/complete")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::InvalidRequest);
+    assert!(store.calls().is_empty());
 }
