@@ -13,6 +13,7 @@
 //! | complete | `POST /s3/multipart/{uploadId}/complete?key=` | [`CompleteRequest`] | [`CompleteResponse`] |
 //! | abort | `DELETE /s3/multipart/{uploadId}?key=` | | `{}` |
 //! | small file | `GET /s3/params?filename=&type=` | | [`SinglePutParams`] (a PUT or a POST form) |
+//! | small file done | `POST /s3/params/complete` | [`ObjectCompleteRequest`] | [`CompleteResponse`] |
 //!
 //! Every error is an [`ErrorBody`] with a stable [`ErrorCode`].
 //!
@@ -24,7 +25,8 @@
 //! sign-one, `checksums=N:ALGO:BASE64,...` on sign-batch; `partHeaders` in the batch answer;
 //! `length=BYTES` on sign-one and `lengths=N:BYTES,...` on sign-batch;
 //! `Checksum*` per completed part and `size` and `checksum` in the completion's answer;
-//! `size`, `checksum=ALGO:BASE64` and `method=PUT|POST` on params and `checksum` in its answer).
+//! `size`, `checksum=ALGO:BASE64` and `method=PUT|POST` on params and `checksum` and `token` in
+//! its answer; the `POST /s3/params/complete` route).
 
 use std::collections::BTreeMap;
 
@@ -350,6 +352,24 @@ pub struct SinglePutParams {
     /// again with `checksum=ALGO:BASE64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumAlgorithm>,
+    /// Extension: the signed token of this small file (its key, the caller, the declared size or
+    /// the size bound, the content type and an expiry). Once the PUT or POST succeeded, send it
+    /// with the key to `POST /s3/params/complete` ([`ObjectCompleteRequest`]) for the verified
+    /// object and its receipt. Absent from servers older than that route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `POST /s3/params/complete`: a small file sent as one PUT or POST form is done. The server
+/// reads the object back, holds it to what its [`SinglePutParams::token`] signed (deleting one
+/// that breaks it) and answers as a multipart completion does, receipt included. Calling it again
+/// answers the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCompleteRequest {
+    /// The key [`SinglePutParams::key`] named.
+    pub key: String,
+    /// The token [`SinglePutParams::token`] carried.
+    pub token: String,
 }
 
 /// A checksum algorithm a part can be signed with.

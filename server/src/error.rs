@@ -70,6 +70,11 @@ pub enum Error {
     #[error("{0}")]
     PlanViolated(String),
 
+    /// A small file reported done whose object the store does not hold (answered like a
+    /// multipart upload that does not exist: 404 `no_such_upload`).
+    #[error("{0}")]
+    NoSuchObject(String),
+
     /// The store answered with an error or could not be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -101,7 +106,9 @@ impl Error {
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Busy { .. } => ErrorCode::Busy,
             Self::PlanViolated(_) => ErrorCode::PlanViolated,
-            Self::Store(StoreError::NoSuchUpload { .. }) => ErrorCode::NoSuchUpload,
+            Self::NoSuchObject(_) | Self::Store(StoreError::NoSuchUpload { .. }) => {
+                ErrorCode::NoSuchUpload
+            }
             Self::Store(StoreError::InvalidPart { .. }) => ErrorCode::InvalidPart,
             Self::Store(StoreError::EntityTooSmall { .. }) => ErrorCode::EntityTooSmall,
             Self::Store(StoreError::Unavailable { .. }) => ErrorCode::StoreUnavailable,
@@ -123,7 +130,9 @@ impl Error {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PlanViolated(_) => StatusCode::CONFLICT,
-            Self::Store(StoreError::NoSuchUpload { .. }) => StatusCode::NOT_FOUND,
+            Self::NoSuchObject(_) | Self::Store(StoreError::NoSuchUpload { .. }) => {
+                StatusCode::NOT_FOUND
+            }
             Self::Store(StoreError::InvalidPart { .. } | StoreError::EntityTooSmall { .. }) => {
                 StatusCode::BAD_REQUEST
             }

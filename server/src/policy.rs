@@ -35,6 +35,7 @@ use crate::token::{UploadClaims, principal_digest, split_upload_id};
 use crate::validate;
 
 pub mod completion;
+pub mod single;
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {

@@ -34,6 +34,8 @@ use crate::store::{NewUpload, PartSigning, PostSigning, PutSigning};
 use crate::token::{UploadClaims, principal_digest};
 use crate::validate;
 
+mod small;
+
 /// Body limit of create: a file name, a type and at most 2 KB of metadata.
 pub const CREATE_BODY_LIMIT: usize = 64 * 1024;
 /// Body limit of complete: 10,000 parts with 128-character ETags take about 1.7 MB.
@@ -124,6 +126,10 @@ pub fn api_router() -> Router<AppState> {
         )
         .route("/multipart/{upload_id}/{part_number}", get(sign_part))
         .route("/params", get(single_put_params))
+        .route(
+            "/params/complete",
+            post(small::complete).layer(DefaultBodyLimit::max(CREATE_BODY_LIMIT)),
+        )
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -539,7 +545,7 @@ async fn complete(
     policy::check_part_list_against_plan(&upload.claims, &req.parts)?;
     let parts = policy::completion_checksums(&upload.claims, &req.parts)?;
     let done = policy::completion::finish(state.store(), &upload, &parts).await?;
-    let object = done.object;
+    let object = &done.object;
     if !done.earlier {
         state.metrics().bytes_completed.inc_by(object.size);
     }
@@ -548,6 +554,18 @@ async fn complete(
         size = object.size, etag = %object.etag, earlier = done.earlier,
         "upload completed"
     );
+    Ok(Json(answer(&state, &principal, done, upload.store_id)))
+}
+
+/// The answer to a verified completion, with the receipt of what was verified; `upload_id` is
+/// the receipt's `upload_id` claim.
+fn answer(
+    state: &AppState,
+    principal: &Principal,
+    done: policy::completion::Finished,
+    upload_id: &str,
+) -> CompleteResponse {
+    let object = done.object;
     let bucket = state.store().bucket().to_owned();
     let receipt = state.receipts().sign(&ReceiptClaims {
         iss: state.receipts().issuer().to_owned(),
@@ -560,9 +578,9 @@ async fn complete(
         content_type: object.content_type.clone().unwrap_or_default(),
         checksum: object.checksum.clone(),
         whole_file: object.whole_file.clone(),
-        upload_id: upload.store_id.to_owned(),
+        upload_id: upload_id.to_owned(),
     });
-    Ok(Json(CompleteResponse {
+    CompleteResponse {
         location: done.location,
         key: object.key,
         bucket,
@@ -571,7 +589,7 @@ async fn complete(
         checksum: object.checksum,
         whole_file: object.whole_file,
         receipt: Some(receipt),
-    }))
+    }
 }
 
 async fn abort(
@@ -693,6 +711,7 @@ async fn single_put_params(
         .issue_under(&policy::prefix_of(&state, &principal), filename)?;
     let bucket = state.store().bucket().to_owned();
     let lifetime = state.url_lifetime_now().await;
+    let token = Some(small::token(&state, &principal, &key, size, &content_type));
     if post {
         // The policy holds the file to the caller's size limit, which a PUT URL without a
         // length cannot.
@@ -717,6 +736,7 @@ async fn single_put_params(
                 key,
                 bucket,
                 checksum: None,
+                token,
             }));
         }
         tracing::debug!("the store signs no POST policies; answering a presigned PUT");
@@ -752,6 +772,7 @@ async fn single_put_params(
         key,
         bucket,
         checksum: state.settings().checksum,
+        token,
     }))
 }
 

@@ -8,6 +8,12 @@
 //! replayed on another upload or key fails; the claims hold a digest of the principal, the plan
 //! and the expiry. Any replica holding the same secret verifies any token.
 //!
+//! Small files have a token of their own ([`ObjectClaims`]): `GET /s3/params` answers one with its
+//! presigned PUT or POST form, and `POST /s3/params/complete` takes it back. Its tag covers the
+//! object key and its claims the principal, the declared size or the size bound, the content type
+//! and the expiry. It is sealed the same way under another context, so neither kind of token ever
+//! verifies as the other.
+//!
 //! Rotation: tokens are sealed with the current secret and accepted under the current or the
 //! previous one, so a secret can be replaced without breaking uploads in flight.
 
@@ -17,6 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use s3_direct_protocol::ErrorCode;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +33,8 @@ use crate::error::Error;
 const TAG_LEN: usize = 32;
 /// Domain separation: a tag made for anything else never verifies as an upload token.
 const CONTEXT: &[u8] = b"s3-direct upload token v1";
+/// Domain separation of small-file tokens ([`ObjectClaims`]).
+const OBJECT_CONTEXT: &[u8] = b"s3-direct small-file token v1";
 /// Shortest secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Longest token accepted, in characters (claims are a few dozen bytes).
@@ -53,6 +62,26 @@ pub struct UploadClaims {
     /// with it, and completion passes the parts' checksums of it.
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<s3_direct_protocol::wire::ChecksumAlgorithm>,
+}
+
+/// What a small file's token vouches for, besides the object key its tag covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectClaims {
+    /// Digest of the principal the file's URL was signed for ([`principal_digest`]).
+    #[serde(rename = "a")]
+    pub principal: String,
+    /// Expiry, seconds since the Unix epoch.
+    #[serde(rename = "e")]
+    pub expires_at: u64,
+    /// The declared size: the object must hold exactly this many bytes.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The size bound when no size was declared (the caller's maximum object size).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// The content type signed into the URL or form, normalised.
+    #[serde(rename = "t")]
+    pub content_type: String,
 }
 
 /// Digest of a principal as it appears in claims: tokens do not reveal who made them.
@@ -108,13 +137,7 @@ impl UploadSecrets {
 
     /// The token for `store_upload_id` + `key` with `claims`.
     pub fn seal(&self, store_upload_id: &str, key: &str, claims: &UploadClaims) -> String {
-        // Serialising a struct of strings and numbers cannot fail.
-        let json = serde_json::to_vec(claims).unwrap_or_default();
-        let tag = tag(&self.current, store_upload_id, key, &json);
-        let mut raw = Vec::with_capacity(TAG_LEN + json.len());
-        raw.extend_from_slice(&tag);
-        raw.extend_from_slice(&json);
-        URL_SAFE_NO_PAD.encode(raw)
+        self.seal_in(CONTEXT, store_upload_id, key, claims)
     }
 
     /// Verifies `token` for `store_upload_id` + `key` and returns its claims, checking that it
@@ -133,6 +156,55 @@ impl UploadSecrets {
                  unchanged, or start a new upload"
             ),
         };
+        let claims: UploadClaims = self.open_in(CONTEXT, store_upload_id, key, token, &invalid)?;
+        if claims.expires_at <= now {
+            return Err(invalid("has expired"));
+        }
+        Ok(claims)
+    }
+
+    /// The token of the small file under `key` with `claims`.
+    pub fn seal_object(&self, key: &str, claims: &ObjectClaims) -> String {
+        self.seal_in(OBJECT_CONTEXT, "", key, claims)
+    }
+
+    /// Verifies a small file's `token` for `key` and returns its claims, checking that it has not
+    /// expired at `now`. The principal is checked by the caller.
+    pub fn open_object(&self, key: &str, token: &str, now: u64) -> Result<ObjectClaims, Error> {
+        let invalid = |why: &str| Error::Forbidden {
+            code: ErrorCode::InvalidUploadToken,
+            message: format!(
+                "the small-file token {why}; pass the key and token returned by /s3/params \
+                 unchanged, or upload the file again"
+            ),
+        };
+        let claims: ObjectClaims = self.open_in(OBJECT_CONTEXT, "", key, token, &invalid)?;
+        if claims.expires_at <= now {
+            return Err(invalid("has expired"));
+        }
+        Ok(claims)
+    }
+
+    fn seal_in(&self, context: &[u8], id: &str, key: &str, claims: &impl Serialize) -> String {
+        // Serialising a struct of strings and numbers cannot fail.
+        let json = serde_json::to_vec(claims).unwrap_or_default();
+        let tag = tag(&self.current, context, id, key, &json);
+        let mut raw = Vec::with_capacity(TAG_LEN + json.len());
+        raw.extend_from_slice(&tag);
+        raw.extend_from_slice(&json);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The claims of `token` when its tag verifies under the current or the previous secret;
+    /// `invalid` words the refusal.
+    fn open_in<C: DeserializeOwned>(
+        &self,
+        context: &[u8],
+        id: &str,
+        key: &str,
+        token: &str,
+        invalid: &dyn Fn(&str) -> Error,
+    ) -> Result<C, Error> {
         if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
             return Err(invalid("is missing or malformed"));
         }
@@ -145,7 +217,7 @@ impl UploadSecrets {
         let (given, json) = raw.split_at(TAG_LEN);
         // `verify_slice` compares in constant time.
         let verifies = |secret: &[u8]| {
-            mac(secret, store_upload_id, key, json)
+            mac(secret, context, id, key, json)
                 .verify_slice(given)
                 .is_ok()
         };
@@ -155,12 +227,7 @@ impl UploadSecrets {
                 "is not valid for this upload and key (forged, or taken from another upload)",
             ));
         }
-        let claims: UploadClaims =
-            serde_json::from_slice(json).map_err(|_| invalid("is malformed"))?;
-        if claims.expires_at <= now {
-            return Err(invalid("has expired"));
-        }
-        Ok(claims)
+        serde_json::from_slice(json).map_err(|_| invalid("is malformed"))
     }
 }
 
@@ -171,18 +238,18 @@ fn new_mac(secret: &[u8]) -> HmacSha256 {
     <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length")
 }
 
-/// The tag input is length-prefixed field by field, so no two (id, key, claims) triples share one.
-fn mac(secret: &[u8], store_upload_id: &str, key: &str, claims: &[u8]) -> HmacSha256 {
+/// The tag input is length-prefixed field by field, so no two (context, id, key, claims) share one.
+fn mac(secret: &[u8], context: &[u8], id: &str, key: &str, claims: &[u8]) -> HmacSha256 {
     let mut mac = new_mac(secret);
-    for field in [CONTEXT, store_upload_id.as_bytes(), key.as_bytes(), claims] {
+    for field in [context, id.as_bytes(), key.as_bytes(), claims] {
         mac.update(&(field.len() as u64).to_be_bytes());
         mac.update(field);
     }
     mac
 }
 
-fn tag(secret: &[u8], store_upload_id: &str, key: &str, claims: &[u8]) -> [u8; TAG_LEN] {
-    mac(secret, store_upload_id, key, claims)
+fn tag(secret: &[u8], context: &[u8], id: &str, key: &str, claims: &[u8]) -> [u8; TAG_LEN] {
+    mac(secret, context, id, key, claims)
         .finalize()
         .into_bytes()
         .into()
@@ -261,6 +328,33 @@ mod tests {
         assert!(rotated.open("u", "k", &t, 0).is_ok());
         let fresh = UploadSecrets::new(&[2; 40], None).unwrap();
         assert!(fresh.open("u", "k", &t, 0).is_err());
+    }
+
+    #[test]
+    fn small_file_tokens_open_for_their_key_only_and_never_as_upload_tokens() {
+        let s = UploadSecrets::new(&[7; 32], Some(&[9; 32])).unwrap();
+        let object = ObjectClaims {
+            principal: principal_digest("alice"),
+            expires_at: 1_000,
+            size: Some(10),
+            max_size: None,
+            content_type: "image/png".into(),
+        };
+        let t = s.seal_object("k/a.png", &object);
+        assert_eq!(s.open_object("k/a.png", &t, 999).unwrap(), object);
+        assert!(s.open_object("k/b.png", &t, 999).is_err());
+        let e = s.open_object("k/a.png", &t, 1_000).unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        // Sealed under the previous secret, still good after a rotation.
+        let old = UploadSecrets::new(&[9; 32], None).unwrap();
+        assert!(
+            s.open_object("k/a.png", &old.seal_object("k/a.png", &object), 0)
+                .is_ok()
+        );
+        // The kinds never stand in for each other, even with the same key and an empty id.
+        let upload = s.seal("", "k/a.png", &claims());
+        assert!(s.open_object("k/a.png", &upload, 0).is_err());
+        assert!(s.open("", "k/a.png", &t, 0).is_err());
     }
 
     #[test]

@@ -169,7 +169,7 @@ describe('a file changed after it was chosen', () => {
             assert.equal(stored.sha256, now, 'the bytes the file holds now');
           } else {
             assert.equal(result.code, 'file_unreadable', `${how}: ${JSON.stringify(result)}`);
-            assert.match(result.message, /changed, moved or deleted since it was chosen; choose it again/);
+            assert.match(result.message, /changed, moved or deleted since it was chosen must be chosen again/);
             assert.doesNotMatch(result.message, /CORS|network/i);
             const added = (await objectKeys(s3)).filter((k) => !before.has(k));
             assert.deepEqual(added, [], 'no object was stored');

@@ -151,7 +151,7 @@ for (const name of selectedEngines()) {
       }
     });
 
-    it('the <s3-direct-upload> widget in a plain form posts the keys of its two uploads', async () => {
+    it('the <s3-direct-upload> widget in a plain form posts the receipts of its two uploads', async () => {
       const { form1, form2 } = await testFiles();
       const page = await engine.newPage();
       try {
@@ -170,6 +170,9 @@ for (const name of selectedEngines()) {
           [[form1.name, 'done', null], [form2.name, 'done', null]]);
         const keys = items.map((i) => i.result.key);
         assert.deepEqual(await page.evaluate(() => document.querySelector('s3-direct-upload').keys), keys);
+        // Each upload's receipt (the small one's too) names its key.
+        const receipts = items.map((i) => i.result.receipt);
+        assert.deepEqual(receipts.map((r) => JSON.parse(Buffer.from(r.split('.')[1], 'base64url')).key), keys);
         await page.screenshot(path.join(artifacts, `${name}-widget.png`));
         assert.deepEqual(await page.errors(), []);
 
@@ -179,7 +182,7 @@ for (const name of selectedEngines()) {
           && [...document.querySelectorAll('#submitted tr[data-field]')]
             .map((r) => [r.cells[0].textContent, r.cells[1].textContent]),
         null, { what: 'the form to be submitted' });
-        assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', keys[0]], ['files', keys[1]]]);
+        assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', receipts[0]], ['files', receipts[1]]]);
         await expectStored(s3, { ...items[0], key: keys[0], detail: '' }, form1);
         await expectStored(s3, { ...items[1], key: keys[1], detail: '' }, form2);
       } finally {

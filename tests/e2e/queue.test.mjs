@@ -153,6 +153,7 @@ describe('UploadQueue', () => {
     assert.ok(small > 50 && large > 50, `both paths are exercised (${small} small, ${large} large)`);
     const count = (call) => calls.filter((c) => c === call).length;
     assert.equal(count('GET /s3/params'), small, 'one single-PUT URL per small file');
+    assert.equal(count('POST /s3/params/complete'), small, 'each small file reported done once');
     assert.equal(count('POST /s3/multipart'), large, 'a multipart upload only for the larger files');
     assert.equal(out.putsSent, FILES, 'one PUT per file (the larger ones have one part each)');
 

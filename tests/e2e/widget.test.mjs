@@ -1,5 +1,5 @@
 // The <s3-direct-upload> element in a plain HTML form (web/form.html), on the embedded store:
-// the form submits the keys of finished uploads, a cancelled upload leaves nothing behind, the
+// the form submits the receipts of finished uploads (their keys with form-value="key"), a cancelled upload leaves nothing behind, the
 // element works with the keyboard alone, and a screenshot of each state is written for people to
 // look at. Part PUTs are held in the browser's network layer to create "half-way" states.
 import assert from 'node:assert/strict';
@@ -129,7 +129,7 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
     await server?.stop();
   });
 
-  it('two files, one cancelled while uploading: the form submits the other key, byte for byte', async () => {
+  it('two files, one cancelled while uploading: the form submits the other's receipt, byte for byte', async () => {
     const dir = await tempDir();
     const [keep, cancel] = await Promise.all([
       randomFile(dir, 'keep-3MiB.bin', 3 * MiB + 17),
@@ -175,7 +175,10 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       for (const e of events) assert.ok(e.bubbles && e.composed, `${e.type} bubbles out of the shadow root`);
       const complete = events.filter((e) => e.type === 'upload-complete');
       assert.equal(complete.length, 1);
-      const { key } = complete[0].detail;
+      const { key, receipt } = complete[0].detail;
+      assert.equal(typeof receipt, 'string', 'a small file has a receipt too');
+      const claims = JSON.parse(Buffer.from(receipt.split('.')[1], 'base64url'));
+      assert.deepEqual([claims.key, claims.size], [key, keep.size]);
       assert.equal(complete[0].detail.fileName, keep.name);
       assert.equal(complete[0].detail.size, keep.size);
       assert.equal(complete[0].detail.bucket, bucket);
@@ -193,8 +196,8 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       await Promise.all([page.waitForURL(/\?/), page.click('#submit')]);
       await page.waitForSelector('body[data-ready="true"]');
       const sent = await page.$$eval('#submitted tr[data-field]', (rows) => rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent]));
-      assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', key]]);
-      assert.deepEqual([...new URL(page.url()).searchParams.getAll('files')], [key], 'the submission itself carries the key');
+      assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', receipt]]);
+      assert.deepEqual([...new URL(page.url()).searchParams.getAll('files')], [receipt], 'the submission itself carries the receipt');
 
       const stored = await objectSha256(s3, bucket, key);
       assert.equal(stored.size, keep.size);
@@ -260,9 +263,13 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       await page.getByRole('button', { name: 'Remove photo.png' }).click();
       const state = await page.evaluate(() => {
         const el = document.querySelector('s3-direct-upload');
-        return { state: el.state, valid: el.checkValidity(), keys: el.keys, form: [...new FormData(el.form).getAll('files')] };
+        const receipts = [...new FormData(el.form).getAll('files')];
+        el.setAttribute('form-value', 'key');
+        return { state: el.state, valid: el.checkValidity(), keys: el.keys, receipts, form: [...new FormData(el.form).getAll('files')] };
       });
-      assert.deepEqual(state, { state: 'done', valid: true, keys: [done.result.key], form: [done.result.key] });
+      assert.deepEqual(state, {
+        state: 'done', valid: true, keys: [done.result.key], receipts: [done.result.receipt], form: [done.result.key],
+      }, 'the form submits receipts, or keys with form-value="key"');
       const { sha256 } = await objectSha256(s3, bucket, done.result.key);
       assert.equal(sha256, createHash('sha256').update('hello from a drop\n').digest('hex'));
 

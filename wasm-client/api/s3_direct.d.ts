@@ -188,8 +188,8 @@ export interface UploadResult {
     size: number;
     /**
      * `ALGO:BASE64-N`: the checksum of the parts' checksums (S3's composite form), when parts were
-     * checksummed; for a file sent as one PUT with a checksum, its own `ALGO:BASE64`; otherwise
-     * `null`.
+     * checksummed; for a file sent as one PUT, the store's `ALGO:BASE64` when it reports one, else
+     * the file's own when it was checksummed; otherwise `null`.
      */
     checksum: string | null;
     /**
@@ -203,7 +203,8 @@ export interface UploadResult {
     /**
      * The signing server's receipt of the stored object: a compact JWS (`alg: EdDSA`) naming its
      * bucket, key, size, ETag, content type and checksum and the caller, which a backend verifies
-     * with the keys at `/.well-known/jwks.json`. `null` for a file sent as one PUT.
+     * with the keys at `/.well-known/jwks.json`. A file sent as one PUT gets one too (the server
+     * reads it back first); `null` only from a server older than that (it answers no token).
      */
     receipt: string | null;
 }

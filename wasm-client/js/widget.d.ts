@@ -23,7 +23,15 @@ export interface S3DirectUploadItem {
   size: number;
   state: S3DirectUploadItemState;
   progress: UploadProgress | null;
-  result: { key: string; bucket: string; location: string; etag: string; size: number; checksum?: string | null } | null;
+  result: {
+    key: string;
+    bucket: string;
+    location: string;
+    etag: string;
+    size: number;
+    checksum?: string | null;
+    receipt?: string | null;
+  } | null;
   /** `message` is the sentence shown to the person; `detail` the technical message. */
   error: { code: string; message: string; detail: string } | null;
 }
@@ -51,7 +59,7 @@ export interface UploadProgressDetail {
 
 export interface UploadCompleteDetail {
   id: number;
-  /** The object key: what the form submits under the element's `name`. */
+  /** The object key (what the form submits under the element's `name` with `form-value="key"`). */
   key: string;
   bucket: string;
   location: string;
@@ -60,7 +68,8 @@ export interface UploadCompleteDetail {
   checksum: string | null;
   /**
    * The signing server's signed receipt of the object (a compact JWS to verify with the keys at
-   * `/.well-known/jwks.json`); `null` for a file sent as one PUT.
+   * `/.well-known/jwks.json`): what the form submits by default. `null` only from a server too old
+   * to verify a file sent as one PUT.
    */
   receipt: string | null;
   /** The file's name as chosen. */
@@ -107,16 +116,22 @@ export interface S3DirectUploadEventMap extends HTMLElementEventMap {
 }
 
 /**
- * `<s3-direct-upload>`: a form-associated upload field. Completed uploads' keys are submitted
- * under `name`; while files are unfinished (or failed and not removed) the element is invalid, so
+ * `<s3-direct-upload>`: a form-associated upload field. Each completed upload's receipt (or its key,
+ * with `form-value="key"`) is submitted under `name`; while files are unfinished (or failed and not removed) the element is invalid, so
  * the form does not submit.
  */
 export class S3DirectUploadElement extends HTMLElement {
   static readonly formAssociated: true;
   /** Signing API base URL (attribute `endpoint`). Default `"/s3"`. */
   endpoint: string;
-  /** Form field name of the keys (attribute `name`). */
+  /** Form field name of the submitted values (attribute `name`). */
   name: string;
+  /**
+   * What the form submits for each completed upload (attribute `form-value`): `"receipt"` (the
+   * default), the server's signed receipt, which a backend verifies instead of trusting the
+   * browser (the key when the server gave none), or `"key"`, the object key.
+   */
+  formValue: "receipt" | "key";
   /** File types, as `<input type=file accept>` (attribute `accept`); also enforced on drop. */
   accept: string;
   /** Allow several files (attribute `multiple`); without it a new choice replaces the file. */
@@ -139,6 +154,8 @@ export class S3DirectUploadElement extends HTMLElement {
   readonly state: S3DirectUploadState;
   /** Keys of the completed uploads, in the order the files were added. */
   readonly keys: string[];
+  /** What the form submits (see `formValue`), in the order the files were added. */
+  readonly values: string[];
   readonly items: S3DirectUploadItem[];
   /** Bytes of every row that is not failed or cancelled. */
   readonly progress: { bytesSent: number; bytesTotal: number; fraction: number };

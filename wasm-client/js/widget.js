@@ -1,8 +1,10 @@
 // <s3-direct-upload>: a drop-in upload field for plain HTML forms, on top of the s3-direct client.
 //
 // Files go straight from the browser to the store; the element is form-associated (ElementInternals)
-// and contributes one form entry per completed upload — the object key, under its `name` — and
-// keeps the form from submitting while uploads are unfinished. No build step, no dependencies:
+// and contributes one form entry per completed upload under its `name` — the server's signed
+// receipt of the stored object (`form-value="receipt"`, the default), which the backend verifies
+// instead of trusting the browser, or the object key (`form-value="key"`) — and keeps the form from
+// submitting while uploads are unfinished. No build step, no dependencies:
 //
 //   <script type="module" src="/pkg/widget.js"></script>
 //   <form><s3-direct-upload name="files" endpoint="/s3" multiple></s3-direct-upload>…</form>
@@ -49,11 +51,15 @@ const MESSAGES = {
   plan_violated: 'The file changed while it was being uploaded. Please choose it again.',
   invalid_part: 'Part of the file did not arrive intact. Please try again.',
   internal: 'The upload service had an unexpected problem. Please try again later.',
+  busy: 'The upload service is busy right now. Please try again in a moment.',
+  misdirected_request: 'This page cannot reach its upload service at this address. Please tell the site owner.',
+  invalid_host: 'This page cannot reach its upload service at this address. Please tell the site owner.',
+  invalid_content_type: 'The type of this file cannot be recognised. Rename it with a usual extension and try again.',
   unknown: 'The upload failed. Please try again.',
 };
 
 /** Codes of failures that trying again cannot fix: the row offers Remove, not Retry. */
-const FINAL_CODES = new Set(['file_too_large', 'file_type_not_accepted', 'invalid_options', 'invalid_filename', 'content_type_not_allowed', 'forbidden']);
+const FINAL_CODES = new Set(['file_too_large', 'file_type_not_accepted', 'invalid_options', 'invalid_filename', 'content_type_not_allowed', 'forbidden', 'invalid_content_type', 'misdirected_request', 'invalid_host']);
 
 const ACTIVE = new Set(['queued', 'uploading', 'paused', 'completing']);
 
@@ -214,7 +220,7 @@ let nextRowId = 1;
 export class S3DirectUploadElement extends HTMLElement {
   static formAssociated = true;
 
-  static observedAttributes = ['accept', 'multiple', 'max-size', 'disabled', 'name', 'required'];
+  static observedAttributes = ['accept', 'multiple', 'max-size', 'disabled', 'name', 'required', 'form-value'];
 
   #internals;
   #root;
@@ -271,7 +277,7 @@ export class S3DirectUploadElement extends HTMLElement {
   }
 
   attributeChangedCallback(name) {
-    if (name === 'name' || name === 'required') this.#refresh();
+    if (name === 'name' || name === 'required' || name === 'form-value') this.#refresh();
     else this.#syncPicker();
     if (name === 'disabled') for (const row of this.#rows) this.#render(row);
   }
@@ -299,6 +305,12 @@ export class S3DirectUploadElement extends HTMLElement {
   set partSize(v) { this.#setOptional('part-size', v); }
   get checksum() { return this.getAttribute('checksum') ?? 'auto'; }
   set checksum(v) { this.#setOptional('checksum', v); }
+  /**
+   * What the form submits for each completed upload: `receipt` (the default; the key when the
+   * server gave no receipt) or `key`.
+   */
+  get formValue() { return this.getAttribute('form-value') === 'key' ? 'key' : 'receipt'; }
+  set formValue(v) { this.#setOptional('form-value', v); }
 
   // ----- properties only
 
@@ -313,8 +325,11 @@ export class S3DirectUploadElement extends HTMLElement {
   /** `idle`, `uploading`, `paused`, `error` or `done` (also the `state` attribute). */
   get state() { return this.getAttribute('state') ?? 'idle'; }
 
-  /** Keys of the completed uploads, in the order the files were added: what the form submits. */
+  /** Keys of the completed uploads, in the order the files were added. */
   get keys() { return this.#rows.filter((r) => r.state === 'done').map((r) => r.result.key); }
+
+  /** What the form submits, in the order the files were added (see `formValue`). */
+  get values() { return this.#rows.filter((r) => r.state === 'done').map((r) => this.#valueOf(r.result)); }
 
   /** A snapshot of every row: `{ id, name, size, state, progress, result, error }`. */
   get items() {
@@ -393,7 +408,9 @@ export class S3DirectUploadElement extends HTMLElement {
       if (typeof r?.key !== 'string') continue;
       const row = this.#newRow(r.name ?? r.key, r.size ?? 0);
       row.state = 'done';
-      row.result = { key: r.key, bucket: r.bucket, location: r.location, etag: r.etag, size: r.size };
+      row.result = {
+        key: r.key, bucket: r.bucket, location: r.location, etag: r.etag, size: r.size, receipt: r.receipt ?? null,
+      };
       row.progress = { bytesSent: row.size, bytesTotal: row.size, speed: 0, eta: null, phase: 'done' };
       this.#render(row);
     }
@@ -403,6 +420,10 @@ export class S3DirectUploadElement extends HTMLElement {
   // ----- internals
 
   get #isDisabled() { return this.disabled || this.#disabledByForm; }
+
+  #valueOf(result) {
+    return this.formValue === 'receipt' && typeof result.receipt === 'string' ? result.receipt : result.key;
+  }
 
   #numberAttribute(name) {
     const v = this.getAttribute(name);
@@ -805,9 +826,15 @@ export class S3DirectUploadElement extends HTMLElement {
     const name = this.name;
     if (name && done.length > 0) {
       const data = new FormData();
-      for (const r of done) data.append(name, r.result.key);
+      for (const r of done) data.append(name, this.#valueOf(r.result));
       const restore = done.map((r) => ({
-        name: r.name, size: r.size, key: r.result.key, bucket: r.result.bucket, location: r.result.location, etag: r.result.etag,
+        name: r.name,
+        size: r.size,
+        key: r.result.key,
+        bucket: r.result.bucket,
+        location: r.result.location,
+        etag: r.result.etag,
+        receipt: r.result.receipt ?? null,
       }));
       this.#internals.setFormValue(data, JSON.stringify(restore));
     } else {

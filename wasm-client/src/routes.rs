@@ -70,6 +70,11 @@ impl Routes {
         )
     }
 
+    /// `POST`: a small file sent as one PUT is done; the server verifies it.
+    pub fn complete_single(&self) -> String {
+        format!("{}/params/complete", self.base)
+    }
+
     /// `GET`: the parts the store holds.
     pub fn list_parts(&self, upload_id: &str, key: &str) -> String {
         self.abort(upload_id, key)

@@ -7,12 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::wire::ErrorBody;
+use s3_direct_server::auth::{Action, Admission, CreateDetails, Principal};
 use s3_direct_server::token::{UploadClaims, principal_digest};
 use s3_direct_server::{
     AppState, Authorizer, EmbeddedCredentials, EmbeddedStore, FakeStore, OpenAuth, S3Store,
@@ -336,4 +338,27 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// A caller whose uploads may hold at most `max_size` bytes.
+#[derive(Debug)]
+pub struct Limited(pub u64);
+
+#[async_trait]
+impl Authorizer for Limited {
+    async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        action: Action,
+        create: Option<&CreateDetails>,
+        admission: &dyn Admission,
+    ) -> Result<Principal, s3_direct_server::Error> {
+        let caller = OpenAuth
+            .authorize(headers, action, create, admission)
+            .await?;
+        Ok(Principal {
+            max_size: Some(self.0),
+            ..caller
+        })
+    }
 }

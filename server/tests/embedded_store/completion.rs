@@ -7,24 +7,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use md5::{Digest, Md5};
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MIB;
 use s3_direct_protocol::wire::{
     CompleteResponse, CompletedPart, CreateMultipartResponse, ListedPart,
 };
-use s3_direct_server::auth::{Action, Admission, Authorizer, CreateDetails, Principal};
 use s3_direct_server::store::{
     Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
     PutSigning,
 };
-use s3_direct_server::{Error, OpenAuth, S3Store, Settings, Store, StoreError};
+use s3_direct_server::{S3Store, Settings, Store, StoreError};
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::{complete, put_part, sign_sized};
-use crate::common::{Embedded, create, enc, post_json, test_bytes};
+use crate::common::{Embedded, Limited, create, enc, post_json, test_bytes};
 
 /// The quoted hex MD5 of `bytes`: the ETag a store gives the part.
 fn part_etag(bytes: &[u8]) -> String {
@@ -72,29 +71,6 @@ async fn a_completion_retried_after_its_answer_was_lost_gets_the_same_answer() {
     complete(&e, &key, &upload_id, &[(1, etag1.as_str())])
         .await
         .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
-}
-
-/// A caller whose uploads may hold at most `max_size` bytes.
-#[derive(Debug)]
-struct Limited(u64);
-
-#[async_trait]
-impl Authorizer for Limited {
-    async fn authorize(
-        &self,
-        headers: &HeaderMap,
-        action: Action,
-        create: Option<&CreateDetails>,
-        admission: &dyn Admission,
-    ) -> Result<Principal, Error> {
-        let caller = OpenAuth
-            .authorize(headers, action, create, admission)
-            .await?;
-        Ok(Principal {
-            max_size: Some(self.0),
-            ..caller
-        })
-    }
 }
 
 /// The embedded store, except that the first `ListParts` answers only once the test lets it

@@ -22,6 +22,7 @@ use crate::common::{
 };
 
 mod long_names;
+mod small;
 
 /// PUTs `body` to a presigned URL like a browser would (with an Origin, so CORS applies).
 async fn put(url: &str, body: Vec<u8>) -> reqwest::Response {

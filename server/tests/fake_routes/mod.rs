@@ -1,6 +1,8 @@
 //! Every route of the signing API through `app(state)` over the fake store: the answers have the
 //! Companion-compatible shapes, and the store was asked exactly what the request implied.
 
+mod small;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,15 +12,18 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use reqwest::StatusCode as HttpStatus;
-use s3_direct_protocol::wire::SinglePutParams;
+use s3_direct_protocol::wire::{CompleteResponse, SinglePutParams};
 use s3_direct_server::S3Store;
 use s3s::crypto::{Checksum as _, Md5};
+use serde_json::json;
 
-use crate::common::{Embedded, enc, get, open_app_on_new_bucket, store_from_env, test_bytes};
+use crate::common::{
+    Embedded, enc, get, open_app_on_new_bucket, post_json, store_from_env, test_bytes,
+};
 
 /// POSTs `fields` and then `file` as a `multipart/form-data` form to `url`, as a browser's
 /// `FormData` does (the file last: S3 ignores fields after it); the status and body.
-async fn post_form(
+pub(crate) async fn post_form(
     url: &str,
     fields: &BTreeMap<String, String>,
     file: &[u8],
@@ -132,6 +135,15 @@ async fn forms_are_held_to_their_policy(
         stored_body == body,
         "the stored object differs from the file"
     );
+    // Reported done, it is read back (its size and the signed type, as this store reports them)
+    // and answered with a receipt.
+    let report = json!({ "key": params.key, "token": params.token }).to_string();
+    let done: CompleteResponse = post_json(app, "/s3/params/complete", report).await.ok();
+    assert_eq!(
+        (done.key.as_str(), done.size),
+        (params.key.as_str(), 150_007)
+    );
+    assert!(!done.etag.is_empty() && done.receipt.is_some(), "{done:?}");
 
     // What the store must refuse, each storing nothing under the form's key.
     let refused = async |what: &str,

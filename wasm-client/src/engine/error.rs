@@ -69,8 +69,8 @@ pub enum Error {
     /// disk since it was chosen (browsers refuse to read such a file, or read it short). Not
     /// retried: no attempt can succeed until the user chooses the file again.
     #[error(
-        "part {part}: the file could not be read ({message}); it was changed, moved or deleted \
-         since it was chosen; choose it again"
+        "part {part}: the file could not be read ({message}); a file changed, moved or deleted \
+         since it was chosen must be chosen again"
     )]
     FileUnreadable { part: u32, message: String },
     /// A call to the signing server failed.

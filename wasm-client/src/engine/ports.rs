@@ -12,7 +12,7 @@ use std::ops::Range;
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse, SinglePutParams,
+    CreateMultipartResponse, ListedPart, ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
 };
 
 use super::error::{ApiError, PutError};
@@ -64,6 +64,14 @@ pub trait Signer {
     /// `GET {endpoint}/params`: a presigned `PUT` of a whole (small) file, under a key the
     /// server chooses.
     async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError>;
+
+    /// `POST {endpoint}/params/complete`: the small file under `request.key` was sent; the server
+    /// reads it back, holds it to what `request.token` signed and answers the verified object with
+    /// its receipt. A server older than the route answers 404 (and sends no token to begin with).
+    async fn complete_single(
+        &self,
+        request: &ObjectCompleteRequest,
+    ) -> Result<CompleteResponse, ApiError>;
 }
 
 /// What a single-PUT upload tells the signing server (`GET {endpoint}/params`).

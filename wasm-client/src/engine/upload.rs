@@ -39,9 +39,10 @@ use s3_direct_protocol::limits::{MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SI
 use s3_direct_protocol::plan::default_part_size;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, PartChecksums, SignBatchResponse, SinglePutParams, WholeFileChecksum,
+    CreateMultipartResponse, ObjectCompleteRequest, PartChecksums, SignBatchResponse,
+    SinglePutParams, WholeFileChecksum,
 };
-use s3_direct_protocol::{PartPlan, PlanError};
+use s3_direct_protocol::{ErrorCode, PartPlan, PlanError};
 
 use super::control::{Control, RunState};
 use super::digest::{Digest, base64, base64_decode};
@@ -266,8 +267,8 @@ pub struct UploadResult {
     /// when the parts had no CRCs or the store did not verify them.
     pub whole_file: WholeFileChecksum,
     /// The server's signed receipt of the completed object, for the application's backend to
-    /// verify (a compact JWS); `None` for a file sent as one PUT, which the server does not see
-    /// complete.
+    /// verify (a compact JWS); `None` only for a file sent as one PUT to a server older than
+    /// `POST /params/complete`, which does not see it complete.
     pub receipt: Option<String>,
 }
 
@@ -869,20 +870,22 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             let failure = match outcome {
                 PutOutcome::Stored(etag) => {
                     reporter.part_done(1);
-                    reporter.finish();
                     // A single PUT needs no ETag to be complete: a store that hides it (CORS)
                     // still stored the object.
                     let location = url.url.split('?').next().unwrap_or_default().to_owned();
-                    return Ok(UploadResult {
+                    let sent = UploadResult {
                         whole_file: WholeFileChecksum::default(),
-                        key: params.key,
-                        bucket: params.bucket,
+                        key: params.key.clone(),
+                        bucket: params.bucket.clone(),
                         location,
                         etag: etag.unwrap_or_default(),
                         size: file.size,
                         checksum,
                         receipt: None,
-                    });
+                    };
+                    let result = self.complete_single(&params, sent, &reporter).await?;
+                    reporter.finish();
+                    return Ok(result);
                 }
                 PutOutcome::Failed(e) => Some(e),
                 PutOutcome::Stalled(ms) => {
@@ -936,6 +939,58 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await {
                 return Err(aborted());
             }
+        }
+    }
+
+    /// Reports a small file sent (`sent`, what the PUT showed) to the server, which reads the
+    /// object back and answers what it verified, with a receipt: called, and retried, as a
+    /// multipart completion is (a completion whose answer was lost answers the same when asked
+    /// again). A server that sent no token, or answers that it has no such route (404 or 405
+    /// without `no_such_upload`: a server older than the route), leaves `sent` as it is.
+    async fn complete_single(
+        &self,
+        params: &SinglePutParams,
+        sent: UploadResult,
+        reporter: &Reporter,
+    ) -> Result<UploadResult, Error> {
+        let Some(token) = params.token.clone() else {
+            return Ok(sent);
+        };
+        let request = ObjectCompleteRequest {
+            key: params.key.clone(),
+            token,
+        };
+        let done = self
+            .call(ApiCall::Complete, None, reporter, Phase::Completing, || {
+                self.signer.complete_single(&request)
+            })
+            .await;
+        match done {
+            Ok(done) => Ok(UploadResult {
+                key: done.key,
+                bucket: done.bucket,
+                location: done.location,
+                etag: if done.etag.is_empty() {
+                    sent.etag
+                } else {
+                    done.etag
+                },
+                size: done.size,
+                // The store's when it reports one; else the file's own, which it checked.
+                checksum: done.checksum.or(sent.checksum),
+                whole_file: done.whole_file,
+                receipt: done.receipt,
+            }),
+            Err(Error::Api {
+                source:
+                    ApiError::Status {
+                        status: 404 | 405,
+                        code,
+                        ..
+                    },
+                ..
+            }) if code.as_deref() != Some(ErrorCode::NoSuchUpload.as_str()) => Ok(sent),
+            Err(e) => Err(e),
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    SignBatchResponse, SinglePutParams,
+    ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -188,6 +188,14 @@ impl Signer for HttpSigner {
     async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError> {
         let url = self.routes.single_put(request);
         self.call(Request::get(&url), None::<&()>).await
+    }
+
+    async fn complete_single(
+        &self,
+        request: &ObjectCompleteRequest,
+    ) -> Result<CompleteResponse, ApiError> {
+        let url = self.routes.complete_single();
+        self.call(Request::post(&url), Some(request)).await
     }
 
     async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {

@@ -318,7 +318,7 @@ fn an_unreadable_file_fails_naming_the_part() {
     assert_eq!((e.code(), e.part()), ("file_unreadable", Some(2)));
     assert_eq!(
         e.to_string(),
-        "part 2: the file could not be read (NotReadableError); choose the file again"
+        "part 2: the file could not be read (NotReadableError); a file changed, moved or deleted since it was chosen must be chosen again"
     );
     assert_eq!(h.signer.aborts(), 0);
 }
@@ -377,7 +377,7 @@ fn a_checksum_that_never_answers_fails_the_upload_after_the_retries() {
         e.to_string(),
         format!(
             "part 1: the file could not be read (its checksum gave no answer in time, {} times); \
-             choose the file again",
+             a file changed, moved or deleted since it was chosen must be chosen again",
             retries + 1
         )
     );

@@ -22,7 +22,7 @@ use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse, SinglePutParams,
+    CreateMultipartResponse, ListedPart, ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
 };
 
 pub const UPLOAD_ID: &str = "upload+1/=";
@@ -33,6 +33,13 @@ pub const FINAL_ETAG: &str = "\"3858f62230ac3c915f300c664312c11f-2\"";
 /// The receipt the scripted signing server answers a completion with (opaque to the engine).
 pub const RECEIPT: &str = "eyJhbGciOiJFZERTQSJ9.e30.c2ln";
 pub const FILENAME: &str = "video.mp4";
+/// The ETag the scripted server reports for a small file it read back.
+pub const VERIFIED_ETAG: &str = "\"5d41402abc4b2a76b9719d911017c592\"";
+
+/// The token the scripted server answers with the `index`th single PUT's URL.
+pub fn single_put_token(index: usize) -> String {
+    format!("small-file-token-{index}")
+}
 
 /// The start of every URL the fake signer issues for `part`.
 pub fn url_for(part: u32) -> String {
@@ -59,6 +66,14 @@ pub fn single_put_url(call: usize) -> String {
 }
 
 /// The ETag the harness answers `part` with.
+/// The whole-file CRC32C the fake server reads back after a single PUT.
+pub fn verified_crc() -> s3_direct_protocol::wire::WholeFileChecksum {
+    s3_direct_protocol::wire::WholeFileChecksum {
+        crc32c: Some("yZRlqg==".into()),
+        crc32: None,
+    }
+}
+
 pub fn etag(part: u32) -> String {
     format!("\"etag-{part}\"")
 }
@@ -82,6 +97,7 @@ pub enum Call {
     Abort,
     List,
     SinglePut(SinglePutRequest),
+    CompleteSingle(ObjectCompleteRequest),
 }
 
 /// Which held request to let through.
@@ -125,6 +141,10 @@ pub struct Script {
     /// Sign the parts a create asks for (`presignParts`) with its answer, as s3-direct does when
     /// it wants no checksum.
     pub presign: bool,
+    /// Behave like a server older than `POST /params/complete`: no token with a single PUT's URL.
+    pub no_single_token: bool,
+    /// Errors answered to the first completions of a single PUT, in order.
+    pub complete_single_errors: Vec<ApiError>,
 }
 
 #[derive(Debug, Default)]
@@ -404,6 +424,42 @@ impl Signer for FakeSigner {
             key: KEY.into(),
             bucket: BUCKET.into(),
             checksum: script.checksum,
+            token: (!script.no_single_token).then(|| single_put_token(index)),
+        })
+    }
+
+    async fn complete_single(
+        &self,
+        request: &ObjectCompleteRequest,
+    ) -> Result<CompleteResponse, ApiError> {
+        let size = self
+            .calls()
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                Call::SinglePut(r) => Some(r.size),
+                _ => None,
+            })
+            .expect("a single PUT's completion follows its signing");
+        assert_eq!(request.key, KEY, "the key the params answer named");
+        self.0
+            .calls
+            .borrow_mut()
+            .push(Call::CompleteSingle(request.clone()));
+        self.gate(Gate::Complete).await;
+        let mut script = self.0.script.borrow_mut();
+        if !script.complete_single_errors.is_empty() {
+            return Err(script.complete_single_errors.remove(0));
+        }
+        Ok(CompleteResponse {
+            location: LOCATION.into(),
+            key: KEY.into(),
+            bucket: BUCKET.into(),
+            etag: VERIFIED_ETAG.into(),
+            size,
+            checksum: None,
+            whole_file: verified_crc(),
+            receipt: Some(RECEIPT.into()),
         })
     }
 
@@ -694,6 +750,8 @@ impl Default for Script {
             unsigned_checksums: false,
             single_put_errors: Vec::new(),
             presign: false,
+            no_single_token: false,
+            complete_single_errors: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod fakes;
 mod queue;
 mod resilience;
 mod resume;
+mod small;
 mod stall;
 
 use std::collections::BTreeMap;

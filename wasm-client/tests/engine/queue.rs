@@ -17,8 +17,8 @@ use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 use crate::fakes::{
-    BUCKET, Call, FakeClock, FakeSigner, FakeSink, Harness, KEY, SINGLE_PUT_OBJECT, Script, etag,
-    fake_sum, file, single_put_url,
+    BUCKET, Call, FakeClock, FakeSigner, FakeSink, Harness, KEY, RECEIPT, SINGLE_PUT_OBJECT,
+    Script, VERIFIED_ETAG, etag, fake_sum, file, single_put_url, verified_crc,
 };
 use crate::{PART, options, size_of};
 
@@ -61,11 +61,12 @@ fn a_small_file_goes_as_one_put_with_its_name_type_and_metadata() {
             key: KEY.into(),
             bucket: BUCKET.into(),
             location: SINGLE_PUT_OBJECT.into(),
-            etag: etag(1),
+            // What the server read back, and its receipt (`small.rs` has more).
+            etag: VERIFIED_ETAG.into(),
             size: SMALL,
             checksum: None,
-            whole_file: Default::default(),
-            receipt: None,
+            whole_file: verified_crc(),
+            receipt: Some(RECEIPT.into()),
         }
     );
     let progress = h.progress();
