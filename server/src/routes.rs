@@ -27,6 +27,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::config::SmallFileMethod;
 use crate::error::Error;
+use crate::events;
 use crate::media_type::MediaType;
 use crate::policy;
 use crate::receipt::ReceiptClaims;
@@ -549,7 +550,7 @@ async fn complete(
         "upload completed"
     );
     let bucket = state.store().bucket().to_owned();
-    let receipt = state.receipts().sign(&ReceiptClaims {
+    let claims = ReceiptClaims {
         iss: state.receipts().issuer().to_owned(),
         sub: principal.id.clone(),
         iat: policy::now_secs(),
@@ -560,7 +561,10 @@ async fn complete(
         content_type: object.content_type.clone().unwrap_or_default(),
         checksum: object.checksum.clone(),
         upload_id: upload.store_id.to_owned(),
-    });
+    };
+    let receipt = state.receipts().sign(&claims);
+    // The event is in the store before the browser hears of the completion.
+    events::completed(&state, &claims, &receipt).await?;
     Ok(Json(CompleteResponse {
         location: done.location,
         key: object.key,
