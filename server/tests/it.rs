@@ -10,7 +10,7 @@
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
 //! - `events`: completion events (`--notify-url`) to a scripted application: retried until it
 //!   answers 2xx, delivered by a restarted binary after a SIGKILL, by two replicas, and the
-//!   configurations refused at start.
+//!   configurations refused at start; the pending events' records on Garage and Ceph.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
 //! - `fuzz`: bounded property tests over request parsing and key naming.
 //! - `ops`: `s3-direct uploads list|purge`, `bucket setup` and `doctor` on Garage / Ceph (when

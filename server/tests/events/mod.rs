@@ -4,6 +4,7 @@
 //! Every wait has a deadline; the intervals are made small by the `--notify-*` settings.
 
 mod binary;
+mod stores;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
