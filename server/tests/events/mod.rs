@@ -392,3 +392,43 @@ async fn two_replicas_deliver_every_upload_duplicates_only_under_one_id() {
         "each upload's own receipt, and nothing else"
     );
 }
+
+#[tokio::test]
+async fn an_event_failing_past_the_give_up_age_is_counted_and_kept_aside() {
+    let app = Application::start(&[], Answer::Status(500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_embedded, store) = embedded(&dir.path().join("data")).await;
+    let notify = NotifyConfig {
+        give_up_after: Duration::ZERO,
+        ..quick(&app.url)
+    };
+    let (base, state) = replica(&store, notify).await;
+    upload(&base, "nobody-wants-it.bin").await;
+
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while metric(&state, "events_failed_total") == 0 {
+        assert!(tokio::time::Instant::now() < until, "never given up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The writer's attempt and one scan attempt, then no more.
+    let got = app.received();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let prefix = s3_direct_server::events::DEFAULT_PREFIX;
+    let left: Vec<String> = store
+        .list_objects(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left, [format!("{prefix}failed/{}.json", got[0].id)]);
+    let kept: Value =
+        serde_json::from_slice(&store.read_object(&left[0]).await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        kept["body"],
+        got[0].body.as_str(),
+        "kept to be replayed as sent"
+    );
+    assert_eq!(metric(&state, "events_retried_total"), 1);
+    assert_eq!(metric(&state, "events_delivered_total"), 0);
+}
