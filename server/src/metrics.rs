@@ -4,7 +4,8 @@
 //! Store calls are timed and their failures counted by [`MeteredStore`], a [`Store`] decorator
 //! the state wraps around the configured store; it also counts the uploads created, completed and
 //! aborted and the parts signed. The complete handler adds the bytes; the background sweeper
-//! (`ops::sweeper`) counts its sweeps and what they freed.
+//! (`ops::sweeper`) counts its sweeps and what they freed; the completion events' notifier
+//! (`events`) what it delivered, retried and gave up, and what it found pending.
 
 use std::fmt;
 use std::sync::Arc;

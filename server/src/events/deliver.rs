@@ -350,3 +350,40 @@ impl Notifier {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::WebhookSecret;
+
+    #[test]
+    fn the_backoff_doubles_with_a_bounded_jitter_and_stops_at_an_hour() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let config = NotifyConfig {
+            backoff: Duration::from_secs(10),
+            ..NotifyConfig::new("http://127.0.0.1:9/", secret)
+        };
+        let store = Arc::new(crate::FakeStore::new());
+        let n = Notifier::new(config, store, Arc::new(Metrics::new())).unwrap();
+        assert_eq!(n.delay("upload_a", 0), Duration::from_secs(30), "the grace");
+        for attempts in 1..=40 {
+            let full = Duration::from_secs(10)
+                .saturating_mul(1 << (attempts - 1).min(20))
+                .min(MAX_BACKOFF);
+            let d = n.delay("upload_a", attempts);
+            assert!(d <= full && d >= full.mul_f64(0.75), "{attempts}: {d:?}");
+            assert_eq!(
+                d,
+                n.delay("upload_a", attempts),
+                "every replica waits alike"
+            );
+        }
+        let spread: HashSet<Duration> = (0..20)
+            .map(|i| n.delay(&format!("upload_{i}"), 3))
+            .collect();
+        assert!(
+            spread.len() > 10,
+            "events that failed together spread out: {spread:?}"
+        );
+    }
+}
