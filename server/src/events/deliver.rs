@@ -265,11 +265,8 @@ impl Notifier {
             .list_objects(&self.config.prefix)
             .await?
             .into_iter()
-            // Given-up events wait in failed/ for an operator, not for this scan.
-            .filter(|o| {
-                o.key[self.config.prefix.len()..].ends_with(".json")
-                    && !o.key[self.config.prefix.len()..].contains('/')
-            })
+            // Given-up events wait in failed/ for an operator, not listed for this scan.
+            .filter(|o| o.key.ends_with(".json"))
             .collect();
         self.metrics
             .events_pending

@@ -383,7 +383,10 @@ impl Store for FakeStore {
 
     async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let inner = self.lock();
-        let records = inner.records.iter().filter(|(k, _)| k.starts_with(prefix));
+        let records = inner.records.iter().filter(|(k, _)| {
+            k.strip_prefix(prefix)
+                .is_some_and(|name| !name.contains('/'))
+        });
         Ok(records
             .map(|(key, (body, at))| ListedObject {
                 key: key.clone(),

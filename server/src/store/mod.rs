@@ -284,7 +284,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
-    /// Every object whose key starts with `prefix` (all pages), in key order.
+    /// Every object directly under the folder `prefix` (ending with `/`), not in its sub-folders
+    /// (all pages), in key order.
     async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let _ = prefix;
         Err(StoreError::unavailable(

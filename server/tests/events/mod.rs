@@ -414,8 +414,9 @@ async fn an_event_failing_past_the_give_up_age_is_counted_and_kept_aside() {
     let got = app.received();
     assert_eq!(got.len(), 2, "{got:#?}");
     let prefix = s3_direct_server::events::DEFAULT_PREFIX;
+    assert_eq!(store.list_objects(prefix).await.unwrap(), []);
     let left: Vec<String> = store
-        .list_objects(prefix)
+        .list_objects(&format!("{prefix}failed/"))
         .await
         .unwrap()
         .into_iter()

@@ -26,12 +26,14 @@ async fn records_round_trip(store: &S3Store) {
     let keys: Vec<&str> = listed.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(
         keys,
-        [
-            ".s3-direct/events/a.json",
-            ".s3-direct/events/b.json",
-            ".s3-direct/events/failed/c.json"
-        ]
+        [".s3-direct/events/a.json", ".s3-direct/events/b.json"],
+        "only what is directly in the folder"
     );
+    let failed = store
+        .list_objects(&format!("{prefix}failed/"))
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
     for o in &listed {
         assert!(o.last_modified > before, "{o:?}: no usable LastModified");
         assert_eq!(o.size, o.key.len() as u64, "{o:?}");
@@ -48,9 +50,13 @@ async fn records_round_trip(store: &S3Store) {
     );
     store.delete_object(&key).await.unwrap();
     assert_eq!(store.read_object(&key).await.unwrap(), None);
-    for o in store.list_objects("").await.unwrap() {
-        store.delete_object(&o.key).await.unwrap();
+    for key in ["b", "failed/c"] {
+        store
+            .delete_object(&format!("{prefix}{key}.json"))
+            .await
+            .unwrap();
     }
+    store.delete_object("uploads/x").await.unwrap();
 }
 
 /// Records, then a completion event refused once and then delivered, on `store`.

@@ -54,6 +54,8 @@ impl S3Store {
             .list_objects_v2()
             .bucket(&self.config.bucket)
             .prefix(prefix)
+            // Sub-folders come back as common prefixes, which are not listed.
+            .delimiter("/")
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
