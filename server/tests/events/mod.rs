@@ -189,6 +189,12 @@ fn quick(url: &str) -> NotifyConfig {
 
 /// Uploads `name` (one small part) through the signing API at `base` and completes it.
 async fn upload(base: &str, name: &str) -> CompleteResponse {
+    upload_completing(base, name, 1).await
+}
+
+/// [`upload`], sending the completion `times` times (as a client whose answers were lost);
+/// answers the last answer.
+async fn upload_completing(base: &str, name: &str, times: usize) -> CompleteResponse {
     let http = crate::common::http();
     let created: CreateMultipartResponse = http
         .post(format!("{base}/s3/multipart"))
@@ -217,14 +223,18 @@ async fn upload(base: &str, name: &str) -> CompleteResponse {
     let put = put.send().await.unwrap();
     assert_eq!(put.status(), 200);
     let etag = put.headers()["etag"].to_str().unwrap().to_owned();
-    let done = http
-        .post(format!("{base}/s3/multipart/{id}/complete?key={key}"))
-        .json(&json!({"parts": [{"PartNumber": 1, "ETag": etag}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200);
-    done.json().await.unwrap()
+    let mut answers = Vec::new();
+    for _ in 0..times {
+        let done = http
+            .post(format!("{base}/s3/multipart/{id}/complete?key={key}"))
+            .json(&json!({"parts": [{"PartNumber": 1, "ETag": etag}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200);
+        answers.push(done.json().await.unwrap());
+    }
+    answers.pop().unwrap()
 }
 
 /// A served replica over `store` with events on; its deliverer runs until the test ends.
@@ -432,4 +442,23 @@ async fn an_event_failing_past_the_give_up_age_is_counted_and_kept_aside() {
     );
     assert_eq!(metric(&state, "events_retried_total"), 1);
     assert_eq!(metric(&state, "events_delivered_total"), 0);
+}
+
+#[tokio::test]
+async fn a_retried_completion_sends_its_event_again_under_the_same_id() {
+    let app = Application::start(&[], Answer::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_embedded, store) = embedded(&dir.path().join("data")).await;
+    let (base, _) = replica(&store, quick(&app.url)).await;
+    let done = upload_completing(&base, "twice.bin", 2).await;
+    // Each completion writes the event; a delivery may take both writes away at once, so the
+    // application sees it once or twice, but under one id.
+    assert_drained(&store).await;
+    let got = app.received();
+    assert!((1..=2).contains(&got.len()), "{got:#?}");
+    assert!(
+        got.iter().all(|d| d.id == got[0].id),
+        "one upload, one webhook-id: {got:#?}"
+    );
+    assert_eq!(got[0].json()["data"]["key"], done.key.as_str());
 }
