@@ -353,60 +353,9 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_SWEEP_EVERY", default_value = "1h", value_parser = parse_period)]
     pub sweep_every: Duration,
 
-    /// Endpoint of your application told of every verified completion: a POST of the receipt's
-    /// claims and the receipt, signed as Standard Webhooks sign (needs --notify-secret), retried
-    /// until it answers 2xx. https://, or plain http:// on loopback or a private network.
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_URL", value_parser = parse_url)]
-    pub notify_url: Option<String>,
-
-    /// Secret that signs completion events, in the Standard Webhooks form whsec_<base64> (at
-    /// least 24 bytes once decoded). Every replica must share it.
-    #[arg(
-        long,
-        global = true,
-        env = "S3_DIRECT_NOTIFY_SECRET",
-        hide_env_values = true
-    )]
-    pub notify_secret: Option<Secret>,
-
-    /// Where pending completion events wait in the bucket until the application took them: a
-    /// prefix ending with '/' outside --key-prefix, so uploads, the sweeper and purges never touch
-    /// them.
-    #[arg(long, global = true, env = "S3_DIRECT_EVENTS_PREFIX", default_value = crate::events::DEFAULT_PREFIX, value_parser = parse_key_prefix)]
-    pub events_prefix: String,
-
-    /// How long a new event belongs to the replica that wrote it before any replica's scan may
-    /// send it again (1500ms, 30s); longer than the clock skew between replicas and the store.
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_GRACE", default_value = "30s", value_parser = parse_interval)]
-    pub notify_grace: Duration,
-
-    /// Time between two scans of the pending events (500ms, 15s).
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_SCAN_EVERY", default_value = "15s", value_parser = parse_interval)]
-    pub notify_scan_every: Duration,
-
-    /// Wait after the first failed scan attempt; it doubles with every attempt, up to an hour,
-    /// with jitter (1s, 30s).
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_BACKOFF", default_value = "30s", value_parser = parse_interval)]
-    pub notify_backoff: Duration,
-
-    /// Age after which an event that still fails is given up: counted as failed and moved to
-    /// the events prefix's failed/ for an operator to replay (12h, 3d).
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_GIVE_UP_AFTER", default_value = "3d", value_parser = parse_period)]
-    pub notify_give_up_after: Duration,
-
-    /// How long one delivery may take before it counts as failed (15s).
-    #[arg(long, global = true, env = "S3_DIRECT_NOTIFY_TIMEOUT", default_value = "15s", value_parser = parse_interval)]
-    pub notify_timeout: Duration,
-
-    /// Most deliveries in flight at once per replica; the others wait for the next scan.
-    #[arg(
-        long,
-        global = true,
-        env = "S3_DIRECT_NOTIFY_MAX_IN_FLIGHT",
-        default_value_t = crate::events::DEFAULT_MAX_IN_FLIGHT,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
-    pub notify_max_in_flight: u32,
+    /// Completion events: `--notify-*` and `--events-prefix`.
+    #[command(flatten)]
+    pub notify: crate::events::NotifyArgs,
 
     /// Address the embedded store listens on (port 0 picks a free one).
     #[arg(
@@ -425,28 +374,11 @@ impl ServeConfig {
     }
 }
 
-fn parse_period(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_period(s: &str) -> Result<Duration, String> {
     match crate::ops::units::parse_age(s)? {
         d if d.is_zero() => Err(format!("{s:?} is no time at all; use 1m or more, like 1h")),
         d => Ok(d),
     }
-}
-
-/// A short interval: milliseconds (`500ms`) or an age (`30s`, `5m`), never zero.
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let interval = match s.trim().strip_suffix("ms") {
-        Some(ms) => ms
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not an interval; use 500ms, 30s or 5m"))?,
-        None => crate::ops::units::parse_age(s)?,
-    };
-    if interval.is_zero() {
-        return Err(format!(
-            "{s:?} is no time at all; use 1ms or more, like 30s"
-        ));
-    }
-    Ok(interval)
 }
 
 /// How a small file is sent in one request.
@@ -475,7 +407,7 @@ pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
     Ok(url)
 }
 
-fn parse_url(s: &str) -> Result<String, String> {
+pub(crate) fn parse_url(s: &str) -> Result<String, String> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
@@ -505,7 +437,7 @@ pub fn parse_bucket(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_key_prefix(s: &str) -> Result<String, String> {
+pub(crate) fn parse_key_prefix(s: &str) -> Result<String, String> {
     let bad_segment = s.split('/').any(|seg| seg == "." || seg == "..");
     if s.starts_with('/') || bad_segment || s.chars().any(char::is_control) {
         return Err(format!(
@@ -697,37 +629,6 @@ mod tests {
         assert_eq!(c.unauthenticated_rate_limit, 0);
         assert_eq!((c.webhook_deny_cache_ttl, c.webhook_max_in_flight), (0, 4));
         assert!(Cli::try_parse_from(["s3-direct", "--webhook-max-in-flight", "0"]).is_err());
-    }
-
-    #[test]
-    fn notify_options() {
-        let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
-        assert!(d.notify_url.is_none() && d.notify_secret.is_none());
-        assert_eq!(d.events_prefix, ".s3-direct/events/");
-        assert_eq!(d.notify_grace, Duration::from_secs(30));
-        assert_eq!(d.notify_give_up_after, Duration::from_secs(3 * 86_400));
-        let c = Cli::try_parse_from([
-            "s3-direct",
-            "--notify-url",
-            "http://127.0.0.1:9/hook",
-            "--notify-secret",
-            "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0",
-            "--notify-grace",
-            "250ms",
-            "--notify-scan-every",
-            "2s",
-        ])
-        .unwrap()
-        .serve;
-        assert_eq!(c.notify_grace, Duration::from_millis(250));
-        assert_eq!(c.notify_scan_every, Duration::from_secs(2));
-        assert!(!format!("{c:?}").contains("c2VjcmV0"));
-        for bad in ["0ms", "0s", "1.5s", "ms"] {
-            assert!(
-                Cli::try_parse_from(["s3-direct", "--notify-grace", bad]).is_err(),
-                "{bad}"
-            );
-        }
     }
 
     #[test]

@@ -13,19 +13,18 @@
 //! [`Notifier`] (`events/deliver.rs`) tries each new event once at once and every replica's scan
 //! delivers what is left (ARCHITECTURE.md, "Invariants").
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use crate::config::ServeConfig;
 use crate::receipt::ReceiptClaims;
 use crate::{AppState, Error};
 
 mod deliver;
+mod options;
 
 pub use deliver::Notifier;
+pub use options::{MAX_BACKOFF, NotifyArgs, NotifyConfig, check_prefix};
 
 /// Where pending events wait unless `--events-prefix` says otherwise.
 pub const DEFAULT_PREFIX: &str = ".s3-direct/events/";
@@ -78,94 +77,6 @@ impl WebhookSecret {
         ctx.update(body.as_bytes());
         format!("v1,{}", STANDARD.encode(ctx.sign().as_ref()))
     }
-}
-
-/// Where and how events are delivered: `--notify-*` and `--events-prefix`.
-#[derive(Debug, Clone)]
-pub struct NotifyConfig {
-    /// The application's endpoint.
-    pub url: String,
-    pub secret: WebhookSecret,
-    /// Where pending events wait in the bucket; ends with `/`, outside the key prefix.
-    pub prefix: String,
-    /// How long a new event belongs to the replica that wrote it (its first attempt).
-    pub grace: Duration,
-    /// Time between two scans of the pending events.
-    pub scan_every: Duration,
-    /// Wait after the first failed scan attempt; doubled per attempt up to [`MAX_BACKOFF`].
-    pub backoff: Duration,
-    /// Age after which a failing event is given up.
-    pub give_up_after: Duration,
-    /// Time one delivery may take.
-    pub timeout: Duration,
-    /// Deliveries in flight at once.
-    pub max_in_flight: u32,
-}
-
-/// The longest wait between two attempts of one event.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-
-impl NotifyConfig {
-    /// Events to `url` signed with `secret`, with the CLI's defaults for the rest.
-    pub fn new(url: &str, secret: WebhookSecret) -> Self {
-        Self {
-            url: url.to_owned(),
-            secret,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            grace: Duration::from_secs(30),
-            scan_every: Duration::from_secs(15),
-            backoff: Duration::from_secs(30),
-            give_up_after: Duration::from_secs(3 * 24 * 3600),
-            timeout: Duration::from_secs(15),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-        }
-    }
-
-    /// What `config` asks for: `None` without `--notify-url`. Refuses a URL without a secret and
-    /// an events prefix that is empty, lacks its trailing `/` or overlaps `--key-prefix`.
-    pub fn from_serve(config: &ServeConfig) -> Result<Option<Self>, String> {
-        let Some(url) = &config.notify_url else {
-            if config.notify_secret.is_some() {
-                tracing::warn!("--notify-secret without --notify-url: no events are sent");
-            }
-            return Ok(None);
-        };
-        let secret = config.notify_secret.as_ref().ok_or(
-            "--notify-url needs --notify-secret (whsec_<base64>), so the application can tell \
-             the server's events from anyone else's; make one with `echo whsec_$(openssl rand \
-             -base64 32)`",
-        )?;
-        check_prefix(&config.events_prefix, &config.key_prefix)?;
-        Ok(Some(Self {
-            prefix: config.events_prefix.clone(),
-            grace: config.notify_grace,
-            scan_every: config.notify_scan_every,
-            backoff: config.notify_backoff,
-            give_up_after: config.notify_give_up_after,
-            timeout: config.notify_timeout,
-            max_in_flight: config.notify_max_in_flight,
-            ..Self::new(url, WebhookSecret::parse(&secret.0)?)
-        }))
-    }
-}
-
-/// An events prefix is non-empty, ends with `/` and shares no key with `key_prefix` (neither
-/// starts with the other): uploads are issued under the key prefix, and the sweeper and purges
-/// work there, so neither ever reaches a pending event.
-pub fn check_prefix(prefix: &str, key_prefix: &str) -> Result<(), String> {
-    if prefix.is_empty() || !prefix.ends_with('/') {
-        return Err(format!(
-            "--events-prefix {prefix:?} must be a folder ending with '/', like {DEFAULT_PREFIX:?}"
-        ));
-    }
-    if prefix.starts_with(key_prefix) || key_prefix.starts_with(prefix) {
-        return Err(format!(
-            "--events-prefix {prefix:?} overlaps --key-prefix {key_prefix:?}: uploads could be \
-             written among the pending events; use separate folders, like {DEFAULT_PREFIX:?} and \
-             \"uploads/\""
-        ));
-    }
-    Ok(())
 }
 
 /// The `webhook-id` of the completion of `upload_id` (the store's id) of `key` in `bucket`: the
@@ -254,22 +165,6 @@ mod tests {
         assert!(WebhookSecret::parse("whsec_c2hvcnQ=").is_err());
         let s = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert!(!format!("{s:?}").contains("MfKQ"));
-    }
-
-    #[test]
-    fn prefixes_must_be_folders_apart_from_the_key_prefix() {
-        assert!(check_prefix(DEFAULT_PREFIX, "uploads/").is_ok());
-        assert!(check_prefix("events/", "uploads/").is_ok());
-        for (events, keys) in [
-            ("", "uploads/"),
-            ("events", "uploads/"),
-            ("uploads/events/", "uploads/"),
-            ("events/", "events/a/"),
-            ("events/", ""),
-            ("uploads/", "uploads/"),
-        ] {
-            assert!(check_prefix(events, keys).is_err(), "{events:?} {keys:?}");
-        }
     }
 
     #[test]
