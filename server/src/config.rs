@@ -353,6 +353,10 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_SWEEP_EVERY", default_value = "1h", value_parser = parse_period)]
     pub sweep_every: Duration,
 
+    /// Completion events: `--notify-*` and `--events-prefix`.
+    #[command(flatten)]
+    pub notify: crate::events::NotifyArgs,
+
     /// Address the embedded store listens on (port 0 picks a free one).
     #[arg(
         long,
@@ -370,7 +374,7 @@ impl ServeConfig {
     }
 }
 
-fn parse_period(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_period(s: &str) -> Result<Duration, String> {
     match crate::ops::units::parse_age(s)? {
         d if d.is_zero() => Err(format!("{s:?} is no time at all; use 1m or more, like 1h")),
         d => Ok(d),
@@ -403,7 +407,7 @@ pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
     Ok(url)
 }
 
-fn parse_url(s: &str) -> Result<String, String> {
+pub(crate) fn parse_url(s: &str) -> Result<String, String> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
@@ -433,7 +437,7 @@ pub fn parse_bucket(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_key_prefix(s: &str) -> Result<String, String> {
+pub(crate) fn parse_key_prefix(s: &str) -> Result<String, String> {
     let bad_segment = s.split('/').any(|seg| seg == "." || seg == "..");
     if s.starts_with('/') || bad_segment || s.chars().any(char::is_control) {
         return Err(format!(
@@ -676,6 +680,15 @@ mod tests {
             "CORS_CREDENTIALS",
             "SWEEP_OLDER_THAN",
             "SWEEP_EVERY",
+            "NOTIFY_URL",
+            "NOTIFY_SECRET",
+            "EVENTS_PREFIX",
+            "NOTIFY_GRACE",
+            "NOTIFY_SCAN_EVERY",
+            "NOTIFY_BACKOFF",
+            "NOTIFY_GIVE_UP_AFTER",
+            "NOTIFY_TIMEOUT",
+            "NOTIFY_MAX_IN_FLIGHT",
         ] {
             assert!(
                 help.contains(&format!("S3_DIRECT_{name}")),

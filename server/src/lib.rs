@@ -32,6 +32,7 @@ pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod keys;
 pub mod media_type;
@@ -276,6 +277,8 @@ struct Shared {
     address_limiter: RateLimiter,
     metrics: Arc<Metrics>,
     receipts: Arc<ReceiptSigner>,
+    /// Completion events, once [`AppState::enable_events`] turned them on.
+    notifier: std::sync::OnceLock<Arc<events::Notifier>>,
 }
 
 impl AppState {
@@ -323,8 +326,33 @@ impl AppState {
                 authorizer,
                 secrets,
                 receipts,
+                notifier: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Turns completion events on (`--notify-url`): every verified completion is then written to
+    /// the store and sent. Answers the notifier, whose [`events::Notifier::run`] must run beside
+    /// the server to deliver what the first attempts leave. Once per state.
+    pub fn enable_events(
+        &self,
+        config: events::NotifyConfig,
+    ) -> Result<Arc<events::Notifier>, String> {
+        let notifier = Arc::new(events::Notifier::new(
+            config,
+            self.inner.store.clone(),
+            self.inner.metrics.clone(),
+        )?);
+        self.inner
+            .notifier
+            .set(notifier.clone())
+            .map_err(|_| "completion events are already on".to_owned())?;
+        Ok(notifier)
+    }
+
+    /// The completion events' notifier, when they are on.
+    pub fn notifier(&self) -> Option<&Arc<events::Notifier>> {
+        self.inner.notifier.get()
     }
 
     /// Who is calling.
@@ -573,6 +601,8 @@ pub struct Prepared {
     pub embedded: Option<EmbeddedStore>,
     /// The background sweeper when `--sweep-older-than` is given; run it beside the server.
     pub sweeper: Option<Arc<ops::sweeper::Sweeper>>,
+    /// The completion events' deliverer when `--notify-url` is given; run it beside the server.
+    pub notifier: Option<Arc<events::Notifier>>,
 }
 
 /// The sweeper `config` asks for, counting into `state`'s metrics. Says once, at start, what it
@@ -726,9 +756,21 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
             ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix).map(|()| s)
         })
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let notify = events::NotifyConfig::from_serve(config)
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let receipts = Arc::new(receipt_signer(config)?);
     let state = |store: Arc<dyn Store>| {
         AppState::with_security(store, settings, authorizer, secrets, receipts)
+    };
+    let events_for = |state: &AppState| -> std::io::Result<Option<Arc<events::Notifier>>> {
+        let Some(notify) = notify else {
+            return Ok(None);
+        };
+        let notifier = state
+            .enable_events(notify)
+            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        tracing::info!("{}", notifier.describe());
+        Ok(Some(notifier))
     };
     match &config.endpoint {
         Some(endpoint) => {
@@ -752,6 +794,7 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
             let state = state(Arc::new(store));
             Ok(Prepared {
                 sweeper: sweeper_for(config, &state, admin, None),
+                notifier: events_for(&state)?,
                 state,
                 embedded: None,
             })
@@ -777,6 +820,7 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
             let state = state(Arc::new(store));
             Ok(Prepared {
                 sweeper: sweeper_for(config, &state, admin, Some(embedded.data_dir())),
+                notifier: events_for(&state)?,
                 state,
                 embedded: Some(embedded),
             })

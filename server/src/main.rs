@@ -86,8 +86,13 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
     let sweeping = prepared
         .sweeper
         .map(|sweeper| tokio::spawn(sweeper.run(std::future::pending())));
+    // The deliverer stops with the server too: pending events stay in the store for the next
+    // start or another replica.
+    let delivering = prepared
+        .notifier
+        .map(|notifier| tokio::spawn(notifier.run(std::future::pending())));
     let served = serve(listener, prepared.state, shutdown_signal()).await;
-    if let Some(task) = sweeping {
+    for task in [sweeping, delivering].into_iter().flatten() {
         task.abort();
     }
     served.map_err(|e| format!("server failed: {e}"))?;

@@ -4,7 +4,8 @@
 //! Store calls are timed and their failures counted by [`MeteredStore`], a [`Store`] decorator
 //! the state wraps around the configured store; it also counts the uploads created, completed and
 //! aborted and the parts signed. The complete handler adds the bytes; the background sweeper
-//! (`ops::sweeper`) counts its sweeps and what they freed.
+//! (`ops::sweeper`) counts its sweeps and what they freed; the completion events' notifier
+//! (`events`) what it delivered, retried and gave up, and what it found pending.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,13 +15,14 @@ use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
 use crate::store::{
-    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
-    PutSigning, Store, StoreError,
+    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    PresignedPost, PutSigning, Store, StoreError,
 };
 
 /// The `operation` label of store metrics.
@@ -48,6 +50,13 @@ pub struct Metrics {
     pub sweep_uploads_aborted: Counter,
     pub sweep_parts_freed: Counter,
     pub sweep_bytes_freed: Counter,
+    /// Completion events (`--notify-url`, `events.rs`): accepted by the application (2xx),
+    /// attempts that failed and will be tried again, events given up on, and the events pending
+    /// in the store as the last scan saw them.
+    pub events_delivered: Counter,
+    pub events_retried: Counter,
+    pub events_failed: Counter,
+    pub events_pending: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -87,6 +96,10 @@ impl Metrics {
         let sweep_uploads_aborted = Counter::default();
         let sweep_parts_freed = Counter::default();
         let sweep_bytes_freed = Counter::default();
+        let events_delivered = Counter::default();
+        let events_retried = Counter::default();
+        let events_failed = Counter::default();
+        let events_pending = Gauge::default();
         registry.register(
             "uploads_created",
             "Multipart uploads created",
@@ -150,6 +163,27 @@ impl Metrics {
             "Bytes stored by the uploads the sweeper aborted",
             sweep_bytes_freed.clone(),
         );
+        registry.register(
+            "events_delivered",
+            "Completion events the application accepted (answered 2xx)",
+            events_delivered.clone(),
+        );
+        registry.register(
+            "events_retried",
+            "Completion event deliveries that failed and will be tried again",
+            events_retried.clone(),
+        );
+        registry.register(
+            "events_failed",
+            "Completion events given up on after --notify-give-up-after (kept under the events \
+             prefix's failed/)",
+            events_failed.clone(),
+        );
+        registry.register(
+            "events_pending",
+            "Completion events waiting in the store, as this replica's last scan found them",
+            events_pending.clone(),
+        );
         Self {
             registry,
             uploads_created,
@@ -166,6 +200,10 @@ impl Metrics {
             sweep_uploads_aborted,
             sweep_parts_freed,
             sweep_bytes_freed,
+            events_delivered,
+            events_retried,
+            events_failed,
+            events_pending,
         }
     }
 
@@ -369,6 +407,27 @@ impl Store for MeteredStore {
         let started = Instant::now();
         let r = self.inner.presign_post(key, signing, lifetime).await;
         self.metrics.observe_signing("presign_post", started, &r);
+        r
+    }
+
+    async fn write_object(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let r = self.inner.write_object(key, body).await;
+        self.metrics.observe("write_object", started, &r);
+        r
+    }
+
+    async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.read_object(key).await;
+        self.metrics.observe("read_object", started, &r);
+        r
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.list_objects(prefix).await;
+        self.metrics.observe("list_objects", started, &r);
         r
     }
 

@@ -27,6 +27,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::config::SmallFileMethod;
 use crate::error::Error;
+use crate::events;
 use crate::media_type::MediaType;
 use crate::policy;
 use crate::receipt::ReceiptClaims;
@@ -554,20 +555,22 @@ async fn complete(
         size = object.size, etag = %object.etag, earlier = done.earlier,
         "upload completed"
     );
-    Ok(Json(answer(&state, &principal, done, upload.store_id)))
+    Ok(Json(
+        answer(&state, &principal, done, upload.store_id).await?,
+    ))
 }
 
-/// The answer to a verified completion, with the receipt of what was verified; `upload_id` is
-/// the receipt's `upload_id` claim.
-fn answer(
+/// The answer to a verified completion, with the receipt of what was verified (`upload_id` is
+/// its `upload_id` claim), once the completion event, if events are on, is in the store.
+async fn answer(
     state: &AppState,
     principal: &Principal,
     done: policy::completion::Finished,
     upload_id: &str,
-) -> CompleteResponse {
+) -> Result<CompleteResponse, Error> {
     let object = done.object;
     let bucket = state.store().bucket().to_owned();
-    let receipt = state.receipts().sign(&ReceiptClaims {
+    let claims = ReceiptClaims {
         iss: state.receipts().issuer().to_owned(),
         sub: principal.id.clone(),
         iat: policy::now_secs(),
@@ -579,8 +582,11 @@ fn answer(
         checksum: object.checksum.clone(),
         whole_file: object.whole_file.clone(),
         upload_id: upload_id.to_owned(),
-    });
-    CompleteResponse {
+    };
+    let receipt = state.receipts().sign(&claims);
+    // The event is in the store before the browser hears of the completion.
+    events::completed(state, &claims, &receipt).await?;
+    Ok(CompleteResponse {
         location: done.location,
         key: object.key,
         bucket,
@@ -589,7 +595,7 @@ fn answer(
         checksum: object.checksum,
         whole_file: object.whole_file,
         receipt: Some(receipt),
-    }
+    })
 }
 
 async fn abort(

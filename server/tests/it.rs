@@ -8,6 +8,9 @@
 //! - `corpus`: 300+ malformed requests over a socket against the embedded store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
+//! - `events`: completion events (`--notify-url`) to a scripted application: retried until it
+//!   answers 2xx, delivered by a restarted binary after a SIGKILL, by two replicas, and the
+//!   configurations refused at start; the pending events' records on Garage and Ceph.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
 //! - `fuzz`: bounded property tests over request parsing and key naming.
 //! - `ops`: `s3-direct uploads list|purge`, `bucket setup` and `doctor` on Garage / Ceph (when
@@ -26,6 +29,7 @@ mod checksums;
 mod common;
 mod corpus;
 mod embedded_store;
+mod events;
 mod fake_routes;
 mod fuzz;
 mod observability;

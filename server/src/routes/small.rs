@@ -59,5 +59,5 @@ pub(super) async fn complete(
     tracing::info!(
         %key, size = done.object.size, etag = %done.object.etag, "small file completed"
     );
-    Ok(Json(answer(&state, &principal, done, key)))
+    Ok(Json(answer(&state, &principal, done, key).await?))
 }

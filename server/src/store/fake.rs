@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use super::{
-    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
-    PutSigning, Store, StoreError,
+    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    PresignedPost, PutSigning, Store, StoreError,
 };
 
 /// Base of the URLs the fake "presigns".
@@ -86,6 +86,8 @@ struct Inner {
     no_post_policies: bool,
     /// Answers completions with an empty ETag, as Ceph 16 does (docs/stores.md, "Completion").
     blank_completion_etags: bool,
+    /// The server's own records ([`Store::write_object`]): key -> body and when written.
+    records: BTreeMap<String, (Vec<u8>, SystemTime)>,
 }
 
 impl FakeStore {
@@ -155,6 +157,16 @@ impl FakeStore {
     /// something else than it was asked to store, would).
     pub fn put_object(&self, key: &str, head: ObjectHead) {
         self.lock().objects.insert(key.to_owned(), head);
+    }
+
+    /// The server's own records ([`Store::write_object`]), by key.
+    pub fn records(&self) -> BTreeMap<String, Vec<u8>> {
+        let inner = self.lock();
+        inner
+            .records
+            .iter()
+            .map(|(k, (body, _))| (k.clone(), body.clone()))
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -349,11 +361,39 @@ impl Store for FakeStore {
             key: key.to_owned(),
         })?;
         inner.objects.remove(key);
+        inner.records.remove(key);
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.record(FakeCall::Ping).map(drop)
+    }
+
+    async fn write_object(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner
+            .records
+            .insert(key.to_owned(), (body, SystemTime::now()));
+        Ok(())
+    }
+
+    async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().records.get(key).map(|(body, _)| body.clone()))
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let inner = self.lock();
+        let records = inner.records.iter().filter(|(k, _)| {
+            k.strip_prefix(prefix)
+                .is_some_and(|name| !name.contains('/'))
+        });
+        Ok(records
+            .map(|(key, (body, at))| ListedObject {
+                key: key.clone(),
+                last_modified: *at,
+                size: body.len() as u64,
+            })
+            .collect())
     }
 
     async fn presign_put(

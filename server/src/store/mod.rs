@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
@@ -110,6 +110,17 @@ pub struct ObjectHead {
     pub checksum: Option<String>,
     /// The object's `Content-Type`, if the store reports one.
     pub content_type: Option<String>,
+}
+
+/// An object found by [`Store::list_objects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// The object's full key.
+    pub key: String,
+    /// When the object was last written, by the store's clock.
+    pub last_modified: SystemTime,
+    /// The object's size in bytes.
+    pub size: u64,
 }
 
 /// Failures of a store call, classified by what the caller can do about them.
@@ -251,6 +262,37 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A cheap call that proves the store is reachable and the bucket usable (`HeadBucket`), for
     /// the readiness probe.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Writes `body` as the object under `key`, replacing any object there: for the server's own
+    /// small records (pending completion events), never for uploads. A store that keeps no such
+    /// records answers [`StoreError::Unavailable`].
+    async fn write_object(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let _ = (key, body);
+        Err(StoreError::unavailable(
+            "PutObject",
+            "this store cannot keep the server's own records",
+        ))
+    }
+
+    /// The whole body of the object under `key` (one of the server's small records); `None`
+    /// when there is none.
+    async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Err(StoreError::unavailable(
+            "GetObject",
+            "this store cannot keep the server's own records",
+        ))
+    }
+
+    /// Every object directly under the folder `prefix` (ending with `/`), not in its sub-folders
+    /// (all pages), in key order.
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let _ = prefix;
+        Err(StoreError::unavailable(
+            "ListObjectsV2",
+            "this store cannot keep the server's own records",
+        ))
+    }
 
     /// How long the credentials that sign URLs still live; `None` when they do not expire.
     /// Handlers never sign a URL that outlives them.

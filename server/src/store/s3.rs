@@ -25,10 +25,11 @@ use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
 use super::{
-    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
-    PutSigning, Store, StoreError,
+    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    PresignedPost, PutSigning, Store, StoreError,
 };
 
+mod objects;
 mod sigv4;
 
 pub(crate) use sigv4::encode_into as uri_encode_into;
@@ -636,6 +637,18 @@ impl Store for S3Store {
             .await
             .map_err(|e| classify(OP, "", e))?;
         Ok(())
+    }
+
+    async fn write_object(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        self.put_record(key, body).await
+    }
+
+    async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_record(key).await
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        self.list_records(prefix).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
