@@ -16,11 +16,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use crate::store::{
-    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
-    PutSigning, Store, StoreError,
+    Completed, NewUpload, ObjectHead, PartProbe, PartSigning, PostSigning, Presigned,
+    PresignedPost, PutSigning, Store, StoreError,
 };
 
 /// The `operation` label of store metrics.
@@ -234,6 +234,19 @@ impl Store for MeteredStore {
 
     fn max_key_bytes(&self) -> usize {
         self.inner.max_key_bytes()
+    }
+
+    fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
+        self.inner.verified_checksum()
+    }
+
+    /// Not counted: a probe is no upload.
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        self.inner.probe_checksum(key, algorithm).await
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

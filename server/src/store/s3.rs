@@ -71,6 +71,9 @@ pub struct S3Store {
     part_signer: Option<Arc<sigv4::PartSigner>>,
     /// Longest key the store behind the endpoint takes ([`Store::max_key_bytes`]).
     max_key_bytes: usize,
+    /// A part checksum the store behind the endpoint is known to verify
+    /// ([`Store::verified_checksum`]).
+    verified_checksum: Option<ChecksumAlgorithm>,
 }
 
 /// Credentials are refreshed this long before they expire, so a URL signed just before a refresh
@@ -227,6 +230,7 @@ impl S3Store {
             fixed_creds: None,
             part_signer,
             max_key_bytes: crate::keys::S3_MAX_KEY_BYTES,
+            verified_checksum: None,
         }
     }
 
@@ -234,6 +238,14 @@ impl S3Store {
     #[must_use]
     pub fn with_max_key_bytes(mut self, max: usize) -> Self {
         self.max_key_bytes = max;
+        self
+    }
+
+    /// The same store, for an endpoint known to verify `algorithm` part checksums (the embedded
+    /// store): `--checksum auto` then needs no probe.
+    #[must_use]
+    pub fn with_verified_checksum(mut self, algorithm: ChecksumAlgorithm) -> Self {
+        self.verified_checksum = Some(algorithm);
         self
     }
 
@@ -407,6 +419,10 @@ impl Store for S3Store {
 
     fn max_key_bytes(&self) -> usize {
         self.max_key_bytes
+    }
+
+    fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
+        self.verified_checksum
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

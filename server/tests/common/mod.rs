@@ -188,9 +188,8 @@ pub fn open_state(store: Arc<dyn Store>, settings: Settings) -> AppState {
     AppState::with_auth(store, settings, Arc::new(OpenAuth), test_secrets())
 }
 
-/// Creates `store`'s bucket (a fresh name from [`store_from_env`]) and returns an open app over
-/// it with the default settings.
-pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
+/// Creates `store`'s bucket (a fresh name from [`store_from_env`]).
+pub async fn create_bucket(store: &S3Store) {
     store
         .client()
         .create_bucket()
@@ -198,7 +197,25 @@ pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
         .send()
         .await
         .unwrap();
+}
+
+/// Creates `store`'s bucket (a fresh name from [`store_from_env`]) and returns an open app over
+/// it with the default settings.
+pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
+    create_bucket(store).await;
     s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()))
+}
+
+/// Asserts that `store`'s bucket holds no multipart upload: tests and probes left nothing behind.
+pub async fn no_uploads_left(store: &S3Store) {
+    let out = store
+        .client()
+        .list_multipart_uploads()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.uploads().is_empty(), "left behind: {:?}", out.uploads());
 }
 
 /// The `uploadId` a test app would issue to `principal` for store upload `store_id` and `key`.
