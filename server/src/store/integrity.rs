@@ -14,6 +14,7 @@
 //! MD5 in force, never "no checksum", and is tried again at a create at most once per
 //! [`DEFAULT_RETRY_EVERY`]: MD5 is verified everywhere, so until then nothing is lost but speed.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -163,14 +164,28 @@ pub fn probe_key() -> String {
     format!("{PROBE_PREFIX}{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The probe as a browser would meet it, over any store that presigns real URLs: a multipart
-/// upload under `key` (created for `algorithm` unless it is MD5, which needs no declaring), part
-/// 1 presigned with a wrong `algorithm` checksum and PUT, the upload aborted in every case.
-pub async fn probe_by_put<S: Store + ?Sized>(
+/// A probe part: its body, and the wrong `algorithm` checksum it is sent with (the checksum of
+/// another body: well-formed, and wrong for this one).
+pub fn wrong_part(algorithm: ChecksumAlgorithm) -> (&'static [u8], String) {
+    let mut other = PROBE_BODY.to_vec();
+    other[0] ^= 1;
+    (PROBE_BODY, checksum_of(algorithm, &other))
+}
+
+/// The probe's frame: a multipart upload under `key` (created for `algorithm` unless it is MD5,
+/// which needs no declaring), `send_part(upload_id)` sending part 1 with a wrong checksum, and
+/// the upload aborted in every case.
+pub async fn probe_with<S, F, Fut>(
     store: &S,
     key: &str,
     algorithm: ChecksumAlgorithm,
-) -> Result<PartProbe, StoreError> {
+    send_part: F,
+) -> Result<PartProbe, StoreError>
+where
+    S: Store + ?Sized,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<PartProbe, StoreError>>,
+{
     let upload_id = store
         .create_multipart(NewUpload {
             key: key.to_owned(),
@@ -179,13 +194,26 @@ pub async fn probe_by_put<S: Store + ?Sized>(
             checksum: Some(algorithm).filter(|a| *a != ChecksumAlgorithm::Md5),
         })
         .await?;
-    let answer = put_wrong_part(store, key, &upload_id, algorithm).await;
-    // Leave nothing behind, whatever happened; a failed abort leaves an upload the sweeper or a
-    // lifecycle rule removes, and does not change what the store verifies.
+    let answer = send_part(upload_id.clone()).await;
+    // Leave nothing behind, whatever happened; a failed abort leaves an upload a lifecycle rule
+    // removes, and does not change what the store verifies.
     if let Err(e) = store.abort(key, &upload_id).await {
         tracing::warn!(%key, upload = %upload_id, error = %e, "aborting a checksum probe failed");
     }
     answer
+}
+
+/// The probe as a browser would meet it, over any store that presigns real URLs: part 1
+/// presigned with a wrong checksum and PUT over HTTP ([`probe_with`]).
+pub async fn probe_by_put<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    algorithm: ChecksumAlgorithm,
+) -> Result<PartProbe, StoreError> {
+    probe_with(store, key, algorithm, |upload_id| async move {
+        put_wrong_part(store, key, &upload_id, algorithm).await
+    })
+    .await
 }
 
 async fn put_wrong_part<S: Store + ?Sized>(
@@ -195,12 +223,10 @@ async fn put_wrong_part<S: Store + ?Sized>(
     algorithm: ChecksumAlgorithm,
 ) -> Result<PartProbe, StoreError> {
     const OP: &str = "UploadPart (checksum probe)";
-    // The checksum of another body: well-formed, and wrong for this one.
-    let mut other = PROBE_BODY.to_vec();
-    other[0] ^= 1;
+    let (body, wrong) = wrong_part(algorithm);
     let signing = PartSigning {
-        content_length: Some(PROBE_BODY.len() as u64),
-        checksum: Some((algorithm, checksum_of(algorithm, &other))),
+        content_length: Some(body.len() as u64),
+        checksum: Some((algorithm, wrong)),
     };
     let presigned = store
         .presign_part(key, upload_id, 1, Duration::from_secs(300), &signing)
@@ -209,7 +235,7 @@ async fn put_wrong_part<S: Store + ?Sized>(
         .timeout(PROBE_TIMEOUT)
         .build()
         .map_err(|e| StoreError::unavailable(OP, e))?;
-    let mut put = http.put(&presigned.url).body(PROBE_BODY.to_vec());
+    let mut put = http.put(&presigned.url).body(body);
     for (name, value) in &presigned.headers {
         if !matches!(name.as_str(), "host" | "content-length") {
             put = put.header(name, value);

@@ -24,9 +24,10 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedP
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
+use super::integrity;
 use super::{
-    Completed, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned, PresignedPost,
-    PutSigning, Store, StoreError,
+    Completed, NewUpload, ObjectHead, PartProbe, PartSigning, PostSigning, Presigned,
+    PresignedPost, PutSigning, Store, StoreError,
 };
 
 mod sigv4;
@@ -423,6 +424,48 @@ impl Store for S3Store {
 
     fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
         self.verified_checksum
+    }
+
+    /// Through the API endpoint, which the server reaches (the public one, which presigned URLs
+    /// name, may be reachable only by browsers): the SDK's UploadPart with the wrong checksum
+    /// set explicitly (it computes none of its own, `WhenRequired`).
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        integrity::probe_with(self, key, algorithm, |upload_id| async move {
+            let (body, wrong) = integrity::wrong_part(algorithm);
+            let part = self
+                .api
+                .upload_part()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(1)
+                .body(body.to_vec().into());
+            let part = match algorithm {
+                ChecksumAlgorithm::Md5 => part.content_md5(wrong),
+                ChecksumAlgorithm::Crc32 => part.checksum_crc32(wrong),
+                ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(wrong),
+                ChecksumAlgorithm::Sha256 => part.checksum_sha256(wrong),
+            };
+            match part.send().await {
+                Ok(_) => Ok(PartProbe {
+                    status: 200,
+                    code: None,
+                }),
+                Err(SdkError::ServiceError(e)) => Ok(PartProbe {
+                    status: e.raw().status().as_u16(),
+                    code: e.err().code().map(str::to_owned),
+                }),
+                Err(e) => Err(StoreError::unavailable(
+                    "UploadPart (checksum probe)",
+                    DisplayErrorContext(&e).to_string(),
+                )),
+            }
+        })
+        .await
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

@@ -14,7 +14,9 @@ use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteResponse, CreateMultipartResponse, SignBatchResponse,
 };
 use s3_direct_server::store::FakeCall;
-use s3_direct_server::store::integrity::{PROBE_PREFIX, Verification, judge_probe, probe_key};
+use s3_direct_server::store::integrity::{
+    PROBE_PREFIX, Verification, judge_probe, probe_by_put, probe_key,
+};
 use s3_direct_server::{
     AppState, ChecksumSetting, FakeStore, FakeVerification, S3Store, Settings, Store,
 };
@@ -220,11 +222,16 @@ async fn the_embedded_store_gets_crc32c_without_a_probe_and_refuses_every_wrong_
         ChecksumAlgorithm::Crc32c,
         ChecksumAlgorithm::Sha256,
     ] {
+        // Through the API endpoint (the server's probe), and as a browser sends it (a presigned
+        // URL, the default for stores that do not say otherwise).
         let answer = e.s3.probe_checksum(&probe_key(), algorithm).await.unwrap();
-        assert!(
-            matches!(judge_probe(&answer), Verification::Refuses(_)),
-            "{algorithm}: {answer:?}"
-        );
+        let by_put = probe_by_put(&e.s3, &probe_key(), algorithm).await.unwrap();
+        for answer in [answer, by_put] {
+            assert!(
+                matches!(judge_probe(&answer), Verification::Refuses(_)),
+                "{algorithm}: {answer:?}"
+            );
+        }
     }
     assert!(e.open_uploads().is_empty(), "{:?}", e.open_uploads());
     assert!(e.stored_parts().is_empty(), "{:?}", e.stored_parts());
