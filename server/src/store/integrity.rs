@@ -412,7 +412,8 @@ pub fn name(algorithm: Option<ChecksumAlgorithm>) -> &'static str {
     algorithm.map_or("off", ChecksumAlgorithm::as_str)
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, cut to [`MAX_REASON`] characters (the SDK's causes
+/// carry whole debug dumps; the log line and `/readyz` need the gist).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -421,8 +422,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         out.push_str(&s.to_string());
         source = s.source();
     }
-    out
+    match out.char_indices().nth(MAX_REASON) {
+        Some((cut, _)) => format!("{}…", &out[..cut]),
+        None => out,
+    }
 }
+
+/// Longest error text kept in a decision's reason.
+const MAX_REASON: usize = 160;
 
 #[cfg(test)]
 mod tests {
