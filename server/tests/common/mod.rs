@@ -20,6 +20,7 @@ use s3_direct_server::{
 };
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt as _;
 use tower::ServiceExt;
 
 /// An HTTP client for the server and stores over sockets. reqwest's TLS needs the process's
@@ -353,4 +354,41 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// The log lines (`RUST_LOG=info`) of the binary started with `args` and `env` (no endpoint
+/// unless `env` names one: the embedded store), up to the moment it listens; then it is killed.
+pub async fn start_up_log(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("S3_DIRECT_ENDPOINT")
+        .env_remove("S3_DIRECT_CHECKSUM")
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.starts_with("listening on") {
+                return;
+            }
+        }
+        panic!("the server never listened");
+    })
+    .await
+    .expect("the server did not listen in time");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut log = Vec::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        log.push(line);
+    }
+    log
 }

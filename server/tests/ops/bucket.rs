@@ -512,43 +512,19 @@ async fn on_the_embedded_store_doctor_says_what_does_not_apply_and_setup_is_not_
 /// the data dir instead of listing uploads.
 #[tokio::test]
 async fn the_sweeper_says_once_at_start_what_it_does_on_the_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
-        .args([
+    // The start-up lines come before the server prints where it listens.
+    let log = crate::common::start_up_log(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--sweep-older-than",
             "1d",
             "--sweep-every",
             "1h",
-        ])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .env_remove("S3_DIRECT_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    // The start-up lines come before the server prints where it listens.
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = stdout.next_line().await.unwrap() {
-            if line.starts_with("listening on") {
-                return;
-            }
-        }
-        panic!("the server never listened");
-    })
-    .await
-    .unwrap();
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    let mut log = Vec::new();
-    while let Some(line) = stderr.next_line().await.unwrap() {
-        log.push(line);
-    }
+        ],
+        &[],
+    )
+    .await;
     let said: Vec<&String> = log
         .iter()
         .filter(|l| l.contains("cannot list multipart uploads"))
