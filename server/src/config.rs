@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use s3_direct_protocol::wire::ChecksumAlgorithm;
+
+pub use crate::store::ChecksumSetting;
 
 /// Longest lifetime SigV4 allows for a presigned URL (7 days).
 pub const MAX_URL_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
@@ -295,10 +296,17 @@ pub struct ServeConfig {
     )]
     pub content_types: Vec<String>,
 
-    /// Checksum clients are asked to sign every part with (md5, crc32, crc32c, sha256); the store
-    /// then refuses a corrupted part. Ceph 16 checks only md5; default: none.
-    #[arg(long, global = true, env = "S3_DIRECT_CHECKSUM", value_parser = parse_checksum)]
-    pub checksum: Option<ChecksumAlgorithm>,
+    /// Checksum clients are asked to sign every part with, so the store refuses a corrupted one:
+    /// auto (a checksum the store verifies: crc32c where a probe at start shows it refuses a
+    /// wrong one, else md5, which every store verifies), off, md5, crc32, crc32c or sha256.
+    #[arg(
+        long,
+        global = true,
+        env = "S3_DIRECT_CHECKSUM",
+        default_value = "auto",
+        value_parser = parse_checksum
+    )]
+    pub checksum: ChecksumSetting,
 
     /// How `GET /s3/params` answers callers that pass no size and name no method (Companion
     /// clients such as Uppy): post, a POST policy form as Companion answers (Uppy 6 needs it);
@@ -391,9 +399,10 @@ pub enum SmallFileMethod {
     Put,
 }
 
-fn parse_checksum(s: &str) -> Result<ChecksumAlgorithm, String> {
-    ChecksumAlgorithm::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a checksum; use md5, crc32, crc32c or sha256"))
+fn parse_checksum(s: &str) -> Result<ChecksumSetting, String> {
+    ChecksumSetting::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a checksum setting; use auto, off, md5, crc32, crc32c or sha256")
+    })
 }
 
 pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
@@ -597,14 +606,20 @@ mod tests {
         assert_eq!(c.auth, AuthMode::Jwt);
         assert_eq!(c.content_types, ["video/*", "image/png"]);
         assert_eq!(c.cors_origins, ["https://app.example.com"]);
-        assert_eq!(c.checksum, Some(ChecksumAlgorithm::Crc32c));
+        assert_eq!(
+            c.checksum,
+            ChecksumSetting::Use(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c)
+        );
         assert!(!format!("{c:?}").contains("s3cr3t"));
         assert!(Cli::try_parse_from(["s3-direct", "--cors-origin", "https://a.com/x"]).is_err());
         assert!(Cli::try_parse_from(["s3-direct", "--checksum", "crc64"]).is_err());
         assert!(Cli::try_parse_from(["s3-direct", "--small-file-method", "patch"]).is_err());
         let d = Cli::try_parse_from(["s3-direct"]).unwrap().serve;
         assert_eq!(d.auth, AuthMode::Open);
-        assert!(d.checksum.is_none() && d.cors_origins.is_empty() && d.allowed_hosts.is_empty());
+        assert_eq!(d.checksum, ChecksumSetting::Auto);
+        assert!(d.cors_origins.is_empty() && d.allowed_hosts.is_empty());
+        let off = Cli::try_parse_from(["s3-direct", "--checksum", "off"]).unwrap();
+        assert_eq!(off.serve.checksum, ChecksumSetting::Off);
         assert_eq!(d.small_file_method, SmallFileMethod::Post);
     }
 

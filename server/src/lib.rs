@@ -55,7 +55,10 @@ pub use keys::KeyPolicy;
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
 pub use receipt::{ReceiptClaims, ReceiptSigner};
-pub use store::{FakeStore, S3Store, S3StoreConfig, Store, StoreError};
+pub use store::{
+    ChecksumChoice, ChecksumSetting, FakeStore, FakeVerification, S3Store, S3StoreConfig, Store,
+    StoreError,
+};
 pub use token::UploadSecrets;
 
 /// Installs rustls's aws-lc-rs crypto provider as the process default, once.
@@ -193,8 +196,12 @@ pub struct Settings {
     pub token_lifetime: Duration,
     /// Content types anyone may upload (`video/*` patterns); `None` allows any.
     pub content_types: Option<Vec<String>>,
-    /// Checksum advertised to clients at create (they may sign parts with it).
-    pub checksum: Option<ChecksumAlgorithm>,
+    /// The part checksum asked of clients at create and for small files (`--checksum`; `auto`:
+    /// one the store verifies, [`store::integrity`]).
+    pub checksum: ChecksumSetting,
+    /// How long `auto` goes on with MD5 after a probe that could not run before a create probes
+    /// again.
+    pub checksum_retry: Duration,
     /// How `GET /s3/params` answers callers that pass no size and name no method.
     pub small_file_method: config::SmallFileMethod,
     /// Requests per minute per caller (0: no limit) and the burst allowed at once.
@@ -224,7 +231,8 @@ impl Default for Settings {
             pkg_dir: PathBuf::from("wasm-client/pkg"),
             token_lifetime: Duration::from_secs(config::DEFAULT_TOKEN_LIFETIME_SECS),
             content_types: None,
-            checksum: None,
+            checksum: ChecksumSetting::Auto,
+            checksum_retry: store::integrity::DEFAULT_RETRY_EVERY,
             small_file_method: config::SmallFileMethod::Post,
             rate_per_minute: config::DEFAULT_RATE_PER_MINUTE,
             rate_burst: config::DEFAULT_RATE_BURST,
@@ -248,6 +256,7 @@ impl From<&ServeConfig> for Settings {
             token_lifetime: Duration::from_secs(c.upload_token_lifetime),
             content_types: (!c.content_types.is_empty()).then(|| c.content_types.clone()),
             checksum: c.checksum,
+            checksum_retry: store::integrity::DEFAULT_RETRY_EVERY,
             small_file_method: c.small_file_method,
             rate_per_minute: c.rate_limit,
             rate_burst: c.rate_burst,
@@ -279,6 +288,7 @@ struct Shared {
     receipts: Arc<ReceiptSigner>,
     /// Completion events, once [`AppState::enable_events`] turned them on.
     notifier: std::sync::OnceLock<Arc<events::Notifier>>,
+    checksum: Arc<ChecksumChoice>,
 }
 
 impl AppState {
@@ -322,6 +332,10 @@ impl AppState {
                     settings.unauthenticated_rate_per_minute,
                     settings.unauthenticated_rate_burst,
                 ),
+                checksum: Arc::new(ChecksumChoice::new(
+                    settings.checksum,
+                    settings.checksum_retry,
+                )),
                 settings,
                 authorizer,
                 secrets,
@@ -403,6 +417,34 @@ impl AppState {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The part checksum to ask clients for now (`None`: none); an `auto` choice that no probe
+    /// has settled yet may probe the store first ([`ChecksumChoice::asked`]).
+    pub async fn checksum_asked(&self) -> Option<ChecksumAlgorithm> {
+        self.inner.checksum.asked(&self.inner.store).await
+    }
+
+    /// The part checksum decided so far, and why (`None`: `auto`, not probed yet).
+    pub fn checksum_decision(&self) -> Option<store::Decision> {
+        self.inner.checksum.current()
+    }
+
+    /// Decides the part checksum now (probing the store for `auto`) and says in one line which
+    /// and why: start-up calls it.
+    pub async fn decide_checksum(&self) -> store::Decision {
+        let decision = self.inner.checksum.decide(&self.inner.store).await;
+        let name = store::integrity::name(decision.algorithm);
+        if decision.settled {
+            tracing::info!("part checksum {name}: {}", decision.reason);
+        } else {
+            tracing::warn!(
+                "part checksum {name}: {}; a create probes again after {} s",
+                decision.reason,
+                self.inner.settings.checksum_retry.as_secs()
+            );
+        }
+        decision
     }
 
     /// Lifetime of presigned URLs.
@@ -750,6 +792,13 @@ fn receipt_signer(config: &ServeConfig) -> std::io::Result<ReceiptSigner> {
 /// A security configuration that cannot work is an error of kind `InvalidInput` whose message
 /// says why.
 pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
+    let prepared = prepare_store(config).await?;
+    prepared.state.decide_checksum().await;
+    Ok(prepared)
+}
+
+/// [`prepare`] without deciding the part checksum.
+async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)
         .and_then(|s| {

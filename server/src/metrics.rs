@@ -18,10 +18,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use s3_direct_protocol::wire::{CompletedPart, ListedPart};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use crate::store::{
-    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    Completed, ListedObject, NewUpload, ObjectHead, PartProbe, PartSigning, PostSigning, Presigned,
     PresignedPost, PutSigning, Store, StoreError,
 };
 
@@ -272,6 +272,19 @@ impl Store for MeteredStore {
 
     fn max_key_bytes(&self) -> usize {
         self.inner.max_key_bytes()
+    }
+
+    fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
+        self.inner.verified_checksum()
+    }
+
+    /// Not counted: a probe is no upload.
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        self.inner.probe_checksum(key, algorithm).await
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

@@ -159,7 +159,19 @@ pub async fn healthz() -> Json<Value> {
 /// it does not, so a load balancer stops sending uploads to a replica that cannot serve them.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => {
+            let mut ready = json!({ "status": "ready" });
+            // Which part checksum clients are asked for, and why (`--checksum auto` decides it
+            // by probing the store at start; absent until then).
+            if let Some(d) = state.checksum_decision() {
+                ready["checksum"] = json!({
+                    "algorithm": crate::store::integrity::name(d.algorithm),
+                    "reason": d.reason,
+                    "settled": d.settled,
+                });
+            }
+            Json(ready).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
@@ -288,7 +300,7 @@ async fn create(
     let key = state
         .keys()
         .issue_under(&policy::prefix_of(&state, &principal), &req.filename)?;
-    let asked = state.settings().checksum;
+    let asked = state.checksum_asked().await;
     let declared = policy::declared_checksum(req.checksum, asked);
     let store_id = state
         .store()
@@ -777,7 +789,7 @@ async fn single_put_params(
         headers: presigned.headers,
         key,
         bucket,
-        checksum: state.settings().checksum,
+        checksum: state.checksum_asked().await,
         token,
     }))
 }

@@ -4,7 +4,7 @@
 //! - `bad_input`: each kind of bad request gets a 4xx JSON error and reaches no store.
 //! - `ceph`: store-enforced limits on Ceph radosgw, when S3_DIRECT_TEST_CEPH_* are set.
 //! - `checksums`: a CRC-32-checksummed upload completing on Garage and Ceph (when their variables
-//!   are set).
+//!   are set), and what `--checksum auto` chooses there.
 //! - `corpus`: 300+ malformed requests over a socket against the embedded store.
 //! - `embedded_store`: the real aws-sdk-s3 against the embedded s3s-fs store on a random port,
 //!   with parts PUT over HTTP to the presigned URLs as a browser would.
@@ -13,6 +13,8 @@
 //!   configurations refused at start; the pending events' records on Garage and Ceph.
 //! - `binary`: the `s3-direct` process: stdout lines, environment configuration, SIGTERM.
 //! - `fuzz`: bounded property tests over request parsing and key naming.
+//! - `integrity`: `--checksum auto`, the default: the probe and the choice over the fake store
+//!   (verifies, ignores, down) and the embedded store; Uppy's checksum-less uploads still work.
 //! - `ops`: `s3-direct uploads list|purge`, `bucket setup` and `doctor` on Garage / Ceph (when
 //!   S3_DIRECT_TEST_GARAGE_* / S3_DIRECT_TEST_CEPH_* are set) and on the embedded store, and the
 //!   sweeper's start-up line.
@@ -32,6 +34,7 @@ mod embedded_store;
 mod events;
 mod fake_routes;
 mod fuzz;
+mod integrity;
 mod observability;
 mod ops;
 mod policy;

@@ -71,7 +71,11 @@ describe('UploadQueue', () => {
     // again, so only answered ones count).
     page.on('response', (r) => {
       const url = new URL(r.url());
-      if (url.pathname.startsWith('/s3/') && r.ok()) calls.push(`${r.request().method()} ${url.pathname}`);
+      if (!url.pathname.startsWith('/s3/') || !r.ok()) return;
+      // A small file's URL signs its checksum; one asked for before the server named its
+      // checksum (the default server asks for one) comes without, and is asked for again.
+      const signed = url.pathname === '/s3/params' && url.searchParams.has('checksum') ? ' (checksum)' : '';
+      calls.push(`${r.request().method()} ${url.pathname}${signed}`);
     });
     const out = await page.evaluate(async ({ files, concurrency, singlePutThreshold }) => {
       const { UploadQueue } = window.s3direct;
@@ -152,7 +156,9 @@ describe('UploadQueue', () => {
     const large = FILES - small;
     assert.ok(small > 50 && large > 50, `both paths are exercised (${small} small, ${large} large)`);
     const count = (call) => calls.filter((c) => c === call).length;
-    assert.equal(count('GET /s3/params'), small, 'one single-PUT URL per small file');
+    // (Files that started before the server's first answer named its checksum asked once without
+    // it, too: how many depends on timing.)
+    assert.equal(count('GET /s3/params (checksum)'), small, 'one signed single-PUT URL per small file');
     assert.equal(count('POST /s3/params/complete'), small, 'each small file reported done once');
     assert.equal(count('POST /s3/multipart'), large, 'a multipart upload only for the larger files');
     assert.equal(out.putsSent, FILES, 'one PUT per file (the larger ones have one part each)');

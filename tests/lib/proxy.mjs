@@ -13,6 +13,8 @@
 //   { delayMs }                 wait, then forward
 //   { corruptAt: offset }       flip one byte of the body at `offset` while forwarding
 //   { hold: true }              never answer (until the test calls release())
+// A whole-object PUT (a small file's single PUT: no `partNumber`) is offered to `decideObject(info)`
+// the same way, when a test sets one, and logged in `objects`.
 // `throttle` (bytes per second) slows every part body; `enforceExpiry` answers a PUT whose
 // X-Amz-Date + X-Amz-Expires has passed with S3's 403 AccessDenied, like AWS does, for stores
 // that do not check expiry themselves.
@@ -42,10 +44,13 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
   const state = {
     target: null, // { host, port }
     decide,
+    decideObject: null,
     throttle,
     enforceExpiry,
     /** Every part PUT seen: { part, uploadId, at, action, outcome } in arrival order (`at`: ms since the epoch). */
     log: [],
+    /** Every whole-object PUT offered to `decideObject`: { path, at, action, outcome }. */
+    objects: [],
     held: [],
     sockets: new Set(),
   };
@@ -54,15 +59,15 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     const url = new URL(req.url, 'http://proxy');
     const part = url.searchParams.get('partNumber');
     const isPart = req.method === 'PUT' && part !== null && url.searchParams.has('uploadId');
-    if (!isPart) return forward(req, res, {});
-    const entry = {
-      part: Number(part),
-      uploadId: url.searchParams.get('uploadId'),
-      at: Date.now(),
-      action: 'pass',
-      outcome: 'pending',
-    };
-    state.log.push(entry);
+    const isObject = req.method === 'PUT' && part === null && !url.searchParams.has('uploadId')
+      && state.decideObject !== null;
+    if (!isPart && !isObject) return forward(req, res, {});
+    const entry = isPart
+      ? { part: Number(part), uploadId: url.searchParams.get('uploadId') }
+      : { path: url.pathname };
+    Object.assign(entry, { at: Date.now(), action: 'pass', outcome: 'pending' });
+    (isPart ? state.log : state.objects).push(entry);
+    const decide = isPart ? state.decide : state.decideObject;
     if (state.enforceExpiry) {
       const deadline = urlDeadline(url);
       if (deadline !== null && Date.now() > deadline) {
@@ -72,7 +77,7 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
         return req.once('end', () => s3Error(res, 403, 'AccessDenied', 'Request has expired'));
       }
     }
-    const action = state.decide(entry) ?? 'pass';
+    const action = decide(entry) ?? 'pass';
     entry.action = action;
     if (action === 'pass') return forward(req, res, {}, entry);
     if (action.hold) {
@@ -153,12 +158,15 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
   return {
     url: `http://127.0.0.1:${port}`,
     log: state.log,
+    objects: state.objects,
     /** Points the proxy at the store. */
     setTarget(endpoint) {
       const u = new URL(endpoint);
       state.target = { host: u.hostname, port: Number(u.port || 80) };
     },
     set decide(fn) { state.decide = fn; },
+    /** `fn` decides whole-object PUTs from now on; null forwards them untouched, unlogged. */
+    set decideObject(fn) { state.decideObject = fn; },
     set throttle(bps) { state.throttle = bps; },
     get held() { return state.held.map((h) => h.entry.part); },
     /** Cuts every held request (the browser sees a network error). */

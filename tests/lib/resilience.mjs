@@ -261,9 +261,26 @@ export async function checksumsInAWorker({ browser, server, s3, bucket, algorith
 }
 
 /**
- * The proxy flips one byte in the first PUT of part 2. With MD5 part checksums the store must
+ * Records the `checksum` the signing server names in its create and small-file answers, in
+ * the order the page received them.
+ */
+function checksumsAsked(page) {
+  const asked = [];
+  page.on('response', (r) => {
+    const { pathname } = new URL(r.url());
+    const create = r.request().method() === 'POST' && pathname.endsWith('/multipart');
+    if (create || pathname.endsWith('/params')) {
+      asked.push(r.json().then((b) => b.checksum ?? null, () => null));
+    }
+  });
+  return () => Promise.all(asked);
+}
+
+/**
+ * The proxy flips one byte in the first PUT of part 2. With part checksums the store must
  * refuse that body (BadDigest) and the client send it again; the object must equal the file.
- * Only meaningful on a store that verifies Content-MD5.
+ * `checksum`: the page's option (null: its default, `auto`, the one the server asks for).
+ * Resolves to the checksums the server asked for.
  */
 export async function corruptedBodyIsRefusedAndResent({
   browser, server, proxy, s3, bucket, checksum = 'md5',
@@ -276,9 +293,10 @@ export async function corruptedBodyIsRefusedAndResent({
     corrupted = true;
     return { corruptAt: 123_457 };
   };
-  const page = await openDemo(browser, server.url, {
-    partSize: 5, concurrency: 2, checksum, ...fastRetries,
-  });
+  const query = { partSize: 5, concurrency: 2, ...fastRetries };
+  if (checksum !== null) query.checksum = checksum;
+  const page = await openDemo(browser, server.url, query);
+  const asked = checksumsAsked(page);
   const from = proxy.log.length; // the proxy may have served earlier tests
   try {
     await page.setInputFiles('#picker', file.path);
@@ -287,8 +305,50 @@ export async function corruptedBodyIsRefusedAndResent({
     const part2 = proxy.log.slice(from).filter((e) => e.part === 2);
     assert.equal(part2[0].outcome, 400, 'the store refused the corrupted body');
     assert.ok(part2.length >= 2 && part2.at(-1).outcome === 200, 'and the part was sent again');
+    return await asked();
   } finally {
     proxy.decide = () => undefined;
+    await page.close();
+  }
+}
+
+/**
+ * A small file (one PUT, no multipart upload) sent by an `UploadQueue` with its default options
+ * (checksum `auto`, files up to 5 MiB as one PUT) from web/queue.html, one byte flipped by the
+ * proxy on its first attempt: the store must refuse it, the client send it again, and the
+ * object equal the file. Resolves to the checksums the server asked for.
+ */
+export async function corruptedSmallFileIsRefusedAndResent({ browser, server, proxy, s3, bucket }) {
+  let corrupted = false;
+  proxy.decideObject = () => {
+    if (corrupted) return undefined;
+    corrupted = true;
+    return { corruptAt: 4242 };
+  };
+  const from = proxy.objects.length;
+  const page = await browser.newPage();
+  const asked = checksumsAsked(page);
+  try {
+    await page.goto(`${server.url}/queue.html`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 30_000 });
+    const file = await page.evaluate(async (retries) => {
+      const size = 300_001;
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i += 65_536) crypto.getRandomValues(bytes.subarray(i, i + 65_536));
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      const queue = new window.s3direct.UploadQueue({ resume: false, ...retries });
+      const result = await queue.add(new Blob([bytes]), { filename: 'small-corrupted-once.bin' }).promise;
+      return { key: result.key, size, sha256: [...digest].map((x) => x.toString(16).padStart(2, '0')).join('') };
+    }, fastRetries);
+    const stored = await objectSha256(s3, bucket, file.key);
+    assert.deepEqual(stored, { sha256: file.sha256, size: file.size }, "stored SHA-256 equals the file's");
+    const puts = proxy.objects.slice(from);
+    assert.equal(puts[0]?.action?.corruptAt, 4242, JSON.stringify(puts));
+    assert.equal(puts[0].outcome, 400, 'the store refused the corrupted body');
+    assert.ok(puts.length >= 2 && puts.at(-1).outcome === 200, 'and the file was sent again');
+    return await asked();
+  } finally {
+    proxy.decideObject = null;
     await page.close();
   }
 }

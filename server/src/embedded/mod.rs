@@ -186,6 +186,8 @@ impl EmbeddedStore {
             &self.credentials.secret_key,
         )
         .with_max_key_bytes(layout::max_key_bytes(bucket))
+        // Its own UploadPart verifies every checksum (docs/stores.md, "Integrity").
+        .with_verified_checksum(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c)
     }
 }
 

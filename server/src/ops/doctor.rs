@@ -21,6 +21,9 @@
 //!   refuses it but takes the same form with an ASCII name drops non-ASCII form fields (Garage
 //!   2.5.0 built without `--locked`), and the check says so with the remedy. A warning, not a
 //!   failure: s3-direct's own client sends PUTs. The objects are deleted afterwards;
+//! - **checksums** (`integrity.rs`): for md5, crc32, crc32c and sha256, whether the store refuses
+//!   a part whose checksum is wrong, and which one `--checksum auto` asks for. The browser upload
+//!   check then uses the checksum browsers will be asked for;
 //! - **lifecycle**: an enabled `AbortIncompleteMultipartUpload` rule covering the key prefix;
 //! - **credential lifetime**: how long the signing credentials live against `--url-lifetime`.
 //!
@@ -37,6 +40,7 @@ use serde_json::{Value, json};
 use super::setup::{self, BucketRules, Wanted};
 use super::units::format_age;
 use super::uploads::OpsError;
+use crate::store::integrity::{checksum_of, s3_error_code};
 use crate::store::{PartSigning, PostSigning, S3Store, Store};
 
 /// Result of one check.
@@ -245,13 +249,6 @@ pub fn judge_preflight(
     Ok(())
 }
 
-/// The `<Code>` of an S3 error answer.
-fn s3_error_code(body: &str) -> Option<&str> {
-    body.split("<Code>")
-        .nth(1)
-        .and_then(|s| s.split("</Code>").next())
-}
-
 /// The verdict on the part PUT's answer: `Ok` with the ETag the page can read.
 pub fn judge_put(
     origin: &str,
@@ -328,8 +325,8 @@ pub struct Options {
     pub wanted: Wanted,
     /// `--url-lifetime`.
     pub url_lifetime: Duration,
-    /// `--checksum`: its header is among those the client sends.
-    pub checksum: Option<ChecksumAlgorithm>,
+    /// `--checksum`: the header of the checksum it asks for is among those the client sends.
+    pub checksum: crate::store::ChecksumSetting,
     /// The `s3-direct bucket setup …` command for this deployment.
     pub setup_command: String,
     /// The embedded store: no clock, lifecycle or credential checks apply.
@@ -373,7 +370,14 @@ pub async fn run(
     }
 
     if reachable {
-        let verdict = browser_upload(&http, store, options).await;
+        let found = super::integrity::probe_all(store).await;
+        let auto = super::integrity::judge_auto(&found, store.verified_checksum());
+        let asked = super::integrity::asked(options.checksum, &auto);
+        report.check(
+            super::integrity::CHECKSUMS,
+            super::integrity::judge_checksums(&found, options.checksum, &auto),
+        );
+        let verdict = browser_upload(&http, store, options, asked).await;
         if verdict.0 == Status::Fail && !options.embedded {
             report.fixes.push(cors_fix(rules, options).await);
         }
@@ -387,6 +391,10 @@ pub async fn run(
         report.check(SMALL_FILE_FORM, form);
     } else {
         let not_tried = "not tried: the bucket is not reachable with these credentials";
+        report.check(
+            super::integrity::CHECKSUMS,
+            (Status::Warn, not_tried.to_owned()),
+        );
         report.check(BROWSER_UPLOAD, (Status::Fail, not_tried.to_owned()));
         report.check(SMALL_FILE_FORM, (Status::Warn, not_tried.to_owned()));
     }
@@ -578,6 +586,7 @@ async fn browser_upload(
     http: &reqwest::Client,
     store: &S3Store,
     options: &Options,
+    asked: Option<ChecksumAlgorithm>,
 ) -> (Status, String) {
     let Some(origin) = options.origin.as_deref() else {
         return (
@@ -594,7 +603,7 @@ async fn browser_upload(
     );
     // As the browser client creates it: for the part checksums `--checksum` asks for (MD5 needs
     // no declaring).
-    let declared = options.checksum.filter(|c| *c != ChecksumAlgorithm::Md5);
+    let declared = asked.filter(|c| *c != ChecksumAlgorithm::Md5);
     let upload_id = match store
         .create_multipart(crate::store::NewUpload {
             key: key.clone(),
@@ -622,7 +631,7 @@ async fn browser_upload(
             );
         }
     };
-    let verdict = put_part(http, store, options, origin, &key, &upload_id).await;
+    let verdict = put_part(http, store, options, asked, origin, &key, &upload_id).await;
     // Leave nothing behind, whatever happened.
     match store.abort(&key, &upload_id).await {
         Ok(()) => verdict,
@@ -648,6 +657,7 @@ async fn put_part(
     http: &reqwest::Client,
     store: &S3Store,
     options: &Options,
+    asked: Option<ChecksumAlgorithm>,
     origin: &str,
     key: &str,
     upload_id: &str,
@@ -655,7 +665,7 @@ async fn put_part(
     const BODY: &[u8] = b"s3-direct doctor: a test part, aborted right after this request\n";
     let signing = PartSigning {
         content_length: Some(BODY.len() as u64),
-        checksum: options.checksum.map(|c| (c, checksum_of(c, BODY))),
+        checksum: asked.map(|c| (c, checksum_of(c, BODY))),
     };
     let presigned = match store
         .presign_part(key, upload_id, 1, options.url_lifetime, &signing)
@@ -716,10 +726,10 @@ async fn put_part(
     let etag = match judge_put(origin, status, &headers, &body) {
         Ok(etag) => etag,
         Err(why) => {
-            let hint = match options.checksum {
+            let hint = match asked {
                 Some(c) if !(200..300).contains(&status) => format!(
                     "{why}; the part carried its {c} checksum ({}), as --checksum {c} asks: a \
-                     store that does not take it needs --checksum md5 or none",
+                     store that does not take it needs --checksum md5 or off",
                     c.header()
                 ),
                 _ => why,
@@ -731,7 +741,7 @@ async fn put_part(
         "a part PUT from {origin} passed the CORS preflight, was stored and its ETag {etag} is \
          readable by the page"
     );
-    let Some(c) = options.checksum else {
+    let Some(c) = asked else {
         return (Status::Ok, stored);
     };
     // The same signed request with one byte changed: the store must find that the checksum no
@@ -1012,19 +1022,6 @@ pub fn judge_checksum_check(
             }
         ),
     )
-}
-
-/// Base64 of `body`'s digest, as the client signs it.
-fn checksum_of(c: ChecksumAlgorithm, body: &[u8]) -> String {
-    use base64::Engine as _;
-    use s3s::crypto::{Checksum as _, Crc32, Crc32c, Md5, Sha256};
-    let digest: Vec<u8> = match c {
-        ChecksumAlgorithm::Md5 => Md5::checksum(body).to_vec(),
-        ChecksumAlgorithm::Crc32 => Crc32::checksum(body).to_vec(),
-        ChecksumAlgorithm::Crc32c => Crc32c::checksum(body).to_vec(),
-        ChecksumAlgorithm::Sha256 => Sha256::checksum(body).as_ref().to_vec(),
-    };
-    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// The CORS configuration to paste: the bucket's rules with ours merged in.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 use super::{
-    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    Completed, ListedObject, NewUpload, ObjectHead, PartProbe, PartSigning, PostSigning, Presigned,
     PresignedPost, PutSigning, Store, StoreError,
 };
 
@@ -61,6 +61,18 @@ pub enum FakeCall {
     },
 }
 
+/// What the fake does with a part whose checksum is wrong ([`Store::probe_checksum`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FakeVerification {
+    /// Refuses it (`400 BadDigest`), as S3 and Garage do.
+    #[default]
+    Verifies,
+    /// Stores it (`200`), as Ceph 16 does with `x-amz-checksum-*`.
+    Ignores,
+    /// The probe cannot run (the store is down).
+    Unreachable,
+}
+
 /// The in-memory store. Cheap to share: wrap it in an `Arc` and keep a clone to inspect.
 #[derive(Debug, Default)]
 pub struct FakeStore {
@@ -88,6 +100,10 @@ struct Inner {
     blank_completion_etags: bool,
     /// The server's own records ([`Store::write_object`]): key -> body and when written.
     records: BTreeMap<String, (Vec<u8>, SystemTime)>,
+    /// What a checksum probe finds, per algorithm (missing: [`FakeVerification::Verifies`]).
+    verification: std::collections::HashMap<ChecksumAlgorithm, FakeVerification>,
+    /// The checksum probes received (kept apart from `calls`, which they would clutter).
+    probes: Vec<(String, ChecksumAlgorithm)>,
 }
 
 impl FakeStore {
@@ -122,6 +138,16 @@ impl FakeStore {
     pub fn with_blank_completion_etags(self) -> Self {
         self.lock().blank_completion_etags = true;
         self
+    }
+
+    /// Makes checksum probes of `algorithm` find `verification` from now on.
+    pub fn set_verification(&self, algorithm: ChecksumAlgorithm, verification: FakeVerification) {
+        self.lock().verification.insert(algorithm, verification);
+    }
+
+    /// The checksum probes received so far: key and algorithm.
+    pub fn probes(&self) -> Vec<(String, ChecksumAlgorithm)> {
+        self.lock().probes.clone()
     }
 
     /// Pretends the browser uploaded part `part_number` of `upload_id`.
@@ -363,6 +389,34 @@ impl Store for FakeStore {
         inner.objects.remove(key);
         inner.records.remove(key);
         Ok(())
+    }
+
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        let mut inner = self.lock();
+        inner.probes.push((key.to_owned(), algorithm));
+        match inner
+            .verification
+            .get(&algorithm)
+            .copied()
+            .unwrap_or_default()
+        {
+            FakeVerification::Verifies => Ok(PartProbe {
+                status: 400,
+                code: Some("BadDigest".to_owned()),
+            }),
+            FakeVerification::Ignores => Ok(PartProbe {
+                status: 200,
+                code: None,
+            }),
+            FakeVerification::Unreachable => Err(StoreError::unavailable(
+                "CreateMultipartUpload",
+                "connection refused (scripted)",
+            )),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -12,9 +12,11 @@ use async_trait::async_trait;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart};
 
 mod fake;
+pub mod integrity;
 mod s3;
 
-pub use fake::{FAKE_ENDPOINT, FakeCall, FakeStore};
+pub use fake::{FAKE_ENDPOINT, FakeCall, FakeStore, FakeVerification};
+pub use integrity::{ChecksumChoice, ChecksumSetting, Decision, PartProbe};
 pub(crate) use s3::uri_encode_into;
 pub use s3::{S3Store, S3StoreConfig};
 
@@ -292,6 +294,24 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
             "ListObjectsV2",
             "this store cannot keep the server's own records",
         ))
+    }
+
+    /// A part checksum this store is known to verify without asking it (the embedded store:
+    /// CRC32C); `None`: probe it ([`Self::probe_checksum`]).
+    fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
+        None
+    }
+
+    /// Sends a part whose `algorithm` checksum is wrong, in a multipart upload under `key` (a
+    /// reserved key, [`integrity::PROBE_PREFIX`]) that is aborted afterwards whatever happened,
+    /// and returns what the store answered the part. The default does it as a browser would:
+    /// a presigned URL and an HTTP PUT.
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        integrity::probe_by_put(self, key, algorithm).await
     }
 
     /// How long the credentials that sign URLs still live; `None` when they do not expire.

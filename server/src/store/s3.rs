@@ -24,8 +24,9 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedP
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, PartChecksumFields};
 
+use super::integrity;
 use super::{
-    Completed, ListedObject, NewUpload, ObjectHead, PartSigning, PostSigning, Presigned,
+    Completed, ListedObject, NewUpload, ObjectHead, PartProbe, PartSigning, PostSigning, Presigned,
     PresignedPost, PutSigning, Store, StoreError,
 };
 
@@ -72,6 +73,9 @@ pub struct S3Store {
     part_signer: Option<Arc<sigv4::PartSigner>>,
     /// Longest key the store behind the endpoint takes ([`Store::max_key_bytes`]).
     max_key_bytes: usize,
+    /// A part checksum the store behind the endpoint is known to verify
+    /// ([`Store::verified_checksum`]).
+    verified_checksum: Option<ChecksumAlgorithm>,
 }
 
 /// Credentials are refreshed this long before they expire, so a URL signed just before a refresh
@@ -228,6 +232,7 @@ impl S3Store {
             fixed_creds: None,
             part_signer,
             max_key_bytes: crate::keys::S3_MAX_KEY_BYTES,
+            verified_checksum: None,
         }
     }
 
@@ -235,6 +240,14 @@ impl S3Store {
     #[must_use]
     pub fn with_max_key_bytes(mut self, max: usize) -> Self {
         self.max_key_bytes = max;
+        self
+    }
+
+    /// The same store, for an endpoint known to verify `algorithm` part checksums (the embedded
+    /// store): `--checksum auto` then needs no probe.
+    #[must_use]
+    pub fn with_verified_checksum(mut self, algorithm: ChecksumAlgorithm) -> Self {
+        self.verified_checksum = Some(algorithm);
         self
     }
 
@@ -408,6 +421,52 @@ impl Store for S3Store {
 
     fn max_key_bytes(&self) -> usize {
         self.max_key_bytes
+    }
+
+    fn verified_checksum(&self) -> Option<ChecksumAlgorithm> {
+        self.verified_checksum
+    }
+
+    /// Through the API endpoint, which the server reaches (the public one, which presigned URLs
+    /// name, may be reachable only by browsers): the SDK's UploadPart with the wrong checksum
+    /// set explicitly (it computes none of its own, `WhenRequired`).
+    async fn probe_checksum(
+        &self,
+        key: &str,
+        algorithm: ChecksumAlgorithm,
+    ) -> Result<PartProbe, StoreError> {
+        integrity::probe_with(self, key, algorithm, |upload_id| async move {
+            let (body, wrong) = integrity::wrong_part(algorithm);
+            let part = self
+                .api
+                .upload_part()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(1)
+                .body(body.to_vec().into());
+            let part = match algorithm {
+                ChecksumAlgorithm::Md5 => part.content_md5(wrong),
+                ChecksumAlgorithm::Crc32 => part.checksum_crc32(wrong),
+                ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(wrong),
+                ChecksumAlgorithm::Sha256 => part.checksum_sha256(wrong),
+            };
+            match part.send().await {
+                Ok(_) => Ok(PartProbe {
+                    status: 200,
+                    code: None,
+                }),
+                Err(SdkError::ServiceError(e)) => Ok(PartProbe {
+                    status: e.raw().status().as_u16(),
+                    code: e.err().code().map(str::to_owned),
+                }),
+                Err(e) => Err(StoreError::unavailable(
+                    "UploadPart (checksum probe)",
+                    DisplayErrorContext(&e).to_string(),
+                )),
+            }
+        })
+        .await
     }
 
     async fn create_multipart(&self, upload: NewUpload) -> Result<String, StoreError> {

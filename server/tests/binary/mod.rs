@@ -282,3 +282,40 @@ async fn secrets_and_tokens_never_reach_the_log() {
         assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
     }
 }
+
+/// One line at start says which part checksum the server asks for and why: CRC32C on the
+/// embedded store (no probe); MD5 when the store cannot be probed — the server still starts.
+#[tokio::test]
+async fn the_part_checksum_is_decided_and_said_at_start() {
+    let listen = [
+        "--listen",
+        "127.0.0.1:0",
+        "--embedded-listen",
+        "127.0.0.1:0",
+    ];
+    let log = crate::common::start_up_log(&listen, &[]).await;
+    let said: Vec<&String> = log.iter().filter(|l| l.contains("part checksum")).collect();
+    assert_eq!(said.len(), 1, "{log:#?}");
+    assert!(
+        said[0].contains("part checksum crc32c: the store is known to verify crc32c"),
+        "{}",
+        said[0]
+    );
+
+    // Nothing listens on port 1: the probe cannot run.
+    let down = [
+        ("S3_DIRECT_ENDPOINT", "http://127.0.0.1:1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDBINARYTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "binary-test-secret-key"),
+    ];
+    let log = crate::common::start_up_log(&["--listen", "127.0.0.1:0"], &down).await;
+    let said: Vec<&String> = log.iter().filter(|l| l.contains("part checksum")).collect();
+    assert_eq!(said.len(), 1, "{log:#?}");
+    assert!(
+        said[0].contains("WARN")
+            && said[0].contains("part checksum md5: the crc32c probe could not run")
+            && said[0].contains("a create probes again after 60 s"),
+        "{}",
+        said[0]
+    );
+}

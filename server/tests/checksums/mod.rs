@@ -260,3 +260,24 @@ async fn ceph_completes_declared_and_undeclared_checksummed_uploads() {
     };
     on_store(store, false).await;
 }
+
+/// `--checksum auto` on Garage: it refuses a part with a wrong CRC32C, so CRC32C is asked for.
+#[tokio::test]
+async fn garage_gets_crc32c_by_default() {
+    let Some(store) = store_from_env("GARAGE", "auto") else {
+        crate::common::store_not_configured("S3_DIRECT_TEST_GARAGE_ENDPOINT");
+        return;
+    };
+    crate::integrity::auto_on_a_real_store(store, true).await;
+}
+
+/// `--checksum auto` on Ceph 16: it stores a part with a wrong CRC32C (docs/stores.md,
+/// "Integrity"), so MD5 is asked for, which it verifies.
+#[tokio::test]
+async fn ceph_gets_md5_by_default() {
+    let Some(store) = store_from_env("CEPH", "auto") else {
+        crate::common::store_not_configured("S3_DIRECT_TEST_CEPH_ENDPOINT");
+        return;
+    };
+    crate::integrity::auto_on_a_real_store(store, false).await;
+}

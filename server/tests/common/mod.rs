@@ -22,6 +22,7 @@ use s3_direct_server::{
 };
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt as _;
 use tower::ServiceExt;
 
 /// An HTTP client for the server and stores over sockets. reqwest's TLS needs the process's
@@ -190,9 +191,8 @@ pub fn open_state(store: Arc<dyn Store>, settings: Settings) -> AppState {
     AppState::with_auth(store, settings, Arc::new(OpenAuth), test_secrets())
 }
 
-/// Creates `store`'s bucket (a fresh name from [`store_from_env`]) and returns an open app over
-/// it with the default settings.
-pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
+/// Creates `store`'s bucket (a fresh name from [`store_from_env`]).
+pub async fn create_bucket(store: &S3Store) {
     store
         .client()
         .create_bucket()
@@ -200,7 +200,25 @@ pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
         .send()
         .await
         .unwrap();
+}
+
+/// Creates `store`'s bucket (a fresh name from [`store_from_env`]) and returns an open app over
+/// it with the default settings.
+pub async fn open_app_on_new_bucket(store: &S3Store) -> Router {
+    create_bucket(store).await;
     s3_direct_server::app(open_state(Arc::new(store.clone()), Settings::default()))
+}
+
+/// Asserts that `store`'s bucket holds no multipart upload: tests and probes left nothing behind.
+pub async fn no_uploads_left(store: &S3Store) {
+    let out = store
+        .client()
+        .list_multipart_uploads()
+        .bucket(&store.config().bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.uploads().is_empty(), "left behind: {:?}", out.uploads());
 }
 
 /// The `uploadId` a test app would issue to `principal` for store upload `store_id` and `key`.
@@ -361,4 +379,41 @@ impl Authorizer for Limited {
             ..caller
         })
     }
+}
+
+/// The log lines (`RUST_LOG=info`) of the binary started with `args` and `env` (no endpoint
+/// unless `env` names one: the embedded store), up to the moment it listens; then it is killed.
+pub async fn start_up_log(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3-direct"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("S3_DIRECT_ENDPOINT")
+        .env_remove("S3_DIRECT_CHECKSUM")
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.starts_with("listening on") {
+                return;
+            }
+        }
+        panic!("the server never listened");
+    })
+    .await
+    .expect("the server did not listen in time");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut log = Vec::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        log.push(line);
+    }
+    log
 }

@@ -172,6 +172,7 @@ async fn doctor_names_a_store_that_drops_non_ascii_form_fields() {
         [
             "credentials",
             "clock",
+            "checksums",
             "browser upload",
             "credential lifetime"
         ],

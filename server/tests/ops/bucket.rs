@@ -18,6 +18,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::common::no_uploads_left;
+
 /// The page origin the tests configure (doctor sends it as `Origin`; nothing listens there).
 pub(super) const ORIGIN: &str = "http://127.0.0.1:8080";
 /// Bound of each store test.
@@ -104,18 +106,6 @@ pub(super) fn checks_with(report: &Value, status: &str) -> Vec<String> {
         .collect()
 }
 
-/// Doctor's test upload leaves nothing behind.
-async fn no_uploads_left(store: &S3Store) {
-    let out = store
-        .client()
-        .list_multipart_uploads()
-        .bucket(&store.config().bucket)
-        .send()
-        .await
-        .unwrap();
-    assert!(out.uploads().is_empty(), "left behind: {:?}", out.uploads());
-}
-
 /// Doctor's small-file test objects are deleted again.
 async fn no_objects_left(store: &S3Store) {
     let out = store
@@ -162,12 +152,37 @@ pub(super) fn check_named(report: &Value, name: &str) -> (String, String) {
 
 /// With `--checksum`, doctor's test part is created, signed and sent as the client does it, and a
 /// damaged copy must be refused. `verifies_crc`: whether the store checks `x-amz-checksum-*`
-/// (Ceph 16 does not; every store checks `Content-MD5`).
+/// (Ceph 16 does not; every store checks `Content-MD5`). Without `--checksum` (auto), doctor
+/// names what the store refuses and what auto asks for: crc32c where it is verified, else md5.
 async fn doctor_checks_the_checksum_the_server_asks_for(
     store: &S3Store,
     env: &[(String, String)],
     verifies_crc: bool,
 ) {
+    let auto = run(env, &["doctor", "--json"]).await;
+    let (status, message) = check_named(&auto.json(), "checksums");
+    assert_eq!(status, "ok", "{message}");
+    if verifies_crc {
+        assert!(message.contains("stored anyway for: none"), "{message}");
+        assert!(message.contains("auto asks for crc32c"), "{message}");
+    } else {
+        assert!(
+            message.contains("stored anyway for: crc32, crc32c, sha256"),
+            "{message}"
+        );
+        assert!(message.contains("auto asks for md5"), "{message}");
+    }
+    assert!(message.contains("refused for: md5 ("), "{message}");
+    let (status, message) = check_named(&auto.json(), "browser upload");
+    assert_eq!(status, "ok", "{message}");
+    let asked = if verifies_crc { "crc32c" } else { "md5" };
+    assert!(
+        message.contains(&format!(
+            "with its {asked} checksum, and a damaged copy was refused"
+        )),
+        "{message}"
+    );
+
     let md5 = run(env, &["doctor", "--json", "--checksum", "md5"]).await;
     let (status, message) = check_named(&md5.json(), "browser upload");
     assert_eq!(status, "ok", "{message}");
@@ -208,6 +223,7 @@ async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>, fo
     let mut ok = vec![
         "credentials",
         "clock",
+        "checksums",
         "browser upload",
         "small-file form",
         "lifecycle",
@@ -220,11 +236,8 @@ async fn setup_then_doctor_passes(store: S3Store, env: Vec<(String, String)>, fo
             ["small-file form"],
             "{report:#}"
         );
-        let form = &report["checks"][3]["message"];
-        assert!(
-            form.as_str().unwrap().contains("--small-file-method put"),
-            "{form}"
-        );
+        let (_, form) = check_named(&report, "small-file form");
+        assert!(form.contains("--small-file-method put"), "{form}");
     }
     assert_eq!(checks_with(&report, "ok"), ok, "{report:#}");
     assert_eq!(report["fixes"], serde_json::json!([]));
@@ -463,16 +476,25 @@ async fn on_the_embedded_store_doctor_says_what_does_not_apply_and_setup_is_not_
     assert_eq!(report["origin"], "http://127.0.0.1:8080");
     assert_eq!(
         checks_with(&report, "ok"),
-        ["credentials", "browser upload", "small-file form"]
+        [
+            "credentials",
+            "checksums",
+            "browser upload",
+            "small-file form"
+        ]
     );
     assert_eq!(
         checks_with(&report, "n/a"),
         ["clock", "lifecycle", "credential lifetime"]
     );
-    let lifecycle = &report["checks"][4]["message"];
+    let (_, lifecycle) = check_named(&report, "lifecycle");
+    assert!(lifecycle.contains("--sweep-older-than"), "{lifecycle}");
+    // The embedded store verifies every checksum; auto asks for crc32c without a probe.
+    let (_, checksums) = check_named(&report, "checksums");
     assert!(
-        lifecycle.as_str().unwrap().contains("--sweep-older-than"),
-        "{lifecycle}"
+        checksums.contains("stored anyway for: none")
+            && checksums.contains("auto asks for crc32c (the store is known to verify crc32c)"),
+        "{checksums}"
     );
 
     let setup = run(&env, &["bucket", "setup"]).await;
@@ -490,43 +512,19 @@ async fn on_the_embedded_store_doctor_says_what_does_not_apply_and_setup_is_not_
 /// the data dir instead of listing uploads.
 #[tokio::test]
 async fn the_sweeper_says_once_at_start_what_it_does_on_the_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_s3-direct"))
-        .args([
+    // The start-up lines come before the server prints where it listens.
+    let log = crate::common::start_up_log(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--sweep-older-than",
             "1d",
             "--sweep-every",
             "1h",
-        ])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .env_remove("S3_DIRECT_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    // The start-up lines come before the server prints where it listens.
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = stdout.next_line().await.unwrap() {
-            if line.starts_with("listening on") {
-                return;
-            }
-        }
-        panic!("the server never listened");
-    })
-    .await
-    .unwrap();
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    let mut log = Vec::new();
-    while let Some(line) = stderr.next_line().await.unwrap() {
-        log.push(line);
-    }
+        ],
+        &[],
+    )
+    .await;
     let said: Vec<&String> = log
         .iter()
         .filter(|l| l.contains("cannot list multipart uploads"))

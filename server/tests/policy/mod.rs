@@ -16,7 +16,7 @@ use s3_direct_protocol::wire::{
 };
 use s3_direct_server::store::{FakeCall, PartSigning};
 use s3_direct_server::token::{UploadClaims, principal_digest};
-use s3_direct_server::{AppState, FakeStore, JwtAuth, Settings, app};
+use s3_direct_server::{AppState, ChecksumSetting, FakeStore, JwtAuth, Settings, app};
 use serde_json::{Value, json};
 
 use crate::common::{Reply, enc, send, store_id, test_secrets};
@@ -553,16 +553,16 @@ async fn the_jwt_size_limit_is_checked_at_completion_when_no_size_was_declared()
 }
 
 /// A single PUT's answer names the checksum the server wants, as the create answer does, so that
-/// a client that sent none can hash the file and ask again; without `--checksum` it names none.
+/// a client that sent none can hash the file and ask again; with `--checksum off` it names none.
 #[tokio::test]
 async fn single_put_params_name_the_checksum_the_server_wants() {
     let alice = jwt("alice", json!({}));
     for (wanted, named) in [
         (
-            Some(s3_direct_protocol::wire::ChecksumAlgorithm::Sha256),
+            ChecksumSetting::Use(s3_direct_protocol::wire::ChecksumAlgorithm::Sha256),
             Some("sha256"),
         ),
-        (None, None),
+        (ChecksumSetting::Off, None),
     ] {
         let (app, _store) = jwt_app_with(Settings {
             checksum: wanted,
@@ -585,7 +585,7 @@ async fn single_put_params_name_the_checksum_the_server_wants() {
 #[tokio::test]
 async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
     let (app, store) = jwt_app_with(Settings {
-        checksum: Some(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
+        checksum: ChecksumSetting::Use(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
         ..Settings::default()
     });
     let alice = jwt("alice", json!({}));
@@ -743,7 +743,7 @@ async fn checksums_are_signed_per_part_and_passed_on_at_completion() {
 #[tokio::test]
 async fn an_upload_created_without_a_checksum_algorithm_completes_by_etag() {
     let (app, store) = jwt_app_with(Settings {
-        checksum: Some(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
+        checksum: ChecksumSetting::Use(s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c),
         ..Settings::default()
     });
     let alice = jwt("alice", json!({}));
@@ -806,10 +806,14 @@ async fn an_upload_created_without_a_checksum_algorithm_completes_by_etag() {
     assert_eq!(parts[0].checksums.crc32c, None);
 }
 
-/// MD5 needs no declaring: S3 checks `Content-MD5` on any upload.
+/// MD5 needs no declaring: S3 checks `Content-MD5` on any upload (`auto`: the server asks
+/// for MD5, as `--checksum auto` does on a store that ignores CRC checksums).
 #[tokio::test]
 async fn an_md5_client_creates_its_upload_without_an_algorithm() {
-    let (app, store) = jwt_app_with(Settings::default());
+    let (app, store) = jwt_app_with(Settings {
+        checksum: ChecksumSetting::Use(s3_direct_protocol::wire::ChecksumAlgorithm::Md5),
+        ..Settings::default()
+    });
     let alice = jwt("alice", json!({}));
     for checksum in ["md5", "auto"] {
         create_as(
