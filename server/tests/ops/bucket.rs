@@ -22,8 +22,9 @@ use crate::common::no_uploads_left;
 
 /// The page origin the tests configure (doctor sends it as `Origin`; nothing listens there).
 pub(super) const ORIGIN: &str = "http://127.0.0.1:8080";
-/// Bound of each store test.
-const BOUND: Duration = Duration::from_secs(120);
+/// A hang guard, not a speed target: each real-store step ends within this, on a machine as busy
+/// as it may be.
+const BOUND: Duration = Duration::from_secs(600);
 
 /// A fresh bucket on the store `S3_DIRECT_TEST_<NAME>_*` names, and the environment the binary
 /// needs to reach it; `None` when the store is not configured.
@@ -422,7 +423,7 @@ async fn garage_setup_then_doctor_passes_on_a_fresh_bucket() {
         doctor_checks_the_checksum_the_server_asks_for(&store, &env, true).await;
     })
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -436,7 +437,7 @@ async fn ceph_setup_then_doctor_passes_on_a_fresh_bucket() {
         doctor_checks_the_checksum_the_server_asks_for(&store, &env, false).await;
     })
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -450,7 +451,7 @@ async fn garage_doctor_fails_without_expose_headers_and_setup_fixes_it() {
         doctor_fails_without_expose_headers_and_setup_fixes_it(store, env),
     )
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -464,7 +465,7 @@ async fn ceph_doctor_fails_without_expose_headers_and_setup_fixes_it() {
         doctor_fails_without_expose_headers_and_setup_fixes_it(store, env),
     )
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -669,7 +670,7 @@ async fn garage_sweeper_in_serve_frees_abandoned_uploads() {
         the_sweeper_in_serve_frees_abandoned_uploads(store, env),
     )
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -683,5 +684,5 @@ async fn ceph_sweeper_in_serve_frees_abandoned_uploads() {
         the_sweeper_in_serve_frees_abandoned_uploads(store, env),
     )
     .await
-    .expect("took over 2 minutes");
+    .expect("did not finish within 10 minutes");
 }

@@ -21,8 +21,9 @@ use s3_direct_server::ops::{MultipartAdmin, OpsError, PurgeReport};
 use s3_direct_server::{EmbeddedCredentials, EmbeddedStore, S3Store, S3StoreConfig};
 use tokio::process::Command;
 
-/// Each real-store test must finish within this (once it holds [`HEAVY`]).
-const BOUND: Duration = Duration::from_secs(120);
+/// A hang guard, not a speed target: each real-store test ends within this (once it holds
+/// [`HEAVY`]), on a machine as busy as it may be. Its times are printed; speed is the benchmarks' job.
+const BOUND: Duration = Duration::from_secs(600);
 /// The thousands-of-uploads tests take turns: run at once on two cores, with the stores on the
 /// same machine, each takes twice as long.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -237,7 +238,7 @@ async fn garage_lists_and_purges_thousands_of_uploads_exactly() {
     let _turn = HEAVY.lock().await;
     tokio::time::timeout(BOUND, list_and_purge_exactly(store, env))
         .await
-        .expect("the Garage test took over 2 minutes");
+        .expect("the Garage test did not finish within 10 minutes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +250,7 @@ async fn ceph_lists_and_purges_thousands_of_uploads_exactly() {
     let _turn = HEAVY.lock().await;
     tokio::time::timeout(BOUND, list_and_purge_exactly(store, env))
         .await
-        .expect("the Ceph test took over 2 minutes");
+        .expect("the Ceph test did not finish within 10 minutes");
 }
 
 #[tokio::test]
@@ -512,5 +513,5 @@ async fn garage_purges_racing_on_different_nodes_agree() {
     };
     tokio::time::timeout(BOUND, test)
         .await
-        .expect("the 3-node Garage test took over 2 minutes");
+        .expect("the 3-node Garage test did not finish within 10 minutes");
 }
