@@ -129,7 +129,7 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
     await server?.stop();
   });
 
-  it('two files, one cancelled while uploading: the form submits the other's receipt, byte for byte', async () => {
+  it("two files, one cancelled while uploading: the form submits the other's receipt, byte for byte", async () => {
     const dir = await tempDir();
     const [keep, cancel] = await Promise.all([
       randomFile(dir, 'keep-3MiB.bin', 3 * MiB + 17),
