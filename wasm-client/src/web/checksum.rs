@@ -41,18 +41,17 @@ use super::signer::js_text;
 use crate::engine::Checksummer;
 
 #[wasm_bindgen(inline_js = r#"
-// The worker's script, relative to this snippet (snippets/<crate>/ in the package).
-const WORKER_URL = '../../checksum-worker.js';
+// The worker's script (relative to this snippet, snippets/<crate>/ in the package), imported on
+// this thread where no worker starts: hashing here with the worker's own code and module. A
+// literal path, so bundlers include it.
+const workerScript = () => import('../../checksum-worker.js');
 
-// Hashes on this thread, with the worker's own code and module (loaded on first use).
 export async function hash_here(blob, start, end, algorithm) {
-  const { hashPart } = await import(/* @vite-ignore */ WORKER_URL);
-  return hashPart(blob, start, end, algorithm);
+  return (await workerScript()).hashPart(blob, start, end, algorithm);
 }
 
 export async function composite_here(algorithm, sums) {
-  const { composite } = await import(/* @vite-ignore */ WORKER_URL);
-  return composite(algorithm, sums);
+  return (await workerScript()).composite(algorithm, sums);
 }
 
 export function start_hasher() {
@@ -67,7 +66,7 @@ export function start_hasher() {
       : hash_here(args.blob, args.start, args.end, args.algorithm)).then(resolve, reject);
   const send = (id, p) => worker.postMessage({ id, ...p.args });
   const spawn = () => {
-    // Spelled out (not WORKER_URL): bundlers recognise only this literal form.
+    // Bundlers recognise this literal form and give the worker a bundle of its own.
     worker = new Worker(new URL('../../checksum-worker.js', import.meta.url), {
       type: 'module',
       name: 's3-direct-checksum',
