@@ -45,9 +45,9 @@ step "building the release server and the benchmark tools"
 CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p s3-direct-server
 CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p s3-direct-bench
 
-# The WASM package, built here (not wasm-client/pkg, which others may be rebuilding), the same way
-# wasm-client/build.sh does; and the same module with SIMD, in its own target dir so the two
-# builds do not invalidate each other.
+# The WASM package, built here (not wasm-client/pkg, which others may be rebuilding) by
+# wasm-client/build.sh; and the same with SIMD, in its own target dir so the two builds do not
+# invalidate each other.
 want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
 have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')"
 if [[ "$have" != "$want" ]]; then
@@ -56,12 +56,11 @@ if [[ "$have" != "$want" ]]; then
 fi
 build_pkg() { # out_dir target_dir extra_rustflags [source_dir]
   local out="$1" tdir="$2" flags="$3" src="${4:-$root}"
-  (cd "$src" && CARGO_TARGET_DIR="$tdir" RUSTFLAGS="${RUSTFLAGS:-} $flags" \
-    cargo build --release --quiet --target wasm32-unknown-unknown -p s3-direct-wasm)
   rm -rf "$out"
-  wasm-bindgen --target web --out-dir "$out" --out-name s3_direct \
-    --remove-name-section --remove-producers-section \
-    "$tdir/wasm32-unknown-unknown/release/s3_direct.wasm"
+  (cd "$src" && CARGO_TARGET_DIR="$tdir" RUSTFLAGS="${RUSTFLAGS:-} $flags" \
+    wasm-client/build.sh "$out" >/dev/null)
+  # An older revision's build.sh takes no output directory: it built into its own tree.
+  [[ -f "$out/s3_direct.js" ]] || cp -r "$src/wasm-client/pkg" "$out"
 }
 step "building the WASM client package (plain and +simd128)"
 build_pkg "$build/pkg" "$target_dir" ""

@@ -55,9 +55,10 @@ step "building the server and the browser client for the browser tests"
 cargo build --quiet -p s3-direct-server --bins --example verify-receipt
 wasm-client/build.sh
 
-step "the package's TypeScript API (against wasm-client/api/s3_direct.d.ts) and npm pack"
+step "the package's TypeScript API (against wasm-client/api/s3_direct.d.ts), npm pack, its weight"
 wasm-client/check-api.sh --no-build
 wasm-client/check-pack.sh
+wasm-client/check-size.sh
 
 step "browser end-to-end tests"
 # Every file in e2e/ runs. The Garage tests (e2e/scale.test.mjs) skip with a message only when

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the `s3-direct` npm package into wasm-client/pkg/: the release wasm module, its ES-module
-# JS glue and TypeScript types (wasm-bindgen --target web), and a package.json.
+# Builds the `s3-direct` npm package into wasm-client/pkg/ (or the directory given as the only
+# argument): the page's wasm module, its ES-module JS glue and TypeScript types (wasm-bindgen
+# --target web), the checksum worker's own module and script, and a package.json.
 #
 # Needs the wasm32-unknown-unknown Rust target and the wasm-bindgen CLI at the exact version of the
 # wasm-bindgen crate in Cargo.lock (the project's setup scripts install both). Runs from any
@@ -9,7 +10,8 @@ set -euo pipefail
 
 crate_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$crate_dir/.." && pwd)"
-out_dir="$crate_dir/pkg"
+out_dir="${1:-$crate_dir/pkg}"
+[[ "$out_dir" == /* ]] || out_dir="$PWD/$out_dir"
 # Cargo reads a relative CARGO_TARGET_DIR against its working directory; keep the caller's meaning.
 if [[ -n "${CARGO_TARGET_DIR:-}" && "$CARGO_TARGET_DIR" != /* ]]; then
   export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
@@ -29,23 +31,35 @@ if [[ "$have" != "$want" ]]; then
   exit 1
 fi
 
-cargo build --release --target wasm32-unknown-unknown -p s3-direct-wasm
-
-# Where cargo put it: CARGO_TARGET_DIR, a config's build.target-dir, or the workspace's target/.
+# Where cargo puts it: CARGO_TARGET_DIR, a config's build.target-dir, or the workspace's target/.
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-wasm="$target_dir/wasm32-unknown-unknown/release/s3_direct.wasm"
 
 rm -rf "$out_dir"
-# The name section (function names for stack traces) is over a quarter of the module; panics still
-# reach the console with their message.
-wasm-bindgen --target web --out-dir "$out_dir" --out-name s3_direct \
-  --remove-name-section --remove-producers-section "$wasm"
+# Two modules from the one crate (the profiles are in Cargo.toml): the page's, built for size
+# without the hashers, and the checksum worker's, the hashers alone (`--features worker`) at full
+# speed. The name section (function names for stack traces) is over a quarter of a module;
+# panics still reach the console with their message.
+module() { # out_name profile extra_args...
+  local name="$1" profile="$2"
+  shift 2
+  cargo build --profile "$profile" --target wasm32-unknown-unknown -p s3-direct-wasm \
+    --no-default-features "$@"
+  wasm-bindgen --target web --out-dir "$out_dir" --out-name "$name" \
+    --remove-name-section --remove-producers-section "${bindgen_args[@]}" \
+    "$target_dir/wasm32-unknown-unknown/$profile/s3_direct.wasm"
+}
+bindgen_args=()
+module s3_direct wasm
+# The worker's module is internal: no TypeScript types.
+bindgen_args=(--no-typescript)
+module s3_direct_checksum wasm-worker --features worker
 
 pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"
 cp "$crate_dir/README.md" "$out_dir/README.md"
-# Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget and its types).
+# Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget and its types,
+# the checksum worker's script).
 if compgen -G "$crate_dir/js/*" >/dev/null; then
   cp "$crate_dir"/js/* "$out_dir/"
 fi
@@ -76,6 +90,9 @@ cat >"$out_dir/package.json" <<JSON
     "s3_direct.d.ts",
     "s3_direct_bg.wasm",
     "s3_direct_bg.wasm.d.ts",
+    "s3_direct_checksum.js",
+    "s3_direct_checksum_bg.wasm",
+    "checksum-worker.js",
     "snippets/",
     "widget.js",
     "widget.d.ts",

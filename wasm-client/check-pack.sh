@@ -38,7 +38,8 @@ JSON
 
 cat >"$app/check.mjs" <<'JS'
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const main = await import('s3-direct');
 const want = ['default', 'initSync', 'Uploader', 'UploadHandle', 'UploadQueue', 'QueueItem'];
@@ -48,6 +49,14 @@ for (const entry of ['s3-direct/widget', 's3-direct/s3_direct_bg.wasm', 's3-dire
   const file = fileURLToPath(import.meta.resolve(entry));
   if (!existsSync(file)) throw new Error(`${entry} resolves to ${file}, which is not in the package`);
 }
+// The checksum worker's script and module, reached by URL from the page module's snippet: the
+// script imports the module's glue, which exports the hashers.
+const root = path.dirname(fileURLToPath(import.meta.resolve('s3-direct/package.json')));
+for (const file of ['checksum-worker.js', 's3_direct_checksum.js', 's3_direct_checksum_bg.wasm']) {
+  if (!existsSync(path.join(root, file))) throw new Error(`the package lacks ${file}, which its checksum worker loads`);
+}
+const worker = await import(pathToFileURL(path.join(root, 'checksum-worker.js')).href);
+if (typeof worker.hashPart !== 'function') throw new Error('checksum-worker.js does not export hashPart');
 console.log(`check-pack.sh: s3-direct exports ${Object.keys(main).sort().join(', ')}`);
 JS
 (cd "$app" && node check.mjs)

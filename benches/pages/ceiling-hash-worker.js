@@ -1,8 +1,8 @@
 // The checksummed browser ceiling's Web Worker: hashes the parts it is sent with the client's
-// incremental hasher (ChecksumStream from the WASM package), reading each part through a BYOB
-// reader into one reused 1 MiB buffer: the cheapest way found to read a file in Chromium
-// (BENCHMARKS.md). Requests are answered in the order they come.
-import init, { ChecksumStream } from '/pkg/s3_direct.js';
+// incremental hasher (ChecksumStream from the package's checksum module), reading each part
+// through a BYOB reader into one reused 1 MiB buffer: the cheapest way found to read a file in
+// Chromium (BENCHMARKS.md). Requests are answered in the order they come.
+import init, { ChecksumStream } from '/pkg/s3_direct_checksum.js';
 
 const ready = init();
 let buffer = new ArrayBuffer(1 << 20);

@@ -1,8 +1,8 @@
-// Checksum throughput in the browser: the client's incremental hasher (ChecksumStream, what its
-// Web Worker feeds each part to, 1 MiB at a time; it includes copying the bytes into WASM memory)
-// built without and with SIMD (+simd128), against WebCrypto's SHA-256 (native, but one-shot: the
+// Checksum throughput in the browser: the client's incremental hasher (ChecksumStream, in the
+// package's checksum module: what its Web Worker feeds each part to, 1 MiB at a time; it
+// includes copying the bytes into WASM memory) built without and with SIMD (+simd128), against WebCrypto's SHA-256 (native, but one-shot: the
 // worker would need each whole part in memory, so it does not use it).
-const variants = { wasm: '/pkg/s3_direct.js', 'wasm+simd128': './pkg-simd/s3_direct.js' };
+const variants = { wasm: '/pkg/s3_direct_checksum.js', 'wasm+simd128': './pkg-simd/s3_direct_checksum.js' };
 
 // The worker's read size.
 const CHUNK = 1 << 20;

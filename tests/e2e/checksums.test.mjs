@@ -2,8 +2,9 @@
 // chunk through the module's incremental hasher (`ChecksumStream`), and signs the sum into the
 // part's URL, so the store checks the bytes it receives against it.
 //
-// 1. The incremental hasher, loaded in Node from the built package: the algorithms' standard
-//    vectors, and the same sums whatever the chunk boundaries.
+// 1. The incremental hasher, loaded in Node from the built package's checksum module (the page's
+//    module holds no hasher): the algorithms' standard vectors, the same sums whatever the chunk
+//    boundaries, and S3's composite checksum of part checksums.
 // 2. A single-node Garage, which verifies Content-MD5 and x-amz-checksum-crc32/crc32c/sha256:
 //    for each algorithm a part whose bytes no longer match its sum is refused; refused once, it is
 //    sent again and the stored object equals the file; the sums the client reports equal the
@@ -26,11 +27,20 @@ const pkg = path.join(repoRoot, 'wasm-client/pkg');
 
 describe('the incremental part hasher (ChecksumStream)', () => {
   let ChecksumStream;
+  let compositeChecksum;
 
   before(async () => {
-    const glue = await import(path.join(pkg, 's3_direct.js'));
-    glue.initSync({ module: await readFile(path.join(pkg, 's3_direct_bg.wasm')) });
-    ({ ChecksumStream } = glue);
+    const glue = await import(path.join(pkg, 's3_direct_checksum.js'));
+    glue.initSync({ module: await readFile(path.join(pkg, 's3_direct_checksum_bg.wasm')) });
+    ({ ChecksumStream, compositeChecksum } = glue);
+  });
+
+  it('lives in the checksum module only: the page module has no hashing code', async () => {
+    const page = await import(path.join(pkg, 's3_direct.js'));
+    assert.equal(page.ChecksumStream, undefined);
+    const wasm = await WebAssembly.compile(await readFile(path.join(pkg, 's3_direct_bg.wasm')));
+    const exports = WebAssembly.Module.exports(wasm).map((e) => e.name);
+    assert.deepEqual(exports.filter((name) => /checksumstream/i.test(name)), []);
   });
 
   /** The base64 sum of `bytes` fed to one hasher in pieces of the given sizes (repeated). */
@@ -83,6 +93,16 @@ describe('the incremental part hasher (ChecksumStream)', () => {
 
   it('refuses an unknown algorithm by name', () => {
     assert.throws(() => new ChecksumStream('crc64'), /unknown checksum algorithm "crc64"/);
+  });
+
+  it("computes S3's composite checksum: the checksum of the parts' raw checksums", () => {
+    const parts = [Buffer.from('first part'), Buffer.from('second'), Buffer.alloc(0)];
+    for (const algorithm of ['md5', 'sha256']) {
+      const sums = parts.map((p) => createHash(algorithm).update(p).digest('base64'));
+      const raw = Buffer.concat(sums.map((s) => Buffer.from(s, 'base64')));
+      assert.equal(compositeChecksum(algorithm, sums), createHash(algorithm).update(raw).digest('base64'));
+    }
+    assert.throws(() => compositeChecksum('sha256', ['not base64!']), /not base64/);
   });
 });
 

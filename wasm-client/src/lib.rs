@@ -5,10 +5,14 @@
 //! - [`routes`]: the signing API's URLs.
 //! - `web` (wasm32 only): the browser implementations of the engine's traits and the JS API
 //!   (`Uploader`), exported with wasm-bindgen as the `s3-direct` npm package.
+//! - `worker` (wasm32 with the `worker` feature): the checksum worker's own module, the hashers
+//!   alone, so that a page loads hashing code only when it checksums parts.
 
 pub mod engine;
 pub mod routes;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "worker")))]
 mod web;
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
+mod worker;
 
 pub use engine::Error;

@@ -3,8 +3,9 @@
 //!
 //! A thin layer over the RustCrypto (`md-5`, `sha2`), `crc32c` and `crc32fast` crates, so the
 //! engine speaks in S3's algorithms and encodings; in the browser's Web Worker a [`Digest`] is fed
-//! each part a chunk at a time (`ChecksumStream` in `web/checksum.rs`). The tests pin each
-//! algorithm to its standard's vectors and to the same sums for any chunk boundaries.
+//! each part a chunk at a time (`ChecksumStream` in `worker.rs`, the worker's own module: the
+//! `hashing` feature, which the page's module is built without). The tests pin each algorithm to
+//! its standard's vectors and to the same sums for any chunk boundaries.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -67,6 +68,16 @@ pub fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> String {
     let mut d = Digest::new(algorithm);
     d.update(data);
     base64(&d.finish())
+}
+
+/// S3's composite checksum: the `algorithm` checksum of the parts' checksums (`sums`, base64)
+/// as raw bytes, as base64; `None` when one is not base64.
+pub fn composite(algorithm: ChecksumAlgorithm, sums: &[String]) -> Option<String> {
+    let mut digest = Digest::new(algorithm);
+    for sum in sums {
+        digest.update(&base64_decode(sum)?);
+    }
+    Some(base64(&digest.finish()))
 }
 
 /// Standard base64 with padding.

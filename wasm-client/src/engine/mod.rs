@@ -6,6 +6,7 @@
 //! in the tests — so every policy here runs natively and deterministically under `cargo test`.
 
 pub mod control;
+#[cfg(feature = "hashing")]
 pub mod digest;
 pub mod error;
 pub mod ports;

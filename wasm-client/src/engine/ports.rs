@@ -129,6 +129,16 @@ pub trait Checksummer {
         range: Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, String>>;
 
+    /// S3's composite checksum of an upload, base64: the `algorithm` checksum of its parts'
+    /// checksums (`sums`, base64, in part order) as raw bytes, one after the other. Asked of the
+    /// checksummer because the hashing code lives with it (in the browser, in the worker's own
+    /// module, which a page without checksums never loads).
+    fn composite(
+        &self,
+        algorithm: ChecksumAlgorithm,
+        sums: Vec<String>,
+    ) -> LocalBoxFuture<'static, Result<String, String>>;
+
     /// Called when a checksum gave no answer in time (see [`hash_deadline_ms`]), before it is
     /// asked for again: start afresh (the browser's starts a new worker). Checksums still awaited
     /// must still be answered.

@@ -45,7 +45,6 @@ use s3_direct_protocol::wire::{
 use s3_direct_protocol::{ErrorCode, PartPlan, PlanError};
 
 use super::control::{Control, RunState};
-use super::digest::{Digest, base64, base64_decode};
 use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
 use super::ports::{
     AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
@@ -667,7 +666,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             };
 
             reporter.set_phase(Phase::Completing);
-            let checksum = composite_checksum(algorithm, &parts);
+            let checksum = self.composite_checksum(algorithm, &parts).await;
             let request = CompleteRequest {
                 parts: parts
                     .iter()
@@ -1024,6 +1023,30 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 }
             }
         }
+    }
+
+    /// `algo:BASE64-N`: the checksum of the parts' checksums, when every part has one. `None`
+    /// too when the checksummer gives no answer in time: the store has checked every part by
+    /// then, and the completion does not wait on a number only the result reports.
+    async fn composite_checksum(
+        &self,
+        algorithm: Option<ChecksumAlgorithm>,
+        parts: &[(CompletedPart, Option<String>)],
+    ) -> Option<String> {
+        let algorithm = algorithm?;
+        let summer = self.checksummer.as_ref()?;
+        let prefix = format!("{algorithm}:");
+        let sums = parts
+            .iter()
+            .map(|(_, sum)| Some(sum.as_deref()?.strip_prefix(&prefix)?.to_owned()))
+            .collect::<Option<Vec<_>>>()?;
+        let bytes = sums.iter().map(|s| s.len() as u64).sum();
+        let deadline = hash_deadline_ms(self.options.stall_timeout.ceiling_ms(), bytes);
+        let timer = deadline.map(|ms| self.clock.sleep(ms));
+        let sum = within(summer.composite(algorithm, sums), timer)
+            .await?
+            .ok()?;
+        Some(format!("{algorithm}:{sum}-{}", parts.len()))
     }
 
     /// One call to the signing server, retried with backoff while it fails in a way that may
@@ -1759,25 +1782,6 @@ fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart 
         part.checksums.set(algorithm, value.to_owned());
     }
     part
-}
-
-/// `algo:BASE64-N`: the checksum of the parts' checksums, when every part has one.
-fn composite_checksum(
-    algorithm: Option<ChecksumAlgorithm>,
-    parts: &[(CompletedPart, Option<String>)],
-) -> Option<String> {
-    let algorithm = algorithm?;
-    let prefix = format!("{algorithm}:");
-    let mut digest = Digest::new(algorithm);
-    for (_, sum) in parts {
-        let raw = base64_decode(sum.as_deref()?.strip_prefix(&prefix)?)?;
-        digest.update(&raw);
-    }
-    Some(format!(
-        "{algorithm}:{}-{}",
-        base64(&digest.finish()),
-        parts.len()
-    ))
 }
 
 /// The upload's resume record, saved as parts are stored.

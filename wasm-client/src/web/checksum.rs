@@ -1,18 +1,20 @@
-//! [`Checksummer`] in a Web Worker: part checksums are computed by this same WASM module, loaded
-//! a second time in a module worker, so hashing gigabytes never blocks the page.
+//! [`Checksummer`] in a Web Worker: part checksums are computed in a module worker with the
+//! package's checksum module (`s3_direct_checksum.js`, built from `src/worker.rs`: the hashers
+//! alone), so hashing gigabytes never blocks the page, and the page's own module carries no
+//! hashing code: a page that uploads without checksums never downloads it.
 //!
-//! The worker's script is the package's own JS glue, started as
-//! `new Worker(new URL('../../s3_direct.js', import.meta.url), { type: 'module', name })`: the
-//! pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the glue,
-//! this snippet and the `.wasm`, and an unbundled page loads the files as they are. The glue imports
-//! this snippet, whose top-level code sees the worker's `name` and serves checksum requests there
-//! (elsewhere it does nothing). Each part arrives as a `Blob` slice (no copy: the worker reads it
-//! from disk). Where a worker cannot be started or its script cannot load (no `Worker`, a strict
-//! CSP, a bundler that leaves the URL pointing nowhere), parts are hashed on the calling thread
-//! instead, which is correct but can make the page stutter; a console warning says so.
+//! The worker's script is `checksum-worker.js` (`wasm-client/js/`), started as
+//! `new Worker(new URL('../../checksum-worker.js', import.meta.url), { type: 'module', name })`:
+//! the pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the
+//! script, the checksum module's glue and its `.wasm`, and an unbundled page loads the files as
+//! they are. Each part arrives as a `Blob` slice (no copy: the worker reads it from disk), and the
+//! upload's composite checksum is asked of the worker too. Where a worker cannot be started or its
+//! script cannot load (no `Worker`, a strict CSP, a bundler that leaves the URL pointing nowhere),
+//! the page imports the same script and hashes on the calling thread instead, which is correct but
+//! can make the page stutter; a console warning says so.
 //!
 //! Memory stays flat whatever the file size: a part is read through a BYOB reader into one reused
-//! 1 MiB buffer and fed to [`ChecksumStream`], so no part-sized buffer exists and WASM memory never
+//! 1 MiB buffer and fed to the incremental `ChecksumStream`, so no part-sized buffer exists and WASM memory never
 //! grows with the part. (Reading each part with `arrayBuffer()` made the browser grow with the
 //! file, 544 MiB for a 4 GiB upload: every read allocates a fresh `ArrayBuffer`, and these were
 //! collected far later than they were dropped — a plain stream reader, with 1–2 MiB chunks, grew
@@ -37,87 +39,19 @@ use web_sys::Blob;
 
 use super::signer::js_text;
 use crate::engine::Checksummer;
-use crate::engine::digest::{Digest, base64};
 
 #[wasm_bindgen(inline_js = r#"
-// Bundlers need the Worker's options as a literal, so the name is spelled out again below.
-const WORKER_NAME = 's3-direct-checksum';
-// Bytes read from the file at a time, into a buffer reused from part to part.
-const CHUNK_BYTES = 1 << 20;
+// The worker's script (relative to this snippet, snippets/<crate>/ in the package), imported on
+// this thread where no worker starts: hashing here with the worker's own code and module. A
+// literal path, so bundlers include it.
+const workerScript = () => import('../../checksum-worker.js');
 
-// Imported lazily: in the page the glue is what imports this module, so it is always loaded by then.
-let glue;
-function loadGlue() {
-  glue ??= import('../../s3_direct.js').then(async (m) => {
-    if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope) await m.default();
-    return m;
-  });
-  return glue;
-}
-
-// Buffers not in use, kept so that hashing allocates nothing per part.
-const spareChunks = [];
-
-// A BYOB reader (reads land in our buffer), or null where blob streams are not byte streams.
-function byobReader(stream) {
-  try {
-    return stream.getReader({ mode: 'byob' });
-  } catch {
-    return null;
-  }
-}
-
-// Calls use(bytes) for each piece of blob[start, end) in order; bytes are valid only during the
-// call (they are the reused buffer).
-async function readChunks(blob, start, end, use) {
-  const stream = blob.slice(start, end).stream();
-  const reader = byobReader(stream);
-  if (!reader) {
-    const plain = stream.getReader();
-    for (;;) {
-      const { done, value } = await plain.read();
-      if (done) return;
-      use(value);
-    }
-  }
-  let buffer = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
-  try {
-    for (;;) {
-      // A read transfers the buffer; the answer's view is on the same memory.
-      const { done, value } = await reader.read(new Uint8Array(buffer));
-      if (value) buffer = value.buffer;
-      if (done) return;
-      use(value);
-    }
-  } finally {
-    // A failed read leaves it detached (byteLength 0): then it is simply dropped.
-    if (buffer.byteLength === CHUNK_BYTES) spareChunks.push(buffer);
-  }
-}
-
-// The part through this module's incremental hasher, chunk by chunk.
 export async function hash_here(blob, start, end, algorithm) {
-  const { ChecksumStream } = await loadGlue();
-  const hasher = new ChecksumStream(algorithm);
-  try {
-    await readChunks(blob, start, end, (bytes) => hasher.update(bytes));
-  } catch (err) {
-    hasher.free();
-    throw err;
-  }
-  return hasher.finish();
+  return (await workerScript()).hashPart(blob, start, end, algorithm);
 }
 
-if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
-    && self.name === WORKER_NAME) {
-  self.onmessage = async (e) => {
-    const { id, blob, start, end, algorithm } = e.data;
-    try {
-      self.postMessage({ id, sum: await hash_here(blob, start, end, algorithm) });
-    } catch (err) {
-      self.postMessage({ id, error: String((err && err.message) || err) });
-    }
-  };
+export async function composite_here(algorithm, sums) {
+  return (await workerScript()).composite(algorithm, sums);
 }
 
 export function start_hasher() {
@@ -127,13 +61,13 @@ export function start_hasher() {
   // Until a worker has answered once, a failure means its script did not load: hash here.
   let answered = false;
   let failed = false;
-  const here = (p) => hash_here(...p.args).then(p.resolve, p.reject);
-  const send = (id, p) => {
-    const [blob, start, end, algorithm] = p.args;
-    worker.postMessage({ id, blob, start, end, algorithm });
-  };
+  const here = ({ args, resolve, reject }) =>
+    (args.sums ? composite_here(args.algorithm, args.sums)
+      : hash_here(args.blob, args.start, args.end, args.algorithm)).then(resolve, reject);
+  const send = (id, p) => worker.postMessage({ id, ...p.args });
   const spawn = () => {
-    worker = new Worker(new URL('../../s3_direct.js', import.meta.url), {
+    // Bundlers recognise this literal form and give the worker a bundle of its own.
+    worker = new Worker(new URL('../../checksum-worker.js', import.meta.url), {
       type: 'module',
       name: 's3-direct-checksum',
     });
@@ -160,15 +94,19 @@ export function start_hasher() {
     };
   };
   spawn();
+  const ask = (args) => new Promise((resolve, reject) => {
+    const p = { resolve, reject, args };
+    if (failed) return here(p);
+    const id = next++;
+    pending.set(id, p);
+    send(id, p);
+  });
   return {
     hash(blob, start, end, algorithm) {
-      return new Promise((resolve, reject) => {
-        const p = { resolve, reject, args: [blob, start, end, algorithm] };
-        if (failed) return here(p);
-        const id = next++;
-        pending.set(id, p);
-        send(id, p);
-      });
+      return ask({ blob, start, end, algorithm });
+    },
+    composite(algorithm, sums) {
+      return ask({ algorithm, sums });
     },
     // A checksum gave no answer in time: a new worker takes over every checksum still awaited
     // (the one given up on too; its answer then goes unused).
@@ -194,6 +132,9 @@ extern "C" {
     fn hash(this: &Hasher, blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
 
     #[wasm_bindgen(method)]
+    fn composite(this: &Hasher, algorithm: &str, sums: Vec<String>) -> js_sys::Promise;
+
+    #[wasm_bindgen(method)]
     fn restart(this: &Hasher);
 
     #[wasm_bindgen(method)]
@@ -201,32 +142,8 @@ extern "C" {
 
     /// Hashes on this thread (no worker): the same code the worker runs.
     fn hash_here(blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
-}
 
-/// An incremental part checksum for the worker, fed the part chunk by chunk so that neither the
-/// worker nor WASM memory ever holds a whole part. Not part of the documented API.
-#[wasm_bindgen(js_name = ChecksumStream, skip_typescript)]
-#[derive(Debug)]
-pub struct ChecksumStream(Digest);
-
-#[wasm_bindgen(js_class = ChecksumStream)]
-impl ChecksumStream {
-    #[wasm_bindgen(constructor)]
-    pub fn new(algorithm: &str) -> Result<ChecksumStream, JsError> {
-        ChecksumAlgorithm::parse(algorithm)
-            .map(|a| Self(Digest::new(a)))
-            .ok_or_else(|| JsError::new(&format!("unknown checksum algorithm {algorithm:?}")))
-    }
-
-    /// Adds the next bytes of the part (copied into WASM memory for the call, then freed).
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// The part's checksum as base64; the hasher is consumed.
-    pub fn finish(self) -> String {
-        base64(&self.0.finish())
-    }
+    fn composite_here(algorithm: &str, sums: Vec<String>) -> js_sys::Promise;
 }
 
 /// A worker shared by the uploads of one `Uploader`, started on first use.
@@ -286,13 +203,19 @@ impl Checksummer for WorkerChecksummer {
                 "hashing",
             ),
         };
-        Box::pin(async move {
-            JsFuture::from(answer)
-                .await
-                .map_err(|e| js_text(&e))?
-                .as_string()
-                .ok_or_else(|| format!("{what} answered no text"))
-        })
+        Box::pin(text_of(answer, what))
+    }
+
+    fn composite(
+        &self,
+        algorithm: ChecksumAlgorithm,
+        sums: Vec<String>,
+    ) -> LocalBoxFuture<'static, Result<String, String>> {
+        let answer = match self.hasher.get() {
+            Some(h) => h.composite(algorithm.as_str(), sums),
+            None => composite_here(algorithm.as_str(), sums),
+        };
+        Box::pin(text_of(answer, "the checksummer"))
     }
 
     /// A new worker takes over the checksums still awaited; hashing on this thread (no worker)
@@ -302,4 +225,13 @@ impl Checksummer for WorkerChecksummer {
             h.restart();
         }
     }
+}
+
+/// The text a checksum promise resolves with, or why there is none.
+async fn text_of(answer: js_sys::Promise, what: &'static str) -> Result<String, String> {
+    JsFuture::from(answer)
+        .await
+        .map_err(|e| js_text(&e))?
+        .as_string()
+        .ok_or_else(|| format!("{what} answered no text"))
 }

@@ -795,6 +795,16 @@ impl Checksummer for FakeChecksummer {
         Box::pin(async move { answer })
     }
 
+    fn composite(
+        &self,
+        algorithm: ChecksumAlgorithm,
+        sums: Vec<String>,
+    ) -> LocalBoxFuture<'static, Result<String, String>> {
+        let answer = s3_direct::engine::digest::composite(algorithm, &sums)
+            .ok_or_else(|| "a part checksum is not base64".to_string());
+        Box::pin(async move { answer })
+    }
+
     fn restart(&self) {
         self.restarts.set(self.restarts.get() + 1);
     }

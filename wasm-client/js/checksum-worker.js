@@ -1,0 +1,84 @@
+// The checksum worker of s3-direct: hashes parts with the package's checksum module
+// (s3_direct_checksum.js and its .wasm), which holds the hashers alone, so that a page loads
+// hashing code only when it checksums. The page's module starts it as a module worker
+// (`new Worker(new URL(...checksum-worker.js, import.meta.url), { type: 'module' })`, the pattern
+// bundlers recognise); where no worker can start, the page imports it and calls hashPart itself.
+// Not part of the documented API.
+import init, { ChecksumStream, compositeChecksum } from './s3_direct_checksum.js';
+
+// Bytes read from the file at a time, into a buffer reused from part to part.
+const CHUNK_BYTES = 1 << 20;
+
+let ready;
+const load = () => (ready ??= init());
+
+// Buffers not in use, kept so that hashing allocates nothing per part.
+const spareChunks = [];
+
+// A BYOB reader (reads land in our buffer), or null where blob streams are not byte streams.
+function byobReader(stream) {
+  try {
+    return stream.getReader({ mode: 'byob' });
+  } catch {
+    return null;
+  }
+}
+
+// Calls use(bytes) for each piece of blob[start, end) in order; bytes are valid only during the
+// call (they are the reused buffer).
+async function readChunks(blob, start, end, use) {
+  const stream = blob.slice(start, end).stream();
+  const reader = byobReader(stream);
+  if (!reader) {
+    const plain = stream.getReader();
+    for (;;) {
+      const { done, value } = await plain.read();
+      if (done) return;
+      use(value);
+    }
+  }
+  let buffer = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
+  try {
+    for (;;) {
+      // A read transfers the buffer; the answer's view is on the same memory.
+      const { done, value } = await reader.read(new Uint8Array(buffer));
+      if (value) buffer = value.buffer;
+      if (done) return;
+      use(value);
+    }
+  } finally {
+    // A failed read leaves it detached (byteLength 0): then it is simply dropped.
+    if (buffer.byteLength === CHUNK_BYTES) spareChunks.push(buffer);
+  }
+}
+
+/** The base64 checksum of blob[start, end), read chunk by chunk into the incremental hasher. */
+export async function hashPart(blob, start, end, algorithm) {
+  await load();
+  const hasher = new ChecksumStream(algorithm);
+  try {
+    await readChunks(blob, start, end, (bytes) => hasher.update(bytes));
+  } catch (err) {
+    hasher.free();
+    throw err;
+  }
+  return hasher.finish();
+}
+
+/** S3's composite checksum (base64) of the parts' base64 checksums `sums`. */
+export async function composite(algorithm, sums) {
+  await load();
+  return compositeChecksum(algorithm, sums);
+}
+
+if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope) {
+  self.onmessage = async (e) => {
+    const { id, blob, start, end, algorithm, sums } = e.data;
+    try {
+      const sum = sums ? await composite(algorithm, sums) : await hashPart(blob, start, end, algorithm);
+      self.postMessage({ id, sum });
+    } catch (err) {
+      self.postMessage({ id, error: String((err && err.message) || err) });
+    }
+  };
+}
