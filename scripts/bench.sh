@@ -7,7 +7,7 @@
 #   and 6, the ceiling); the browser's peak memory on a big upload; throughput and peak memory of
 #   s3-direct's page and the ceiling page in Chromium, Firefox and WebKit. See BENCHMARKS.md.
 #
-#   scripts/bench.sh           the full suite (about half an hour on 2 cores; writes up to 4 GiB
+#   scripts/bench.sh           the full suite (about an hour on 2 cores; writes up to 4 GiB
 #                              of temporary files, removed at exit)
 #   scripts/bench.sh --quick   a short run: one 256 MiB run per client, 3 s of signing load, 1 GiB
 #                              for the memory bound

@@ -3,14 +3,15 @@
 // through the test suite's engine interface (tests/lib/engines.mjs, which needs tests/node_modules).
 //
 // Memory: every 200 ms the PSS (/proc/<pid>/smaps_rollup: shared pages split between the processes
-// that map them) of each process the engine started is summed: Chromium's and Firefox's process
+// that map them; in total, and its anonymous and shared-memory part apart from mapped files) of
+// each process the engine started is summed: Chromium's and Firefox's process
 // trees (parent, renderers/content processes, GPU and network processes), and for WebKit the tree
 // of WebKitWebDriver (the MiniBrowser it starts, with WebKit's web and network processes; the
 // driver itself adds a few MiB; Xvfb is left out). The row shows the peak's growth over the level
 // measured once the page had loaded and the file was chosen, as the memory section does for
 // Chromium.
 import { readFileSync } from 'node:fs';
-import { processTree, cpuSeconds, treePss } from './proc.mjs';
+import { processTree, cpuSeconds } from './proc.mjs';
 
 const engineLib = new URL('../../tests/lib/engines.mjs', import.meta.url);
 
@@ -44,7 +45,25 @@ async function launch(name) {
   return engine;
 }
 
-const pss = (roots) => roots.reduce((sum, pid) => sum + treePss(pid), 0);
+/**
+ * PSS of the engine's processes in bytes: the whole, and the part of it that is anonymous memory
+ * and shared memory (heaps, buffers) rather than mapped files, whose pages the kernel can drop.
+ */
+function pss(roots) {
+  const out = { total: 0, anon: 0 };
+  for (const pid of roots.flatMap((root) => processTree(root))) {
+    let text;
+    try {
+      text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    out.total += field('Pss');
+    out.anon += field('Pss_Anon') + field('Pss_Shmem');
+  }
+  return out;
+}
 
 /** CPU seconds of every process the engine started, summed by command name. */
 function cpuByName(roots) {
@@ -70,8 +89,13 @@ const cpuSpent = (before, after) => Object.fromEntries(Object.entries(after)
 /** One upload through `page` (bench page already open, file chosen); never throws. */
 async function measure(engine, page, params, timeoutMs) {
   const baseline = pss(engine.roots);
-  let peak = baseline;
-  const timer = setInterval(() => { peak = Math.max(peak, pss(engine.roots)); }, 200);
+  const peak = { ...baseline };
+  const sample = () => {
+    const now = pss(engine.roots);
+    peak.total = Math.max(peak.total, now.total);
+    peak.anon = Math.max(peak.anon, now.anon);
+  };
+  const timer = setInterval(sample, 200);
   const cpuBefore = cpuByName(engine.roots);
   try {
     // Started, then polled: a classic WebDriver script has a deadline of its own (30 s).
@@ -89,8 +113,15 @@ async function measure(engine, page, params, timeoutMs) {
     return { ...outcome.result, browserCpu, byProcess };
   } finally {
     clearInterval(timer);
-    peak = Math.max(peak, pss(engine.roots));
-    Object.assign(measure, { last: { baselinePss: baseline, browserPss: peak, browserPssGrowth: peak - baseline } });
+    sample();
+    Object.assign(measure, {
+      last: {
+        baselinePss: baseline.total,
+        browserPss: peak.total,
+        browserPssGrowth: peak.total - baseline.total,
+        browserAnonPssGrowth: peak.anon - baseline.anon,
+      },
+    });
   }
 }
 
@@ -141,7 +172,7 @@ export async function engineSection(results, dir, ctx) {
               await page?.close().catch(() => {});
               await file.remove();
             }
-            log(`engine ${label}: ${r.ok ? `${r.mbPerSec.toFixed(1)} MB/s, browser PSS +${(r.memory.browserPssGrowth / MiB).toFixed(0)} MiB${r.verified ? '' : ' NOT VERIFIED'}` : `failed: ${r.error}`}`);
+            log(`engine ${label}: ${r.ok ? `${r.mbPerSec.toFixed(1)} MB/s, browser PSS +${(r.memory.browserPssGrowth / MiB).toFixed(0)} MiB (anonymous +${(r.memory.browserAnonPssGrowth / MiB).toFixed(0)} MiB)${r.verified ? '' : ' NOT VERIFIED'}` : `failed: ${r.error}`}`);
             const k = `${name}|${sizeMiB}|${kind.id}`;
             if (!cells.has(k)) cells.set(k, { engine: name, version: engine.version, sizeMiB, variant: kind.id, label: kind.label, runs: [] });
             cells.get(k).runs.push(r);
@@ -158,6 +189,7 @@ export async function engineSection(results, dir, ctx) {
     cell.browserCpu = summary(ok.map((r) => r.browserCpu));
     cell.byProcess = ok.at(-1)?.byProcess ?? null; // the last run's, to see where the CPU went
     cell.browserPssGrowth = summary(ok.map((r) => r.memory.browserPssGrowth));
+    cell.browserAnonPssGrowth = summary(ok.map((r) => r.memory.browserAnonPssGrowth));
     cell.verified = `${ok.filter((r) => r.verified).length}/${cell.runs.length}`;
     cell.failures = cell.runs.filter((r) => !r.ok).map((r) => r.error);
     results.engines.push(cell);
