@@ -5,7 +5,8 @@
 // Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
 // S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
-// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,engines,
+// S3_DIRECT_BENCH_ENGINES=chromium,firefox,webkit (the engines section's browsers),
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
 // S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_MEMORY_MIB=4096,
 // S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LINKS=50,100 (MB/s),
@@ -29,6 +30,7 @@ import {
   benchDir, repoRoot, startCompanion, startEmbeddedStore, startGarage, startSigner,
 } from './lib/servers.mjs';
 import { renderMarkdown } from './lib/report.mjs';
+import { engineSection } from './lib/engines.mjs';
 
 const exec = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -47,7 +49,8 @@ const config = {
   sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
   runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
-  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory', 'engines']),
+  engines: list('S3_DIRECT_BENCH_ENGINES', ['chromium', 'firefox', 'webkit']),
   signingSeconds: quick ? 3 : 10,
   signingRounds: quick ? 1 : 3,
   signingConnections: 50,
@@ -803,11 +806,15 @@ async function main() {
     link: [],
     wan: [],
     memory: [],
+    engines: [],
   };
   log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
   try {
     const sections = {
       checksum: checksumSection, signing: signingSection, upload: uploadSection, link: linkSection, wan: wanSection, memory: memorySection,
+      engines: (r, d) => engineSection(r, d, {
+        config, log, stackFor, randomFile, MiB, defaultPartFor, verifyAndDelete, summary,
+      }),
     };
     for (const name of config.sections) {
       log(`== ${name}`);

@@ -4,12 +4,15 @@
 #   browser and store ceilings) on the embedded store and a single-node Garage; signing load
 #   (s3-direct and Companion); checksum throughput in WASM (with and without SIMD) and WebCrypto;
 #   what part checksums cost on throttled links; uploads over links with latency (s3-direct, Uppy 5
-#   and 6, the ceiling); the browser's peak memory on a big upload. See BENCHMARKS.md.
+#   and 6, the ceiling); the browser's peak memory on a big upload; throughput and peak memory of
+#   s3-direct's page and the ceiling page in Chromium, Firefox and WebKit. See BENCHMARKS.md.
 #
-#   scripts/bench.sh           the full suite (about half an hour on 2 cores; writes up to 4 GiB
+#   scripts/bench.sh           the full suite (about an hour on 2 cores; writes up to 4 GiB
 #                              of temporary files, removed at exit)
 #   scripts/bench.sh --quick   a short run: one 256 MiB run per client, 3 s of signing load, 1 GiB
 #                              for the memory bound
+#   scripts/bench.sh --engine firefox   only the engine section, for one engine (chromium, firefox
+#                              or webkit; S3_DIRECT_BENCH_SIZES and _RUNS apply)
 #
 # Installs what it needs first (like scripts/test.sh: Chromium, Garage, the wasm32 target and
 # wasm-bindgen CLI through scripts/setup.sh; the suite's npm packages in benches/). Honours
@@ -19,12 +22,18 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 args=()
-for a in "$@"; do
-  case "$a" in
+while (($#)); do
+  case "$1" in
     --quick) args+=(--quick) ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
+    --engine)
+      case "${2:-}" in
+        chromium | firefox | webkit) export S3_DIRECT_BENCH_ONLY=engines S3_DIRECT_BENCH_ENGINES="$2"; shift ;;
+        *) echo "bench.sh: --engine takes chromium, firefox or webkit" >&2; exit 2 ;;
+      esac ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -81,6 +90,10 @@ fi
 step "installing the suite's npm packages and bundling the Uppy page"
 if [[ ! -d benches/node_modules ]] || [[ benches/package-lock.json -nt benches/node_modules/.package-lock.json ]]; then
   (cd benches && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The engine section drives Firefox and WebKit through the test suite's engine harness and packages.
+if [[ ! -d tests/node_modules ]] || [[ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]]; then
+  (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
 cp benches/pages/*.html benches/pages/*.js "$build/web/"
 rm -f "$build/web/uppy-entry.js" "$build/web/uppy6-entry.js"

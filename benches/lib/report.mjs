@@ -153,5 +153,25 @@ export function renderMarkdown(r) {
     }
     line();
   }
+  if (r.engines?.length) renderEngines(r, line);
   return `${out.join('\n')}\n`;
+}
+
+/** The engine section: each engine's two pages side by side, per size. */
+function renderEngines(r, line) {
+  line('## Browser engines');
+  line();
+  line("Embedded store, loopback, default settings: s3-direct's page and the browser ceiling page (bare XHR, the default's part size × 6) on the same engine, one after the other. Browser PSS: the peak of the summed PSS of every process the engine started (for WebKit the tree of WebKitWebDriver: the MiniBrowser with its web and network processes), sampled every 200 ms, over its level once the page had loaded and the file was chosen; in parentheses the growth of its anonymous and shared-memory part (heaps and buffers, not mapped files).");
+  line();
+  line('| engine | file | page | MB/s (median, min–max) | s3-direct / ceiling | browser CPU s (by process, last run) | browser PSS growth MiB (anonymous) | SHA-256 ok |');
+  line('|---|---|---|---|---|---|---|---|');
+  for (const c of r.engines) {
+    const ceiling = r.engines.find((o) => o.engine === c.engine && o.sizeMiB === c.sizeMiB && o.variant === 'ceiling');
+    const vs = c.variant === 's3d' && c.mbPerSec && ceiling?.mbPerSec ? f(c.mbPerSec.median / ceiling.mbPerSec.median, 2) : '';
+    const size = c.sizeMiB >= 1024 ? `${c.sizeMiB / 1024} GiB` : `${c.sizeMiB} MiB`;
+    const byProcess = Object.entries(c.byProcess ?? {}).slice(0, 3).map(([comm, sec]) => `${comm} ${f(sec)}`).join(', ');
+    line(`| ${c.version} | ${size} | ${c.label} | ${range(c.mbPerSec)} | ${vs} | ${med(c.browserCpu, 1)}${byProcess ? ` (${byProcess})` : ''} | ${med(c.browserPssGrowth, 0, MiB)}${c.browserAnonPssGrowth ? ` (${med(c.browserAnonPssGrowth, 0, MiB)})` : ''} | ${c.verified} |`);
+  }
+  for (const c of r.engines.filter((x) => x.failures.length)) line(`\n- ${c.engine}, ${c.sizeMiB} MiB, ${c.variant}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
+  line();
 }

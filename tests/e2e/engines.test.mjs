@@ -3,22 +3,22 @@
 // fault proxy, which holds or breaks them where a scenario needs it, the same way for every engine.
 // Screenshots of the demo and the widget go to tests/artifacts/engines/ (git-ignored).
 import assert from 'node:assert/strict';
-import { link, mkdir, readdir, rm } from 'node:fs/promises';
+import { link, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  engineMissing, launchEngine, openDemoPage, selectedEngines, waitForDemoRow,
+  engineMissing, openDemoPage, selectedEngines, waitForDemoRow,
 } from '../lib/engines.mjs';
+import {
+  bigAndSmallAtOnce, cancelHalfWay, expectStored, fastRetries, faultsAreResent, startEmbeddedStack, until, walk,
+} from '../lib/engine-scenarios.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
-import { startProxy } from '../lib/proxy.mjs';
 import { resumeRecords } from '../lib/resilience.mjs';
-import { objectSha256, s3Client, storedChecksum } from '../lib/s3.mjs';
-import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+import { storedChecksum } from '../lib/s3.mjs';
+import { repoRoot } from '../lib/server.mjs';
 
 const bucket = 's3-direct';
 const artifacts = path.join(repoRoot, 'tests/artifacts/engines');
-/** Retry quickly: the faults are on loopback, and the tests should not wait for backoffs. */
-const fastRetries = { retryDelay: 100, maxRetryDelay: 1000, retries: 8 };
 
 // The files are written once for every engine: 256 MiB of random bytes takes seconds to make.
 let files;
@@ -47,76 +47,30 @@ function testFiles() {
   return files;
 }
 
-/** Every file below `dir`, as paths relative to it. */
-async function walk(dir) {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
-}
-
-async function expectStored(s3, row, file) {
-  assert.equal(row.state, 'done', `${file.name}: ${row.detail}`);
-  assert.ok(row.key.endsWith(`/${file.name}`), `key ${row.key} keeps the file name`);
-  const stored = await objectSha256(s3, bucket, row.key);
-  assert.equal(stored.size, file.size, `${file.name}: stored size`);
-  assert.equal(stored.sha256, file.sha256, `${file.name}: stored SHA-256 equals the file's`);
-}
-
-/** Resolves once `check()` (which may be async) holds; throws after `timeout` ms. */
-async function until(check, what, timeout = 60_000) {
-  const end = Date.now() + timeout;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => { setTimeout(r, 20); });
-  }
-}
-
 for (const name of selectedEngines()) {
   // A deadline for the engine's whole suite: a browser that hangs fails the run instead of holding it.
   describe(`${name}: the core scenarios on the embedded store`, { skip: engineMissing(name) ?? false, timeout: 600_000 }, () => {
+    let stack;
     let engine;
     let proxy;
     let server;
     let s3;
 
     before(async () => {
-      // Settled one by one, so that what did start is stopped by after() when something else failed.
-      const started = await Promise.allSettled([
-        launchEngine(name), startProxy(), testFiles(), mkdir(artifacts, { recursive: true }),
-      ]);
-      [engine, proxy] = started.map((r) => r.value);
-      const failed = started.find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      server = await startServer({ args: ['--public-endpoint', proxy.url] });
-      proxy.setTarget(server.storeEndpoint);
-      s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+      stack = await startEmbeddedStack(name, [testFiles(), mkdir(artifacts, { recursive: true })]);
+      ({ engine, proxy, server, s3 } = stack);
       process.stderr.write(`${name}: ${engine.version}\n`);
     });
 
     after(async () => {
-      await engine?.close();
-      await server?.stop();
-      await proxy?.stop();
-      if (server) await rm(server.dataDir, { recursive: true, force: true });
+      await stack?.stop();
     });
 
     it('the demo uploads a 256 MiB file and two small ones at once, byte for byte', async () => {
       const { big, accented, small } = await testFiles();
-      const page = await openDemoPage(engine, server.url, { partSize: 8, concurrency: 4, files: 3 });
-      try {
-        await page.setFiles('#picker', [big.path, accented.path, small.path]);
-        const rows = await Promise.all([big, accented, small].map((f) => waitForDemoRow(page, f.name)));
-        await page.screenshot(path.join(artifacts, `${name}-demo.png`));
-        await expectStored(s3, rows[0], big);
-        await expectStored(s3, rows[1], accented);
-        await expectStored(s3, rows[2], small);
-        // Only Chromium can keep a file's handle to reopen it after a restart (File System
-        // Access); elsewhere the page leaves that choice out.
-        assert.equal(await page.evaluate(() => !document.querySelector('#reopenable').hidden), name === 'chromium',
-          'the reopenable picker is offered where the engine has showOpenFilePicker');
-        assert.deepEqual(await page.errors(), []);
-      } finally {
-        await page.close();
-      }
+      await bigAndSmallAtOnce({
+        engine, server, s3, bucket, files: [big, accented, small], screenshot: path.join(artifacts, `${name}-demo.png`),
+      });
     });
 
     it('with CRC32C part checksums the store keeps the sum the browser computed', async () => {
@@ -139,7 +93,7 @@ for (const name of selectedEngines()) {
         });
         await page.setFiles('#picker', [bigCrc.path]);
         const row = await waitForDemoRow(page, bigCrc.name);
-        await expectStored(s3, row, bigCrc);
+        await expectStored(s3, bucket, row, bigCrc);
         // The store verified every part against its sum and composed the object's from them.
         assert.match(row.checksum ?? '', /^crc32c:[A-Za-z0-9+/]{6}==-32$/, 'a composite of 32 parts');
         assert.equal(await storedChecksum(s3, bucket, row.key), row.checksum);
@@ -183,8 +137,8 @@ for (const name of selectedEngines()) {
             .map((r) => [r.cells[0].textContent, r.cells[1].textContent]),
         null, { what: 'the form to be submitted' });
         assert.deepEqual(sent, [['title', 'Harbour at dawn'], ['files', receipts[0]], ['files', receipts[1]]]);
-        await expectStored(s3, { ...items[0], key: keys[0], detail: '' }, form1);
-        await expectStored(s3, { ...items[1], key: keys[1], detail: '' }, form2);
+        await expectStored(s3, bucket, { ...items[0], key: keys[0], detail: '' }, form1);
+        await expectStored(s3, bucket, { ...items[1], key: keys[1], detail: '' }, form2);
       } finally {
         await page.close();
       }
@@ -192,31 +146,10 @@ for (const name of selectedEngines()) {
 
     it('cancelling half-way leaves no object and no parts in the store', async () => {
       const { cancel } = await testFiles();
-      // Parts past the sixth are held by the proxy (never answered), so "half-way" is a fact of
-      // the test, not a race with a fast loopback.
-      proxy.decide = ({ part }) => (part <= 6 ? undefined : { hold: true });
-      const from = proxy.log.length;
-      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 4 });
-      try {
-        await page.setFiles('#picker', [cancel.path]);
-        await page.waitFor(() => Number(document.querySelector('#queue .upload')?.dataset.partsDone ?? 0) >= 6,
-          null, { what: 'six parts stored' });
-        await until(() => proxy.held.length > 0, 'a part past the sixth in flight');
-        await page.click('#queue .upload .cancel');
-        const row = await waitForDemoRow(page, cancel.name);
-        assert.equal(row.state, 'cancelled', row.detail);
-        assert.deepEqual(proxy.storedParts(from).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6],
-          'only the first six parts reached the store');
-        const stored = await walk(server.dataDir);
-        // s3s-fs keeps an upload as `.upload-<id>.json` plus `.upload_id-<id>.part-<n>` in its root.
-        assert.deepEqual(stored.filter((f) => /(^|\/)\.upload/.test(f)), [], 'no multipart upload or part remains');
-        assert.deepEqual(stored.filter((f) => f.endsWith(cancel.name)), [], 'no object was created');
-        assert.deepEqual(await page.errors(), []);
-      } finally {
-        proxy.decide = () => undefined;
-        proxy.dropHeld();
-        await page.close();
-      }
+      // s3s-fs keeps an upload as `.upload-<id>.json` plus `.upload_id-<id>.part-<n>` in its root.
+      const leftovers = async () => (await walk(server.dataDir))
+        .filter((f) => /(^|\/)\.upload/.test(f) || f.endsWith(cancel.name));
+      await cancelHalfWay({ engine, server, proxy, file: cancel, leftovers });
     });
 
     it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
@@ -239,7 +172,7 @@ for (const name of selectedEngines()) {
         await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the reloaded page' });
         await page.setFiles('#picker', [reload.path]);
         const row = await waitForDemoRow(page, reload.name);
-        await expectStored(s3, row, reload);
+        await expectStored(s3, bucket, row, reload);
         const sent = proxy.log.slice(from).map((e) => e.part);
         assert.ok(sent.every((p) => p > done), `no stored part was sent again (sent ${sent})`);
         const resent = [...new Set(sent.filter((p) => p <= done + concurrency))];
@@ -273,7 +206,7 @@ for (const name of selectedEngines()) {
         assert.equal(await phase(), 'paused');
         await page.click('#queue .upload .pause'); // now labelled Resume
         const row = await waitForDemoRow(page, pause.name);
-        await expectStored(s3, row, pause);
+        await expectStored(s3, bucket, row, pause);
         const after = proxy.log.slice(seen).map((e) => e.part);
         assert.ok(after.every((p) => !stored.includes(p)), `stored parts ${stored} were not sent again (sent ${after})`);
         assert.deepEqual(await page.errors(), []);
@@ -285,30 +218,13 @@ for (const name of selectedEngines()) {
 
     it('a part cut mid-body and a part answered 503 SlowDown are sent again; the object equals the file', async () => {
       const { faults } = await testFiles();
-      const first = new Set();
-      const once = { 2: { cutAfter: MiB + 3 }, 5: { status: 503, code: 'SlowDown' } };
-      proxy.decide = ({ part }) => {
-        if (first.has(part)) return undefined;
-        first.add(part);
-        return once[part];
-      };
-      const from = proxy.log.length;
-      const page = await openDemoPage(engine, server.url, { partSize: 5, concurrency: 4, ...fastRetries });
-      try {
-        await page.setFiles('#picker', [faults.path]);
-        const row = await waitForDemoRow(page, faults.name);
-        await expectStored(s3, row, faults);
-        const log = proxy.log.slice(from);
-        for (const [part, outcome] of [[2, 'cut'], [5, 503]]) {
-          const puts = log.filter((e) => e.part === part).map((e) => e.outcome);
-          assert.equal(puts[0], outcome, `part ${part}'s first PUT met its fault`);
-          assert.ok(puts.slice(1).some((o) => o >= 200 && o < 300), `part ${part} was sent again and stored: ${puts}`);
-        }
-        assert.deepEqual(await page.errors(), []);
-      } finally {
-        proxy.decide = () => undefined;
-        await page.close();
-      }
+      await faultsAreResent({
+        engine, server, proxy, s3, bucket, file: faults,
+        faults: {
+          2: { action: { cutAfter: MiB + 3 }, outcome: 'cut' },
+          5: { action: { status: 503, code: 'SlowDown' }, outcome: 503 },
+        },
+      });
     });
   });
 }

@@ -10,7 +10,9 @@
 // S3_DIRECT_BROWSERS=chromium,firefox,webkit chooses the engines of a run (default: all three).
 // A page offers only what all three can do: open a URL, evaluate a function, wait for one with a
 // deadline, choose files for an <input type=file> by path (WebDriver's way: the path typed into
-// the input), type, click, screenshot. Network faults are the fault proxy's job
+// the input), type, click, press a key (Tab, Enter, Space), screenshot. Going offline is Chromium's
+// and Firefox's alone (`page.setOffline` is absent on WebKit: classic WebDriver has no network
+// emulation). Network faults are the fault proxy's job
 // (tests/lib/proxy.mjs), never a browser's own interception.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -106,7 +108,8 @@ async function poll(probe, { timeout, interval = 100, what }) {
 
 /**
  * What every engine's page offers on top of its own goto, url, evaluate, setFiles, fill, click,
- * screenshot, errors (uncaught errors in the page so far) and close.
+ * press, screenshot, errors (uncaught errors in the page so far), close, and setOffline where the
+ * driver has it.
  */
 function withCommon(page) {
   /**
@@ -150,6 +153,8 @@ async function launchChromium() {
         setFiles: (selector, files) => pw.setInputFiles(css(selector), files),
         fill: (selector, text) => pw.fill(css(selector), text),
         click: (selector) => pw.click(css(selector)),
+        press: (key) => pw.keyboard.press(key),
+        setOffline: (offline) => pw.context().setOffline(offline),
         screenshot: (path) => pw.screenshot({ path, animations: 'disabled' }).then(() => undefined),
         close: () => pw.close(),
       });
@@ -189,6 +194,9 @@ async function launchFirefox() {
         setFiles: async (selector, files) => (await find(selector)).uploadFile(...files),
         fill: async (selector, text) => (await find(selector)).type(text),
         click: async (selector) => (await find(selector)).click(),
+        press: (key) => pp.keyboard.press(key === 'Space' ? ' ' : key),
+        // WebDriver BiDi's network emulation: navigator.onLine turns false and requests fail.
+        setOffline: (offline) => pp.setOfflineMode(offline),
         screenshot: (path) => pp.screenshot({ path }).then(() => undefined),
         close: () => context.close(),
       });
@@ -264,7 +272,8 @@ async function startWebDriver(display) {
 }
 
 async function launchWebKit() {
-  const { Builder, By } = await import('selenium-webdriver');
+  const { Builder, By, Key } = await import('selenium-webdriver');
+  const keys = { Tab: Key.TAB, Enter: Key.ENTER, Space: Key.SPACE };
   const xvfb = await startXvfb();
   let driver = await startWebDriver(xvfb.display).catch(async (err) => {
     await stop(xvfb.child);
@@ -331,6 +340,9 @@ async function launchWebKit() {
         setFiles: async (selector, files) => (await find(selector)).sendKeys(files.join('\n')),
         fill: async (selector, text) => (await find(selector)).sendKeys(text),
         click: async (selector) => (await find(selector)).click(),
+        // To the focused element, as a person types: WebDriver's actions, not an element's sendKeys
+        // (which would move the focus to that element first).
+        press: (key) => wd.actions().sendKeys(keys[key] ?? key).perform(),
         screenshot: async (path) => writeFile(path, Buffer.from(await wd.takeScreenshot(), 'base64')),
         // The errors the page recorded since it loaded (a load error before that is not seen).
         errors: () => wd.executeScript(() => window.engineErrors ?? []),

@@ -12,7 +12,11 @@
 //   { cutAfter: bytes }         forward that many body bytes, then cut both connections
 //   { delayMs }                 wait, then forward
 //   { corruptAt: offset }       flip one byte of the body at `offset` while forwarding
-//   { hold: true }              never answer (until the test calls release())
+//   { hold: true }              never answer (until the test calls dropHeld())
+//   { stallAfter: bytes }       forward that many body bytes, then read no more and never answer
+//                               (a stall mid-body; cut by dropHeld())
+// `refusing` (true/false) makes the proxy a host that is not there: every connection and request
+// is cut on arrival (part PUTs are logged with outcome 'refused'), as when the network is gone.
 // A whole-object PUT (a small file's single PUT: no `partNumber`) is offered to `decideObject(info)`
 // the same way, when a test sets one, and logged in `objects`.
 // `throttle` (bytes per second) slows every part body; `enforceExpiry` answers a PUT whose
@@ -47,6 +51,8 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     decideObject: null,
     throttle,
     enforceExpiry,
+    refusing: false,
+    refused: 0, // connections and requests cut while refusing
     /** Every part PUT seen: { part, uploadId, at, action, outcome } in arrival order (`at`: ms since the epoch). */
     log: [],
     /** Every whole-object PUT offered to `decideObject`: { path, at, action, outcome }. */
@@ -59,6 +65,12 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     const url = new URL(req.url, 'http://proxy');
     const part = url.searchParams.get('partNumber');
     const isPart = req.method === 'PUT' && part !== null && url.searchParams.has('uploadId');
+    if (state.refusing) {
+      if (isPart) state.log.push({ part: Number(part), uploadId: url.searchParams.get('uploadId'), at: Date.now(), action: 'refuse', outcome: 'refused' });
+      state.refused += 1;
+      req.socket.destroy();
+      return undefined;
+    }
     const isObject = req.method === 'PUT' && part === null && !url.searchParams.has('uploadId')
       && state.decideObject !== null;
     if (!isPart && !isObject) return forward(req, res, {});
@@ -95,11 +107,16 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     return forward(req, res, action, entry);
   });
   server.on('connection', (s) => {
+    if (state.refusing) {
+      state.refused += 1;
+      s.destroy();
+      return;
+    }
     state.sockets.add(s);
     s.once('close', () => state.sockets.delete(s));
   });
 
-  function forward(req, res, { cutAfter, corruptAt }, entry) {
+  function forward(req, res, { cutAfter, corruptAt, stallAfter }, entry) {
     if (!state.target) {
       res.writeHead(502, corsHeaders);
       return res.end('proxy has no target yet');
@@ -128,6 +145,15 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
       if (corruptAt !== undefined && corruptAt >= sent && corruptAt < sent + chunk.length) {
         out = Buffer.from(chunk);
         out[corruptAt - sent] ^= 0xff;
+      }
+      if (stallAfter !== undefined && sent + out.length >= stallAfter) {
+        upstream.write(out.subarray(0, Math.max(0, stallAfter - sent)));
+        sent = stallAfter;
+        req.pause();
+        req.removeAllListeners('data');
+        req.removeAllListeners('end');
+        state.held.push({ req, res, entry, upstream });
+        return;
       }
       if (cutAfter !== undefined && sent + out.length >= cutAfter) {
         upstream.write(out.subarray(0, Math.max(0, cutAfter - sent)));
@@ -168,12 +194,23 @@ export async function startProxy({ decide = () => undefined, throttle = 0, enfor
     /** `fn` decides whole-object PUTs from now on; null forwards them untouched, unlogged. */
     set decideObject(fn) { state.decideObject = fn; },
     set throttle(bps) { state.throttle = bps; },
+    /** Connections and requests cut so far because the proxy was refusing. */
+    get refused() { return state.refused; },
+    /** While true, every connection is cut on arrival; turning it on also cuts the open ones. */
+    set refusing(on) {
+      state.refusing = on;
+      if (on) {
+        for (const s of state.sockets) s.destroy();
+        state.held.splice(0);
+      }
+    },
     get held() { return state.held.map((h) => h.entry.part); },
     /** Cuts every held request (the browser sees a network error). */
     dropHeld() {
       for (const h of state.held.splice(0)) {
         h.entry.outcome = 'dropped';
         h.req.socket.destroy();
+        h.upstream?.destroy();
       }
     },
     /** Parts whose PUT got a 2xx answer from the store, among the PUTs logged from index `from`. */
