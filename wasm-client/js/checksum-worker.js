@@ -60,7 +60,11 @@ export async function hashPart(blob, start, end, algorithm) {
     await readChunks(blob, start, end, (bytes) => hasher.update(bytes));
   } catch (err) {
     hasher.free();
-    throw err;
+    // A file changed, moved or deleted since it was chosen cannot be read, and browsers word that
+    // oddly (Chromium: a TypeError "network error"): say what failed, with the error's own name
+    // where it has a telling one (NotReadableError, NotFoundError).
+    const name = err && err.name && err.name !== 'TypeError' && err.name !== 'Error' ? ` (${err.name})` : '';
+    throw new Error(`the browser refused to read bytes ${start}–${end}${name}`);
   }
   return hasher.finish();
 }
