@@ -286,7 +286,7 @@ for (const name of selectedEngines()) {
         assert.deepEqual(await objectSha256(s3, bucket, row.key), { sha256: file.sha256, size: file.size });
         const workers = await page.evaluate(() => window.startedWorkers);
         assert.equal(workers.length, 1, `one checksum worker: ${workers}`);
-        assert.match(workers[0], /\/assets\/s3_direct-[\w-]+\.js$/, 'the bundled worker');
+        assert.match(workers[0], /\/assets\/checksum-worker-[\w-]+\.js$/, 'the bundled worker');
         assert.deepEqual(await page.errors(), []);
       } finally {
         await page.close();
