@@ -4,7 +4,9 @@
 #   the embedded store, the upload engine), then the whole-system tests in headless Chromium against
 #   the embedded store and a Ceph radosgw started on loopback, and two server replicas behind a
 #   round-robin balancer on a three-node Garage (e2e/scale.test.mjs starts its own cluster); the
-#   core scenarios also run in Firefox ESR and WebKitGTK (e2e/engines.test.mjs).
+#   core scenarios also run in Firefox ESR and WebKitGTK (e2e/engines*.test.mjs on the embedded
+#   store and Garage, e2e/changed-file.test.mjs), and the page's weight is checked against its
+#   budget (wasm-client/check-size.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
