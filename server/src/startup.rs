@@ -1,0 +1,259 @@
+//! Start-up: from a [`ServeConfig`] to a ready [`AppState`] ([`prepare`]). It builds the
+//! authorizer and upload secrets (refusing an open server off loopback), the receipt signer, the
+//! store (an [`S3Store`] for `--endpoint`, else the embedded store), the sweeper and the
+//! completion events' notifier when asked, then decides the part checksum.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{Authorizer, JwtAuth, OpenAuth, WebhookAuth};
+use crate::config::{self, ServeConfig};
+use crate::embedded::{EmbeddedCredentials, EmbeddedStore};
+use crate::receipt::{self, ReceiptSigner};
+use crate::state::{AppState, Settings};
+use crate::store::{S3Store, S3StoreConfig, Store};
+use crate::token::UploadSecrets;
+use crate::{events, ops};
+
+/// A ready-to-serve state and, in embedded mode, the store it uses (keep it alive while serving).
+#[derive(Debug)]
+pub struct Prepared {
+    pub state: AppState,
+    pub embedded: Option<EmbeddedStore>,
+    /// The background sweeper when `--sweep-older-than` is given; run it beside the server.
+    pub sweeper: Option<Arc<ops::sweeper::Sweeper>>,
+    /// The completion events' deliverer when `--notify-url` is given; run it beside the server.
+    pub notifier: Option<Arc<events::Notifier>>,
+}
+
+/// The sweeper `config` asks for, counting into `state`'s metrics. Says once, at start, what it
+/// will do (and, for the embedded store, that it reads the data dir instead of listing).
+fn sweeper_for(
+    config: &ServeConfig,
+    state: &AppState,
+    admin: Arc<dyn ops::MultipartAdmin>,
+    embedded_dir: Option<&std::path::Path>,
+) -> Option<Arc<ops::sweeper::Sweeper>> {
+    let older_than = config.sweep_older_than?;
+    let token_lifetime = Duration::from_secs(config.upload_token_lifetime);
+    if older_than < token_lifetime {
+        tracing::warn!(
+            "--sweep-older-than ({} s) is shorter than --upload-token-lifetime ({} s): an \
+             upload its client could still resume is aborted once it is that old, and the \
+             client then starts it over",
+            older_than.as_secs(),
+            token_lifetime.as_secs()
+        );
+    }
+    let sweeper = ops::sweeper::Sweeper::new(
+        admin,
+        ops::sweeper::SweepConfig {
+            older_than,
+            every: config.sweep_every,
+            prefix: config.key_prefix.clone(),
+        },
+        state.metrics_handle(),
+    );
+    match embedded_dir {
+        Some(dir) => tracing::info!(
+            "sweeper on: {}; the embedded store cannot list multipart uploads \
+             (ListMultipartUploads), so the sweeper finds them in its data dir {} instead",
+            sweeper.describe(),
+            dir.display()
+        ),
+        None => tracing::info!("sweeper on: {}", sweeper.describe()),
+    }
+    Some(Arc::new(sweeper))
+}
+
+/// The authorizer and upload secrets `config` asks for.
+///
+/// Refuses an open server on a non-loopback address: anyone who can reach it could write to the
+/// bucket. Warns when the upload secret is random (replicas and restarts then disagree).
+pub fn security_from_config(
+    config: &ServeConfig,
+) -> Result<(Arc<dyn Authorizer>, UploadSecrets), String> {
+    use config::AuthMode;
+    let authorizer: Arc<dyn Authorizer> = match config.auth {
+        AuthMode::Open => {
+            if !config.listen.ip().is_loopback() {
+                return Err(format!(
+                    "refusing to serve without authentication on {}: anyone who can reach it could \
+                     write to the bucket; use --auth jwt or --auth webhook, or listen on loopback \
+                     (127.0.0.1) behind your own proxy",
+                    config.listen
+                ));
+            }
+            Arc::new(OpenAuth)
+        }
+        AuthMode::Jwt => {
+            let auth = match (&config.jwt_secret, &config.jwt_public_key) {
+                (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
+                (None, Some(path)) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!("cannot read --jwt-public-key {}: {e}", path.display())
+                    })?;
+                    JwtAuth::public_key_pem(&pem)?
+                }
+                _ => {
+                    return Err("--auth jwt needs exactly one of --jwt-secret (HS256) or \
+                         --jwt-public-key FILE (RS256/ES256)"
+                        .to_owned());
+                }
+            };
+            let auth = match &config.jwt_issuer {
+                Some(iss) => auth.issuer(iss),
+                None => auth,
+            };
+            let auth = match &config.jwt_audience {
+                Some(aud) => auth.audience(aud),
+                None => auth,
+            };
+            Arc::new(auth)
+        }
+        AuthMode::Webhook => {
+            let url = config.webhook_url.as_deref().ok_or(
+                "--auth webhook needs --webhook-url, the endpoint of your application that \
+                 decides",
+            )?;
+            Arc::new(
+                WebhookAuth::new(url, Duration::from_secs(config.webhook_cache_ttl))?
+                    .deny_ttl(Duration::from_secs(config.webhook_deny_cache_ttl))
+                    .max_in_flight(config.webhook_max_in_flight),
+            )
+        }
+    };
+    let secrets = match &config.upload_secret {
+        Some(secret) => UploadSecrets::new(
+            secret.0.as_bytes(),
+            config
+                .upload_secret_previous
+                .as_ref()
+                .map(|s| s.0.as_bytes()),
+        )?,
+        None => {
+            if config.auth != AuthMode::Open {
+                tracing::warn!(
+                    "no --upload-secret: using a random one for this process; uploads will not \
+                     survive a restart, and replicas must all be given the same secret"
+                );
+            }
+            UploadSecrets::random()
+        }
+    };
+    Ok((authorizer, secrets))
+}
+
+/// The receipt signer `--receipt-key` names, or one with a key made now (with a warning: replicas
+/// and restarts do not share it).
+fn receipt_signer(config: &ServeConfig) -> std::io::Result<ReceiptSigner> {
+    match &config.receipt_key {
+        Some(path) => {
+            ReceiptSigner::from_files(path, &config.receipt_public_keys, &config.receipt_issuer)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))
+        }
+        None => {
+            let signer = ReceiptSigner::generate(&config.receipt_issuer);
+            tracing::warn!(
+                kid = signer.kid(),
+                "no --receipt-key: receipts are signed with a key made at start, which only this \
+                 process publishes at {}; give every replica the same --receipt-key",
+                receipt::JWKS_PATH
+            );
+            Ok(signer)
+        }
+    }
+}
+
+/// Builds the [`AppState`] for `config`: an [`S3Store`] for `--endpoint` with the standard AWS
+/// credential chain, or, without an endpoint, the embedded store on `--embedded-listen`.
+///
+/// A security configuration that cannot work is an error of kind `InvalidInput` whose message
+/// says why.
+pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
+    let prepared = prepare_store(config).await?;
+    prepared.state.decide_checksum().await;
+    Ok(prepared)
+}
+
+/// [`prepare`] without deciding the part checksum.
+async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
+    let settings = Settings::from(config);
+    let (authorizer, secrets) = security_from_config(config)
+        .and_then(|s| {
+            ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix).map(|()| s)
+        })
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let notify = events::NotifyConfig::from_serve(config)
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let receipts = Arc::new(receipt_signer(config)?);
+    let state = |store: Arc<dyn Store>| {
+        AppState::with_security(store, settings, authorizer, secrets, receipts)
+    };
+    let events_for = |state: &AppState| -> std::io::Result<Option<Arc<events::Notifier>>> {
+        let Some(notify) = notify else {
+            return Ok(None);
+        };
+        let notifier = state
+            .enable_events(notify)
+            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        tracing::info!("{}", notifier.describe());
+        Ok(Some(notifier))
+    };
+    match &config.endpoint {
+        Some(endpoint) => {
+            let store = S3Store::from_env(S3StoreConfig {
+                endpoint: endpoint.clone(),
+                public_endpoint: config.public_endpoint.clone(),
+                bucket: config.bucket.clone(),
+                region: config.region.clone(),
+                path_style: config.path_style,
+            })
+            .await;
+            match store.credentials_remaining().await {
+                Some(left) => tracing::info!(
+                    "signing credentials expire in {} s; presigned URLs never outlive them \
+                     (they are refreshed before expiry)",
+                    left.as_secs()
+                ),
+                None => tracing::info!("signing credentials do not expire"),
+            }
+            let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(store.clone());
+            let state = state(Arc::new(store));
+            Ok(Prepared {
+                sweeper: sweeper_for(config, &state, admin, None),
+                notifier: events_for(&state)?,
+                state,
+                embedded: None,
+            })
+        }
+        None => {
+            let listener = TcpListener::bind(config.embedded_listen).await?;
+            let embedded = EmbeddedStore::start(
+                listener,
+                &config.data_dir,
+                &config.bucket,
+                EmbeddedCredentials::from_env_or_random(),
+            )
+            .await?;
+            let store = embedded.s3_store(
+                &config.bucket,
+                &config.region,
+                config.public_endpoint.clone(),
+            );
+            let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(ops::embedded::EmbeddedAdmin::new(
+                embedded.data_dir(),
+                &config.bucket,
+            ));
+            let state = state(Arc::new(store));
+            Ok(Prepared {
+                sweeper: sweeper_for(config, &state, admin, Some(embedded.data_dir())),
+                notifier: events_for(&state)?,
+                state,
+                embedded: Some(embedded),
+            })
+        }
+    }
+}
