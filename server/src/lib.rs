@@ -34,6 +34,8 @@ mod state;
 pub mod store;
 mod tls;
 pub mod token;
+pub mod upload_id;
+pub mod uploads;
 pub mod validate;
 pub mod whole_file;
 
