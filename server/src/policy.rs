@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
+use s3_direct_protocol::api::{self, ChecksumSyntaxError};
 use s3_direct_protocol::limits::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, PartChecksums};
 
@@ -148,20 +149,21 @@ pub fn length(n: u32, raw: &str) -> Result<u64, Error> {
         })
 }
 
-/// Parses `ALGO:BASE64`, checking the digest has the algorithm's length.
+/// Parses `ALGO:BASE64` ([`api::parse_checksum`]), checking the digest has the algorithm's
+/// length.
 pub fn checksum(raw: &str) -> Result<(ChecksumAlgorithm, String), Error> {
     let invalid = |why: String| Error::bad_request(ErrorCode::InvalidRequest, why);
-    let (algo, value) = raw.split_once(':').ok_or_else(|| {
-        invalid(format!(
-            "checksum {:?} is not ALGO:BASE64, like crc32c:yZRlqg==",
-            truncate_for_message(raw)
-        ))
-    })?;
-    let algo = ChecksumAlgorithm::parse(algo).ok_or_else(|| {
-        invalid(format!(
-            "checksum algorithm {:?} is not one of md5, crc32, crc32c, sha256",
-            truncate_for_message(algo)
-        ))
+    let (algo, value) = api::parse_checksum(raw).map_err(|e| {
+        invalid(match e {
+            ChecksumSyntaxError::NoAlgorithm => format!(
+                "checksum {:?} is not ALGO:BASE64, like crc32c:yZRlqg==",
+                truncate_for_message(raw)
+            ),
+            ChecksumSyntaxError::UnknownAlgorithm(algo) => format!(
+                "checksum algorithm {:?} is not one of md5, crc32, crc32c, sha256",
+                truncate_for_message(&algo)
+            ),
+        })
     })?;
     // A `+` in an unencoded query string arrives as a space.
     let value = value.trim().replace(' ', "+");
@@ -189,7 +191,8 @@ pub fn batch_lengths(raw: &str, numbers: &[u32]) -> Result<BTreeMap<u32, u64>, E
     per_part("lengths", raw, numbers, length)
 }
 
-/// Parses a batch parameter `name` of `N:VALUE` items, each naming a part of `numbers` once.
+/// Parses a batch parameter `name` of `N:VALUE` items ([`api::parse_per_part`]), each naming a
+/// part of `numbers` once.
 fn per_part<T>(
     name: &str,
     raw: &str,
@@ -197,8 +200,7 @@ fn per_part<T>(
     value: impl Fn(u32, &str) -> Result<T, Error>,
 ) -> Result<BTreeMap<u32, T>, Error> {
     let mut out = BTreeMap::new();
-    for item in raw.split(',').filter(|s| !s.trim().is_empty()) {
-        let (n, rest) = item.split_once(':').unwrap_or((item, ""));
+    for (n, rest) in api::parse_per_part(raw) {
         let n = validate::part_number(n)?;
         if !numbers.contains(&n) {
             return Err(Error::bad_request(
@@ -295,7 +297,7 @@ pub fn completion_checksums(
             };
             match p.checksums.get(declared) {
                 Some(value) => {
-                    checksum(&format!("{declared}:{value}"))?;
+                    checksum(&api::checksum(declared, value))?;
                     kept.checksums.set(declared, value.to_owned());
                     Ok(kept)
                 }

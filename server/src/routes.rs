@@ -16,12 +16,12 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::{MAX_COMPLETE_BODY_BYTES, MAX_CREATE_BODY_BYTES};
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
     ObjectCompleteRequest, SignPartResponse, SinglePutParams,
 };
+use s3_direct_protocol::{ErrorCode, api};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -105,19 +105,19 @@ pub fn api_router() -> Router<AppState> {
     use axum::extract::DefaultBodyLimit;
     Router::new()
         .route(
-            "/multipart",
+            api::CREATE,
             post(create).layer(DefaultBodyLimit::max(MAX_CREATE_BODY_BYTES)),
         )
-        .route("/multipart/{upload_id}", get(list_parts).delete(abort))
-        .route("/multipart/{upload_id}/batch", get(sign_batch))
+        .route(api::UPLOAD, get(list_parts).delete(abort))
+        .route(api::SIGN_BATCH, get(sign_batch))
         .route(
-            "/multipart/{upload_id}/complete",
+            api::COMPLETE,
             post(complete).layer(DefaultBodyLimit::max(MAX_COMPLETE_BODY_BYTES)),
         )
-        .route("/multipart/{upload_id}/{part_number}", get(sign_part))
-        .route("/params", get(single_put_params))
+        .route(api::SIGN_PART, get(sign_part))
+        .route(api::PARAMS, get(single_put_params))
         .route(
-            "/params/complete",
+            api::PARAMS_COMPLETE,
             post(complete_small).layer(DefaultBodyLimit::max(MAX_CREATE_BODY_BYTES)),
         )
         .method_not_allowed_fallback(method_not_allowed)
