@@ -20,6 +20,8 @@ pub const MAX_PART_SIZE: u64 = 5 * GIB;
 pub const MAX_OBJECT_SIZE: u64 = 5 * TIB;
 /// Largest object a single presigned PUT can produce.
 pub const MAX_SINGLE_PUT_SIZE: u64 = 5 * GIB;
+/// Longest object key S3 accepts, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Smallest part size the client picks unless told otherwise (see
 /// [`default_part_size`](crate::plan::default_part_size)). Larger than S3's minimum: fewer

@@ -13,6 +13,7 @@ use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::{MAX_COMPLETE_BODY_BYTES, MAX_CREATE_BODY_BYTES};
 use s3_direct_protocol::wire::ErrorBody;
 
+use crate::keys::KeyError;
 use crate::store::StoreError;
 
 /// Everything that can go wrong while answering a request.
@@ -189,6 +190,12 @@ impl IntoResponse for Error {
             _ => {}
         }
         res
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Self::bad_request(e.code(), e.to_string())
     }
 }
 

@@ -48,8 +48,8 @@ pub use keys::KeyPolicy;
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
 pub use receipt::{ReceiptClaims, ReceiptSigner};
-pub use startup::{Prepared, prepare, security_from_config};
-pub use state::{AppState, Settings};
+pub use startup::{ConfigError, Prepared, prepare, security_from_config};
+pub use state::{AppState, EnableEventsError, Settings};
 pub use store::{
     ChecksumChoice, ChecksumSetting, FakeStore, FakeVerification, S3Store, S3StoreConfig, Store,
     StoreError,

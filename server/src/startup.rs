@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::auth::{Authorizer, JwtAuth, OpenAuth, WebhookAuth};
+use crate::auth::{AuthConfigError, Authorizer, JwtAuth, OpenAuth, WebhookAuth};
 use crate::config::{self, ServeConfig};
 use crate::embedded::{EmbeddedCredentials, EmbeddedStore};
 use crate::receipt::{self, ReceiptSigner};
-use crate::state::{AppState, Settings};
+use crate::state::{AppState, EnableEventsError, Settings};
 use crate::store::{S3Store, S3StoreConfig, Store};
-use crate::token::UploadSecrets;
+use crate::token::{SecretTooShort, UploadSecrets};
 use crate::{events, ops};
 
 /// A ready-to-serve state and, in embedded mode, the store it uses (keep it alive while serving).
@@ -68,23 +68,57 @@ fn sweeper_for(
     Some(Arc::new(sweeper))
 }
 
+/// A configuration that cannot work, found at start; its message names the option and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "refusing to serve without authentication on {0}: anyone who can reach it could write \
+         to the bucket; use --auth jwt or --auth webhook, or listen on loopback (127.0.0.1) \
+         behind your own proxy"
+    )]
+    OpenOffLoopback(std::net::SocketAddr),
+    #[error("cannot read --jwt-public-key {}: {source}", path.display())]
+    JwtKeyUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "--auth jwt needs exactly one of --jwt-secret (HS256) or --jwt-public-key FILE \
+         (RS256/ES256)"
+    )]
+    JwtKeyChoice,
+    #[error("--auth webhook needs --webhook-url, the endpoint of your application that decides")]
+    NoWebhookUrl,
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretTooShort),
+    /// An option checked by its own module (the sweeper's, the completion events').
+    #[error("{0}")]
+    Option(String),
+    #[error(transparent)]
+    Events(#[from] EnableEventsError),
+}
+
+impl From<ConfigError> for std::io::Error {
+    /// A configuration error is `InvalidInput`: the binary prints its message alone.
+    fn from(e: ConfigError) -> Self {
+        Self::new(std::io::ErrorKind::InvalidInput, e)
+    }
+}
+
 /// The authorizer and upload secrets `config` asks for.
 ///
 /// Refuses an open server on a non-loopback address: anyone who can reach it could write to the
 /// bucket. Warns when the upload secret is random (replicas and restarts then disagree).
 pub fn security_from_config(
     config: &ServeConfig,
-) -> Result<(Arc<dyn Authorizer>, UploadSecrets), String> {
+) -> Result<(Arc<dyn Authorizer>, UploadSecrets), ConfigError> {
     use config::AuthMode;
     let authorizer: Arc<dyn Authorizer> = match config.auth {
         AuthMode::Open => {
             if !config.listen.ip().is_loopback() {
-                return Err(format!(
-                    "refusing to serve without authentication on {}: anyone who can reach it could \
-                     write to the bucket; use --auth jwt or --auth webhook, or listen on loopback \
-                     (127.0.0.1) behind your own proxy",
-                    config.listen
-                ));
+                return Err(ConfigError::OpenOffLoopback(config.listen));
             }
             Arc::new(OpenAuth)
         }
@@ -92,15 +126,15 @@ pub fn security_from_config(
             let auth = match (&config.jwt_secret, &config.jwt_public_key) {
                 (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
                 (None, Some(path)) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        format!("cannot read --jwt-public-key {}: {e}", path.display())
-                    })?;
+                    let pem =
+                        std::fs::read(path).map_err(|source| ConfigError::JwtKeyUnreadable {
+                            path: path.clone(),
+                            source,
+                        })?;
                     JwtAuth::public_key_pem(&pem)?
                 }
                 _ => {
-                    return Err("--auth jwt needs exactly one of --jwt-secret (HS256) or \
-                         --jwt-public-key FILE (RS256/ES256)"
-                        .to_owned());
+                    return Err(ConfigError::JwtKeyChoice);
                 }
             };
             let auth = match &config.jwt_issuer {
@@ -114,10 +148,10 @@ pub fn security_from_config(
             Arc::new(auth)
         }
         AuthMode::Webhook => {
-            let url = config.webhook_url.as_deref().ok_or(
-                "--auth webhook needs --webhook-url, the endpoint of your application that \
-                 decides",
-            )?;
+            let url = config
+                .webhook_url
+                .as_deref()
+                .ok_or(ConfigError::NoWebhookUrl)?;
             Arc::new(
                 WebhookAuth::new(url, Duration::from_secs(config.webhook_cache_ttl))?
                     .deny_ttl(Duration::from_secs(config.webhook_deny_cache_ttl))
@@ -181,13 +215,10 @@ pub async fn prepare(config: &ServeConfig) -> std::io::Result<Prepared> {
 /// [`prepare`] without deciding the part checksum.
 async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
-    let (authorizer, secrets) = security_from_config(config)
-        .and_then(|s| {
-            ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix).map(|()| s)
-        })
-        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
-    let notify = events::NotifyConfig::from_serve(config)
-        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let (authorizer, secrets) = security_from_config(config)?;
+    ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix)
+        .map_err(ConfigError::Option)?;
+    let notify = events::NotifyConfig::from_serve(config).map_err(ConfigError::Option)?;
     let receipts = Arc::new(receipt_signer(config)?);
     let state = |store: Arc<dyn Store>| {
         AppState::with_security(store, settings, authorizer, secrets, receipts)
@@ -196,9 +227,7 @@ async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
         let Some(notify) = notify else {
             return Ok(None);
         };
-        let notifier = state
-            .enable_events(notify)
-            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+        let notifier = state.enable_events(notify).map_err(ConfigError::from)?;
         tracing::info!("{}", notifier.describe());
         Ok(Some(notifier))
     };

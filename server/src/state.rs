@@ -112,6 +112,16 @@ impl From<&ServeConfig> for Settings {
     }
 }
 
+/// Why completion events could not be turned on.
+#[derive(Debug, thiserror::Error)]
+pub enum EnableEventsError {
+    /// The notifier refused its configuration.
+    #[error("{0}")]
+    Notifier(String),
+    #[error("completion events are already on")]
+    AlreadyOn,
+}
+
 /// Shared state of every handler: the store and the settings. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -194,16 +204,15 @@ impl AppState {
     pub fn enable_events(
         &self,
         config: events::NotifyConfig,
-    ) -> Result<Arc<events::Notifier>, String> {
-        let notifier = Arc::new(events::Notifier::new(
-            config,
-            self.inner.store.clone(),
-            self.inner.metrics.clone(),
-        )?);
+    ) -> Result<Arc<events::Notifier>, EnableEventsError> {
+        let notifier = Arc::new(
+            events::Notifier::new(config, self.inner.store.clone(), self.inner.metrics.clone())
+                .map_err(EnableEventsError::Notifier)?,
+        );
         self.inner
             .notifier
             .set(notifier.clone())
-            .map_err(|_| "completion events are already on".to_owned())?;
+            .map_err(|_| EnableEventsError::AlreadyOn)?;
         Ok(notifier)
     }
 

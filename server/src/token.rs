@@ -89,6 +89,15 @@ pub fn principal_digest(principal: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// An upload secret shorter than [`MIN_SECRET_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an upload secret of {0} bytes is too short; use at least {min} random bytes \
+     (e.g. `openssl rand -hex 32`)",
+    min = MIN_SECRET_BYTES
+)]
+pub struct SecretTooShort(pub usize);
+
 /// The secrets that seal and open tokens. Its `Debug` never shows them.
 #[derive(Clone)]
 pub struct UploadSecrets {
@@ -106,14 +115,10 @@ impl fmt::Debug for UploadSecrets {
 
 impl UploadSecrets {
     /// Secrets from configuration; each must be at least [`MIN_SECRET_BYTES`] long.
-    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Self, String> {
+    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Self, SecretTooShort> {
         for s in std::iter::once(current).chain(previous) {
             if s.len() < MIN_SECRET_BYTES {
-                return Err(format!(
-                    "an upload secret of {} bytes is too short; use at least {MIN_SECRET_BYTES} \
-                     random bytes (e.g. `openssl rand -hex 32`)",
-                    s.len()
-                ));
+                return Err(SecretTooShort(s.len()));
             }
         }
         Ok(Self {

@@ -113,7 +113,7 @@ impl<'a> Caller<'a> {
 
     /// A new key for `filename` under this caller's prefix.
     fn issue_key(&self, filename: &str) -> Result<String, Error> {
-        self.state.keys().issue_under(&self.prefix(), filename)
+        Ok(self.state.keys().issue_under(&self.prefix(), filename)?)
     }
 
     /// The `key` query parameter: present, of the shape this server issues, under the caller's
@@ -127,7 +127,7 @@ impl<'a> Caller<'a> {
         })?;
         let prefix = self.prefix();
         if self.principal.key_prefix.is_empty() || key.starts_with(&prefix) {
-            return self.state.keys().check_under(&prefix, key);
+            return Ok(self.state.keys().check_under(&prefix, key)?);
         }
         Err(Error::Forbidden {
             code: ErrorCode::Forbidden,

@@ -210,7 +210,7 @@ pub fn content_type(raw: &str) -> Result<MediaType, Error> {
     } else {
         match MediaType::parse(trimmed) {
             Ok(parsed) => return Ok(parsed),
-            Err(why) => why,
+            Err(why) => why.to_string(),
         }
     };
     Err(Error::bad_request(
