@@ -220,69 +220,77 @@ async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
         .map_err(ConfigError::Option)?;
     let notify = events::NotifyConfig::from_serve(config).map_err(ConfigError::Option)?;
     let receipts = Arc::new(receipt_signer(config)?);
-    let state = |store: Arc<dyn Store>| {
-        AppState::with_security(store, settings, authorizer, secrets, receipts)
-    };
-    let events_for = |state: &AppState| -> std::io::Result<Option<Arc<events::Notifier>>> {
-        let Some(notify) = notify else {
-            return Ok(None);
-        };
-        let notifier = state.enable_events(notify).map_err(ConfigError::from)?;
-        tracing::info!("{}", notifier.describe());
-        Ok(Some(notifier))
-    };
-    match &config.endpoint {
+    let (store, admin, embedded) = match &config.endpoint {
         Some(endpoint) => {
-            let store = S3Store::from_env(S3StoreConfig {
-                endpoint: endpoint.clone(),
-                public_endpoint: config.public_endpoint.clone(),
-                bucket: config.bucket.clone(),
-                region: config.region.clone(),
-                path_style: config.path_style,
-            })
-            .await;
-            match store.credentials_remaining().await {
-                Some(left) => tracing::info!(
-                    "signing credentials expire in {} s; presigned URLs never outlive them \
-                     (they are refreshed before expiry)",
-                    left.as_secs()
-                ),
-                None => tracing::info!("signing credentials do not expire"),
-            }
+            let store = remote_store(config, endpoint).await;
             let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(store.clone());
-            let state = state(Arc::new(store));
-            Ok(Prepared {
-                sweeper: sweeper_for(config, &state, admin, None),
-                notifier: events_for(&state)?,
-                state,
-                embedded: None,
-            })
+            (store, admin, None)
         }
         None => {
-            let listener = TcpListener::bind(config.embedded_listen).await?;
-            let embedded = EmbeddedStore::start(
-                listener,
-                &config.data_dir,
-                &config.bucket,
-                EmbeddedCredentials::from_env_or_random(),
-            )
-            .await?;
-            let store = embedded.s3_store(
-                &config.bucket,
-                &config.region,
-                config.public_endpoint.clone(),
-            );
+            let (store, embedded) = embedded_store(config).await?;
             let admin: Arc<dyn ops::MultipartAdmin> = Arc::new(ops::embedded::EmbeddedAdmin::new(
                 embedded.data_dir(),
                 &config.bucket,
             ));
-            let state = state(Arc::new(store));
-            Ok(Prepared {
-                sweeper: sweeper_for(config, &state, admin, Some(embedded.data_dir())),
-                notifier: events_for(&state)?,
-                state,
-                embedded: Some(embedded),
-            })
+            (store, admin, Some(embedded))
         }
+    };
+    let state = AppState::with_security(Arc::new(store), settings, authorizer, secrets, receipts);
+    let embedded_dir = embedded.as_ref().map(EmbeddedStore::data_dir);
+    let sweeper = sweeper_for(config, &state, admin, embedded_dir);
+    let notifier = match notify {
+        Some(notify) => {
+            let notifier = state.enable_events(notify).map_err(ConfigError::from)?;
+            tracing::info!("{}", notifier.describe());
+            Some(notifier)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        state,
+        embedded,
+        sweeper,
+        notifier,
+    })
+}
+
+/// The client of the store at `endpoint`, with the standard AWS credential chain; says at start
+/// when its credentials expire.
+async fn remote_store(config: &ServeConfig, endpoint: &str) -> S3Store {
+    let store = S3Store::from_env(S3StoreConfig {
+        endpoint: endpoint.to_owned(),
+        public_endpoint: config.public_endpoint.clone(),
+        bucket: config.bucket.clone(),
+        region: config.region.clone(),
+        path_style: config.path_style,
+    })
+    .await;
+    match store.credentials_remaining().await {
+        Some(left) => tracing::info!(
+            "signing credentials expire in {} s; presigned URLs never outlive them \
+             (they are refreshed before expiry)",
+            left.as_secs()
+        ),
+        None => tracing::info!("signing credentials do not expire"),
     }
+    store
+}
+
+/// The embedded store, started on `--embedded-listen` with its data in `--data-dir`, and the
+/// client that signs for it.
+async fn embedded_store(config: &ServeConfig) -> std::io::Result<(S3Store, EmbeddedStore)> {
+    let listener = TcpListener::bind(config.embedded_listen).await?;
+    let embedded = EmbeddedStore::start(
+        listener,
+        &config.data_dir,
+        &config.bucket,
+        EmbeddedCredentials::from_env_or_random(),
+    )
+    .await?;
+    let store = embedded.s3_store(
+        &config.bucket,
+        &config.region,
+        config.public_endpoint.clone(),
+    );
+    Ok((store, embedded))
 }

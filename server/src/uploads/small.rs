@@ -16,6 +16,7 @@
 //! params answer issues a new key, so the key identifies this upload as an upload id would.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::limits::MAX_SINGLE_PUT_SIZE;
@@ -79,6 +80,19 @@ impl SmallFileRequest {
     }
 }
 
+/// A small file about to be signed: its key and token issued, its type and metadata checked.
+#[derive(Debug)]
+struct SmallFile {
+    key: String,
+    bucket: String,
+    size: Option<u64>,
+    /// Normalised.
+    content_type: String,
+    metadata: BTreeMap<String, String>,
+    lifetime: Duration,
+    token: String,
+}
+
 impl Caller<'_> {
     /// The presigned PUT or POST form of the small file `req` names, with its token; see the
     /// module docs.
@@ -93,68 +107,99 @@ impl Caller<'_> {
         let content_type = self.allowed_content_type(&req.content_type)?;
         let metadata = validate::metadata(&req.metadata)?;
         let key = self.issue_key(&req.filename)?;
-        let bucket = state.store().bucket().to_owned();
-        let lifetime = state.url_lifetime_now().await;
-        let token = Some(self.small_file_token(&key, size, &content_type));
+        let file = SmallFile {
+            bucket: state.store().bucket().to_owned(),
+            lifetime: state.url_lifetime_now().await,
+            token: self.small_file_token(&key, size, &content_type),
+            key,
+            size,
+            content_type,
+            metadata,
+        };
         if post {
-            // The policy holds the file to the caller's size limit, which a PUT URL without a
-            // length cannot.
-            let signing = PostSigning {
-                content_type: content_type.clone(),
-                metadata: metadata.clone(),
-                size: match size {
-                    Some(n) => n..=n,
-                    None => {
-                        0..=self
-                            .principal
-                            .max_size
-                            .map_or(MAX_SINGLE_PUT_SIZE, |max| max.min(MAX_SINGLE_PUT_SIZE))
-                    }
-                },
-            };
-            if let Some(form) = state.store().presign_post(&key, &signing, lifetime).await? {
-                return Ok(SinglePutParams {
-                    method: "POST".to_owned(),
-                    url: form.url,
-                    fields: form.fields,
-                    headers: BTreeMap::new(),
-                    key,
-                    bucket,
-                    checksum: None,
-                    token,
-                });
+            if let Some(form) = self.post_form(&file).await? {
+                return Ok(form);
             }
             tracing::debug!("the store signs no POST policies; answering a presigned PUT");
         }
-        if self.principal.max_size.is_some() && size.is_none() {
+        self.put_url(file, req.checksum.as_deref()).await
+    }
+
+    /// The POST form of `file`, when the store signs POST policies. The policy holds the file to
+    /// the caller's size limit, which a PUT URL without a length cannot.
+    async fn post_form(&self, file: &SmallFile) -> Result<Option<SinglePutParams>, Error> {
+        let signing = PostSigning {
+            content_type: file.content_type.clone(),
+            metadata: file.metadata.clone(),
+            size: match file.size {
+                Some(n) => n..=n,
+                None => {
+                    0..=self
+                        .principal
+                        .max_size
+                        .map_or(MAX_SINGLE_PUT_SIZE, |max| max.min(MAX_SINGLE_PUT_SIZE))
+                }
+            },
+        };
+        let store = self.state.store();
+        let Some(form) = store
+            .presign_post(&file.key, &signing, file.lifetime)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(SinglePutParams {
+            method: "POST".to_owned(),
+            url: form.url,
+            fields: form.fields,
+            headers: BTreeMap::new(),
+            key: file.key.clone(),
+            bucket: file.bucket.clone(),
+            checksum: None,
+            token: Some(file.token.clone()),
+        }))
+    }
+
+    /// The presigned PUT of `file`, signing its declared length and the `checksum` the caller
+    /// named (`ALGO:BASE64`, as the query carried it).
+    async fn put_url(
+        &self,
+        file: SmallFile,
+        checksum: Option<&str>,
+    ) -> Result<SinglePutParams, Error> {
+        if self.principal.max_size.is_some() && file.size.is_none() {
             return Err(Error::bad_request(
                 ErrorCode::InvalidSize,
                 "this caller's uploads have a size limit; pass the file's size as `size`",
             ));
         }
         let signing = PutSigning {
-            content_type,
-            content_length: size,
-            metadata,
-            checksum: req.checksum.as_deref().map(policy::checksum).transpose()?,
+            content_type: file.content_type,
+            content_length: file.size,
+            metadata: file.metadata,
+            checksum: checksum.map(policy::checksum).transpose()?,
         };
-        let presigned = state.store().presign_put(&key, &signing, lifetime).await?;
+        let state = self.state;
+        let presigned = state
+            .store()
+            .presign_put(&file.key, &signing, file.lifetime)
+            .await?;
         // Uppy's @uppy/aws-s3 (5.x) takes a single upload's key and bucket from `fields` (where a
         // POST policy has them), whatever the method; a PUT sends no form, so they change nothing
         // else.
         let fields = BTreeMap::from([
-            ("key".to_owned(), key.clone()),
-            ("bucket".to_owned(), bucket.clone()),
+            ("key".to_owned(), file.key.clone()),
+            ("bucket".to_owned(), file.bucket.clone()),
         ]);
         Ok(SinglePutParams {
             method: "PUT".to_owned(),
             url: presigned.url,
             fields,
             headers: presigned.headers,
-            key,
-            bucket,
+            key: file.key,
+            bucket: file.bucket,
             checksum: state.checksum_asked().await,
-            token,
+            token: Some(file.token),
         })
     }
 
