@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfigError, Authorizer, JwtAuth, OpenAuth, WebhookAuth};
-use crate::config::{self, ServeConfig};
+use crate::config::{AuthMode, ServeConfig};
 use crate::embedded::{EmbeddedCredentials, EmbeddedStore};
 use crate::receipt::{self, ReceiptSigner};
 use crate::state::{AppState, EnableEventsError, Settings};
@@ -114,7 +114,6 @@ impl From<ConfigError> for std::io::Error {
 pub fn security_from_config(
     config: &ServeConfig,
 ) -> Result<(Arc<dyn Authorizer>, UploadSecrets), ConfigError> {
-    use config::AuthMode;
     let authorizer: Arc<dyn Authorizer> = match config.auth {
         AuthMode::Open => {
             if !config.listen.ip().is_loopback() {
@@ -122,31 +121,7 @@ pub fn security_from_config(
             }
             Arc::new(OpenAuth)
         }
-        AuthMode::Jwt => {
-            let auth = match (&config.jwt_secret, &config.jwt_public_key) {
-                (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
-                (None, Some(path)) => {
-                    let pem =
-                        std::fs::read(path).map_err(|source| ConfigError::JwtKeyUnreadable {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    JwtAuth::public_key_pem(&pem)?
-                }
-                _ => {
-                    return Err(ConfigError::JwtKeyChoice);
-                }
-            };
-            let auth = match &config.jwt_issuer {
-                Some(iss) => auth.issuer(iss),
-                None => auth,
-            };
-            let auth = match &config.jwt_audience {
-                Some(aud) => auth.audience(aud),
-                None => auth,
-            };
-            Arc::new(auth)
-        }
+        AuthMode::Jwt => Arc::new(jwt_auth(config)?),
         AuthMode::Webhook => {
             let url = config
                 .webhook_url
@@ -159,25 +134,50 @@ pub fn security_from_config(
             )
         }
     };
-    let secrets = match &config.upload_secret {
-        Some(secret) => UploadSecrets::new(
-            secret.0.as_bytes(),
-            config
-                .upload_secret_previous
-                .as_ref()
-                .map(|s| s.0.as_bytes()),
-        )?,
-        None => {
-            if config.auth != AuthMode::Open {
-                tracing::warn!(
-                    "no --upload-secret: using a random one for this process; uploads will not \
-                     survive a restart, and replicas must all be given the same secret"
-                );
-            }
-            UploadSecrets::random()
+    Ok((authorizer, upload_secrets(config)?))
+}
+
+/// The bearer JWT authorizer: exactly one of `--jwt-secret` and `--jwt-public-key`, and the
+/// issuer and audience to require, if any.
+fn jwt_auth(config: &ServeConfig) -> Result<JwtAuth, ConfigError> {
+    let auth = match (&config.jwt_secret, &config.jwt_public_key) {
+        (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
+        (None, Some(path)) => {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::JwtKeyUnreadable {
+                path: path.clone(),
+                source,
+            })?;
+            JwtAuth::public_key_pem(&pem)?
         }
+        _ => return Err(ConfigError::JwtKeyChoice),
     };
-    Ok((authorizer, secrets))
+    let auth = match &config.jwt_issuer {
+        Some(iss) => auth.issuer(iss),
+        None => auth,
+    };
+    Ok(match &config.jwt_audience {
+        Some(aud) => auth.audience(aud),
+        None => auth,
+    })
+}
+
+/// The upload secrets `--upload-secret` (and `--upload-secret-previous`) give, or a random one
+/// for this process alone (with a warning, unless the server is open).
+fn upload_secrets(config: &ServeConfig) -> Result<UploadSecrets, ConfigError> {
+    let Some(secret) = &config.upload_secret else {
+        if config.auth != AuthMode::Open {
+            tracing::warn!(
+                "no --upload-secret: using a random one for this process; uploads will not \
+                 survive a restart, and replicas must all be given the same secret"
+            );
+        }
+        return Ok(UploadSecrets::random());
+    };
+    let previous = config
+        .upload_secret_previous
+        .as_ref()
+        .map(|s| s.0.as_bytes());
+    Ok(UploadSecrets::new(secret.0.as_bytes(), previous)?)
 }
 
 /// The receipt signer `--receipt-key` names, or one with a key made now (with a warning: replicas

@@ -1,8 +1,8 @@
 //! Input checks that run before any store call, so a bad request creates, signs or deletes nothing.
 //!
 //! The store is not trusted to enforce S3's rules: the embedded store accepts part number 0, Ceph
-//! leaves part numbers unchecked, Garage has no 5 MiB minimum (DESIGN.md §5). Each check names
-//! the offending value and the allowed range.
+//! leaves part numbers unchecked, Garage has no 5 MiB minimum (`docs/stores.md`, "Part numbers
+//! and sizes"). Each check names the offending value and the allowed range.
 
 use std::collections::{BTreeMap, BTreeSet};
 
