@@ -1,23 +1,26 @@
 //! Completing an upload the application can trust ([`VerifiedUpload::complete`]).
 //!
-//! 0. The part list (already checked as input, `validate::part_list`) must fit the upload's plan,
+//! 1. The part list (already checked as input, `validate::part_list`) must fit the upload's plan,
 //!    and carry each part's checksum of the upload's algorithm and no other
 //!    ([`policy::check_part_list_against_plan`], [`policy::completion_checksums`]).
-//! 1. [`check_listed`]: when the upload has a size bound, the parts a completion names must be
+//! 2. [`check_listed`]: when the upload has a size bound, the parts a completion names must be
 //!    the ones the store lists, with the listed ETags, and their sizes must fit the plan and the
 //!    caller's limit; parts holding more than was signed or allowed abort the upload (here, and
 //!    nowhere else). The store then assembles exactly the listed parts (it checks each named
 //!    ETag), so a part re-sent between the listing and the completion cannot slip in.
-//! 2. After `CompleteMultipartUpload` the object is read back with `HeadObject`: it
-//!    exists, holds what the plan or the listed parts say and no more than the caller may store.
-//!    An object that breaks those limits is deleted. The answer's facts ([`VerifiedObject`]) are
-//!    the store's, read back: Ceph 16's completion answer has an empty ETag (docs/stores.md,
-//!    "Completion"); the HEAD fills it. For parts with CRCs, the CRC of the whole object is
-//!    combined from theirs and their lengths (`whole_file.rs`), which is why an upload with CRC
-//!    parts and no fixed plan is listed before completing, bounded or not.
-//! 3. A completion retried after its answer was lost finds no upload: when the object under the
+//! 3. After `CompleteMultipartUpload` the object is read back with `HeadObject`: it exists, holds
+//!    what the plan or the listed parts say and no more than the caller may store. An object that
+//!    breaks those limits is deleted. The answer's facts ([`VerifiedObject`]) are the store's,
+//!    read back: Ceph 16's completion answer has an empty ETag (`docs/stores.md`, "Completion");
+//!    the HEAD fills it. For parts with CRCs, the CRC of the whole object is combined from theirs
+//!    and their lengths (`whole_file.rs`), which is why an upload with CRC parts and no fixed plan
+//!    is listed before completing, bounded or not.
+//! 4. A completion retried after its answer was lost finds no upload: when the object under the
 //!    key has the ETag the named parts give a multipart object ([`multipart_etag`]), it is this
 //!    upload's result, and the retry gets the same answer (held to the same limits).
+//!
+//! Then the answer: the receipt of what was verified, once the completion event (if events are
+//! on) is in the store.
 
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteResponse, CompletedPart, ListedPart, WholeFileChecksum,
