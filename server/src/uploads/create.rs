@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
-use s3_direct_protocol::wire::{CreateMultipartRequest, CreateMultipartResponse};
+use s3_direct_protocol::wire::{
+    CreateMultipartRequest, CreateMultipartResponse, SignBatchResponse,
+};
 
 use super::Caller;
 use super::signing::{part_signings, signed_batch};
@@ -58,25 +60,9 @@ impl Caller<'_> {
         // The parts will carry this checksum: the client's own choice, or else the one asked for
         // (a client that declares nothing may still follow the answer).
         let hashed = req.checksum.map_or(asked, |c| c.resolve(asked));
-        // The first parts' URLs, when asked for and no checksum is wanted (a URL signs its part's
-        // checksum, which the client has not computed yet). Signing is authorised as the batch
-        // route would authorise it; a caller allowed to create but not to sign simply gets none.
-        let count = req
-            .presign_parts
-            .map_or(0, |n| n.min(MAX_BATCH_PARTS as u32))
-            .min(policy::max_part_number(&claims));
-        let presigned = if count > 0 && hashed.is_none() && self.may_also(Action::Sign).await {
-            // The upload exists now: a signing failure only costs the client its own batch
-            // request (a bounded upload without a plan cannot be signed without the parts'
-            // lengths).
-            let numbers: Vec<u32> = (1..=count).collect();
-            match part_signings(&claims, &numbers, &BTreeMap::new(), BTreeMap::new()) {
-                Ok(parts) => signed_batch(state, &key, &store_id, parts)
-                    .await
-                    .ok()
-                    .map(|(batch, _)| batch),
-                Err(_) => None,
-            }
+        let presigned = if hashed.is_none() {
+            self.first_batch(&claims, &key, &store_id, req.presign_parts)
+                .await
         } else {
             None
         };
@@ -88,5 +74,30 @@ impl Caller<'_> {
             checksum: asked,
             presigned,
         })
+    }
+
+    /// The URLs of the first `asked` parts of a new upload (at most a batch, at most the plan),
+    /// signed as the batch route would sign them, for a client whose parts carry no checksum (a
+    /// URL signs its part's checksum, which the client has not computed yet). The upload exists
+    /// now, so a caller allowed to create but not to sign, or a signing failure, only costs the
+    /// client its own batch request (a bounded upload without a plan cannot be signed without the
+    /// parts' lengths): none are answered.
+    async fn first_batch(
+        &self,
+        claims: &UploadClaims,
+        key: &str,
+        store_id: &str,
+        asked: Option<u32>,
+    ) -> Option<SignBatchResponse> {
+        let count = asked
+            .map_or(0, |n| n.min(MAX_BATCH_PARTS as u32))
+            .min(policy::max_part_number(claims));
+        if count == 0 || !self.may_also(Action::Sign).await {
+            return None;
+        }
+        let numbers: Vec<u32> = (1..=count).collect();
+        let parts = part_signings(claims, &numbers, &BTreeMap::new(), BTreeMap::new()).ok()?;
+        let (batch, _) = signed_batch(self.state, key, store_id, parts).await.ok()?;
+        Some(batch)
     }
 }
