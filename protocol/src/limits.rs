@@ -20,6 +20,8 @@ pub const MAX_PART_SIZE: u64 = 5 * GIB;
 pub const MAX_OBJECT_SIZE: u64 = 5 * TIB;
 /// Largest object a single presigned PUT can produce.
 pub const MAX_SINGLE_PUT_SIZE: u64 = 5 * GIB;
+/// Longest object key S3 accepts, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Smallest part size the client picks unless told otherwise (see
 /// [`default_part_size`](crate::plan::default_part_size)). Larger than S3's minimum: fewer
@@ -37,3 +39,10 @@ pub const MAX_BATCH_PARTS: usize = 1_000;
 /// Part sizes chosen by the planner are rounded up to a multiple of this, so that plans are
 /// readable and equal across clients.
 pub const PART_SIZE_ALIGN: u64 = MIB;
+
+/// Largest body `POST /multipart` (create) and `POST /params/complete` accept: a file name, a
+/// type and at most 2 KB of metadata.
+pub const MAX_CREATE_BODY_BYTES: usize = 64 * 1024;
+/// Largest body `POST /multipart/{id}/complete` accepts: 10,000 parts with 128-character ETags
+/// take about 1.7 MB.
+pub const MAX_COMPLETE_BODY_BYTES: usize = 4 * 1024 * 1024;

@@ -36,6 +36,28 @@ const MAX_PRINCIPAL_BYTES: usize = 256;
 /// Clock difference tolerated on a bearer token's `exp` and `nbf`, in seconds.
 pub const JWT_LEEWAY_SECS: u64 = 30;
 
+/// Why what an authorizer handed over does not make a usable [`Principal`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrincipalError {
+    #[error("the principal id is empty, too long or has control characters")]
+    BadId,
+    #[error("key prefix {0:?} is not a relative path like \"users/42/\"")]
+    BadKeyPrefix(String),
+}
+
+/// Why an authorizer cannot be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("a JWT secret of {0} bytes is too short for HS256; use at least 32")]
+    ShortJwtSecret(usize),
+    #[error("the JWT public key file is not a PEM RSA or EC (P-256) public key")]
+    NotAPublicKey,
+    #[error("--webhook-url {0:?} must be an http:// or https:// URL")]
+    WebhookUrl(String),
+    #[error("cannot build the webhook client: {0}")]
+    WebhookClient(reqwest::Error),
+}
+
 /// An authenticated caller and the limits of its upload permission.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Principal {
@@ -64,12 +86,12 @@ impl Principal {
     }
 
     /// Checks the fields an authorizer handed over and normalises the key prefix.
-    pub fn checked(mut self) -> Result<Self, String> {
+    pub fn checked(mut self) -> Result<Self, PrincipalError> {
         if self.id.is_empty()
             || self.id.len() > MAX_PRINCIPAL_BYTES
             || self.id.chars().any(char::is_control)
         {
-            return Err("the principal id is empty, too long or has control characters".into());
+            return Err(PrincipalError::BadId);
         }
         let p = &self.key_prefix;
         let body = p.strip_suffix('/').unwrap_or(p);
@@ -78,9 +100,7 @@ impl Principal {
                 .split('/')
                 .any(|seg| seg.is_empty() || seg == "." || seg == "..");
         if bad_segment || p.chars().any(char::is_control) || p.len() > 512 {
-            return Err(format!(
-                "key prefix {p:?} is not a relative path like \"users/42/\""
-            ));
+            return Err(PrincipalError::BadKeyPrefix(p.clone()));
         }
         if !p.is_empty() && !p.ends_with('/') {
             self.key_prefix.push('/');
@@ -218,12 +238,9 @@ impl fmt::Debug for JwtAuth {
 
 impl JwtAuth {
     /// HS256 with a shared secret.
-    pub fn hs256(secret: &[u8]) -> Result<Self, String> {
+    pub fn hs256(secret: &[u8]) -> Result<Self, AuthConfigError> {
         if secret.len() < 32 {
-            return Err(format!(
-                "a JWT secret of {} bytes is too short for HS256; use at least 32",
-                secret.len()
-            ));
+            return Err(AuthConfigError::ShortJwtSecret(secret.len()));
         }
         Ok(Self::with(
             DecodingKey::from_secret(secret),
@@ -232,14 +249,14 @@ impl JwtAuth {
     }
 
     /// RS256 or ES256 with a PEM public key (the algorithm follows the key type).
-    pub fn public_key_pem(pem: &[u8]) -> Result<Self, String> {
+    pub fn public_key_pem(pem: &[u8]) -> Result<Self, AuthConfigError> {
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Ok(Self::with(key, vec![Algorithm::RS256]));
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             return Ok(Self::with(key, vec![Algorithm::ES256]));
         }
-        Err("the JWT public key file is not a PEM RSA or EC (P-256) public key".into())
+        Err(AuthConfigError::NotAPublicKey)
     }
 
     fn with(key: DecodingKey, algorithms: Vec<Algorithm>) -> Self {
@@ -452,7 +469,9 @@ mod tests {
             "app.example.com/auth",
             "HTTPS-ish://x",
         ] {
-            let err = WebhookAuth::new(bad, Duration::from_secs(1)).unwrap_err();
+            let err = WebhookAuth::new(bad, Duration::from_secs(1))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("must be an http:// or https:// URL"), "{err}");
         }
     }

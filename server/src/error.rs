@@ -10,8 +10,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use s3_direct_protocol::ErrorCode;
+use s3_direct_protocol::limits::{MAX_COMPLETE_BODY_BYTES, MAX_CREATE_BODY_BYTES};
 use s3_direct_protocol::wire::ErrorBody;
 
+use crate::keys::KeyError;
 use crate::store::StoreError;
 
 /// Everything that can go wrong while answering a request.
@@ -32,8 +34,8 @@ pub enum Error {
     /// The body exceeds the route's limit.
     #[error(
         "request body is too large (create accepts {} bytes, complete {} bytes)",
-        crate::routes::CREATE_BODY_LIMIT,
-        crate::routes::COMPLETE_BODY_LIMIT
+        MAX_CREATE_BODY_BYTES,
+        MAX_COMPLETE_BODY_BYTES
     )]
     PayloadTooLarge,
 
@@ -188,6 +190,12 @@ impl IntoResponse for Error {
             _ => {}
         }
         res
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Self::bad_request(e.code(), e.to_string())
     }
 }
 

@@ -35,6 +35,14 @@ use crate::media_type::MediaType;
 /// Paths answered whatever the `Host`: the probes.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];
 
+/// A value of `--allowed-host` that is not `HOST` or `HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a host; use HOST or HOST:PORT, like app.example.com or 127.0.0.1:8080 \
+     ([::1]:8080 for IPv6)"
+)]
+pub struct NotAHost(pub String);
+
 /// A host the server answers: a name or address, and a port unless any port will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedHost {
@@ -46,13 +54,8 @@ pub struct AllowedHost {
 
 impl AllowedHost {
     /// Parses `HOST` or `HOST:PORT` (`[::1]:8080` for IPv6), as `--allowed-host` takes it.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let (host, port) = split_host(raw.trim()).ok_or_else(|| {
-            format!(
-                "{raw:?} is not a host; use HOST or HOST:PORT, like app.example.com or \
-                 127.0.0.1:8080 ([::1]:8080 for IPv6)"
-            )
-        })?;
+    pub fn parse(raw: &str) -> Result<Self, NotAHost> {
+        let (host, port) = split_host(raw.trim()).ok_or_else(|| NotAHost(raw.to_owned()))?;
         Ok(Self { host, port })
     }
 

@@ -24,16 +24,37 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 use uuid::Uuid;
 
-use crate::error::Error;
 use s3_direct_protocol::ErrorCode;
+
+/// Why a file name or a key is refused; each kind is one stable [`ErrorCode`] of a 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// A key that is not one this server issues, or a prefix that leaves no room for a name.
+    #[error("{0}")]
+    InvalidKey(String),
+    /// A file name no browser sends for a real file.
+    #[error("{0}")]
+    InvalidFilename(String),
+}
+
+impl KeyError {
+    /// The code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidKey(_) => ErrorCode::InvalidKey,
+            Self::InvalidFilename(_) => ErrorCode::InvalidFilename,
+        }
+    }
+}
 
 /// Longest file name accepted as input, in UTF-8 bytes.
 pub const MAX_FILENAME_INPUT_BYTES: usize = 1024;
 /// Longest sanitized name kept in a key, in UTF-8 bytes (the usual file-system name limit, so the
 /// object can be downloaded under its own name).
 pub const MAX_NAME_BYTES: usize = 255;
-/// Longest object key S3 accepts, in UTF-8 bytes.
-pub const S3_MAX_KEY_BYTES: usize = 1024;
+/// Longest object key S3 accepts, in UTF-8 bytes (an S3 limit, so the protocol crate's; the name
+/// stays for the store, which reads it here).
+pub use s3_direct_protocol::limits::MAX_KEY_BYTES as S3_MAX_KEY_BYTES;
 /// Longest extension (with its dot) that truncation keeps intact.
 const MAX_KEPT_EXTENSION_BYTES: usize = 16;
 /// Fewest bytes a key must leave for the file name; a prefix leaving less is refused.
@@ -78,14 +99,14 @@ impl KeyPolicy {
     }
 
     /// A fresh key for a file the user called `filename`.
-    pub fn issue(&self, filename: &str) -> Result<String, Error> {
+    pub fn issue(&self, filename: &str) -> Result<String, KeyError> {
         self.issue_under(&self.prefix, filename)
     }
 
     /// A fresh key under `prefix` (the policy's prefix plus a caller's own, already checked).
     ///
     /// The name is cut to what the store's key limit leaves after `prefix` and the id.
-    pub fn issue_under(&self, prefix: &str, filename: &str) -> Result<String, Error> {
+    pub fn issue_under(&self, prefix: &str, filename: &str) -> Result<String, KeyError> {
         let name = sanitize_filename(filename)?;
         let budget = self.name_budget(prefix)?;
         let name = fit_name(&name, budget);
@@ -93,42 +114,36 @@ impl KeyPolicy {
     }
 
     /// Bytes a key under `prefix` leaves for the file name.
-    fn name_budget(&self, prefix: &str) -> Result<usize, Error> {
+    fn name_budget(&self, prefix: &str) -> Result<usize, KeyError> {
         let left = self
             .max_key_bytes
             .saturating_sub(prefix.len() + ID_BYTES)
             .min(MAX_NAME_BYTES);
         if left < MIN_NAME_BUDGET {
-            return Err(Error::bad_request(
-                ErrorCode::InvalidKey,
-                format!(
-                    "the key prefix {:?} ({} bytes) leaves {left} bytes for the file name under \
+            return Err(KeyError::InvalidKey(format!(
+                "the key prefix {:?} ({} bytes) leaves {left} bytes for the file name under \
                      the store's {}-byte key limit; use a key prefix shorter by {} bytes",
-                    truncate_for_message(prefix),
-                    prefix.len(),
-                    self.max_key_bytes,
-                    MIN_NAME_BUDGET - left
-                ),
-            ));
+                truncate_for_message(prefix),
+                prefix.len(),
+                self.max_key_bytes,
+                MIN_NAME_BUDGET - left
+            )));
         }
         Ok(left)
     }
 
     /// Checks that `key` is one this policy could have issued.
-    pub fn check<'k>(&self, key: &'k str) -> Result<&'k str, Error> {
+    pub fn check<'k>(&self, key: &'k str) -> Result<&'k str, KeyError> {
         self.check_under(&self.prefix, key)
     }
 
     /// Checks that `key` is `{prefix}{uuid}/{name}` as [`Self::issue_under`] makes them.
-    pub fn check_under<'k>(&self, prefix: &str, key: &'k str) -> Result<&'k str, Error> {
+    pub fn check_under<'k>(&self, prefix: &str, key: &'k str) -> Result<&'k str, KeyError> {
         let invalid = |why: &str| {
-            Error::bad_request(
-                ErrorCode::InvalidKey,
-                format!(
-                    "key {:?} {why}; pass the key returned when the upload was created",
-                    truncate_for_message(key)
-                ),
-            )
+            KeyError::InvalidKey(format!(
+                "key {:?} {why}; pass the key returned when the upload was created",
+                truncate_for_message(key)
+            ))
         };
         let Some(rest) = key.strip_prefix(prefix) else {
             return Err(invalid(&format!("is outside the key prefix {prefix:?}")));
@@ -163,34 +178,27 @@ impl KeyPolicy {
 /// stripped (no hidden names, no `..`); surrounding whitespace trimmed; at most
 /// [`MAX_NAME_BYTES`] bytes, keeping the extension; empty becomes `file`. Everything else,
 /// including any script, emoji, `+` and `%`, is kept as typed.
-pub fn sanitize_filename(filename: &str) -> Result<String, Error> {
+pub fn sanitize_filename(filename: &str) -> Result<String, KeyError> {
     if filename.len() > MAX_FILENAME_INPUT_BYTES {
-        return Err(Error::bad_request(
-            ErrorCode::InvalidFilename,
-            format!(
-                "file name of {} bytes is longer than the {MAX_FILENAME_INPUT_BYTES}-byte limit; \
+        return Err(KeyError::InvalidFilename(format!(
+            "file name of {} bytes is longer than the {MAX_FILENAME_INPUT_BYTES}-byte limit; \
                  rename the file",
-                filename.len()
-            ),
-        ));
+            filename.len()
+        )));
     }
     if filename.contains('\0') {
-        return Err(Error::bad_request(
-            ErrorCode::InvalidFilename,
-            "file name contains a NUL character; send the file's own name",
+        return Err(KeyError::InvalidFilename(
+            "file name contains a NUL character; send the file's own name".to_owned(),
         ));
     }
     if filename
         .split(['/', '\\'])
         .any(|segment| segment.trim() == "..")
     {
-        return Err(Error::bad_request(
-            ErrorCode::InvalidFilename,
-            format!(
-                "file name {filename:?} contains a '..' path segment; send the file's own name, \
+        return Err(KeyError::InvalidFilename(format!(
+            "file name {filename:?} contains a '..' path segment; send the file's own name, \
                  without folders"
-            ),
-        ));
+        )));
     }
     let cleaned: String = filename
         .nfc()

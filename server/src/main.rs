@@ -4,6 +4,8 @@
 //! The lines printed to stdout are read by scripts and tests; keep their format stable.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,7 +35,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        None | Some(Command::Serve) => runtime.block_on(run_server(cli.serve)),
+        None | Some(Command::Serve) => runtime
+            .block_on(run_server(cli.serve))
+            .map_err(|e| e.to_string()),
         Some(Command::Uploads(command)) => {
             runtime.block_on(s3_direct_server::ops::run(&command, &cli.serve))
         }
@@ -53,15 +57,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_server(config: ServeConfig) -> Result<(), String> {
+/// Why the server could not start or stopped; printed as `error: {message}`.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// A configuration that cannot work (`InvalidInput`): its message says why.
+    #[error("{0}")]
+    Config(std::io::Error),
+    #[error("cannot set up the store client: {0}")]
+    StoreClient(std::io::Error),
+    #[error("cannot start the embedded store on {listen} with data in {}: {source}", data_dir.display())]
+    EmbeddedStore {
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {listen}: {source}; pick another --listen")]
+    Listen {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("server failed: {0}")]
+    Served(std::io::Error),
+}
+
+async fn run_server(config: ServeConfig) -> Result<(), ServeError> {
     let prepared = prepare(&config).await.map_err(|e| match &config.endpoint {
-        _ if e.kind() == std::io::ErrorKind::InvalidInput => e.to_string(),
-        Some(_) => format!("cannot set up the store client: {e}"),
-        None => format!(
-            "cannot start the embedded store on {} with data in {}: {e}",
-            config.embedded_listen,
-            config.data_dir.display()
-        ),
+        _ if e.kind() == std::io::ErrorKind::InvalidInput => ServeError::Config(e),
+        Some(_) => ServeError::StoreClient(e),
+        None => ServeError::EmbeddedStore {
+            listen: config.embedded_listen,
+            data_dir: config.data_dir.clone(),
+            source: e,
+        },
     })?;
     if let Some(embedded) = &prepared.embedded {
         println!(
@@ -71,15 +100,13 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
             config.data_dir.display()
         );
     }
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {}: {e}; pick another --listen",
-            config.listen
-        )
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            listen: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     println!("listening on http://{addr}");
     println!("demo page: http://{addr}/");
     // The sweeper stops with the server; a sweep cut short is safe (aborts are idempotent).
@@ -95,7 +122,7 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
     for task in [sweeping, delivering].into_iter().flatten() {
         task.abort();
     }
-    served.map_err(|e| format!("server failed: {e}"))?;
+    served.map_err(ServeError::Served)?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -16,6 +16,32 @@
 
 use std::fmt;
 
+/// How a value is not exactly one media type; its text completes "… is not one valid media type:".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaTypeError {
+    #[error("a comma makes it a list of types")]
+    List,
+    #[error("it has no \"/\" between type and subtype")]
+    NoSlash,
+    /// `what` is `type` or `subtype`.
+    #[error("its {what} {part:?} is not an RFC 9110 token")]
+    NotAToken { what: &'static str, part: String },
+    #[error("its {0} is a wildcard, not a file's type")]
+    Wildcard(&'static str),
+    #[error("its parameter {0:?} is given twice")]
+    ParameterTwice(String),
+    #[error("{0:?} follows a parameter without a \";\"")]
+    NoSemicolon(String),
+    #[error("its parameter {0:?} has no \"=\"")]
+    NoEquals(String),
+    #[error("its parameter name {0:?} is not a token")]
+    NameNotAToken(String),
+    #[error("the quoted value of its parameter {0:?} is malformed")]
+    BadQuotedValue(String),
+    #[error("the value {value:?} of its parameter {name:?} is neither a token nor a quoted string")]
+    BadValue { value: String, name: String },
+}
+
 /// A parsed media type: lowercase `type/subtype` and its parameters in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaType {
@@ -29,21 +55,24 @@ pub struct MediaType {
 
 impl MediaType {
     /// Parses `raw`, or says what is wrong with it.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, MediaTypeError> {
         if raw.contains(',') {
-            return Err("a comma makes it a list of types".to_owned());
+            return Err(MediaTypeError::List);
         }
         let (essence, rest) = raw.split_once(';').unwrap_or((raw, ""));
         let (ty, subtype) = essence
             .trim_matches(is_ows)
             .split_once('/')
-            .ok_or("it has no \"/\" between type and subtype")?;
+            .ok_or(MediaTypeError::NoSlash)?;
         for (what, part) in [("type", ty), ("subtype", subtype)] {
             if !is_token(part) {
-                return Err(format!("its {what} {part:?} is not an RFC 9110 token"));
+                return Err(MediaTypeError::NotAToken {
+                    what,
+                    part: part.to_owned(),
+                });
             }
             if part == "*" {
-                return Err(format!("its {what} is a wildcard, not a file's type"));
+                return Err(MediaTypeError::Wildcard(what));
             }
         }
         let mut params: Vec<(String, String)> = Vec::new();
@@ -60,14 +89,14 @@ impl MediaType {
             }
             let (name, value, after) = parameter(rest)?;
             if params.iter().any(|(n, _)| *n == name) {
-                return Err(format!("its parameter {name:?} is given twice"));
+                return Err(MediaTypeError::ParameterTwice(name));
             }
             params.push((name, value));
             rest = after.trim_start_matches(is_ows);
             match rest.strip_prefix(';') {
                 Some(after) => rest = after,
                 None if rest.is_empty() => break,
-                None => return Err(format!("{rest:?} follows a parameter without a \";\"")),
+                None => return Err(MediaTypeError::NoSemicolon(rest.to_owned())),
             }
         }
         Ok(Self {
@@ -109,25 +138,26 @@ impl fmt::Display for MediaType {
 }
 
 /// One `name=value` at the start of `s`: the lowercase name, the value, and what follows it.
-fn parameter(s: &str) -> Result<(String, String, &str), String> {
+fn parameter(s: &str) -> Result<(String, String, &str), MediaTypeError> {
     let (name, rest) = s
         .split_once('=')
-        .ok_or_else(|| format!("its parameter {:?} has no \"=\"", first_word(s)))?;
+        .ok_or_else(|| MediaTypeError::NoEquals(first_word(s).to_owned()))?;
     if !is_token(name) {
-        return Err(format!("its parameter name {name:?} is not a token"));
+        return Err(MediaTypeError::NameNotAToken(name.to_owned()));
     }
     let name = name.to_ascii_lowercase();
     if let Some(quoted) = rest.strip_prefix('"') {
-        let (value, after) = quoted_string(quoted)
-            .ok_or_else(|| format!("the quoted value of its parameter {name:?} is malformed"))?;
+        let (value, after) =
+            quoted_string(quoted).ok_or_else(|| MediaTypeError::BadQuotedValue(name.clone()))?;
         return Ok((name, value, after));
     }
     let end = rest.find(|c| c == ';' || is_ows(c)).unwrap_or(rest.len());
     let value = &rest[..end];
     if !is_token(value) {
-        return Err(format!(
-            "the value {value:?} of its parameter {name:?} is neither a token nor a quoted string"
-        ));
+        return Err(MediaTypeError::BadValue {
+            value: value.to_owned(),
+            name,
+        });
     }
     Ok((name, value.to_owned(), &rest[end..]))
 }

@@ -1,132 +1,37 @@
-//! The signing policy: who may act on which upload, and the limits every signature carries.
+//! The signing policy: pure rules over an upload's claims ([`UploadClaims`]), applied by the use
+//! cases ([`crate::uploads`]) before anything reaches the store. No I/O, no state.
 //!
-//! Each route calls these before the store:
-//!
-//! 1. [`authorize`]: the [`Authorizer`](crate::auth::Authorizer) names the caller, then the
-//!    per-caller rate limit applies (per client address when the server is open).
-//! 2. [`verify_upload`] (every call on an existing upload): the key is under the caller's prefix,
-//!    the upload token in `uploadId` verifies for this store upload id and key, has not expired,
-//!    and was issued to this caller.
-//! 3. [`max_part_number`] / [`signed_length`]: a declared size (and part size) bounds the part
-//!    numbers; wherever a size bound exists (a declared size, the caller's `max_size`) every part
-//!    URL signs its exact `Content-Length`: the plan's, or the one the client names.
-//! 4. [`completion`]: at completion the named parts must be the listed ones and their stored
-//!    sizes match the plan and limits (the route aborts an upload that broke them), and the object
-//!    the store assembled is read back with `HeadObject` and held to the same limits.
+//! - The plan: a declared size (and part size) bounds the part numbers ([`max_part_number`]);
+//!   wherever a size bound exists (a declared size, the caller's `max_size`) every part URL signs
+//!   its exact `Content-Length`: the plan's, or the one the client names ([`signed_length`]); a
+//!   completion names the plan's parts ([`check_part_list_against_plan`]).
+//! - Checksums: the algorithm an upload is created with ([`declared_checksum`]), which every part
+//!   must then be signed with ([`check_part_checksum`]) and completed with
+//!   ([`completion_checksums`]).
+//! - The query values that carry these (`length=`, `checksum=`, `lengths=`, `checksums=`),
+//!   parsed and held to their part numbers.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use s3_direct_protocol::ErrorCode;
 use s3_direct_protocol::PartPlan;
+use s3_direct_protocol::api::{self, ChecksumSyntaxError};
 use s3_direct_protocol::limits::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, PartChecksums};
 
-use crate::AppState;
-use crate::auth::{Action, CreateDetails, Principal};
 use crate::error::Error;
 use crate::keys::truncate_for_message;
-use crate::ratelimit::Gate;
-use crate::token::{UploadClaims, principal_digest, split_upload_id};
+use crate::token::UploadClaims;
 use crate::validate;
-
-pub mod completion;
-pub mod single;
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Authenticates the caller and charges the request to its rate limit (before a webhook call
-/// for credentials not known yet, to the client address's; see `ratelimit.rs`).
-pub async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    action: Action,
-    create: Option<&CreateDetails>,
-) -> Result<Principal, Error> {
-    let gate = Gate::new(
-        state.limiter(),
-        state.address_limiter(),
-        peer,
-        state.authorizer().is_open(),
-    );
-    let outcome = state
-        .authorizer()
-        .authorize(headers, action, create, &gate)
-        .await;
-    gate.settle(outcome)
-}
-
-/// The full key prefix of `principal`: the server's prefix plus its own.
-pub fn prefix_of(state: &AppState, principal: &Principal) -> String {
-    format!("{}{}", state.keys().prefix(), principal.key_prefix)
-}
-
-/// The `key` query parameter: present, of the shape this server issues, under the caller's prefix.
-pub fn checked_key<'a>(
-    state: &AppState,
-    principal: &Principal,
-    key: Option<&'a str>,
-) -> Result<&'a str, Error> {
-    let key = key.ok_or_else(|| {
-        Error::bad_request(
-            ErrorCode::InvalidKey,
-            "missing query parameter `key`; pass the key returned when the upload was created",
-        )
-    })?;
-    let prefix = prefix_of(state, principal);
-    if principal.key_prefix.is_empty() || key.starts_with(&prefix) {
-        return state.keys().check_under(&prefix, key);
-    }
-    Err(Error::Forbidden {
-        code: ErrorCode::Forbidden,
-        message: format!(
-            "key {:?} is outside the prefix {prefix:?} this caller may write under",
-            truncate_for_message(key)
-        ),
-    })
-}
-
-/// An existing upload the caller has proved it owns.
-#[derive(Debug, Clone)]
-pub struct UploadRef<'a> {
-    /// The store's upload id (the part of `uploadId` before the last `.`).
-    pub store_id: &'a str,
-    pub key: &'a str,
-    pub claims: UploadClaims,
-}
-
-/// Checks `uploadId` + `key` belong to `principal` (see the module docs).
-pub fn verify_upload<'a>(
-    state: &AppState,
-    principal: &Principal,
-    raw_upload_id: &'a str,
-    key: Option<&'a str>,
-) -> Result<UploadRef<'a>, Error> {
-    let raw = validate::upload_id(raw_upload_id)?;
-    let key = checked_key(state, principal, key)?;
-    let (store_id, token) = split_upload_id(raw)?;
-    let claims = state.secrets().open(store_id, key, token, now_secs())?;
-    if claims.principal != principal_digest(&principal.id) {
-        return Err(Error::Forbidden {
-            code: ErrorCode::Forbidden,
-            message: "this upload belongs to another principal".to_owned(),
-        });
-    }
-    Ok(UploadRef {
-        store_id,
-        key,
-        claims,
-    })
 }
 
 /// The plan fixed at create, when both size and part size were declared.
@@ -244,20 +149,21 @@ pub fn length(n: u32, raw: &str) -> Result<u64, Error> {
         })
 }
 
-/// Parses `ALGO:BASE64`, checking the digest has the algorithm's length.
+/// Parses `ALGO:BASE64` ([`api::parse_checksum`]), checking the digest has the algorithm's
+/// length.
 pub fn checksum(raw: &str) -> Result<(ChecksumAlgorithm, String), Error> {
     let invalid = |why: String| Error::bad_request(ErrorCode::InvalidRequest, why);
-    let (algo, value) = raw.split_once(':').ok_or_else(|| {
-        invalid(format!(
-            "checksum {:?} is not ALGO:BASE64, like crc32c:yZRlqg==",
-            truncate_for_message(raw)
-        ))
-    })?;
-    let algo = ChecksumAlgorithm::parse(algo).ok_or_else(|| {
-        invalid(format!(
-            "checksum algorithm {:?} is not one of md5, crc32, crc32c, sha256",
-            truncate_for_message(algo)
-        ))
+    let (algo, value) = api::parse_checksum(raw).map_err(|e| {
+        invalid(match e {
+            ChecksumSyntaxError::NoAlgorithm => format!(
+                "checksum {:?} is not ALGO:BASE64, like crc32c:yZRlqg==",
+                truncate_for_message(raw)
+            ),
+            ChecksumSyntaxError::UnknownAlgorithm(algo) => format!(
+                "checksum algorithm {:?} is not one of md5, crc32, crc32c, sha256",
+                truncate_for_message(&algo)
+            ),
+        })
     })?;
     // A `+` in an unencoded query string arrives as a space.
     let value = value.trim().replace(' ', "+");
@@ -285,7 +191,8 @@ pub fn batch_lengths(raw: &str, numbers: &[u32]) -> Result<BTreeMap<u32, u64>, E
     per_part("lengths", raw, numbers, length)
 }
 
-/// Parses a batch parameter `name` of `N:VALUE` items, each naming a part of `numbers` once.
+/// Parses a batch parameter `name` of `N:VALUE` items ([`api::parse_per_part`]), each naming a
+/// part of `numbers` once.
 fn per_part<T>(
     name: &str,
     raw: &str,
@@ -293,8 +200,7 @@ fn per_part<T>(
     value: impl Fn(u32, &str) -> Result<T, Error>,
 ) -> Result<BTreeMap<u32, T>, Error> {
     let mut out = BTreeMap::new();
-    for item in raw.split(',').filter(|s| !s.trim().is_empty()) {
-        let (n, rest) = item.split_once(':').unwrap_or((item, ""));
+    for (n, rest) in api::parse_per_part(raw) {
         let n = validate::part_number(n)?;
         if !numbers.contains(&n) {
             return Err(Error::bad_request(
@@ -391,7 +297,7 @@ pub fn completion_checksums(
             };
             match p.checksums.get(declared) {
                 Some(value) => {
-                    checksum(&format!("{declared}:{value}"))?;
+                    checksum(&api::checksum(declared, value))?;
                     kept.checksums.set(declared, value.to_owned());
                     Ok(kept)
                 }
@@ -438,6 +344,7 @@ pub fn check_part_list_against_plan(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::token::principal_digest;
     use s3_direct_protocol::limits::{GIB, MIB};
 
     /// Claims of an upload with these sizes.

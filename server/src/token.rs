@@ -1,9 +1,8 @@
 //! Upload tokens: proof, carried inside `uploadId`, that an upload belongs to the caller.
 //!
 //! The server keeps no state, so ownership travels with the client. Create answers
-//! `uploadId = "{store upload id}.{token}"`; clients treat it as opaque and echo it in every path
-//! (Uppy does too). The token is base64url (no `.`, so splitting at the *last* `.` is exact even
-//! though store upload ids may contain dots) of a 32-byte HMAC-SHA256 tag followed by compact JSON
+//! `uploadId = "{store upload id}.{token}"` ([`crate::upload_id`] joins and splits it). The token
+//! is base64url (no `.`) of a 32-byte HMAC-SHA256 tag followed by compact JSON
 //! [`UploadClaims`]. The tag covers the store upload id, the object key and the claims, so a token
 //! replayed on another upload or key fails; the claims hold a digest of the principal, the plan
 //! and the expiry. Any replica holding the same secret verifies any token.
@@ -90,6 +89,15 @@ pub fn principal_digest(principal: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// An upload secret shorter than [`MIN_SECRET_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an upload secret of {0} bytes is too short; use at least {min} random bytes \
+     (e.g. `openssl rand -hex 32`)",
+    min = MIN_SECRET_BYTES
+)]
+pub struct SecretTooShort(pub usize);
+
 /// The secrets that seal and open tokens. Its `Debug` never shows them.
 #[derive(Clone)]
 pub struct UploadSecrets {
@@ -107,14 +115,10 @@ impl fmt::Debug for UploadSecrets {
 
 impl UploadSecrets {
     /// Secrets from configuration; each must be at least [`MIN_SECRET_BYTES`] long.
-    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Self, String> {
+    pub fn new(current: &[u8], previous: Option<&[u8]>) -> Result<Self, SecretTooShort> {
         for s in std::iter::once(current).chain(previous) {
             if s.len() < MIN_SECRET_BYTES {
-                return Err(format!(
-                    "an upload secret of {} bytes is too short; use at least {MIN_SECRET_BYTES} \
-                     random bytes (e.g. `openssl rand -hex 32`)",
-                    s.len()
-                ));
+                return Err(SecretTooShort(s.len()));
             }
         }
         Ok(Self {
@@ -255,21 +259,6 @@ fn tag(secret: &[u8], context: &[u8], id: &str, key: &str, claims: &[u8]) -> [u8
         .into()
 }
 
-/// Splits a client's `uploadId` into the store's upload id and the token, at the last `.`.
-pub fn split_upload_id(raw: &str) -> Result<(&str, &str), Error> {
-    match raw.rsplit_once('.') {
-        Some((store_id, token)) if !store_id.is_empty() && !token.is_empty() => {
-            Ok((store_id, token))
-        }
-        _ => Err(Error::Forbidden {
-            code: ErrorCode::InvalidUploadToken,
-            message: "uploadId carries no upload token; pass the uploadId returned by create \
-                      unchanged"
-                .to_owned(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,13 +351,5 @@ mod tests {
         assert!(UploadSecrets::new(b"short", None).is_err());
         let s = UploadSecrets::new(b"0123456789abcdef0123456789abcdef", None).unwrap();
         assert!(!format!("{s:?}").contains("0123"));
-    }
-
-    #[test]
-    fn upload_ids_split_at_the_last_dot() {
-        assert_eq!(split_upload_id("a.b.c").unwrap(), ("a.b", "c"));
-        for bad in ["abc", ".x", "x.", ""] {
-            assert!(split_upload_id(bad).is_err(), "{bad}");
-        }
     }
 }

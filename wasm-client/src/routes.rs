@@ -1,11 +1,14 @@
 //! URLs of the signing API under a configurable endpoint (default `/s3`).
 //!
-//! Plain string building, kept out of the browser code so it is tested natively. Upload ids and
-//! keys come from the store and may hold any character (`/` in keys, `+` and `=` in ids), so every
-//! component is percent-encoded.
+//! Plain string building, kept out of the browser code so it is tested natively. The paths and the
+//! per-part query syntax are the protocol crate's ([`s3_direct_protocol::api`]), the ones the
+//! server routes and parses. Upload ids and keys come from the store and may hold any character
+//! (`/` in keys, `+` and `=` in ids), so every component is percent-encoded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+use s3_direct_protocol::api;
 
 /// The signing API's routes under one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +26,7 @@ impl Routes {
 
     /// `POST`: create a multipart upload.
     pub fn create(&self) -> String {
-        format!("{}/multipart", self.base)
+        format!("{}{}", self.base, api::CREATE)
     }
 
     /// `GET`: presigned URLs for `parts`, with `checksums` (`ALGO:BASE64` per part) and
@@ -37,8 +40,8 @@ impl Routes {
         lengths: &BTreeMap<u32, u64>,
     ) -> String {
         let mut url = self.sign_batch(upload_id, key, parts);
-        push_per_part(&mut url, "checksums", parts, checksums);
-        push_per_part(&mut url, "lengths", parts, lengths);
+        push_per_part(&mut url, "checksums", &api::per_part(parts, checksums));
+        push_per_part(&mut url, "lengths", &api::per_part(parts, lengths));
         url
     }
 
@@ -53,9 +56,9 @@ impl Routes {
             let _ = write!(numbers, "{n}");
         }
         format!(
-            "{}/multipart/{}/batch?key={}&partNumbers={numbers}",
+            "{}{}?key={}&partNumbers={numbers}",
             self.base,
-            encode(upload_id),
+            api::fill(api::SIGN_BATCH, &[&encode(upload_id)]),
             encode(key)
         )
     }
@@ -63,16 +66,16 @@ impl Routes {
     /// `POST`: complete the upload.
     pub fn complete(&self, upload_id: &str, key: &str) -> String {
         format!(
-            "{}/multipart/{}/complete?key={}",
+            "{}{}?key={}",
             self.base,
-            encode(upload_id),
+            api::fill(api::COMPLETE, &[&encode(upload_id)]),
             encode(key)
         )
     }
 
     /// `POST`: a small file sent as one PUT is done; the server verifies it.
     pub fn complete_single(&self) -> String {
-        format!("{}/params/complete", self.base)
+        format!("{}{}", self.base, api::PARAMS_COMPLETE)
     }
 
     /// `GET`: the parts the store holds.
@@ -85,8 +88,9 @@ impl Routes {
     /// sends and Companion reads.
     pub fn single_put(&self, request: &crate::engine::SinglePutRequest) -> String {
         let mut url = format!(
-            "{}/params?method=PUT&filename={}&type={}&size={}",
+            "{}{}?method=PUT&filename={}&type={}&size={}",
             self.base,
+            api::PARAMS,
             encode(&request.filename),
             encode(&request.content_type),
             request.size
@@ -108,33 +112,19 @@ impl Routes {
     /// `DELETE`: abort the upload.
     pub fn abort(&self, upload_id: &str, key: &str) -> String {
         format!(
-            "{}/multipart/{}?key={}",
+            "{}{}?key={}",
             self.base,
-            encode(upload_id),
+            api::fill(api::UPLOAD, &[&encode(upload_id)]),
             encode(key)
         )
     }
 }
 
-/// Appends `&{name}=N:VALUE,…` for the `parts` that `values` has a value for (nothing when none).
-fn push_per_part<T: std::fmt::Display>(
-    url: &mut String,
-    name: &str,
-    parts: &[u32],
-    values: &BTreeMap<u32, T>,
-) {
-    let mut list = String::new();
-    for n in parts {
-        if let Some(value) = values.get(n) {
-            if !list.is_empty() {
-                list.push(',');
-            }
-            // Writing to a String cannot fail.
-            let _ = write!(list, "{n}:{value}");
-        }
-    }
+/// Appends `&{name}={list}` when the per-part `list` ([`api::per_part`]) is not empty.
+fn push_per_part(url: &mut String, name: &str, list: &str) {
     if !list.is_empty() {
-        let _ = write!(url, "&{name}={}", encode(&list));
+        // Writing to a String cannot fail.
+        let _ = write!(url, "&{name}={}", encode(list));
     }
 }
 

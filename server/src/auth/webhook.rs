@@ -22,7 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Action, Admission, Authorizer, CreateDetails, Principal};
+use super::{Action, Admission, AuthConfigError, Authorizer, CreateDetails, Principal};
 use crate::answers::{self, Answers};
 use crate::error::Error;
 
@@ -95,17 +95,15 @@ impl WebhookAuth {
     /// `http://` or `https://`; an `https://` webhook's certificate is verified against the
     /// system's root certificates. Plain `http://` only belongs on loopback or a private network
     /// (the webhook sees the browser's cookies).
-    pub fn new(url: &str, ttl: Duration) -> Result<Self, String> {
+    pub fn new(url: &str, ttl: Duration) -> Result<Self, AuthConfigError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "--webhook-url {url:?} must be an http:// or https:// URL"
-            ));
+            return Err(AuthConfigError::WebhookUrl(url.to_owned()));
         }
         let client = crate::http_client()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+            .map_err(AuthConfigError::WebhookClient)?;
         Ok(Self {
             url: url.to_owned(),
             ttl,

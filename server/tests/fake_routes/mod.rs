@@ -351,7 +351,7 @@ async fn a_retried_completion_of_a_completed_upload_answers_its_object() {
         .error(StatusCode::NOT_FOUND, ErrorCode::NoSuchUpload);
     let etag = format!(
         "\"{}\"",
-        s3_direct_server::policy::completion::multipart_etag(&[CompletedPart {
+        s3_direct_server::uploads::completion::multipart_etag(&[CompletedPart {
             part_number: 1,
             etag: part.into(),
             ..Default::default()

@@ -104,7 +104,7 @@ proptest! {
         let _ = validate::part_number(&raw);
         let _ = validate::part_number(&n.to_string());
         let _ = validate::batch(&raw);
-        let _ = validate::upload_id(&raw);
+        let _ = s3_direct_server::upload_id::check(&raw);
         let _ = validate::content_type(&raw);
         let _ = policy::checksum(&raw);
         let _ = policy::batch_checksums(&raw, &[1, 2, 3]);

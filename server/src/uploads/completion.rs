@@ -1,24 +1,34 @@
-//! Completing an upload the application can trust.
+//! Completing an upload the application can trust ([`VerifiedUpload::complete`]).
 //!
-//! 1. [`check_listed`]: when the upload has a size bound, the parts a completion names must be
+//! 1. The part list (already checked as input, `validate::part_list`) must fit the upload's plan,
+//!    and carry each part's checksum of the upload's algorithm and no other
+//!    ([`policy::check_part_list_against_plan`], [`policy::completion_checksums`]).
+//! 2. [`check_listed`]: when the upload has a size bound, the parts a completion names must be
 //!    the ones the store lists, with the listed ETags, and their sizes must fit the plan and the
-//!    caller's limit. The store then assembles exactly the listed parts (it checks each named
+//!    caller's limit; parts holding more than was signed or allowed abort the upload (here, and
+//!    nowhere else). The store then assembles exactly the listed parts (it checks each named
 //!    ETag), so a part re-sent between the listing and the completion cannot slip in.
-//! 2. [`finish`]: after `CompleteMultipartUpload` the object is read back with `HeadObject`: it
-//!    exists, holds what the plan or the listed parts say and no more than the caller may store.
-//!    An object that breaks those limits is deleted. The answer's facts ([`VerifiedObject`]) are
-//!    the store's, read back: Ceph 16's completion answer has an empty ETag (docs/stores.md,
-//!    "Completion"); the HEAD fills it. For parts with CRCs, the CRC of the whole object is
-//!    combined from theirs and their lengths (`whole_file.rs`), which is why an upload with CRC
-//!    parts and no fixed plan is listed before completing, bounded or not.
-//! 3. A completion retried after its answer was lost finds no upload: when the object under the
+//! 3. After `CompleteMultipartUpload` the object is read back with `HeadObject`: it exists, holds
+//!    what the plan or the listed parts say and no more than the caller may store. An object that
+//!    breaks those limits is deleted. The answer's facts ([`VerifiedObject`]) are the store's,
+//!    read back: Ceph 16's completion answer has an empty ETag (`docs/stores.md`, "Completion");
+//!    the HEAD fills it. For parts with CRCs, the CRC of the whole object is combined from theirs
+//!    and their lengths (`whole_file.rs`), which is why an upload with CRC parts and no fixed plan
+//!    is listed before completing, bounded or not.
+//! 4. A completion retried after its answer was lost finds no upload: when the object under the
 //!    key has the ETag the named parts give a multipart object ([`multipart_etag`]), it is this
 //!    upload's result, and the retry gets the same answer (held to the same limits).
+//!
+//! Then the answer: the receipt of what was verified, once the completion event (if events are
+//! on) is in the store.
 
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, ListedPart, WholeFileChecksum};
+use s3_direct_protocol::wire::{
+    ChecksumAlgorithm, CompleteResponse, CompletedPart, ListedPart, WholeFileChecksum,
+};
 
-use super::{UploadRef, bounded, part_length};
+use super::VerifiedUpload;
 use crate::error::Error;
+use crate::policy::{self, bounded, part_length};
 use crate::store::{ObjectHead, Store, StoreError};
 use crate::token::UploadClaims;
 use crate::whole_file;
@@ -144,97 +154,113 @@ pub fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
     Some(format!("{hex}-{}", parts.len()))
 }
 
-/// Completes `upload` from `parts` (checked against the plan and with the checksums the store
-/// must receive) and verifies the object; see the module docs.
-pub async fn finish(
-    store: &dyn Store,
-    upload: &UploadRef<'_>,
-    parts: &[CompletedPart],
-) -> Result<Finished, Error> {
-    let (key, store_id, claims) = (upload.key, upload.store_id, &upload.claims);
-    let mut expected = claims.size;
-    let mut listed = Vec::new();
-    if bounded(claims) || needs_listed_lengths(claims, parts) {
-        listed = match store.list_parts(key, store_id).await {
-            Err(e @ StoreError::NoSuchUpload { .. }) => {
-                return completed_earlier(store, upload, parts, e).await;
-            }
-            listed => listed?,
-        };
-    }
-    if bounded(claims) {
-        match check_listed(claims, parts, &listed) {
-            Ok(total) => expected = Some(total),
-            Err(Broken::Abort(why)) => {
-                tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
-                store.abort(key, store_id).await?;
-                return Err(Error::PlanViolated(format!(
-                    "{why}; the upload was aborted, start a new one"
-                )));
-            }
-            Err(Broken::Resend(why)) => {
-                return Err(Error::Store(StoreError::InvalidPart { message: why }));
-            }
+impl VerifiedUpload<'_> {
+    /// Completes the upload from the parts `parts` names (each checked as input already) and
+    /// answers the verified object with its receipt; see the module docs.
+    pub async fn complete(&self, parts: &[CompletedPart]) -> Result<CompleteResponse, Error> {
+        policy::check_part_list_against_plan(&self.claims, parts)?;
+        let checked = policy::completion_checksums(&self.claims, parts)?;
+        let done = self.finish(&checked).await?;
+        let object = &done.object;
+        if !done.earlier {
+            self.state().metrics().bytes_completed.inc_by(object.size);
         }
+        tracing::info!(
+            key = %object.key, upload = %self.store_id, parts = parts.len(),
+            size = object.size, etag = %object.etag, earlier = done.earlier,
+            "upload completed"
+        );
+        self.caller.answer(done, self.store_id).await
     }
-    let done = match store.complete(key, store_id, parts).await {
-        Err(e @ StoreError::NoSuchUpload { .. }) => {
-            return completed_earlier(store, upload, parts, e).await;
-        }
-        done => done?,
-    };
-    let head = store.head_object(key).await?.ok_or_else(|| {
-        StoreError::unavailable(
-            "HeadObject",
-            format!("the store holds no object under {key:?} just after completing it"),
-        )
-    })?;
-    let mut object = hold_to_limits(store, key, claims, expected, head).await?;
-    // Ceph 16 answers the completion with an empty ETag, and the HEAD with the real one.
-    if object.etag.is_empty() {
-        object.etag = done.etag;
-    }
-    // The completion's checksum is the one every store tested reports alike.
-    if done.checksum.is_some() {
-        object.checksum = done.checksum;
-    }
-    object.whole_file = whole_file_crc(claims, parts, &listed, &object);
-    // The location is built from the address browsers use, never the store's own answer (Garage
-    // names its `root_domain` there), so a retried completion answers the same.
-    let location = store.object_location(&object.key);
-    Ok(Finished {
-        object,
-        location,
-        earlier: false,
-    })
-}
 
-/// The answer to a completion whose upload is gone: the object under the key, when its ETag is
-/// the one `parts` give a multipart object (held to the limits as a first completion is);
-/// otherwise `gone`.
-async fn completed_earlier(
-    store: &dyn Store,
-    upload: &UploadRef<'_>,
-    parts: &[CompletedPart],
-    gone: StoreError,
-) -> Result<Finished, Error> {
-    let key = upload.key;
-    let Some(etag) = multipart_etag(parts) else {
-        return Err(gone.into());
-    };
-    let head = match store.head_object(key).await? {
-        Some(head) if same_etag(&head.etag, &etag) => head,
-        _ => return Err(gone.into()),
-    };
-    tracing::info!(%key, upload = %upload.store_id, "the upload was completed earlier; answering its object");
-    let mut object = hold_to_limits(store, key, &upload.claims, upload.claims.size, head).await?;
-    // The parts' lengths are the plan's, if fixed: the listing is gone with the upload.
-    object.whole_file = whole_file_crc(&upload.claims, parts, &[], &object);
-    Ok(Finished {
-        object,
-        location: store.object_location(key),
-        earlier: true,
-    })
+    /// Completes the upload from `parts` (checked against the plan and with the checksums the
+    /// store must receive) and verifies the object.
+    async fn finish(&self, parts: &[CompletedPart]) -> Result<Finished, Error> {
+        let store = self.state().store();
+        let (key, store_id, claims) = (self.key, self.store_id, &self.claims);
+        let mut expected = claims.size;
+        let mut listed = Vec::new();
+        if bounded(claims) || needs_listed_lengths(claims, parts) {
+            listed = match store.list_parts(key, store_id).await {
+                Err(e @ StoreError::NoSuchUpload { .. }) => {
+                    return self.completed_earlier(parts, e).await;
+                }
+                listed => listed?,
+            };
+        }
+        if bounded(claims) {
+            match check_listed(claims, parts, &listed) {
+                Ok(total) => expected = Some(total),
+                Err(Broken::Abort(why)) => {
+                    tracing::warn!(%key, upload = %store_id, "aborting an upload that broke its plan: {why}");
+                    store.abort(key, store_id).await?;
+                    return Err(Error::PlanViolated(format!(
+                        "{why}; the upload was aborted, start a new one"
+                    )));
+                }
+                Err(Broken::Resend(why)) => {
+                    return Err(Error::Store(StoreError::InvalidPart { message: why }));
+                }
+            }
+        }
+        let done = match store.complete(key, store_id, parts).await {
+            Err(e @ StoreError::NoSuchUpload { .. }) => {
+                return self.completed_earlier(parts, e).await;
+            }
+            done => done?,
+        };
+        let head = store.head_object(key).await?.ok_or_else(|| {
+            StoreError::unavailable(
+                "HeadObject",
+                format!("the store holds no object under {key:?} just after completing it"),
+            )
+        })?;
+        let mut object = hold_to_limits(store, key, claims, expected, head).await?;
+        // Ceph 16 answers the completion with an empty ETag, and the HEAD with the real one.
+        if object.etag.is_empty() {
+            object.etag = done.etag;
+        }
+        // The completion's checksum is the one every store tested reports alike.
+        if done.checksum.is_some() {
+            object.checksum = done.checksum;
+        }
+        object.whole_file = whole_file_crc(claims, parts, &listed, &object);
+        // The location is built from the address browsers use, never the store's own answer
+        // (Garage names its `root_domain` there), so a retried completion answers the same.
+        let location = store.object_location(&object.key);
+        Ok(Finished {
+            object,
+            location,
+            earlier: false,
+        })
+    }
+
+    /// The answer to a completion whose upload is gone: the object under the key, when its ETag
+    /// is the one `parts` give a multipart object (held to the limits as a first completion is);
+    /// otherwise `gone`.
+    async fn completed_earlier(
+        &self,
+        parts: &[CompletedPart],
+        gone: StoreError,
+    ) -> Result<Finished, Error> {
+        let (store, key) = (self.state().store(), self.key);
+        let Some(etag) = multipart_etag(parts) else {
+            return Err(gone.into());
+        };
+        let head = match store.head_object(key).await? {
+            Some(head) if same_etag(&head.etag, &etag) => head,
+            _ => return Err(gone.into()),
+        };
+        tracing::info!(%key, upload = %self.store_id, "the upload was completed earlier; answering its object");
+        let mut object = hold_to_limits(store, key, &self.claims, self.claims.size, head).await?;
+        // The parts' lengths are the plan's, if fixed: the listing is gone with the upload.
+        object.whole_file = whole_file_crc(&self.claims, parts, &[], &object);
+        Ok(Finished {
+            object,
+            location: store.object_location(key),
+            earlier: true,
+        })
+    }
 }
 
 /// The object's facts, when it holds `expected` bytes (if known) and no more than the caller's
