@@ -9,15 +9,14 @@
 //! - `s3-direct bucket setup` ([`setup`]): the CORS and lifecycle rules browsers need, merged by
 //!   rule id into the bucket's, over the [`setup::BucketRules`] trait.
 //! - `s3-direct doctor` ([`doctor`]): credentials, clock, a browser-style part PUT with its
-//!   CORS preflight, which part checksums the store verifies ([`integrity`]), the lifecycle rule
-//!   and the credential lifetime, with the fix to paste.
+//!   CORS preflight, which part checksums the store verifies ([`doctor::checksums`]), the
+//!   lifecycle rule and the credential lifetime, with the fix to paste.
 
 pub mod cli;
 pub mod doctor;
 pub mod embedded;
 #[cfg(test)]
 mod fake;
-pub mod integrity;
 pub mod report;
 mod s3;
 pub mod setup;

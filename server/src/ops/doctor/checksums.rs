@@ -9,7 +9,7 @@
 
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
-use super::doctor::Status;
+use super::report::Status;
 use crate::store::integrity::{self, Decision, Verification, auto_choice, judge_probe};
 use crate::store::{ChecksumSetting, Store};
 
