@@ -6,7 +6,7 @@
 //! upload retired. Runs on the blocking pool.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use s3s::checksum::ChecksumHasher;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use super::checksums::{Composite, decode_base64};
-use super::files::{TempFile, hash_file, hex, internal, md5_of, remove_if_present};
+use super::files::{create_temp, hash_file, internal, md5_of, persist, remove_if_present};
 use super::layout::Layout;
 use super::xattr::{kept_checksum, kept_md5};
 
@@ -41,7 +41,7 @@ pub(super) fn assemble(
     let checked = check_parts(layout, id, parts, declared)?;
     join(layout, &checked.parts, object)?;
 
-    let e_tag = format!("{}-{}", hex(&checked.md5s.finalize()), parts.len());
+    let e_tag = format!("{}-{}", hex::encode(checked.md5s.finalize()), parts.len());
     // The new object's ETag and checksum; those of an earlier object at this key do not carry
     // over.
     let mut info = serde_json::Map::new();
@@ -52,9 +52,10 @@ pub(super) fn assemble(
         Some(algorithm.checksum(value))
     });
     let info = serde_json::Value::Object(info).to_string();
-    let info_temp = TempFile(layout.temp());
-    std::fs::write(&info_temp.0, info).map_err(internal)?;
-    info_temp.persist_blocking(&layout.internal_info(bucket, key))?;
+    let (mut file, info_temp) = create_temp(layout)?;
+    file.write_all(info.as_bytes()).map_err(internal)?;
+    drop(file);
+    persist(info_temp, &layout.internal_info(bucket, key))?;
     retire(layout, id, bucket, key, &checked.parts)?;
     Ok((e_tag, checksum))
 }
@@ -123,7 +124,7 @@ fn check_parts(
             }
         };
         let named = part.e_tag.as_ref().map(|t| t.value().trim_matches('"'));
-        if !named.is_some_and(|named| named.eq_ignore_ascii_case(&hex(&md5))) {
+        if !named.is_some_and(|named| named.eq_ignore_ascii_case(&hex::encode(md5))) {
             return Err(s3_error!(
                 InvalidPart,
                 "Part {number}'s ETag does not match the part the store holds"
@@ -142,8 +143,7 @@ fn check_parts(
 /// Joins the checked parts into `object`, through a temporary file renamed into place.
 fn join(layout: &Layout, checked: &[CheckedPart], object: &Path) -> S3Result<()> {
     let started = std::time::Instant::now();
-    let temp = TempFile(layout.temp());
-    let mut out = File::create(&temp.0).map_err(internal)?;
+    let (mut out, temp) = create_temp(layout)?;
     for (number, path, kept) in checked {
         let mut file = File::open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => {
@@ -169,7 +169,7 @@ fn join(layout: &Layout, checked: &[CheckedPart], object: &Path) -> S3Result<()>
     if let Some(dir) = object.parent() {
         std::fs::create_dir_all(dir).map_err(internal)?;
     }
-    temp.persist_blocking(object)
+    persist(temp, object)
 }
 
 /// Retires a completed upload: the attributes given at creation become the object's, and its
@@ -262,7 +262,7 @@ pub(super) fn check_conditions(
         .and_then(|info| info.get("e_tag")?.as_str().map(str::to_owned));
     let current = match stored {
         Some(e_tag) => e_tag,
-        None => hex(&md5_of(&File::open(object).map_err(internal)?).map_err(internal)?),
+        None => hex::encode(md5_of(&File::open(object).map_err(internal)?).map_err(internal)?),
     };
     if ETag::Strong(current).strong_cmp(expected) {
         Ok(())

@@ -7,33 +7,44 @@ use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use s3s::crypto::{Checksum as _, Md5};
-use s3s::{S3Error, S3ErrorCode, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+use tempfile::TempPath;
+
+use super::layout::Layout;
 
 /// How much of a part is buffered before it is written: one blocking-pool trip per MiB instead of
 /// one per network read; also the read buffer when a file is hashed.
 pub(super) const WRITE_BUFFER: usize = 1 << 20;
 
-/// A temporary file in the store's root, removed unless it is renamed into place.
-pub(super) struct TempFile(pub(super) PathBuf);
-
-impl TempFile {
-    pub(super) async fn persist(self, to: &Path) -> S3Result<()> {
-        tokio::fs::rename(&self.0, to).await.map_err(internal)?;
-        std::mem::forget(self);
-        Ok(())
-    }
-
-    pub(super) fn persist_blocking(self, to: &Path) -> S3Result<()> {
-        std::fs::rename(&self.0, to).map_err(internal)?;
-        std::mem::forget(self);
-        Ok(())
-    }
+/// A new temporary file in the store's root ([`Layout::temp_file`]): its handle, and its path,
+/// which removes the file when dropped unless it is persisted (renamed into place).
+pub(super) fn create_temp(layout: &Layout) -> S3Result<(File, TempPath)> {
+    Ok(layout.temp_file().map_err(internal)?.into_parts())
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// Renames a temporary file into place (removing it if that fails).
+pub(super) fn persist(temp: TempPath, to: &Path) -> S3Result<()> {
+    temp.persist(to).map_err(|e| internal(e.error))
+}
+
+/// [`create_temp`] on the blocking pool, its handle for tokio.
+pub(super) async fn create_temp_async(layout: &Layout) -> S3Result<(tokio::fs::File, TempPath)> {
+    let layout = layout.clone();
+    let (file, temp) = blocking(move || create_temp(&layout)).await?;
+    Ok((tokio::fs::File::from_std(file), temp))
+}
+
+/// [`persist`] on the blocking pool.
+pub(super) async fn persist_async(temp: TempPath, to: PathBuf) -> S3Result<()> {
+    blocking(move || persist(temp, &to)).await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> S3Result<T> + Send + 'static,
+) -> S3Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| s3_error!(InternalError, "a file operation stopped: {e}"))?
 }
 
 /// The MD5 of a file, from its start.
@@ -68,9 +79,4 @@ pub(super) fn remove_if_present(path: &Path) -> S3Result<()> {
 /// An I/O failure as S3's `InternalError`, its cause kept for the log.
 pub(super) fn internal(e: io::Error) -> S3Error {
     S3Error::with_source(S3ErrorCode::InternalError, Box::new(e))
-}
-
-/// Lowercase hex, as S3 writes an ETag.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -41,11 +41,12 @@ use uuid::Uuid;
 
 use super::assemble::{assemble, check_conditions};
 use super::checksums::{Composite, Digests, declared_algorithm};
-use super::files::{TempFile, WRITE_BUFFER, hex, internal};
+use super::files::{WRITE_BUFFER, create_temp_async, internal, persist_async};
 use super::layout::Layout;
 use super::xattr::{
     ALGORITHM_ATTRIBUTE, keep_attribute, keep_checksum, keep_md5, kept_checksum, kept_md5,
 };
+use crate::store::encode_key;
 
 /// s3s-fs with its multipart path replaced.
 pub(super) struct EmbeddedFs {
@@ -190,7 +191,7 @@ s3_impl! {
                 let Ok(file) = File::open(layout.part(id.hyphenated(), number)) else {
                     continue;
                 };
-                part.e_tag = kept_md5(&file).map(|md5| ETag::Strong(hex(&md5)));
+                part.e_tag = kept_md5(&file).map(|md5| ETag::Strong(hex::encode(md5)));
                 if let (Some(algorithm), Some(value)) = (declared, kept_checksum(&file)) {
                     let listed = algorithm.checksum(value);
                     part.checksum_crc32 = listed.checksum_crc32;
@@ -232,8 +233,7 @@ impl EmbeddedFs {
         }
         let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
 
-        let temp = TempFile(self.layout.temp());
-        let file = tokio::fs::File::create(&temp.0).await.map_err(internal)?;
+        let (file, temp) = create_temp_async(&self.layout).await?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut md5 = Md5::new();
         while let Some(chunk) = body.next().await {
@@ -266,10 +266,9 @@ impl EmbeddedFs {
             keep_checksum(&file, value);
         }
         drop(file);
-        temp.persist(&self.layout.part(id.hyphenated(), input.part_number))
-            .await?;
+        persist_async(temp, self.layout.part(id.hyphenated(), input.part_number)).await?;
         Ok(UploadPartOutput {
-            e_tag: Some(ETag::Strong(hex(&md5))),
+            e_tag: Some(ETag::Strong(hex::encode(md5))),
             checksum_crc32: verified.checksum_crc32,
             checksum_crc32c: verified.checksum_crc32c,
             checksum_sha1: verified.checksum_sha1,
@@ -331,10 +330,11 @@ impl EmbeddedFs {
 /// it sent, the bucket and the key (percent-encoded but for `/`).
 fn form_location(req: &S3Request<PutObjectInput>) -> Option<axum::http::HeaderValue> {
     let host = req.headers.get(axum::http::header::HOST)?.to_str().ok()?;
-    let mut url = format!("http://{host}/");
-    crate::store::uri_encode_into(&mut url, &req.input.bucket, false);
-    url.push('/');
-    crate::store::uri_encode_into(&mut url, &req.input.key, false);
+    let url = format!(
+        "http://{host}/{}/{}",
+        encode_key(&req.input.bucket),
+        encode_key(&req.input.key)
+    );
     axum::http::HeaderValue::from_str(&url).ok()
 }
 

@@ -44,7 +44,7 @@ use convert::{
 };
 use credentials::RefreshingCredentials;
 
-pub(crate) use sigv4::encode_into as uri_encode_into;
+pub(crate) use presign::encode_key;
 
 /// Where the store is and how to address it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 use super::convert::{classify, part_number_i32};
@@ -226,17 +227,19 @@ fn to_presigned(request: &PresignedRequest) -> Presigned {
     }
 }
 
-/// Percent-encodes a key for a URL path, keeping `/` separators and unreserved characters.
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// What a key keeps unencoded in a URL path: the unreserved characters (RFC 3986) and the `/`
+/// separators.
+const KEY_PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a key (or a bucket) for a URL path, keeping `/` separators and unreserved
+/// characters.
+pub(crate) fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_PATH).to_string()
 }
 
 #[cfg(test)]
@@ -249,5 +252,16 @@ mod tests {
             encode_key("uploads/a b+ñ.bin"),
             "uploads/a%20b%2B%C3%B1.bin"
         );
+        // Every ASCII character: unreserved ones and `/` as they are, the rest as `%XX`.
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let kept = b.is_ascii_alphanumeric() || "-_.~/".contains(c);
+            let want = if kept {
+                c.to_string()
+            } else {
+                format!("%{b:02X}")
+            };
+            assert_eq!(encode_key(&c.to_string()), want);
+        }
     }
 }
