@@ -264,22 +264,31 @@ impl PurgeReport {
     }
 }
 
+/// Why a prefix cannot bound a purge or a sweep; the message continues a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafePrefix {
+    /// No prefix: the whole bucket, other applications' uploads included.
+    #[error(
+        "the prefix is empty, which is the whole bucket: it would also abort the uploads of \
+         every other application writing to it"
+    )]
+    Empty,
+    /// `uploads` also matches `uploads-archive/…` and `uploads2/…`.
+    #[error(
+        "the prefix {0:?} does not end with '/': it would also abort uploads under {0:?} \
+         followed by anything, like \"{0}-archive/…\"; use \"{0}/\""
+    )]
+    NoSlash(String),
+}
+
 /// Why `prefix` cannot bound a purge or a sweep, if it cannot: it must be non-empty and end with
-/// `/`. An empty prefix is the whole bucket, other applications' uploads included, and `uploads`
-/// also matches `uploads-archive/…` and `uploads2/…`.
-pub fn check_sweeping_prefix(prefix: &str) -> Result<(), String> {
+/// `/`.
+pub fn check_sweeping_prefix(prefix: &str) -> Result<(), UnsafePrefix> {
     if prefix.is_empty() {
-        return Err(
-            "the prefix is empty, which is the whole bucket: it would also abort the uploads of \
-             every other application writing to it"
-                .to_owned(),
-        );
+        return Err(UnsafePrefix::Empty);
     }
     if !prefix.ends_with('/') {
-        return Err(format!(
-            "the prefix {prefix:?} does not end with '/': it would also abort uploads under \
-             {prefix:?} followed by anything, like \"{prefix}-archive/…\"; use \"{prefix}/\""
-        ));
+        return Err(UnsafePrefix::NoSlash(prefix.to_owned()));
     }
     Ok(())
 }
