@@ -19,6 +19,7 @@ pub mod embedded;
 mod fake;
 pub mod report;
 mod s3;
+mod sdk_rules;
 pub mod setup;
 pub mod sweeper;
 pub mod units;
