@@ -37,6 +37,23 @@ pub(super) fn sdk_checksum_algorithm(
     }
 }
 
+/// `$builder` (an UploadPart or PutObject request of the SDK, which have the same four setters
+/// but no common trait) with the checksum `$value` of `$algorithm` set: `Content-MD5` or
+/// `x-amz-checksum-*`.
+macro_rules! with_checksum {
+    ($builder:expr, $algorithm:expr, $value:expr) => {
+        match $algorithm {
+            s3_direct_protocol::wire::ChecksumAlgorithm::Md5 => $builder.content_md5($value),
+            s3_direct_protocol::wire::ChecksumAlgorithm::Crc32 => $builder.checksum_crc32($value),
+            s3_direct_protocol::wire::ChecksumAlgorithm::Crc32c => {
+                $builder.checksum_crc32_c($value)
+            }
+            s3_direct_protocol::wire::ChecksumAlgorithm::Sha256 => $builder.checksum_sha256($value),
+        }
+    };
+}
+pub(super) use with_checksum;
+
 /// Maps an SDK failure to what the caller can act on; everything unexpected keeps its full
 /// error chain for the log.
 pub(super) fn classify<E>(op: &'static str, upload_id: &str, err: SdkError<E>) -> StoreError

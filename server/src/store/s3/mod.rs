@@ -41,6 +41,7 @@ mod tests;
 
 use convert::{
     classify, listed_part, reported_checksum, sdk_checksum_algorithm, sdk_completed_part,
+    with_checksum,
 };
 use credentials::RefreshingCredentials;
 
@@ -238,12 +239,7 @@ impl Store for S3Store {
                 .upload_id(&upload_id)
                 .part_number(1)
                 .body(body.to_vec().into());
-            let part = match algorithm {
-                ChecksumAlgorithm::Md5 => part.content_md5(wrong),
-                ChecksumAlgorithm::Crc32 => part.checksum_crc32(wrong),
-                ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(wrong),
-                ChecksumAlgorithm::Sha256 => part.checksum_sha256(wrong),
-            };
+            let part = with_checksum!(part, algorithm, wrong);
             match part.send().await {
                 Ok(_) => Ok(PartProbe {
                     status: 200,

@@ -9,9 +9,8 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use s3_direct_protocol::wire::ChecksumAlgorithm;
 
-use super::convert::{classify, part_number_i32};
+use super::convert::{classify, part_number_i32, with_checksum};
 use super::{S3Store, sigv4};
 use crate::store::{PartSigning, PostSigning, Presigned, PresignedPost, PutSigning, StoreError};
 
@@ -135,13 +134,8 @@ impl S3Store {
         if let Some(len) = signing.content_length {
             builder = builder.content_length(i64::try_from(len).unwrap_or(i64::MAX));
         }
-        if let Some((algo, value)) = &signing.checksum {
-            builder = match algo {
-                ChecksumAlgorithm::Md5 => builder.content_md5(value),
-                ChecksumAlgorithm::Crc32 => builder.checksum_crc32(value),
-                ChecksumAlgorithm::Crc32c => builder.checksum_crc32_c(value),
-                ChecksumAlgorithm::Sha256 => builder.checksum_sha256(value),
-            };
+        if let Some((algorithm, value)) = &signing.checksum {
+            builder = with_checksum!(builder, *algorithm, value);
         }
         let request = builder
             .presigned(presigning)
@@ -186,13 +180,8 @@ impl S3Store {
         if !signing.metadata.is_empty() {
             builder = builder.set_metadata(Some(signing.metadata.clone().into_iter().collect()));
         }
-        if let Some((algo, value)) = &signing.checksum {
-            builder = match algo {
-                ChecksumAlgorithm::Md5 => builder.content_md5(value),
-                ChecksumAlgorithm::Crc32 => builder.checksum_crc32(value),
-                ChecksumAlgorithm::Crc32c => builder.checksum_crc32_c(value),
-                ChecksumAlgorithm::Sha256 => builder.checksum_sha256(value),
-            };
+        if let Some((algorithm, value)) = &signing.checksum {
+            builder = with_checksum!(builder, *algorithm, value);
         }
         let request = builder
             .presigned(presigning)
