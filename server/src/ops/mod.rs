@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod doctor;
 pub mod embedded;
+mod error;
 #[cfg(test)]
 mod fake;
 pub mod report;
@@ -26,7 +27,8 @@ pub mod units;
 pub mod uploads;
 
 pub use cli::{BucketCommand, DoctorArgs, UploadsCommand, run, run_bucket, run_doctor};
-pub use uploads::{Aborted, Filter, MultipartAdmin, OpsError, PurgeReport, UploadUsage};
+pub use error::OpsError;
+pub use uploads::{Aborted, Filter, MultipartAdmin, PurgeReport, UploadUsage};
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,8 @@ use serde_json::Value;
 use super::sdk_rules as rules;
 use super::setup::BucketRules;
 
-use super::uploads::{
-    Aborted, MultipartAdmin, OpsError, PartPage, PendingUpload, UploadMarker, UploadPage,
-};
+use super::error::OpsError;
+use super::uploads::{Aborted, MultipartAdmin, PartPage, PendingUpload, UploadMarker, UploadPage};
 use crate::S3Store;
 
 #[async_trait]

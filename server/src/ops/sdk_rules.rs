@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::uploads::OpsError;
+use super::error::OpsError;
 
 pub fn invalid(operation: &'static str, e: &dyn std::fmt::Display) -> OpsError {
     OpsError::Store {

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use super::error::OpsError;
+
 /// How many uploads are inspected (ListParts) or aborted at once.
 const CONCURRENCY: usize = 16;
 
@@ -58,29 +60,6 @@ pub enum Aborted {
     Now,
     /// The upload did not exist any more (aborted or completed by someone else).
     AlreadyGone,
-}
-
-/// Failures of the operator commands.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    /// The store answered `NotImplemented` to `operation`.
-    #[error("the store does not implement {operation}")]
-    Unsupported { operation: &'static str },
-
-    /// The upload does not exist (only reported where the caller must know).
-    #[error("upload {upload_id:?} of {key:?} does not exist")]
-    NoSuchUpload { key: String, upload_id: String },
-
-    /// Anything else the store answered, with its details.
-    #[error("{operation} failed: {detail}")]
-    Store {
-        operation: &'static str,
-        detail: String,
-    },
-
-    /// The command was asked to do something it refuses to do.
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// The multipart-upload housekeeping calls of an S3 store.

@@ -9,9 +9,9 @@ use s3_direct_protocol::wire::ChecksumAlgorithm;
 use serde_json::Value;
 
 use super::report::Status;
+use crate::ops::error::OpsError;
 use crate::ops::setup;
 use crate::ops::units::format_age;
-use crate::ops::uploads::OpsError;
 use crate::store::integrity::s3_error_code;
 
 /// Clock skew S3 tolerates before it refuses signed requests (`RequestTimeTooSkewed`).

@@ -50,8 +50,8 @@ use self::report::{
     BROWSER_UPLOAD, CLOCK, CREDENTIAL_LIFETIME, CREDENTIALS, LIFECYCLE, SMALL_FILE_FORM,
 };
 pub use self::report::{Check, Fix, Report, Status, report_json, report_text};
+use super::error::OpsError;
 use super::setup::{self, BucketRules, Wanted};
-use super::uploads::OpsError;
 use crate::store::{S3Store, Store};
 
 /// What doctor needs to know about the deployment.

@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use self::rules::rule_id;
-use super::uploads::OpsError;
+use super::error::OpsError;
 
 /// Reading and replacing a bucket's CORS and lifecycle rules.
 #[async_trait]
