@@ -174,6 +174,19 @@ mod tests {
         assert_ne!(l.temp_file().unwrap().path(), temp.path());
     }
 
+    /// A temporary file becomes a part or an object: it gets the mode `File::create` gives.
+    #[cfg(unix)]
+    #[test]
+    fn temporary_files_get_the_mode_of_a_created_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        let created = dir.path().join("created");
+        std::fs::File::create(&created).unwrap();
+        let temp = Layout::new(dir.path()).temp_file().unwrap();
+        assert_eq!(mode(temp.path()), mode(&created));
+    }
+
     #[test]
     fn the_longest_key_names_its_longest_file_within_255_bytes() {
         let name_len = |bucket: &str, key: &str| {
