@@ -11,6 +11,11 @@
 //! - `s3-direct doctor` ([`doctor`]): credentials, clock, a browser-style part PUT with its
 //!   CORS preflight, which part checksums the store verifies ([`doctor::checksums`]), the
 //!   lifecycle rule and the credential lifetime, with the fix to paste.
+//!
+//! `s3.rs` implements both traits over aws-sdk-s3 (the bucket rules converted to and from the
+//! `aws s3api` JSON shape in `sdk_rules.rs`); [`OpsError`] (`error.rs`) is every command's error;
+//! `cli.rs` holds the clap subcommands and their runners, `report.rs` and `units.rs` the output
+//! and its units.
 
 pub mod cli;
 pub mod doctor;

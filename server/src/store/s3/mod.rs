@@ -106,8 +106,9 @@ impl S3Store {
     }
 
     /// A store whose credentials come from `provider` (which may hand out expiring ones: an
-    /// instance role, web identity, SSO). Both clients share one [`RefreshingCredentials`], so
-    /// [`Store::credentials_remaining`] knows the life left in the very credentials that sign.
+    /// instance role, web identity, SSO). Both clients share one `RefreshingCredentials`
+    /// (`credentials.rs`), so [`Store::credentials_remaining`] knows the life left in the very
+    /// credentials that sign.
     pub fn with_provider(
         builder: aws_sdk_s3::config::Builder,
         config: S3StoreConfig,

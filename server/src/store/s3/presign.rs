@@ -17,7 +17,7 @@ use crate::store::{PartSigning, PostSigning, Presigned, PresignedPost, PutSignin
 impl S3Store {
     /// Presigns part `part_number` for the window `start..start + lifetime`.
     ///
-    /// [`Store::presign_part`] starts the window now; tests start it in the past to get an
+    /// [`Store::presign_part`](crate::store::Store::presign_part) starts the window now; tests start it in the past to get an
     /// expired URL without waiting.
     pub async fn presign_part_at(
         &self,
@@ -75,7 +75,7 @@ impl S3Store {
         Ok(signed)
     }
 
-    /// [`Store::presign_post`] for the window `start..start + lifetime` (tests start it in the
+    /// [`Store::presign_post`](crate::store::Store::presign_post) for the window `start..start + lifetime` (tests start it in the
     /// past). `None` when the direct signer cannot address the public endpoint, or no
     /// credentials are known to sign with.
     pub async fn presign_post_at(
@@ -157,7 +157,7 @@ impl S3Store {
         }
     }
 
-    /// [`Store::presign_put`]: a whole object's PUT URL, through the SDK's presigner.
+    /// [`Store::presign_put`](crate::store::Store::presign_put): a whole object's PUT URL, through the SDK's presigner.
     pub(super) async fn presign_put_with_sdk(
         &self,
         key: &str,
