@@ -91,12 +91,15 @@ impl Layout {
         normal.then(|| self.root.join(bucket).join(key))
     }
 
-    /// A fresh temporary file name, of the shape s3s-fs removes at start if it is left behind.
-    pub(crate) fn temp(&self) -> PathBuf {
-        self.root.join(format!(
-            ".tmp.s3d-{}.internal.part",
-            uuid::Uuid::new_v4().simple()
-        ))
+    /// A new temporary file in the root, named in the shape s3s-fs removes at start if it is
+    /// left behind; removed when dropped unless it is persisted. Created as `File::create` would
+    /// (mode 0666 less the umask), since it may become an object.
+    pub(crate) fn temp_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
+        let mut temp = tempfile::Builder::new();
+        temp.prefix(".tmp.s3d-").suffix(".internal.part");
+        #[cfg(unix)]
+        temp.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        temp.tempfile_in(&self.root)
     }
 }
 
@@ -160,13 +163,28 @@ mod tests {
             l.part(id, 7),
             Path::new("/data/.upload_id-c4413e2e-50a8-40ac-aee0-053bf02a5692.part-7")
         );
-        let temp = l.temp();
-        let name = temp.file_name().unwrap().to_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path());
+        let temp = l.temp_file().unwrap();
+        let name = temp.path().file_name().unwrap().to_str().unwrap();
         assert!(
             name.starts_with(".tmp.") && name.ends_with(".internal.part"),
             "{name}"
         );
-        assert_ne!(l.temp(), temp);
+        assert_ne!(l.temp_file().unwrap().path(), temp.path());
+    }
+
+    /// A temporary file becomes a part or an object: it gets the mode `File::create` gives.
+    #[cfg(unix)]
+    #[test]
+    fn temporary_files_get_the_mode_of_a_created_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        let created = dir.path().join("created");
+        std::fs::File::create(&created).unwrap();
+        let temp = Layout::new(dir.path()).temp_file().unwrap();
+        assert_eq!(mode(temp.path()), mode(&created));
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! signature covers the whole path, so it cannot be mounted under a prefix of the API server.
 //!
 //! s3s-fs serves the store, with two parts of this module around it: an upload guard
-//! (`guard.rs`) that answers S3's errors where s3s-fs 0.14.1 would not (DESIGN.md §5), and its
-//! own UploadPart and CompleteMultipartUpload (`multipart.rs`), which verify part checksums and
-//! ETags and complete without reading the parts through this process. `layout.rs` names
-//! s3s-fs's files for both, and for the operator commands.
+//! (`guard.rs`) that answers S3's errors where s3s-fs 0.14.1 would not (`NoSuchUpload`), and its
+//! own UploadPart and CompleteMultipartUpload (`multipart.rs`, completing in `assemble.rs`, with
+//! `checksums.rs`, `xattr.rs` and `files.rs`), which verify part checksums and ETags and complete
+//! without reading the parts through this process. `layout.rs` names s3s-fs's files for both,
+//! and for the operator commands.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,9 +29,13 @@ use uuid::Uuid;
 
 use crate::store::{S3Store, S3StoreConfig};
 
+mod assemble;
+mod checksums;
+mod files;
 mod guard;
 pub(crate) mod layout;
 mod multipart;
+mod xattr;
 
 use guard::UploadGuard;
 use layout::Layout;

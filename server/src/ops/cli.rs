@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 
+use super::error::OpsError;
 use super::setup::{self, Wanted};
 use super::units::parse_age;
-use super::uploads::{self, Filter, MultipartAdmin, OpsError};
+use super::uploads::{self, Filter, MultipartAdmin};
 use super::{doctor, report};
 use crate::{S3Store, S3StoreConfig, ServeConfig};
 

@@ -12,9 +12,8 @@ use async_trait::async_trait;
 
 use crate::embedded::layout::{self, Layout};
 
-use super::uploads::{
-    Aborted, MultipartAdmin, OpsError, PartPage, PendingUpload, UploadMarker, UploadPage,
-};
+use super::error::OpsError;
+use super::uploads::{Aborted, MultipartAdmin, PartPage, PendingUpload, UploadMarker, UploadPage};
 
 /// Uploads per page, as S3 pages them.
 const PAGE: usize = 1000;

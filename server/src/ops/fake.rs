@@ -8,9 +8,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::uploads::{
-    Aborted, MultipartAdmin, OpsError, PartPage, PendingUpload, UploadMarker, UploadPage,
-};
+use super::error::OpsError;
+use super::uploads::{Aborted, MultipartAdmin, PartPage, PendingUpload, UploadMarker, UploadPage};
 
 /// Uploads by (key, upload id): when started and the size of each part, by part number.
 type Uploads = BTreeMap<(String, String), (SystemTime, BTreeMap<u32, u64>)>;

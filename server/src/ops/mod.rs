@@ -9,24 +9,31 @@
 //! - `s3-direct bucket setup` ([`setup`]): the CORS and lifecycle rules browsers need, merged by
 //!   rule id into the bucket's, over the [`setup::BucketRules`] trait.
 //! - `s3-direct doctor` ([`doctor`]): credentials, clock, a browser-style part PUT with its
-//!   CORS preflight, which part checksums the store verifies ([`integrity`]), the lifecycle rule
-//!   and the credential lifetime, with the fix to paste.
+//!   CORS preflight, which part checksums the store verifies ([`doctor::checksums`]), the
+//!   lifecycle rule and the credential lifetime, with the fix to paste.
+//!
+//! `s3.rs` implements both traits over aws-sdk-s3 (the bucket rules converted to and from the
+//! `aws s3api` JSON shape in `sdk_rules.rs`); [`OpsError`] (`error.rs`) is every command's error;
+//! `cli.rs` holds the clap subcommands and their runners, `report.rs` and `units.rs` the output
+//! and its units.
 
 pub mod cli;
 pub mod doctor;
 pub mod embedded;
+mod error;
 #[cfg(test)]
 mod fake;
-pub mod integrity;
 pub mod report;
 mod s3;
+mod sdk_rules;
 pub mod setup;
 pub mod sweeper;
 pub mod units;
 pub mod uploads;
 
 pub use cli::{BucketCommand, DoctorArgs, UploadsCommand, run, run_bucket, run_doctor};
-pub use uploads::{Aborted, Filter, MultipartAdmin, OpsError, PurgeReport, UploadUsage};
+pub use error::OpsError;
+pub use uploads::{Aborted, Filter, MultipartAdmin, PurgeReport, UploadUsage};
 
 #[cfg(test)]
 mod tests {

@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::MissedTickBehavior;
 
+use super::error::OpsError;
 use super::units::human_bytes;
-use super::uploads::{self, Filter, MultipartAdmin, OpsError, PurgeReport};
+use super::uploads::{self, Filter, MultipartAdmin, PurgeReport};
 use crate::Metrics;
 
 /// A period as the operator wrote it: `1h`, `30m`, `7d` (`90s` when not whole minutes).

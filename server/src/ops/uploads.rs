@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use super::error::OpsError;
+
 /// How many uploads are inspected (ListParts) or aborted at once.
 const CONCURRENCY: usize = 16;
 
@@ -58,29 +60,6 @@ pub enum Aborted {
     Now,
     /// The upload did not exist any more (aborted or completed by someone else).
     AlreadyGone,
-}
-
-/// Failures of the operator commands.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    /// The store answered `NotImplemented` to `operation`.
-    #[error("the store does not implement {operation}")]
-    Unsupported { operation: &'static str },
-
-    /// The upload does not exist (only reported where the caller must know).
-    #[error("upload {upload_id:?} of {key:?} does not exist")]
-    NoSuchUpload { key: String, upload_id: String },
-
-    /// Anything else the store answered, with its details.
-    #[error("{operation} failed: {detail}")]
-    Store {
-        operation: &'static str,
-        detail: String,
-    },
-
-    /// The command was asked to do something it refuses to do.
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// The multipart-upload housekeeping calls of an S3 store.
@@ -264,22 +243,31 @@ impl PurgeReport {
     }
 }
 
+/// Why a prefix cannot bound a purge or a sweep; the message continues a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafePrefix {
+    /// No prefix: the whole bucket, other applications' uploads included.
+    #[error(
+        "the prefix is empty, which is the whole bucket: it would also abort the uploads of \
+         every other application writing to it"
+    )]
+    Empty,
+    /// `uploads` also matches `uploads-archive/…` and `uploads2/…`.
+    #[error(
+        "the prefix {0:?} does not end with '/': it would also abort uploads under {0:?} \
+         followed by anything, like \"{0}-archive/…\"; use \"{0}/\""
+    )]
+    NoSlash(String),
+}
+
 /// Why `prefix` cannot bound a purge or a sweep, if it cannot: it must be non-empty and end with
-/// `/`. An empty prefix is the whole bucket, other applications' uploads included, and `uploads`
-/// also matches `uploads-archive/…` and `uploads2/…`.
-pub fn check_sweeping_prefix(prefix: &str) -> Result<(), String> {
+/// `/`.
+pub fn check_sweeping_prefix(prefix: &str) -> Result<(), UnsafePrefix> {
     if prefix.is_empty() {
-        return Err(
-            "the prefix is empty, which is the whole bucket: it would also abort the uploads of \
-             every other application writing to it"
-                .to_owned(),
-        );
+        return Err(UnsafePrefix::Empty);
     }
     if !prefix.ends_with('/') {
-        return Err(format!(
-            "the prefix {prefix:?} does not end with '/': it would also abort uploads under \
-             {prefix:?} followed by anything, like \"{prefix}-archive/…\"; use \"{prefix}/\""
-        ));
+        return Err(UnsafePrefix::NoSlash(prefix.to_owned()));
     }
     Ok(())
 }

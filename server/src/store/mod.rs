@@ -17,7 +17,7 @@ mod s3;
 
 pub use fake::{FAKE_ENDPOINT, FakeCall, FakeStore, FakeVerification};
 pub use integrity::{ChecksumChoice, ChecksumSetting, Decision, PartProbe};
-pub(crate) use s3::uri_encode_into;
+pub(crate) use s3::encode_key;
 pub use s3::{S3Store, S3StoreConfig};
 
 /// A new multipart upload.

@@ -9,7 +9,7 @@
 
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
-use super::doctor::Status;
+use super::report::Status;
 use crate::store::integrity::{self, Decision, Verification, auto_choice, judge_probe};
 use crate::store::{ChecksumSetting, Store};
 
@@ -25,7 +25,12 @@ pub const ALGORITHMS: [ChecksumAlgorithm; 4] = [
 ];
 
 /// What a probe of one algorithm found: a verdict, or why the probe could not run.
-pub type Probed = (ChecksumAlgorithm, Result<Verification, String>);
+pub type Probed = (ChecksumAlgorithm, Result<Verification, NotProbed>);
+
+/// Why a probe could not run: the store's failure with its cause, on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotProbed(pub String);
 
 /// Probes every algorithm of [`ALGORITHMS`] on `store`, one after the other.
 pub async fn probe_all(store: &dyn Store) -> Vec<Probed> {
@@ -37,7 +42,10 @@ pub async fn probe_all(store: &dyn Store) -> Vec<Probed> {
         found.push((
             algorithm,
             answer.map(|a| judge_probe(&a)).map_err(|e| {
-                std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"))
+                NotProbed(
+                    std::error::Error::source(&e)
+                        .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
+                )
             }),
         ));
     }
@@ -58,7 +66,7 @@ pub fn judge_auto(found: &[Probed], known: Option<ChecksumAlgorithm>) -> Decisio
         .iter()
         .find(|(a, _)| *a == ChecksumAlgorithm::Crc32c)
         .map_or(Err("not probed"), |(_, v)| {
-            v.as_ref().map_err(String::as_str)
+            v.as_ref().map_err(|NotProbed(why)| why.as_str())
         });
     auto_choice(crc32c)
 }
@@ -81,7 +89,7 @@ pub fn judge_checksums(
     setting: ChecksumSetting,
     auto: &Decision,
 ) -> (Status, String) {
-    let list = |pick: &dyn Fn(&Result<Verification, String>) -> Option<String>| {
+    let list = |pick: &dyn Fn(&Result<Verification, NotProbed>) -> Option<String>| {
         let names: Vec<String> = found
             .iter()
             .filter_map(|(a, v)| pick(v).map(|detail| format!("{a}{detail}")))
@@ -207,7 +215,7 @@ mod tests {
     fn probes_that_could_not_run_are_named_and_auto_falls_back_to_md5() {
         let down: Vec<Probed> = ALGORITHMS
             .iter()
-            .map(|a| (*a, Err("connection refused".to_owned())))
+            .map(|a| (*a, Err(NotProbed("connection refused".to_owned()))))
             .collect();
         let auto = judge_auto(&down, None);
         assert_eq!(auto.algorithm, Some(ChecksumAlgorithm::Md5));
