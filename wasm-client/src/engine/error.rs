@@ -282,6 +282,16 @@ impl PutError {
     }
 }
 
+impl PutError {
+    /// How long the store asked to wait before the next attempt (`Retry-After`), if it did.
+    pub fn retry_after_ms(&self) -> Option<f64> {
+        match self {
+            Self::Status { retry_after_ms, .. } => retry_after_ms.map(|ms| ms as f64),
+            _ => None,
+        }
+    }
+}
+
 impl ApiError {
     /// How long the server asked to wait before the next call, if it did.
     pub fn retry_after_ms(&self) -> Option<f64> {

@@ -4,10 +4,10 @@
 //! Policies, each tested in `tests/engine`:
 //! - at most `concurrency` PUTs in flight, never two of the same part; parts finish in any order
 //!   and are completed sorted;
-//! - a failed PUT is classified (see [`FailureClass`]): network errors, stalls, 5xx, 408, 429,
+//! - a failed PUT is classified (see [`FailureClass`](super::FailureClass)): network errors, stalls, 5xx, 408, 429,
 //!   `SlowDown` and `RequestTimeout` wait a jittered, growing delay ([`RetryPolicy`]) and try
 //!   again; an expired URL is re-signed at once without counting as a failure (at most
-//!   [`MAX_RESIGNS`] times in a row); anything else fails the upload at once;
+//!   [`MAX_RESIGNS`](super::retry::MAX_RESIGNS) times in a row); anything else fails the upload at once;
 //! - a URL whose lifetime ends within the re-sign margin is not used but re-signed first;
 //! - a part whose bytes stop moving is aborted and retried (this is also what un-hangs an upload
 //!   after the laptop slept): by default once it has been silent several times longer than the
@@ -24,7 +24,6 @@
 //! - any other failure keeps the multipart upload, so a later resume can reuse its parts; the
 //!   error names the part, the cause and how often it was tried.
 
-use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::ops::Range;
@@ -45,15 +44,15 @@ use s3_direct_protocol::wire::{
 use s3_direct_protocol::{ErrorCode, PartPlan, PlanError};
 
 use super::control::{Control, RunState};
-use super::error::{ApiCall, ApiError, Error, FailureClass, PutError};
+use super::error::{ApiCall, ApiError, Error, PutError};
 use super::ports::{
     AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
 };
 use super::progress::{PartProgress, Phase, ProgressCallback, Reporter};
 use super::resume::{
-    DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, RecordedPart, ResumeRecord, ResumeStore, reconcile,
+    DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, Journal, ResumeRecord, ResumeStore, reconcile,
 };
-use super::retry::{Random, RetryPolicy, XorShift};
+use super::retry::{Attempts, CallFailures, NextStep, Random, RetryPolicy, XorShift, classify};
 use super::signing::{SignedUrl, batch_size};
 use super::slots::{Slot, Slots, Take};
 use super::stall::{PartWatch, StallDetector, StallTimeout};
@@ -91,10 +90,6 @@ pub const DEFAULT_RESIGN_MARGIN_MS: f64 = 60_000.0;
 /// Times a refused completion (`invalid_part`) is answered by re-sending the parts the store
 /// does not hold as sent and completing again.
 pub const MAX_COMPLETE_ROUNDS: u32 = 2;
-/// Re-signs of one part in a row, without it making progress, before a refusal is taken as final:
-/// a store that refuses fresh URLs too (clock skew beyond its tolerance, a revoked key) would
-/// otherwise be asked forever.
-pub const MAX_RESIGNS: u32 = 3;
 
 /// How to upload.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +213,7 @@ impl UploadOptions {
                 self.single_put_threshold
             )));
         }
-        self.retry.validate().map_err(Error::InvalidOptions)?;
+        self.retry.validate()?;
         Ok(())
     }
 
@@ -325,19 +320,6 @@ struct PutDone {
     /// Bytes the attempt sent.
     bytes: u64,
     outcome: PutOutcome,
-}
-
-/// What the retry policy remembers about a part.
-#[derive(Debug, Default)]
-struct Attempts {
-    /// PUTs started.
-    tries: u32,
-    /// Retryable failures since the part last made progress.
-    failures: u32,
-    /// Re-signs in a row since the part last made progress.
-    resigns: u32,
-    /// Most bytes any attempt sent.
-    best: u64,
 }
 
 /// A part's checksum, or `None` when it gave no answer by its deadline.
@@ -620,17 +602,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             return Err(self.abort(&upload).await);
         }
 
-        let mut already: BTreeMap<u32, (String, Option<String>)> = journal
-            .record
-            .borrow()
-            .as_ref()
-            .map(|r| {
-                r.parts
-                    .iter()
-                    .map(|(&n, p)| (n, (p.etag.clone(), p.checksum.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut already = journal.stored_parts();
         if !already.is_empty() {
             let bytes = already.keys().map(|&p| part_len(&plan, p)).sum();
             reporter.already_stored(bytes, already.len() as u32);
@@ -893,47 +865,23 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 }
             };
             reporter.abandon_part(1);
-            if bytes > a.best {
-                a.best = bytes;
-                a.failures = 0;
-                a.resigns = 0;
-            }
+            a.sent(bytes);
             if !self.network.is_online() {
                 signed = Some((params, url));
                 continue;
             }
             let expired = url.expired_at(self.clock.now_ms());
-            let class = match &failure {
-                None | Some(PutError::Network(_)) => FailureClass::Retryable,
-                Some(PutError::Status { .. }) if expired => FailureClass::Expired,
-                Some(e) => e.class(),
-            };
-            let give_up = match class {
-                FailureClass::Expired => {
-                    a.resigns += 1;
-                    a.resigns > MAX_RESIGNS
-                }
-                FailureClass::Retryable => {
-                    a.failures += 1;
-                    a.failures > retry.retries
-                }
-                FailureClass::Fatal => true,
-            };
-            if give_up {
-                return Err(part_error(1, 0, failure, a.tries, stalled_ms));
-            }
-            if class == FailureClass::Expired {
+            let retry_after = failure.as_ref().and_then(PutError::retry_after_ms);
+            let class = classify(failure.as_ref(), expired);
+            let delay = match a.next_step(class, &retry, &*self.random, retry_after) {
+                NextStep::GiveUp => return Err(part_error(1, 0, failure, a.tries, stalled_ms)),
                 // `signed` stays empty: the next round asks for a fresh URL.
-                continue;
-            }
+                NextStep::Resign => continue,
+                NextStep::Wait(delay) => delay,
+            };
             if !expired {
                 signed = Some((params, url));
             }
-            let retry_after = match &failure {
-                Some(PutError::Status { retry_after_ms, .. }) => retry_after_ms.map(|ms| ms as f64),
-                _ => None,
-            };
-            let delay = retry.delay_ms(a.failures, self.random.next(), retry_after);
             let sleep = self.clock.sleep(delay);
             if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await {
                 return Err(aborted());
@@ -1063,7 +1011,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     where
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let mut failures = 0u32;
+        let mut failures = CallFailures::default();
         loop {
             self.hold(control, reporter, phase).await?;
             let source = match attempt().await {
@@ -1074,14 +1022,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             if !self.network.is_online() {
                 continue;
             }
-            failures += 1;
-            if failures > self.options.retry.retries {
+            let retry_after = source.retry_after_ms();
+            let Some(delay) = failures.next_delay(&self.options.retry, &*self.random, retry_after)
+            else {
                 return Err(Error::Api { call, source });
-            }
-            let delay =
-                self.options
-                    .retry
-                    .delay_ms(failures, self.random.next(), source.retry_after_ms());
+            };
             let sleep = self.clock.sleep(delay);
             match control {
                 None => sleep.await,
@@ -1185,7 +1130,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut hash_timeouts: BTreeMap<u32, u32> = BTreeMap::new();
         let summer = algorithm.zip(self.checksummer.clone());
         let mut signing_batch: Vec<u32> = Vec::new();
-        let mut sign_failures = 0u32;
+        let mut sign_failures = CallFailures::default();
         let mut sign_wait: Option<LocalBoxFuture<'static, ()>> = None;
         // When the resume record's pending changes are due to be written.
         let mut journal_due: Option<LocalBoxFuture<'static, ()>> = None;
@@ -1418,7 +1363,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     };
                     match answer {
                         Ok(mut answer) => {
-                            sign_failures = 0;
+                            sign_failures.reset();
                             let now = self.clock.now_ms();
                             let headers = Rc::new(std::mem::take(&mut answer.headers));
                             for part in batch {
@@ -1450,15 +1395,13 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         }
                         Err(source) if source.is_retryable() => {
                             if self.network.is_online() {
-                                sign_failures += 1;
-                                if sign_failures > retry.retries {
-                                    return Err(Stop::Failed(Error::Api { call, source }));
-                                }
-                                let delay = retry.delay_ms(
-                                    sign_failures,
-                                    self.random.next(),
+                                let Some(delay) = sign_failures.next_delay(
+                                    &retry,
+                                    &*self.random,
                                     source.retry_after_ms(),
-                                );
+                                ) else {
+                                    return Err(Stop::Failed(Error::Api { call, source }));
+                                };
                                 sign_wait = Some(self.clock.sleep(delay));
                             }
                         }
@@ -1496,11 +1439,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                     };
                     reporter.abandon_part(part);
                     let a = attempts.entry(part).or_default();
-                    if bytes > a.best {
-                        a.best = bytes;
-                        a.failures = 0;
-                        a.resigns = 0;
-                    }
+                    a.sent(bytes);
                     if !self.network.is_online() {
                         // Not the part's fault: try again, without counting, once back online.
                         urls.insert(part, url);
@@ -1508,50 +1447,29 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                         continue;
                     }
                     let expired = url.expired_at(self.clock.now_ms());
-                    let class = match &failure {
-                        None => FailureClass::Retryable,
-                        // A store that omits CORS headers on errors turns its expiry answer
-                        // into a network error; retry it, with a fresh URL.
-                        Some(PutError::Network(_)) => FailureClass::Retryable,
-                        Some(PutError::Status { .. }) if expired => FailureClass::Expired,
-                        Some(e) => e.class(),
-                    };
-                    let give_up = match class {
-                        FailureClass::Expired => {
-                            a.resigns += 1;
-                            a.resigns > MAX_RESIGNS
+                    let retry_after = failure.as_ref().and_then(PutError::retry_after_ms);
+                    let class = classify(failure.as_ref(), expired);
+                    let delay = match a.next_step(class, &retry, &*self.random, retry_after) {
+                        NextStep::GiveUp => {
+                            let stalled = stalled_ms.get(&part).copied().unwrap_or_default();
+                            return Err(Stop::Failed(part_error(
+                                part,
+                                parts_total,
+                                failure,
+                                a.tries,
+                                stalled,
+                            )));
                         }
-                        FailureClass::Retryable => {
-                            a.failures += 1;
-                            a.failures > retry.retries
+                        NextStep::Resign => {
+                            // Without a URL, the part is in the next signing batch.
+                            waiting.insert(part);
+                            continue;
                         }
-                        FailureClass::Fatal => true,
+                        NextStep::Wait(delay) => delay,
                     };
-                    if give_up {
-                        let stalled = stalled_ms.get(&part).copied().unwrap_or_default();
-                        return Err(Stop::Failed(part_error(
-                            part,
-                            parts_total,
-                            failure,
-                            a.tries,
-                            stalled,
-                        )));
-                    }
-                    if class == FailureClass::Expired {
-                        // Without a URL, the part is in the next signing batch.
-                        waiting.insert(part);
-                        continue;
-                    }
                     if !expired {
                         urls.insert(part, url);
                     }
-                    let retry_after = match &failure {
-                        Some(PutError::Status { retry_after_ms, .. }) => {
-                            retry_after_ms.map(|ms| ms as f64)
-                        }
-                        _ => None,
-                    };
-                    let delay = retry.delay_ms(a.failures, self.random.next(), retry_after);
                     let sleep = self.clock.sleep(delay);
                     in_backoff.insert(part);
                     backoffs.push(Box::pin(async move {
@@ -1782,87 +1700,6 @@ fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart 
         part.checksums.set(algorithm, value.to_owned());
     }
     part
-}
-
-/// The upload's resume record, saved as parts are stored.
-///
-/// A record lists every stored part, so writing it after each one would cost O(parts²) over an
-/// upload of 10,000 parts; it is written at most every [`JOURNAL_INTERVAL_MS`] instead (the
-/// scheduler flushes it when that time has passed, on pause and when the upload fails). Losing
-/// the last second of parts to a crash costs re-sending them, or nothing where the store lists
-/// them with their ETags.
-struct Journal {
-    store: Option<Rc<dyn ResumeStore>>,
-    record: RefCell<Option<ResumeRecord>>,
-    clock: Rc<dyn Clock>,
-    last_save_ms: Cell<f64>,
-    dirty: Cell<bool>,
-}
-
-/// Least time between two writes of the resume record.
-pub const JOURNAL_INTERVAL_MS: f64 = 1000.0;
-
-impl Journal {
-    fn new(
-        store: Option<Rc<dyn ResumeStore>>,
-        record: Option<ResumeRecord>,
-        clock: Rc<dyn Clock>,
-    ) -> Self {
-        Self {
-            store,
-            record: RefCell::new(record),
-            clock,
-            last_save_ms: Cell::new(f64::NEG_INFINITY),
-            dirty: Cell::new(false),
-        }
-    }
-
-    fn save(&self) {
-        if let (Some(store), Some(record)) = (&self.store, &*self.record.borrow()) {
-            store.save(record);
-        }
-        self.last_save_ms.set(self.clock.now_ms());
-        self.dirty.set(false);
-    }
-
-    /// Writes the record if it changed since the last write.
-    fn flush(&self) {
-        if self.dirty.get() {
-            self.save();
-        }
-    }
-
-    /// Milliseconds until a pending change is due to be written, if one is pending.
-    fn due_in(&self) -> Option<f64> {
-        self.dirty
-            .get()
-            .then(|| self.last_save_ms.get() + JOURNAL_INTERVAL_MS - self.clock.now_ms())
-    }
-
-    fn stored(&self, part: u32, size: u64, etag: &str, checksum: Option<String>) {
-        if let Some(record) = &mut *self.record.borrow_mut() {
-            record.parts.insert(
-                part,
-                RecordedPart {
-                    size,
-                    etag: etag.to_owned(),
-                    checksum,
-                },
-            );
-            record.updated_ms = self.clock.now_ms();
-            self.dirty.set(self.store.is_some());
-        }
-        if self.due_in().is_some_and(|ms| ms <= 0.0) {
-            self.save();
-        }
-    }
-
-    /// The upload is finished or cancelled: nothing to resume.
-    fn forget(&self) {
-        if let (Some(store), Some(record)) = (&self.store, self.record.borrow_mut().take()) {
-            store.remove(&record.fingerprint.key());
-        }
-    }
 }
 
 /// Resolves once `control` is cancelled.
