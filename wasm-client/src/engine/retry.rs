@@ -8,8 +8,8 @@
 //! part refused again and again after the same bytes does.
 //!
 //! The bookkeeping is written once here for the three users: a part of a multipart upload and a
-//! file's single PUT ([`Attempts`]: failures, re-signs and progress per part), and calls to the
-//! signing server ([`CallFailures`]: failures in a row).
+//! file's single PUT (`Attempts`: failures, re-signs and progress per part), and calls to the
+//! signing server (`CallFailures`: failures in a row).
 
 use std::cell::Cell;
 use std::fmt;

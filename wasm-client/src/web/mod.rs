@@ -1,6 +1,6 @@
 //! The browser side: the engine's ports implemented with browser APIs, and the JS API.
 //!
-//! Thin by design (see DESIGN.md, "the engine is plain Rust"): modules here convert types, wire
+//! Thin by design (ARCHITECTURE.md: "the engine never imports `web-sys`"): modules here convert types, wire
 //! callbacks and implement traits; every decision about what to request when lives in
 //! [`crate::engine`], where it is tested natively.
 //!
