@@ -9,12 +9,15 @@
 //! - [`checksum`]: part checksums in a Web Worker.
 //! - [`convert`]: JS options in, JS objects and errors out.
 //! - [`resume`]: resume records in IndexedDB, and file fingerprints.
+//! - [`engine`]: the engine built with these ports, for `Uploader` and `UploadQueue` alike, and
+//!   which files get a resume record.
 //! - [`api`]: the exported `Uploader` class and its TypeScript types.
 //! - [`queue`]: the exported `UploadQueue` and `QueueItem` classes and their TypeScript types.
 
 mod api;
 mod checksum;
 mod convert;
+mod engine;
 mod queue;
 mod resume;
 mod signer;
