@@ -1,5 +1,6 @@
-//! The crate's one error type, [`Error`], and the two failure reports the engine's ports hand back
-//! to it: [`ApiError`] from the signing server and [`PutError`] from the store.
+//! The crate's one error type, [`Error`], and the failure reports the engine's ports hand back to
+//! it: [`ApiError`] from the signing server, [`PutError`] from the store and [`ChecksumError`]
+//! from the checksummer.
 //!
 //! Every [`Error`] has a stable [`Error::code`] that the JS facade exposes as `err.code`, so callers
 //! branch on codes, never on message text. Messages are for people: lowercase, naming the part and
@@ -246,6 +247,23 @@ fn api_detail(code: &Option<String>, message: &str) -> String {
         (Some(code), message) => format!(" {code}: {message}"),
         (None, "") => String::new(),
         (None, message) => format!(": {message}"),
+    }
+}
+
+/// A checksum a [`Checksummer`](super::Checksummer) could not give: the part's bytes could not be
+/// read (the file was changed, moved or deleted since it was chosen), or the hasher failed. The
+/// engine reports it as [`Error::FileUnreadable`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ChecksumError {
+    pub message: String,
+}
+
+impl ChecksumError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
     }
 }
 

@@ -162,7 +162,7 @@ pub fn reconcile(
         }
         let checksum = match per_part {
             Some(algorithm) => match l.checksums.get(algorithm) {
-                Some(value) => Some(format!("{algorithm}:{value}")),
+                Some(value) => Some(super::digest::tagged(algorithm, value)),
                 None => continue,
             },
             None => None,

@@ -10,7 +10,8 @@ use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, PartChecksums};
 
 use super::Engine;
 use crate::engine::control::Control;
-use crate::engine::error::Error;
+use crate::engine::digest;
+use crate::engine::error::{ChecksumError, Error};
 use crate::engine::ports::{Checksummer, PartSink, Signer};
 use crate::engine::progress::{Phase, Reporter};
 
@@ -71,7 +72,7 @@ impl ServerChecksum {
 }
 
 /// A part's checksum, or `None` when it gave no answer by its deadline.
-pub(super) type Hashed = (u32, Option<Result<String, String>>);
+pub(super) type Hashed = (u32, Option<Result<String, ChecksumError>>);
 
 impl<S: Signer, P: PartSink> Engine<S, P> {
     /// The checksum this upload will likely use, before the server says: the options' own, or
@@ -145,9 +146,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             let timer = deadline.map(|ms| self.clock.sleep(ms));
             match within(summer.checksum(algorithm, 0..size), timer).await {
                 Some(answer) => {
-                    let sum =
-                        answer.map_err(|message| Error::FileUnreadable { part: 1, message })?;
-                    return Ok(format!("{algorithm}:{sum}"));
+                    let sum = answer.map_err(|e| Error::FileUnreadable {
+                        part: 1,
+                        message: e.message,
+                    })?;
+                    return Ok(digest::tagged(algorithm, &sum));
                 }
                 None => {
                     tries += 1;
@@ -170,18 +173,14 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     ) -> Option<String> {
         let algorithm = algorithm?;
         let summer = self.checksummer.as_ref()?;
-        let prefix = format!("{algorithm}:");
-        let sums = parts
-            .iter()
-            .map(|(_, sum)| Some(sum.as_deref()?.strip_prefix(&prefix)?.to_owned()))
-            .collect::<Option<Vec<_>>>()?;
+        let sums = digest::composite_inputs(algorithm, parts.iter().map(|(_, s)| s.as_deref()))?;
         let bytes = sums.iter().map(|s| s.len() as u64).sum();
         let deadline = hash_deadline_ms(self.options.stall_timeout.ceiling_ms(), bytes);
         let timer = deadline.map(|ms| self.clock.sleep(ms));
         let sum = within(summer.composite(algorithm, sums), timer)
             .await?
             .ok()?;
-        Some(format!("{algorithm}:{sum}-{}", parts.len()))
+        Some(digest::composite_tagged(algorithm, &sum, parts.len()))
     }
 }
 
@@ -210,9 +209,7 @@ pub(super) fn hash_gave_up(part: u32, tries: u32) -> Error {
 /// A completion entry carrying the part's checksum where S3 takes one (`algo:base64`; MD5 has no
 /// completion field: the store checked it on the PUT).
 pub(super) fn with_checksum(mut part: CompletedPart, sum: Option<String>) -> CompletedPart {
-    if let Some((algorithm, value)) = sum.as_deref().and_then(|s| s.split_once(':'))
-        && let Some(algorithm) = ChecksumAlgorithm::parse(algorithm)
-    {
+    if let Some((algorithm, value)) = sum.as_deref().and_then(digest::untag) {
         part.checksums.set(algorithm, value.to_owned());
     }
     part

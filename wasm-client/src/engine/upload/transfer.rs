@@ -22,7 +22,8 @@ use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
 use super::checksum::{HASHES_AT_ONCE, Hashed, hash_gave_up};
 use super::multipart::Multipart;
 use crate::engine::control::RunState;
-use crate::engine::error::{ApiCall, ApiError, Error};
+use crate::engine::digest;
+use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error};
 use crate::engine::ports::{Checksummer, PartSink, Signer};
 use crate::engine::progress::Phase;
 use crate::engine::retry::{Attempts, CallFailures};
@@ -54,7 +55,7 @@ enum Event {
     BackoffOver(u32),
     SignWaitOver,
     /// A part's checksum, or `None`: no answer by its deadline.
-    Hashed(u32, Option<Result<String, String>>),
+    Hashed(u32, Option<Result<String, ChecksumError>>),
     SlotFree(Slot),
     JournalDue,
     Changed,
@@ -426,16 +427,21 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
 
     /// A part's checksum arrived, failed, or gave no answer in time (`None`): then the
     /// checksummer is started afresh and asked again, as often as a part may be retried.
-    fn on_hashed(&mut self, part: u32, answer: Option<Result<String, String>>) -> Result<(), Stop> {
+    fn on_hashed(
+        &mut self,
+        part: u32,
+        answer: Option<Result<String, ChecksumError>>,
+    ) -> Result<(), Stop> {
         match answer {
             Some(Ok(sum)) => {
                 self.hashing_parts.remove(&part);
                 self.hash_timeouts.remove(&part);
                 if let Some((algorithm, _)) = &self.summer {
-                    self.sums.insert(part, format!("{algorithm}:{sum}"));
+                    self.sums.insert(part, digest::tagged(*algorithm, &sum));
                 }
             }
-            Some(Err(message)) => {
+            Some(Err(e)) => {
+                let message = e.message;
                 return Err(Stop::Failed(Error::FileUnreadable { part, message }));
             }
             None => {
