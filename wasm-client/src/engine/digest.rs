@@ -20,11 +20,13 @@ use md5::Digest as _;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 /// `ALGO:BASE64`: a part's (or a whole file's) checksum as the engine names it.
+#[inline]
 pub fn tagged(algorithm: ChecksumAlgorithm, base64: &str) -> String {
     format!("{algorithm}:{base64}")
 }
 
 /// The algorithm and base64 of an `ALGO:BASE64` checksum, when it names a known algorithm.
+#[inline]
 pub fn untag(sum: &str) -> Option<(ChecksumAlgorithm, &str)> {
     let (algorithm, base64) = sum.split_once(':')?;
     Some((ChecksumAlgorithm::parse(algorithm)?, base64))
@@ -32,6 +34,7 @@ pub fn untag(sum: &str) -> Option<(ChecksumAlgorithm, &str)> {
 
 /// What S3's composite checksum of an upload is computed from: the base64 of every part's
 /// `algorithm` checksum (`ALGO:BASE64`, in part order); `None` when a part has none of it.
+#[inline]
 pub fn composite_inputs<'a>(
     algorithm: ChecksumAlgorithm,
     sums: impl IntoIterator<Item = Option<&'a str>>,
@@ -44,6 +47,7 @@ pub fn composite_inputs<'a>(
 
 /// `ALGO:BASE64-N`: S3's composite checksum (`base64`, see [`composite`] where hashing is built)
 /// of an upload of `parts` parts.
+#[inline]
 pub fn composite_tagged(algorithm: ChecksumAlgorithm, base64: &str, parts: usize) -> String {
     format!("{algorithm}:{base64}-{parts}")
 }

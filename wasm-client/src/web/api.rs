@@ -15,7 +15,7 @@ use web_sys::{AbortSignal, Blob, File};
 
 use super::checksum::SharedHasher;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
-use super::engine::{browser_engine, fingerprint_if_resumable};
+use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
     ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, ServerChecksum,
@@ -400,7 +400,9 @@ async fn upload(
         size: blob.size() as u64,
         fingerprint: None,
     };
-    fingerprint_if_resumable(config, &blob, &mut info).await;
+    if let Some(fingerprint) = resume_fingerprint(config, &blob, &info.filename, info.size) {
+        info.fingerprint = fingerprint.await;
+    }
 
     let _listener = cancel_on(signal, control);
     let engine = browser_engine(config, &blob, None);

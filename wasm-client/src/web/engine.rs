@@ -3,13 +3,16 @@
 //! share (the checksum worker, the server's last checksum, the stall detector, a queue's slots).
 //!
 //! It also keeps the one rule for resume records: a file resumes exactly when it goes as a
-//! multipart upload ([`UploadOptions::goes_as_one_put`](crate::engine::UploadOptions) is false),
-//! and `resume` is on. Only such a file is fingerprinted, which reads samples of it, because a
-//! file sent as one PUT has no upload to resume (the engine keeps no record for it either:
-//! `tests/engine/resume.rs`). An `Uploader` sends every file in parts, so it fingerprints every
-//! file; a queue sends small files as one PUT, so it fingerprints only the others.
+//! multipart upload (`UploadOptions::goes_as_one_put` is false) and `resume` is on. Only such a
+//! file is fingerprinted, which reads samples of it, because a file sent as one PUT has no upload
+//! to resume (the engine keeps no record for it either: `tests/engine/resume.rs`). An `Uploader`
+//! sends every file in parts, so it fingerprints every file; a queue sends small files as one
+//! PUT, so it fingerprints only the others.
 
+use std::future::Future;
 use std::rc::Rc;
+
+use futures::FutureExt;
 
 use web_sys::Blob;
 
@@ -19,7 +22,7 @@ use super::resume::{IdbResumeStore, fingerprint};
 use super::signer::HttpSigner;
 use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
-use crate::engine::{Engine, FileInfo, Slots};
+use crate::engine::{Engine, Fingerprint, Slots};
 
 /// The engine an upload of the browser runs.
 pub(super) type BrowserEngine = Engine<HttpSigner, XhrSink>;
@@ -47,13 +50,19 @@ pub(super) fn browser_engine(config: &Config, blob: &Blob, slots: Option<Slots>)
     }
 }
 
-/// Gives `info` the file's fingerprint when it may resume (see the module's doc). A file whose
-/// samples cannot be read (deleted since it was chosen) only loses resuming; the upload itself
-/// then reports the real error.
-pub(super) async fn fingerprint_if_resumable(config: &Config, blob: &Blob, info: &mut FileInfo) {
-    if !config.resume || config.options.goes_as_one_put(info.size) {
-        return;
+/// The fingerprint of the file `blob` of `size` bytes, to be awaited, when it may resume (see
+/// the module's doc). A file whose samples cannot be read (deleted since it was chosen) only
+/// loses resuming; the upload itself then reports the real error. A plain function, not an
+/// `async fn`: one state machine less in the page's module.
+pub(super) fn resume_fingerprint<'a>(
+    config: &Config,
+    blob: &'a Blob,
+    filename: &'a str,
+    size: u64,
+) -> Option<impl Future<Output = Option<Fingerprint>> + 'a> {
+    if !config.resume || config.options.goes_as_one_put(size) {
+        return None;
     }
     IdbResumeStore::open();
-    info.fingerprint = fingerprint(blob, &info.filename).await.ok();
+    Some(fingerprint(blob, filename).map(Result::ok))
 }

@@ -17,7 +17,7 @@ use web_sys::{Blob, File};
 use super::BrowserClock;
 use super::api::{Config, read_config};
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
-use super::engine::{browser_engine, fingerprint_if_resumable};
+use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
     Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch,
@@ -401,7 +401,9 @@ async fn run_item(
         size: source.blob.size() as u64,
         fingerprint: None,
     };
-    fingerprint_if_resumable(config, &source.blob, &mut info).await;
+    if let Some(fingerprint) = resume_fingerprint(config, &source.blob, &info.filename, info.size) {
+        info.fingerprint = fingerprint.await;
+    }
     let engine = browser_engine(config, &source.blob, Some(slots));
     engine.upload(&info, on_progress, control).await
 }

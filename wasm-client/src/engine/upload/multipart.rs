@@ -1,14 +1,18 @@
-//! A multipart upload from start to end: a resume record looked up and reconciled with the
-//! store's parts, or the upload created (its first parts hashed meanwhile); the transfer; the
-//! completion, re-sending parts the store refused with `invalid_part`; the abort on cancel.
+//! [`Engine::upload`], and a multipart upload from start to end: a resume record looked up and
+//! reconciled with the store's parts, or the upload created (its first parts hashed meanwhile);
+//! the transfer; the completion, re-sending parts the store refused with `invalid_part`; the
+//! abort on cancel.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::rc::Rc;
+
+use futures::FutureExt;
 
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, SignBatchResponse,
+    CreateMultipartResponse, ListedPart, SignBatchResponse,
 };
 
 use super::checksum::{HASHES_AT_ONCE, with_checksum};
@@ -53,16 +57,33 @@ struct Created {
 }
 
 impl<S: Signer, P: PartSink> Engine<S, P> {
-    /// Uploads `file` in parts of `plan` (unless a resume record was cut with another part size).
-    pub(super) async fn multipart(
+    /// Uploads `file`, reporting progress to `on_progress`, until done, failed or cancelled
+    /// through `control`: as one `PUT` when the options say so
+    /// ([`UploadOptions::goes_as_one_put`](super::UploadOptions::goes_as_one_put)), else in
+    /// parts.
+    ///
+    /// Cancel is honoured before the upload is created, and while parts are being sent. A cancel
+    /// that arrives while the server is creating the upload takes effect when its answer arrives,
+    /// so the new upload can be aborted instead of left behind. Once every part is stored and
+    /// completion has been requested, cancel is too late: the object is being assembled.
+    pub async fn upload(
         &self,
         file: &FileInfo,
-        mut plan: PartPlan,
         on_progress: ProgressCallback,
         control: &Control,
     ) -> Result<UploadResult, Error> {
+        let mut plan = self.options.plan(file.size)?;
+        if self.options.goes_as_one_put(file.size) {
+            return self.single_put(file, on_progress, control).await;
+        }
+        if control.is_cancelled() {
+            return Err(Error::Aborted { cleanup: None });
+        }
         let resume = self.resume.clone().zip(file.fingerprint.clone());
-        let earlier = self.earlier_record(resume.as_ref()).await;
+        let earlier = match self.look_up(resume.as_ref()) {
+            Some(found) => found.await,
+            None => None,
+        };
         // A record's part size wins over the options: its parts were cut with it.
         if let Some(record) = &earlier
             && let Ok(p) = PartPlan::new(file.size, record.part_size)
@@ -70,44 +91,41 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             plan = p;
         }
         let interval = self.options.progress_interval_ms;
-        let reporter = Reporter::new(
-            plan.size,
-            plan.part_count,
-            self.clock.clone(),
-            interval,
-            on_progress,
-        );
+        let clock = self.clock.clone();
+        let reporter = Reporter::new(plan.size, plan.part_count, clock, interval, on_progress);
         reporter.report();
 
-        let resumed = match (earlier, &resume) {
-            (Some(record), Some(resume)) => {
-                self.reconcile(record, resume, &plan, control, &reporter)
-                    .await?
-            }
-            _ => None,
-        };
+        let mut resumed = None;
+        if let (Some(record), Some(resume)) = (earlier, &resume) {
+            let upload = record.upload();
+            let listed = self
+                .call(
+                    ApiCall::ListParts,
+                    Some(control),
+                    &reporter,
+                    Phase::Uploading,
+                    || self.signer.list_parts(&upload),
+                )
+                .await;
+            resumed = reconciled(record, listed, resume, &plan)?;
+        }
         let (created, record) = match resumed {
-            Some(record) => {
-                let created = Created {
-                    upload: record.upload(),
-                    algorithm: self.algorithm(record.checksum),
-                    first_batch: None,
-                    early: Vec::new(),
-                };
-                (created, Some(record))
-            }
+            Some(record) => (self.resumed(&record), Some(record)),
             None => {
-                let created = self.create(file, &plan, control, &reporter).await?;
-                let record = resume.as_ref().map(|(_, fingerprint)| ResumeRecord {
-                    fingerprint: fingerprint.clone(),
-                    upload_id: created.upload.upload_id.clone(),
-                    key: created.upload.key.clone(),
-                    bucket: created.upload.bucket.clone(),
-                    part_size: plan.part_size,
-                    parts: BTreeMap::new(),
-                    updated_ms: self.clock.now_ms(),
-                    checksum: created.algorithm,
-                });
+                let (request, guess, early) = self.create_request(file, &plan);
+                let upload = self
+                    .call(
+                        ApiCall::Create,
+                        Some(control),
+                        &reporter,
+                        Phase::Uploading,
+                        || self.signer.create(&request),
+                    )
+                    .await?;
+                let created = self.created(upload, guess, early);
+                let record = resume
+                    .as_ref()
+                    .map(|(_, f)| self.new_record(f, &created, &plan));
                 (created, record)
             }
         };
@@ -130,66 +148,42 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             .await
     }
 
-    /// The file's resume record, when there is one of the same file that has not expired; and
-    /// records that have are removed.
-    async fn earlier_record(&self, resume: Option<&Resume>) -> Option<ResumeRecord> {
+    /// Starts looking up the file's resume record, which is found when it is of the same file
+    /// and has not expired; records that have expired are removed.
+    fn look_up<'r>(
+        &self,
+        resume: Option<&'r Resume>,
+    ) -> Option<impl Future<Output = Option<ResumeRecord>> + 'r> {
         let (store, fingerprint) = resume?;
         let now = self.clock.now_ms();
         // Asked first, the lookup does not queue behind the expiry sweep's write.
         let found = store.load(&fingerprint.key());
         store.remove_older_than(now - DEFAULT_RECORD_MAX_AGE_MS);
-        found.await.filter(|r| {
-            r.fingerprint == *fingerprint && now - r.updated_ms < DEFAULT_RECORD_MAX_AGE_MS
-        })
+        Some(found.map(move |found| {
+            found.filter(|r| {
+                r.fingerprint == *fingerprint && now - r.updated_ms < DEFAULT_RECORD_MAX_AGE_MS
+            })
+        }))
     }
 
-    /// `record` with only the parts the store still holds as recorded, or `None` (and the record
-    /// removed) when its upload is gone (completed, aborted, purged) or no longer ours.
-    async fn reconcile(
-        &self,
-        record: ResumeRecord,
-        (store, fingerprint): &Resume,
-        plan: &PartPlan,
-        control: &Control,
-        reporter: &Reporter,
-    ) -> Result<Option<ResumeRecord>, Error> {
-        let earlier_upload = record.upload();
-        let listed = self
-            .call(
-                ApiCall::ListParts,
-                Some(control),
-                reporter,
-                Phase::Uploading,
-                || self.signer.list_parts(&earlier_upload),
-            )
-            .await;
-        match listed {
-            Ok(listed) => {
-                let plan_size =
-                    |n: u32| (1..=plan.part_count).contains(&n).then(|| plan.part_len(n));
-                let parts = reconcile(&record, &listed, plan_size);
-                Ok(Some(ResumeRecord { parts, ..record }))
-            }
-            Err(Error::Api {
-                source: ApiError::Status { status, .. },
-                ..
-            }) if (400..500).contains(&status) => {
-                store.remove(&fingerprint.key());
-                Ok(None)
-            }
-            Err(e) => Err(e),
+    /// The upload a resume record continues.
+    fn resumed(&self, record: &ResumeRecord) -> Created {
+        Created {
+            upload: record.upload(),
+            algorithm: self.algorithm(record.checksum),
+            first_batch: None,
+            early: Vec::new(),
         }
     }
 
-    /// Creates the upload. With the size and part size declared, the server fixes the plan: it
-    /// signs each part's exact length and refuses part numbers beyond it.
-    async fn create(
+    /// What creates the upload, the checksum it will likely use, and the checksums of its first
+    /// parts, asked for now. With the size and part size declared, the server fixes the plan:
+    /// it signs each part's exact length and refuses part numbers beyond it.
+    fn create_request(
         &self,
         file: &FileInfo,
         plan: &PartPlan,
-        control: &Control,
-        reporter: &Reporter,
-    ) -> Result<Created, Error> {
+    ) -> (CreateMultipartRequest, Option<ChecksumAlgorithm>, Early) {
         // Without a checksum of our own, the server can sign the first batch with the create and
         // spare the first PUTs a round trip (it signs none when it wants checksums).
         let presign = !matches!(self.options.checksum, ChecksumChoice::Use(_));
@@ -216,27 +210,47 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
                 .then(|| batch_size(self.options.concurrency, plan.part_count as usize) as u32),
             checksum: self.declared(),
         };
-        let mut upload = self
-            .call(
-                ApiCall::Create,
-                Some(control),
-                reporter,
-                Phase::Uploading,
-                || self.signer.create(&request),
-            )
-            .await?;
+        (request, guess, early)
+    }
+
+    /// The upload the server created, with the checksum it asked for; the `early` checksums are
+    /// dropped when they are of another algorithm than the `guess`.
+    fn created(
+        &self,
+        mut upload: CreateMultipartResponse,
+        guess: Option<ChecksumAlgorithm>,
+        mut early: Early,
+    ) -> Created {
         self.heard(upload.checksum);
         let algorithm = self.algorithm(upload.checksum);
         if algorithm != guess {
-            // Sums of another algorithm than the server now asks for.
             early.clear();
         }
-        Ok(Created {
+        Created {
             first_batch: upload.presigned.take(),
             upload,
             algorithm,
             early,
-        })
+        }
+    }
+
+    /// The resume record of a new upload, with no part stored yet.
+    fn new_record(
+        &self,
+        fingerprint: &Fingerprint,
+        created: &Created,
+        plan: &PartPlan,
+    ) -> ResumeRecord {
+        ResumeRecord {
+            fingerprint: fingerprint.clone(),
+            upload_id: created.upload.upload_id.clone(),
+            key: created.upload.key.clone(),
+            bucket: created.upload.bucket.clone(),
+            part_size: plan.part_size,
+            parts: BTreeMap::new(),
+            updated_ms: self.clock.now_ms(),
+            checksum: created.algorithm,
+        }
     }
 
     /// The parts of `sent` that the store does not list with the ETag (or, where it lists no
@@ -316,7 +330,17 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
             };
             self.reporter.set_phase(Phase::Completing);
             let checksum = engine.composite_checksum(self.algorithm, &parts).await;
-            let error = match self.complete(&parts).await {
+            let request = complete_request(&parts);
+            let completed = engine
+                .call(
+                    ApiCall::Complete,
+                    None,
+                    &self.reporter,
+                    Phase::Completing,
+                    || engine.signer.complete(&self.upload, &request),
+                )
+                .await;
+            let error = match completed {
                 Ok(done) => return Ok(self.finish(done, size, checksum)),
                 Err(e) => e,
             };
@@ -338,29 +362,6 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
             }
             already = kept(parts, &resend);
         }
-    }
-
-    /// Asks the server to complete the upload from `parts`.
-    async fn complete(
-        &self,
-        parts: &[(CompletedPart, Option<String>)],
-    ) -> Result<CompleteResponse, Error> {
-        let request = CompleteRequest {
-            parts: parts
-                .iter()
-                .map(|(part, sum)| with_checksum(part.clone(), sum.clone()))
-                .collect(),
-        };
-        let engine = self.engine;
-        engine
-            .call(
-                ApiCall::Complete,
-                None,
-                &self.reporter,
-                Phase::Completing,
-                || engine.signer.complete(&self.upload, &request),
-            )
-            .await
     }
 
     /// The upload is complete: nothing to resume, progress at 100 %.
@@ -386,4 +387,40 @@ fn kept(sent: Vec<(CompletedPart, Option<String>)>, resend: &[u32]) -> Stored {
         .filter(|(p, _)| !resend.contains(&p.part_number))
         .map(|(p, sum)| (p.part_number, (p.etag, sum)))
         .collect()
+}
+
+/// The completion of `parts`, each with its checksum where S3 takes one.
+fn complete_request(parts: &[(CompletedPart, Option<String>)]) -> CompleteRequest {
+    CompleteRequest {
+        parts: parts
+            .iter()
+            .map(|(part, sum)| with_checksum(part.clone(), sum.clone()))
+            .collect(),
+    }
+}
+
+/// What a resume record leaves after the store's list of its parts (`listed`): the record with
+/// only the parts the store still holds as recorded; or `None`, and the record removed, when its
+/// upload is gone (completed, aborted, purged) or no longer ours.
+fn reconciled(
+    record: ResumeRecord,
+    listed: Result<Vec<ListedPart>, Error>,
+    (store, fingerprint): &Resume,
+    plan: &PartPlan,
+) -> Result<Option<ResumeRecord>, Error> {
+    match listed {
+        Ok(listed) => {
+            let plan_size = |n: u32| (1..=plan.part_count).contains(&n).then(|| plan.part_len(n));
+            let parts = reconcile(&record, &listed, plan_size);
+            Ok(Some(ResumeRecord { parts, ..record }))
+        }
+        Err(Error::Api {
+            source: ApiError::Status { status, .. },
+            ..
+        }) if (400..500).contains(&status) => {
+            store.remove(&fingerprint.key());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }

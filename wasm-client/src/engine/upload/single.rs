@@ -184,7 +184,14 @@ impl<S: Signer, P: PartSink> SinglePut<'_, S, P> {
                 ..
             } = done;
             let failure = match outcome {
-                PutOutcome::Stored(etag) => return self.stored(&params, &url, etag).await,
+                PutOutcome::Stored(etag) => {
+                    let sent = self.stored(&params, &url, etag);
+                    let result = engine
+                        .complete_single(&params, sent, &self.reporter)
+                        .await?;
+                    self.reporter.finish();
+                    return Ok(result);
+                }
                 PutOutcome::Failed(e) => Some(e),
                 PutOutcome::Stalled(ms) => {
                     self.stalled_ms = ms;
@@ -292,18 +299,18 @@ impl<S: Signer, P: PartSink> SinglePut<'_, S, P> {
         }
     }
 
-    /// The PUT succeeded: the server is told, and its answer is the result.
-    async fn stored(
+    /// The PUT succeeded: what it showed, for the server to verify.
+    fn stored(
         &self,
         params: &SinglePutParams,
         url: &SignedUrl,
         etag: Option<String>,
-    ) -> Result<UploadResult, Error> {
+    ) -> UploadResult {
         self.reporter.part_done(1);
         // A single PUT needs no ETag to be complete: a store that hides it (CORS) still stored
         // the object.
         let location = url.url.split('?').next().unwrap_or_default().to_owned();
-        let sent = UploadResult {
+        UploadResult {
             whole_file: WholeFileChecksum::default(),
             key: params.key.clone(),
             bucket: params.bucket.clone(),
@@ -312,12 +319,6 @@ impl<S: Signer, P: PartSink> SinglePut<'_, S, P> {
             size: self.file.size,
             checksum: self.request.checksum.clone(),
             receipt: None,
-        };
-        let result = self
-            .engine
-            .complete_single(params, sent, &self.reporter)
-            .await?;
-        self.reporter.finish();
-        Ok(result)
+        }
     }
 }

@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 
-use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, SignBatchResponse};
 
 use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
@@ -365,9 +365,9 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     }
 
     /// The next thing to react to, in a fixed order of precedence.
-    async fn next_event(&mut self) -> Event {
-        let mut changed = pin!(self.m.engine.changed(Some(self.m.control)));
-        poll_fn(|cx| {
+    fn next_event(&mut self) -> impl Future<Output = Event> + '_ {
+        let mut changed = self.m.engine.changed(Some(self.m.control));
+        poll_fn(move |cx| {
             if let Some(s) = self.signing.as_mut()
                 && let Poll::Ready(answer) = s.as_mut().poll(cx)
             {
@@ -401,14 +401,14 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             if let Poll::Ready(Some((part, sum))) = self.hashing.poll_next_unpin(cx) {
                 return Poll::Ready(Event::Hashed(part, sum));
             }
-            if changed.as_mut().poll(cx).is_ready() {
+            if changed.poll_unpin(cx).is_ready() {
                 return Poll::Ready(Event::Changed);
             }
             Poll::Pending
         })
-        .await
     }
 
+    /// Hands `event` to the method for it.
     fn handle(&mut self, event: Event) -> Result<(), Stop> {
         match event {
             Event::Changed | Event::SignWaitOver => {}

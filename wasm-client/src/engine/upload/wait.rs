@@ -82,7 +82,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 
     /// Resolves when the caller's wishes or the network status change.
-    pub(super) fn changed(&self, control: Option<&Control>) -> impl Future<Output = ()> + 'static {
+    pub(super) fn changed(
+        &self,
+        control: Option<&Control>,
+    ) -> impl Future<Output = ()> + Unpin + 'static {
         let control: LocalBoxFuture<'static, ()> = match control {
             Some(c) => Box::pin(c.changed()),
             None => Box::pin(future::pending()),
