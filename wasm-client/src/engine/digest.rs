@@ -1,17 +1,58 @@
 //! The part checksums stores verify: MD5 (`Content-MD5`), CRC32C, CRC32 and SHA-256
-//! (`x-amz-checksum-*`), and base64 as S3 spells them.
+//! (`x-amz-checksum-*`), base64 as S3 spells them, and the text forms the engine passes around:
+//! `ALGO:BASE64` for a part's or a file's checksum, `ALGO:BASE64-N` for S3's composite checksum of
+//! an upload's N parts.
 //!
-//! A thin layer over the RustCrypto (`md-5`, `sha2`), `crc32c` and `crc32fast` crates, so the
-//! engine speaks in S3's algorithms and encodings; in the browser's Web Worker a [`Digest`] is fed
-//! each part a chunk at a time (`ChecksumStream` in `worker.rs`, the worker's own module: the
-//! `hashing` feature, which the page's module is built without). The tests pin each algorithm to
-//! its standard's vectors and to the same sums for any chunk boundaries.
+//! The hashers are a thin layer over the RustCrypto (`md-5`, `sha2`), `crc32c` and `crc32fast`
+//! crates, so the engine speaks in S3's algorithms and encodings; in the browser's Web Worker a
+//! [`Digest`] is fed each part a chunk at a time (`ChecksumStream` in `worker.rs`, the worker's own
+//! module). They come with the `hashing` feature, which the page's module is built without; the
+//! text forms are always here (the page's engine builds them from what the worker answers). The
+//! tests pin each algorithm to its standard's vectors and to the same sums for any chunk
+//! boundaries.
 
+#[cfg(feature = "hashing")]
 use base64::Engine as _;
+#[cfg(feature = "hashing")]
 use base64::engine::general_purpose::STANDARD;
+#[cfg(feature = "hashing")]
 use md5::Digest as _;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
+/// `ALGO:BASE64`: a part's (or a whole file's) checksum as the engine names it.
+#[inline]
+pub fn tagged(algorithm: ChecksumAlgorithm, base64: &str) -> String {
+    format!("{algorithm}:{base64}")
+}
+
+/// The algorithm and base64 of an `ALGO:BASE64` checksum, when it names a known algorithm.
+#[inline]
+pub fn untag(sum: &str) -> Option<(ChecksumAlgorithm, &str)> {
+    let (algorithm, base64) = sum.split_once(':')?;
+    Some((ChecksumAlgorithm::parse(algorithm)?, base64))
+}
+
+/// What S3's composite checksum of an upload is computed from: the base64 of every part's
+/// `algorithm` checksum (`ALGO:BASE64`, in part order); `None` when a part has none of it.
+#[inline]
+pub fn composite_inputs<'a>(
+    algorithm: ChecksumAlgorithm,
+    sums: impl IntoIterator<Item = Option<&'a str>>,
+) -> Option<Vec<String>> {
+    let prefix = format!("{algorithm}:");
+    sums.into_iter()
+        .map(|sum| Some(sum?.strip_prefix(&prefix)?.to_owned()))
+        .collect()
+}
+
+/// `ALGO:BASE64-N`: S3's composite checksum (`base64`, see [`composite`] where hashing is built)
+/// of an upload of `parts` parts.
+#[inline]
+pub fn composite_tagged(algorithm: ChecksumAlgorithm, base64: &str, parts: usize) -> String {
+    format!("{algorithm}:{base64}-{parts}")
+}
+
+#[cfg(feature = "hashing")]
 /// A running checksum of one algorithm.
 #[derive(Clone)]
 pub enum Digest {
@@ -21,6 +62,7 @@ pub enum Digest {
     Sha256(sha2::Sha256),
 }
 
+#[cfg(feature = "hashing")]
 impl std::fmt::Debug for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
@@ -33,6 +75,7 @@ impl std::fmt::Debug for Digest {
     }
 }
 
+#[cfg(feature = "hashing")]
 impl Digest {
     pub fn new(algorithm: ChecksumAlgorithm) -> Self {
         match algorithm {
@@ -63,6 +106,7 @@ impl Digest {
     }
 }
 
+#[cfg(feature = "hashing")]
 /// The base64 checksum of `data`, as S3's headers carry it.
 pub fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> String {
     let mut d = Digest::new(algorithm);
@@ -70,6 +114,7 @@ pub fn checksum(algorithm: ChecksumAlgorithm, data: &[u8]) -> String {
     base64(&d.finish())
 }
 
+#[cfg(feature = "hashing")]
 /// S3's composite checksum: the `algorithm` checksum of the parts' checksums (`sums`, base64)
 /// as raw bytes, as base64; `None` when one is not base64.
 pub fn composite(algorithm: ChecksumAlgorithm, sums: &[String]) -> Option<String> {
@@ -80,17 +125,19 @@ pub fn composite(algorithm: ChecksumAlgorithm, sums: &[String]) -> Option<String
     Some(base64(&digest.finish()))
 }
 
+#[cfg(feature = "hashing")]
 /// Standard base64 with padding.
 pub fn base64(data: &[u8]) -> String {
     STANDARD.encode(data)
 }
 
+#[cfg(feature = "hashing")]
 /// The bytes of standard base64 `text`, or `None` if it is not base64.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).ok()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "hashing"))]
 mod tests {
     use super::*;
 
@@ -162,6 +209,23 @@ mod tests {
             d.update(&[]);
             assert_eq!(hex(&d.finish()), whole, "{algorithm} with empty updates");
         }
+    }
+
+    #[test]
+    fn text_forms_tag_and_untag() {
+        let crc = ChecksumAlgorithm::Crc32c;
+        assert_eq!(tagged(crc, "AAAAAA=="), "crc32c:AAAAAA==");
+        assert_eq!(untag("crc32c:AAAAAA=="), Some((crc, "AAAAAA==")));
+        assert_eq!(untag("crc99:AAAAAA=="), None);
+        assert_eq!(untag("AAAAAA=="), None);
+        let sums = [Some("crc32c:AAAAAA=="), Some("crc32c:AQIDBA==")];
+        assert_eq!(
+            composite_inputs(crc, sums),
+            Some(vec!["AAAAAA==".to_owned(), "AQIDBA==".to_owned()])
+        );
+        assert_eq!(composite_inputs(crc, [Some("crc32c:A"), None]), None);
+        assert_eq!(composite_inputs(crc, [Some("md5:A")]), None);
+        assert_eq!(composite_tagged(crc, "Zm9v", 12), "crc32c:Zm9v-12");
     }
 
     #[test]

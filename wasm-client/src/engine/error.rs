@@ -1,5 +1,6 @@
-//! The crate's one error type, [`Error`], and the two failure reports the engine's ports hand back
-//! to it: [`ApiError`] from the signing server and [`PutError`] from the store.
+//! The crate's one error type, [`Error`], and the failure reports the engine's ports hand back to
+//! it: [`ApiError`] from the signing server, [`PutError`] from the store and [`ChecksumError`]
+//! from the checksummer.
 //!
 //! Every [`Error`] has a stable [`Error::code`] that the JS facade exposes as `err.code`, so callers
 //! branch on codes, never on message text. Messages are for people: lowercase, naming the part and
@@ -249,6 +250,23 @@ fn api_detail(code: &Option<String>, message: &str) -> String {
     }
 }
 
+/// A checksum a [`Checksummer`](super::Checksummer) could not give: the part's bytes could not be
+/// read (the file was changed, moved or deleted since it was chosen), or the hasher failed. The
+/// engine reports it as [`Error::FileUnreadable`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ChecksumError {
+    pub message: String,
+}
+
+impl ChecksumError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
 /// A failed part PUT, as a [`PartSink`](super::PartSink) reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -278,6 +296,16 @@ impl PutError {
             status,
             body: body.into(),
             retry_after_ms: None,
+        }
+    }
+}
+
+impl PutError {
+    /// How long the store asked to wait before the next attempt (`Retry-After`), if it did.
+    pub fn retry_after_ms(&self) -> Option<f64> {
+        match self {
+            Self::Status { retry_after_ms, .. } => retry_after_ms.map(|ms| ms as f64),
+            _ => None,
         }
     }
 }

@@ -6,7 +6,6 @@
 //! in the tests — so every policy here runs natively and deterministically under `cargo test`.
 
 pub mod control;
-#[cfg(feature = "hashing")]
 pub mod digest;
 pub mod error;
 pub mod ports;
@@ -20,7 +19,7 @@ pub mod stall;
 pub mod upload;
 
 pub use control::{Control, RunState, Watch};
-pub use error::{ApiCall, ApiError, Error, FailureClass, PutError};
+pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError};
 pub use ports::{
     AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
 };

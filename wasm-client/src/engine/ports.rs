@@ -15,7 +15,7 @@ use s3_direct_protocol::wire::{
     CreateMultipartResponse, ListedPart, ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
 };
 
-use super::error::{ApiError, PutError};
+use super::error::{ApiError, ChecksumError, PutError};
 use super::progress::PartProgress;
 
 /// The signing server: the calls of the signing API an upload needs.
@@ -127,7 +127,7 @@ pub trait Checksummer {
         &self,
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
-    ) -> LocalBoxFuture<'static, Result<String, String>>;
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>>;
 
     /// S3's composite checksum of an upload, base64: the `algorithm` checksum of its parts'
     /// checksums (`sums`, base64, in part order) as raw bytes, one after the other. Asked of the
@@ -137,7 +137,7 @@ pub trait Checksummer {
         &self,
         algorithm: ChecksumAlgorithm,
         sums: Vec<String>,
-    ) -> LocalBoxFuture<'static, Result<String, String>>;
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>>;
 
     /// Called when a checksum gave no answer in time (see [`hash_deadline_ms`]), before it is
     /// asked for again: start afresh (the browser's starts a new worker). Checksums still awaited

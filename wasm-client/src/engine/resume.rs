@@ -11,12 +11,19 @@
 //! gets another file's parts. Records of finished or cancelled uploads are removed; records not
 //! touched for [`DEFAULT_RECORD_MAX_AGE_MS`] are treated as gone (stores and the server's purge
 //! drop abandoned multipart uploads after a while anyway).
+//!
+//! The running upload writes its record through a `Journal`, which batches the writes: at most
+//! one every [`JOURNAL_INTERVAL_MS`].
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CreateMultipartResponse, ListedPart};
 use serde::{Deserialize, Serialize};
+
+use super::ports::Clock;
 
 /// How long a resume record stays usable after its last update: a week.
 pub const DEFAULT_RECORD_MAX_AGE_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
@@ -155,7 +162,7 @@ pub fn reconcile(
         }
         let checksum = match per_part {
             Some(algorithm) => match l.checksums.get(algorithm) {
-                Some(value) => Some(format!("{algorithm}:{value}")),
+                Some(value) => Some(super::digest::tagged(algorithm, value)),
                 None => continue,
             },
             None => None,
@@ -174,6 +181,102 @@ pub fn reconcile(
 
 fn same_etag(a: &str, b: &str) -> bool {
     a.trim().trim_matches('"') == b.trim().trim_matches('"')
+}
+
+/// The upload's resume record, saved as parts are stored.
+///
+/// A record lists every stored part, so writing it after each one would cost O(parts²) over an
+/// upload of 10,000 parts; it is written at most every [`JOURNAL_INTERVAL_MS`] instead (the
+/// scheduler flushes it when that time has passed, on pause and when the upload fails). Losing
+/// the last second of parts to a crash costs re-sending them, or nothing where the store lists
+/// them with their ETags.
+pub(crate) struct Journal {
+    store: Option<Rc<dyn ResumeStore>>,
+    record: RefCell<Option<ResumeRecord>>,
+    clock: Rc<dyn Clock>,
+    last_save_ms: Cell<f64>,
+    dirty: Cell<bool>,
+}
+
+/// Least time between two writes of the resume record.
+pub const JOURNAL_INTERVAL_MS: f64 = 1000.0;
+
+impl Journal {
+    pub(crate) fn new(
+        store: Option<Rc<dyn ResumeStore>>,
+        record: Option<ResumeRecord>,
+        clock: Rc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            record: RefCell::new(record),
+            clock,
+            last_save_ms: Cell::new(f64::NEG_INFINITY),
+            dirty: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn save(&self) {
+        if let (Some(store), Some(record)) = (&self.store, &*self.record.borrow()) {
+            store.save(record);
+        }
+        self.last_save_ms.set(self.clock.now_ms());
+        self.dirty.set(false);
+    }
+
+    /// Writes the record if it changed since the last write.
+    pub(crate) fn flush(&self) {
+        if self.dirty.get() {
+            self.save();
+        }
+    }
+
+    /// Milliseconds until a pending change is due to be written, if one is pending.
+    pub(crate) fn due_in(&self) -> Option<f64> {
+        self.dirty
+            .get()
+            .then(|| self.last_save_ms.get() + JOURNAL_INTERVAL_MS - self.clock.now_ms())
+    }
+
+    pub(crate) fn stored(&self, part: u32, size: u64, etag: &str, checksum: Option<String>) {
+        if let Some(record) = &mut *self.record.borrow_mut() {
+            record.parts.insert(
+                part,
+                RecordedPart {
+                    size,
+                    etag: etag.to_owned(),
+                    checksum,
+                },
+            );
+            record.updated_ms = self.clock.now_ms();
+            self.dirty.set(self.store.is_some());
+        }
+        if self.due_in().is_some_and(|ms| ms <= 0.0) {
+            self.save();
+        }
+    }
+
+    /// The parts the record lists as stored, with their ETags and checksums: those a resumed
+    /// upload does not send again.
+    pub(crate) fn stored_parts(&self) -> BTreeMap<u32, (String, Option<String>)> {
+        self.record
+            .borrow()
+            .as_ref()
+            .map(|r| {
+                r.parts
+                    .iter()
+                    .map(|(&n, p)| (n, (p.etag.clone(), p.checksum.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The upload is finished or cancelled: nothing to resume.
+    pub(crate) fn forget(&self) {
+        if let (Some(store), Some(record)) = (&self.store, self.record.borrow_mut().take()) {
+            store.remove(&record.fingerprint.key());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,15 @@
 //! is a floor. The count restarts when a part makes progress — sends more of its bytes than any
 //! earlier attempt did — so a flaky link that moves the upload forward never exhausts it, while a
 //! part refused again and again after the same bytes does.
+//!
+//! The bookkeeping is written once here for the three users: a part of a multipart upload and a
+//! file's single PUT (`Attempts`: failures, re-signs and progress per part), and calls to the
+//! signing server (`CallFailures`: failures in a row).
 
 use std::cell::Cell;
 use std::fmt;
+
+use super::error::{Error, FailureClass, PutError};
 
 /// Retry settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,15 +54,125 @@ impl RetryPolicy {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let ok = |v: f64| v.is_finite() && v >= 0.0;
         if !ok(self.base_delay_ms) || !ok(self.max_delay_ms) {
-            return Err(format!(
+            return Err(Error::InvalidOptions(format!(
                 "retry delays {} ms and {} ms must be numbers of milliseconds >= 0",
                 self.base_delay_ms, self.max_delay_ms
-            ));
+            )));
         }
         Ok(())
+    }
+
+    /// Counts one more failure in a row in `failures`: the wait before trying again, or `None`
+    /// once more than [`retries`](Self::retries) failed. Draws from `random` only to wait.
+    fn count_failure(
+        &self,
+        failures: &mut u32,
+        random: &dyn Random,
+        retry_after_ms: Option<f64>,
+    ) -> Option<f64> {
+        *failures += 1;
+        (*failures <= self.retries).then(|| self.delay_ms(*failures, random.next(), retry_after_ms))
+    }
+}
+
+/// Re-signs of one part in a row, without it making progress, before a refusal is taken as final:
+/// a store that refuses fresh URLs too (clock skew beyond its tolerance, a revoked key) would
+/// otherwise be asked forever.
+pub const MAX_RESIGNS: u32 = 3;
+
+/// How a failed PUT attempt is treated: `failure` is `None` for a stall, and `expired` says the
+/// URL was past its lifetime by the engine's clock when the attempt ended.
+pub(crate) fn classify(failure: Option<&PutError>, expired: bool) -> FailureClass {
+    match failure {
+        // A store that omits CORS headers on errors turns its expiry answer into a network
+        // error; retry it, with a fresh URL (an expired one is not kept).
+        None | Some(PutError::Network(_)) => FailureClass::Retryable,
+        Some(PutError::Status { .. }) if expired => FailureClass::Expired,
+        Some(e) => e.class(),
+    }
+}
+
+/// What to do after a PUT attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum NextStep {
+    /// Out of retries or re-signs, or not worth one: the upload fails.
+    GiveUp,
+    /// Ask for a fresh URL and send at once.
+    Resign,
+    /// Send again after this many milliseconds.
+    Wait(f64),
+}
+
+/// What the retry policy remembers about a part (or a file's single PUT).
+#[derive(Debug, Default)]
+pub(crate) struct Attempts {
+    /// PUTs started.
+    pub(crate) tries: u32,
+    /// Retryable failures since the part last made progress.
+    failures: u32,
+    /// Re-signs in a row since the part last made progress.
+    resigns: u32,
+    /// Most bytes any attempt sent.
+    best: u64,
+}
+
+impl Attempts {
+    /// Notes that a failed attempt sent `bytes`: more than any attempt before is progress, which
+    /// restarts the counts of failures and re-signs.
+    pub(crate) fn sent(&mut self, bytes: u64) {
+        if bytes > self.best {
+            self.best = bytes;
+            self.failures = 0;
+            self.resigns = 0;
+        }
+    }
+
+    /// Counts a failure of `class` and says what comes next.
+    pub(crate) fn next_step(
+        &mut self,
+        class: FailureClass,
+        policy: &RetryPolicy,
+        random: &dyn Random,
+        retry_after_ms: Option<f64>,
+    ) -> NextStep {
+        match class {
+            FailureClass::Expired => {
+                self.resigns += 1;
+                if self.resigns > MAX_RESIGNS {
+                    NextStep::GiveUp
+                } else {
+                    NextStep::Resign
+                }
+            }
+            FailureClass::Retryable => policy
+                .count_failure(&mut self.failures, random, retry_after_ms)
+                .map_or(NextStep::GiveUp, NextStep::Wait),
+            FailureClass::Fatal => NextStep::GiveUp,
+        }
+    }
+}
+
+/// Failed calls to the signing server in a row.
+#[derive(Debug, Default)]
+pub(crate) struct CallFailures(u32);
+
+impl CallFailures {
+    /// Counts one more failure: the wait before calling again, or `None` when out of retries.
+    pub(crate) fn next_delay(
+        &mut self,
+        policy: &RetryPolicy,
+        random: &dyn Random,
+        retry_after_ms: Option<f64>,
+    ) -> Option<f64> {
+        policy.count_failure(&mut self.0, random, retry_after_ms)
+    }
+
+    /// A call succeeded: the count starts over.
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
     }
 }
 
@@ -123,6 +239,60 @@ mod tests {
         assert_eq!(p.delay_ms(1, 0.0, Some(7_000.0)), 7_000.0);
         assert_eq!(p.delay_ms(1, 0.0, Some(10.0)), 500.0);
         assert_eq!(p.delay_ms(1, 0.0, Some(1e12)), MAX_RETRY_AFTER_MS);
+    }
+
+    #[test]
+    fn progress_restarts_the_counts_and_resigns_are_bounded() {
+        let p = RetryPolicy {
+            retries: 2,
+            ..RetryPolicy::default()
+        };
+        let zero = || 0.0;
+        let mut a = Attempts::default();
+        let step = |a: &mut Attempts, class| a.next_step(class, &p, &zero, None);
+        assert_eq!(step(&mut a, FailureClass::Retryable), NextStep::Wait(500.0));
+        assert_eq!(
+            step(&mut a, FailureClass::Retryable),
+            NextStep::Wait(1000.0)
+        );
+        assert_eq!(step(&mut a, FailureClass::Retryable), NextStep::GiveUp);
+        a.sent(10);
+        assert_eq!(step(&mut a, FailureClass::Retryable), NextStep::Wait(500.0));
+        a.sent(10); // no further than before: no progress
+        assert_eq!(
+            step(&mut a, FailureClass::Retryable),
+            NextStep::Wait(1000.0)
+        );
+        for _ in 0..MAX_RESIGNS {
+            assert_eq!(step(&mut a, FailureClass::Expired), NextStep::Resign);
+        }
+        assert_eq!(step(&mut a, FailureClass::Expired), NextStep::GiveUp);
+        assert_eq!(step(&mut a, FailureClass::Fatal), NextStep::GiveUp);
+    }
+
+    #[test]
+    fn stalls_and_network_errors_are_retried_and_an_expired_url_is_resigned() {
+        assert_eq!(classify(None, true), FailureClass::Retryable);
+        let network = PutError::Network("reset".into());
+        assert_eq!(classify(Some(&network), true), FailureClass::Retryable);
+        let refused = PutError::status(400, "");
+        assert_eq!(classify(Some(&refused), false), FailureClass::Fatal);
+        assert_eq!(classify(Some(&refused), true), FailureClass::Expired);
+        let unreadable = PutError::Unreadable("gone".into());
+        assert_eq!(classify(Some(&unreadable), true), FailureClass::Fatal);
+    }
+
+    #[test]
+    fn call_failures_wait_until_out_of_retries() {
+        let p = RetryPolicy {
+            retries: 1,
+            ..RetryPolicy::default()
+        };
+        let mut f = CallFailures::default();
+        assert_eq!(f.next_delay(&p, &|| 0.0, Some(7_000.0)), Some(7_000.0));
+        assert_eq!(f.next_delay(&p, &|| 0.0, None), None);
+        f.reset();
+        assert_eq!(f.next_delay(&p, &|| 0.0, None), Some(500.0));
     }
 
     #[test]

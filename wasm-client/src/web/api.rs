@@ -13,15 +13,13 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
-use super::checksum::{SharedHasher, WorkerChecksummer};
+use super::checksum::SharedHasher;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
-use super::resume::{IdbResumeStore, fingerprint};
-use super::signer::HttpSigner;
-use super::xhr::XhrSink;
-use super::{BrowserClock, BrowserNetwork};
+use super::engine::{browser_engine, resume_fingerprint};
+use super::resume::IdbResumeStore;
 use crate::engine::{
-    ChecksumChoice, Control, Engine, Error, FileInfo, Progress, RetryPolicy, RunState,
-    ServerChecksum, StallDetector, StallTimeout, UploadOptions,
+    ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, ServerChecksum,
+    StallDetector, StallTimeout, UploadOptions,
 };
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -394,7 +392,7 @@ async fn upload(
             ));
         }
     };
-    let info = FileInfo {
+    let mut info = FileInfo {
         filename,
         content_type: o.string("contentType")?.unwrap_or_else(|| blob.type_()),
         metadata: o.string_map("metadata")?,
@@ -402,29 +400,12 @@ async fn upload(
         size: blob.size() as u64,
         fingerprint: None,
     };
-    let mut info = info;
-    if config.resume {
-        IdbResumeStore::open();
-        // Unreadable samples (a file deleted since it was chosen) only cost resuming; the
-        // upload itself then reports the real error.
-        info.fingerprint = fingerprint(&blob, &info.filename).await.ok();
+    if let Some(fingerprint) = resume_fingerprint(config, &blob, &info.filename, info.size) {
+        info.fingerprint = fingerprint.await;
     }
 
     let _listener = cancel_on(signal, control);
-    let engine = Engine::new(
-        HttpSigner::new(&config.endpoint, config.headers.clone()),
-        XhrSink::new(blob.clone()),
-        Rc::new(BrowserClock),
-        config.options.clone(),
-    )
-    .with_network(Rc::new(BrowserNetwork::new()))
-    .with_resume(Rc::new(IdbResumeStore))
-    .with_checksummer(Rc::new(WorkerChecksummer {
-        file: blob,
-        hasher: config.hasher.clone(),
-    }))
-    .with_server_checksum(config.server_checksum.clone())
-    .with_stall_detector(config.stall.clone());
+    let engine = browser_engine(config, &blob, None);
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress

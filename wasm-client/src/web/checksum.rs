@@ -38,7 +38,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
 use super::signer::js_text;
-use crate::engine::Checksummer;
+use crate::engine::{ChecksumError, Checksummer};
 
 #[wasm_bindgen(inline_js = r#"
 // The worker's script (relative to this snippet, snippets/<crate>/ in the package), imported on
@@ -188,7 +188,7 @@ impl Checksummer for WorkerChecksummer {
         &self,
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
-    ) -> LocalBoxFuture<'static, Result<String, String>> {
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
         // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
         let (start, end) = (range.start as f64, range.end as f64);
         // Asked now, not when first polled: the engine asks for the first parts' checksums while
@@ -210,7 +210,7 @@ impl Checksummer for WorkerChecksummer {
         &self,
         algorithm: ChecksumAlgorithm,
         sums: Vec<String>,
-    ) -> LocalBoxFuture<'static, Result<String, String>> {
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
         let answer = match self.hasher.get() {
             Some(h) => h.composite(algorithm.as_str(), sums),
             None => composite_here(algorithm.as_str(), sums),
@@ -228,10 +228,10 @@ impl Checksummer for WorkerChecksummer {
 }
 
 /// The text a checksum promise resolves with, or why there is none.
-async fn text_of(answer: js_sys::Promise, what: &'static str) -> Result<String, String> {
+async fn text_of(answer: js_sys::Promise, what: &'static str) -> Result<String, ChecksumError> {
     JsFuture::from(answer)
         .await
-        .map_err(|e| js_text(&e))?
+        .map_err(|e| ChecksumError::new(js_text(&e)))?
         .as_string()
-        .ok_or_else(|| format!("{what} answered no text"))
+        .ok_or_else(|| ChecksumError::new(format!("{what} answered no text")))
 }

@@ -1,6 +1,6 @@
 //! The browser side: the engine's ports implemented with browser APIs, and the JS API.
 //!
-//! Thin by design (see DESIGN.md, "the engine is plain Rust"): modules here convert types, wire
+//! Thin by design (ARCHITECTURE.md: "the engine never imports `web-sys`"): modules here convert types, wire
 //! callbacks and implement traits; every decision about what to request when lives in
 //! [`crate::engine`], where it is tested natively.
 //!
@@ -9,20 +9,23 @@
 //! - [`checksum`]: part checksums in a Web Worker.
 //! - [`convert`]: JS options in, JS objects and errors out.
 //! - [`resume`]: resume records in IndexedDB, and file fingerprints.
+//! - [`engine`]: the engine built with these ports, for `Uploader` and `UploadQueue` alike, and
+//!   which files get a resume record.
 //! - [`api`]: the exported `Uploader` class and its TypeScript types.
 //! - [`queue`]: the exported `UploadQueue` and `QueueItem` classes and their TypeScript types.
 
 mod api;
 mod checksum;
 mod convert;
+mod engine;
 mod queue;
 mod resume;
 mod signer;
 mod xhr;
 
-use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
-use js_sys::{Function, Reflect};
+use gloo_timers::future::TimeoutFuture;
+use js_sys::Reflect;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
@@ -43,54 +46,8 @@ impl Clock for BrowserClock {
     }
 
     fn sleep(&self, ms: f64) -> LocalBoxFuture<'static, ()> {
-        let (tx, rx) = oneshot::channel::<()>();
-        let closure = Closure::once(move || {
-            let _ = tx.send(());
-        });
-        let global = js_sys::global();
-        let id = global_function(&global, "setTimeout").and_then(|f| {
-            f.call2(
-                &global,
-                closure.as_ref(),
-                &JsValue::from_f64(ms.clamp(0.0, MAX_TIMEOUT_MS)),
-            )
-            .ok()
-        });
-        // Built outside the future so that dropping an unpolled sleep still clears the timer.
-        let timer = Timeout {
-            id,
-            _closure: closure,
-        };
-        Box::pin(async move {
-            let _timer = timer;
-            // Without `setTimeout` (no such host) the sleep never ends; the engine then relies on
-            // the network and the caller instead of timers.
-            let _ = rx.await;
-        })
-    }
-}
-
-fn global_function(global: &JsValue, name: &str) -> Option<Function> {
-    Reflect::get(global, &JsValue::from_str(name))
-        .ok()?
-        .dyn_into()
-        .ok()
-}
-
-/// A pending `setTimeout`, cleared when dropped so the callback never reaches a freed closure.
-struct Timeout {
-    id: Option<JsValue>,
-    _closure: Closure<dyn FnMut()>,
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        if let Some(id) = &self.id {
-            let global = js_sys::global();
-            if let Some(clear) = global_function(&global, "clearTimeout") {
-                let _ = clear.call1(&global, id);
-            }
-        }
+        // The timer is set now, so dropping an unpolled sleep still clears it.
+        Box::pin(TimeoutFuture::new(ms.clamp(0.0, MAX_TIMEOUT_MS) as u32))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The JS queue API: `new UploadQueue(options)`, `queue.add(file)` → `QueueItem`, events.
 //!
-//! Only wiring around [`crate::engine::Queue`]: each item runs an [`Engine`] with the browser's
-//! ports and the queue's shared PUT slots; the queue's events are turned into JS objects and
+//! Only wiring around [`crate::engine::Queue`]: each item runs the browser's engine
+//! (`engine.rs`) with the queue's shared PUT slots; the queue's events are turned into JS objects and
 //! handed to the listeners registered with `on`. Every `QueueItem` is one JS object for its
 //! whole life (the one `add` returned is the one events carry), so pages can compare them.
 
@@ -14,15 +14,13 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, File};
 
+use super::BrowserClock;
 use super::api::{Config, read_config};
-use super::checksum::WorkerChecksummer;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
-use super::resume::{IdbResumeStore, fingerprint};
-use super::signer::HttpSigner;
-use super::xhr::XhrSink;
-use super::{BrowserClock, BrowserNetwork};
+use super::engine::{browser_engine, resume_fingerprint};
+use super::resume::IdbResumeStore;
 use crate::engine::{
-    Control, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, Error, FileInfo, ItemId, ItemState, Launch,
+    Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch,
     ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots, UploadResult,
 };
 
@@ -396,33 +394,17 @@ async fn run_item(
     on_progress: ProgressCallback,
     slots: Slots,
 ) -> Result<UploadResult, Error> {
-    let size = source.blob.size() as u64;
     let mut info = FileInfo {
         filename: source.filename,
         content_type: source.content_type,
         metadata: source.metadata,
-        size,
+        size: source.blob.size() as u64,
         fingerprint: None,
     };
-    // Single PUTs do not resume; a multipart upload resumes after a reload or a retry.
-    if config.resume && size > config.options.single_put_threshold {
-        info.fingerprint = fingerprint(&source.blob, &info.filename).await.ok();
+    if let Some(fingerprint) = resume_fingerprint(config, &source.blob, &info.filename, info.size) {
+        info.fingerprint = fingerprint.await;
     }
-    let engine = Engine::new(
-        HttpSigner::new(&config.endpoint, config.headers.clone()),
-        XhrSink::new(source.blob.clone()),
-        Rc::new(BrowserClock),
-        config.options.clone(),
-    )
-    .with_network(Rc::new(BrowserNetwork::new()))
-    .with_resume(Rc::new(IdbResumeStore))
-    .with_checksummer(Rc::new(WorkerChecksummer {
-        file: source.blob,
-        hasher: config.hasher.clone(),
-    }))
-    .with_server_checksum(config.server_checksum.clone())
-    .with_stall_detector(config.stall.clone())
-    .with_slots(slots);
+    let engine = browser_engine(config, &source.blob, Some(slots));
     engine.upload(&info, on_progress, control).await
 }
 

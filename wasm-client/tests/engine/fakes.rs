@@ -14,9 +14,9 @@ use futures::executor::LocalPool;
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint, Network,
-    PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore, ServerChecksum,
-    Signer, SinglePutRequest, StallDetector, UploadOptions, UploadResult, Watch,
+    ApiError, ChecksumError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint,
+    Network, PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore,
+    ServerChecksum, Signer, SinglePutRequest, StallDetector, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -778,7 +778,7 @@ impl Checksummer for FakeChecksummer {
         &self,
         _algorithm: ChecksumAlgorithm,
         range: std::ops::Range<u64>,
-    ) -> LocalBoxFuture<'static, Result<String, String>> {
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
         self.computed.borrow_mut().push(range.start);
         if let Some((start, times)) = self.silent.borrow_mut().as_mut()
             && *start == range.start
@@ -788,7 +788,7 @@ impl Checksummer for FakeChecksummer {
             return Box::pin(futures::future::pending());
         }
         let answer = if self.unreadable == Some(range.start) {
-            Err("NotReadableError".to_string())
+            Err(ChecksumError::new("NotReadableError"))
         } else {
             Ok(fake_sum(range.start))
         };
@@ -799,9 +799,9 @@ impl Checksummer for FakeChecksummer {
         &self,
         algorithm: ChecksumAlgorithm,
         sums: Vec<String>,
-    ) -> LocalBoxFuture<'static, Result<String, String>> {
+    ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
         let answer = s3_direct::engine::digest::composite(algorithm, &sums)
-            .ok_or_else(|| "a part checksum is not base64".to_string());
+            .ok_or_else(|| ChecksumError::new("a part checksum is not base64"));
         Box::pin(async move { answer })
     }
 

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use s3_direct::engine::{ApiError, PutError, RecordedPart, ResumeRecord};
+use s3_direct::engine::{ApiError, PutError, RecordedPart, ResumeRecord, UploadOptions};
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{CompletedPart, ListedPart};
 
@@ -269,4 +269,58 @@ fn stale_records_expire() {
     );
     h.finish(|p| p[0]).unwrap();
     assert_eq!(put_parts(&h), [1, 2, 3]);
+}
+
+/// One rule, which the browser facade follows too (`web/engine.rs`): a file resumes exactly when
+/// it goes as a multipart upload. One that goes as a single PUT
+/// ([`UploadOptions::goes_as_one_put`]) has nothing to resume, so it keeps no record even when it
+/// has a fingerprint, and the facade reads none for it; the same failure one byte above the
+/// threshold keeps its record.
+#[test]
+fn only_a_file_sent_in_parts_keeps_a_resume_record() {
+    let threshold = size_of(1);
+    let options = UploadOptions {
+        single_put_threshold: threshold,
+        ..options(2)
+    };
+    assert!(options.goes_as_one_put(1) && options.goes_as_one_put(threshold));
+    assert!(!options.goes_as_one_put(threshold + 1));
+    let every_file_in_parts = UploadOptions {
+        single_put_threshold: 0,
+        ..options.clone()
+    };
+    assert!(!every_file_in_parts.goes_as_one_put(0) && !every_file_in_parts.goes_as_one_put(1));
+
+    let refused = || {
+        Err(PutError::status(
+            400,
+            "<Error><Code>InvalidArgument</Code></Error>",
+        ))
+    };
+    let store = store_with(&[]);
+    let mut h = Harness::resuming(
+        threshold,
+        options.clone(),
+        Script::default(),
+        store.clone(),
+        NOW,
+    );
+    h.run();
+    h.reply(1, refused());
+    assert_eq!(h.error().code(), "http_error");
+    assert!(matches!(h.signer.calls()[..], [Call::SinglePut(_)]));
+    assert!(store.records.borrow().is_empty());
+
+    let size = threshold + 1;
+    let store = store_with(&[]);
+    let mut h = Harness::resuming(size, options, Script::default(), store.clone(), NOW);
+    h.run();
+    h.reply(1, refused());
+    assert_eq!(h.error().code(), "http_error");
+    assert!(
+        store
+            .records
+            .borrow()
+            .contains_key(&fingerprint(size).key())
+    );
 }
