@@ -89,8 +89,7 @@ pub fn webhook_id(bucket: &str, key: &str, upload_id: &str) -> String {
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("upload_{hex}")
+    format!("upload_{}", hex::encode(&digest[..16]))
 }
 
 #[derive(Serialize)]
