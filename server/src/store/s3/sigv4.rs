@@ -207,117 +207,11 @@ impl PartSigner {
         upload_id: &str,
         parts: impl IntoIterator<Item = (u32, &'p PartSigning)>,
     ) -> Vec<Presigned> {
-        let parts = parts.into_iter();
-        let (amz_date, date) = amz_dates(start);
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-
-        // The string to sign is `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hex(SHA-256(canonical
-        // request))}`: its first three lines are the same for every part.
-        let mut mac = hmac::Context::with_key(&self.signing_mac(creds, &date));
-        mac.update(b"AWS4-HMAC-SHA256\n");
-        mac.update(amz_date.as_bytes());
-        mac.update(b"\n");
-        mac.update(scope.as_bytes());
-        mac.update(b"\n");
-
-        let mut base =
-            String::with_capacity(self.origin.len() + self.path_prefix.len() + key.len() * 3 + 2);
-        base.push_str(&self.origin);
-        let path_start = base.len();
-        base.push_str(&self.path_prefix);
-        base.push('/');
-        encode_into(&mut base, key, false);
-        base.push('?');
-        let path = &base[path_start..base.len() - 1];
-
-        let mut upload_id_query = String::with_capacity(10 + upload_id.len() * 3 + 16);
-        upload_id_query.push_str("&uploadId=");
-        encode_into(&mut upload_id_query, upload_id, true);
-        upload_id_query.push_str("&x-id=UploadPart");
-
-        let mut credential_query = String::with_capacity(256);
-        credential_query.push_str("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
-        encode_into(&mut credential_query, creds.access_key_id(), true);
-        credential_query.push_str("%2F");
-        encode_into(&mut credential_query, &scope, true);
-        credential_query.push_str("&X-Amz-Date=");
-        credential_query.push_str(&amz_date);
-        let _ = write!(credential_query, "&X-Amz-Expires={}", lifetime.as_secs());
-        if let Some(token) = creds.session_token() {
-            credential_query.push_str("&X-Amz-Security-Token=");
-            encode_into(&mut credential_query, token, true);
-        }
-        credential_query.push_str("&X-Amz-SignedHeaders=");
-
-        let mut variants: Vec<Variant> = Vec::with_capacity(1);
-        let mut rest = Vec::with_capacity(256);
-        let mut number = String::with_capacity(10);
-        let mut signed = Vec::with_capacity(parts.size_hint().0);
-        for (part_number, signing) in parts {
-            let set = HeaderSet::of(signing);
-            let v = if let Some(i) = variants.iter().position(|v| v.set == set) {
-                &variants[i]
-            } else {
-                variants.push(Variant::new(set, path, &credential_query));
-                &variants[variants.len() - 1]
-            };
-            number.clear();
-            let _ = write!(number, "{part_number}");
-
-            // The canonical request from the part number on.
-            rest.clear();
-            rest.extend_from_slice(number.as_bytes());
-            rest.extend_from_slice(upload_id_query.as_bytes());
-            rest.push(b'\n');
-            let mut headers = BTreeMap::new();
-            for &name in &v.names {
-                let value = match name {
-                    "host" => self.host.as_str(),
-                    "content-length" => {
-                        let n = signing.content_length.unwrap_or_default().to_string();
-                        &**headers.entry(name.to_owned()).or_insert(n)
-                    }
-                    _ => {
-                        let value = signing.checksum.as_ref().map_or("", |(_, v)| v.trim());
-                        &**headers.entry(name.to_owned()).or_insert(value.to_owned())
-                    }
-                };
-                rest.extend_from_slice(name.as_bytes());
-                rest.push(b':');
-                rest.extend_from_slice(value.as_bytes());
-                rest.push(b'\n');
-            }
-            rest.push(b'\n');
-            rest.extend_from_slice(v.signed_headers.as_bytes());
-            rest.extend_from_slice(b"\nUNSIGNED-PAYLOAD");
-            let mut hasher = v.hasher.clone();
-            hasher.update(&rest);
-            let mut hash_hex = [0u8; 64];
-            hex_32(&mut hash_hex, hasher.finish().as_ref());
-
-            let mut part_mac = mac.clone();
-            part_mac.update(&hash_hex);
-            let mut signature = [0u8; 64];
-            hex_32(&mut signature, part_mac.sign().as_ref());
-
-            let mut url = String::with_capacity(
-                base.len()
-                    + v.query_prefix.len()
-                    + number.len()
-                    + upload_id_query.len()
-                    + 18
-                    + signature.len(),
-            );
-            url.push_str(&base);
-            url.push_str(&v.query_prefix);
-            url.push_str(&number);
-            url.push_str(&upload_id_query);
-            url.push_str("&X-Amz-Signature=");
-            // Hex digits are ASCII.
-            url.push_str(std::str::from_utf8(&signature).unwrap_or_default());
-            signed.push(Presigned { url, headers });
-        }
-        signed
+        let mut batch = Batch::new(self, creds, start, lifetime, key, upload_id);
+        parts
+            .into_iter()
+            .map(|(number, signing)| batch.sign(number, signing))
+            .collect()
     }
 
     /// A POST policy upload of `key`, valid from `start` for `lifetime`: the bucket's URL and
@@ -424,6 +318,161 @@ impl PartSigner {
             secret_key: creds.secret_access_key().to_owned(),
             mac,
         }))
+    }
+}
+
+/// One [`PartSigner::presign_parts`] call: what its parts share, computed once, and the buffers
+/// each part reuses.
+struct Batch<'s> {
+    signer: &'s PartSigner,
+    /// The string to sign is `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hex(SHA-256(canonical
+    /// request))}`: this MAC has taken its first three lines, the same for every part.
+    mac: hmac::Context,
+    /// `{origin}{path}?`: every URL's start.
+    base: String,
+    /// Where the path starts in `base`.
+    path_start: usize,
+    /// `&uploadId=…&x-id=UploadPart`: the query after the part number.
+    upload_id_query: String,
+    /// The query up to `X-Amz-SignedHeaders=`.
+    credential_query: String,
+    /// One per set of signed headers seen so far (usually one).
+    variants: Vec<Variant>,
+    /// The part's canonical request from its part number on.
+    rest: Vec<u8>,
+    /// The part number in decimal.
+    number: String,
+}
+
+impl<'s> Batch<'s> {
+    fn new(
+        signer: &'s PartSigner,
+        creds: &Credentials,
+        start: SystemTime,
+        lifetime: Duration,
+        key: &str,
+        upload_id: &str,
+    ) -> Self {
+        let (amz_date, date) = amz_dates(start);
+        let scope = format!("{date}/{}/s3/aws4_request", signer.region);
+
+        let mut mac = hmac::Context::with_key(&signer.signing_mac(creds, &date));
+        mac.update(b"AWS4-HMAC-SHA256\n");
+        mac.update(amz_date.as_bytes());
+        mac.update(b"\n");
+        mac.update(scope.as_bytes());
+        mac.update(b"\n");
+
+        let mut base = String::with_capacity(
+            signer.origin.len() + signer.path_prefix.len() + key.len() * 3 + 2,
+        );
+        base.push_str(&signer.origin);
+        let path_start = base.len();
+        base.push_str(&signer.path_prefix);
+        base.push('/');
+        encode_into(&mut base, key, false);
+        base.push('?');
+
+        let mut upload_id_query = String::with_capacity(10 + upload_id.len() * 3 + 16);
+        upload_id_query.push_str("&uploadId=");
+        encode_into(&mut upload_id_query, upload_id, true);
+        upload_id_query.push_str("&x-id=UploadPart");
+
+        let mut credential_query = String::with_capacity(256);
+        credential_query.push_str("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
+        encode_into(&mut credential_query, creds.access_key_id(), true);
+        credential_query.push_str("%2F");
+        encode_into(&mut credential_query, &scope, true);
+        credential_query.push_str("&X-Amz-Date=");
+        credential_query.push_str(&amz_date);
+        let _ = write!(credential_query, "&X-Amz-Expires={}", lifetime.as_secs());
+        if let Some(token) = creds.session_token() {
+            credential_query.push_str("&X-Amz-Security-Token=");
+            encode_into(&mut credential_query, token, true);
+        }
+        credential_query.push_str("&X-Amz-SignedHeaders=");
+
+        Self {
+            signer,
+            mac,
+            base,
+            path_start,
+            upload_id_query,
+            credential_query,
+            variants: Vec::with_capacity(1),
+            rest: Vec::with_capacity(256),
+            number: String::with_capacity(10),
+        }
+    }
+
+    /// The URL of part `part_number` and the headers its signature fixes besides `host`.
+    fn sign(&mut self, part_number: u32, signing: &PartSigning) -> Presigned {
+        let set = HeaderSet::of(signing);
+        let v = if let Some(i) = self.variants.iter().position(|v| v.set == set) {
+            &self.variants[i]
+        } else {
+            let path = &self.base[self.path_start..self.base.len() - 1];
+            self.variants
+                .push(Variant::new(set, path, &self.credential_query));
+            &self.variants[self.variants.len() - 1]
+        };
+        let number = &mut self.number;
+        number.clear();
+        let _ = write!(number, "{part_number}");
+
+        // The canonical request from the part number on.
+        let rest = &mut self.rest;
+        rest.clear();
+        rest.extend_from_slice(number.as_bytes());
+        rest.extend_from_slice(self.upload_id_query.as_bytes());
+        rest.push(b'\n');
+        let mut headers = BTreeMap::new();
+        for &name in &v.names {
+            let value = match name {
+                "host" => self.signer.host.as_str(),
+                "content-length" => {
+                    let n = signing.content_length.unwrap_or_default().to_string();
+                    &**headers.entry(name.to_owned()).or_insert(n)
+                }
+                _ => {
+                    let value = signing.checksum.as_ref().map_or("", |(_, v)| v.trim());
+                    &**headers.entry(name.to_owned()).or_insert(value.to_owned())
+                }
+            };
+            rest.extend_from_slice(name.as_bytes());
+            rest.push(b':');
+            rest.extend_from_slice(value.as_bytes());
+            rest.push(b'\n');
+        }
+        rest.push(b'\n');
+        rest.extend_from_slice(v.signed_headers.as_bytes());
+        rest.extend_from_slice(b"\nUNSIGNED-PAYLOAD");
+        let mut hasher = v.hasher.clone();
+        hasher.update(rest);
+        let mut hash_hex = [0u8; 64];
+        hex_32(&mut hash_hex, hasher.finish().as_ref());
+
+        let mut part_mac = self.mac.clone();
+        part_mac.update(&hash_hex);
+        let mut signature = [0u8; 64];
+        hex_32(&mut signature, part_mac.sign().as_ref());
+
+        let mut url = String::with_capacity(
+            self.base.len()
+                + v.query_prefix.len()
+                + number.len()
+                + self.upload_id_query.len()
+                + 18
+                + signature.len(),
+        );
+        url.push_str(&self.base);
+        url.push_str(&v.query_prefix);
+        url.push_str(number);
+        url.push_str(&self.upload_id_query);
+        url.push_str("&X-Amz-Signature=");
+        // Hex digits are ASCII.
+        url.push_str(std::str::from_utf8(&signature).unwrap_or_default());
+        Presigned { url, headers }
     }
 }
 
