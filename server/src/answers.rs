@@ -3,15 +3,21 @@
 //! credentials (401) or per call (403), and which principal a set of credentials was last allowed
 //! as, so its next create is charged to that caller's rate limit instead of its address.
 //!
-//! A bounded map with an expiry per map, in this process's memory. When full, expired entries go
-//! first and then the oldest one; keys are SHA-256 digests, so a map of 10,000 entries stays
-//! under a few MB whatever the credentials' size. (A crate cache such as moka is not among the
-//! workspace's dependencies; this one is a `HashMap` behind a `Mutex`, and the webhook call it
-//! saves costs far more than the lock.)
+//! A bounded map with one expiry for all its entries, in this process's memory: an `lru`
+//! `LruCache` kept in the order the answers came (a lookup peeks, it does not promote). Since
+//! every entry lives as long, that order is also the order they expire in, so a full map drops
+//! its expired answers from the old end and then, if still full, the oldest one, each in O(1).
+//! Keys are SHA-256 digests, so a map of 10,000 entries stays under a few MB whatever the
+//! credentials' size. The map sits behind a `Mutex`: the webhook call it saves costs far more
+//! than the lock. (moka and quick_cache were considered: their admission and eviction policies
+//! and their own clocks would not drop exactly the expired and then the oldest answers at the
+//! time given.)
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 /// A key: a digest of what the answer depends on.
 pub type Digest = [u8; 32];
@@ -23,8 +29,8 @@ pub const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub struct Answers<V> {
     ttl: Duration,
-    max: usize,
-    entries: Mutex<HashMap<Digest, (Instant, V)>>,
+    /// Least recently inserted first.
+    entries: Mutex<LruCache<Digest, (Instant, V)>>,
 }
 
 impl<V: Clone> Answers<V> {
@@ -32,16 +38,21 @@ impl<V: Clone> Answers<V> {
     pub fn new(ttl: Duration, max: usize) -> Self {
         Self {
             ttl,
-            max: max.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(LruCache::new(
+                NonZeroUsize::new(max).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, LruCache<Digest, (Instant, V)>> {
+        // Every change to the map is one call: a panic elsewhere leaves it consistent.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The answer kept for `key` at `now`, unless it has expired.
     pub fn get(&self, key: &Digest, now: Instant) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
+        self.entries()
+            .peek(key)
             .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
             .map(|(_, v)| v.clone())
     }
@@ -51,22 +62,24 @@ impl<V: Clone> Answers<V> {
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.max && !entries.contains_key(&key) {
-            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < self.ttl);
-            if entries.len() >= self.max
-                && let Some(oldest) = entries.iter().min_by_key(|(_, (at, _))| *at).map(|e| *e.0)
+        let mut entries = self.entries();
+        if entries.len() >= entries.cap().get() && !entries.contains(&key) {
+            // The oldest answers expire first: drop them from that end.
+            while entries
+                .peek_lru()
+                .is_some_and(|(_, (at, _))| now.saturating_duration_since(*at) >= self.ttl)
             {
-                entries.remove(&oldest);
+                entries.pop_lru();
             }
         }
-        entries.insert(key, (now, value));
+        // Still full: `put` drops the oldest. A kept key moves to the new end, with its new time.
+        entries.put(key, (now, value));
     }
 
     /// How many answers are kept, expired ones included.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.entries().len()
     }
 
     /// True when nothing is kept.

@@ -3,6 +3,10 @@
 //! Every option can also be given as an environment variable `S3_DIRECT_<NAME>` so that the same
 //! binary runs unchanged from a shell, a container or a service manager. With no subcommand the
 //! binary serves; operator subcommands hang off [`Command`].
+//!
+//! A value or a combination the server cannot start with is a [`ConfigError`], whose message names
+//! the value and says what to use instead: clap shows it for a value it parses, `prepare` (lib.rs)
+//! for what it checks at start (completion events here, receipt keys in `receipt.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,10 +58,81 @@ impl std::fmt::Debug for Secret {
 }
 
 impl std::str::FromStr for Secret {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self(s.to_owned()))
     }
+}
+
+/// A configuration the server refuses to start with: a value clap could not take, or options
+/// that cannot work together. Each message names the value and says what to use instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{value:?} is not an http:// or https:// URL")]
+    NotHttpUrl { value: String },
+    #[error("{value:?} has no host")]
+    NoHost { value: String },
+    #[error("{value:?} is not an origin; use scheme://host[:port], like https://app.example.com")]
+    NotOrigin { value: String },
+    #[error(
+        "{value:?} is not a valid bucket name; use 3 to 63 lowercase letters, digits, '.' or '-', \
+         starting and ending with a letter or digit"
+    )]
+    Bucket { value: String },
+    #[error(
+        "{value:?} is not a usable key prefix; use something like \"uploads/\" (no leading '/', \
+         no '.' or '..' segments)"
+    )]
+    KeyPrefix { value: String },
+    #[error("{value:?} must start with '/', like \"/s3\"")]
+    RoutePrefix { value: String },
+    #[error("{value:?} is not a checksum setting; use auto, off, md5, crc32, crc32c or sha256")]
+    Checksum { value: String },
+    /// An age `ops::units::parse_age` refused, with its message.
+    #[error("{0}")]
+    Age(String),
+    #[error("{value:?} is not an interval; use 500ms, 30s or 5m")]
+    Interval { value: String },
+    /// A zero period or interval; `least` and `example` are in the option's own unit.
+    #[error("{value:?} is no time at all; use {least} or more, like {example}")]
+    NoTime {
+        value: String,
+        least: &'static str,
+        example: &'static str,
+    },
+    #[error(
+        "--notify-secret must be in the Standard Webhooks form whsec_<base64>; make one with \
+         `echo whsec_$(openssl rand -base64 32)`"
+    )]
+    NotifySecretForm,
+    #[error("--notify-secret is not whsec_ followed by standard base64")]
+    NotifySecretBase64,
+    #[error(
+        "--notify-secret decodes to {bytes} bytes; use at least {least} (`echo \
+         whsec_$(openssl rand -base64 32)`)"
+    )]
+    NotifySecretShort { bytes: usize, least: usize },
+    #[error(
+        "--notify-url needs --notify-secret (whsec_<base64>), so the application can tell \
+         the server's events from anyone else's; make one with `echo whsec_$(openssl rand \
+         -base64 32)`"
+    )]
+    NotifySecretMissing,
+    #[error("--events-prefix {prefix:?} must be a folder ending with '/', like {example:?}")]
+    EventsPrefixNotFolder {
+        prefix: String,
+        example: &'static str,
+    },
+    #[error(
+        "--events-prefix {prefix:?} overlaps --key-prefix {key_prefix:?}: uploads could be \
+         written among the pending events; use separate folders, like {example:?} and \
+         \"uploads/\""
+    )]
+    EventsPrefixOverlaps {
+        prefix: String,
+        key_prefix: String,
+        example: &'static str,
+    },
 }
 
 /// Signing server for browser-direct multipart uploads to S3-compatible storage.
@@ -382,9 +457,13 @@ impl ServeConfig {
     }
 }
 
-pub(crate) fn parse_period(s: &str) -> Result<Duration, String> {
-    match crate::ops::units::parse_age(s)? {
-        d if d.is_zero() => Err(format!("{s:?} is no time at all; use 1m or more, like 1h")),
+pub(crate) fn parse_period(s: &str) -> Result<Duration, ConfigError> {
+    match crate::ops::units::parse_age(s).map_err(ConfigError::Age)? {
+        d if d.is_zero() => Err(ConfigError::NoTime {
+            value: s.to_owned(),
+            least: "1m",
+            example: "1h",
+        }),
         d => Ok(d),
     }
 }
@@ -399,30 +478,34 @@ pub enum SmallFileMethod {
     Put,
 }
 
-fn parse_checksum(s: &str) -> Result<ChecksumSetting, String> {
-    ChecksumSetting::parse(s).ok_or_else(|| {
-        format!("{s:?} is not a checksum setting; use auto, off, md5, crc32, crc32c or sha256")
+fn parse_checksum(s: &str) -> Result<ChecksumSetting, ConfigError> {
+    ChecksumSetting::parse(s).ok_or_else(|| ConfigError::Checksum {
+        value: s.to_owned(),
     })
 }
 
-pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
+pub(crate) fn parse_origin(s: &str) -> Result<String, ConfigError> {
     let url = parse_url(s)?;
     let host = url.split_once("://").map_or("", |(_, h)| h);
     if host.contains('/') || url.contains('*') {
-        return Err(format!(
-            "{s:?} is not an origin; use scheme://host[:port], like https://app.example.com"
-        ));
+        return Err(ConfigError::NotOrigin {
+            value: s.to_owned(),
+        });
     }
     Ok(url)
 }
 
-pub(crate) fn parse_url(s: &str) -> Result<String, String> {
+pub(crate) fn parse_url(s: &str) -> Result<String, ConfigError> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"))
-        .ok_or_else(|| format!("{s:?} is not an http:// or https:// URL"))?;
+        .ok_or_else(|| ConfigError::NotHttpUrl {
+            value: s.to_owned(),
+        })?;
     if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{s:?} has no host"));
+        return Err(ConfigError::NoHost {
+            value: s.to_owned(),
+        });
     }
     // A trailing slash would produce `//bucket` paths in presigned URLs.
     Ok(s.trim_end_matches('/').to_owned())
@@ -430,7 +513,7 @@ pub(crate) fn parse_url(s: &str) -> Result<String, String> {
 
 /// Bucket names as S3 defines them today (3..=63 of `[a-z0-9.-]`, starting and ending with a letter
 /// or digit). Checking here also keeps the embedded store's bucket folder inside the data dir.
-pub fn parse_bucket(s: &str) -> Result<String, String> {
+pub fn parse_bucket(s: &str) -> Result<String, ConfigError> {
     let ok_chars = s
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
@@ -439,27 +522,27 @@ pub fn parse_bucket(s: &str) -> Result<String, String> {
     if (3..=63).contains(&s.len()) && ok_chars && ok_ends && !s.contains("..") {
         Ok(s.to_owned())
     } else {
-        Err(format!(
-            "{s:?} is not a valid bucket name; use 3 to 63 lowercase letters, digits, '.' or '-', \
-             starting and ending with a letter or digit"
-        ))
+        Err(ConfigError::Bucket {
+            value: s.to_owned(),
+        })
     }
 }
 
-pub(crate) fn parse_key_prefix(s: &str) -> Result<String, String> {
+pub(crate) fn parse_key_prefix(s: &str) -> Result<String, ConfigError> {
     let bad_segment = s.split('/').any(|seg| seg == "." || seg == "..");
     if s.starts_with('/') || bad_segment || s.chars().any(char::is_control) {
-        return Err(format!(
-            "{s:?} is not a usable key prefix; use something like \"uploads/\" (no leading '/', \
-             no '.' or '..' segments)"
-        ));
+        return Err(ConfigError::KeyPrefix {
+            value: s.to_owned(),
+        });
     }
     Ok(s.to_owned())
 }
 
-fn parse_route_prefix(s: &str) -> Result<String, String> {
+fn parse_route_prefix(s: &str) -> Result<String, ConfigError> {
     if !s.starts_with('/') {
-        return Err(format!("{s:?} must start with '/', like \"/s3\""));
+        return Err(ConfigError::RoutePrefix {
+            value: s.to_owned(),
+        });
     }
     // "/" and "" both mean: the API routes sit at the root.
     Ok(s.trim_end_matches('/').to_owned())
@@ -644,6 +727,45 @@ mod tests {
         assert_eq!(c.unauthenticated_rate_limit, 0);
         assert_eq!((c.webhook_deny_cache_ttl, c.webhook_max_in_flight), (0, 4));
         assert!(Cli::try_parse_from(["s3-direct", "--webhook-max-in-flight", "0"]).is_err());
+    }
+
+    /// The messages clap and the start-up log show: the value, and what to use instead.
+    #[test]
+    fn errors_name_the_value_and_the_fix() {
+        let shown = |e: ConfigError| e.to_string();
+        assert_eq!(
+            shown(parse_url("ftp://x").unwrap_err()),
+            r#""ftp://x" is not an http:// or https:// URL"#
+        );
+        assert_eq!(
+            shown(parse_url("https:///a").unwrap_err()),
+            r#""https:///a" has no host"#
+        );
+        assert_eq!(
+            shown(parse_origin("https://a.com/x").unwrap_err()),
+            r#""https://a.com/x" is not an origin; use scheme://host[:port], like https://app.example.com"#
+        );
+        assert_eq!(
+            shown(parse_bucket("ab").unwrap_err()),
+            r#""ab" is not a valid bucket name; use 3 to 63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit"#
+        );
+        assert_eq!(
+            shown(parse_key_prefix("/a").unwrap_err()),
+            r#""/a" is not a usable key prefix; use something like "uploads/" (no leading '/', no '.' or '..' segments)"#
+        );
+        assert_eq!(
+            shown(parse_route_prefix("s3").unwrap_err()),
+            r#""s3" must start with '/', like "/s3""#
+        );
+        assert_eq!(
+            shown(parse_checksum("crc64").unwrap_err()),
+            r#""crc64" is not a checksum setting; use auto, off, md5, crc32, crc32c or sha256"#
+        );
+        assert_eq!(
+            shown(parse_period("0h").unwrap_err()),
+            r#""0h" is no time at all; use 1m or more, like 1h"#
+        );
+        assert!(shown(parse_period("1w").unwrap_err()).contains("like 30m, 24h or 7d"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
+use crate::config::ConfigError;
 use crate::receipt::ReceiptClaims;
 use crate::{AppState, Error};
 
@@ -49,20 +50,18 @@ impl std::fmt::Debug for WebhookSecret {
 
 impl WebhookSecret {
     /// Decodes a secret in the Standard Webhooks form `whsec_<base64>`.
-    pub fn parse(secret: &str) -> Result<Self, String> {
-        let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or(
-            "--notify-secret must be in the Standard Webhooks form whsec_<base64>; make one with \
-             `echo whsec_$(openssl rand -base64 32)`",
-        )?;
+    pub fn parse(secret: &str) -> Result<Self, ConfigError> {
+        let encoded = secret
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(ConfigError::NotifySecretForm)?;
         let key = STANDARD
             .decode(encoded)
-            .map_err(|_| "--notify-secret is not whsec_ followed by standard base64".to_owned())?;
+            .map_err(|_| ConfigError::NotifySecretBase64)?;
         if key.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "--notify-secret decodes to {} bytes; use at least {MIN_SECRET_BYTES} (`echo \
-                 whsec_$(openssl rand -base64 32)`)",
-                key.len()
-            ));
+            return Err(ConfigError::NotifySecretShort {
+                bytes: key.len(),
+                least: MIN_SECRET_BYTES,
+            });
         }
         Ok(Self(key))
     }
@@ -89,8 +88,7 @@ pub fn webhook_id(bucket: &str, key: &str, upload_id: &str) -> String {
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("upload_{hex}")
+    format!("upload_{}", hex::encode(&digest[..16]))
 }
 
 #[derive(Serialize)]

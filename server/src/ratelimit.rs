@@ -12,13 +12,17 @@
 //! replica's signing capacity; a global limit belongs in the load balancer. Behind a proxy every
 //! caller has the proxy's address: the per-address limit then bounds all unknown callers together.
 //!
-//! The bucket is a few lines of our own: the `governor` crate is not among the workspace's
-//! dependencies, and this one needs no more than a map of two numbers per key.
+//! The buckets are `governor`'s keyed GCRA limiter (the token bucket as one timestamp per key).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
 
 use crate::auth::{Admission, Principal};
 use crate::error::Error;
@@ -26,56 +30,51 @@ use crate::error::Error;
 /// Most buckets kept; beyond it, full (idle) buckets are dropped.
 const MAX_BUCKETS: usize = 100_000;
 
-/// The limiter. `per_minute == 0` disables it.
+/// The limiter. `per_minute == 0` disables it. `C` is its clock: the system's monotonic one,
+/// or a fake one in tests.
 #[derive(Debug)]
-pub struct RateLimiter {
-    per_minute: u32,
-    burst: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    /// `None` when disabled.
+    buckets: Option<Buckets<C>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+/// `governor`'s keyed limiter on clock `C`, with no middleware.
+type Buckets<C> = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
 
 impl RateLimiter {
     /// `burst` requests at once, then `per_minute` on average.
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self {
-            per_minute,
-            burst: burst.max(1),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        Self::with_clock(per_minute, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// The same on `clock`.
+    pub fn with_clock(per_minute: u32, burst: u32, clock: C) -> Self {
+        let buckets = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::per_minute(rate).allow_burst(burst);
+            governor::RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock)
+        });
+        Self { buckets }
     }
 
-    /// Takes one request for `caller` at `now`; `Err(wait)` when it must wait that long.
-    pub fn check(&self, caller: &str, now: Instant) -> Result<(), Duration> {
-        if self.per_minute == 0 {
+    /// Takes one request for `caller` now; `Err(wait)` when it must wait that long.
+    pub fn check(&self, caller: &str) -> Result<(), Duration> {
+        let Some(buckets) = &self.buckets else {
             return Ok(());
+        };
+        if buckets.len() >= MAX_BUCKETS {
+            buckets.retain_recent();
         }
-        let rate = f64::from(self.per_minute) / 60.0;
-        let burst = f64::from(self.burst);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(caller) {
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-            });
-        }
-        let b = buckets.entry(caller.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        let refill = now.saturating_duration_since(b.at).as_secs_f64() * rate;
-        b.tokens = (b.tokens + refill).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
-        }
+        buckets
+            .check_key(&caller.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(buckets.clock().now()))
     }
 }
 
@@ -155,11 +154,9 @@ impl<'a> Gate<'a> {
 
 /// One request from `key`'s bucket, or 429 with the wait.
 fn take(limiter: &RateLimiter, key: &str) -> Result<(), Error> {
-    limiter
-        .check(key, Instant::now())
-        .map_err(|wait| Error::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-        })
+    limiter.check(key).map_err(|wait| Error::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    })
 }
 
 impl Admission for Gate<'_> {
@@ -174,25 +171,28 @@ impl Admission for Gate<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
     fn a_burst_then_the_refill_rate() {
-        let l = RateLimiter::new(60, 3);
-        let t0 = Instant::now();
+        let clock = FakeRelativeClock::default();
+        let l = RateLimiter::with_clock(60, 3, clock.clone());
         for _ in 0..3 {
-            assert!(l.check("a", t0).is_ok());
+            assert!(l.check("a").is_ok());
         }
-        let wait = l.check("a", t0).unwrap_err();
+        let wait = l.check("a").unwrap_err();
         assert!(
             wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
         // Another caller has its own bucket.
-        assert!(l.check("b", t0).is_ok());
+        assert!(l.check("b").is_ok());
         // One token per second comes back.
-        assert!(l.check("a", t0 + Duration::from_secs(1)).is_ok());
-        assert!(l.check("a", t0 + Duration::from_secs(1)).is_err());
-        assert!(l.check("a", t0 + Duration::from_secs(100)).is_ok());
+        clock.advance(Duration::from_secs(1));
+        assert!(l.check("a").is_ok());
+        assert!(l.check("a").is_err());
+        clock.advance(Duration::from_secs(99));
+        assert!(l.check("a").is_ok());
     }
 
     #[test]
@@ -242,9 +242,8 @@ mod tests {
     #[test]
     fn zero_disables_it() {
         let l = RateLimiter::new(0, 1);
-        let t0 = Instant::now();
         for _ in 0..100 {
-            assert!(l.check("a", t0).is_ok());
+            assert!(l.check("a").is_ok());
         }
     }
 }

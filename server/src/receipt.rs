@@ -53,7 +53,7 @@ pub struct ReceiptClaims {
     pub upload_id: String,
 }
 
-/// Why receipt keys could not be loaded.
+/// Why receipt keys could not be loaded (a start-up error: `prepare` refuses to serve).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
@@ -63,21 +63,33 @@ pub enum KeyError {
     },
     #[error(
         "{path} is not an Ed25519 private key in PKCS#8 PEM (make one with `openssl genpkey \
-         -algorithm ed25519 -out receipt-key.pem`): {why}"
+         -algorithm ed25519 -out receipt-key.pem`): {source}"
     )]
-    NotPrivate { path: String, why: String },
-    #[error("{path} is not an Ed25519 public key in PEM (`openssl pkey -in KEY -pubout`): {why}")]
-    NotPublic { path: String, why: String },
+    NotPrivate {
+        path: String,
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error(
+        "{path} is not an Ed25519 public key in PEM (`openssl pkey -in KEY -pubout`): {source}"
+    )]
+    NotPublic {
+        path: String,
+        source: jsonwebtoken::errors::Error,
+    },
 }
 
-fn private_key(pem: &[u8]) -> Result<EncodingKey, String> {
-    EncodingKey::from_ed_pem(pem).map_err(|e| e.to_string())
+/// How [`ReceiptSigner::from_pem`] names the keys it was given, having no file names.
+const GIVEN_PRIVATE: &str = "the receipt key";
+const GIVEN_PUBLIC: &str = "a previous receipt key";
+
+fn private_key(pem: &[u8]) -> jsonwebtoken::errors::Result<EncodingKey> {
+    EncodingKey::from_ed_pem(pem)
 }
 
 /// The JWK of an Ed25519 public key in PEM.
-fn public_jwk(pem: &[u8]) -> Result<Jwk, String> {
-    let key = DecodingKey::from_ed_pem(pem).map_err(|e| e.to_string())?;
-    Jwk::from_decoding_key(&key, Some(Algorithm::EdDSA)).map_err(|e| e.to_string())
+fn public_jwk(pem: &[u8]) -> jsonwebtoken::errors::Result<Jwk> {
+    let key = DecodingKey::from_ed_pem(pem)?;
+    Jwk::from_decoding_key(&key, Some(Algorithm::EdDSA))
 }
 
 /// Signs receipts with one key and publishes that key and any older ones.
@@ -103,12 +115,21 @@ impl std::fmt::Debug for ReceiptSigner {
 impl ReceiptSigner {
     /// A signer with the PKCS#8 PEM Ed25519 private key `pem`, publishing the public keys in
     /// `previous` (PEM) beside its own.
-    pub fn from_pem(pem: &[u8], previous: &[Vec<u8>], issuer: &str) -> Result<Self, String> {
+    pub fn from_pem(pem: &[u8], previous: &[Vec<u8>], issuer: &str) -> Result<Self, KeyError> {
         let previous = previous
             .iter()
             .map(|p| public_jwk(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::with(private_key(pem)?, previous, issuer, false)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| KeyError::NotPublic {
+                path: GIVEN_PUBLIC.to_owned(),
+                source,
+            })?;
+        let not_private = |source| KeyError::NotPrivate {
+            path: GIVEN_PRIVATE.to_owned(),
+            source,
+        };
+        let private = private_key(pem).map_err(not_private)?;
+        Self::with(private, previous, issuer, false).map_err(not_private)
     }
 
     /// Reads `--receipt-key` and `--receipt-public-key` files.
@@ -126,14 +147,14 @@ impl ReceiptSigner {
         let mut publics = Vec::with_capacity(previous.len());
         for p in previous {
             let p = p.as_ref();
-            publics.push(public_jwk(&read(p)?).map_err(|why| KeyError::NotPublic {
+            publics.push(public_jwk(&read(p)?).map_err(|source| KeyError::NotPublic {
                 path: p.display().to_string(),
-                why,
+                source,
             })?);
         }
-        let not_private = |why| KeyError::NotPrivate {
+        let not_private = |source| KeyError::NotPrivate {
             path: key.display().to_string(),
-            why,
+            source,
         };
         let private = private_key(&read(key)?).map_err(not_private)?;
         Self::with(private, publics, issuer, false).map_err(not_private)
@@ -161,12 +182,10 @@ impl ReceiptSigner {
         previous: Vec<Jwk>,
         issuer: &str,
         generated: bool,
-    ) -> Result<Self, String> {
-        let own = Jwk::from_encoding_key(&key, Algorithm::EdDSA).map_err(|e| e.to_string())?;
-        let with_kid = |mut jwk: Jwk| -> Result<Jwk, String> {
-            let kid = jwk
-                .thumbprint(ThumbprintHash::SHA256)
-                .map_err(|e| e.to_string())?;
+    ) -> jsonwebtoken::errors::Result<Self> {
+        let own = Jwk::from_encoding_key(&key, Algorithm::EdDSA)?;
+        let with_kid = |mut jwk: Jwk| -> jsonwebtoken::errors::Result<Jwk> {
+            let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
             jwk.common.key_id = Some(kid);
             jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
             Ok(jwk)
@@ -305,7 +324,7 @@ mod tests {
             "the kid is a function of the key"
         );
         let err = ReceiptSigner::from_pem(b"not a key", &[], "s3-direct").unwrap_err();
-        assert!(!err.is_empty());
+        assert!(!err.to_string().is_empty());
     }
 
     /// The SubjectPublicKeyInfo PEM of a signer's key (the 12-byte Ed25519 SPKI prefix and the

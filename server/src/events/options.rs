@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_PREFIX, WebhookSecret};
-use crate::config::ServeConfig;
+use crate::config::{ConfigError, ServeConfig};
 
 /// Completion events' command line options (flattened into [`ServeConfig`]).
 #[derive(Debug, Clone, Args)]
@@ -68,18 +68,22 @@ pub struct NotifyArgs {
 }
 
 /// A short interval: milliseconds (`500ms`) or an age (`30s`, `5m`), never zero.
-fn parse_interval(s: &str) -> Result<Duration, String> {
+fn parse_interval(s: &str) -> Result<Duration, ConfigError> {
     let interval = match s.trim().strip_suffix("ms") {
         Some(ms) => ms
             .parse()
             .map(Duration::from_millis)
-            .map_err(|_| format!("{s:?} is not an interval; use 500ms, 30s or 5m"))?,
-        None => crate::ops::units::parse_age(s)?,
+            .map_err(|_| ConfigError::Interval {
+                value: s.to_owned(),
+            })?,
+        None => crate::ops::units::parse_age(s).map_err(ConfigError::Age)?,
     };
     if interval.is_zero() {
-        return Err(format!(
-            "{s:?} is no time at all; use 1ms or more, like 30s"
-        ));
+        return Err(ConfigError::NoTime {
+            value: s.to_owned(),
+            least: "1ms",
+            example: "30s",
+        });
     }
     Ok(interval)
 }
@@ -127,7 +131,7 @@ impl NotifyConfig {
 
     /// What `config` asks for: `None` without `--notify-url`. Refuses a URL without a secret and
     /// an events prefix that is empty, lacks its trailing `/` or overlaps `--key-prefix`.
-    pub fn from_serve(serve: &ServeConfig) -> Result<Option<Self>, String> {
+    pub fn from_serve(serve: &ServeConfig) -> Result<Option<Self>, ConfigError> {
         let config = &serve.notify;
         let Some(url) = &config.notify_url else {
             if config.notify_secret.is_some() {
@@ -135,11 +139,10 @@ impl NotifyConfig {
             }
             return Ok(None);
         };
-        let secret = config.notify_secret.as_ref().ok_or(
-            "--notify-url needs --notify-secret (whsec_<base64>), so the application can tell \
-             the server's events from anyone else's; make one with `echo whsec_$(openssl rand \
-             -base64 32)`",
-        )?;
+        let secret = config
+            .notify_secret
+            .as_ref()
+            .ok_or(ConfigError::NotifySecretMissing)?;
         check_prefix(&config.events_prefix, &serve.key_prefix)?;
         Ok(Some(Self {
             prefix: config.events_prefix.clone(),
@@ -157,18 +160,19 @@ impl NotifyConfig {
 /// An events prefix is non-empty, ends with `/` and shares no key with `key_prefix` (neither
 /// starts with the other): uploads are issued under the key prefix, and the sweeper and purges
 /// work there, so neither ever reaches a pending event.
-pub fn check_prefix(prefix: &str, key_prefix: &str) -> Result<(), String> {
+pub fn check_prefix(prefix: &str, key_prefix: &str) -> Result<(), ConfigError> {
     if prefix.is_empty() || !prefix.ends_with('/') {
-        return Err(format!(
-            "--events-prefix {prefix:?} must be a folder ending with '/', like {DEFAULT_PREFIX:?}"
-        ));
+        return Err(ConfigError::EventsPrefixNotFolder {
+            prefix: prefix.to_owned(),
+            example: DEFAULT_PREFIX,
+        });
     }
     if prefix.starts_with(key_prefix) || key_prefix.starts_with(prefix) {
-        return Err(format!(
-            "--events-prefix {prefix:?} overlaps --key-prefix {key_prefix:?}: uploads could be \
-             written among the pending events; use separate folders, like {DEFAULT_PREFIX:?} and \
-             \"uploads/\""
-        ));
+        return Err(ConfigError::EventsPrefixOverlaps {
+            prefix: prefix.to_owned(),
+            key_prefix: key_prefix.to_owned(),
+            example: DEFAULT_PREFIX,
+        });
     }
     Ok(())
 }
@@ -228,5 +232,22 @@ mod tests {
         ] {
             assert!(check_prefix(events, keys).is_err(), "{events:?} {keys:?}");
         }
+        assert_eq!(
+            check_prefix("events", "uploads/").unwrap_err().to_string(),
+            r#"--events-prefix "events" must be a folder ending with '/', like ".s3-direct/events/""#
+        );
+        assert_eq!(
+            check_prefix("uploads/e/", "uploads/")
+                .unwrap_err()
+                .to_string(),
+            r#"--events-prefix "uploads/e/" overlaps --key-prefix "uploads/": uploads could be written among the pending events; use separate folders, like ".s3-direct/events/" and "uploads/""#
+        );
+        assert_eq!(
+            WebhookSecret::parse("whsec_c2hvcnQ=")
+                .unwrap_err()
+                .to_string(),
+            "--notify-secret decodes to 5 bytes; use at least 24 (`echo whsec_$(openssl rand \
+             -base64 32)`)"
+        );
     }
 }
