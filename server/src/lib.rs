@@ -48,7 +48,7 @@ pub use keys::KeyPolicy;
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
 pub use receipt::{ReceiptClaims, ReceiptSigner};
-pub use startup::{ConfigError, Prepared, prepare, security_from_config};
+pub use startup::{Prepared, StartError, prepare, security_from_config};
 pub use state::{AppState, EnableEventsError, Settings};
 pub use store::{
     ChecksumChoice, ChecksumSetting, FakeStore, FakeVerification, S3Store, S3StoreConfig, Store,

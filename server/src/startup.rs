@@ -70,7 +70,7 @@ fn sweeper_for(
 
 /// A configuration that cannot work, found at start; its message names the option and the fix.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum StartError {
     #[error(
         "refusing to serve without authentication on {0}: anyone who can reach it could write \
          to the bucket; use --auth jwt or --auth webhook, or listen on loopback (127.0.0.1) \
@@ -93,16 +93,19 @@ pub enum ConfigError {
     Auth(#[from] AuthConfigError),
     #[error(transparent)]
     Secret(#[from] SecretTooShort),
-    /// An option checked by its own module (the sweeper's, the completion events').
+    /// An option checked by its own module (the sweeper's).
     #[error("{0}")]
     Option(String),
+    /// An option's value, refused by its parser (`config.rs`, the completion events' options).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Events(#[from] EnableEventsError),
 }
 
-impl From<ConfigError> for std::io::Error {
+impl From<StartError> for std::io::Error {
     /// A configuration error is `InvalidInput`: the binary prints its message alone.
-    fn from(e: ConfigError) -> Self {
+    fn from(e: StartError) -> Self {
         Self::new(std::io::ErrorKind::InvalidInput, e)
     }
 }
@@ -113,11 +116,11 @@ impl From<ConfigError> for std::io::Error {
 /// bucket. Warns when the upload secret is random (replicas and restarts then disagree).
 pub fn security_from_config(
     config: &ServeConfig,
-) -> Result<(Arc<dyn Authorizer>, UploadSecrets), ConfigError> {
+) -> Result<(Arc<dyn Authorizer>, UploadSecrets), StartError> {
     let authorizer: Arc<dyn Authorizer> = match config.auth {
         AuthMode::Open => {
             if !config.listen.ip().is_loopback() {
-                return Err(ConfigError::OpenOffLoopback(config.listen));
+                return Err(StartError::OpenOffLoopback(config.listen));
             }
             Arc::new(OpenAuth)
         }
@@ -126,7 +129,7 @@ pub fn security_from_config(
             let url = config
                 .webhook_url
                 .as_deref()
-                .ok_or(ConfigError::NoWebhookUrl)?;
+                .ok_or(StartError::NoWebhookUrl)?;
             Arc::new(
                 WebhookAuth::new(url, Duration::from_secs(config.webhook_cache_ttl))?
                     .deny_ttl(Duration::from_secs(config.webhook_deny_cache_ttl))
@@ -139,17 +142,17 @@ pub fn security_from_config(
 
 /// The bearer JWT authorizer: exactly one of `--jwt-secret` and `--jwt-public-key`, and the
 /// issuer and audience to require, if any.
-fn jwt_auth(config: &ServeConfig) -> Result<JwtAuth, ConfigError> {
+fn jwt_auth(config: &ServeConfig) -> Result<JwtAuth, StartError> {
     let auth = match (&config.jwt_secret, &config.jwt_public_key) {
         (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
         (None, Some(path)) => {
-            let pem = std::fs::read(path).map_err(|source| ConfigError::JwtKeyUnreadable {
+            let pem = std::fs::read(path).map_err(|source| StartError::JwtKeyUnreadable {
                 path: path.clone(),
                 source,
             })?;
             JwtAuth::public_key_pem(&pem)?
         }
-        _ => return Err(ConfigError::JwtKeyChoice),
+        _ => return Err(StartError::JwtKeyChoice),
     };
     let auth = match &config.jwt_issuer {
         Some(iss) => auth.issuer(iss),
@@ -163,7 +166,7 @@ fn jwt_auth(config: &ServeConfig) -> Result<JwtAuth, ConfigError> {
 
 /// The upload secrets `--upload-secret` (and `--upload-secret-previous`) give, or a random one
 /// for this process alone (with a warning, unless the server is open).
-fn upload_secrets(config: &ServeConfig) -> Result<UploadSecrets, ConfigError> {
+fn upload_secrets(config: &ServeConfig) -> Result<UploadSecrets, StartError> {
     let Some(secret) = &config.upload_secret else {
         if config.auth != AuthMode::Open {
             tracing::warn!(
@@ -217,8 +220,8 @@ async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)?;
     ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix)
-        .map_err(ConfigError::Option)?;
-    let notify = events::NotifyConfig::from_serve(config).map_err(ConfigError::Option)?;
+        .map_err(StartError::Option)?;
+    let notify = events::NotifyConfig::from_serve(config).map_err(StartError::from)?;
     let receipts = Arc::new(receipt_signer(config)?);
     let (store, admin, embedded) = match &config.endpoint {
         Some(endpoint) => {
@@ -240,7 +243,7 @@ async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
     let sweeper = sweeper_for(config, &state, admin, embedded_dir);
     let notifier = match notify {
         Some(notify) => {
-            let notifier = state.enable_events(notify).map_err(ConfigError::from)?;
+            let notifier = state.enable_events(notify).map_err(StartError::from)?;
             tracing::info!("{}", notifier.describe());
             Some(notifier)
         }
