@@ -47,22 +47,9 @@ pub enum AuthMode {
     Webhook,
 }
 
-/// A secret from the command line or environment. Its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
+/// A secret from the command line or environment: its `Debug` never shows it, it is wiped from
+/// memory when dropped, and reading it takes `ExposeSecret::expose_secret`.
+pub type Secret = secrecy::SecretString;
 
 /// A configuration the server refuses to start with: a value clap could not take, or options
 /// that cannot work together. Each message names the value and says what to use instead.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfigError, Authorizer, JwtAuth, OpenAuth, WebhookAuth};
@@ -144,7 +145,7 @@ pub fn security_from_config(
 /// issuer and audience to require, if any.
 fn jwt_auth(config: &ServeConfig) -> Result<JwtAuth, StartError> {
     let auth = match (&config.jwt_secret, &config.jwt_public_key) {
-        (Some(secret), None) => JwtAuth::hs256(secret.0.as_bytes())?,
+        (Some(secret), None) => JwtAuth::hs256(secret.expose_secret().as_bytes())?,
         (None, Some(path)) => {
             let pem = std::fs::read(path).map_err(|source| StartError::JwtKeyUnreadable {
                 path: path.clone(),
@@ -179,8 +180,11 @@ fn upload_secrets(config: &ServeConfig) -> Result<UploadSecrets, StartError> {
     let previous = config
         .upload_secret_previous
         .as_ref()
-        .map(|s| s.0.as_bytes());
-    Ok(UploadSecrets::new(secret.0.as_bytes(), previous)?)
+        .map(|s| s.expose_secret().as_bytes());
+    Ok(UploadSecrets::new(
+        secret.expose_secret().as_bytes(),
+        previous,
+    )?)
 }
 
 /// The receipt signer `--receipt-key` names, or one with a key made now (with a warning: replicas

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use secrecy::ExposeSecret as _;
 
 use super::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_PREFIX, WebhookSecret};
 use crate::config::{ConfigError, ServeConfig};
@@ -152,7 +153,7 @@ impl NotifyConfig {
             give_up_after: config.notify_give_up_after,
             timeout: config.notify_timeout,
             max_in_flight: config.notify_max_in_flight,
-            ..Self::new(url, WebhookSecret::parse(&secret.0)?)
+            ..Self::new(url, WebhookSecret::parse(secret.expose_secret())?)
         }))
     }
 }
