@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::receipt::ReceiptClaims;
 use crate::{AppState, Error};
 

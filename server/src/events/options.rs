@@ -7,7 +7,8 @@ use clap::Args;
 use secrecy::ExposeSecret as _;
 
 use super::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_PREFIX, WebhookSecret};
-use crate::config::{ConfigError, ServeConfig};
+use crate::config::ServeConfig;
+use crate::config::error::ConfigError;
 
 /// Completion events' command line options (flattened into [`ServeConfig`]).
 #[derive(Debug, Clone, Args)]
