@@ -6,20 +6,18 @@
 //! from Rust are declared in the TypeScript section below and referenced by name.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
-use super::checksum::SharedHasher;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
-use super::engine::{browser_engine, resume_fingerprint};
+use super::engine::{Config, browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
-    ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, ServerChecksum,
-    StallDetector, StallTimeout, UploadOptions,
+    ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, StallDetector,
+    StallTimeout, UploadOptions,
 };
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -182,21 +180,6 @@ extern "C" {
 #[derive(Debug)]
 pub struct Uploader {
     config: Rc<Config>,
-}
-
-/// What every upload of one `Uploader` (or `UploadQueue`) shares.
-#[derive(Debug)]
-pub(super) struct Config {
-    pub(super) endpoint: String,
-    pub(super) headers: BTreeMap<String, String>,
-    pub(super) options: UploadOptions,
-    pub(super) resume: bool,
-    /// The checksum worker, started by the first upload that needs it.
-    pub(super) hasher: Rc<SharedHasher>,
-    /// The checksum the server asked for last, which the next upload starts hashing with.
-    pub(super) server_checksum: Rc<ServerChecksum>,
-    /// What every upload's PUTs have shown of the link, to judge stalls by.
-    pub(super) stall: Rc<StallDetector>,
 }
 
 #[wasm_bindgen]

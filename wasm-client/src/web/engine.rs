@@ -9,6 +9,7 @@
 //! sends every file in parts, so it fingerprints every file; a queue sends small files as one
 //! PUT, so it fingerprints only the others.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -16,13 +17,27 @@ use futures::FutureExt;
 
 use web_sys::Blob;
 
-use super::api::Config;
-use super::checksum::WorkerChecksummer;
+use super::checksum::{SharedHasher, WorkerChecksummer};
 use super::resume::{IdbResumeStore, fingerprint};
 use super::signer::HttpSigner;
 use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
-use crate::engine::{Engine, Fingerprint, Slots};
+use crate::engine::{Engine, Fingerprint, ServerChecksum, Slots, StallDetector, UploadOptions};
+
+/// What every upload of one `Uploader` (or `UploadQueue`) shares.
+#[derive(Debug)]
+pub(super) struct Config {
+    pub(super) endpoint: String,
+    pub(super) headers: BTreeMap<String, String>,
+    pub(super) options: UploadOptions,
+    pub(super) resume: bool,
+    /// The checksum worker, started by the first upload that needs it.
+    pub(super) hasher: Rc<SharedHasher>,
+    /// The checksum the server asked for last, which the next upload starts hashing with.
+    pub(super) server_checksum: Rc<ServerChecksum>,
+    /// What every upload's PUTs have shown of the link, to judge stalls by.
+    pub(super) stall: Rc<StallDetector>,
+}
 
 /// The engine an upload of the browser runs.
 pub(super) type BrowserEngine = Engine<HttpSigner, XhrSink>;

@@ -15,8 +15,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Blob, File};
 
 use super::BrowserClock;
-use super::api::{Config, read_config};
+use super::api::read_config;
 use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
+use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
