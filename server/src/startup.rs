@@ -97,7 +97,7 @@ pub enum StartError {
     /// An option checked by its own module (the sweeper's).
     #[error("{0}")]
     Option(String),
-    /// An option's value, refused by its parser (`config.rs`, the completion events' options).
+    /// An option's value, refused by its parser (`config/`, the completion events' options).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]

@@ -5,7 +5,7 @@
 //! binary serves; operator subcommands hang off [`Command`].
 //!
 //! A value or a combination the server cannot start with is a [`ConfigError`], whose message names
-//! the value and says what to use instead: clap shows it for a value it parses, `prepare` (lib.rs)
+//! the value and says what to use instead: clap shows it for a value it parses, `prepare` (startup.rs)
 //! for what it checks at start (completion events here, receipt keys in `receipt.rs`).
 
 use std::net::SocketAddr;

@@ -330,7 +330,7 @@ impl ApiError {
     }
 }
 
-/// What the retry policy does about a failed part PUT (see `upload.rs` for how each is acted on).
+/// What the retry policy does about a failed part PUT (see `upload/attempt.rs` for how each is acted on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
     /// Try the same URL again after a delay: the network or the store had a bad moment.
