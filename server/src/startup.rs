@@ -94,9 +94,9 @@ pub enum StartError {
     Auth(#[from] AuthConfigError),
     #[error(transparent)]
     Secret(#[from] SecretTooShort),
-    /// An option checked by its own module (the sweeper's).
-    #[error("{0}")]
-    Option(String),
+    /// The sweeper's options.
+    #[error(transparent)]
+    Sweep(#[from] crate::ops::sweeper::SweepConfigError),
     /// An option's value, refused by its parser (`config/`, the completion events' options).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -224,7 +224,7 @@ async fn prepare_store(config: &ServeConfig) -> std::io::Result<Prepared> {
     let settings = Settings::from(config);
     let (authorizer, secrets) = security_from_config(config)?;
     ops::sweeper::check_config(config.sweep_older_than, &config.key_prefix)
-        .map_err(StartError::Option)?;
+        .map_err(StartError::from)?;
     let notify = events::NotifyConfig::from_serve(config).map_err(StartError::from)?;
     let receipts = Arc::new(receipt_signer(config)?);
     let (store, admin, embedded) = match &config.endpoint {

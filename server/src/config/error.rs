@@ -27,9 +27,9 @@ pub enum ConfigError {
     RoutePrefix { value: String },
     #[error("{value:?} is not a checksum setting; use auto, off, md5, crc32, crc32c or sha256")]
     Checksum { value: String },
-    /// An age `ops::units::parse_age` refused, with its message.
-    #[error("{0}")]
-    Age(String),
+    /// An age `ops::units::parse_age` refused.
+    #[error(transparent)]
+    Age(#[from] crate::ops::units::AgeError),
     #[error("{value:?} is not an interval; use 500ms, 30s or 5m")]
     Interval { value: String },
     /// A zero period or interval; `least` and `example` are in the option's own unit.

@@ -72,7 +72,7 @@ fn parse_days(s: &str) -> Result<u32, String> {
     } else {
         s.to_owned()
     };
-    let age = parse_age(&with_unit)?;
+    let age = parse_age(&with_unit).map_err(|e| e.to_string())?;
     let days = age.as_secs() / 86_400;
     if age.as_secs() % 86_400 != 0 || days == 0 {
         return Err(format!(

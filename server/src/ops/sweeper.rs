@@ -45,18 +45,24 @@ pub struct SweepConfig {
 /// Why the serve options cannot sweep, if they cannot: `--sweep-older-than` sweeps under
 /// `--key-prefix`, which must then be non-empty and end with `/`
 /// ([`uploads::check_sweeping_prefix`]), so a shared bucket keeps other applications' uploads.
-pub fn check_config(sweep_older_than: Option<Duration>, key_prefix: &str) -> Result<(), String> {
+pub fn check_config(
+    sweep_older_than: Option<Duration>,
+    key_prefix: &str,
+) -> Result<(), SweepConfigError> {
     if sweep_older_than.is_none() {
         return Ok(());
     }
-    uploads::check_sweeping_prefix(key_prefix).map_err(|why| {
-        format!(
-            "refusing to sweep: --sweep-older-than aborts old uploads under --key-prefix, and \
-             {why}. Give --key-prefix a prefix of its own ending in '/' (like uploads/), or \
-             leave sweeping to a lifecycle rule (s3-direct bucket setup)"
-        )
-    })
+    uploads::check_sweeping_prefix(key_prefix).map_err(SweepConfigError)
 }
+
+/// Serve options that cannot sweep: the `--key-prefix` it would sweep under is unsafe.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to sweep: --sweep-older-than aborts old uploads under --key-prefix, and {0}. Give \
+     --key-prefix a prefix of its own ending in '/' (like uploads/), or leave sweeping to a \
+     lifecycle rule (s3-direct bucket setup)"
+)]
+pub struct SweepConfigError(pub uploads::UnsafePrefix);
 
 /// What one call of [`Sweeper::sweep_once`] did.
 #[derive(Debug)]
@@ -295,13 +301,13 @@ mod tests {
         assert!(check_config(day, "a/b/").is_ok());
         // Not sweeping: any prefix serves.
         assert!(check_config(None, "").is_ok());
-        let empty = check_config(day, "").unwrap_err();
+        let empty = check_config(day, "").unwrap_err().to_string();
         assert!(
             empty.starts_with("refusing to sweep:") && empty.contains("whole bucket"),
             "{empty}"
         );
         assert!(empty.contains("--key-prefix"), "{empty}");
-        let open = check_config(day, "uploads").unwrap_err();
+        let open = check_config(day, "uploads").unwrap_err().to_string();
         assert!(open.contains(r#"use "uploads/""#), "{open}");
     }
 

@@ -3,8 +3,17 @@
 
 use std::time::Duration;
 
+/// An age [`parse_age`] refused; the message names the value and shows the form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgeError {
+    #[error("{0:?} is not an age; use a whole number with s, m, h or d, like 30m, 24h or 7d")]
+    NotAnAge(String),
+    #[error("{0:?} is too long an age")]
+    TooLong(String),
+}
+
 /// Parses an age: a whole number followed by `s`, `m`, `h` or `d` (`90s`, `30m`, `24h`, `7d`).
-pub fn parse_age(s: &str) -> Result<Duration, String> {
+pub fn parse_age(s: &str) -> Result<Duration, AgeError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
@@ -18,14 +27,12 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     let n: u64 = match number.parse() {
         Ok(n) if secs_per_unit > 0 => n,
         _ => {
-            return Err(format!(
-                "{s:?} is not an age; use a whole number with s, m, h or d, like 30m, 24h or 7d"
-            ));
+            return Err(AgeError::NotAnAge(s.to_owned()));
         }
     };
     n.checked_mul(secs_per_unit)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long an age"))
+        .ok_or_else(|| AgeError::TooLong(s.to_owned()))
 }
 
 /// A compact age for tables: `45s`, `12m`, `3h 5m`, `2d 4h`.
@@ -67,13 +74,14 @@ mod tests {
         assert_eq!(parse_age("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_age("0h"), Ok(Duration::ZERO));
         for bad in ["", "24", "h", "1.5h", "-1d", "3w", "24 h", "1d2h"] {
-            let err = parse_age(bad).unwrap_err();
+            let err = parse_age(bad).unwrap_err().to_string();
             assert!(err.contains("like 30m, 24h or 7d"), "{bad:?}: {err}");
         }
         assert!(parse_age("99999999999999999999d").is_err());
         assert!(
             parse_age("999999999999999999d")
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
     }
