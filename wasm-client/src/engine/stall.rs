@@ -19,18 +19,32 @@
 //! only once [`MIN_GAPS`] gaps were seen, and the window is a number of gaps, not a time: a slow
 //! link's gaps are few, and must not be forgotten while its parts' bytes drain.
 //!
-//! Where no gap says anything about the part, the ceiling applies:
+//! Parts that were answered say something too: the detector remembers how long the latest
+//! [`DONE_WINDOW`] answered PUTs took per byte, from their first progress event to their answer.
+//! Once [`MIN_DONE`] were answered, a part is also judged by them: it may take [`DONE_FACTOR`]
+//! times as long as the slowest of them would for its size (at least [`STALL_FLOOR_MS`]). This
+//! is what catches a stall where progress events say little: Firefox fires one to three upload
+//! progress events per 8 MiB part on loopback, so an upload may see too few gaps to adapt; WebKit
+//! reports a part's bytes as sent once the operating system's socket buffers took them, several
+//! MiB on loopback, so a part whose receiver stopped reading can look wholly sent, awaiting its
+//! answer (README, "Browser engines").
+//!
+//! Where neither gaps nor answered parts say anything about the part, the ceiling applies:
 //! - before its first byte moves, a PUT is setting up its connection or queued by the browser
 //!   behind other requests to the same host (six per host over HTTP/1.1), which shows no progress
-//!   without being stalled: it is stalled only once it has waited the ceiling *and* no part
-//!   watched by the same detector has moved for the adaptive timeout (the requests it queues
-//!   behind would be moving);
+//!   without being stalled: it is stalled only once it has waited the ceiling (or, once parts
+//!   were answered, the time they allow for one of its size, if shorter) *and* no part watched by
+//!   the same detector has moved for the adaptive timeout (the requests it queues behind would be
+//!   moving);
 //! - once every byte is handed over, only the store's answer is awaited, which progress events
 //!   do not measure (the store checks the body; and the operating system's buffers drain, which
 //!   on a slow link can take as long as handing the bytes over did: seen through the test proxy
 //!   throttled to 1 MB/s across six PUTs, a part's answer came 30 s after its last byte was
-//!   reported sent, 20 s into the PUT): the ceiling plus the time the PUT took so far;
-//! - while fewer than [`MIN_GAPS`] gaps were seen (the first events of an upload).
+//!   reported sent, 20 s into the PUT): the ceiling plus the time the PUT took so far, or the
+//!   time answered parts allow for one of its size if that is shorter (on that slow link it is
+//!   not: they took minutes);
+//! - while fewer than [`MIN_GAPS`] gaps were seen (the first events of an upload) and fewer than
+//!   [`MIN_DONE`] parts were answered.
 //!
 //! Gaps are measured within one attempt only: the wait before a PUT's first event is set-up, and
 //! time paused or offline belongs to no attempt. The limit of the adaptive timeout: the first gap
@@ -66,6 +80,18 @@ pub const GAP_FACTOR: f64 = 4.0;
 pub const GAP_WINDOW: u64 = 64;
 /// Gaps to see before the timeout adapts; until then it is the ceiling.
 pub const MIN_GAPS: u64 = 8;
+/// How many times as long as the slowest recently answered part (per byte) a part may take.
+/// Parts sent side by side share the link, so their times differ little; four times is a
+/// stall, not a slow part.
+pub const DONE_FACTOR: f64 = 4.0;
+/// How many of the latest answered parts count.
+pub const DONE_WINDOW: u64 = 16;
+/// Answered parts to see before they count: one round of the default concurrency.
+pub const MIN_DONE: u64 = 4;
+/// The smallest part whose answer counts: a small file's PUT or a file's short last part takes
+/// as long as the round trip, whatever its size, and scaled up to a part of many MiB would
+/// allow it minutes.
+pub const MIN_RATED_LEN: u64 = 1 << 20;
 
 /// How long a part may send nothing before it is aborted and sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -87,26 +113,68 @@ impl StallTimeout {
     }
 }
 
-/// What the parts of a link have shown of it: the latest gaps between progress events, and when
-/// bytes last moved. Shared (`Rc`) by every PUT it watches.
-#[derive(Default)]
+/// The largest of the latest `window` values pushed, and how many were pushed.
+#[derive(Debug)]
+struct WindowMax {
+    /// `(its number, value)`, oldest first, each value larger than every later one: the front is
+    /// the largest in the window (a monotonic queue, so the window costs a few entries).
+    entries: VecDeque<(u64, f64)>,
+    /// Values pushed so far; the next one's number.
+    seen: u64,
+    window: u64,
+}
+
+impl WindowMax {
+    const fn new(window: u64) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            seen: 0,
+            window,
+        }
+    }
+
+    fn push(&mut self, value: f64) {
+        let number = self.seen;
+        self.seen += 1;
+        while self.entries.back().is_some_and(|&(_, v)| v <= value) {
+            self.entries.pop_back();
+        }
+        self.entries.push_back((number, value));
+        while self
+            .entries
+            .front()
+            .is_some_and(|&(n, _)| n + self.window <= number)
+        {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The largest value of the window, once at least `min` values were pushed.
+    fn max_after(&self, min: u64) -> Option<f64> {
+        let &(_, value) = self.entries.front()?;
+        (self.seen >= min).then_some(value)
+    }
+}
+
+/// What the parts of a link have shown of it: the latest gaps between progress events, how long
+/// the latest answered parts took per byte, and when bytes last moved. Shared (`Rc`) by every
+/// PUT it watches.
+#[derive(Debug)]
 pub struct StallDetector {
-    /// `(its number, gap)`, oldest first, each gap longer than every later one: the front is the
-    /// longest gap in the window (a monotonic queue, so the window costs a few entries).
-    gaps: RefCell<VecDeque<(u64, f64)>>,
-    /// Gaps seen so far; the next one's number.
-    seen: Cell<u64>,
+    gaps: RefCell<WindowMax>,
+    /// Milliseconds per byte of answered parts, from their first progress event to the answer.
+    done: RefCell<WindowMax>,
     /// When any watched part last moved.
     last_moved: Cell<Option<f64>>,
 }
 
-impl fmt::Debug for StallDetector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StallDetector")
-            .field("longest_gap", &self.gaps.borrow().front())
-            .field("seen", &self.seen.get())
-            .field("last_moved", &self.last_moved.get())
-            .finish()
+impl Default for StallDetector {
+    fn default() -> Self {
+        Self {
+            gaps: RefCell::new(WindowMax::new(GAP_WINDOW)),
+            done: RefCell::new(WindowMax::new(DONE_WINDOW)),
+            last_moved: Cell::new(None),
+        }
     }
 }
 
@@ -122,36 +190,39 @@ impl StallDetector {
             timeout,
             len,
             started_ms: now,
+            first_ms: Cell::new(None),
             last_ms: Cell::new(now),
             sent: Cell::new(0),
             events: Cell::new(0),
         })
     }
 
-    /// The adaptive timeout: [`GAP_FACTOR`] times the longest gap of the window, within the
-    /// floor and the ceiling; the ceiling until [`MIN_GAPS`] gaps were seen.
-    pub fn timeout_ms(&self) -> f64 {
-        match self.gaps.borrow().front() {
-            Some(&(_, gap)) if self.seen.get() >= MIN_GAPS => {
-                (gap * GAP_FACTOR).clamp(STALL_FLOOR_MS, DEFAULT_STALL_TIMEOUT_MS)
-            }
-            _ => DEFAULT_STALL_TIMEOUT_MS,
-        }
+    /// How long a part of `len` bytes may be silent: [`GAP_FACTOR`] times the longest gap of the
+    /// window once [`MIN_GAPS`] were seen, else what answered parts allow for `len` bytes once
+    /// [`MIN_DONE`] were; within the floor and the ceiling, the ceiling without either.
+    pub fn timeout_ms(&self, len: u64) -> f64 {
+        let adaptive = match self.gaps.borrow().max_after(MIN_GAPS) {
+            Some(gap) => Some(gap * GAP_FACTOR),
+            None => self.answer_within_ms(len),
+        };
+        adaptive.map_or(DEFAULT_STALL_TIMEOUT_MS, |ms| {
+            ms.clamp(STALL_FLOOR_MS, DEFAULT_STALL_TIMEOUT_MS)
+        })
+    }
+
+    /// How long a part of `len` bytes may take from its first progress event to its answer,
+    /// judged by the answered parts (at least the floor; no ceiling): `None` before [`MIN_DONE`]
+    /// were answered.
+    pub fn answer_within_ms(&self, len: u64) -> Option<f64> {
+        let per_byte = self.done.borrow().max_after(MIN_DONE)?;
+        Some((per_byte * len as f64 * DONE_FACTOR).max(STALL_FLOOR_MS))
     }
 
     fn moved(&self, now: f64, gap: Option<f64>) {
         self.last_moved
             .set(Some(self.last_moved.get().map_or(now, |t| t.max(now))));
-        let Some(gap) = gap else { return };
-        let number = self.seen.get();
-        self.seen.set(number + 1);
-        let mut gaps = self.gaps.borrow_mut();
-        while gaps.back().is_some_and(|&(_, g)| g <= gap) {
-            gaps.pop_back();
-        }
-        gaps.push_back((number, gap));
-        while gaps.front().is_some_and(|&(n, _)| n + GAP_WINDOW <= number) {
-            gaps.pop_front();
+        if let Some(gap) = gap {
+            self.gaps.borrow_mut().push(gap);
         }
     }
 }
@@ -162,6 +233,8 @@ pub struct PartWatch {
     timeout: StallTimeout,
     len: u64,
     started_ms: f64,
+    /// When the attempt first moved.
+    first_ms: Cell<Option<f64>>,
     last_ms: Cell<f64>,
     sent: Cell<u64>,
     /// Progress events that moved bytes.
@@ -192,9 +265,24 @@ impl PartWatch {
         let events = self.events.get() + 1;
         self.events.set(events);
         let gap = (events > 2).then(|| (now - self.last_ms.get()).max(0.0));
+        if self.first_ms.get().is_none() {
+            self.first_ms.set(Some(now));
+        }
         self.sent.set(sent);
         self.last_ms.set(now);
         self.link.moved(now, gap);
+    }
+
+    /// The store answered the PUT at `now` (it stored the part): how long it took per byte, from
+    /// its first progress event (its start, when it reported none), counts for the link, if the
+    /// part has at least [`MIN_RATED_LEN`] bytes.
+    pub fn answered(&self, now: f64) {
+        if self.len < MIN_RATED_LEN {
+            return;
+        }
+        let from = self.first_ms.get().unwrap_or(self.started_ms);
+        let per_byte = (now - from).max(0.0) / self.len as f64;
+        self.link.done.borrow_mut().push(per_byte);
     }
 
     /// The part's size.
@@ -222,16 +310,20 @@ impl PartWatch {
             StallTimeout::Adaptive => {
                 let sent = self.sent.get();
                 let ceiling = DEFAULT_STALL_TIMEOUT_MS;
+                let answer_within = self.link.answer_within_ms(self.len);
                 Some(if sent == 0 {
-                    let waited = self.started_ms + ceiling;
+                    let waited =
+                        self.started_ms + answer_within.map_or(ceiling, |ms| ms.min(ceiling));
                     match self.link.last_moved.get() {
-                        Some(moved) => waited.max(moved + self.link.timeout_ms()),
+                        Some(moved) => waited.max(moved + self.link.timeout_ms(self.len)),
                         None => waited,
                     }
                 } else if sent >= self.len {
-                    last + ceiling + (last - self.started_ms)
+                    let waited = last + ceiling + (last - self.started_ms);
+                    let first = self.first_ms.get().unwrap_or(self.started_ms);
+                    answer_within.map_or(waited, |ms| waited.min(first + ms))
                 } else {
-                    last + self.link.timeout_ms()
+                    last + self.link.timeout_ms(self.len)
                 })
             }
         }
@@ -331,12 +423,16 @@ mod tests {
         let part = link.watch(StallTimeout::Adaptive, LEN, 0.0);
         part.progress(1, 20_000.0); // set-up
         part.progress(2, 20_050.0); // the buffers filling
-        assert_eq!(link.seen.get(), 0);
+        assert_eq!(link.gaps.borrow().seen, 0);
         let t = events(&part, 20_050.0, 50.0, MIN_GAPS as u32 - 1, 1);
-        assert_eq!(link.timeout_ms(), DEFAULT_STALL_TIMEOUT_MS, "too few gaps");
+        assert_eq!(
+            link.timeout_ms(LEN),
+            DEFAULT_STALL_TIMEOUT_MS,
+            "too few gaps"
+        );
         assert_eq!(part.deadline(), Some(t + DEFAULT_STALL_TIMEOUT_MS));
         events(&part, t, 50.0, 1, 1);
-        assert_eq!(link.timeout_ms(), STALL_FLOOR_MS);
+        assert_eq!(link.timeout_ms(LEN), STALL_FLOOR_MS);
     }
 
     #[test]
@@ -401,10 +497,107 @@ mod tests {
         let link = StallDetector::new();
         let part = link.watch(StallTimeout::Adaptive, LEN, 0.0);
         events(&part, 0.0, 50.0, 1_000, 1);
-        assert_eq!(link.gaps.borrow().len(), 1, "equal gaps replace each other");
+        assert_eq!(
+            link.gaps.borrow().entries.len(),
+            1,
+            "equal gaps replace each other"
+        );
         part.progress(part.sent() + 1, 50_000.0 + 2_000.0);
         part.progress(part.sent() + 1, 52_000.0 + 1_000.0);
-        let gaps: Vec<f64> = link.gaps.borrow().iter().map(|g| g.1).collect();
+        let gaps: Vec<f64> = link.gaps.borrow().entries.iter().map(|g| g.1).collect();
         assert_eq!(gaps, [2_000.0, 1_000.0]);
+    }
+
+    /// Answers `count` parts of `len` bytes, each taking `took` ms from its first event.
+    fn answer_parts(link: &Rc<StallDetector>, count: u32, len: u64, took: f64) {
+        for _ in 0..count {
+            let part = link.watch(StallTimeout::Adaptive, len, 0.0);
+            part.progress(len, 0.0);
+            part.answered(took);
+        }
+    }
+
+    #[test]
+    fn a_part_wholly_sent_awaits_its_answer_as_long_as_answered_parts_allow() {
+        // WebKit on loopback: the socket buffers take the part, so it looks wholly sent.
+        let link = StallDetector::new();
+        answer_parts(&link, MIN_DONE as u32, LEN, 2_000.0);
+        let part = link.watch(StallTimeout::Adaptive, LEN, 10_000.0);
+        part.progress(1 << 20, 10_100.0);
+        part.progress(LEN, 10_200.0);
+        assert_eq!(part.deadline(), Some(10_100.0 + 2_000.0 * DONE_FACTOR));
+        // A part half the size gets half the time, but never less than the floor.
+        let half = link.watch(StallTimeout::Adaptive, LEN / 2, 0.0);
+        half.progress(LEN / 2, 100.0);
+        assert_eq!(half.deadline(), Some(100.0 + 1_000.0 * DONE_FACTOR));
+        let small = link.watch(StallTimeout::Adaptive, LEN / 64, 0.0);
+        small.progress(LEN / 64, 100.0);
+        assert_eq!(small.deadline(), Some(100.0 + STALL_FLOOR_MS));
+    }
+
+    #[test]
+    fn on_a_slow_link_answered_parts_allow_more_than_the_rule_for_a_wholly_sent_part() {
+        // 1 MB/s shared by six PUTs: parts of 16 MiB take minutes.
+        let link = StallDetector::new();
+        answer_parts(&link, MIN_DONE as u32, LEN, 100_000.0);
+        let part = link.watch(StallTimeout::Adaptive, LEN, 0.0);
+        part.progress(1, 100.0);
+        part.progress(LEN, 20_000.0);
+        assert_eq!(part.deadline(), Some(20_000.0 + 30_000.0 + 20_000.0));
+    }
+
+    #[test]
+    fn with_too_few_gaps_answered_parts_set_the_silence_a_part_may_keep() {
+        // Firefox on loopback: one or two progress events per part, so gaps are few.
+        let link = StallDetector::new();
+        answer_parts(&link, MIN_DONE as u32 - 1, LEN, 300.0);
+        let part = link.watch(StallTimeout::Adaptive, LEN, 0.0);
+        part.progress(1 << 20, 50.0);
+        assert_eq!(
+            part.deadline(),
+            Some(50.0 + DEFAULT_STALL_TIMEOUT_MS),
+            "too few answers"
+        );
+        answer_parts(&link, 1, LEN, 300.0);
+        assert_eq!(part.deadline(), Some(50.0 + STALL_FLOOR_MS));
+        // Slow answers: four times the slowest, up to the ceiling.
+        answer_parts(&link, 1, LEN, 5_000.0);
+        assert_eq!(part.deadline(), Some(50.0 + 5_000.0 * DONE_FACTOR));
+        answer_parts(&link, 1, LEN, 60_000.0);
+        assert_eq!(part.deadline(), Some(50.0 + DEFAULT_STALL_TIMEOUT_MS));
+        // Once there are enough gaps, they decide.
+        let t = events(&part, 50.0, 50.0, MIN_GAPS as u32 + 2, 1);
+        assert_eq!(part.deadline(), Some(t + STALL_FLOOR_MS));
+    }
+
+    #[test]
+    fn a_part_that_never_moved_waits_what_answered_parts_allow_while_the_link_is_silent() {
+        let link = StallDetector::new();
+        answer_parts(&link, MIN_DONE as u32, LEN, 500.0);
+        let held = link.watch(StallTimeout::Adaptive, LEN, 1_000.0);
+        assert_eq!(held.deadline(), Some(1_000.0 + STALL_FLOOR_MS));
+        // While other parts move, it may be queued behind them: it waits for them.
+        let busy = link.watch(StallTimeout::Adaptive, LEN, 1_000.0);
+        let last = events(&busy, 1_000.0, 100.0, 100, 1);
+        assert_eq!(held.deadline(), Some(last + STALL_FLOOR_MS));
+    }
+
+    #[test]
+    fn answers_of_parts_under_a_mib_do_not_count() {
+        let link = StallDetector::new();
+        answer_parts(&link, MIN_DONE as u32, MIN_RATED_LEN - 1, 200.0);
+        assert_eq!(link.answer_within_ms(LEN), None);
+        answer_parts(&link, MIN_DONE as u32, MIN_RATED_LEN, 200.0);
+        assert!(link.answer_within_ms(LEN).is_some());
+    }
+
+    #[test]
+    fn the_answer_window_forgets_slow_parts_after_as_many_quick_ones() {
+        let link = StallDetector::new();
+        answer_parts(&link, 1, LEN, 6_000.0);
+        answer_parts(&link, DONE_WINDOW as u32 - 1, LEN, 100.0);
+        assert_eq!(link.answer_within_ms(LEN), Some(6_000.0 * DONE_FACTOR));
+        answer_parts(&link, 1, LEN, 100.0);
+        assert_eq!(link.answer_within_ms(LEN), Some(STALL_FLOOR_MS));
     }
 }

@@ -99,7 +99,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             let send = pin!(self.sink.put_part(put, progress));
             let watchdog = pin!(self.watchdog(&watch));
             match future::select(send, watchdog).await {
-                Either::Left((Ok(etag), _)) => PutOutcome::Stored(etag),
+                Either::Left((Ok(etag), _)) => {
+                    watch.answered(self.clock.now_ms());
+                    PutOutcome::Stored(etag)
+                }
                 Either::Left((Err(e), _)) => PutOutcome::Failed(e),
                 Either::Right((idle_ms, _)) => PutOutcome::Stalled(idle_ms),
             }

@@ -26,8 +26,9 @@
 //! - a URL whose lifetime ends within the re-sign margin is not used but re-signed first;
 //! - a part whose bytes stop moving is aborted and retried (this is also what un-hangs an upload
 //!   after the laptop slept): by default once it has been silent several times longer than the
-//!   link's recent gaps between progress events, within 4 to 30 s ([`StallDetector`]), or for
-//!   the fixed `stall_timeout` the caller chose;
+//!   link's recent gaps between progress events, or has taken several times longer than the
+//!   latest answered parts took for its size, within 4 to 30 s ([`StallDetector`]), or for the
+//!   fixed `stall_timeout` the caller chose;
 //! - calls to the signing server are retried like PUTs on network errors and 5xx, so a restarting
 //!   server does not fail an upload;
 //! - pause, and the device going offline, abort the PUTs in flight and wait; failures while
