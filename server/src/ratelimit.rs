@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::Quota;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 
@@ -29,6 +29,9 @@ use crate::error::Error;
 
 /// Most buckets kept; beyond it, full (idle) buckets are dropped.
 const MAX_BUCKETS: usize = 100_000;
+/// The shortest time between two sweeps of idle buckets: a sweep visits every bucket, so during
+/// a flood of new keys it must not run on every request.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The limiter. `per_minute == 0` disables it. `C` is its clock: the system's monotonic one,
 /// or a fake one in tests.
@@ -36,6 +39,8 @@ const MAX_BUCKETS: usize = 100_000;
 pub struct RateLimiter<C: Clock = DefaultClock> {
     /// `None` when disabled.
     buckets: Option<Buckets<C>>,
+    /// When idle buckets were last swept.
+    swept: Mutex<Option<C::Instant>>,
 }
 
 /// `governor`'s keyed limiter on clock `C`, with no middleware.
@@ -61,7 +66,10 @@ impl<C: Clock> RateLimiter<C> {
             let quota = Quota::per_minute(rate).allow_burst(burst);
             governor::RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock)
         });
-        Self { buckets }
+        Self {
+            buckets,
+            swept: Mutex::new(None),
+        }
     }
 
     /// Takes one request for `caller` now; `Err(wait)` when it must wait that long.
@@ -70,11 +78,27 @@ impl<C: Clock> RateLimiter<C> {
             return Ok(());
         };
         if buckets.len() >= MAX_BUCKETS {
-            buckets.retain_recent();
+            self.sweep(buckets);
         }
         buckets
             .check_key(&caller.to_owned())
             .map_err(|not_until| not_until.wait_time_from(buckets.clock().now()))
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// Drops the idle buckets, unless that was done less than [`SWEEP_EVERY`] ago (or another
+    /// request is doing it now).
+    fn sweep(&self, buckets: &Buckets<C>) {
+        let Ok(mut swept) = self.swept.try_lock() else {
+            return;
+        };
+        let now = buckets.clock().now();
+        if swept.is_some_and(|at| now.duration_since(at) < SWEEP_EVERY.into()) {
+            return;
+        }
+        buckets.retain_recent();
+        *swept = Some(now);
     }
 }
 
@@ -237,6 +261,30 @@ mod tests {
             false,
         );
         g.admit(None).unwrap();
+    }
+
+    #[test]
+    fn idle_buckets_are_swept_past_the_limit_at_most_once_a_second() {
+        let clock = FakeRelativeClock::default();
+        // One request per 10 ms: a bucket is idle (full again) 10 ms after its request.
+        let l = RateLimiter::with_clock(6_000, 1, clock.clone());
+        let fill = |tag: &str| {
+            for i in 0..MAX_BUCKETS {
+                l.check(&format!("{tag}{i}")).unwrap();
+            }
+        };
+        let len = || l.buckets.as_ref().unwrap().len();
+        fill("a");
+        clock.advance(Duration::from_secs(1));
+        l.check("x").unwrap();
+        assert_eq!(len(), 1, "the idle buckets were dropped");
+        fill("b");
+        clock.advance(Duration::from_millis(500));
+        l.check("y").unwrap();
+        assert_eq!(len(), MAX_BUCKETS + 2, "half a second after a sweep: none");
+        clock.advance(Duration::from_millis(500));
+        l.check("z").unwrap();
+        assert_eq!(len(), 1);
     }
 
     #[test]
