@@ -13,13 +13,15 @@
 //! [`Notifier`] (`events/deliver.rs`) tries each new event once at once and every replica's scan
 //! delivers what is left (ARCHITECTURE.md, "Invariants").
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
+use crate::Error;
 use crate::config::error::ConfigError;
 use crate::receipt::ReceiptClaims;
-use crate::{AppState, Error};
 
 mod deliver;
 mod options;
@@ -127,11 +129,11 @@ pub fn event_body(claims: &ReceiptClaims, receipt: &str) -> String {
 /// delivered in the background. Every completion route calls it after signing its receipt; a
 /// retried completion calls it again, which rewrites the same event (same `webhook-id`).
 pub async fn completed(
-    state: &AppState,
+    notifier: Option<&Arc<Notifier>>,
     claims: &ReceiptClaims,
     receipt: &str,
 ) -> Result<(), Error> {
-    let Some(notifier) = state.notifier() else {
+    let Some(notifier) = notifier else {
         return Ok(());
     };
     let id = webhook_id(&claims.bucket, &claims.key, &claims.upload_id);

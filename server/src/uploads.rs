@@ -239,7 +239,7 @@ impl<'a> Caller<'a> {
         };
         let receipt = state.receipts().sign(&claims);
         // The event is in the store before the browser hears of the completion.
-        events::completed(state, &claims, &receipt).await?;
+        events::completed(state.notifier(), &claims, &receipt).await?;
         Ok(CompleteResponse {
             location: done.location,
             key: object.key,
