@@ -182,7 +182,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Longest object key the store takes, in bytes: S3's 1,024 unless it takes fewer (the
     /// embedded store, which names files after keys). Issued keys are cut to fit.
     fn max_key_bytes(&self) -> usize {
-        crate::keys::S3_MAX_KEY_BYTES
+        s3_direct_protocol::limits::MAX_KEY_BYTES
     }
 
     /// Starts a multipart upload and returns its upload id.

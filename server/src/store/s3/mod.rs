@@ -173,7 +173,7 @@ impl S3Store {
             creds: None,
             fixed_creds: None,
             part_signer,
-            max_key_bytes: crate::keys::S3_MAX_KEY_BYTES,
+            max_key_bytes: s3_direct_protocol::limits::MAX_KEY_BYTES,
             verified_checksum: None,
         }
     }
