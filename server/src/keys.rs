@@ -52,8 +52,7 @@ pub const MAX_FILENAME_INPUT_BYTES: usize = 1024;
 /// Longest sanitized name kept in a key, in UTF-8 bytes (the usual file-system name limit, so the
 /// object can be downloaded under its own name).
 pub const MAX_NAME_BYTES: usize = 255;
-/// Longest object key S3 accepts, in UTF-8 bytes (an S3 limit, so the protocol crate's; the name
-/// stays for the store, which reads it here).
+// Longest object key S3 accepts, in UTF-8 bytes: an S3 limit, so the protocol crate's.
 use s3_direct_protocol::limits::MAX_KEY_BYTES as S3_MAX_KEY_BYTES;
 /// Longest extension (with its dot) that truncation keeps intact.
 const MAX_KEPT_EXTENSION_BYTES: usize = 16;
