@@ -1,5 +1,6 @@
 // The core scenarios on each browser engine (tests/lib/engines.mjs: Chromium, Firefox ESR,
-// WebKitGTK; S3_DIRECT_BROWSERS picks them), on the embedded store. Part PUTs pass through the
+// WebKitGTK; S3_DIRECT_BROWSERS picks them) and each store (tests/lib/engine-scenarios.mjs: the
+// embedded one and a single-node Garage; S3_DIRECT_STORES picks them). Part PUTs pass through the
 // fault proxy, which holds or breaks them where a scenario needs it, the same way for every engine.
 // Screenshots of the demo and the widget go to tests/artifacts/engines/ (git-ignored).
 import assert from 'node:assert/strict';
@@ -10,15 +11,13 @@ import {
   engineMissing, openDemoPage, selectedEngines, waitForDemoRow,
 } from '../lib/engines.mjs';
 import {
-  bigAndSmallAtOnce, cancelHalfWay, expectStored, fastRetries, faultsAreResent, startEmbeddedStack, until, walk,
+  bigAndSmallAtOnce, cancelHalfWay, expectStored, fastRetries, faultsAreResent, ARTIFACTS, STORE_LABELS, selectedStores, shot, startStack,
+  stopSharedStores, storeMissing, until,
 } from '../lib/engine-scenarios.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { resumeRecords } from '../lib/resilience.mjs';
 import { storedChecksum } from '../lib/s3.mjs';
-import { repoRoot } from '../lib/server.mjs';
 
-const bucket = 's3-direct';
-const artifacts = path.join(repoRoot, 'tests/artifacts/engines');
 
 // The files are written once for every engine: 256 MiB of random bytes takes seconds to make.
 let files;
@@ -53,19 +52,23 @@ function testFiles() {
   return files;
 }
 
-for (const name of selectedEngines()) {
+after(stopSharedStores);
+
+for (const store of selectedStores()) for (const name of selectedEngines()) {
+  const skip = engineMissing(name) ?? storeMissing(store) ?? false;
   // A deadline for the engine's whole suite: a browser that hangs fails the run instead of holding it.
-  describe(`${name}: the core scenarios on the embedded store`, { skip: engineMissing(name) ?? false, timeout: 600_000 }, () => {
+  describe(`${name}: the core scenarios on ${STORE_LABELS[store]}`, { skip, timeout: 600_000 }, () => {
     let stack;
     let engine;
     let proxy;
     let server;
     let s3;
+    let bucket;
 
     before(async () => {
-      stack = await startEmbeddedStack(name, [testFiles(), mkdir(artifacts, { recursive: true })]);
-      ({ engine, proxy, server, s3 } = stack);
-      process.stderr.write(`${name}: ${engine.version}\n`);
+      stack = await startStack(store, name, [testFiles(), mkdir(ARTIFACTS, { recursive: true })]);
+      ({ engine, proxy, server, s3, bucket } = stack);
+      process.stderr.write(`${name}: ${engine.version} on ${STORE_LABELS[store]}\n`);
     });
 
     after(async () => {
@@ -75,7 +78,7 @@ for (const name of selectedEngines()) {
     it('the demo uploads a 256 MiB file and two small ones at once, byte for byte', async () => {
       const { big, accented, small } = await testFiles();
       await bigAndSmallAtOnce({
-        engine, server, s3, bucket, files: [big, accented, small], screenshot: path.join(artifacts, `${name}-demo.png`),
+        engine, server, s3, bucket, files: [big, accented, small], screenshot: shot(name, store, 'demo'),
       });
     });
 
@@ -153,7 +156,7 @@ for (const name of selectedEngines()) {
         // Each upload's receipt (the small one's too) names its key.
         const receipts = items.map((i) => i.result.receipt);
         assert.deepEqual(receipts.map((r) => JSON.parse(Buffer.from(r.split('.')[1], 'base64url')).key), keys);
-        await page.screenshot(path.join(artifacts, `${name}-widget.png`));
+        await page.screenshot(shot(name, store, 'widget'));
         assert.deepEqual(await page.errors(), []);
 
         // The browser serialises the form into the page address; the page lists what it sent.
@@ -172,10 +175,7 @@ for (const name of selectedEngines()) {
 
     it('cancelling half-way leaves no object and no parts in the store', async () => {
       const { cancel } = await testFiles();
-      // s3s-fs keeps an upload as `.upload-<id>.json` plus `.upload_id-<id>.part-<n>` in its root.
-      const leftovers = async () => (await walk(server.dataDir))
-        .filter((f) => /(^|\/)\.upload/.test(f) || f.endsWith(cancel.name));
-      await cancelHalfWay({ engine, server, proxy, file: cancel, leftovers });
+      await cancelHalfWay({ engine, server, proxy, file: cancel, leftovers: () => stack.leftovers(cancel.name) });
     });
 
     it('reloading half-way and choosing the file again re-sends only the parts in flight', async () => {
@@ -242,15 +242,19 @@ for (const name of selectedEngines()) {
       }
     });
 
-    it('a part cut mid-body and a part answered 503 SlowDown are sent again; the object equals the file', async () => {
+    it('a part cut mid-body, one answered 503 SlowDown and one with a corrupted byte (refused by the store) are sent again', async () => {
       const { faults } = await testFiles();
-      await faultsAreResent({
-        engine, server, proxy, s3, bucket, file: faults,
+      const row = await faultsAreResent({
+        engine, server, proxy, s3, bucket, file: faults, query: { checksum: 'crc32c' },
         faults: {
           2: { action: { cutAfter: MiB + 3 }, outcome: 'cut' },
           5: { action: { status: 503, code: 'SlowDown' }, outcome: 503 },
+          // Both stores compare the body with the part's CRC32C and answer 400 (docs/stores.md).
+          7: { action: { corruptAt: 123_457 }, outcome: 400 },
         },
       });
+      assert.equal(await storedChecksum(s3, bucket, row.key), row.checksum,
+        'the store kept the composite CRC32C the browser computed');
     });
   });
 }

@@ -5,24 +5,86 @@ import assert from 'node:assert/strict';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { launchEngine, openDemoPage, waitForDemoRow } from './engines.mjs';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { garageMissing, startGarage } from './garage.mjs';
 import { startProxy } from './proxy.mjs';
-import { objectSha256, s3Client } from './s3.mjs';
-import { embeddedCredentials, startServer } from './server.mjs';
+import {
+  allowBrowsers, listUploads, objectSha256, s3Client,
+} from './s3.mjs';
+import { embeddedCredentials, repoRoot, startServer } from './server.mjs';
 
 /** Retry quickly: the faults are on loopback, and the tests should not wait for backoffs. */
 export const fastRetries = { retryDelay: 100, maxRetryDelay: 1000, retries: 8 };
 
+/** The stores an engine run covers: the embedded one and a real one (see `startStack`). */
+export const STORES = ['embedded', 'garage'];
+
+/** How test names call the stores. */
+export const STORE_LABELS = { embedded: 'the embedded store', garage: 'Garage' };
+
+/** Where the engine tests put their screenshots (git-ignored). */
+export const ARTIFACTS = path.join(repoRoot, 'tests/artifacts/engines');
+
+/** A screenshot's path: `firefox-queue.png` on the embedded store, `firefox-garage-queue.png` on Garage. */
+export const shot = (name, store, what) => path.join(ARTIFACTS, `${name}${store === 'embedded' ? '' : `-${store}`}-${what}.png`);
+
+/** The stores of this run, from S3_DIRECT_STORES (default both). */
+export function selectedStores() {
+  const names = (process.env.S3_DIRECT_STORES ?? STORES.join(','))
+    .split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+  for (const name of names) {
+    if (!STORES.includes(name)) throw new Error(`S3_DIRECT_STORES names "${name}"; the stores are ${STORES.join(', ')}`);
+  }
+  return names;
+}
+
+/** Why `store` cannot be tested here (a sentence), or null; under CI=true never a reason. */
+export function storeMissing(store) {
+  return store === 'garage' ? garageMissing() : null;
+}
+
+// One single-node Garage for every engine of a test file: it takes seconds to start. Stopped
+// by `stopSharedStores` (each engine file calls it in its last `after`).
+let sharedGarage;
+function garageOnce() {
+  sharedGarage ??= startGarage().then(async (garage) => {
+    const s3 = s3Client({
+      endpoint: garage.endpoint, region: garage.region, accessKeyId: garage.accessKey, secretAccessKey: garage.secretKey,
+    });
+    await allowBrowsers(s3, garage.bucket);
+    return { garage, s3 };
+  });
+  return sharedGarage;
+}
+
+/** Stops what `startStack` shares between engines (the Garage of the file's run). */
+export async function stopSharedStores() {
+  const started = await sharedGarage?.catch(() => null);
+  sharedGarage = undefined;
+  await started?.garage.stop();
+}
+
 /**
- * Starts engine `name`, the fault proxy and a server on the embedded store whose part URLs name
- * the proxy, while `alongside` (more promises, e.g. test files) settle; resolves to
- * `{ engine, proxy, server, s3, extras, stop() }`, `extras` being what `alongside` resolved to.
+ * Starts engine `name`, the fault proxy and a signing server on `store` whose part URLs name the
+ * proxy (which forwards them with their Host unchanged), while `alongside` (more promises, e.g.
+ * test files) settle. Resolves to `{ engine, proxy, server, s3, bucket, store, extras,
+ * leftovers(fileName), stop() }`: `extras` is what `alongside` resolved to, `leftovers` what the
+ * store still holds of uploads of a file of that name (multipart uploads, parts, objects).
+ *
+ * - `embedded`: the server's own s3s-fs store in a fresh data directory. It cannot list multipart
+ *   uploads, so its data directory is read: s3s-fs keeps an upload as `.upload-<id>.json` plus
+ *   `.upload_id-<id>.part-<n>` in its root.
+ * - `garage`: a single-node Garage (one per test file), which checks what the embedded store
+ *   cannot: ListMultipartUploads, CORS, a part's body against its CRC32C (docs/stores.md).
+ *
  * Whatever started is stopped again when something else failed.
  */
-export async function startEmbeddedStack(name, alongside = []) {
-  const started = await Promise.allSettled([launchEngine(name), startProxy(), ...alongside]);
-  const [engine, proxy, ...extras] = started.map((r) => r.value);
+export async function startStack(store, name, alongside = []) {
+  const backing = store === 'garage' ? garageOnce() : Promise.resolve(null);
+  const started = await Promise.allSettled([launchEngine(name), startProxy(), backing, ...alongside]);
+  const [engine, proxy, shared, ...extras] = started.map((r) => r.value);
   const stack = {
-    engine, proxy, extras, server: null, s3: null,
+    engine, proxy, extras, store, server: null, s3: null, bucket: null,
     async stop() {
       await engine?.close();
       await stack.server?.stop();
@@ -33,9 +95,32 @@ export async function startEmbeddedStack(name, alongside = []) {
   try {
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    stack.server = await startServer({ args: ['--public-endpoint', proxy.url] });
-    proxy.setTarget(stack.server.storeEndpoint);
-    stack.s3 = s3Client({ endpoint: stack.server.storeEndpoint, ...embeddedCredentials });
+    if (store === 'garage') {
+      const { garage, s3 } = shared;
+      stack.server = await startServer({
+        args: ['--endpoint', garage.endpoint, '--bucket', garage.bucket, '--region', garage.region,
+          '--path-style', '--public-endpoint', proxy.url],
+        env: { AWS_ACCESS_KEY_ID: garage.accessKey, AWS_SECRET_ACCESS_KEY: garage.secretKey },
+      });
+      proxy.setTarget(garage.endpoint);
+      Object.assign(stack, { s3, bucket: garage.bucket });
+      stack.leftovers = async (fileName) => {
+        const uploads = (await listUploads(s3, garage.bucket)).filter((u) => u.Key.endsWith(`/${fileName}`));
+        const objects = (await s3.send(new ListObjectsV2Command({ Bucket: garage.bucket }))).Contents ?? [];
+        return [
+          ...uploads.map((u) => `upload ${u.Key}`),
+          ...objects.filter((o) => o.Key.endsWith(`/${fileName}`)).map((o) => `object ${o.Key}`),
+        ];
+      };
+    } else {
+      stack.server = await startServer({ args: ['--public-endpoint', proxy.url] });
+      proxy.setTarget(stack.server.storeEndpoint);
+      stack.s3 = s3Client({ endpoint: stack.server.storeEndpoint, ...embeddedCredentials });
+      stack.bucket = 's3-direct';
+      const dataDir = stack.server.dataDir;
+      stack.leftovers = async (fileName) => (await walk(dataDir))
+        .filter((f) => /(^|\/)\.upload/.test(f) || f.endsWith(fileName));
+    }
     return stack;
   } catch (err) {
     await stack.stop();

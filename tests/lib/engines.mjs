@@ -298,6 +298,7 @@ async function launchWebKit() {
         return await Promise.race([ready, late]);
       } catch (err) {
         if (attempt === 2) throw err;
+        process.stderr.write(`webkit: ${err.message}; replacing WebKitWebDriver (${driver.url})\n`);
         await stop(driver.child);
         driver = await startWebDriver(xvfb.display);
       } finally {
@@ -354,6 +355,7 @@ async function launchWebKit() {
           quit.catch(() => {});
           const outcome = await Promise.race([quit, late]).finally(() => clearTimeout(timer));
           if (outcome === 'late') {
+            process.stderr.write(`webkit: a session did not quit in 30 s; replacing WebKitWebDriver (${driver.url})\n`);
             await stop(driver.child);
             driver = await startWebDriver(xvfb.display);
           }
