@@ -37,6 +37,15 @@ use serde::{Deserialize, Serialize};
 pub struct CreateMultipartRequest {
     /// The file's name as the user chose it; the server sanitises it into the object key.
     pub filename: String,
+    /// Extension: for a file of a folder the user chose, its path relative to that folder,
+    /// `/`-separated and ending with `filename` (as `File.webkitRelativePath` gives it). The
+    /// key then keeps the folders: `{prefix}{id}/{folders}/{name}`, each sanitised like a name.
+    #[serde(
+        rename = "relativePath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub relative_path: Option<String>,
     /// The file's MIME type; empty means `application/octet-stream`.
     #[serde(rename = "type", default)]
     pub content_type: String,

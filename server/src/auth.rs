@@ -124,6 +124,9 @@ pub enum Action {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CreateDetails {
     pub filename: String,
+    /// The file's path within a folder the user chose, when it came from one.
+    #[serde(rename = "relativePath", skip_serializing_if = "Option::is_none")]
+    pub relative_path: Option<String>,
     #[serde(rename = "type")]
     pub content_type: String,
     pub size: Option<u64>,

@@ -1,6 +1,8 @@
 //! Object key policy: the server, not the browser, chooses every key.
 //!
-//! A key is `{key prefix}{uuid v4}/{sanitized file name}`. The UUID makes keys unguessable and
+//! A key is `{key prefix}{uuid v4}/{sanitized file name}`, or for a file of a folder the user
+//! chose, `{key prefix}{uuid v4}/{sanitized folders}/{sanitized file name}`
+//! ([`sanitize_folders`]: each folder cleaned like a name, at most [`MAX_FOLDER_DEPTH`] deep). The UUID makes keys unguessable and
 //! collision-free; the file name keeps the object recognisable to people. Every route that takes a
 //! key back from a client checks it has exactly this shape, so no crafted key can reach an object
 //! outside the prefix or one this server did not issue.
@@ -60,6 +62,10 @@ const MAX_KEPT_EXTENSION_BYTES: usize = 16;
 const MIN_NAME_BUDGET: usize = 8;
 /// Bytes of a key after its prefix and before its name: a hyphenated UUID and `/`.
 const ID_BYTES: usize = 36 + 1;
+/// Deepest folder path a key keeps: the folders between the one the user chose and the file.
+pub const MAX_FOLDER_DEPTH: usize = 32;
+/// Longest relative path accepted as input, in UTF-8 bytes.
+pub const MAX_RELATIVE_PATH_INPUT_BYTES: usize = 4096;
 /// Name used when nothing is left after sanitizing.
 const FALLBACK_NAME: &str = "file";
 
@@ -106,10 +112,42 @@ impl KeyPolicy {
     ///
     /// The name is cut to what the store's key limit leaves after `prefix` and the id.
     pub fn issue_under(&self, prefix: &str, filename: &str) -> Result<String, KeyError> {
+        self.issue_in(prefix, &[], filename)
+    }
+
+    /// A fresh key under `prefix` for a file in `folders` (from [`sanitize_folders`]): the
+    /// folders kept whole, the name cut to what the store's key limit leaves after them. A
+    /// folder path that leaves too little for a name is refused.
+    pub fn issue_in(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        filename: &str,
+    ) -> Result<String, KeyError> {
         let name = sanitize_filename(filename)?;
-        let budget = self.name_budget(prefix)?;
+        let mut budget = self.name_budget(prefix)?;
+        let mut path = String::new();
+        for folder in folders {
+            path.push_str(folder);
+            path.push('/');
+        }
+        if !path.is_empty() {
+            let left = self
+                .max_key_bytes
+                .saturating_sub(prefix.len() + ID_BYTES + path.len());
+            if left < MIN_NAME_BUDGET {
+                return Err(KeyError::InvalidFilename(format!(
+                    "the folder path {:?} ({} bytes) leaves {left} bytes for the file name under \
+                     the store's {}-byte key limit; choose a folder nearer the file",
+                    truncate_for_message(&path),
+                    path.len(),
+                    self.max_key_bytes,
+                )));
+            }
+            budget = budget.min(left);
+        }
         let name = fit_name(&name, budget);
-        Ok(format!("{prefix}{}/{name}", Uuid::new_v4()))
+        Ok(format!("{prefix}{}/{path}{name}", Uuid::new_v4()))
     }
 
     /// Bytes a key under `prefix` leaves for the file name.
@@ -136,7 +174,7 @@ impl KeyPolicy {
         self.check_under(&self.prefix, key)
     }
 
-    /// Checks that `key` is `{prefix}{uuid}/{name}` as [`Self::issue_under`] makes them.
+    /// Checks that `key` is `{prefix}{uuid}/{folders/}{name}` as [`Self::issue_in`] makes them.
     pub fn check_under<'k>(&self, prefix: &str, key: &'k str) -> Result<&'k str, KeyError> {
         let invalid = |why: &str| {
             KeyError::InvalidKey(format!(
@@ -155,9 +193,13 @@ impl KeyPolicy {
         if !is_v4 {
             return Err(invalid("does not have the shape {prefix}{uuid}/{name}"));
         }
-        // A name we issued is its own sanitized form; anything else (a '/', "..", control
-        // characters, a denormalised spelling) was not issued by us.
-        if name.len() > MAX_NAME_BYTES || sanitize_filename(name).ok().as_deref() != Some(name) {
+        // A name or folder we issued is its own sanitized form; anything else ("..", an empty
+        // segment, control characters, a denormalised spelling) was not issued by us.
+        let issued = |segment: &str| {
+            segment.len() <= MAX_NAME_BYTES
+                && sanitize_filename(segment).ok().as_deref() == Some(segment)
+        };
+        if name.split('/').count() > MAX_FOLDER_DEPTH + 1 || !name.split('/').all(issued) {
             return Err(invalid("has a file name this server would not issue"));
         }
         if key.len() > self.max_key_bytes {
@@ -209,6 +251,53 @@ pub fn sanitize_filename(filename: &str) -> Result<String, KeyError> {
         .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
         .trim_end();
     Ok(fit_name(cleaned, MAX_NAME_BYTES))
+}
+
+/// The folders above a file, from its path relative to the folder the user chose
+/// (`relative_path`, as `File.webkitRelativePath` gives it: `/`-separated, ending with the file's
+/// own name, `filename`), each sanitised like a name ([`sanitize_filename`]) and cut to
+/// [`MAX_NAME_BYTES`]. Empty and `.` segments are dropped.
+///
+/// Refused with `invalid_filename`, as no browser sends these for a real folder: a path over
+/// [`MAX_RELATIVE_PATH_INPUT_BYTES`], a NUL, a `..` segment (a path leaving the chosen folder),
+/// a last segment that is not `filename`, and more than [`MAX_FOLDER_DEPTH`] folders.
+pub fn sanitize_folders(relative_path: &str, filename: &str) -> Result<Vec<String>, KeyError> {
+    let refuse = |why: String| Err(KeyError::InvalidFilename(why));
+    if relative_path.len() > MAX_RELATIVE_PATH_INPUT_BYTES {
+        return refuse(format!(
+            "relative path of {} bytes is longer than the {MAX_RELATIVE_PATH_INPUT_BYTES}-byte \
+             limit; choose a folder nearer the file",
+            relative_path.len()
+        ));
+    }
+    if relative_path.contains('\0') {
+        return refuse("relative path contains a NUL character".to_owned());
+    }
+    let mut segments: Vec<&str> = relative_path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segments.iter().any(|s| s.trim() == "..") {
+        return refuse(format!(
+            "relative path {:?} has a '..' segment; send the path within the chosen folder",
+            truncate_for_message(relative_path)
+        ));
+    }
+    if segments.pop() != Some(filename) {
+        return refuse(format!(
+            "relative path {:?} does not end with the file's name {:?}",
+            truncate_for_message(relative_path),
+            truncate_for_message(filename)
+        ));
+    }
+    if segments.len() > MAX_FOLDER_DEPTH {
+        return refuse(format!(
+            "relative path is {} folders deep; at most {MAX_FOLDER_DEPTH} are kept, choose a \
+             folder nearer the file",
+            segments.len()
+        ));
+    }
+    segments.into_iter().map(sanitize_filename).collect()
 }
 
 /// A sanitised `name` cut to at most `max` bytes (at least [`MIN_NAME_BUDGET`]), keeping its
@@ -491,7 +580,10 @@ mod tests {
             format!("other/{id}/a.bin"),
             format!("uploads/{id}"),
             format!("uploads/{id}/../../secret"),
-            format!("uploads/{id}/a/b"),
+            format!("uploads/{id}/a//b"),
+            format!("uploads/{id}/a/../b"),
+            format!("uploads/{id}/.git/b"),
+            format!("uploads/{id}/{}b", "a/".repeat(MAX_FOLDER_DEPTH + 1)),
             format!("uploads/{id}/a\0b"),
             format!("uploads/{id}/.."),
             format!("uploads/{id}/"),
@@ -503,5 +595,73 @@ mod tests {
             let err = policy.check(&bad).unwrap_err();
             assert_eq!(err.code(), ErrorCode::InvalidKey, "{bad:?}");
         }
+    }
+
+    fn folders(path: &str, name: &str) -> Result<Vec<String>, KeyError> {
+        sanitize_folders(path, name)
+    }
+
+    #[test]
+    fn a_file_in_a_folder_keeps_its_folders_each_sanitised() {
+        assert_eq!(
+            folders("Holiday 🎉/día 1/IMG 1.jpg", "IMG 1.jpg").unwrap(),
+            ["Holiday 🎉", "día 1"]
+        );
+        assert_eq!(folders("a.txt", "a.txt").unwrap(), Vec::<String>::new());
+        // Hidden folders lose their dot, backslashes are no separators, empty and '.' go.
+        assert_eq!(
+            folders("./top//.git/x\\y/f", "f").unwrap(),
+            ["top", "git", "x_y"]
+        );
+        let policy = KeyPolicy::new("uploads/");
+        let key = policy
+            .issue_in(
+                "uploads/",
+                &folders("Holiday/día 1/a.jpg", "a.jpg").unwrap(),
+                "a.jpg",
+            )
+            .unwrap();
+        assert!(key.ends_with("/Holiday/día 1/a.jpg"), "{key}");
+        assert_eq!(policy.check(&key).unwrap(), key);
+    }
+
+    #[test]
+    fn paths_leaving_the_folder_or_naming_another_file_are_refused() {
+        let long = "d/".repeat(MAX_RELATIVE_PATH_INPUT_BYTES / 2);
+        let deep = format!("{}f", "d/".repeat(MAX_FOLDER_DEPTH + 1));
+        for (path, name) in [
+            ("../etc/f", "f"),
+            ("a/../../f", "f"),
+            ("a/ .. /f", "f"),
+            ("a/b\0c/f", "f"),
+            ("a/g", "f"),
+            ("a/f/", "g"),
+            ("", "f"),
+            (long.as_str(), "f"),
+            (deep.as_str(), "f"),
+        ] {
+            let err = folders(path, name).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidFilename, "{path:?}");
+        }
+        assert_eq!(
+            folders(&format!("{}f", "d/".repeat(MAX_FOLDER_DEPTH)), "f")
+                .unwrap()
+                .len(),
+            MAX_FOLDER_DEPTH
+        );
+    }
+
+    #[test]
+    fn folders_fit_the_key_limit_or_are_refused() {
+        let policy = KeyPolicy::new("uploads/").with_max_key_bytes(200);
+        let long_folder = vec!["d".repeat(120)];
+        let key = policy
+            .issue_in("uploads/", &long_folder, &"n".repeat(100))
+            .unwrap();
+        assert_eq!(key.len(), 200);
+        assert_eq!(policy.check(&key).unwrap(), key);
+        let too_long = vec!["d".repeat(150)];
+        let err = policy.issue_in("uploads/", &too_long, "n").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidFilename);
     }
 }

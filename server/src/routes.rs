@@ -218,6 +218,7 @@ async fn create(
     let parsed_type = validate::content_type(&req.content_type)?;
     let details = CreateDetails {
         filename: req.filename.clone(),
+        relative_path: req.relative_path.clone(),
         content_type: parsed_type.to_string(),
         size: req.size,
     };
@@ -343,6 +344,10 @@ async fn abort(
 #[derive(Debug, Deserialize)]
 struct ParamsQuery {
     filename: Option<String>,
+    /// Extension: the file's path within a folder the user chose (see
+    /// [`CreateMultipartRequest::relative_path`]).
+    #[serde(rename = "relativePath")]
+    relative_path: Option<String>,
     #[serde(rename = "type", default)]
     content_type: String,
     /// Extension: the file's size, so an impossible single PUT is refused up front and the URL
@@ -397,6 +402,7 @@ impl ParamsQuery {
         };
         Ok(SmallFileRequest {
             filename,
+            relative_path: self.relative_path,
             size,
             content_type: validate::content_type(&self.content_type)?,
             method: self.method,
@@ -415,6 +421,7 @@ async fn single_put_params(
     let req = query.decode()?;
     let details = CreateDetails {
         filename: req.filename.clone(),
+        relative_path: req.relative_path.clone(),
         content_type: req.content_type.to_string(),
         size: req.size,
     };

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::auth::{self, Action, CreateDetails, Principal};
 use crate::error::Error;
 use crate::events;
-use crate::keys::truncate_for_message;
+use crate::keys::{self, truncate_for_message};
 use crate::media_type::MediaType;
 use crate::policy::now_secs;
 use crate::ratelimit::Gate;
@@ -111,9 +111,17 @@ impl<'a> Caller<'a> {
         )
     }
 
-    /// A new key for `filename` under this caller's prefix.
-    fn issue_key(&self, filename: &str) -> Result<String, Error> {
-        Ok(self.state.keys().issue_under(&self.prefix(), filename)?)
+    /// A new key for `filename` (in the folders of `relative_path`, when it came from a folder)
+    /// under this caller's prefix.
+    fn issue_key(&self, filename: &str, relative_path: Option<&str>) -> Result<String, Error> {
+        let folders = match relative_path {
+            Some(path) => keys::sanitize_folders(path, filename)?,
+            None => Vec::new(),
+        };
+        Ok(self
+            .state
+            .keys()
+            .issue_in(&self.prefix(), &folders, filename)?)
     }
 
     /// The `key` query parameter: present, of the shape this server issues, under the caller's

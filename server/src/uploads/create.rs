@@ -35,7 +35,7 @@ impl Caller<'_> {
         self.check_declared_size(req.size, part_size)?;
         let content_type = self.allowed_content_type(parsed_type)?;
         let metadata = validate::metadata(&req.metadata)?;
-        let key = self.issue_key(&req.filename)?;
+        let key = self.issue_key(&req.filename, req.relative_path.as_deref())?;
         let asked = state.checksum_asked().await;
         let declared = policy::declared_checksum(req.checksum, asked);
         let store_id = state

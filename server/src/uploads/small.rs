@@ -37,6 +37,8 @@ use crate::validate;
 #[derive(Debug, Clone)]
 pub struct SmallFileRequest {
     pub filename: String,
+    /// The file's path within a folder the user chose, when it came from one.
+    pub relative_path: Option<String>,
     /// The file's size, when the caller declares it.
     pub size: Option<u64>,
     /// The file's type, parsed.
@@ -106,7 +108,7 @@ impl Caller<'_> {
         let post = req.wants_post(state.settings().small_file_method)?;
         let content_type = self.allowed_content_type(&req.content_type)?;
         let metadata = validate::metadata(&req.metadata)?;
-        let key = self.issue_key(&req.filename)?;
+        let key = self.issue_key(&req.filename, req.relative_path.as_deref())?;
         let file = SmallFile {
             bucket: state.store().bucket().to_owned(),
             lifetime: state.url_lifetime_now().await,

@@ -3,6 +3,7 @@
 //! the data dir inspected to prove what was (and was not) stored.
 
 mod completion;
+mod folders;
 mod long_names;
 mod multipart_path;
 mod refusals;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use proptest::prelude::*;
-use s3_direct_server::keys::{MAX_NAME_BYTES, sanitize_filename};
+use s3_direct_server::keys::{
+    MAX_FOLDER_DEPTH, MAX_NAME_BYTES, sanitize_filename, sanitize_folders,
+};
 use s3_direct_server::store::FakeCall;
 use s3_direct_server::{FakeStore, KeyPolicy, Settings, app, policy, validate};
 use unicode_normalization::UnicodeNormalization;
@@ -91,12 +93,27 @@ proptest! {
         for k in candidates {
             if let Ok(ok) = policy.check(&k) {
                 let rest = ok.strip_prefix("uploads/").unwrap();
-                let (id, name) = rest.split_once('/').unwrap();
+                let (id, path) = rest.split_once('/').unwrap();
                 prop_assert_eq!(id.len(), 36);
-                let again = sanitize_filename(name).ok();
-                prop_assert_eq!(again.as_deref(), Some(name));
+                // Folders and name: each segment its own sanitized form (no "..", none empty).
+                prop_assert!(path.split('/').count() <= MAX_FOLDER_DEPTH + 1);
+                for segment in path.split('/') {
+                    let again = sanitize_filename(segment).ok();
+                    prop_assert_eq!(again.as_deref(), Some(segment));
+                }
             }
         }
+    }
+
+    #[test]
+    fn relative_paths_become_keys_inside_the_upload_s_folder(path in nasty_string(), name in nasty_string()) {
+        let policy = KeyPolicy::new("uploads/");
+        let full = format!("{path}/{name}");
+        let Ok(folders) = sanitize_folders(&full, &name) else { return Ok(()) };
+        let Ok(key) = policy.issue_in("uploads/", &folders, &name) else { return Ok(()) };
+        prop_assert_eq!(policy.check(&key).unwrap(), key.as_str());
+        prop_assert!(!key.split('/').any(|s| s == ".." || s == "." || s.is_empty()), "{:?}", key);
+        prop_assert_eq!(key.matches('/').count(), 2 + folders.len());
     }
 
     #[test]

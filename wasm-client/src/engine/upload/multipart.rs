@@ -202,6 +202,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
         let request = CreateMultipartRequest {
             filename: file.filename.clone(),
+            relative_path: None,
             content_type: file.content_type.clone(),
             metadata: file.metadata.clone(),
             size: Some(file.size),
