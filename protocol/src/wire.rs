@@ -58,7 +58,9 @@ pub struct CreateMultipartRequest {
     pub size: Option<u64>,
     /// Extension: the part size the client will use. With `size` it fixes the plan
     /// ([`crate::PartPlan::with_part_size`]), and the server then signs each part's exact
-    /// `Content-Length` and refuses part numbers beyond the plan.
+    /// `Content-Length` and refuses part numbers beyond the plan. Without `size` the upload is a
+    /// stream: every part but the last has this size, each part URL signs the length the client
+    /// names (at most this), and at most 10,000 parts make at most 10,000 times this size.
     #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
     /// Extension: sign parts 1..=N with the create, so the first PUTs need no second round trip.
@@ -137,7 +139,8 @@ pub struct CreateMultipartResponse {
     pub upload_id: String,
     /// Bucket the object goes to.
     pub bucket: String,
-    /// Extension: the part size the server signs for, when the plan is fixed.
+    /// Extension: the part size the server signs for, when one was declared (with the size, the
+    /// plan is fixed; without, the upload is a stream).
     #[serde(rename = "partSize", default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
     /// Extension: the checksum the server wants with every part (`md5`, `crc32`, `crc32c`,

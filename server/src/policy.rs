@@ -2,9 +2,10 @@
 //! cases ([`crate::uploads`]) before anything reaches the store. No I/O, no state.
 //!
 //! - The plan: a declared size (and part size) bounds the part numbers ([`max_part_number`]);
-//!   wherever a size bound exists (a declared size, the caller's `max_size`) every part URL signs
-//!   its exact `Content-Length`: the plan's, or the one the client names ([`signed_length`]); a
-//!   completion names the plan's parts ([`check_part_list_against_plan`]).
+//!   wherever a size bound exists (a declared size, the caller's `max_size`), and for a stream (a
+//!   part size without a size, [`streamed`]), every part URL signs its exact `Content-Length`: the
+//!   plan's, or the one the client names ([`signed_length`]); a completion names the plan's parts
+//!   ([`check_part_list_against_plan`]).
 //! - Checksums: the algorithm an upload is created with ([`declared_checksum`]), which every part
 //!   must then be signed with ([`check_part_checksum`]) and completed with
 //!   ([`completion_checksums`]).
@@ -39,8 +40,14 @@ pub fn plan_of(claims: &UploadClaims) -> Option<PartPlan> {
     PartPlan::with_part_size(claims.size?, claims.part_size?).ok()
 }
 
+/// Whether the upload is a stream: its part size declared, its size not known (the client cuts
+/// parts of that size as bytes arrive, the last one shorter).
+pub fn streamed(claims: &UploadClaims) -> bool {
+    claims.size.is_none() && claims.part_size.is_some()
+}
+
 /// The highest part number the upload can have: the plan's count, or, with only a size (or a
-/// size limit) known, the count at S3's 5 MiB minimum part size.
+/// size limit) known, the count at the declared part size (S3's 5 MiB minimum without one).
 pub fn max_part_number(claims: &UploadClaims) -> u32 {
     if let Some(plan) = plan_of(claims) {
         return plan.part_count;
@@ -48,7 +55,7 @@ pub fn max_part_number(claims: &UploadClaims) -> u32 {
     match claims.size.or(claims.max_size) {
         Some(size) => {
             let count = size
-                .div_ceil(MIN_PART_SIZE)
+                .div_ceil(claims.part_size.unwrap_or(MIN_PART_SIZE).max(1))
                 .clamp(1, u64::from(MAX_PART_NUMBER));
             // Clamped to 10,000 just above.
             count as u32
@@ -87,9 +94,10 @@ pub fn bounded(claims: &UploadClaims) -> bool {
 }
 
 /// The `Content-Length` to sign into part `n`'s URL, given the length the client named for it:
-/// the plan's when the plan is fixed (a named length must agree); for a bounded upload without
-/// a plan the named one, which is required and held to the part size limit, the declared size
-/// and the caller's limit; for an unbounded upload the named one, if any.
+/// the plan's when the plan is fixed (a named length must agree); for a bounded or streamed
+/// upload without a plan the named one, which is required and held to the part size limit, the
+/// declared part size, the declared size and the caller's limit; for an unbounded upload the
+/// named one, if any.
 pub fn signed_length(
     claims: &UploadClaims,
     n: u32,
@@ -106,17 +114,19 @@ pub fn signed_length(
         };
     }
     let Some(len) = named else {
-        if bounded(claims) {
+        if bounded(claims) || streamed(claims) {
             return Err(invalid(format!(
-                "part {n} has no length; this upload has a size limit, so every part URL signs \
-                 its exact length: pass the part's size in bytes as `length` (sign one) or \
-                 `lengths=N:BYTES,…` (batch), or declare size and partSize at create"
+                "part {n} has no length; this upload has a size limit or a part size without a \
+                 size, so every part URL signs its exact length: pass the part's size in bytes as \
+                 `length` (sign one) or `lengths=N:BYTES,…` (batch), or declare size and partSize \
+                 at create"
             )));
         }
         return Ok(None);
     };
     let limits = [
         (Some(MAX_PART_SIZE), "S3's 5 GiB part size limit"),
+        (claims.part_size, "the upload's part size"),
         (claims.size, "the upload's declared size"),
         (claims.max_size, "this caller's size limit"),
     ];

@@ -17,6 +17,7 @@
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
+use s3_direct_protocol::limits::{MAX_PART_SIZE, MIN_PART_SIZE};
 use s3_direct_protocol::wire::{CompleteResponse, ListedPart};
 use s3_direct_protocol::{ErrorCode, PartPlan};
 
@@ -192,10 +193,16 @@ impl<'a> Caller<'a> {
             }
         }
         match (size, part_size) {
-            (None, Some(_)) => Err(Error::bad_request(
-                ErrorCode::InvalidSize,
-                "partSize needs size; send the file's size with the part size",
-            )),
+            // A stream: parts of this size as its bytes arrive, the last one shorter.
+            (None, Some(part_size)) if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) => {
+                Err(Error::bad_request(
+                    ErrorCode::InvalidSize,
+                    format!(
+                        "partSize {part_size} is outside S3's part sizes ({MIN_PART_SIZE} to \
+                         {MAX_PART_SIZE} bytes)"
+                    ),
+                ))
+            }
             (Some(size), Some(part_size)) => PartPlan::with_part_size(size, part_size)
                 .map(drop)
                 .map_err(|e| Error::bad_request(ErrorCode::InvalidSize, e.to_string())),

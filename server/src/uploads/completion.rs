@@ -3,9 +3,9 @@
 //! 1. The part list (already checked as input, `validate::part_list`) must fit the upload's plan,
 //!    and carry each part's checksum of the upload's algorithm and no other
 //!    ([`policy::check_part_list_against_plan`], [`policy::completion_checksums`]).
-//! 2. [`check_listed`]: when the upload has a size bound, the parts a completion names must be
-//!    the ones the store lists, with the listed ETags, and their sizes must fit the plan and the
-//!    caller's limit; parts holding more than was signed or allowed abort the upload (here, and
+//! 2. [`check_listed`]: when the upload has a size bound or is a stream, the parts a completion
+//!    names must be the ones the store lists, with the listed ETags, and their sizes must fit the
+//!    plan (a stream's: its part size, every part but the last exactly) and the caller's limit; parts holding more than was signed or allowed abort the upload (here, and
 //!    nowhere else). The store then assembles exactly the listed parts (it checks each named
 //!    ETag), so a part re-sent between the listing and the completion cannot slip in.
 //! 3. After `CompleteMultipartUpload` the object is read back with `HeadObject`: it exists, holds
@@ -104,6 +104,22 @@ pub fn check_listed(
                 Broken::Resend(why)
             });
         }
+        if let Some(part_size) = claims.part_size.filter(|_| policy::streamed(claims)) {
+            if stored.size > part_size {
+                return Err(Broken::Abort(format!(
+                    "part {n} holds {} bytes, more than the stream's part size of {part_size}",
+                    stored.size
+                )));
+            }
+            let last = parts.last().map(|p| p.part_number) == Some(n);
+            if !last && stored.size != part_size {
+                return Err(Broken::Resend(format!(
+                    "part {n} holds {} bytes; every part of a stream but the last holds its part \
+                     size of {part_size}",
+                    stored.size
+                )));
+            }
+        }
         total = total.saturating_add(stored.size);
     }
     if let Some(max) = claims.max_size
@@ -180,7 +196,8 @@ impl VerifiedUpload<'_> {
         let (key, store_id, claims) = (self.key, self.store_id, &self.claims);
         let mut expected = claims.size;
         let mut listed = Vec::new();
-        if bounded(claims) || needs_listed_lengths(claims, parts) {
+        let held_to_listing = bounded(claims) || policy::streamed(claims);
+        if held_to_listing || needs_listed_lengths(claims, parts) {
             listed = match store.list_parts(key, store_id).await {
                 Err(e @ StoreError::NoSuchUpload { .. }) => {
                     return self.completed_earlier(parts, e).await;
@@ -188,7 +205,7 @@ impl VerifiedUpload<'_> {
                 listed => listed?,
             };
         }
-        if bounded(claims) {
+        if held_to_listing {
             match check_listed(claims, parts, &listed) {
                 Ok(total) => expected = Some(total),
                 Err(Broken::Abort(why)) => {

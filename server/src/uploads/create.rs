@@ -70,7 +70,7 @@ impl Caller<'_> {
             key,
             upload_id: upload_id::join(&store_id, &token),
             bucket: state.store().bucket().to_owned(),
-            part_size: part_size.filter(|_| req.size.is_some()),
+            part_size,
             checksum: asked,
             presigned,
         })

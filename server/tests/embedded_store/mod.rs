@@ -8,6 +8,7 @@ mod long_names;
 mod multipart_path;
 mod refusals;
 mod small;
+mod streams;
 mod urls;
 
 use std::sync::Arc;

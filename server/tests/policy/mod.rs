@@ -481,8 +481,8 @@ async fn a_declared_plan_fixes_part_lengths_and_bounds_part_numbers() {
     .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartList);
     assert_eq!(store.calls().len(), before);
 
-    // A partSize without a size, or one S3 would refuse.
-    create_as(&app, &alice, json!({"filename": "a", "partSize": 5 * MIB}))
+    // A part size S3 would refuse, with a size or without (a stream).
+    create_as(&app, &alice, json!({"filename": "a", "partSize": MIB}))
         .await
         .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
     create_as(
@@ -1055,6 +1055,106 @@ async fn the_webhook_decides_with_the_callers_cookies_and_answers_are_cached() {
         .await
         .ok::<Value>();
     assert_eq!(calls.load(Ordering::SeqCst), before + 2);
+}
+
+/// Signs part `n` of `up` with `length` (or none), as the caller `token`.
+async fn sign_length(
+    app: &Router,
+    token: &str,
+    up: &CreateMultipartResponse,
+    n: u32,
+    length: Option<u64>,
+) -> Reply {
+    let length = length.map_or(String::new(), |l| format!("&length={l}"));
+    let uri = format!(
+        "/s3/multipart/{}/{n}?key={}{length}",
+        up.upload_id,
+        enc(&up.key)
+    );
+    call(app, Method::GET, &uri, Some(token), "").await
+}
+
+#[tokio::test]
+async fn a_stream_signs_each_part_s_length_up_to_its_part_size_and_completes_with_a_short_last_part()
+ {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let up = created(
+        &app,
+        &alice,
+        json!({"filename": "rec.webm", "partSize": 5 * MIB}),
+    )
+    .await;
+    assert_eq!(
+        up.part_size,
+        Some(5 * MIB),
+        "the answer names the stream's part size"
+    );
+    // Every part URL signs the length the client names, at most the part size.
+    let m = sign_length(&app, &alice, &up, 1, None)
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
+    assert!(m.contains("has no length"), "{m}");
+    let m = sign_length(&app, &alice, &up, 1, Some(5 * MIB + 1))
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidSize);
+    assert!(m.contains("the upload's part size"), "{m}");
+    let signed: SignPartResponse = sign_length(&app, &alice, &up, 1, Some(5 * MIB)).await.ok();
+    assert_eq!(signed.headers["content-length"], (5 * MIB).to_string());
+    // Up to 10,000 parts.
+    sign_length(&app, &alice, &up, 10_000, Some(1))
+        .await
+        .ok::<SignPartResponse>();
+    sign_length(&app, &alice, &up, 10_001, Some(1))
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+
+    let sid = store_id(&up.upload_id);
+    store.put_part(sid, 1, ETAG, 5 * MIB);
+    store.put_part(sid, 2, ETAG, 5 * MIB);
+    store.put_part(sid, 3, ETAG, 17);
+    let done: CompleteResponse = complete_as(&app, &alice, &up, 3).await.ok();
+    assert_eq!(done.key, up.key);
+}
+
+#[tokio::test]
+async fn a_stream_s_parts_are_held_to_its_part_size_and_the_caller_s_limit_at_completion() {
+    let (app, store) = jwt_app();
+    let alice = jwt("alice", json!({}));
+    let stream = json!({"filename": "rec.webm", "partSize": 5 * MIB});
+    // A middle part shorter than the part size: re-send it, the upload is kept.
+    let up = created(&app, &alice, stream.clone()).await;
+    let sid = store_id(&up.upload_id);
+    store.put_part(sid, 1, ETAG, 5 * MIB);
+    store.put_part(sid, 2, ETAG, MIB);
+    store.put_part(sid, 3, ETAG, MIB);
+    let m = complete_as(&app, &alice, &up, 3)
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPart);
+    assert!(m.contains("every part of a stream but the last"), "{m}");
+    assert_eq!(store.open_uploads(), [sid]);
+    // A part over the part size (a store that let more in than was signed): aborted.
+    let up = created(&app, &alice, stream.clone()).await;
+    let sid = store_id(&up.upload_id);
+    store.put_part(sid, 1, ETAG, 5 * MIB + 1);
+    complete_as(&app, &alice, &up, 1)
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(!store.open_uploads().contains(&sid.to_owned()));
+    // A caller limited to 12 MiB: three parts of 5 MiB at most, and no more than 12 MiB in all.
+    let bob = jwt("bob", json!({"max_size": 12 * MIB}));
+    let up = created(&app, &bob, stream).await;
+    sign_length(&app, &bob, &up, 4, Some(MIB))
+        .await
+        .error(StatusCode::BAD_REQUEST, ErrorCode::InvalidPartNumber);
+    let sid = store_id(&up.upload_id);
+    for n in 1..=3 {
+        store.put_part(sid, n, ETAG, 5 * MIB);
+    }
+    let m = complete_as(&app, &bob, &up, 3)
+        .await
+        .error(StatusCode::CONFLICT, ErrorCode::PlanViolated);
+    assert!(m.contains("more than this caller's limit"), "{m}");
 }
 
 #[tokio::test]
