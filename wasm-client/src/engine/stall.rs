@@ -48,8 +48,15 @@
 //!
 //! Gaps are measured within one attempt only: the wait before a PUT's first event is set-up, and
 //! time paused or offline belongs to no attempt. The limit of the adaptive timeout: the first gap
-//! longer than the floor on a link that so far showed only short ones aborts that part once (its
-//! gap then lengthens the timeout of every part for the window).
+//! longer than the floor on a link that so far showed only short ones aborts that part once. The
+//! silence it was given up after is then remembered ([`PartWatch::gave_up`]): every part may be
+//! silent [`GAP_FACTOR`] times as long until [`DONE_WINDOW`] more parts were answered, so a link
+//! whose progress comes in bursts costs a re-sent part or two, never an endless round of them
+//! (the window of gaps would forget it within the next burst). WebKit on a slow link is
+//! such a link: it reports a part's bytes as they enter several MiB of socket buffers, then
+//! nothing for seconds while they drain (through the test proxy at 170 KB/s per PUT: a burst of
+//! 4 MiB, then silences of 2 to 7 s), and it was given up after every such silence, 41 times
+//! for a 32 MiB upload, until the upload failed.
 //!
 //! An explicit timeout ([`StallTimeout::Fixed`]) ignores the link: a part silent that long is
 //! stalled, whatever it has sent; 0 never.
@@ -166,6 +173,17 @@ pub struct StallDetector {
     done: RefCell<WindowMax>,
     /// When any watched part last moved.
     last_moved: Cell<Option<f64>>,
+    /// The longest silence a part was given up after lately ([`PartWatch::gave_up`]).
+    given_up: Cell<Option<GivenUp>>,
+}
+
+/// A silence a part was given up after: how long, when, and how many parts had been answered then
+/// (remembered until [`DONE_WINDOW`] more are).
+#[derive(Debug, Clone, Copy)]
+struct GivenUp {
+    silence_ms: f64,
+    at_ms: f64,
+    answered: u64,
 }
 
 impl Default for StallDetector {
@@ -174,6 +192,7 @@ impl Default for StallDetector {
             gaps: RefCell::new(WindowMax::new(GAP_WINDOW)),
             done: RefCell::new(WindowMax::new(DONE_WINDOW)),
             last_moved: Cell::new(None),
+            given_up: Cell::new(None),
         }
     }
 }
@@ -200,14 +219,31 @@ impl StallDetector {
     /// How long a part of `len` bytes may be silent: [`GAP_FACTOR`] times the longest gap of the
     /// window once [`MIN_GAPS`] were seen, else what answered parts allow for `len` bytes once
     /// [`MIN_DONE`] were; within the floor and the ceiling, the ceiling without either.
-    pub fn timeout_ms(&self, len: u64) -> f64 {
+    ///
+    /// A silence that began after a part was given up (see the module documentation) may also
+    /// last [`GAP_FACTOR`] times the one it was given up after; one that began before (the whole
+    /// link went quiet at once) is judged as it would have been.
+    pub fn timeout_ms(&self, len: u64, silent_since: f64) -> f64 {
         let adaptive = match self.gaps.borrow().max_after(MIN_GAPS) {
             Some(gap) => Some(gap * GAP_FACTOR),
             None => self.answer_within_ms(len),
         };
+        let remembered = self
+            .remembered()
+            .filter(|g| silent_since >= g.at_ms)
+            .map(|g| g.silence_ms * GAP_FACTOR);
         adaptive.map_or(DEFAULT_STALL_TIMEOUT_MS, |ms| {
-            ms.clamp(STALL_FLOOR_MS, DEFAULT_STALL_TIMEOUT_MS)
+            ms.max(remembered.unwrap_or(0.0))
+                .clamp(STALL_FLOOR_MS, DEFAULT_STALL_TIMEOUT_MS)
         })
+    }
+
+    /// The silence a part was given up after, while it is remembered.
+    fn remembered(&self) -> Option<GivenUp> {
+        let answered = self.done.borrow().seen;
+        self.given_up
+            .get()
+            .filter(|g| answered < g.answered + DONE_WINDOW)
     }
 
     /// How long a part of `len` bytes may take from its first progress event to its answer,
@@ -285,6 +321,21 @@ impl PartWatch {
         self.link.done.borrow_mut().push(per_byte);
     }
 
+    /// The watchdog gave the PUT up as stalled at `now`: its silence counts as a gap of the link,
+    /// so a link whose progress merely comes in bursts is given that much longer from now on.
+    pub fn gave_up(&self, now: f64) {
+        if self.timeout != StallTimeout::Adaptive {
+            return;
+        }
+        let silence = (now - self.last_ms.get()).max(0.0);
+        let before = self.link.remembered().map_or(0.0, |g| g.silence_ms);
+        self.link.given_up.set(Some(GivenUp {
+            silence_ms: silence.max(before),
+            at_ms: now,
+            answered: self.link.done.borrow().seen,
+        }));
+    }
+
     /// The part's size.
     pub fn size(&self) -> u64 {
         self.len
@@ -315,7 +366,7 @@ impl PartWatch {
                     let waited =
                         self.started_ms + answer_within.map_or(ceiling, |ms| ms.min(ceiling));
                     match self.link.last_moved.get() {
-                        Some(moved) => waited.max(moved + self.link.timeout_ms(self.len)),
+                        Some(moved) => waited.max(moved + self.link.timeout_ms(self.len, moved)),
                         None => waited,
                     }
                 } else if sent >= self.len {
@@ -323,7 +374,7 @@ impl PartWatch {
                     let first = self.first_ms.get().unwrap_or(self.started_ms);
                     answer_within.map_or(waited, |ms| waited.min(first + ms))
                 } else {
-                    last + self.link.timeout_ms(self.len)
+                    last + self.link.timeout_ms(self.len, last)
                 })
             }
         }
@@ -426,13 +477,13 @@ mod tests {
         assert_eq!(link.gaps.borrow().seen, 0);
         let t = events(&part, 20_050.0, 50.0, MIN_GAPS as u32 - 1, 1);
         assert_eq!(
-            link.timeout_ms(LEN),
+            link.timeout_ms(LEN, f64::MAX),
             DEFAULT_STALL_TIMEOUT_MS,
             "too few gaps"
         );
         assert_eq!(part.deadline(), Some(t + DEFAULT_STALL_TIMEOUT_MS));
         events(&part, t, 50.0, 1, 1);
-        assert_eq!(link.timeout_ms(LEN), STALL_FLOOR_MS);
+        assert_eq!(link.timeout_ms(LEN, f64::MAX), STALL_FLOOR_MS);
     }
 
     #[test]
@@ -599,5 +650,29 @@ mod tests {
         assert_eq!(link.answer_within_ms(LEN), Some(6_000.0 * DONE_FACTOR));
         answer_parts(&link, 1, LEN, 100.0);
         assert_eq!(link.answer_within_ms(LEN), Some(STALL_FLOOR_MS));
+    }
+
+    #[test]
+    fn a_silence_given_up_after_lengthens_every_part_s_timeout() {
+        // WebKit on a slow link: a burst of events as the socket buffers fill, then silence.
+        let link = StallDetector::new();
+        let part = link.watch(StallTimeout::Adaptive, LEN, 0.0);
+        let last = events(&part, 0.0, 5.0, 500, 8 << 10);
+        let stalled_at = last + STALL_FLOOR_MS;
+        assert!(part.is_stalled(stalled_at));
+        part.gave_up(stalled_at);
+        // The same silence no longer stalls the part sent again.
+        let again = link.watch(StallTimeout::Adaptive, LEN, stalled_at);
+        let last = events(&again, stalled_at, 5.0, 500, 8 << 10);
+        assert_eq!(again.deadline(), Some(last + STALL_FLOOR_MS * GAP_FACTOR));
+        // A fixed timeout teaches the link nothing.
+        let fixed = link.watch(StallTimeout::Fixed(1_000.0), LEN, 0.0);
+        fixed.gave_up(1e9);
+        assert_eq!(link.timeout_ms(LEN, f64::MAX), STALL_FLOOR_MS * GAP_FACTOR);
+        // Remembered until as many parts as the answer window holds were answered since.
+        answer_parts(&link, DONE_WINDOW as u32 - 1, LEN, 100.0);
+        assert_eq!(link.timeout_ms(LEN, f64::MAX), STALL_FLOOR_MS * GAP_FACTOR);
+        answer_parts(&link, 1, LEN, 100.0);
+        assert_eq!(link.timeout_ms(LEN, f64::MAX), STALL_FLOOR_MS);
     }
 }

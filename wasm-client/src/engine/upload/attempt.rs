@@ -123,6 +123,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         loop {
             let now = self.clock.now_ms();
             if watch.is_stalled(now) {
+                watch.gave_up(now);
                 return (now - watch.last_ms()).max(0.0).round() as u64;
             }
             let Some(look) = watch.next_look(now) else {
