@@ -22,7 +22,7 @@ import path from 'node:path';
 import { launch } from './engines.mjs';
 import { tempDir } from './files.mjs';
 import { benchDir, startSigner } from './servers.mjs';
-import { gzip, startStaticServer } from './static-server.mjs';
+import { gzipFile, startStaticServer } from './static-server.mjs';
 
 const pagesDir = path.join(benchDir, 'pages', 'ready');
 const visits = ['cold', 'cached', 'cached again'];
@@ -64,9 +64,8 @@ async function fileSizes(pkgDir, pagesOut) {
     let raw = 0;
     let gz = 0;
     for (const name of names) {
-      const bytes = await readFile(path.join(dir, name));
-      raw += bytes.length;
-      gz += gzip(bytes).length;
+      raw += (await readFile(path.join(dir, name))).length;
+      gz += (await gzipFile(path.join(dir, name))).length;
     }
     return { what, files: names, raw, gzip: gz };
   };
