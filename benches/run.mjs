@@ -5,8 +5,11 @@
 // Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
 // S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
-// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,engines,
-// S3_DIRECT_BENCH_ENGINES=chromium,firefox,webkit (the engines section's browsers),
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,engines,ready,
+// S3_DIRECT_BENCH_ENGINES=chromium,firefox,webkit (the browsers of the engines and ready sections),
+// S3_DIRECT_BENCH_READY_ROUNDS=5 (fresh profiles per engine and setup in the ready section),
+// S3_DIRECT_BENCH_READY_PAUSE_MS=2500 (between its loads), S3_DIRECT_BENCH_READY_JS_FLAGS (V8
+// flags for its Chromium, for experiments such as --no-wasm-native-module-cache),
 // S3_DIRECT_BENCH_SIZES=256,1024 (MiB), S3_DIRECT_BENCH_RUNS=3, S3_DIRECT_BENCH_STORES=embedded,garage,
 // S3_DIRECT_BENCH_VARIANTS=id,id, S3_DIRECT_BENCH_MEMORY_MIB=4096,
 // S3_DIRECT_BENCH_MEMORY_CHECKSUMS=off,crc32c,sha256,md5, S3_DIRECT_BENCH_LINKS=50,100 (MB/s),
@@ -31,6 +34,7 @@ import {
 } from './lib/servers.mjs';
 import { renderMarkdown } from './lib/report.mjs';
 import { engineSection } from './lib/engines.mjs';
+import { readySection } from './lib/ready.mjs';
 
 const exec = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -49,7 +53,7 @@ const config = {
   sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
   runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
-  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory', 'engines']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory', 'engines', 'ready']),
   engines: list('S3_DIRECT_BENCH_ENGINES', ['chromium', 'firefox', 'webkit']),
   signingSeconds: quick ? 3 : 10,
   signingRounds: quick ? 1 : 3,
@@ -69,6 +73,10 @@ const config = {
   // The "small constant" of the memory bound: page, WASM module, worker and buffers in Chromium's
   // own processes beyond the parts being hashed.
   memoryConstantMiB: 64,
+  // Time to ready: fresh profiles per engine and setup, each with a cold and two cached loads.
+  readyRounds: Number(env('S3_DIRECT_BENCH_READY_ROUNDS', quick ? 2 : 5)),
+  readyPauseMs: Number(env('S3_DIRECT_BENCH_READY_PAUSE_MS', 2500)),
+  readyJsFlags: env('S3_DIRECT_BENCH_READY_JS_FLAGS', null),
 };
 const bin = env('S3_DIRECT_BENCH_BIN');
 const tool = env('S3_DIRECT_BENCH_TOOL');
@@ -807,6 +815,7 @@ async function main() {
     wan: [],
     memory: [],
     engines: [],
+    ready: [],
   };
   log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
   try {
@@ -815,6 +824,7 @@ async function main() {
       engines: (r, d) => engineSection(r, d, {
         config, log, stackFor, randomFile, MiB, defaultPartFor, verifyAndDelete, summary,
       }),
+      ready: (r) => readySection(r, { config, log, stackFor, summary, bin, pkgDir }),
     };
     for (const name of config.sections) {
       log(`== ${name}`);

@@ -36,7 +36,7 @@ function children() {
 }
 
 /** Starts engine `name`; resolves to it with `roots`: the processes it started (Xvfb excepted). */
-async function launch(name) {
+export async function launch(name) {
   const { launchEngine } = await import(engineLib);
   const before = new Set(children().map((c) => c.pid));
   const engine = await launchEngine(name);

@@ -154,6 +154,7 @@ export function renderMarkdown(r) {
     line();
   }
   if (r.engines?.length) renderEngines(r, line);
+  if (r.ready?.length) renderReady(r, line);
   return `${out.join('\n')}\n`;
 }
 
@@ -174,4 +175,39 @@ function renderEngines(r, line) {
   }
   for (const c of r.engines.filter((x) => x.failures.length)) line(`\n- ${c.engine}, ${c.sizeMiB} MiB, ${c.variant}: ${c.failures.length} failed run(s): ${c.failures[0]}`);
   line();
+}
+
+/** Bytes as a median, with the range when the loads differed. */
+const bytes = (s) => (s ? (s.min === s.max ? f(s.median, 0) : range(s, 0)) : '–');
+
+/** The time-to-ready section: what each client loads, then per engine cold and cached loads. */
+function renderReady(r, line) {
+  line('## Time to ready');
+  line();
+  line(`From the page asking for the client's code (\`import()\` of s3-direct's glue, then \`init()\`; the \`import()\` of Uppy 5's bundle) to a constructed uploader (\`new Uploader({ endpoint })\`; \`new Uppy().use(AwsS3, …)\`), timed in the page. ${r.config.readyRounds} rounds per engine and setup, each in a fresh profile (Chromium: a new browser context; Firefox: a new user context; WebKit: a new WebDriver session and MiniBrowser): a cold load, then two more as new navigations in the same tab (the page's query string changes, its files' URLs do not), ${r.config.readyPauseMs} ms apart: median (min–max). Bytes: what the server sent for the client's files (status lines, headers and bodies, counted on its sockets), and the sum of Resource Timing's \`transferSize\` as the engine reports it.`);
+  line();
+  if (r.readySizes?.length) {
+    line('| what | bytes | gzip -9 |');
+    line('|---|---|---|');
+    for (const s of r.readySizes) {
+      const b = (x) => (s.total ? `**${x.toLocaleString('en-US')}**` : x.toLocaleString('en-US'));
+      line(`| ${s.total ? `**${s.what}**` : s.what} | ${b(s.raw)} | ${b(s.gzip)} |`);
+    }
+    line();
+  }
+  const servedBy = [...new Map(r.ready.map((c) => [c.serving, c.servingLabel])).entries()];
+  line(`Served by: ${servedBy.map(([id, label]) => `"${id}": ${label}`).join('; ')}.`);
+  line();
+  for (const engine of [...new Set(r.ready.map((c) => c.engine))]) {
+    const cells = r.ready.filter((c) => c.engine === engine);
+    line(`### ${cells[0].version}`);
+    line();
+    line('| client | served | load | ms to ready | of which import() | of which init() | init() after the module arrived | server bytes (statuses, all loads) | transferSize | loads |');
+    line('|---|---|---|---|---|---|---|---|---|---|');
+    for (const c of cells) {
+      line(`| ${c.client} | ${c.serving} | ${c.visit} | ${range(c.ms)} | ${range(c.importMs)} | ${c.initMs ? range(c.initMs) : '–'} | ${c.afterWasmArrivedMs ? range(c.afterWasmArrivedMs) : '–'} | ${bytes(c.serverBytes)} (${c.serverStatuses}) | ${bytes(c.transferSize)} | ${c.n} |`);
+    }
+    for (const c of cells.filter((x) => x.failures.length)) line(`\n- ${c.client}, ${c.serving}, ${c.visit}: ${c.failures.length} failed load(s): ${c.failures[0]}`);
+    line();
+  }
 }
