@@ -12,13 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
@@ -34,9 +37,17 @@ pub fn app(state: AppState) -> Router {
         Some(layer) => api.layer(layer),
         None => api,
     };
+    // The pages and the package, gzipped for browsers that take it (the page's module is a third
+    // of its size so: BENCHMARKS.md, "Time to ready"), revalidated on every use (`no-cache`, with
+    // `Last-Modified`), so a rebuilt package is never served stale and an unchanged one costs a 304.
     let pages = Router::new()
         .nest_service("/pkg", ServeDir::new(&settings.pkg_dir))
-        .fallback_service(ServeDir::new(&settings.web_dir));
+        .fallback_service(ServeDir::new(&settings.web_dir))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
     let router = if settings.route_prefix.is_empty() {
         // API at the root: unknown paths fall through to the static files.
         ops_routes(api).merge(pages)

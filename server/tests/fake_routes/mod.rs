@@ -661,6 +661,8 @@ async fn demo_page_and_wasm_package_are_served() {
     let wasm = get(&app, "/pkg/s3_direct_bg.wasm").await;
     assert_eq!(wasm.status, StatusCode::OK);
     assert_eq!(wasm.headers[header::CONTENT_TYPE], "application/wasm");
+    // Revalidated on every use, so a rebuilt package is never served stale.
+    assert_eq!(wasm.headers[header::CACHE_CONTROL], "no-cache");
     let js = get(&app, "/pkg/s3_direct.js").await;
     assert!(
         js.headers[header::CONTENT_TYPE]
@@ -673,6 +675,58 @@ async fn demo_page_and_wasm_package_are_served() {
         StatusCode::NOT_FOUND
     );
     assert!(store.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_package_is_gzipped_for_browsers_that_take_it_and_revalidated_with_a_304() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let module: Vec<u8> = (0..64_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    std::fs::write(pkg.join("s3_direct_bg.wasm"), &module).unwrap();
+    let (app, _) = fake_app_with(Settings {
+        pkg_dir: pkg,
+        ..Settings::default()
+    });
+    let request = |headers: &[(header::HeaderName, &str)]| {
+        let mut req = axum::http::Request::get("/pkg/s3_direct_bg.wasm");
+        for (name, value) in headers {
+            req = req.header(name, *value);
+        }
+        req.body(axum::body::Body::empty()).unwrap()
+    };
+    let plain = send(&app, request(&[])).await;
+    assert_eq!(plain.body.len(), module.len());
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none());
+    let gzipped = send(&app, request(&[(header::ACCEPT_ENCODING, "gzip, br")])).await;
+    assert_eq!(gzipped.status, StatusCode::OK);
+    assert_eq!(gzipped.headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(gzipped.headers[header::CONTENT_TYPE], "application/wasm");
+    assert!(
+        gzipped.body.len() < module.len() / 4,
+        "{} bytes",
+        gzipped.body.len()
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped.body[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, module);
+    let modified = plain.headers[header::LAST_MODIFIED].to_str().unwrap();
+    let again = send(
+        &app,
+        request(&[
+            (header::ACCEPT_ENCODING, "gzip"),
+            (header::IF_MODIFIED_SINCE, modified),
+        ]),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
 }
 
 #[tokio::test]
