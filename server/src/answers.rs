@@ -29,7 +29,10 @@ pub const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub struct Answers<V> {
     ttl: Duration,
-    /// Least recently inserted first.
+    /// Most entries kept.
+    max: NonZeroUsize,
+    /// Least recently inserted first. Unbounded for `lru` (a bounded one allocates its whole
+    /// capacity up front): [`Answers::insert`] holds it to `max`.
     entries: Mutex<LruCache<Digest, (Instant, V)>>,
 }
 
@@ -38,9 +41,8 @@ impl<V: Clone> Answers<V> {
     pub fn new(ttl: Duration, max: usize) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(max).unwrap_or(NonZeroUsize::MIN),
-            )),
+            max: NonZeroUsize::new(max).unwrap_or(NonZeroUsize::MIN),
+            entries: Mutex::new(LruCache::unbounded()),
         }
     }
 
@@ -63,7 +65,7 @@ impl<V: Clone> Answers<V> {
             return;
         }
         let mut entries = self.entries();
-        if entries.len() >= entries.cap().get() && !entries.contains(&key) {
+        if entries.len() >= self.max.get() && !entries.contains(&key) {
             // The oldest answers expire first: drop them from that end.
             while entries
                 .peek_lru()
@@ -71,8 +73,12 @@ impl<V: Clone> Answers<V> {
             {
                 entries.pop_lru();
             }
+            // Still full: drop the oldest.
+            if entries.len() >= self.max.get() {
+                entries.pop_lru();
+            }
         }
-        // Still full: `put` drops the oldest. A kept key moves to the new end, with its new time.
+        // A kept key moves to the new end, with its new time.
         entries.put(key, (now, value));
     }
 
