@@ -16,6 +16,7 @@
 mod answers;
 mod app;
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod embedded;
 pub mod error;

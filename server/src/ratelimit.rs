@@ -10,7 +10,8 @@
 //! Buckets live in this process's memory, so with several replicas behind a load balancer each
 //! replica limits on its own (a caller gets up to replicas x the limit). That bounds abuse of one
 //! replica's signing capacity; a global limit belongs in the load balancer. Behind a proxy every
-//! caller has the proxy's address: the per-address limit then bounds all unknown callers together.
+//! caller has the proxy's address, unless the proxy is trusted (`--trusted-proxy`): the address
+//! is then the one it names (`client_address.rs`).
 //!
 //! The buckets are `governor`'s keyed GCRA limiter (the token bucket as one timestamp per key).
 

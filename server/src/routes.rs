@@ -184,20 +184,28 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The client's address when the server was started with connection info (open mode's rate
-/// limit keys on it); `None` under `oneshot` in tests.
+/// The client's address, which the per-address rate limits key on: the connection's peer, or the
+/// address a trusted proxy names (`client_address.rs`); `None` when the server was started without
+/// connection info (under `oneshot` in tests).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<AppState> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+            state
+                .settings()
+                .trusted_proxies
+                .client(peer, &parts.headers),
         ))
     }
 }

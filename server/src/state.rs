@@ -12,6 +12,7 @@ use std::time::Duration;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 use crate::auth::{Authorizer, OpenAuth};
+use crate::client_address::TrustedProxies;
 use crate::config::{self, ServeConfig};
 use crate::events;
 use crate::guard;
@@ -61,6 +62,8 @@ pub struct Settings {
     /// Hosts answered besides an open server's loopback names; in the other modes, when not
     /// empty, the only hosts answered ([`guard::HostPolicy`]).
     pub allowed_hosts: Vec<guard::AllowedHost>,
+    /// Proxies whose `X-Forwarded-For` names the client ([`TrustedProxies`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Settings {
@@ -84,6 +87,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             cors_credentials: false,
             allowed_hosts: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl From<&ServeConfig> for Settings {
             cors_origins: c.cors_origins.clone(),
             cors_credentials: c.cors_credentials,
             allowed_hosts: c.allowed_hosts.clone(),
+            trusted_proxies: TrustedProxies::new(c.trusted_proxies.clone()),
         }
     }
 }

@@ -313,6 +313,12 @@ pub struct ServeConfig {
     #[arg(long, global = true, env = "S3_DIRECT_RATE_LIMIT", default_value_t = DEFAULT_RATE_PER_MINUTE)]
     pub rate_limit: u32,
 
+    /// A proxy (an address or a network like 10.0.0.0/8) whose X-Forwarded-For names the client
+    /// (repeatable, or comma-separated): behind a load balancer the per-address limits then key
+    /// on the callers' addresses, not the balancer's. None: the header is ignored.
+    #[arg(long = "trusted-proxy", global = true, env = "S3_DIRECT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::client_address::TrustedProxies::parse)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Requests a caller may make at once before the per-minute rate applies.
     #[arg(long, global = true, env = "S3_DIRECT_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
@@ -598,9 +604,14 @@ mod tests {
             "put",
             "--allowed-host",
             "Upload.Example.com:443,[::1]",
+            "--trusted-proxy",
+            "10.0.0.0/8,192.0.2.1",
         ])
         .unwrap();
         let c = cli.serve;
+        let proxies: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.1/32"]);
+        assert!(Cli::try_parse_from(["s3-direct", "--trusted-proxy", "proxy.local"]).is_err());
         let hosts: Vec<String> = c.allowed_hosts.iter().map(ToString::to_string).collect();
         assert_eq!(hosts, ["upload.example.com:443", "[::1]"]);
         assert!(Cli::try_parse_from(["s3-direct", "--allowed-host", "https://a.com"]).is_err());

@@ -868,6 +868,48 @@ async fn a_flood_from_one_caller_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate_limit() {
+    use axum::extract::ConnectInfo;
+    use s3_direct_server::client_address::TrustedProxies;
+    // An open server limits per address: one request at once, then one a second.
+    let app_trusting = |nets: &[&str]| {
+        crate::common::fake_app_with(Settings {
+            rate_per_minute: 60,
+            rate_burst: 1,
+            trusted_proxies: TrustedProxies::new(
+                nets.iter()
+                    .map(|n| TrustedProxies::parse(n).unwrap())
+                    .collect(),
+            ),
+            ..Settings::default()
+        })
+        .0
+    };
+    let balancer: std::net::SocketAddr = "10.0.0.2:41000".parse().unwrap();
+    let create_for = |app: Router, client: &'static str| async move {
+        let req = axum::http::Request::post("/s3/multipart")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", client)
+            .extension(ConnectInfo(balancer))
+            .body(axum::body::Body::from(r#"{"filename":"a"}"#))
+            .unwrap();
+        crate::common::send(&app, req).await
+    };
+    let app = app_trusting(&["10.0.0.0/8"]);
+    create_for(app.clone(), "203.0.113.7").await.ok::<Value>();
+    create_for(app.clone(), "198.51.100.9").await.ok::<Value>();
+    create_for(app.clone(), "203.0.113.7")
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited);
+    // Trusting no proxy (the default), every caller is the balancer: one bucket for all.
+    let app = app_trusting(&[]);
+    create_for(app.clone(), "203.0.113.7").await.ok::<Value>();
+    create_for(app.clone(), "198.51.100.9")
+        .await
+        .error(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
 async fn cors_allows_the_configured_origins_only() {
     let (app, _) = jwt_app_with(Settings {
         cors_origins: vec!["https://app.example.com".into()],
