@@ -8,6 +8,7 @@
 pub mod control;
 pub mod digest;
 pub mod error;
+pub mod parts;
 pub mod ports;
 pub mod progress;
 pub mod queue;
@@ -20,6 +21,7 @@ pub mod upload;
 
 pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError};
+pub use parts::{PartMap, PartSet};
 pub use ports::{
     AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
 };

@@ -16,6 +16,7 @@ use s3_direct_protocol::wire::{
 };
 
 use super::error::{ApiError, ChecksumError, PutError};
+use super::parts::PartMap;
 use super::progress::PartProgress;
 
 /// The signing server: the calls of the signing API an upload needs.
@@ -41,8 +42,8 @@ pub trait Signer {
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-        checksums: &BTreeMap<u32, String>,
-        lengths: &BTreeMap<u32, u64>,
+        checksums: &PartMap<String>,
+        lengths: &PartMap<u64>,
     ) -> Result<SignBatchResponse, ApiError>;
 
     /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.

@@ -3,7 +3,6 @@
 //! the transfer; the completion, re-sending parts the store refused with `invalid_part`; the
 //! abort on cancel.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -20,6 +19,7 @@ use super::transfer::{Early, Stop, Stored, Transfer};
 use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::Control;
 use crate::engine::error::{ApiCall, ApiError, Error};
+use crate::engine::parts::PartMap;
 use crate::engine::ports::{PartSink, Signer};
 use crate::engine::progress::{Phase, ProgressCallback, Reporter};
 use crate::engine::resume::{
@@ -247,7 +247,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             key: created.upload.key.clone(),
             bucket: created.upload.bucket.clone(),
             part_size: plan.part_size,
-            parts: BTreeMap::new(),
+            parts: PartMap::new(),
             updated_ms: self.clock.now_ms(),
             checksum: created.algorithm,
         }
@@ -272,10 +272,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         else {
             return Vec::new();
         };
-        let listed: BTreeMap<u32, _> = listed.into_iter().map(|l| (l.part_number, l)).collect();
+        let listed: PartMap<_> = listed.into_iter().map(|l| (l.part_number, l)).collect();
         sent.iter()
             .map(|(p, _)| p)
-            .filter(|p| match listed.get(&p.part_number) {
+            .filter(|p| match listed.get(p.part_number) {
                 None => true,
                 Some(l) if l.etag.is_empty() => l.size != m.plan.part_len(p.part_number),
                 Some(l) => l.etag.trim_matches('"') != p.etag.trim_matches('"'),
@@ -303,7 +303,7 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
         let engine = self.engine;
         let mut already = self.journal.stored_parts();
         if !already.is_empty() {
-            let bytes = already.keys().map(|&p| self.plan.part_len(p)).sum();
+            let bytes = already.keys().map(|p| self.plan.part_len(p)).sum();
             self.reporter.already_stored(bytes, already.len() as u32);
         }
         let mut rounds = 0;
