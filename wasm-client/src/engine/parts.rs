@@ -151,10 +151,16 @@ impl<T> std::ops::Index<u32> for PartMap<T> {
 impl<T> FromIterator<(u32, T)> for PartMap<T> {
     fn from_iter<I: IntoIterator<Item = (u32, T)>>(iter: I) -> Self {
         let mut map = Self::new();
-        for (part, value) in iter {
-            map.insert(part, value);
-        }
+        map.extend(iter);
         map
+    }
+}
+
+impl<T> Extend<(u32, T)> for PartMap<T> {
+    fn extend<I: IntoIterator<Item = (u32, T)>>(&mut self, iter: I) {
+        for (part, value) in iter {
+            self.insert(part, value);
+        }
     }
 }
 
