@@ -23,7 +23,8 @@ pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError};
 pub use parts::{PartMap, PartSet};
 pub use ports::{
-    AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
+    AlwaysOnline, Checksummer, Clock, CreatedUpload, Network, PartPut, PartSink, SignedBatch,
+    Signer, SinglePutRequest,
 };
 pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
 pub use queue::{

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CreateMultipartRequest,
     CreateMultipartResponse, ListedPart, ObjectCompleteRequest, PartChecksumFields, PartChecksums,
-    SignBatchResponse, SinglePutParams, WholeFileChecksum,
+    SinglePutParams, WholeFileChecksum,
 };
 
 use super::Json;
-use crate::engine::{Fingerprint, RecordedPart, ResumeRecord};
+use crate::engine::{CreatedUpload, Fingerprint, RecordedPart, ResumeRecord, SignedBatch};
 
 /// A value read from JSON.
 pub trait FromJson: Sized {
@@ -208,25 +208,30 @@ impl ToJson for CreateMultipartRequest {
     }
 }
 
-impl FromJson for CreateMultipartResponse {
+/// A [`CreateMultipartResponse`], its `presigned` batch read as a [`SignedBatch`].
+impl FromJson for CreatedUpload {
     fn from_json(value: &Json) -> Result<Self, String> {
         let f = Fields::of(value)?;
         Ok(Self {
-            key: f.string("key")?,
-            upload_id: f.string("uploadId")?,
-            bucket: f.string("bucket")?,
-            part_size: f.opt_u64("partSize")?,
-            checksum: f.algorithm("checksum")?,
-            presigned: f.read("presigned", SignBatchResponse::from_json)?,
+            upload: CreateMultipartResponse {
+                key: f.string("key")?,
+                upload_id: f.string("uploadId")?,
+                bucket: f.string("bucket")?,
+                part_size: f.opt_u64("partSize")?,
+                checksum: f.algorithm("checksum")?,
+                presigned: None,
+            },
+            first_batch: f.read("presigned", SignedBatch::from_json)?,
         })
     }
 }
 
-impl FromJson for SignBatchResponse {
+/// A [`SignBatchResponse`](s3_direct_protocol::wire::SignBatchResponse).
+impl FromJson for SignedBatch {
     fn from_json(value: &Json) -> Result<Self, String> {
         let f = Fields::of(value)?;
         Ok(Self {
-            presigned_urls: f.required(
+            urls: f.required(
                 "presignedUrls",
                 f.read("presignedUrls", |v| part_map(v, string)),
             )?,
@@ -409,7 +414,7 @@ impl FromJson for ResumeRecord {
 
 #[cfg(test)]
 mod tests {
-    use s3_direct_protocol::wire::CompletedPart;
+    use s3_direct_protocol::wire::{CompletedPart, SignBatchResponse};
 
     use super::*;
     use crate::engine::PartMap;
@@ -424,6 +429,16 @@ mod tests {
     fn reads_as_serde<T: FromJson + serde::Serialize + PartialEq + std::fmt::Debug>(value: T) {
         let text = serde_json::to_string(&value).unwrap();
         assert_eq!(T::from_text(&text).unwrap(), value, "{text}");
+    }
+
+    /// A protocol type `P` read as the client's `T`, as `T::from` converts it.
+    fn reads_as<T, P>(value: P)
+    where
+        T: FromJson + From<P> + PartialEq + std::fmt::Debug,
+        P: serde::Serialize,
+    {
+        let text = serde_json::to_string(&value).unwrap();
+        assert_eq!(T::from_text(&text).unwrap(), T::from(value), "{text}");
     }
 
     #[test]
@@ -476,9 +491,9 @@ mod tests {
                 BTreeMap::from([("content-length".into(), "5".into())]),
             )]),
         };
-        reads_as_serde(batch.clone());
-        reads_as_serde(SignBatchResponse::default());
-        reads_as_serde(CreateMultipartResponse {
+        reads_as::<SignedBatch, _>(batch.clone());
+        reads_as::<SignedBatch, _>(SignBatchResponse::default());
+        reads_as::<CreatedUpload, _>(CreateMultipartResponse {
             key: "k".into(),
             upload_id: "u.t".into(),
             bucket: "b".into(),
@@ -486,7 +501,7 @@ mod tests {
             checksum: Some(ChecksumAlgorithm::Sha256),
             presigned: Some(batch),
         });
-        reads_as_serde(CreateMultipartResponse::default());
+        reads_as::<CreatedUpload, _>(CreateMultipartResponse::default());
         let mut listed = ListedPart {
             part_number: 3,
             etag: "\"e\"".into(),
@@ -522,20 +537,20 @@ mod tests {
 
     #[test]
     fn answers_from_older_servers_and_unknown_fields_are_read() {
-        let create = CreateMultipartResponse::from_text(
+        let create = CreatedUpload::from_text(
             r#"{"key":"k","uploadId":"u","bucket":"b","partSize":null,"newField":[1,{}]}"#,
         )
         .unwrap();
-        assert_eq!((create.part_size, create.presigned), (None, None));
+        assert_eq!((create.upload.part_size, create.first_batch), (None, None));
         let listed = Vec::<ListedPart>::from_text(r#"[{"PartNumber":1}]"#).unwrap();
         assert_eq!((listed[0].etag.as_str(), listed[0].size), ("", 0));
     }
 
     #[test]
     fn answers_of_the_wrong_shape_say_what_is_wrong() {
-        let missing = CreateMultipartResponse::from_text(r#"{"key":"k","bucket":"b"}"#);
+        let missing = CreatedUpload::from_text(r#"{"key":"k","bucket":"b"}"#);
         assert_eq!(missing.unwrap_err(), "missing field `uploadId`");
-        let wrong = SignBatchResponse::from_text(r#"{"presignedUrls":{"x":"u"}}"#);
+        let wrong = SignedBatch::from_text(r#"{"presignedUrls":{"x":"u"}}"#);
         assert_eq!(
             wrong.unwrap_err(),
             "field `presignedUrls`: \"x\" is not a part number"

@@ -11,13 +11,13 @@ use futures::future::LocalBoxFuture;
 use gloo_net::http::{Request, RequestBuilder};
 use s3_direct_protocol::wire::{
     CompleteRequest, CompleteResponse, CreateMultipartRequest, CreateMultipartResponse, ListedPart,
-    ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
+    ObjectCompleteRequest, SinglePutParams,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::AbortController;
 
 use crate::engine::error::{truncate, xml_field};
-use crate::engine::{ApiError, PartMap, Signer, SinglePutRequest};
+use crate::engine::{ApiError, CreatedUpload, PartMap, SignedBatch, Signer, SinglePutRequest};
 use crate::json::wire::{FromJson, ToJson, error_body};
 use crate::routes::Routes;
 
@@ -155,10 +155,7 @@ pub(crate) fn js_text(value: &JsValue) -> String {
 }
 
 impl Signer for HttpSigner {
-    async fn create(
-        &self,
-        request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError> {
+    async fn create(&self, request: &CreateMultipartRequest) -> Result<CreatedUpload, ApiError> {
         self.call(
             Request::post(&self.routes.create()),
             Some(request as &dyn ToJson),
@@ -172,7 +169,7 @@ impl Signer for HttpSigner {
         parts: &[u32],
         checksums: &PartMap<String>,
         lengths: &PartMap<u64>,
-    ) -> Result<SignBatchResponse, ApiError> {
+    ) -> Result<SignedBatch, ApiError> {
         let url =
             self.routes
                 .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums, lengths);

@@ -14,10 +14,10 @@ use futures::executor::LocalPool;
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, ChecksumError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint,
-    Network, PartMap, PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord,
-    ResumeStore, ServerChecksum, Signer, SinglePutRequest, StallDetector, UploadOptions,
-    UploadResult, Watch,
+    ApiError, ChecksumError, Checksummer, Clock, Control, CreatedUpload, Engine, Error, FileInfo,
+    Fingerprint, Network, PartMap, PartProgress, PartPut, PartSink, Progress, PutError,
+    ResumeRecord, ResumeStore, ServerChecksum, SignedBatch, Signer, SinglePutRequest,
+    StallDetector, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -268,10 +268,7 @@ impl Drop for SignInFlight {
 }
 
 impl Signer for FakeSigner {
-    async fn create(
-        &self,
-        request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError> {
+    async fn create(&self, request: &CreateMultipartRequest) -> Result<CreatedUpload, ApiError> {
         self.0
             .calls
             .borrow_mut()
@@ -297,7 +294,8 @@ impl Signer for FakeSigner {
             part_size: None,
             checksum: script.checksum,
             presigned,
-        })
+        }
+        .into())
     }
 
     async fn sign_parts(
@@ -306,7 +304,7 @@ impl Signer for FakeSigner {
         parts: &[u32],
         checksums: &PartMap<String>,
         lengths: &PartMap<u64>,
-    ) -> Result<SignBatchResponse, ApiError> {
+    ) -> Result<SignedBatch, ApiError> {
         Self::check_upload(upload);
         assert!(
             !parts.is_empty() && parts.len() <= MAX_BATCH_PARTS,
@@ -347,7 +345,8 @@ impl Signer for FakeSigner {
                     (p, BTreeMap::from([(name, value.to_string())]))
                 })
                 .collect(),
-        })
+        }
+        .into())
     }
 
     async fn complete(

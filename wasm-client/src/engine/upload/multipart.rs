@@ -11,7 +11,7 @@ use futures::FutureExt;
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse,
+    CreateMultipartResponse, ListedPart,
 };
 
 use super::checksum::{HASHES_AT_ONCE, with_checksum};
@@ -20,7 +20,7 @@ use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::Control;
 use crate::engine::error::{ApiCall, ApiError, Error};
 use crate::engine::parts::PartMap;
-use crate::engine::ports::{PartSink, Signer};
+use crate::engine::ports::{CreatedUpload, PartSink, SignedBatch, Signer};
 use crate::engine::progress::{Phase, ProgressCallback, Reporter};
 use crate::engine::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, Journal, ResumeRecord, ResumeStore, reconcile,
@@ -52,7 +52,7 @@ pub(super) struct Multipart<'a, S, P> {
 struct Created {
     upload: CreateMultipartResponse,
     algorithm: Option<ChecksumAlgorithm>,
-    first_batch: Option<SignBatchResponse>,
+    first_batch: Option<SignedBatch>,
     early: Early,
 }
 
@@ -217,17 +217,21 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// dropped when they are of another algorithm than the `guess`.
     fn created(
         &self,
-        mut upload: CreateMultipartResponse,
+        created: CreatedUpload,
         guess: Option<ChecksumAlgorithm>,
         mut early: Early,
     ) -> Created {
+        let CreatedUpload {
+            upload,
+            first_batch,
+        } = created;
         self.heard(upload.checksum);
         let algorithm = self.algorithm(upload.checksum);
         if algorithm != guess {
             early.clear();
         }
         Created {
-            first_batch: upload.presigned.take(),
+            first_batch,
             upload,
             algorithm,
             early,
@@ -297,7 +301,7 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
     async fn send_and_complete(
         &self,
         size: u64,
-        mut first_batch: Option<SignBatchResponse>,
+        mut first_batch: Option<SignedBatch>,
         mut early: Early,
     ) -> Result<UploadResult, Error> {
         let engine = self.engine;

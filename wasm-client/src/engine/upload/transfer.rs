@@ -15,7 +15,7 @@ use std::task::Poll;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, SignBatchResponse};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart};
 
 use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
 use super::checksum::{HASHES_AT_ONCE, Hashed, hash_gave_up};
@@ -24,7 +24,7 @@ use crate::engine::control::RunState;
 use crate::engine::digest;
 use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error};
 use crate::engine::parts::{PartMap, PartSet};
-use crate::engine::ports::{Checksummer, PartSink, Signer};
+use crate::engine::ports::{Checksummer, PartSink, SignedBatch, Signer};
 use crate::engine::progress::Phase;
 use crate::engine::retry::{Attempts, CallFailures};
 use crate::engine::signing::{SignedUrl, batch_size};
@@ -50,7 +50,7 @@ pub(super) type Early = Vec<(u32, LocalBoxFuture<'static, Hashed>)>;
 
 /// Something the scheduler must react to.
 enum Event {
-    Signed(Result<SignBatchResponse, ApiError>),
+    Signed(Result<SignedBatch, ApiError>),
     Put(PutDone),
     BackoffOver(u32),
     SignWaitOver,
@@ -77,7 +77,7 @@ pub(super) struct Transfer<'a, S, P> {
     in_backoff: PartSet,
     backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>>,
     /// The signing request out, and the parts it asked for.
-    signing: Option<LocalBoxFuture<'a, Result<SignBatchResponse, ApiError>>>,
+    signing: Option<LocalBoxFuture<'a, Result<SignedBatch, ApiError>>>,
     signing_batch: Vec<u32>,
     sign_failures: CallFailures,
     /// The wait before a failed signing request is sent again.
@@ -104,7 +104,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     pub(super) fn new(
         m: &'a Multipart<'a, S, P>,
         stored: Stored,
-        presigned: Option<SignBatchResponse>,
+        presigned: Option<SignedBatch>,
         early: Early,
     ) -> Self {
         let waiting: PartSet = m
@@ -116,8 +116,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         if let Some(batch) = presigned.filter(|_| m.algorithm.is_none()) {
             let now = m.engine.clock.now_ms();
             let headers = Rc::new(batch.headers);
-            let mut own: PartMap<_> = batch.part_headers.into_iter().collect();
-            for (part, url) in batch.presigned_urls {
+            let mut own = batch.part_headers;
+            for (part, url) in batch.urls {
                 if waiting.contains(part) && !url.is_empty() {
                     let headers = part_headers(&headers, own.remove(part), None);
                     urls.insert(part, SignedUrl::new(url, headers, batch.expires, now));
@@ -459,7 +459,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
 
     /// A batch of URLs arrived, or the request failed: retried with backoff while online and
     /// the failure may pass.
-    fn on_signed(&mut self, answer: Result<SignBatchResponse, ApiError>) -> Result<(), Stop> {
+    fn on_signed(&mut self, answer: Result<SignedBatch, ApiError>) -> Result<(), Stop> {
         let batch = std::mem::take(&mut self.signing_batch);
         let call = ApiCall::Sign {
             first: batch[0],
@@ -487,9 +487,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         self.sign_failures.reset();
         let now = self.m.engine.clock.now_ms();
         let headers = Rc::new(answer.headers);
-        // Into part-numbered tables, taken from by number.
-        let mut urls: PartMap<_> = answer.presigned_urls.into_iter().collect();
-        let mut own: PartMap<_> = answer.part_headers.into_iter().collect();
+        let (mut urls, mut own) = (answer.urls, answer.part_headers);
         for part in batch {
             let url = match urls.remove(part) {
                 Some(url) if !url.is_empty() => url,
