@@ -418,8 +418,8 @@ pub(crate) fn xml_field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// A number in a message, as `f64`'s `Display` writes it (`30`, `0.25`, `-1`, `NaN`, `inf`), but to
-/// at most 3 decimals and, from 10^15 on, as `>= 1e15`. `f64`'s own formatting (Grisu and Dragon4)
-/// is about 15 KB of the page's module, which only messages used.
+/// at most 3 decimals and, from 10^15 on, as `>= 1e15`. `f64`'s own formatting (Grisu and Dragon4),
+/// which only messages used, was 22,972 bytes of the page (8,767 gzipped).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Decimal(pub(crate) f64);
 
