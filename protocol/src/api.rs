@@ -10,7 +10,6 @@
 //! of a part or of a whole small file, is `ALGO:BASE64` ([`checksum`], [`parse_checksum`]). Part
 //! numbers are listed as `partNumbers=1,2,3`.
 
-use std::collections::BTreeMap;
 use std::fmt::{Display, Write};
 
 use crate::wire::ChecksumAlgorithm;
@@ -48,12 +47,12 @@ pub fn fill(template: &str, values: &[&str]) -> String {
     out
 }
 
-/// `N:VALUE` items joined by `,` for the parts of `parts` that `values` has a value for, in the
-/// order of `parts`; empty when there are none.
-pub fn per_part<T: Display>(parts: &[u32], values: &BTreeMap<u32, T>) -> String {
+/// `N:VALUE` items joined by `,` for the parts of `parts` that `value_of` gives a value for, in
+/// the order of `parts`; empty when there are none.
+pub fn per_part<T: Display>(parts: &[u32], value_of: impl Fn(u32) -> Option<T>) -> String {
     let mut list = String::new();
-    for n in parts {
-        if let Some(value) = values.get(n) {
+    for &n in parts {
+        if let Some(value) = value_of(n) {
             if !list.is_empty() {
                 list.push(',');
             }
@@ -100,6 +99,8 @@ pub fn parse_checksum(raw: &str) -> Result<(ChecksumAlgorithm, &str), ChecksumSy
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -116,13 +117,13 @@ mod tests {
     #[test]
     fn per_part_values_round_trip() {
         let sums = BTreeMap::from([(2, "md5:AbC+/w=="), (9, "crc32:AAAAAA==")]);
-        let built = per_part(&[1, 2, 3, 9], &sums);
+        let built = per_part(&[1, 2, 3, 9], |n| sums.get(&n));
         assert_eq!(built, "2:md5:AbC+/w==,9:crc32:AAAAAA==");
-        assert_eq!(per_part(&[1], &sums), "");
+        assert_eq!(per_part(&[1], |n| sums.get(&n)), "");
         let parsed: Vec<_> = parse_per_part(&built).collect();
         assert_eq!(parsed, [("2", "md5:AbC+/w=="), ("9", "crc32:AAAAAA==")]);
         let lengths = BTreeMap::from([(1, 8_388_608u64), (2, 17)]);
-        assert_eq!(per_part(&[1, 2], &lengths), "1:8388608,2:17");
+        assert_eq!(per_part(&[1, 2], |n| lengths.get(&n)), "1:8388608,2:17");
         // Blank items are skipped; an item without a value keeps its number.
         let odd: Vec<_> = parse_per_part(" ,1:5,,2, ").collect();
         assert_eq!(odd, [("1", "5"), ("2", "")]);

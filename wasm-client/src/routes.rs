@@ -5,10 +5,11 @@
 //! server routes and parses. Upload ids and keys come from the store and may hold any character
 //! (`/` in keys, `+` and `=` in ids), so every component is percent-encoded.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use s3_direct_protocol::api;
+
+use crate::engine::PartMap;
 
 /// The signing API's routes under one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,12 +37,17 @@ impl Routes {
         upload_id: &str,
         key: &str,
         parts: &[u32],
-        checksums: &BTreeMap<u32, String>,
-        lengths: &BTreeMap<u32, u64>,
+        checksums: &PartMap<String>,
+        lengths: &PartMap<u64>,
     ) -> String {
         let mut url = self.sign_batch(upload_id, key, parts);
-        push_per_part(&mut url, "checksums", &api::per_part(parts, checksums));
-        push_per_part(&mut url, "lengths", &api::per_part(parts, lengths));
+        let checksums = api::per_part(parts, |n| checksums.get(n));
+        push_per_part(&mut url, "checksums", &checksums);
+        push_per_part(
+            &mut url,
+            "lengths",
+            &api::per_part(parts, |n| lengths.get(n)),
+        );
         url
     }
 
@@ -161,8 +167,8 @@ mod tests {
     #[test]
     fn checksums_and_lengths_ride_in_the_batch_query() {
         let r = Routes::new("/s3");
-        let sums = BTreeMap::from([(2, "md5:AbC+/w==".to_string())]);
-        let none = BTreeMap::new();
+        let sums = PartMap::from_iter([(2, "md5:AbC+/w==".to_string())]);
+        let none = PartMap::new();
         assert_eq!(
             r.sign_batch_with("id", "k", &[1, 2], &sums, &none),
             "/s3/multipart/id/batch?key=k&partNumbers=1,2&checksums=2%3Amd5%3AAbC%2B%2Fw%3D%3D"
@@ -171,7 +177,7 @@ mod tests {
             r.sign_batch_with("id", "k", &[1], &sums, &none),
             "/s3/multipart/id/batch?key=k&partNumbers=1"
         );
-        let lengths = BTreeMap::from([(1, 8_388_608), (2, 17)]);
+        let lengths = PartMap::from_iter([(1, 8_388_608), (2, 17)]);
         assert_eq!(
             r.sign_batch_with("id", "k", &[1, 2], &sums, &lengths),
             "/s3/multipart/id/batch?key=k&partNumbers=1,2&checksums=2%3Amd5%3AAbC%2B%2Fw%3D%3D\

@@ -8,6 +8,7 @@
 pub mod control;
 pub mod digest;
 pub mod error;
+pub mod parts;
 pub mod ports;
 pub mod progress;
 pub mod queue;
@@ -20,8 +21,10 @@ pub mod upload;
 
 pub use control::{Control, RunState, Watch};
 pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError};
+pub use parts::{PartMap, PartSet};
 pub use ports::{
-    AlwaysOnline, Checksummer, Clock, Network, PartPut, PartSink, Signer, SinglePutRequest,
+    AlwaysOnline, Checksummer, Clock, CreatedUpload, Network, PartPut, PartSink, SignedBatch,
+    Signer, SinglePutRequest,
 };
 pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
 pub use queue::{

@@ -16,6 +16,7 @@ use s3_direct_protocol::wire::{
 };
 
 use super::error::{ApiError, ChecksumError, PutError};
+use super::parts::PartMap;
 use super::progress::PartProgress;
 
 /// The signing server: the calls of the signing API an upload needs.
@@ -28,10 +29,7 @@ use super::progress::PartProgress;
 pub trait Signer {
     /// `POST {endpoint}/multipart`: starts a multipart upload. The answer may name the checksum
     /// the server wants with every part.
-    async fn create(
-        &self,
-        request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError>;
+    async fn create(&self, request: &CreateMultipartRequest) -> Result<CreatedUpload, ApiError>;
 
     /// `GET {endpoint}/multipart/{uploadId}/batch`: presigned PUT URLs for `parts` (at most
     /// [`MAX_BATCH_PARTS`](s3_direct_protocol::limits::MAX_BATCH_PARTS), ascending), with the
@@ -41,9 +39,9 @@ pub trait Signer {
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-        checksums: &BTreeMap<u32, String>,
-        lengths: &BTreeMap<u32, u64>,
-    ) -> Result<SignBatchResponse, ApiError>;
+        checksums: &PartMap<String>,
+        lengths: &PartMap<u64>,
+    ) -> Result<SignedBatch, ApiError>;
 
     /// `POST {endpoint}/multipart/{uploadId}/complete`: assembles the object from `request.parts`.
     async fn complete(
@@ -72,6 +70,51 @@ pub trait Signer {
         &self,
         request: &ObjectCompleteRequest,
     ) -> Result<CompleteResponse, ApiError>;
+}
+
+/// A created multipart upload: the create's answer, with the part URLs it came with (its
+/// `presigned` batch) taken out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUpload {
+    /// The answer, `presigned` empty.
+    pub upload: CreateMultipartResponse,
+    pub first_batch: Option<SignedBatch>,
+}
+
+impl From<CreateMultipartResponse> for CreatedUpload {
+    fn from(mut upload: CreateMultipartResponse) -> Self {
+        let first_batch = upload.presigned.take().map(SignedBatch::from);
+        Self {
+            upload,
+            first_batch,
+        }
+    }
+}
+
+/// A batch of presigned part URLs ([`SignBatchResponse`]) with its per-part fields in
+/// part-numbered tables: the browser reads the answer straight into these, so the page's module
+/// holds no `BTreeMap` keyed by part number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedBatch {
+    /// Presigned `PUT` URL per part number.
+    pub urls: PartMap<String>,
+    /// Lifetime of every URL in seconds from when it was signed.
+    pub expires: Option<u64>,
+    /// Headers to send with every PUT of the batch.
+    pub headers: BTreeMap<String, String>,
+    /// Headers of one part's PUT, added to (and winning over) `headers`.
+    pub part_headers: PartMap<BTreeMap<String, String>>,
+}
+
+impl From<SignBatchResponse> for SignedBatch {
+    fn from(batch: SignBatchResponse) -> Self {
+        Self {
+            urls: batch.presigned_urls.into_iter().collect(),
+            expires: batch.expires,
+            headers: batch.headers,
+            part_headers: batch.part_headers.into_iter().collect(),
+        }
+    }
 }
 
 /// What a single-PUT upload tells the signing server (`GET {endpoint}/params`).

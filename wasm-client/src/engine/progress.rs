@@ -5,10 +5,11 @@
 //! can still fail). Until then bytes and parts are held one short of the total.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
+use super::parts::PartMap;
 use super::ports::Clock;
 use super::stall::PartWatch;
 
@@ -269,7 +270,7 @@ struct Tracker {
     confirmed: u64,
     parts_done: u32,
     /// Per in-flight part: bytes sent so far and the part's size.
-    in_flight: BTreeMap<u32, (u64, u64)>,
+    in_flight: PartMap<(u64, u64)>,
     /// Sum of the sent bytes in `in_flight`.
     in_flight_sent: u64,
     /// The most `raw_sent` has ever been: what the speed window measures, so a retried part's
@@ -290,7 +291,7 @@ impl Tracker {
             parts_total,
             confirmed: 0,
             parts_done: 0,
-            in_flight: BTreeMap::new(),
+            in_flight: PartMap::new(),
             in_flight_sent: 0,
             high: 0,
             phase: Phase::Uploading,
@@ -315,7 +316,7 @@ impl Tracker {
     fn sent(&mut self, part: u32, bytes: u64, now: f64) -> bool {
         // A part that is not in flight (finished, or dropped on cancel) may still have a late
         // event queued in the browser; it must not count twice.
-        let Some((sent, len)) = self.in_flight.get_mut(&part) else {
+        let Some((sent, len)) = self.in_flight.get_mut(part) else {
             return false;
         };
         let bytes = bytes.min(*len);
@@ -330,13 +331,13 @@ impl Tracker {
     }
 
     fn abandon(&mut self, part: u32) {
-        if let Some((sent, _)) = self.in_flight.remove(&part) {
+        if let Some((sent, _)) = self.in_flight.remove(part) {
             self.in_flight_sent -= sent;
         }
     }
 
     fn confirm(&mut self, part: u32, now: f64) {
-        let Some((sent, len)) = self.in_flight.remove(&part) else {
+        let Some((sent, len)) = self.in_flight.remove(part) else {
             return;
         };
         self.in_flight_sent -= sent;

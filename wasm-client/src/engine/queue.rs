@@ -24,7 +24,7 @@ use futures::future::LocalBoxFuture;
 
 use super::UploadResult;
 use super::control::{Control, RunState, Watch};
-use super::error::Error;
+use super::error::{Decimal, Error};
 use super::ports::Clock;
 use super::progress::{Phase, Progress, ProgressCallback, SpeedWindow};
 use super::slots::Slots;
@@ -145,7 +145,7 @@ impl QueueOptions {
         if self.progress_interval_ms.is_nan() || self.progress_interval_ms < 0.0 {
             return Err(Error::InvalidOptions(format!(
                 "progress interval {} ms is not a number of milliseconds >= 0",
-                self.progress_interval_ms
+                Decimal(self.progress_interval_ms)
             )));
         }
         Ok(())

@@ -16,20 +16,19 @@
 //! one every [`JOURNAL_INTERVAL_MS`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CreateMultipartResponse, ListedPart};
-use serde::{Deserialize, Serialize};
 
+use super::parts::PartMap;
 use super::ports::Clock;
 
 /// How long a resume record stays usable after its last update: a week.
 pub const DEFAULT_RECORD_MAX_AGE_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
 
 /// What identifies a file across page loads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub name: String,
     pub size: u64,
@@ -78,28 +77,26 @@ pub fn sample_hash(samples: &[&[u8]]) -> String {
 }
 
 /// A stored part, as the record keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedPart {
     pub size: u64,
     pub etag: String,
     /// The part's checksum as sent to the store (`ALGO:BASE64`), when one was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }
 
 /// Everything needed to continue an upload later.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResumeRecord {
     pub fingerprint: Fingerprint,
     pub upload_id: String,
     pub key: String,
     pub bucket: String,
     pub part_size: u64,
-    pub parts: BTreeMap<u32, RecordedPart>,
+    pub parts: PartMap<RecordedPart>,
     /// Clock time of the last change.
     pub updated_ms: f64,
     /// The checksum every part carries, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumAlgorithm>,
 }
 
@@ -138,11 +135,11 @@ pub fn reconcile(
     record: &ResumeRecord,
     listed: &[ListedPart],
     plan_size: impl Fn(u32) -> Option<u64>,
-) -> BTreeMap<u32, RecordedPart> {
-    let listed: BTreeMap<u32, &ListedPart> = listed.iter().map(|p| (p.part_number, p)).collect();
-    let mut usable = BTreeMap::new();
-    for (&n, recorded) in &record.parts {
-        let Some(l) = listed.get(&n) else { continue };
+) -> PartMap<RecordedPart> {
+    let listed: PartMap<&ListedPart> = listed.iter().map(|p| (p.part_number, p)).collect();
+    let mut usable = PartMap::new();
+    for (n, recorded) in record.parts.iter() {
+        let Some(l) = listed.get(n) else { continue };
         let etag_ok = l.etag.is_empty() || same_etag(&l.etag, &recorded.etag);
         if etag_ok && l.size == recorded.size && plan_size(n) == Some(recorded.size) {
             usable.insert(n, recorded.clone());
@@ -152,9 +149,9 @@ pub fn reconcile(
     // its checksum, which a store lists for an upload created with the algorithm; one listed
     // without it is sent again rather than completed without one.
     let per_part = record.checksum.filter(|a| *a != ChecksumAlgorithm::Md5);
-    for (&n, l) in &listed {
-        if usable.contains_key(&n)
-            || record.parts.contains_key(&n)
+    for (n, l) in listed.iter() {
+        if usable.contains_key(n)
+            || record.parts.contains_key(n)
             || l.etag.is_empty()
             || plan_size(n) != Some(l.size)
         {
@@ -258,14 +255,14 @@ impl Journal {
 
     /// The parts the record lists as stored, with their ETags and checksums: those a resumed
     /// upload does not send again.
-    pub(crate) fn stored_parts(&self) -> BTreeMap<u32, (String, Option<String>)> {
+    pub(crate) fn stored_parts(&self) -> PartMap<(String, Option<String>)> {
         self.record
             .borrow()
             .as_ref()
             .map(|r| {
                 r.parts
                     .iter()
-                    .map(|(&n, p)| (n, (p.etag.clone(), p.checksum.clone())))
+                    .map(|(n, p)| (n, (p.etag.clone(), p.checksum.clone())))
                     .collect()
             })
             .unwrap_or_default()
@@ -338,8 +335,8 @@ mod tests {
             listed(6, "", 10),          // no ETag to complete with
         ];
         let kept = reconcile(&r, &l, |_| Some(10));
-        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [1, 5]);
-        assert_eq!(kept[&5].etag, "\"e5\"");
+        assert_eq!(kept.keys().collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(kept[5].etag, "\"e5\"");
     }
 
     /// With CRC or SHA-256 part checksums, completion needs each part's: a part the record lacks
@@ -366,10 +363,10 @@ mod tests {
             with(5, Some(""), None),         // an empty one
         ];
         let kept = reconcile(&r, &l, |_| Some(10));
-        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(kept[&2].checksum.as_deref(), Some("crc32c:AAAAAA=="));
+        assert_eq!(kept.keys().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(kept[2].checksum.as_deref(), Some("crc32c:AAAAAA=="));
         assert_eq!(
-            kept[&1].checksum, None,
+            kept[1].checksum, None,
             "the record's own part is as recorded"
         );
 
@@ -379,14 +376,14 @@ mod tests {
             ..record(&[])
         };
         let kept = reconcile(&md5, &[with(3, None, None)], |_| Some(10));
-        assert_eq!(kept[&3].checksum, None);
+        assert_eq!(kept[3].checksum, None);
     }
 
     #[test]
     fn a_store_without_etags_is_trusted_on_size() {
         let r = record(&[(1, 10, "\"e1\""), (2, 10, "\"e2\"")]);
         let kept = reconcile(&r, &[listed(1, "", 10), listed(2, "", 3)], |_| Some(10));
-        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [1]);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), [1]);
     }
 
     #[test]

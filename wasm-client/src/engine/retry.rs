@@ -14,7 +14,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::error::{Error, FailureClass, PutError};
+use super::error::{Decimal, Error, FailureClass, PutError};
 
 /// Retry settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +59,8 @@ impl RetryPolicy {
         if !ok(self.base_delay_ms) || !ok(self.max_delay_ms) {
             return Err(Error::InvalidOptions(format!(
                 "retry delays {} ms and {} ms must be numbers of milliseconds >= 0",
-                self.base_delay_ms, self.max_delay_ms
+                Decimal(self.base_delay_ms),
+                Decimal(self.max_delay_ms)
             )));
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::engine::error::Decimal;
 use crate::engine::{Error, Progress, UploadResult};
 
 /// An options object passed from JS (`undefined` and `null` are an empty one).
@@ -69,8 +70,9 @@ impl<'a> JsOptions<'a> {
             Some(v) => match v.as_f64() {
                 Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
                 Some(n) => Err(Error::InvalidOptions(format!(
-                    "{}.{name} must be a number of milliseconds >= 0, got {n}",
-                    self.what
+                    "{}.{name} must be a number of milliseconds >= 0, got {}",
+                    self.what,
+                    Decimal(n)
                 ))),
                 None => Err(self.wrong(name, "a number", &v)),
             },
@@ -87,8 +89,9 @@ impl<'a> JsOptions<'a> {
                     Ok(Some(n as u64))
                 }
                 Some(n) => Err(Error::InvalidOptions(format!(
-                    "{}.{name} must be a whole number >= 0, got {n}",
-                    self.what
+                    "{}.{name} must be a whole number >= 0, got {}",
+                    self.what,
+                    Decimal(n)
                 ))),
                 None => Err(self.wrong(name, "a number", &v)),
             },

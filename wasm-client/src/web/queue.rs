@@ -21,7 +21,7 @@ use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
-    Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch,
+    Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch, PartMap,
     ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots, UploadResult,
 };
 
@@ -148,8 +148,8 @@ struct ItemJs {
 /// What an `UploadQueue` and its items share.
 struct Inner {
     queue: Queue,
-    items: RefCell<BTreeMap<ItemId, ItemJs>>,
-    sources: Rc<RefCell<BTreeMap<ItemId, Source>>>,
+    items: RefCell<PartMap<ItemJs>>,
+    sources: Rc<RefCell<PartMap<Source>>>,
     listeners: RefCell<Vec<(u32, String, Function)>>,
     next_listener: Cell<u32>,
     /// Attached to every item's promise, so that one nobody awaits does not report an unhandled
@@ -233,8 +233,8 @@ impl UploadQueue {
         self.inner
             .items
             .borrow()
-            .values()
-            .map(|i| i.object.clone())
+            .iter()
+            .map(|(_, i)| i.object.clone())
             .collect()
     }
 
@@ -310,12 +310,12 @@ impl UploadQueue {
             IdbResumeStore::open();
         }
         let config = Rc::new(config);
-        let sources: Rc<RefCell<BTreeMap<ItemId, Source>>> = Rc::default();
+        let sources: Rc<RefCell<PartMap<Source>>> = Rc::default();
         let launch: Launch = {
             let sources = sources.clone();
             Box::new(move |id, control, on_progress, slots| {
                 let config = config.clone();
-                let source = sources.borrow().get(&id).map(|s| Source {
+                let source = sources.borrow().get(id).map(|s| Source {
                     blob: s.blob.clone(),
                     filename: s.filename.clone(),
                     content_type: s.content_type.clone(),
@@ -422,7 +422,7 @@ impl Inner {
     fn item_object(&self, id: ItemId) -> JsValue {
         self.items
             .borrow()
-            .get(&id)
+            .get(id)
             .map_or(JsValue::UNDEFINED, |i| i.object.clone())
     }
 
@@ -431,7 +431,7 @@ impl Inner {
         let settle = self
             .items
             .borrow_mut()
-            .get_mut(&id)
+            .get_mut(id)
             .and_then(|i| i.settle.take());
         if let Some((resolve, reject)) = settle {
             let f = if ok { resolve } else { reject };
@@ -445,7 +445,7 @@ impl Inner {
                 if state.is_final() && *state != ItemState::Error {
                     // Done or cancelled: the file is no longer needed (an error keeps it for
                     // `retry`).
-                    self.sources.borrow_mut().remove(id);
+                    self.sources.borrow_mut().remove(*id);
                 }
                 if *state == ItemState::Cancelled {
                     let error = Error::Aborted { cleanup: None };
@@ -565,7 +565,7 @@ impl QueueItem {
     /// is cancelled (code `aborted`). `retry()` replaces it with a new promise.
     #[wasm_bindgen(getter, unchecked_return_type = "Promise<UploadResult>")]
     pub fn promise(&self) -> Promise {
-        self.with(|q| q.items.borrow().get(&self.id).map(|i| i.promise.clone()))
+        self.with(|q| q.items.borrow().get(self.id).map(|i| i.promise.clone()))
             .unwrap_or_else(|| Promise::reject(&error_to_js(&Error::Aborted { cleanup: None })))
     }
 
@@ -598,7 +598,7 @@ impl QueueItem {
                 return None;
             }
             let (promise, settle) = q.promise();
-            if let Some(item) = q.items.borrow_mut().get_mut(&self.id) {
+            if let Some(item) = q.items.borrow_mut().get_mut(self.id) {
                 item.promise = promise;
                 item.settle = Some(settle);
             }

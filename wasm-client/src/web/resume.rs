@@ -13,6 +13,7 @@ use web_sys::{Blob, File};
 
 use crate::engine::resume::{sample_hash, sample_ranges};
 use crate::engine::{Fingerprint, ResumeRecord, ResumeStore};
+use crate::json::wire::{FromJson, ToJson};
 
 #[wasm_bindgen(inline_js = r#"
 const DB = 's3-direct', STORE = 'resume';
@@ -87,14 +88,13 @@ impl ResumeStore for IdbResumeStore {
         Box::pin(async move {
             let json = JsFuture::from(promise).await.ok()?.as_string()?;
             // A record from an older, incompatible client is as good as none.
-            serde_json::from_str(&json).ok()
+            ResumeRecord::from_text(&json).ok()
         })
     }
 
     fn save(&self, record: &ResumeRecord) {
-        if let Ok(json) = serde_json::to_string(record) {
-            idb_save(&record.fingerprint.key(), &json, record.updated_ms);
-        }
+        let json = record.to_json().to_text();
+        idb_save(&record.fingerprint.key(), &json, record.updated_ms);
     }
 
     fn remove(&self, key: &str) {

@@ -14,9 +14,10 @@ use futures::executor::LocalPool;
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
-    ApiError, ChecksumError, Checksummer, Clock, Control, Engine, Error, FileInfo, Fingerprint,
-    Network, PartProgress, PartPut, PartSink, Progress, PutError, ResumeRecord, ResumeStore,
-    ServerChecksum, Signer, SinglePutRequest, StallDetector, UploadOptions, UploadResult, Watch,
+    ApiError, ChecksumError, Checksummer, Clock, Control, CreatedUpload, Engine, Error, FileInfo,
+    Fingerprint, Network, PartMap, PartProgress, PartPut, PartSink, Progress, PutError,
+    ResumeRecord, ResumeStore, ServerChecksum, SignedBatch, Signer, SinglePutRequest,
+    StallDetector, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::limits::MAX_BATCH_PARTS;
@@ -267,10 +268,7 @@ impl Drop for SignInFlight {
 }
 
 impl Signer for FakeSigner {
-    async fn create(
-        &self,
-        request: &CreateMultipartRequest,
-    ) -> Result<CreateMultipartResponse, ApiError> {
+    async fn create(&self, request: &CreateMultipartRequest) -> Result<CreatedUpload, ApiError> {
         self.0
             .calls
             .borrow_mut()
@@ -296,16 +294,17 @@ impl Signer for FakeSigner {
             part_size: None,
             checksum: script.checksum,
             presigned,
-        })
+        }
+        .into())
     }
 
     async fn sign_parts(
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
-        checksums: &BTreeMap<u32, String>,
-        lengths: &BTreeMap<u32, u64>,
-    ) -> Result<SignBatchResponse, ApiError> {
+        checksums: &PartMap<String>,
+        lengths: &PartMap<u64>,
+    ) -> Result<SignedBatch, ApiError> {
         Self::check_upload(upload);
         assert!(
             !parts.is_empty() && parts.len() <= MAX_BATCH_PARTS,
@@ -315,8 +314,10 @@ impl Signer for FakeSigner {
         assert!(parts.is_sorted(), "batch {parts:?} is not ascending");
         let index = self.sign_calls().len();
         self.0.calls.borrow_mut().push(Call::Sign(parts.to_vec()));
-        self.0.sign_checksums.borrow_mut().push(checksums.clone());
-        self.0.sign_lengths.borrow_mut().push(lengths.clone());
+        let sums = checksums.iter().map(|(n, s)| (n, s.clone())).collect();
+        self.0.sign_checksums.borrow_mut().push(sums);
+        let lengths = lengths.iter().map(|(n, &len)| (n, len)).collect();
+        self.0.sign_lengths.borrow_mut().push(lengths);
         let _in_flight = SignInFlight::new(&self.0);
         self.gate(Gate::Sign).await;
         let script = self.0.script.borrow();
@@ -335,7 +336,7 @@ impl Signer for FakeSigner {
             part_headers: checksums
                 .iter()
                 .filter(|_| !script.unsigned_checksums)
-                .map(|(&p, sum)| {
+                .map(|(p, sum)| {
                     let (algorithm, value) = sum.split_once(':').expect("ALGO:BASE64");
                     let name = match algorithm {
                         "md5" => "content-md5".to_string(),
@@ -344,7 +345,8 @@ impl Signer for FakeSigner {
                     (p, BTreeMap::from([(name, value.to_string())]))
                 })
                 .collect(),
-        })
+        }
+        .into())
     }
 
     async fn complete(

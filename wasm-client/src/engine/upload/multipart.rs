@@ -3,7 +3,6 @@
 //! the transfer; the completion, re-sending parts the store refused with `invalid_part`; the
 //! abort on cancel.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -12,7 +11,7 @@ use futures::FutureExt;
 use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
-    CreateMultipartResponse, ListedPart, SignBatchResponse,
+    CreateMultipartResponse, ListedPart,
 };
 
 use super::checksum::{HASHES_AT_ONCE, with_checksum};
@@ -20,7 +19,8 @@ use super::transfer::{Early, Stop, Stored, Transfer};
 use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::Control;
 use crate::engine::error::{ApiCall, ApiError, Error};
-use crate::engine::ports::{PartSink, Signer};
+use crate::engine::parts::PartMap;
+use crate::engine::ports::{CreatedUpload, PartSink, SignedBatch, Signer};
 use crate::engine::progress::{Phase, ProgressCallback, Reporter};
 use crate::engine::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, Journal, ResumeRecord, ResumeStore, reconcile,
@@ -52,7 +52,7 @@ pub(super) struct Multipart<'a, S, P> {
 struct Created {
     upload: CreateMultipartResponse,
     algorithm: Option<ChecksumAlgorithm>,
-    first_batch: Option<SignBatchResponse>,
+    first_batch: Option<SignedBatch>,
     early: Early,
 }
 
@@ -218,17 +218,21 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// dropped when they are of another algorithm than the `guess`.
     fn created(
         &self,
-        mut upload: CreateMultipartResponse,
+        created: CreatedUpload,
         guess: Option<ChecksumAlgorithm>,
         mut early: Early,
     ) -> Created {
+        let CreatedUpload {
+            upload,
+            first_batch,
+        } = created;
         self.heard(upload.checksum);
         let algorithm = self.algorithm(upload.checksum);
         if algorithm != guess {
             early.clear();
         }
         Created {
-            first_batch: upload.presigned.take(),
+            first_batch,
             upload,
             algorithm,
             early,
@@ -248,7 +252,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             key: created.upload.key.clone(),
             bucket: created.upload.bucket.clone(),
             part_size: plan.part_size,
-            parts: BTreeMap::new(),
+            parts: PartMap::new(),
             updated_ms: self.clock.now_ms(),
             checksum: created.algorithm,
         }
@@ -273,10 +277,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         else {
             return Vec::new();
         };
-        let listed: BTreeMap<u32, _> = listed.into_iter().map(|l| (l.part_number, l)).collect();
+        let listed: PartMap<_> = listed.into_iter().map(|l| (l.part_number, l)).collect();
         sent.iter()
             .map(|(p, _)| p)
-            .filter(|p| match listed.get(&p.part_number) {
+            .filter(|p| match listed.get(p.part_number) {
                 None => true,
                 Some(l) if l.etag.is_empty() => l.size != m.plan.part_len(p.part_number),
                 Some(l) => l.etag.trim_matches('"') != p.etag.trim_matches('"'),
@@ -298,13 +302,13 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
     async fn send_and_complete(
         &self,
         size: u64,
-        mut first_batch: Option<SignBatchResponse>,
+        mut first_batch: Option<SignedBatch>,
         mut early: Early,
     ) -> Result<UploadResult, Error> {
         let engine = self.engine;
         let mut already = self.journal.stored_parts();
         if !already.is_empty() {
-            let bytes = already.keys().map(|&p| self.plan.part_len(p)).sum();
+            let bytes = already.keys().map(|p| self.plan.part_len(p)).sum();
             self.reporter.already_stored(bytes, already.len() as u32);
         }
         let mut rounds = 0;

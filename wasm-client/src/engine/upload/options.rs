@@ -9,7 +9,7 @@ use s3_direct_protocol::wire::WholeFileChecksum;
 use s3_direct_protocol::{PartPlan, PlanError};
 
 use super::ChecksumChoice;
-use crate::engine::error::Error;
+use crate::engine::error::{Decimal, Error};
 use crate::engine::resume::Fingerprint;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::stall::StallTimeout;
@@ -90,7 +90,7 @@ impl UploadOptions {
         if self.progress_interval_ms.is_nan() || self.progress_interval_ms < 0.0 {
             return Err(Error::InvalidOptions(format!(
                 "progress interval {} ms is not a number of milliseconds >= 0",
-                self.progress_interval_ms
+                Decimal(self.progress_interval_ms)
             )));
         }
         for (name, v) in [
@@ -99,7 +99,8 @@ impl UploadOptions {
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(Error::InvalidOptions(format!(
-                    "{name} {v} ms is not a number of milliseconds >= 0"
+                    "{name} {} ms is not a number of milliseconds >= 0",
+                    Decimal(v)
                 )));
             }
         }

@@ -7,7 +7,6 @@
 //! one [`Event`] and hands it to the method for that event. Pausing, or the device going offline,
 //! drops everything in flight (dropping a PUT aborts it) and waits.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -16,7 +15,7 @@ use std::task::Poll;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart, SignBatchResponse};
+use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart};
 
 use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
 use super::checksum::{HASHES_AT_ONCE, Hashed, hash_gave_up};
@@ -24,7 +23,8 @@ use super::multipart::Multipart;
 use crate::engine::control::RunState;
 use crate::engine::digest;
 use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error};
-use crate::engine::ports::{Checksummer, PartSink, Signer};
+use crate::engine::parts::{PartMap, PartSet};
+use crate::engine::ports::{Checksummer, PartSink, SignedBatch, Signer};
 use crate::engine::progress::Phase;
 use crate::engine::retry::{Attempts, CallFailures};
 use crate::engine::signing::{SignedUrl, batch_size};
@@ -43,14 +43,14 @@ impl From<Error> for Stop {
 }
 
 /// Stored parts: each one's ETag and checksum (`algo:base64`), if it has one.
-pub(super) type Stored = BTreeMap<u32, (String, Option<String>)>;
+pub(super) type Stored = PartMap<(String, Option<String>)>;
 
 /// Checksums asked for before the transfer started (while the upload was being created).
 pub(super) type Early = Vec<(u32, LocalBoxFuture<'static, Hashed>)>;
 
 /// Something the scheduler must react to.
 enum Event {
-    Signed(Result<SignBatchResponse, ApiError>),
+    Signed(Result<SignedBatch, ApiError>),
     Put(PutDone),
     BackoffOver(u32),
     SignWaitOver,
@@ -66,18 +66,18 @@ pub(super) struct Transfer<'a, S, P> {
     m: &'a Multipart<'a, S, P>,
     stored: Stored,
     /// Parts ready to PUT as soon as they have a URL and a slot, lowest number first.
-    waiting: BTreeSet<u32>,
-    urls: BTreeMap<u32, SignedUrl>,
-    attempts: BTreeMap<u32, Attempts>,
+    waiting: PartSet,
+    urls: PartMap<SignedUrl>,
+    attempts: PartMap<Attempts>,
     /// How long each part's last stalled attempt was silent, for the error if it gives up.
-    stalled_ms: BTreeMap<u32, u64>,
+    stalled_ms: PartMap<u64>,
     /// Parts being PUT, with a copy of their URL to use again if the PUT is paused.
-    in_flight: BTreeMap<u32, SignedUrl>,
+    in_flight: PartMap<SignedUrl>,
     puts: FuturesUnordered<LocalBoxFuture<'a, PutDone>>,
-    in_backoff: BTreeSet<u32>,
+    in_backoff: PartSet,
     backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>>,
     /// The signing request out, and the parts it asked for.
-    signing: Option<LocalBoxFuture<'a, Result<SignBatchResponse, ApiError>>>,
+    signing: Option<LocalBoxFuture<'a, Result<SignedBatch, ApiError>>>,
     signing_batch: Vec<u32>,
     sign_failures: CallFailures,
     /// The wait before a failed signing request is sent again.
@@ -85,11 +85,11 @@ pub(super) struct Transfer<'a, S, P> {
     /// The algorithm and the checksummer, when parts carry checksums.
     summer: Option<(ChecksumAlgorithm, Rc<dyn Checksummer>)>,
     /// Checksums (`algo:base64`) of parts not yet stored, and the ones being computed.
-    sums: BTreeMap<u32, String>,
+    sums: PartMap<String>,
     hashing: FuturesUnordered<LocalBoxFuture<'static, Hashed>>,
-    hashing_parts: BTreeSet<u32>,
+    hashing_parts: PartSet,
     /// Checksums of a part that gave no answer in time, in a row.
-    hash_timeouts: BTreeMap<u32, u32>,
+    hash_timeouts: PartMap<u32>,
     /// When the resume record's pending changes are due to be written.
     journal_due: Option<LocalBoxFuture<'static, ()>>,
     /// With shared slots: this upload's one request in the line, and a slot it was handed.
@@ -104,29 +104,30 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     pub(super) fn new(
         m: &'a Multipart<'a, S, P>,
         stored: Stored,
-        presigned: Option<SignBatchResponse>,
+        presigned: Option<SignedBatch>,
         early: Early,
     ) -> Self {
-        let waiting: BTreeSet<u32> = m
+        let waiting: PartSet = m
             .plan
             .numbers()
-            .filter(|p| !stored.contains_key(p))
+            .filter(|&p| !stored.contains_key(p))
             .collect();
-        let mut urls = BTreeMap::new();
-        if let Some(mut batch) = presigned.filter(|_| m.algorithm.is_none()) {
+        let mut urls = PartMap::new();
+        if let Some(batch) = presigned.filter(|_| m.algorithm.is_none()) {
             let now = m.engine.clock.now_ms();
-            let headers = Rc::new(std::mem::take(&mut batch.headers));
-            for (part, url) in std::mem::take(&mut batch.presigned_urls) {
-                if waiting.contains(&part) && !url.is_empty() {
-                    let headers = part_headers(&headers, batch.part_headers.remove(&part), None);
+            let headers = Rc::new(batch.headers);
+            let mut own = batch.part_headers;
+            for (part, url) in batch.urls {
+                if waiting.contains(part) && !url.is_empty() {
+                    let headers = part_headers(&headers, own.remove(part), None);
                     urls.insert(part, SignedUrl::new(url, headers, batch.expires, now));
                 }
             }
         }
         let hashing = FuturesUnordered::new();
-        let mut hashing_parts = BTreeSet::new();
+        let mut hashing_parts = PartSet::new();
         for (part, hashed) in early {
-            if m.algorithm.is_some() && waiting.contains(&part) {
+            if m.algorithm.is_some() && waiting.contains(part) {
                 hashing_parts.insert(part);
                 hashing.push(hashed);
             }
@@ -136,21 +137,21 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             stored,
             waiting,
             urls,
-            attempts: BTreeMap::new(),
-            stalled_ms: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            attempts: PartMap::new(),
+            stalled_ms: PartMap::new(),
+            in_flight: PartMap::new(),
             puts: FuturesUnordered::new(),
-            in_backoff: BTreeSet::new(),
+            in_backoff: PartSet::new(),
             backoffs: FuturesUnordered::new(),
             signing: None,
             signing_batch: Vec::new(),
             sign_failures: CallFailures::default(),
             sign_wait: None,
             summer: m.algorithm.zip(m.engine.checksummer.clone()),
-            sums: BTreeMap::new(),
+            sums: PartMap::new(),
             hashing,
             hashing_parts,
-            hash_timeouts: BTreeMap::new(),
+            hash_timeouts: PartMap::new(),
             journal_due: None,
             slot_wait: None,
             spare: None,
@@ -203,7 +204,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     /// Paused or offline: stops everything. Dropping a PUT aborts it; its bytes are sent again
     /// later.
     fn stop_sending(&mut self) {
-        for (part, url) in std::mem::take(&mut self.in_flight) {
+        for (part, url) in self.in_flight.drain() {
             self.m.reporter.abandon_part(part);
             self.urls.insert(part, url);
             self.waiting.insert(part);
@@ -233,8 +234,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         let launch: Vec<u32> = self
             .urls
             .keys()
-            .copied()
-            .filter(|p| self.waiting.contains(p))
+            .filter(|&p| self.waiting.contains(p))
             .take(engine.options.concurrency - self.puts.len())
             .collect();
         for part in launch {
@@ -245,13 +245,13 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                     None => break,
                 },
             };
-            self.waiting.remove(&part);
+            self.waiting.remove(part);
             // `launch` only holds parts with a URL.
-            let url = self.urls.remove(&part).unwrap();
+            let url = self.urls.remove(part).unwrap();
             let range = self.m.plan.range(part);
             let watch = engine.watch(range.end - range.start);
             let progress = self.m.reporter.start_part(part, watch.clone());
-            self.attempts.entry(part).or_default().tries += 1;
+            self.attempts.get_or_default(part).tries += 1;
             self.in_flight.insert(part, url.clone());
             let put = engine.put(part, url, range, progress, watch);
             self.puts.push(Box::pin(async move {
@@ -290,10 +290,9 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         let next: Vec<u32> = self
             .waiting
             .iter()
-            .copied()
-            .filter(|p| !self.urls.contains_key(p))
+            .filter(|&p| !self.urls.contains_key(p))
             .take(ahead)
-            .filter(|p| !self.sums.contains_key(p) && !self.hashing_parts.contains(p))
+            .filter(|&p| !self.sums.contains_key(p) && !self.hashing_parts.contains(p))
             .take(HASHES_AT_ONCE.saturating_sub(self.hashing.len()))
             .collect();
         for part in next {
@@ -314,7 +313,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         let stock = self
             .urls
             .keys()
-            .filter(|p| self.waiting.contains(p))
+            .filter(|&p| self.waiting.contains(p))
             .count();
         let unsigned = self.waiting.len() - stock;
         if unsigned == 0 || stock >= concurrency {
@@ -323,18 +322,17 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         self.signing_batch = self
             .waiting
             .iter()
-            .copied()
-            .filter(|p| !self.urls.contains_key(p))
+            .filter(|&p| !self.urls.contains_key(p))
             .take(batch_size(concurrency, unsigned))
-            .filter(|p| self.summer.is_none() || self.sums.contains_key(p))
+            .filter(|&p| self.summer.is_none() || self.sums.contains_key(p))
             .collect();
         if self.signing_batch.is_empty() {
             return;
         }
         let batch = self.signing_batch.clone();
-        let sums: BTreeMap<u32, String> = batch
+        let sums: PartMap<String> = batch
             .iter()
-            .filter_map(|p| self.sums.get(p).map(|s| (*p, s.clone())))
+            .filter_map(|&p| self.sums.get(p).map(|s| (p, s.clone())))
             .collect();
         let lengths = batch
             .iter()
@@ -416,7 +414,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             Event::SlotFree(slot) => self.spare = Some(slot),
             Event::Hashed(part, answer) => self.on_hashed(part, answer)?,
             Event::BackoffOver(part) => {
-                self.in_backoff.remove(&part);
+                self.in_backoff.remove(part);
                 self.waiting.insert(part);
             }
             Event::Signed(answer) => self.on_signed(answer)?,
@@ -434,8 +432,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     ) -> Result<(), Stop> {
         match answer {
             Some(Ok(sum)) => {
-                self.hashing_parts.remove(&part);
-                self.hash_timeouts.remove(&part);
+                self.hashing_parts.remove(part);
+                self.hash_timeouts.remove(part);
                 if let Some((algorithm, _)) = &self.summer {
                     self.sums.insert(part, digest::tagged(*algorithm, &sum));
                 }
@@ -445,8 +443,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 return Err(Stop::Failed(Error::FileUnreadable { part, message }));
             }
             None => {
-                self.hashing_parts.remove(&part);
-                let tries = self.hash_timeouts.entry(part).or_default();
+                self.hashing_parts.remove(part);
+                let tries = self.hash_timeouts.get_or_default(part);
                 *tries += 1;
                 if *tries > self.m.engine.options.retry.retries {
                     return Err(Stop::Failed(hash_gave_up(part, *tries)));
@@ -461,13 +459,13 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
 
     /// A batch of URLs arrived, or the request failed: retried with backoff while online and
     /// the failure may pass.
-    fn on_signed(&mut self, answer: Result<SignBatchResponse, ApiError>) -> Result<(), Stop> {
+    fn on_signed(&mut self, answer: Result<SignedBatch, ApiError>) -> Result<(), Stop> {
         let batch = std::mem::take(&mut self.signing_batch);
         let call = ApiCall::Sign {
             first: batch[0],
             count: batch.len(),
         };
-        let mut answer = match answer {
+        let answer = match answer {
             Ok(answer) => answer,
             Err(source) if source.is_retryable() => {
                 let engine = self.m.engine;
@@ -488,9 +486,10 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         };
         self.sign_failures.reset();
         let now = self.m.engine.clock.now_ms();
-        let headers = Rc::new(std::mem::take(&mut answer.headers));
+        let headers = Rc::new(answer.headers);
+        let (mut urls, mut own) = (answer.urls, answer.part_headers);
         for part in batch {
-            let url = match answer.presigned_urls.remove(&part) {
+            let url = match urls.remove(part) {
                 Some(url) if !url.is_empty() => url,
                 _ => {
                     return Err(Stop::Failed(Error::Api {
@@ -501,11 +500,11 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                     }));
                 }
             };
-            if self.waiting.contains(&part) || self.in_backoff.contains(&part) {
+            if self.waiting.contains(part) || self.in_backoff.contains(part) {
                 // A part's own headers (its checksum, its length) add to, and win over, the
                 // batch's.
-                let own = answer.part_headers.remove(&part);
-                let headers = part_headers(&headers, own, self.sums.get(&part));
+                let own = own.remove(part);
+                let headers = part_headers(&headers, own, self.sums.get(part));
                 self.urls
                     .insert(part, SignedUrl::new(url, headers, answer.expires, now));
             }
@@ -521,7 +520,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             bytes,
             outcome,
         } = done;
-        self.in_flight.remove(&part);
+        self.in_flight.remove(part);
         let failure = match outcome {
             PutOutcome::Stored(Some(etag)) if !etag.trim().is_empty() => {
                 self.on_stored(part, etag);
@@ -541,7 +540,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         };
         self.m.reporter.abandon_part(part);
         let engine = self.m.engine;
-        let a = self.attempts.entry(part).or_default();
+        let a = self.attempts.get_or_default(part);
         let delay = match engine.after_failure(a, failure.as_ref(), bytes, &url) {
             Retry::Offline => {
                 // Not the part's fault: try again, without counting, once back online.
@@ -550,7 +549,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 return Ok(());
             }
             Retry::GiveUp => {
-                let stalled = self.stalled_ms.get(&part).copied().unwrap_or_default();
+                let stalled = self.stalled_ms.get(part).copied().unwrap_or_default();
                 let parts = self.m.plan.part_count;
                 return Err(Stop::Failed(part_error(
                     part, parts, failure, a.tries, stalled,
@@ -580,8 +579,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
     /// The store acknowledged `part` with `etag`: noted for completion and the resume record.
     fn on_stored(&mut self, part: u32, etag: String) {
         self.m.reporter.part_done(part);
-        self.attempts.remove(&part);
-        let sum = self.sums.remove(&part);
+        self.attempts.remove(part);
+        let sum = self.sums.remove(part);
         let len = self.m.plan.part_len(part);
         self.m.journal.stored(part, len, &etag, sum.clone());
         self.stored.insert(part, (etag, sum));
