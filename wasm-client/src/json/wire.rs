@@ -192,6 +192,7 @@ impl ToJson for CreateMultipartRequest {
     fn to_json(&self) -> Json {
         Object::default()
             .field("filename", self.filename.as_str())
+            .some("relativePath", self.relative_path.as_deref())
             .field("type", self.content_type.as_str())
             .field("metadata", str_map(&self.metadata))
             .some("size", self.size)
@@ -445,6 +446,7 @@ mod tests {
     fn requests_are_written_as_serde_writes_them() {
         same_as_serde(&CreateMultipartRequest {
             filename: "a \"b\".bin".into(),
+            relative_path: Some("d/é/a \"b\".bin".into()),
             content_type: "video/mp4".into(),
             metadata: BTreeMap::from([("k".into(), "v\n".into()), ("a".into(), "é".into())]),
             size: Some(10),
