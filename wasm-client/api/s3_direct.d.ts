@@ -20,6 +20,12 @@ export interface QueueOptions extends UploaderOptions {
 export interface QueueItemOptions {
     /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
     filename?: string;
+    /**
+     * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
+     * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
+     * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
+     */
+    relativePath?: string;
     /** MIME type of the object. Default: the Blob's `type`. */
     contentType?: string;
     /** S3 user metadata (`x-amz-meta-*`). */
@@ -151,6 +157,12 @@ export interface UploadOptions {
     signal?: AbortSignal;
     /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
     filename?: string;
+    /**
+     * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
+     * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
+     * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
+     */
+    relativePath?: string;
     /** MIME type of the object. Default: the Blob's `type`. */
     contentType?: string;
     /** S3 user metadata (`x-amz-meta-*`). */

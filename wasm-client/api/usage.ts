@@ -55,6 +55,7 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     },
     signal: controller.signal,
     filename: 'report.pdf',
+    relativePath: 'reports/2026/report.pdf',
     contentType: 'application/pdf',
     metadata: { owner: 'alice' },
   };
@@ -70,7 +71,9 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   const queueOptions: QueueOptions = { ...uploaderOptions, concurrency: 6, singlePutThreshold: 5 * 1024 * 1024 };
   const queue = new UploadQueue(queueOptions);
   new UploadQueue();
-  const itemOptions: QueueItemOptions = { filename: 'a.bin', contentType: 'application/octet-stream', metadata: { a: 'b' } };
+  const itemOptions: QueueItemOptions = {
+    filename: 'a.bin', relativePath: 'd/a.bin', contentType: 'application/octet-stream', metadata: { a: 'b' },
+  };
   const item: QueueItem = queue.add(file);
   const other: QueueItem = queue.add(blob, itemOptions);
   const items: QueueItem[] = queue.items;

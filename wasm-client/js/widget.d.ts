@@ -19,7 +19,10 @@ export type S3DirectUploadItemState =
 export interface S3DirectUploadItem {
   /** Unique among the rows of this page. */
   id: number;
+  /** The file's name, or for a file of a folder its path within the folder (`photos/a.jpg`). */
   name: string;
+  /** For a file of a folder: its path within the folder (the key keeps the folders); else null. */
+  path: string | null;
   size: number;
   state: S3DirectUploadItemState;
   progress: UploadProgress | null;
@@ -136,6 +139,12 @@ export class S3DirectUploadElement extends HTMLElement {
   accept: string;
   /** Allow several files (attribute `multiple`); without it a new choice replaces the file. */
   multiple: boolean;
+  /**
+   * The picker chooses a folder (attribute `folders`; `<input webkitdirectory>`). Folders dropped
+   * on the element are taken either way: every file keeps its path within the folder in its key
+   * (`{prefix}{id}/{folders}/{name}`), and an empty folder is noted below the list.
+   */
+  folders: boolean;
   /** The form cannot submit without one completed upload (attribute `required`). */
   required: boolean;
   disabled: boolean;

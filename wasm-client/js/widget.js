@@ -72,6 +72,36 @@ const STATUS = {
   cancelled: 'Cancelled',
 };
 
+/**
+ * The files of a drop, with their paths when they came in folders: every folder dropped is
+ * walked (`webkitGetAsEntry`, read in batches until empty). `entries` must be taken from the
+ * DataTransfer during the drop event; the walk may finish after it. Resolves to
+ * `{ files: [{ file, path }], empty: [folder paths] }`, `path` null for a file dropped on its own.
+ */
+async function walkDrop(entries, files) {
+  const out = { files: [], empty: [] };
+  if (entries.length === 0) {
+    out.files = [...files].map((file) => ({ file, path: null }));
+    return out;
+  }
+  const read = (entry) => new Promise((resolve, reject) => entry.file(resolve, reject));
+  const batch = (reader) => new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+  const walk = async (entry) => {
+    const path = entry.fullPath.replace(/^\/+/, '');
+    if (entry.isFile) {
+      out.files.push({ file: await read(entry), path: path.includes('/') ? path : null });
+      return;
+    }
+    const reader = entry.createReader();
+    const children = [];
+    for (let next = await batch(reader); next.length > 0; next = await batch(reader)) children.push(...next);
+    if (children.length === 0) out.empty.push(path);
+    for (const child of children) await walk(child);
+  };
+  for (const entry of entries) await walk(entry);
+  return out;
+}
+
 function formatBytes(n) {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
@@ -167,7 +197,7 @@ button.action:hover { border-color: var(--_accent); color: var(--_accent); }
 .item[data-state="paused"] .status { color: var(--_paused); }
 .item[data-state="error"] .status { color: var(--_error); font-weight: 600; }
 .item[data-state="cancelled"] { opacity: 0.7; }
-.summary { margin-top: var(--s3d-gap, 0.5rem); font-size: 0.875em; color: var(--_muted); }
+.summary, .notes { margin-top: var(--s3d-gap, 0.5rem); font-size: 0.875em; color: var(--_muted); }
 .detail { margin-top: 0.25rem; font-size: 0.8125em; color: var(--_muted); }
 .detail code { overflow-wrap: anywhere; }
 .visually-hidden {
@@ -193,6 +223,7 @@ const TEMPLATE = `
 <div class="files" tabindex="-1">
   <ul class="list" part="list" aria-label="Uploads"></ul>
   <div class="summary" part="summary" hidden></div>
+  <div class="notes" part="notes" hidden></div>
 </div>
 <div class="live visually-hidden" role="status" aria-live="polite"></div>
 `;
@@ -220,7 +251,7 @@ let nextRowId = 1;
 export class S3DirectUploadElement extends HTMLElement {
   static formAssociated = true;
 
-  static observedAttributes = ['accept', 'multiple', 'max-size', 'disabled', 'name', 'required', 'form-value'];
+  static observedAttributes = ['accept', 'multiple', 'folders', 'max-size', 'disabled', 'name', 'required', 'form-value'];
 
   #internals;
   #root;
@@ -265,7 +296,22 @@ export class S3DirectUploadElement extends HTMLElement {
       this.removeAttribute('dragover');
       if (!e.dataTransfer?.types.includes('Files')) return;
       e.preventDefault();
-      if (!this.#isDisabled) this.addFiles(e.dataTransfer.files);
+      if (this.#isDisabled) return;
+      // Entries are readable only during the event: take them now, walk them after.
+      const entries = [...(e.dataTransfer.items ?? [])]
+        .filter((item) => item.kind === 'file')
+        .map((item) => item.webkitGetAsEntry?.())
+        .filter(Boolean);
+      const hasFolder = entries.some((entry) => entry.isDirectory);
+      if (!hasFolder) {
+        this.addFiles(e.dataTransfer.files);
+        return;
+      }
+      walkDrop(entries, e.dataTransfer.files).then(({ files, empty }) => {
+        this.#addEntries(files, empty);
+      }, (err) => {
+        this.#note(`The dropped folder could not be read: ${err?.message ?? err}`);
+      });
     });
   }
 
@@ -292,6 +338,9 @@ export class S3DirectUploadElement extends HTMLElement {
   set accept(v) { this.setAttribute('accept', v); }
   get multiple() { return this.hasAttribute('multiple'); }
   set multiple(v) { this.toggleAttribute('multiple', Boolean(v)); }
+  /** The picker chooses a folder (attribute `folders`); drops take folders either way. */
+  get folders() { return this.hasAttribute('folders'); }
+  set folders(v) { this.toggleAttribute('folders', Boolean(v)); }
   get required() { return this.hasAttribute('required'); }
   set required(v) { this.toggleAttribute('required', Boolean(v)); }
   get disabled() { return this.hasAttribute('disabled'); }
@@ -336,6 +385,7 @@ export class S3DirectUploadElement extends HTMLElement {
     return this.#rows.map((r) => ({
       id: r.id,
       name: r.name,
+      path: r.path ?? null,
       size: r.size,
       state: r.state,
       progress: r.progress ? { ...r.progress } : null,
@@ -366,17 +416,39 @@ export class S3DirectUploadElement extends HTMLElement {
 
   // ----- methods
 
-  /** Adds files as if they were chosen in the picker. */
+  /**
+   * Adds files as if they were chosen in the picker. A `File` with a `webkitRelativePath` (from a
+   * folder picker) keeps its path: the key keeps its folders.
+   */
   addFiles(files) {
-    let list = [...files];
-    if (list.length === 0) return;
+    this.#addEntries([...files].map((file) => ({ file, path: file.webkitRelativePath || null })), []);
+  }
+
+  /** Adds `{ file, path }` entries (`path`: within a chosen folder, or null), and notes `empty` folders. */
+  #addEntries(entries, empty) {
+    let list = entries;
+    for (const folder of empty) this.#note(`The folder ${folder} is empty: nothing in it was uploaded.`);
+    if (list.length === 0) {
+      this.#refresh();
+      return;
+    }
     if (!this.multiple) {
       // One file at most: a new choice replaces whatever was there.
       list = list.slice(0, 1);
       for (const row of [...this.#rows]) this.#remove(row, { focus: false });
     }
-    for (const file of list) this.#add(file);
+    for (const { file, path } of list) this.#add(file, path);
     this.#refresh();
+  }
+
+  /** Shows (and announces) a line about what was chosen, until the element is cleared. */
+  #note(text) {
+    const notes = this.#root.querySelector('.notes');
+    const line = document.createElement('div');
+    line.textContent = text;
+    notes.append(line);
+    notes.hidden = false;
+    this.#live.textContent = text;
   }
 
   pauseAll() { for (const r of this.#rows) if (r.state === 'queued' || r.state === 'uploading') this.#pause(r); }
@@ -386,6 +458,9 @@ export class S3DirectUploadElement extends HTMLElement {
   /** Cancels unfinished uploads and removes every row (the form then submits no keys). */
   clear() {
     for (const row of [...this.#rows]) this.#remove(row, { focus: false });
+    const notes = this.#root.querySelector('.notes');
+    notes.replaceChildren();
+    notes.hidden = true;
     this.#refresh();
   }
 
@@ -436,6 +511,7 @@ export class S3DirectUploadElement extends HTMLElement {
 
   #syncPicker() {
     this.#picker.multiple = this.multiple;
+    this.#picker.webkitdirectory = this.folders;
     if (this.accept) this.#picker.accept = this.accept; else this.#picker.removeAttribute('accept');
     this.#dropzone.disabled = this.#isDisabled;
     const hint = [];
@@ -444,9 +520,9 @@ export class S3DirectUploadElement extends HTMLElement {
     if (Number.isFinite(max)) hint.push(`up to ${formatBytes(max)}${this.multiple ? ' each' : ''}`);
     this.#root.querySelector('.hint').textContent = hint.join(' · ');
     const link = this.#root.querySelector('.link');
-    if (link) link.textContent = this.multiple ? 'choose files' : 'choose a file';
+    if (link) link.textContent = this.folders ? 'choose a folder' : this.multiple ? 'choose files' : 'choose a file';
     const strong = this.#root.querySelector('.prompt strong');
-    if (strong) strong.textContent = this.multiple ? 'Drop files here' : 'Drop a file here';
+    if (strong) strong.textContent = this.folders ? 'Drop files or folders here' : this.multiple ? 'Drop files here' : 'Drop a file here';
   }
 
   #onDrag(e, step) {
@@ -534,8 +610,11 @@ export class S3DirectUploadElement extends HTMLElement {
     return row;
   }
 
-  #add(file) {
-    const row = this.#newRow(file.name, file.size, file);
+  #add(file, path = null) {
+    // A file of a folder shows (and is named in events and `items` by) its path in the folder.
+    const row = this.#newRow(path ?? file.name, file.size, file);
+    row.filename = file.name;
+    row.path = path;
     const max = this.maxSize;
     if (Number.isNaN(max)) {
       this.#fail(row, { code: 'invalid_options', message: `max-size "${this.getAttribute('max-size')}" is not a size such as 10MB` });
@@ -560,7 +639,9 @@ export class S3DirectUploadElement extends HTMLElement {
     if (row.cancelRequested || !this.#rows.includes(row)) return;
     try {
       const queue = this.#queueFor(lib);
-      const item = queue.add(row.file, { filename: row.name });
+      const options = { filename: row.filename };
+      if (row.path) options.relativePath = row.path;
+      const item = queue.add(row.file, options);
       row.queue = queue;
       row.item = item;
       row.itemId = item.id;

@@ -101,6 +101,9 @@ impl Routes {
             encode(&request.content_type),
             request.size
         );
+        if let Some(path) = &request.relative_path {
+            let _ = write!(url, "&relativePath={}", encode(path));
+        }
         for (name, value) in &request.metadata {
             let _ = write!(
                 url,
@@ -190,6 +193,7 @@ mod tests {
         let r = Routes::new("/s3");
         let request = crate::engine::SinglePutRequest {
             filename: "a b.txt".into(),
+            relative_path: Some("d é/a b.txt".into()),
             content_type: "text/plain".into(),
             size: 42,
             metadata: [("origin".to_string(), "x&y".to_string())].into(),
@@ -198,6 +202,7 @@ mod tests {
         assert_eq!(
             r.single_put(&request),
             "/s3/params?method=PUT&filename=a%20b.txt&type=text%2Fplain&size=42\
+             &relativePath=d%20%C3%A9%2Fa%20b.txt\
              &metadata%5Borigin%5D=x%26y&checksum=md5%3AAbC%2B%2Fw%3D%3D"
         );
     }

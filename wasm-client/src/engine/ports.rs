@@ -121,6 +121,10 @@ impl From<SignBatchResponse> for SignedBatch {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinglePutRequest {
     pub filename: String,
+    /// The file's path within a folder the user chose (see [`FileInfo::relative_path`]).
+    ///
+    /// [`FileInfo::relative_path`]: super::FileInfo::relative_path
+    pub relative_path: Option<String>,
     /// MIME type; empty lets the server pick `application/octet-stream`.
     pub content_type: String,
     /// Exact size in bytes, signed into the URL by servers that take it.

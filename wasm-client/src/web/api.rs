@@ -12,7 +12,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, File};
 
-use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
+use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, result_to_js};
 use super::engine::{Config, browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use crate::engine::{
@@ -79,6 +79,12 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
   filename?: string;
+  /**
+   * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
+   * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
+   * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
+   */
+  relativePath?: string;
   /** MIME type of the object. Default: the Blob's `type`. */
   contentType?: string;
   /** S3 user metadata (`x-amz-meta-*`). */
@@ -376,6 +382,7 @@ async fn upload(
         }
     };
     let mut info = FileInfo {
+        relative_path: relative_path(&o, &blob, &filename)?,
         filename,
         content_type: o.string("contentType")?.unwrap_or_else(|| blob.type_()),
         metadata: o.string_map("metadata")?,

@@ -17,6 +17,28 @@ pub(crate) struct JsOptions<'a> {
     what: &'static str,
 }
 
+/// The path within a chosen folder of the file an upload sends: `relativePath` of its options,
+/// else the `webkitRelativePath` a folder picker or a dropped folder gave the `File` (its last
+/// segment replaced by `filename`, when the options rename the file); `None` for a file chosen
+/// on its own.
+pub(crate) fn relative_path(
+    o: &JsOptions<'_>,
+    blob: &web_sys::Blob,
+    filename: &str,
+) -> Result<Option<String>, Error> {
+    if let Some(path) = o.string("relativePath")? {
+        return Ok(Some(path).filter(|p| !p.is_empty()));
+    }
+    let given = js_sys::Reflect::get(blob, &"webkitRelativePath".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .filter(|p| !p.is_empty());
+    Ok(given.map(|path| match path.rsplit_once('/') {
+        Some((folders, _)) => format!("{folders}/{filename}"),
+        None => filename.to_owned(),
+    }))
+}
+
 impl<'a> JsOptions<'a> {
     pub(crate) fn new(value: &'a JsValue, what: &'static str) -> Result<Self, Error> {
         if value.is_undefined() || value.is_null() {

@@ -16,7 +16,7 @@ use web_sys::{Blob, File};
 
 use super::BrowserClock;
 use super::api::read_config;
-use super::convert::{JsOptions, error_to_js, progress_to_js, result_to_js};
+use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, result_to_js};
 use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
@@ -46,6 +46,12 @@ export interface QueueOptions extends UploaderOptions {
 export interface QueueItemOptions {
   /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
   filename?: string;
+  /**
+   * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
+   * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
+   * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
+   */
+  relativePath?: string;
   /** MIME type of the object. Default: the Blob's `type`. */
   contentType?: string;
   /** S3 user metadata (`x-amz-meta-*`). */
@@ -132,6 +138,7 @@ extern "C" {
 struct Source {
     blob: Blob,
     filename: String,
+    relative_path: Option<String>,
     content_type: String,
     metadata: BTreeMap<String, String>,
 }
@@ -318,6 +325,7 @@ impl UploadQueue {
                 let source = sources.borrow().get(id).map(|s| Source {
                     blob: s.blob.clone(),
                     filename: s.filename.clone(),
+                    relative_path: s.relative_path.clone(),
                     content_type: s.content_type.clone(),
                     metadata: s.metadata.clone(),
                 });
@@ -383,6 +391,7 @@ fn read_source(file: JsValue, options: &JsValue) -> Result<Source, Error> {
     Ok(Source {
         content_type: o.string("contentType")?.unwrap_or_else(|| blob.type_()),
         metadata: o.string_map("metadata")?,
+        relative_path: relative_path(&o, &blob, &filename)?,
         filename,
         blob,
     })
@@ -397,6 +406,7 @@ async fn run_item(
 ) -> Result<UploadResult, Error> {
     let mut info = FileInfo {
         filename: source.filename,
+        relative_path: source.relative_path,
         content_type: source.content_type,
         metadata: source.metadata,
         size: source.blob.size() as u64,

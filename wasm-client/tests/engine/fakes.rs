@@ -727,6 +727,7 @@ impl Network for FakeNetwork {
 pub fn file(size: u64) -> FileInfo {
     FileInfo {
         filename: FILENAME.into(),
+        relative_path: None,
         content_type: "video/mp4".into(),
         metadata: BTreeMap::from([("origin".into(), "test".into())]),
         size,

@@ -40,6 +40,7 @@ fn a_small_file_goes_as_one_put_with_its_name_type_and_metadata() {
         h.signer.calls(),
         [Call::SinglePut(SinglePutRequest {
             filename: file.filename,
+            relative_path: None,
             content_type: file.content_type.clone(),
             size: SMALL,
             metadata: file.metadata,

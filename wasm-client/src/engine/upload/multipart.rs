@@ -202,7 +202,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
         let request = CreateMultipartRequest {
             filename: file.filename.clone(),
-            relative_path: None,
+            relative_path: file.relative_path.clone(),
             content_type: file.content_type.clone(),
             metadata: file.metadata.clone(),
             size: Some(file.size),

@@ -136,6 +136,9 @@ impl UploadOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileInfo {
     pub filename: String,
+    /// For a file of a folder the user chose: its path within that folder, ending with
+    /// `filename`; the server keeps the folders in the key.
+    pub relative_path: Option<String>,
     /// MIME type; empty lets the server pick `application/octet-stream`.
     pub content_type: String,
     /// S3 user metadata.

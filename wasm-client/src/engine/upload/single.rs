@@ -72,6 +72,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         };
         let request = SinglePutRequest {
             filename: file.filename.clone(),
+            relative_path: file.relative_path.clone(),
             content_type: file.content_type.clone(),
             size: file.size,
             metadata: file.metadata.clone(),
