@@ -152,7 +152,12 @@ fn bad_create_bodies() -> Vec<Value> {
     }
     // 10,001 parts at the minimum part size.
     out.push(json!({"filename": "a", "size": 10_001 * 5 * MIB, "partSize": 5 * MIB}));
-    out.push(json!({"filename": "a", "partSize": 5 * MIB}));
+    // A stream (a part size, no size) whose part size S3 would refuse.
+    out.push(json!({"filename": "a", "partSize": MIB}));
+    out.push(json!({"filename": "a", "partSize": (5u64 << 30) + 1}));
+    // Folder paths leaving the folder, or naming another file.
+    out.push(json!({"filename": "a", "relativePath": "../a"}));
+    out.push(json!({"filename": "a", "relativePath": "d/b"}));
     out.push(json!({"filename": "n".repeat(1025)}));
     out.push(json!({"filename": "ü".repeat(600)}));
     for ty in [
