@@ -5,8 +5,8 @@
 // Environment (set by scripts/bench.sh): S3_DIRECT_BENCH_BIN (release s3-direct),
 // S3_DIRECT_BENCH_TOOL (release s3-direct-bench), S3_DIRECT_BENCH_WEB (pages + Uppy bundle +
 // SIMD package), S3_DIRECT_BENCH_PKG (the WASM package), S3_DIRECT_BENCH_PKG_REV (the git
-// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,engines,ready,
-// S3_DIRECT_BENCH_ENGINES=chromium,firefox,webkit (the browsers of the engines and ready sections),
+// revision it was built from). Optional: S3_DIRECT_BENCH_ONLY=upload,signing,checksum,link,wan,memory,engines,ready,stalls,
+// S3_DIRECT_BENCH_ENGINES=chromium,firefox,webkit (the browsers of the engines, ready and stalls sections),
 // S3_DIRECT_BENCH_READY_ROUNDS=5 (fresh profiles per engine and setup in the ready section),
 // S3_DIRECT_BENCH_READY_PAUSE_MS=2500 (between its loads), S3_DIRECT_BENCH_READY_JS_FLAGS (V8
 // flags for its Chromium, for experiments such as --no-wasm-native-module-cache),
@@ -35,6 +35,7 @@ import {
 import { renderMarkdown } from './lib/report.mjs';
 import { engineSection } from './lib/engines.mjs';
 import { readySection } from './lib/ready.mjs';
+import { stallSection } from './lib/stalls.mjs';
 
 const exec = promisify(execFile);
 const quick = process.argv.includes('--quick');
@@ -53,7 +54,7 @@ const config = {
   sizesMiB: list('S3_DIRECT_BENCH_SIZES', quick ? ['256'] : ['256', '1024']).map(Number),
   runs: Number(env('S3_DIRECT_BENCH_RUNS', quick ? 1 : 3)),
   stores: list('S3_DIRECT_BENCH_STORES', ['embedded', 'garage']),
-  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory', 'engines', 'ready']),
+  sections: list('S3_DIRECT_BENCH_ONLY', ['checksum', 'signing', 'upload', 'link', 'wan', 'memory', 'engines', 'ready', 'stalls']),
   engines: list('S3_DIRECT_BENCH_ENGINES', ['chromium', 'firefox', 'webkit']),
   signingSeconds: quick ? 3 : 10,
   signingRounds: quick ? 1 : 3,
@@ -816,6 +817,7 @@ async function main() {
     memory: [],
     engines: [],
     ready: [],
+    stalls: [],
   };
   log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, load ${results.machine.loadAverageAtStart.join(' ')}`);
   try {
@@ -825,6 +827,9 @@ async function main() {
         config, log, stackFor, randomFile, MiB, defaultPartFor, verifyAndDelete, summary,
       }),
       ready: (r) => readySection(r, { config, log, stackFor, summary, bin, pkgDir }),
+      stalls: (r, d) => stallSection(r, d, {
+        config, log, randomFile, MiB, verifyAndDelete, bin, pkgDir,
+      }),
     };
     for (const name of config.sections) {
       log(`== ${name}`);

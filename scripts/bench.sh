@@ -7,7 +7,8 @@
 #   and 6, the ceiling); the browser's peak memory on a big upload; throughput and peak memory of
 #   s3-direct's page and the ceiling page in Chromium, Firefox and WebKit; per engine, the time
 #   from asking for the client's code to a ready uploader, cold and from the HTTP cache, and the
-#   bytes moved, for s3-direct and Uppy 5's bundle. See BENCHMARKS.md.
+#   bytes moved, for s3-direct and Uppy 5's bundle; per engine, how soon a stalled part is
+#   re-sent and that clean uploads on slow links re-send nothing. See BENCHMARKS.md.
 #
 #   scripts/bench.sh           the full suite (about an hour on 2 cores; writes up to 4 GiB
 #                              of temporary files, removed at exit)
@@ -17,6 +18,8 @@
 #                              or webkit; S3_DIRECT_BENCH_SIZES and _RUNS apply)
 #   S3_DIRECT_BENCH_ONLY=ready scripts/bench.sh   only the time-to-ready section (about 9 minutes
 #                              for the three engines; S3_DIRECT_BENCH_ENGINES picks them)
+#   S3_DIRECT_BENCH_ONLY=stalls scripts/bench.sh  only the stall section (about 12 minutes for
+#                              the three engines)
 #
 # Installs what it needs first (like scripts/test.sh: Chromium, Garage, the wasm32 target and
 # wasm-bindgen CLI through scripts/setup.sh; the suite's npm packages in benches/). Honours
@@ -34,7 +37,7 @@ while (($#)); do
         chromium | firefox | webkit) export S3_DIRECT_BENCH_ONLY=engines S3_DIRECT_BENCH_ENGINES="$2"; shift ;;
         *) echo "bench.sh: --engine takes chromium, firefox or webkit" >&2; exit 2 ;;
       esac ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -155,7 +155,26 @@ export function renderMarkdown(r) {
   }
   if (r.engines?.length) renderEngines(r, line);
   if (r.ready?.length) renderReady(r, line);
+  if (r.stalls?.length) renderStalls(r, line);
   return `${out.join('\n')}\n`;
+}
+
+/** The stall section: per engine and scenario, the upload time, the re-sent PUTs, the re-send delay. */
+function renderStalls(r, line) {
+  line('## Stalls');
+  line();
+  line("Default settings (the adaptive stall timeout), embedded store, the part size the client picks. \"re-sent\": part PUTs beyond one per part, counted at the fault proxy; a clean upload should have none. The held part's body stops after its first MiB and is released after 60 s; \"re-sent after\": from the held PUT's start to the part's next PUT.");
+  line();
+  line('| engine | scenario | upload s | re-sent | re-sent after | SHA-256 ok |');
+  line('|---|---|---|---|---|---|');
+  for (const c of r.stalls) {
+    if (!c.ok) {
+      line(`| ${c.engine} | ${c.label} | failed: ${c.detail} | | | |`);
+      continue;
+    }
+    line(`| ${c.engine} | ${c.label} | ${c.seconds.toFixed(1)} | ${c.resent} | ${c.resendMs == null ? '–' : `${(c.resendMs / 1000).toFixed(1)} s`} | ${c.verified ? 'yes' : '**no**'} |`);
+  }
+  line();
 }
 
 /** The engine section: each engine's two pages side by side, per size. */

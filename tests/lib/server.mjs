@@ -17,15 +17,18 @@ export const embeddedCredentials = {
 
 /**
  * Starts the server. With no `endpoint` it runs the embedded store in a fresh data directory.
+ * `pkgDir` serves another build of the package than wasm-client/pkg (the benchmarks' own).
  * Resolves once the server printed its `listening on` line.
  */
-export async function startServer({ args = [], env = {}, dataDir, listen = '127.0.0.1:0' } = {}) {
+export async function startServer({
+  args = [], env = {}, dataDir, listen = '127.0.0.1:0', pkgDir = path.join(repoRoot, 'wasm-client/pkg'),
+} = {}) {
   dataDir ??= await tempDir('s3-direct-data-');
   const child = spawn(binary, [
     '--listen', listen,
     '--data-dir', dataDir,
     '--web-dir', path.join(repoRoot, 'web'),
-    '--pkg-dir', path.join(repoRoot, 'wasm-client/pkg'),
+    '--pkg-dir', pkgDir,
     ...args,
   ], {
     env: {
