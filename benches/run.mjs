@@ -747,16 +747,19 @@ function targets(results) {
     // Not targets (the issue names Uppy 5): Uppy's current major.
     ratio('s3-direct default / Uppy 6+Companion default', cell(store, sizeMiB, 's3d'), cell(store, sizeMiB, 'uppy6-companion'), null, store, sizeMiB);
     ratio('s3-direct tuned / Uppy 6+Companion 16 MiB', cell(store, sizeMiB, 's3d-32'), cell(store, sizeMiB, 'uppy6-companion-16'), null, store, sizeMiB);
-    ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
-    ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
-    ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), 0.9, store, sizeMiB);
+    // Not targets on loopback any more (issue 26's decision): no page that hashes what it sends
+    // keeps 90 % of an unhashed upload on these 2 cores; the target is the checksummed ceiling.
+    ratio('MD5-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-md5'), cell(store, sizeMiB, 's3d'), null, store, sizeMiB);
+    ratio('CRC32C-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 's3d'), null, store, sizeMiB);
+    ratio('SHA-256-checksummed / unchecksummed', cell(store, sizeMiB, 's3d-sha256'), cell(store, sizeMiB, 's3d'), null, store, sizeMiB);
     // Not targets: this build's client against the baseline revision's, variant by variant.
     for (const v of variants.filter((x) => x.baselineOf)) {
       ratio(`${v.baselineOf}: this client / baseline client (${baselinePkg})`, cell(store, sizeMiB, v.baselineOf), cell(store, sizeMiB, v.id), null, store, sizeMiB);
     }
-    // Not targets: the checksum target asked of the bare page, and the client against that.
+    // The checksum target: the client with CRC32C (what `--checksum auto` picks on the embedded
+    // store and Garage) against the bare page doing the least a checksummed upload must do.
     ratio('browser ceiling with CRC32C / browser ceiling (the same ratio for the bare page)', cell(store, sizeMiB, 'ceiling-crc32c'), cell(store, sizeMiB, 'ceiling'), null, store, sizeMiB);
-    ratio('s3-direct CRC32C / browser ceiling with CRC32C', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 'ceiling-crc32c'), null, store, sizeMiB);
+    ratio('s3-direct CRC32C / browser ceiling with CRC32C', cell(store, sizeMiB, 's3d-crc32c'), cell(store, sizeMiB, 'ceiling-crc32c'), 0.97, store, sizeMiB);
   }
   // Not targets: the same ratios on throttled links, where the link and not the two cores sets
   // the pace.
@@ -770,6 +773,9 @@ function targets(results) {
     const wan = (id) => results.wan.find((c) => c.linkMBps === link.mbps && c.latencyMs === link.latencyMs && c.variant === id);
     const at = `at ${link.mbps} MB/s with ${link.latencyMs} ms latency`;
     ratio(`s3-direct default / browser ceiling ${at}`, wan('s3d'), wan('ceiling'), null, 'embedded', config.wanFileMiB);
+    // The checksum target on links with latency: the CRC32C-checksummed upload against the same
+    // client unchecksummed.
+    ratio(`CRC32C-checksummed / unchecksummed ${at}`, wan('s3d-crc32c'), wan('s3d'), 0.95, 'embedded', config.wanFileMiB);
     ratio(`s3-direct default / Uppy+Companion default ${at}`, wan('s3d'), wan('uppy-companion'), null, 'embedded', config.wanFileMiB);
     ratio(`s3-direct default / Uppy 6+Companion default ${at}`, wan('s3d'), wan('uppy6-companion'), null, 'embedded', config.wanFileMiB);
   }
