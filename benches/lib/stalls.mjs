@@ -59,11 +59,12 @@ export async function stallSection(results, dir, ctx) {
           const file = await randomFile(dir, `stall-${name}-${s.id}.bin`, s.sizeMiB * MiB);
           const from = proxy.log.length;
           let held = false;
+          let release;
           proxy.throttle = s.throttle ?? 0;
           proxy.decide = ({ part }) => {
             if (part !== s.hold || held) return undefined;
             held = true;
-            setTimeout(() => proxy.dropHeld(), 60_000).unref();
+            release = setTimeout(() => proxy.dropHeld(), 60_000);
             return { stallAfter: MiB };
           };
           const started = Date.now();
@@ -101,6 +102,7 @@ export async function stallSection(results, dir, ctx) {
             results.stalls.push({ engine: name, scenario: s.id, label: s.label, sizeMiB: s.sizeMiB, ok: false, detail: err.message.split('\n')[0].slice(0, 300) });
             log(`stalls ${name} ${s.id} failed: ${err.message}`);
           } finally {
+            clearTimeout(release);
             proxy.throttle = 0;
             proxy.decide = () => undefined;
             proxy.dropHeld();
