@@ -73,17 +73,13 @@ const STATUS = {
 };
 
 /**
- * The files of a drop, with their paths when they came in folders: every folder dropped is
- * walked (`webkitGetAsEntry`, read in batches until empty). `entries` must be taken from the
- * DataTransfer during the drop event; the walk may finish after it. Resolves to
+ * The files of a drop's `entries` (`webkitGetAsEntry`), with their paths when they came in
+ * folders: every folder is walked, read in batches until empty. The entries must be taken from
+ * the DataTransfer during the drop event; the walk may finish after it. Resolves to
  * `{ files: [{ file, path }], empty: [folder paths] }`, `path` null for a file dropped on its own.
  */
-async function walkDrop(entries, files) {
+async function walkDrop(entries) {
   const out = { files: [], empty: [] };
-  if (entries.length === 0) {
-    out.files = [...files].map((file) => ({ file, path: null }));
-    return out;
-  }
   const read = (entry) => new Promise((resolve, reject) => entry.file(resolve, reject));
   const batch = (reader) => new Promise((resolve, reject) => reader.readEntries(resolve, reject));
   const walk = async (entry) => {
@@ -307,7 +303,7 @@ export class S3DirectUploadElement extends HTMLElement {
         this.addFiles(e.dataTransfer.files);
         return;
       }
-      walkDrop(entries, e.dataTransfer.files).then(({ files, empty }) => {
+      walkDrop(entries).then(({ files, empty }) => {
         this.#addEntries(files, empty);
       }, (err) => {
         this.#note(`The dropped folder could not be read: ${err?.message ?? err}`);
