@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use s3_direct_protocol::limits::MAX_OBJECT_SIZE;
+use s3_direct_protocol::limits::{MAX_OBJECT_SIZE, MAX_PART_NUMBER};
 
 /// Why an upload failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,13 +83,34 @@ pub enum Error {
     /// The file is larger than one S3 object can be.
     #[error("file size {size} exceeds S3's 5 TiB ({max} bytes) object limit", max = MAX_OBJECT_SIZE)]
     FileTooLarge { size: u64 },
+    /// The stream being uploaded failed (the producer errored) while part `part` was being read.
+    /// The multipart upload was aborted: a stream cannot be read again.
+    #[error(
+        "the stream failed while part {part} was being read ({message}); the upload was aborted{}",
+        cleanup_note(.cleanup)
+    )]
+    StreamFailed {
+        part: u32,
+        message: String,
+        cleanup: Option<ApiError>,
+    },
+    /// The stream holds more than 10,000 parts of `part_size` bytes, the most one S3 object can
+    /// have parts for. The multipart upload was aborted.
+    #[error(
+        "the stream is larger than {limit} bytes, the most 10,000 parts of {part_size} bytes \
+         hold; give the stream's expected size (or a larger part size) so that larger parts are \
+         cut; the upload was aborted",
+        limit = *.part_size * u64::from(MAX_PART_NUMBER)
+    )]
+    StreamTooLarge { part_size: u64 },
 }
 
 impl Error {
     /// Stable machine-readable code. A code the signing server sent is passed through (for example
     /// `no_such_upload` or `invalid_part`), because it says more than the call that failed;
     /// otherwise it is one of `aborted`, `missing_etag`, `http_error`, `network_error`, `stalled`,
-    /// `create_failed`, `sign_failed`, `complete_failed`, `invalid_options`, `file_too_large`.
+    /// `create_failed`, `sign_failed`, `complete_failed`, `invalid_options`, `file_too_large`,
+    /// `stream_failed`, `stream_too_large`.
     pub fn code(&self) -> &str {
         match self {
             Self::Aborted { .. } => "aborted",
@@ -106,6 +127,8 @@ impl Error {
             },
             Self::InvalidOptions(_) => "invalid_options",
             Self::FileTooLarge { .. } => "file_too_large",
+            Self::StreamFailed { .. } => "stream_failed",
+            Self::StreamTooLarge { .. } => "stream_too_large",
         }
     }
 
@@ -132,7 +155,8 @@ impl Error {
             | Self::PartStatus { part, .. }
             | Self::PartNetwork { part, .. }
             | Self::PartStalled { part, .. }
-            | Self::FileUnreadable { part, .. } => Some(*part),
+            | Self::FileUnreadable { part, .. }
+            | Self::StreamFailed { part, .. } => Some(*part),
             _ => None,
         }
     }
@@ -260,6 +284,22 @@ pub struct ChecksumError {
 }
 
 impl ChecksumError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a [`PartSource`](super::PartSource) could not cut a part: the stream errored (its
+/// producer failed) or could not be read. The engine reports it as [`Error::StreamFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub message: String,
+}
+
+impl SourceError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),

@@ -20,11 +20,11 @@ pub mod stall;
 pub mod upload;
 
 pub use control::{Control, RunState, Watch};
-pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError};
+pub use error::{ApiCall, ApiError, ChecksumError, Error, FailureClass, PutError, SourceError};
 pub use parts::{PartMap, PartSet};
 pub use ports::{
-    AlwaysOnline, Checksummer, Clock, CreatedUpload, Network, PartPut, PartSink, SignedBatch,
-    Signer, SinglePutRequest,
+    AlwaysOnline, Checksummer, Clock, CreatedUpload, Network, PartPut, PartSink, PartSource,
+    SignedBatch, Signer, SinglePutRequest,
 };
 pub use progress::{PartProgress, Phase, Progress, ProgressCallback};
 pub use queue::{
@@ -36,6 +36,6 @@ pub use retry::RetryPolicy;
 pub use slots::{Slot, Slots};
 pub use stall::{DEFAULT_STALL_TIMEOUT_MS, PartWatch, StallDetector, StallTimeout};
 pub use upload::{
-    ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, Engine, FileInfo, ServerChecksum, UploadOptions,
-    UploadResult, hash_deadline_ms,
+    ChecksumChoice, DEFAULT_SINGLE_PUT_THRESHOLD, DEFAULT_STREAM_PART_SIZE, Engine, FileInfo,
+    ServerChecksum, UploadOptions, UploadResult, hash_deadline_ms,
 };

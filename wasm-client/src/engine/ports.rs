@@ -15,7 +15,7 @@ use s3_direct_protocol::wire::{
     CreateMultipartResponse, ListedPart, ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
 };
 
-use super::error::{ApiError, ChecksumError, PutError};
+use super::error::{ApiError, ChecksumError, PutError, SourceError};
 use super::parts::PartMap;
 use super::progress::PartProgress;
 
@@ -162,6 +162,28 @@ pub trait PartSink {
         put: PartPut<'_>,
         progress: PartProgress,
     ) -> Result<Option<String>, PutError>;
+}
+
+/// The bytes of a stream being uploaded, cut into parts as they arrive (see
+/// [`Engine::upload_stream`](super::Engine::upload_stream)).
+///
+/// The engine cuts parts in order, one at a time, and only while fewer than `concurrency` parts
+/// are held (cut and not yet stored): that is the backpressure on the producer. A cut part's
+/// bytes are then what [`PartSink::put_part`] and [`Checksummer::checksum`] are asked for, by the
+/// part's byte range within the object, until the engine releases it.
+pub trait PartSource {
+    /// Reads the stream's next bytes into part `part` until it holds `len` bytes or the stream
+    /// ends, and answers how many it holds: `len`, or fewer (0 at most once, for a part that
+    /// would start after the end) when the stream ended. Reading should go on when the returned
+    /// future is not polled (the engine pauses) and must not lose bytes when it is dropped.
+    fn cut(&self, part: u32, len: u64) -> LocalBoxFuture<'static, Result<u64, SourceError>>;
+
+    /// The store holds `part`: its bytes may go.
+    fn release(&self, part: u32);
+
+    /// The upload stopped before the stream's end (cancelled or failed): stop reading it and
+    /// drop every part held.
+    fn cancel(&self);
 }
 
 /// Computes part checksums: in the browser in a Web Worker (hashing a part reads it into memory

@@ -27,12 +27,12 @@ pub struct Progress {
     pub bytes_sent: u64,
     /// Bytes of parts the store has acknowledged with an ETag.
     pub bytes_confirmed: u64,
-    /// Size of the file.
-    pub bytes_total: u64,
+    /// Size of the file; `None` while a stream is still being read (its size is not known yet).
+    pub bytes_total: Option<u64>,
     /// Parts stored.
     pub parts_done: u32,
-    /// Parts in the plan.
-    pub parts_total: u32,
+    /// Parts in the plan; `None` while a stream is still being read.
+    pub parts_total: Option<u32>,
     /// Bytes per second over the last few seconds; 0 while unknown.
     pub speed: f64,
     /// Seconds left at the current speed; `None` while the speed is unknown.
@@ -120,9 +120,11 @@ impl fmt::Debug for Reporter {
 }
 
 impl Reporter {
+    /// A reporter of an upload of `total` bytes in `parts_total` parts: a file's, or, with
+    /// `None`, a stream's, whose parts are counted in as they are cut ([`Reporter::cut`]) until
+    /// its end is known ([`Reporter::ended`]).
     pub(crate) fn new(
-        total: u64,
-        parts_total: u32,
+        total: Option<(u64, u32)>,
         clock: Rc<dyn Clock>,
         interval_ms: f64,
         callback: ProgressCallback,
@@ -130,7 +132,7 @@ impl Reporter {
         Rc::new(Self {
             clock,
             interval_ms,
-            tracker: RefCell::new(Tracker::new(total, parts_total)),
+            tracker: RefCell::new(Tracker::new(total)),
             callback: RefCell::new(callback),
         })
     }
@@ -182,6 +184,19 @@ impl Reporter {
         let high = tracker.high;
         tracker.window.record(now, high);
         drop(tracker);
+        self.emit(true);
+    }
+
+    /// A stream's next part was cut: `bytes` more of the total, one part more.
+    pub(crate) fn cut(&self, bytes: u64) {
+        let mut tracker = self.tracker.borrow_mut();
+        tracker.total += bytes;
+        tracker.parts_total += 1;
+    }
+
+    /// A stream ended: its total is what was cut. Reports at once.
+    pub(crate) fn ended(&self) {
+        self.tracker.borrow_mut().total_known = true;
         self.emit(true);
     }
 
@@ -259,14 +274,18 @@ fn same_position(a: &Progress, b: &Progress) -> bool {
     a.bytes_sent == b.bytes_sent
         && a.bytes_confirmed == b.bytes_confirmed
         && a.parts_done == b.parts_done
+        && a.bytes_total == b.bytes_total
         && a.phase == b.phase
 }
 
 /// The numbers behind [`Progress`].
 #[derive(Debug)]
 struct Tracker {
+    /// The file's size; a stream's bytes cut so far until it ends.
     total: u64,
     parts_total: u32,
+    /// Whether `total` and `parts_total` are final (always, but for a stream still being read).
+    total_known: bool,
     confirmed: u64,
     parts_done: u32,
     /// Per in-flight part: bytes sent so far and the part's size.
@@ -285,10 +304,12 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(total: u64, parts_total: u32) -> Self {
+    fn new(total: Option<(u64, u32)>) -> Self {
+        let (total_known, (total, parts_total)) = (total.is_some(), total.unwrap_or_default());
         Self {
             total,
             parts_total,
+            total_known,
             confirmed: 0,
             parts_done: 0,
             in_flight: PartMap::new(),
@@ -365,17 +386,18 @@ impl Tracker {
         let speed = self.window.speed();
         let eta = if self.finished {
             Some(0.0)
-        } else if speed > 0.0 {
-            Some((self.total - bytes_sent) as f64 / speed)
+        } else if speed > 0.0 && self.total_known {
+            Some(self.total.saturating_sub(bytes_sent) as f64 / speed)
         } else {
             None
         };
+        let known = self.total_known || self.finished;
         Progress {
             bytes_sent,
             bytes_confirmed: confirmed.max(last_confirmed),
-            bytes_total: self.total,
+            bytes_total: known.then_some(self.total),
             parts_done: parts_done.max(last_parts),
-            parts_total: self.parts_total,
+            parts_total: known.then_some(self.parts_total),
             speed,
             eta,
             phase: self.phase,
@@ -444,8 +466,7 @@ mod tests {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let sink = seen.clone();
         let r = Reporter::new(
-            total,
-            parts,
+            Some((total, parts)),
             clock.clone(),
             interval,
             Box::new(move |p| sink.borrow_mut().push(*p)),

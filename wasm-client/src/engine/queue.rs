@@ -460,9 +460,9 @@ fn initial_progress(size: u64) -> Progress {
     Progress {
         bytes_sent: 0,
         bytes_confirmed: 0,
-        bytes_total: size,
+        bytes_total: Some(size),
         parts_done: 0,
-        parts_total: 0,
+        parts_total: Some(0),
         speed: 0.0,
         eta: None,
         phase: Phase::Uploading,

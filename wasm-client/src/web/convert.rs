@@ -200,9 +200,16 @@ pub(crate) fn progress_to_js(p: &Progress) -> JsValue {
     let o = Object::new();
     set(&o, "bytesSent", p.bytes_sent as f64);
     set(&o, "bytesConfirmed", p.bytes_confirmed as f64);
-    set(&o, "bytesTotal", p.bytes_total as f64);
+    let total = p
+        .bytes_total
+        .map_or(JsValue::NULL, |t| JsValue::from_f64(t as f64));
+    set(&o, "bytesTotal", total);
     set(&o, "partsDone", p.parts_done);
-    set(&o, "partsTotal", p.parts_total);
+    set(
+        &o,
+        "partsTotal",
+        p.parts_total.map_or(JsValue::NULL, JsValue::from),
+    );
     set(&o, "speed", p.speed);
     set(&o, "eta", p.eta.map_or(JsValue::NULL, JsValue::from_f64));
     set(&o, "phase", p.phase.as_str());

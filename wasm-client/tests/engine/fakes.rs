@@ -6,8 +6,10 @@
 //! that part, the byte range the plan gives the part) and panics on a wrong one.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use futures::channel::oneshot;
 use futures::executor::LocalPool;
@@ -15,12 +17,12 @@ use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use s3_direct::engine::{
     ApiError, ChecksumError, Checksummer, Clock, Control, CreatedUpload, Engine, Error, FileInfo,
-    Fingerprint, Network, PartMap, PartProgress, PartPut, PartSink, Progress, PutError,
-    ResumeRecord, ResumeStore, ServerChecksum, SignedBatch, Signer, SinglePutRequest,
+    Fingerprint, Network, PartMap, PartProgress, PartPut, PartSink, PartSource, Progress, PutError,
+    ResumeRecord, ResumeStore, ServerChecksum, SignedBatch, Signer, SinglePutRequest, SourceError,
     StallDetector, UploadOptions, UploadResult, Watch,
 };
 use s3_direct_protocol::PartPlan;
-use s3_direct_protocol::limits::MAX_BATCH_PARTS;
+use s3_direct_protocol::limits::{DEFAULT_PART_SIZE, MAX_BATCH_PARTS};
 use s3_direct_protocol::wire::{
     ChecksumAlgorithm, CompleteRequest, CompleteResponse, CompletedPart, CreateMultipartRequest,
     CreateMultipartResponse, ListedPart, ObjectCompleteRequest, SignBatchResponse, SinglePutParams,
@@ -850,6 +852,143 @@ pub fn fingerprint(size: u64) -> Fingerprint {
     }
 }
 
+/// A stream's producer, driven by the test: bytes are pushed (only their count matters), the
+/// stream ended or failed; the engine's cuts take what was pushed.
+#[derive(Debug, Default)]
+pub struct FakeSource {
+    /// Bytes pushed and not yet cut.
+    available: Cell<u64>,
+    /// The producer never waits: every cut is answered in full at once.
+    endless: Cell<bool>,
+    ended: Cell<bool>,
+    failed: RefCell<Option<String>>,
+    waker: RefCell<Option<Waker>>,
+    /// Every cut answered: part and length.
+    cuts: RefCell<Vec<(u32, u64)>>,
+    /// Parts cut and not released.
+    held: RefCell<BTreeSet<u32>>,
+    max_held: Cell<usize>,
+    released: RefCell<Vec<u32>>,
+    /// Cuts asked for (answered or not).
+    asked: Cell<u32>,
+    cancelled: Cell<bool>,
+}
+
+impl FakeSource {
+    /// The producer hands over `bytes` more.
+    pub fn push(&self, bytes: u64) {
+        self.available.set(self.available.get() + bytes);
+        self.wake();
+    }
+
+    /// The producer hands over as much as is asked for, at once, forever.
+    pub fn endless(&self) {
+        self.endless.set(true);
+        self.wake();
+    }
+
+    pub fn end(&self) {
+        self.ended.set(true);
+        self.wake();
+    }
+
+    pub fn fail(&self, message: &str) {
+        *self.failed.borrow_mut() = Some(message.into());
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    pub fn cuts(&self) -> Vec<(u32, u64)> {
+        self.cuts.borrow().clone()
+    }
+
+    pub fn held(&self) -> Vec<u32> {
+        self.held.borrow().iter().copied().collect()
+    }
+
+    pub fn max_held(&self) -> usize {
+        self.max_held.get()
+    }
+
+    pub fn released(&self) -> Vec<u32> {
+        self.released.borrow().clone()
+    }
+
+    /// Cuts asked for, answered or not.
+    pub fn asked(&self) -> u32 {
+        self.asked.get()
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancelled.get()
+    }
+}
+
+/// The engine's handle on a [`FakeSource`].
+#[derive(Debug, Clone)]
+pub struct SourceHandle(pub Rc<FakeSource>);
+
+impl PartSource for SourceHandle {
+    fn cut(&self, part: u32, len: u64) -> LocalBoxFuture<'static, Result<u64, SourceError>> {
+        let source = self.0.clone();
+        let expected = source.cuts.borrow().last().map_or(1, |&(p, _)| p + 1);
+        assert_eq!(part, expected, "parts are cut in order, one at a time");
+        source.asked.set(source.asked.get() + 1);
+        Box::pin(poll_fn(move |cx| {
+            if let Some(message) = source.failed.borrow().clone() {
+                return Poll::Ready(Err(SourceError::new(message)));
+            }
+            let available = source.available.get();
+            let got = if source.endless.get() {
+                len
+            } else if available >= len || source.ended.get() {
+                available.min(len)
+            } else {
+                *source.waker.borrow_mut() = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            source.available.set(available.saturating_sub(got));
+            source.cuts.borrow_mut().push((part, got));
+            if got > 0 {
+                let mut held = source.held.borrow_mut();
+                held.insert(part);
+                source.max_held.set(source.max_held.get().max(held.len()));
+            }
+            Poll::Ready(Ok(got))
+        }))
+    }
+
+    fn release(&self, part: u32) {
+        assert!(
+            self.0.held.borrow_mut().remove(&part),
+            "part {part} released but not held"
+        );
+        self.0.released.borrow_mut().push(part);
+    }
+
+    fn cancel(&self) {
+        self.0.cancelled.set(true);
+        self.0.held.borrow_mut().clear();
+    }
+}
+
+/// What a harness uploads.
+enum Input {
+    File(u64),
+    /// A stream that will hold `total` bytes (when the test knows: the store checks the parts'
+    /// ranges against it), with the size the caller expects.
+    Stream {
+        source: Rc<FakeSource>,
+        expected: Option<u64>,
+        total: Option<u64>,
+    },
+}
+
 /// One upload, driven step by step.
 pub struct Harness {
     pool: LocalPool,
@@ -866,13 +1005,37 @@ pub struct Harness {
 impl Harness {
     /// Sets up an upload of `size` bytes; nothing runs until [`run`](Self::run).
     pub fn start(size: u64, options: UploadOptions, script: Script) -> Self {
-        Self::start_with(size, options, script, None, None, None)
+        Self::start_with(Input::File(size), options, script, None, None, None)
+    }
+
+    /// Sets up an upload of a stream from `source`, which will hold `total` bytes when given
+    /// (the fake store then checks each part's range), expected to hold `expected`.
+    pub fn streaming(
+        source: Rc<FakeSource>,
+        total: Option<u64>,
+        expected: Option<u64>,
+        options: UploadOptions,
+        script: Script,
+    ) -> Self {
+        let input = Input::Stream {
+            source,
+            expected,
+            total,
+        };
+        Self::start_with(input, options, script, None, None, None)
     }
 
     /// [`start`](Self::start) judging stalls with `detector`, as the uploads of one browser
     /// `Uploader` or `UploadQueue` do.
     pub fn sharing_stalls(size: u64, options: UploadOptions, detector: Rc<StallDetector>) -> Self {
-        Self::start_with(size, options, Script::default(), None, None, Some(detector))
+        Self::start_with(
+            Input::File(size),
+            options,
+            Script::default(),
+            None,
+            None,
+            Some(detector),
+        )
     }
 
     /// [`start`](Self::start) remembering the server's checksum in `memo`, as the uploads of one
@@ -883,7 +1046,7 @@ impl Harness {
         script: Script,
         memo: Rc<ServerChecksum>,
     ) -> Self {
-        Self::start_with(size, options, script, None, Some(memo), None)
+        Self::start_with(Input::File(size), options, script, None, Some(memo), None)
     }
 
     /// [`start`](Self::start) keeping resume records in `records`, starting at clock time `now`.
@@ -894,21 +1057,38 @@ impl Harness {
         records: Rc<MemoryResumeStore>,
         now: f64,
     ) -> Self {
-        Self::start_with(size, options, script, Some((records, now)), None, None)
+        let resume = Some((records, now));
+        Self::start_with(Input::File(size), options, script, resume, None, None)
     }
 
     fn start_with(
-        size: u64,
+        input: Input,
         options: UploadOptions,
         script: Script,
         resume: Option<(Rc<MemoryResumeStore>, f64)>,
         memo: Option<Rc<ServerChecksum>>,
         stalls: Option<Rc<StallDetector>>,
     ) -> Self {
-        let part_size = options
-            .part_size
-            .unwrap_or_else(|| s3_direct_protocol::plan::default_part_size(size));
-        let plan = PartPlan::new(size, part_size).ok();
+        let (size, part_size) = match &input {
+            Input::File(size) => (
+                Some(*size),
+                options
+                    .part_size
+                    .unwrap_or_else(|| s3_direct_protocol::plan::default_part_size(*size)),
+            ),
+            Input::Stream {
+                expected, total, ..
+            } => (
+                *total,
+                options.part_size.unwrap_or_else(|| {
+                    expected.map_or(
+                        DEFAULT_PART_SIZE,
+                        s3_direct_protocol::plan::default_part_size,
+                    )
+                }),
+            ),
+        };
+        let plan = size.and_then(|size| PartPlan::new(size, part_size).ok());
         let checksummer = Rc::new(FakeChecksummer {
             unreadable: script
                 .unreadable
@@ -952,9 +1132,21 @@ impl Harness {
         let upload_control = control.clone();
         pool.spawner()
             .spawn_local(async move {
-                let r = engine
-                    .upload(&file(size), on_progress, &upload_control)
-                    .await;
+                let r = match input {
+                    Input::File(size) => {
+                        engine
+                            .upload(&file(size), on_progress, &upload_control)
+                            .await
+                    }
+                    Input::Stream {
+                        source, expected, ..
+                    } => {
+                        let source = Rc::new(SourceHandle(source));
+                        engine
+                            .upload_stream(&file(0), expected, source, on_progress, &upload_control)
+                            .await
+                    }
+                };
                 *out.borrow_mut() = Some(r);
             })
             .expect("the pool is alive");

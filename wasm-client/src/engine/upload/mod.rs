@@ -9,6 +9,7 @@
 //!   transfer, complete (re-sending refused parts), abort;
 //! - `transfer.rs`: the scheduler of one round of part PUTs, a type with one method per event;
 //! - `single.rs`: a small file's single PUT and its completion;
+//! - `stream.rs`: [`Engine::upload_stream`]: parts cut from a stream as they arrive;
 //! - `wait.rs`: calls to the signing server retried, and holding while paused or offline.
 //!
 //! The engine is one state machine per upload in the page's module, where every `async fn` adds
@@ -45,6 +46,7 @@ mod checksum;
 mod multipart;
 mod options;
 mod single;
+mod stream;
 mod transfer;
 mod wait;
 
@@ -54,7 +56,8 @@ pub use checksum::{ChecksumChoice, ServerChecksum, hash_deadline_ms};
 pub use multipart::MAX_COMPLETE_ROUNDS;
 pub use options::{
     DEFAULT_CONCURRENCY, DEFAULT_PROGRESS_INTERVAL_MS, DEFAULT_RESIGN_MARGIN_MS,
-    DEFAULT_SINGLE_PUT_THRESHOLD, FileInfo, MAX_CONCURRENCY, UploadOptions, UploadResult,
+    DEFAULT_SINGLE_PUT_THRESHOLD, DEFAULT_STREAM_PART_SIZE, FileInfo, MAX_CONCURRENCY,
+    UploadOptions, UploadResult,
 };
 
 use super::ports::{AlwaysOnline, Checksummer, Clock, Network, PartSink, Signer};

@@ -3,6 +3,7 @@
 //! the transfer; the completion, re-sending parts the store refused with `invalid_part`; the
 //! abort on cancel.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -20,7 +21,7 @@ use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::Control;
 use crate::engine::error::{ApiCall, ApiError, Error};
 use crate::engine::parts::PartMap;
-use crate::engine::ports::{CreatedUpload, PartSink, SignedBatch, Signer};
+use crate::engine::ports::{CreatedUpload, PartSink, PartSource, SignedBatch, Signer};
 use crate::engine::progress::{Phase, ProgressCallback, Reporter};
 use crate::engine::resume::{
     DEFAULT_RECORD_MAX_AGE_MS, Fingerprint, Journal, ResumeRecord, ResumeStore, reconcile,
@@ -40,20 +41,25 @@ pub(super) struct Multipart<'a, S, P> {
     pub(super) engine: &'a Engine<S, P>,
     pub(super) control: &'a Control,
     pub(super) upload: CreateMultipartResponse,
-    pub(super) plan: PartPlan,
+    /// The parts: a file's, fixed; a stream's, the ones cut so far.
+    pub(super) plan: Cell<PartPlan>,
     pub(super) reporter: Rc<Reporter>,
     pub(super) journal: Journal,
     /// The checksum every part carries, if any.
     pub(super) algorithm: Option<ChecksumAlgorithm>,
+    /// A stream's source: its parts are cut as the transfer goes.
+    pub(super) stream: Option<Rc<dyn PartSource>>,
+    /// Whether the stream may hold more parts than `plan` (it has not ended).
+    pub(super) open: Cell<bool>,
 }
 
 /// An upload just created: its first batch of URLs, when the server signed one with the create,
 /// and the checksums asked for while it was being created.
-struct Created {
-    upload: CreateMultipartResponse,
-    algorithm: Option<ChecksumAlgorithm>,
+pub(super) struct Created {
+    pub(super) upload: CreateMultipartResponse,
+    pub(super) algorithm: Option<ChecksumAlgorithm>,
     first_batch: Option<SignedBatch>,
-    early: Early,
+    pub(super) early: Early,
 }
 
 impl<S: Signer, P: PartSink> Engine<S, P> {
@@ -73,8 +79,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         control: &Control,
     ) -> Result<UploadResult, Error> {
         let mut plan = self.options.plan(file.size)?;
+        let interval = self.options.progress_interval_ms;
         if self.options.goes_as_one_put(file.size) {
-            return self.single_put(file, on_progress, control).await;
+            let total = Some((file.size, 1));
+            let reporter = Reporter::new(total, self.clock.clone(), interval, on_progress);
+            return self.single_put(file, reporter, control).await;
         }
         if control.is_cancelled() {
             return Err(Error::Aborted { cleanup: None });
@@ -90,9 +99,9 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         {
             plan = p;
         }
-        let interval = self.options.progress_interval_ms;
         let clock = self.clock.clone();
-        let reporter = Reporter::new(plan.size, plan.part_count, clock, interval, on_progress);
+        let total = Some((plan.size, plan.part_count));
+        let reporter = Reporter::new(total, clock, interval, on_progress);
         reporter.report();
 
         let mut resumed = None;
@@ -112,7 +121,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let (created, record) = match resumed {
             Some(record) => (self.resumed(&record), Some(record)),
             None => {
-                let (request, guess, early) = self.create_request(file, &plan);
+                let (request, guess, early) = self.create_request(file, &plan, false);
                 let upload = self
                     .call(
                         ApiCall::Create,
@@ -134,17 +143,19 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             engine: self,
             control,
             upload: created.upload,
-            plan,
+            plan: Cell::new(plan),
             reporter,
             journal: Journal::new(store, record, self.clock.clone()),
             algorithm: created.algorithm,
+            stream: None,
+            open: Cell::new(false),
         };
         m.journal.save();
         if control.is_cancelled() {
             m.journal.forget();
             return Err(self.abort(&m.upload).await);
         }
-        m.send_and_complete(file.size, created.first_batch, created.early)
+        m.send_and_complete(created.first_batch, created.early)
             .await
     }
 
@@ -178,15 +189,19 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
     /// What creates the upload, the checksum it will likely use, and the checksums of its first
     /// parts, asked for now. With the size and part size declared, the server fixes the plan:
-    /// it signs each part's exact length and refuses part numbers beyond it.
-    fn create_request(
+    /// it signs each part's exact length and refuses part numbers beyond it. A `streamed`
+    /// upload declares only the part size (the parts cut so far are `plan`): the server then
+    /// signs the length each part's URL is asked for, at most the part size.
+    pub(super) fn create_request(
         &self,
         file: &FileInfo,
         plan: &PartPlan,
+        streamed: bool,
     ) -> (CreateMultipartRequest, Option<ChecksumAlgorithm>, Early) {
         // Without a checksum of our own, the server can sign the first batch with the create and
-        // spare the first PUTs a round trip (it signs none when it wants checksums).
-        let presign = !matches!(self.options.checksum, ChecksumChoice::Use(_));
+        // spare the first PUTs a round trip (it signs none when it wants checksums, nor for a
+        // stream, whose parts' lengths it does not know).
+        let presign = !streamed && !matches!(self.options.checksum, ChecksumChoice::Use(_));
         // The algorithm is known before the create answers when the options name it, and likely
         // when an earlier upload heard the server's: the first parts are hashed while the create
         // is out, so that their PUTs do not also wait for the hasher to start and read them
@@ -205,7 +220,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             relative_path: file.relative_path.clone(),
             content_type: file.content_type.clone(),
             metadata: file.metadata.clone(),
-            size: Some(file.size),
+            size: (!streamed).then_some(file.size),
             part_size: Some(plan.part_size),
             presign_parts: presign
                 .then(|| batch_size(self.options.concurrency, plan.part_count as usize) as u32),
@@ -216,7 +231,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
     /// The upload the server created, with the checksum it asked for; the `early` checksums are
     /// dropped when they are of another algorithm than the `guess`.
-    fn created(
+    pub(super) fn created(
         &self,
         created: CreatedUpload,
         guess: Option<ChecksumAlgorithm>,
@@ -282,7 +297,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             .map(|(p, _)| p)
             .filter(|p| match listed.get(p.part_number) {
                 None => true,
-                Some(l) if l.etag.is_empty() => l.size != m.plan.part_len(p.part_number),
+                Some(l) if l.etag.is_empty() => l.size != m.plan().part_len(p.part_number),
                 Some(l) => l.etag.trim_matches('"') != p.etag.trim_matches('"'),
             })
             .map(|p| p.part_number)
@@ -297,18 +312,24 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 }
 
 impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
+    /// The parts: all of a file's, or the ones of a stream cut so far.
+    pub(super) fn plan(&self) -> PartPlan {
+        self.plan.get()
+    }
+
     /// Sends the parts not in `already` and completes; when the store refuses a part it
-    /// acknowledged, sends again what it does not hold as sent and completes again.
-    async fn send_and_complete(
+    /// acknowledged, sends again what it does not hold as sent and completes again (not for a
+    /// stream: its parts are gone once stored).
+    pub(super) async fn send_and_complete(
         &self,
-        size: u64,
         mut first_batch: Option<SignedBatch>,
         mut early: Early,
     ) -> Result<UploadResult, Error> {
         let engine = self.engine;
         let mut already = self.journal.stored_parts();
         if !already.is_empty() {
-            let bytes = already.keys().map(|p| self.plan.part_len(p)).sum();
+            let plan = self.plan();
+            let bytes = already.keys().map(|p| plan.part_len(p)).sum();
             self.reporter.already_stored(bytes, already.len() as u32);
         }
         let mut rounds = 0;
@@ -325,7 +346,13 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
                 // the abort: a PUT landing after the abort would store an orphan part.
                 Err(Stop::Cancelled) => {
                     self.journal.forget();
+                    if let Some(source) = &self.stream {
+                        source.cancel();
+                    }
                     return Err(engine.abort(&self.upload).await);
+                }
+                Err(Stop::Failed(e)) if self.stream.is_some() => {
+                    return Err(self.stream_abandoned(e).await);
                 }
                 Err(Stop::Failed(e)) => {
                     // Kept for a later resume: make sure it lists every stored part.
@@ -346,9 +373,12 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
                 )
                 .await;
             let error = match completed {
-                Ok(done) => return Ok(self.finish(done, size, checksum)),
+                Ok(done) => return Ok(self.finish(done, checksum)),
                 Err(e) => e,
             };
+            if self.stream.is_some() {
+                return Err(self.stream_abandoned(error).await);
+            }
             // The store refused a part it acknowledged: an interrupted, late attempt of it can
             // replace a good one (docs/stores.md, "Completion"). Send again what the store does
             // not hold as we sent it, and complete again.
@@ -363,14 +393,32 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
             }
             rounds += 1;
             for &part in &resend {
-                self.reporter.redo_part(part, self.plan.part_len(part));
+                self.reporter.redo_part(part, self.plan().part_len(part));
             }
             already = kept(parts, &resend);
         }
     }
 
+    /// A stream's upload failed: it cannot be resumed (the stream cannot be read again), so the
+    /// stream is cancelled and the upload aborted, its stored parts deleted. `e` names the
+    /// failure; a stream's own failure also says whether the abort failed.
+    async fn stream_abandoned(&self, e: Error) -> Error {
+        if let Some(source) = &self.stream {
+            source.cancel();
+        }
+        let cleanup = self.engine.signer.abort(&self.upload).await.err();
+        match e {
+            Error::StreamFailed { part, message, .. } => Error::StreamFailed {
+                part,
+                message,
+                cleanup,
+            },
+            e => e,
+        }
+    }
+
     /// The upload is complete: nothing to resume, progress at 100 %.
-    fn finish(&self, done: CompleteResponse, size: u64, checksum: Option<String>) -> UploadResult {
+    fn finish(&self, done: CompleteResponse, checksum: Option<String>) -> UploadResult {
         self.journal.forget();
         self.reporter.finish();
         UploadResult {
@@ -378,7 +426,7 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
             bucket: done.bucket,
             location: done.location,
             etag: done.etag,
-            size,
+            size: self.plan().size,
             checksum,
             whole_file: done.whole_file,
             receipt: done.receipt,

@@ -52,6 +52,12 @@ pub struct UploadOptions {
     pub single_put_threshold: u64,
 }
 
+/// A stream's part size when neither the options nor an expected size choose one: the default
+/// part size for files (8 MiB), so a stream holds at most 8 MiB × (parts in flight + 1) in memory,
+/// a recording loses at most a part's worth to a crash without a spool, and the largest stream
+/// is 10,000 × 8 MiB = 80 GiB (83,886,080,000 bytes; `Error::StreamTooLarge` past it).
+pub const DEFAULT_STREAM_PART_SIZE: u64 = s3_direct_protocol::limits::DEFAULT_PART_SIZE;
+
 /// Files up to this size go as a single `PUT` in a [`Queue`](crate::engine::Queue) unless
 /// configured otherwise: below one default part, a multipart upload only adds round trips.
 pub const DEFAULT_SINGLE_PUT_THRESHOLD: u64 = 5 * 1024 * 1024;
@@ -122,9 +128,25 @@ impl UploadOptions {
         self.single_put_threshold > 0 && size <= self.single_put_threshold
     }
 
+    /// The part size of a stream expected to hold about `expected` bytes (`None`: unknown): the
+    /// configured one, or the one a file of the expected size would get, or
+    /// [`DEFAULT_STREAM_PART_SIZE`]; grown when the expected size needs more than 10,000 parts.
+    pub(super) fn stream_part_size(&self, expected: Option<u64>) -> Result<u64, Error> {
+        let size = expected.unwrap_or(0);
+        let preferred = self.part_size.unwrap_or_else(|| match expected {
+            Some(size) => default_part_size(size),
+            None => DEFAULT_STREAM_PART_SIZE,
+        });
+        Ok(self.plan_with(size, preferred)?.part_size)
+    }
+
     pub(super) fn plan(&self, size: u64) -> Result<PartPlan, Error> {
-        self.validate()?;
         let part_size = self.part_size.unwrap_or_else(|| default_part_size(size));
+        self.plan_with(size, part_size)
+    }
+
+    fn plan_with(&self, size: u64, part_size: u64) -> Result<PartPlan, Error> {
+        self.validate()?;
         PartPlan::new(size, part_size).map_err(|e| match e {
             PlanError::TooLarge { size, .. } => Error::FileTooLarge { size },
             e @ PlanError::PartSizeOutOfRange { .. } => Error::InvalidOptions(e.to_string()),
@@ -143,7 +165,7 @@ pub struct FileInfo {
     pub content_type: String,
     /// S3 user metadata.
     pub metadata: BTreeMap<String, String>,
-    /// Size in bytes.
+    /// Size in bytes (ignored for a stream: its parts count it).
     pub size: u64,
     /// Identifies the file across page loads, for resuming; `None` never resumes.
     pub fingerprint: Option<Fingerprint>,

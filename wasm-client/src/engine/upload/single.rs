@@ -16,7 +16,7 @@ use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::{Control, RunState};
 use crate::engine::error::{ApiCall, ApiError, Error};
 use crate::engine::ports::{PartSink, Signer, SinglePutRequest};
-use crate::engine::progress::{Phase, ProgressCallback, Reporter};
+use crate::engine::progress::{Phase, Reporter};
 use crate::engine::retry::Attempts;
 use crate::engine::signing::SignedUrl;
 use crate::engine::slots::Slot;
@@ -53,14 +53,12 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     pub(super) async fn single_put(
         &self,
         file: &FileInfo,
-        on_progress: ProgressCallback,
+        reporter: Rc<Reporter>,
         control: &Control,
     ) -> Result<UploadResult, Error> {
         if control.is_cancelled() {
             return Err(Error::Aborted { cleanup: None });
         }
-        let interval = self.options.progress_interval_ms;
-        let reporter = Reporter::new(file.size, 1, self.clock.clone(), interval, on_progress);
         reporter.report();
         let sent = self.guess();
         let checksum = match (sent, &self.checksummer) {

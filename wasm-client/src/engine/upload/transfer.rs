@@ -15,6 +15,7 @@ use std::task::Poll;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart};
 
 use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
@@ -22,7 +23,7 @@ use super::checksum::{HASHES_AT_ONCE, Hashed, hash_gave_up};
 use super::multipart::Multipart;
 use crate::engine::control::RunState;
 use crate::engine::digest;
-use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error};
+use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error, SourceError};
 use crate::engine::parts::{PartMap, PartSet};
 use crate::engine::ports::{Checksummer, PartSink, SignedBatch, Signer};
 use crate::engine::progress::Phase;
@@ -58,6 +59,8 @@ enum Event {
     Hashed(u32, Option<Result<String, ChecksumError>>),
     SlotFree(Slot),
     JournalDue,
+    /// A stream's next part was cut (its length), or the stream failed.
+    Cut(Result<u64, SourceError>),
     Changed,
 }
 
@@ -95,6 +98,8 @@ pub(super) struct Transfer<'a, S, P> {
     /// With shared slots: this upload's one request in the line, and a slot it was handed.
     slot_wait: Option<Take>,
     spare: Option<Slot>,
+    /// A stream's next part being cut. Kept while paused: the source goes on reading it.
+    cutting: Option<LocalBoxFuture<'static, Result<u64, SourceError>>>,
 }
 
 impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
@@ -108,7 +113,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         early: Early,
     ) -> Self {
         let waiting: PartSet = m
-            .plan
+            .plan()
             .numbers()
             .filter(|&p| !stored.contains_key(p))
             .collect();
@@ -155,12 +160,14 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             journal_due: None,
             slot_wait: None,
             spare: None,
+            cutting: None,
         }
     }
 
-    /// Sends every part not stored; returns all of them sorted for completion.
+    /// Sends every part not stored (a stream's, until it ends); returns all of them sorted for
+    /// completion.
     pub(super) async fn run(mut self) -> Result<Vec<(CompletedPart, Option<String>)>, Stop> {
-        while self.stored.len() < self.m.plan.part_count as usize {
+        while self.m.open.get() || self.stored.len() < self.m.plan().part_count as usize {
             let state = self.m.control.state();
             if state == RunState::Cancelled {
                 return Err(Stop::Cancelled);
@@ -174,6 +181,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                     .map_err(|_| Stop::Cancelled)?;
                 continue;
             }
+            self.cut_ahead();
             self.launch();
             self.ask_for_slot();
             self.hash_ahead();
@@ -248,7 +256,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             self.waiting.remove(part);
             // `launch` only holds parts with a URL.
             let url = self.urls.remove(part).unwrap();
-            let range = self.m.plan.range(part);
+            let range = self.m.plan().range(part);
             let watch = engine.watch(range.end - range.start);
             let progress = self.m.reporter.start_part(part, watch.clone());
             self.attempts.get_or_default(part).tries += 1;
@@ -297,7 +305,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             .collect();
         for part in next {
             self.hashing_parts.insert(part);
-            let hashed = self.m.engine.hash(summer, *algorithm, &self.m.plan, part);
+            let hashed = self.m.engine.hash(summer, *algorithm, &self.m.plan(), part);
             self.hashing.push(hashed);
         }
     }
@@ -334,10 +342,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             .iter()
             .filter_map(|&p| self.sums.get(p).map(|s| (p, s.clone())))
             .collect();
-        let lengths = batch
-            .iter()
-            .map(|&p| (p, self.m.plan.part_len(p)))
-            .collect();
+        let plan = self.m.plan();
+        let lengths = batch.iter().map(|&p| (p, plan.part_len(p))).collect();
         let m = self.m;
         let (signer, upload) = (&m.engine.signer, &m.upload);
         self.signing = Some(Box::pin(async move {
@@ -355,11 +361,59 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 || !self.backoffs.is_empty()
                 || self.sign_wait.is_some()
                 || self.slot_wait.is_some()
-                || !self.hashing.is_empty(),
+                || !self.hashing.is_empty()
+                || self.cutting.is_some(),
             "upload scheduler has nothing to wait for with {} of {} parts stored",
             self.stored.len(),
-            self.m.plan.part_count
+            self.m.plan().part_count
         );
+    }
+
+    /// A stream's parts are cut one at a time while fewer than `concurrency` are held (cut and
+    /// not stored): at most the parts in flight and the one being filled are in memory, and a
+    /// producer faster than the link waits. A part is PUT as soon as it is cut.
+    fn cut_ahead(&mut self) {
+        let Some(source) = &self.m.stream else {
+            return;
+        };
+        if !self.m.open.get() || self.cutting.is_some() {
+            return;
+        }
+        let plan = self.m.plan();
+        let held = plan.part_count as usize - self.stored.len();
+        if held < self.m.engine.options.concurrency {
+            self.cutting = Some(source.cut(plan.part_count + 1, plan.part_size));
+        }
+    }
+
+    /// A stream's next part is cut: it waits for a URL like any part. A part shorter than the
+    /// part size (or none) is the stream's end; a part beyond S3's 10,000 fails the upload.
+    fn on_cut(&mut self, cut: Result<u64, SourceError>) -> Result<(), Stop> {
+        let mut plan = self.m.plan();
+        let part = plan.part_count + 1;
+        let len = cut
+            .map_err(|e| Error::StreamFailed {
+                part,
+                message: e.message,
+                cleanup: None,
+            })?
+            .min(plan.part_size);
+        if len > 0 && part > MAX_PART_NUMBER {
+            let part_size = plan.part_size;
+            return Err(Stop::Failed(Error::StreamTooLarge { part_size }));
+        }
+        if len > 0 {
+            plan.size += len;
+            plan.part_count = part;
+            self.m.plan.set(plan);
+            self.m.reporter.cut(len);
+            self.waiting.insert(part);
+        }
+        if len < plan.part_size {
+            self.m.open.set(false);
+            self.m.reporter.ended();
+        }
+        Ok(())
     }
 
     /// The next thing to react to, in a fixed order of precedence.
@@ -399,6 +453,12 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             if let Poll::Ready(Some((part, sum))) = self.hashing.poll_next_unpin(cx) {
                 return Poll::Ready(Event::Hashed(part, sum));
             }
+            if let Some(cut) = self.cutting.as_mut()
+                && let Poll::Ready(cut) = cut.as_mut().poll(cx)
+            {
+                self.cutting = None;
+                return Poll::Ready(Event::Cut(cut));
+            }
             if changed.poll_unpin(cx).is_ready() {
                 return Poll::Ready(Event::Changed);
             }
@@ -419,6 +479,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             }
             Event::Signed(answer) => self.on_signed(answer)?,
             Event::Put(done) => self.on_put(done)?,
+            Event::Cut(cut) => self.on_cut(cut)?,
         }
         Ok(())
     }
@@ -529,7 +590,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             PutOutcome::Stored(_) => {
                 return Err(Stop::Failed(Error::MissingEtag {
                     part,
-                    parts: self.m.plan.part_count,
+                    parts: self.m.plan().part_count,
                 }));
             }
             PutOutcome::Failed(e) => Some(e),
@@ -550,7 +611,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             }
             Retry::GiveUp => {
                 let stalled = self.stalled_ms.get(part).copied().unwrap_or_default();
-                let parts = self.m.plan.part_count;
+                let parts = self.m.plan().part_count;
                 return Err(Stop::Failed(part_error(
                     part, parts, failure, a.tries, stalled,
                 )));
@@ -581,8 +642,11 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
         self.m.reporter.part_done(part);
         self.attempts.remove(part);
         let sum = self.sums.remove(part);
-        let len = self.m.plan.part_len(part);
+        let len = self.m.plan().part_len(part);
         self.m.journal.stored(part, len, &etag, sum.clone());
         self.stored.insert(part, (etag, sum));
+        if let Some(source) = &self.m.stream {
+            source.release(part);
+        }
     }
 }
