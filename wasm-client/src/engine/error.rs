@@ -84,14 +84,16 @@ pub enum Error {
     #[error("file size {size} exceeds S3's 5 TiB ({max} bytes) object limit", max = MAX_OBJECT_SIZE)]
     FileTooLarge { size: u64 },
     /// The stream being uploaded failed (the producer errored) while part `part` was being read.
-    /// The multipart upload was aborted: a stream cannot be read again.
+    /// The multipart upload was aborted (a stream cannot be read again), unless it was `kept`
+    /// for a resume from the stream's spool.
     #[error(
-        "the stream failed while part {part} was being read ({message}); the upload was aborted{}",
-        cleanup_note(.cleanup)
+        "the stream failed while part {part} was being read ({message}); {}",
+        stream_upload(*.kept, .cleanup)
     )]
     StreamFailed {
         part: u32,
         message: String,
+        kept: bool,
         cleanup: Option<ApiError>,
     },
     /// The stream holds more than 10,000 parts of `part_size` bytes, the most one S3 object can
@@ -191,6 +193,14 @@ fn cleanup_note(cleanup: &Option<ApiError>) -> String {
         Some(e) => format!(
             "; removing its stored parts failed ({e}), the server's purge of abandoned uploads will"
         ),
+    }
+}
+
+fn stream_upload(kept: bool, cleanup: &Option<ApiError>) -> String {
+    if kept {
+        "the upload was kept, to be resumed from the stream's spool".into()
+    } else {
+        format!("the upload was aborted{}", cleanup_note(cleanup))
     }
 }
 

@@ -821,6 +821,15 @@ pub struct MemoryResumeStore {
     pub records: RefCell<BTreeMap<String, ResumeRecord>>,
 }
 
+impl MemoryResumeStore {
+    /// The one record kept, if any; panics if there are more.
+    pub fn only(&self) -> Option<ResumeRecord> {
+        let records = self.records.borrow();
+        assert!(records.len() <= 1, "{} records", records.len());
+        records.values().next().cloned()
+    }
+}
+
 impl ResumeStore for MemoryResumeStore {
     fn load(&self, key: &str) -> LocalBoxFuture<'static, Option<ResumeRecord>> {
         let record = self.records.borrow().get(key).cloned();
@@ -1023,6 +1032,23 @@ impl Harness {
             total,
         };
         Self::start_with(input, options, script, None, None, None)
+    }
+
+    /// [`streaming`](Self::streaming) a spooled stream: the engine keeps resume records in
+    /// `records`, and the stream has a fingerprint.
+    pub fn streaming_resumable(
+        source: Rc<FakeSource>,
+        total: Option<u64>,
+        options: UploadOptions,
+        script: Script,
+        records: Rc<MemoryResumeStore>,
+    ) -> Self {
+        let input = Input::Stream {
+            source,
+            expected: None,
+            total,
+        };
+        Self::start_with(input, options, script, Some((records, 0.0)), None, None)
     }
 
     /// [`start`](Self::start) judging stalls with `detector`, as the uploads of one browser

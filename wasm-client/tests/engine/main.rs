@@ -8,6 +8,7 @@ mod resilience;
 mod resume;
 mod small;
 mod stall;
+mod stream;
 
 use std::collections::BTreeMap;
 

@@ -49,6 +49,9 @@ pub(super) struct Multipart<'a, S, P> {
     pub(super) algorithm: Option<ChecksumAlgorithm>,
     /// A stream's source: its parts are cut as the transfer goes.
     pub(super) stream: Option<Rc<dyn PartSource>>,
+    /// A stream the caller spools (it gave the stream a fingerprint): its upload is kept for a
+    /// resume from the spool when it fails, as a file's is.
+    pub(super) spooled: bool,
     /// Whether the stream may hold more parts than `plan` (it has not ended).
     pub(super) open: Cell<bool>,
 }
@@ -148,6 +151,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             journal: Journal::new(store, record, self.clock.clone()),
             algorithm: created.algorithm,
             stream: None,
+            spooled: false,
             open: Cell::new(false),
         };
         m.journal.save();
@@ -255,7 +259,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 
     /// The resume record of a new upload, with no part stored yet.
-    fn new_record(
+    pub(super) fn new_record(
         &self,
         fingerprint: &Fingerprint,
         created: &Created,
@@ -352,7 +356,7 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
                     return Err(engine.abort(&self.upload).await);
                 }
                 Err(Stop::Failed(e)) if self.stream.is_some() => {
-                    return Err(self.stream_abandoned(e).await);
+                    return Err(self.stream_stopped(e).await);
                 }
                 Err(Stop::Failed(e)) => {
                     // Kept for a later resume: make sure it lists every stored part.
@@ -377,7 +381,7 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
                 Err(e) => e,
             };
             if self.stream.is_some() {
-                return Err(self.stream_abandoned(error).await);
+                return Err(self.stream_stopped(error).await);
             }
             // The store refused a part it acknowledged: an interrupted, late attempt of it can
             // replace a good one (docs/stores.md, "Completion"). Send again what the store does
@@ -399,18 +403,26 @@ impl<S: Signer, P: PartSink> Multipart<'_, S, P> {
         }
     }
 
-    /// A stream's upload failed: it cannot be resumed (the stream cannot be read again), so the
-    /// stream is cancelled and the upload aborted, its stored parts deleted. `e` names the
-    /// failure; a stream's own failure also says whether the abort failed.
-    async fn stream_abandoned(&self, e: Error) -> Error {
+    /// A stream's upload failed: the stream is cancelled. A spooled stream's upload is kept,
+    /// its record written, for a resume from the spool; any other cannot be resumed (the stream
+    /// cannot be read again), so it is aborted, its stored parts deleted. `e` names the failure;
+    /// a stream's own failure also says what became of the upload.
+    async fn stream_stopped(&self, e: Error) -> Error {
         if let Some(source) = &self.stream {
             source.cancel();
         }
-        let cleanup = self.engine.signer.abort(&self.upload).await.err();
+        let (kept, cleanup) = if self.spooled {
+            self.journal.flush();
+            (true, None)
+        } else {
+            self.journal.forget();
+            (false, self.engine.signer.abort(&self.upload).await.err())
+        };
         match e {
             Error::StreamFailed { part, message, .. } => Error::StreamFailed {
                 part,
                 message,
+                kept,
                 cleanup,
             },
             e => e,

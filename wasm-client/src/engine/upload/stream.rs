@@ -7,8 +7,9 @@
 //! size (stores such as R2 require equal parts), at most `concurrency` parts are held at once
 //! plus the one being filled, and a part is sent as soon as its bytes are there.
 //!
-//! A stream cannot be read twice, so an upload of one is never kept for a later resume: when it
-//! fails or is cancelled, the stream is cancelled and the multipart upload aborted.
+//! A stream cannot be read twice, so an upload of one is not kept for a later resume unless the
+//! caller spools the stream (and says so with a fingerprint): when it fails or is cancelled, the
+//! stream is cancelled and the multipart upload aborted.
 
 use std::cell::Cell;
 use std::pin::pin;
@@ -30,7 +31,10 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     /// Uploads what `source` reads from a stream, reporting progress (the total unknown until
     /// the stream ends) to `on_progress`, until done, failed or cancelled through `control`.
     ///
-    /// `file` names the object (its `size` and `fingerprint` are ignored). The part size is the
+    /// `file` names the object (its `size` is ignored). With a `fingerprint` (and a resume
+    /// store), the caller spools the stream: the upload keeps a resume record under it, and one
+    /// that fails (not cancelled) is kept, for an [`Engine::upload`] of the spooled bytes with
+    /// the same fingerprint to finish. The part size is the
     /// options' part size, or the one a file of `expected_size` bytes would get, or
     /// [`DEFAULT_STREAM_PART_SIZE`](super::DEFAULT_STREAM_PART_SIZE); a stream that holds more
     /// than 10,000 such parts fails with [`Error::StreamTooLarge`]. An expected size is a hint
@@ -69,6 +73,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             Either::Left((cut, _)) => cut.map_err(|e| Error::StreamFailed {
                 part: 1,
                 message: e.message,
+                kept: false,
                 cleanup: None,
             })?,
             Either::Right(_) => return Err(Error::Aborted { cleanup: None }),
@@ -99,18 +104,28 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             )
             .await?;
         let created = self.created(upload, guess, early);
+        // A spooled stream (one with a fingerprint) keeps a resume record like a file.
+        let resume = self.resume.clone().zip(file.fingerprint.clone());
+        let record = resume
+            .as_ref()
+            .map(|(_, f)| self.new_record(f, &created, &plan));
+        let spooled = resume.is_some();
+        let store = resume.map(|(store, _)| store);
         let m = Multipart {
             engine: self,
             control,
             upload: created.upload,
             plan: Cell::new(plan),
             reporter,
-            journal: Journal::new(None, None, self.clock.clone()),
+            journal: Journal::new(store, record, self.clock.clone()),
             algorithm: created.algorithm,
             stream: Some(source.clone()),
+            spooled,
             open: Cell::new(true),
         };
+        m.journal.save();
         if control.is_cancelled() {
+            m.journal.forget();
             return Err(self.abort(&m.upload).await);
         }
         m.send_and_complete(None, created.early).await

@@ -312,24 +312,30 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
 
     /// Asks for the next batch of URLs when the stock runs low and no request is out or waiting
     /// to be retried. With checksums, the batch stops before the first part not yet hashed; when
-    /// that is its first part, it is asked for once the next checksum is known.
+    /// that is its first part, it is asked for once the next checksum is known. Without them, a
+    /// stream's next parts, not yet cut, are signed ahead at the part size, so that a part leaves
+    /// as soon as it is cut (the last, shorter part is signed again for its length).
     fn sign_ahead(&mut self) {
         if self.signing.is_some() || self.sign_wait.is_some() {
             return;
         }
         let concurrency = self.m.engine.options.concurrency;
-        let stock = self
-            .urls
-            .keys()
-            .filter(|&p| self.waiting.contains(p))
-            .count();
-        let unsigned = self.waiting.len() - stock;
+        let plan = self.m.plan();
+        let last = match self.m.open.get() && self.summer.is_none() {
+            true => plan.part_count.saturating_add(2 * concurrency as u32),
+            false => plan.part_count,
+        };
+        let ahead = plan.part_count + 1..=last.min(MAX_PART_NUMBER);
+        let wanted = |p: u32| self.waiting.contains(p) || ahead.contains(&p);
+        let stock = self.urls.keys().filter(|&p| wanted(p)).count();
+        let unsigned = self.waiting.len() + ahead.clone().count() - stock;
         if unsigned == 0 || stock >= concurrency {
             return;
         }
         self.signing_batch = self
             .waiting
             .iter()
+            .chain(ahead)
             .filter(|&p| !self.urls.contains_key(p))
             .take(batch_size(concurrency, unsigned))
             .filter(|&p| self.summer.is_none() || self.sums.contains_key(p))
@@ -342,8 +348,13 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             .iter()
             .filter_map(|&p| self.sums.get(p).map(|s| (p, s.clone())))
             .collect();
-        let plan = self.m.plan();
-        let lengths = batch.iter().map(|&p| (p, plan.part_len(p))).collect();
+        let lengths = batch
+            .iter()
+            .map(|&p| match p <= plan.part_count {
+                true => (p, plan.part_len(p)),
+                false => (p, plan.part_size),
+            })
+            .collect();
         let m = self.m;
         let (signer, upload) = (&m.engine.signer, &m.upload);
         self.signing = Some(Box::pin(async move {
@@ -395,6 +406,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             .map_err(|e| Error::StreamFailed {
                 part,
                 message: e.message,
+                kept: false,
                 cleanup: None,
             })?
             .min(plan.part_size);
@@ -410,6 +422,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             self.waiting.insert(part);
         }
         if len < plan.part_size {
+            // Signed ahead, its URL is for the part size.
+            self.urls.remove(part);
             self.m.open.set(false);
             self.m.reporter.ended();
         }
@@ -561,7 +575,8 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                     }));
                 }
             };
-            if self.waiting.contains(part) || self.in_backoff.contains(part) {
+            let ahead = self.m.open.get() && part > self.m.plan().part_count;
+            if self.waiting.contains(part) || self.in_backoff.contains(part) || ahead {
                 // A part's own headers (its checksum, its length) add to, and win over, the
                 // batch's.
                 let own = own.remove(part);
