@@ -67,7 +67,7 @@ pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"
 cp "$crate_dir/README.md" "$out_dir/README.md"
 # Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget and its types,
-# the checksum worker's script).
+# the checksum worker's script, the stream spool and its worker).
 if compgen -G "$crate_dir/js/*" >/dev/null; then
   cp "$crate_dir"/js/* "$out_dir/"
 fi
@@ -90,6 +90,10 @@ cat >"$out_dir/package.json" <<JSON
       "types": "./widget.d.ts",
       "default": "./widget.js"
     },
+    "./spool": {
+      "types": "./spool.d.ts",
+      "default": "./spool.js"
+    },
     "./s3_direct_bg.wasm": "./s3_direct_bg.wasm",
     "./package.json": "./package.json"
   },
@@ -104,6 +108,9 @@ cat >"$out_dir/package.json" <<JSON
     "snippets/",
     "widget.js",
     "widget.d.ts",
+    "spool.js",
+    "spool.d.ts",
+    "spool-worker.js",
     "README.md"
   ]
 }

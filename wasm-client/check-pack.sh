@@ -57,6 +57,8 @@ for (const file of ['checksum-worker.js', 's3_direct_checksum.js', 's3_direct_ch
 }
 const worker = await import(pathToFileURL(path.join(root, 'checksum-worker.js')).href);
 if (typeof worker.hashPart !== 'function') throw new Error('checksum-worker.js does not export hashPart');
+// The spool's worker script, reached by URL from spool.js.
+if (!existsSync(path.join(root, 'spool-worker.js'))) throw new Error('the package lacks spool-worker.js, which s3-direct/spool starts');
 console.log(`check-pack.sh: s3-direct exports ${Object.keys(main).sort().join(', ')}`);
 JS
 (cd "$app" && node check.mjs)
@@ -64,6 +66,7 @@ JS
 cat >"$app/types.ts" <<'TS'
 import init, { UploadQueue, Uploader, type QueueProgress, type UploadResult } from 's3-direct';
 import 's3-direct/widget';
+import { spooledUploads, uploadSpooled, type SpooledUpload } from 's3-direct/spool';
 
 export async function use(file: File): Promise<[UploadResult, QueueProgress]> {
   await init();
@@ -71,6 +74,13 @@ export async function use(file: File): Promise<[UploadResult, QueueProgress]> {
   const queue = new UploadQueue({ concurrency: 6 });
   queue.add(file);
   return [result, queue.progress];
+}
+
+export async function spooled(uploader: Uploader, stream: ReadableStream<Blob>): Promise<UploadResult[]> {
+  const left: SpooledUpload[] = await spooledUploads();
+  const results = await Promise.all(left.map((s) => s.resume(uploader, { onProgress: (p) => p.bytesSent })));
+  results.push(await uploadSpooled(uploader, stream, { filename: 'take.webm', contentType: 'video/webm' }));
+  return results;
 }
 TS
 cat >"$app/tsconfig.json" <<'JSON'

@@ -8,6 +8,7 @@
 # - page: what a page loads before its first upload: the page's module, its JS glue and the
 #   snippets the glue imports;
 # - widget: the <s3-direct-upload> element on top of that;
+# - spool: `s3-direct/spool` and its worker's script, on top of the page, for pages that spool streams;
 # - checksum worker: its script, the checksum module's glue and module, loaded only by uploads
 #   that checksum their parts.
 set -euo pipefail
@@ -21,6 +22,7 @@ fi
 # Budgets in gzipped bytes: what the parts weighed when last cut down, with a little room.
 page_budget=126000
 widget_budget=15000
+spool_budget=5200
 worker_budget=55000
 
 gz() { # files... -> the sum of their gzip -9 sizes
@@ -32,6 +34,7 @@ raw() { cat "$@" | wc -c; }
 
 page=("$pkg/s3_direct_bg.wasm" "$pkg/s3_direct.js" "$pkg"/snippets/*/*.js)
 widget=("$pkg/widget.js")
+spool=("$pkg/spool.js" "$pkg/spool-worker.js")
 worker=("$pkg/checksum-worker.js" "$pkg/s3_direct_checksum.js" "$pkg/s3_direct_checksum_bg.wasm")
 
 status=0
@@ -49,5 +52,6 @@ check() { # name budget files...
 }
 check page "$page_budget" "${page[@]}"
 check widget "$widget_budget" "${widget[@]}"
+check spool "$spool_budget" "${spool[@]}"
 check "checksum worker" "$worker_budget" "${worker[@]}"
 exit "$status"

@@ -1,0 +1,269 @@
+// s3-direct/spool: uploads of a stream (a recording, say) that survive a reload or a crash.
+//
+// `uploadSpooled(uploader, stream, options)` reads the stream, writes each chunk to a spool file
+// in the origin private file system (OPFS) and flushes it, and only then hands the chunk on to
+// `uploader.upload`, so whatever the upload has sent is on disk. The upload carries the spool's
+// resume key, so the client keeps a resume record for it as for a file; the spool is removed when
+// the upload completes or is cancelled. After a reload, `spooledUploads()` lists the spools an
+// earlier page left, and `resume(uploader)` uploads the spool file under the same resume key:
+// the client finds the record and sends only the parts the store lacks.
+//
+// Kept out of the page's wasm module (plain JS, loaded only by pages that import it). Writes go
+// through a dedicated worker (spool-worker.js): only there can OPFS flush each write durably.
+//
+//   import init, { Uploader } from 's3-direct';
+//   import { uploadSpooled, spooledUploads } from 's3-direct/spool';
+const DIR = 's3-direct-spool';
+const data = (id) => `${id}.bin`;
+const sidecar = (id) => `${id}.json`;
+
+/** Spools this page is writing: not offered for a resume while their writer holds them. */
+const writing = new Set();
+
+/** The resume key an upload of spool `id` carries (the client's `resumeKey` option). */
+export function spoolResumeKey(id) {
+  return `spool:${id}`;
+}
+
+function checkId(id) {
+  if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,100}$/.test(id)) {
+    throw new TypeError(`a spool id is 1 to 100 letters, digits, '-' or '_'; got ${JSON.stringify(id)}`);
+  }
+}
+
+async function folder(create) {
+  const root = await navigator.storage.getDirectory();
+  try {
+    return await root.getDirectoryHandle(DIR, { create });
+  } catch (e) {
+    if (e.name === 'NotFoundError') return null;
+    throw e;
+  }
+}
+
+async function remove(id) {
+  const dir = await folder(false);
+  for (const name of [data(id), sidecar(id)]) {
+    try {
+      await dir?.removeEntry(name);
+    } catch (e) {
+      if (e.name !== 'NotFoundError') throw e;
+    }
+  }
+}
+
+/** The spool worker of one spool, each request answered in order. */
+class Writer {
+  static async open(id, meta) {
+    const worker = new Worker(new URL('./spool-worker.js', import.meta.url), { type: 'module' });
+    const writer = new Writer(worker);
+    try {
+      await writer.call({ op: 'open', dir: DIR, name: data(id), sidecar: sidecar(id), meta });
+    } catch (e) {
+      worker.terminate();
+      throw e;
+    }
+    return writer;
+  }
+
+  constructor(worker) {
+    this.worker = worker;
+    this.sent = 0;
+    this.waiting = new Map();
+    worker.onmessage = ({ data: answer }) => {
+      const call = this.waiting.get(answer.n);
+      this.waiting.delete(answer.n);
+      if (answer.error) call?.reject(new Error(`the spool could not be written: ${answer.error}`));
+      else call?.resolve(answer.size);
+    };
+    // A worker that fails to load (or dies) answers nothing: fail whoever waits.
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      const error = new Error(`the spool worker failed: ${event.message ?? 'it could not start'}`);
+      for (const call of this.waiting.values()) call.reject(error);
+      this.waiting.clear();
+    };
+  }
+
+  call(message) {
+    return new Promise((resolve, reject) => {
+      this.sent += 1;
+      this.waiting.set(this.sent, { resolve, reject });
+      this.worker.postMessage({ ...message, n: this.sent });
+    });
+  }
+
+  /** Resolves once `bytes` are on disk. */
+  write(bytes) {
+    return this.call({ op: 'write', bytes });
+  }
+
+  async close() {
+    if (!this.worker) return;
+    try {
+      await this.call({ op: 'close' });
+    } finally {
+      this.worker.terminate();
+      this.worker = null;
+    }
+  }
+}
+
+async function asBytes(chunk) {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof Blob) return new Uint8Array(await chunk.arrayBuffer());
+  throw new TypeError('a spooled stream gives Uint8Array, ArrayBuffer, typed array or Blob chunks');
+}
+
+/**
+ * Uploads `stream` with `uploader`, spooling it to OPFS as it is read. Resolves with the upload's
+ * result once the object is complete (the spool removed); rejects with the upload's error. A
+ * cancelled upload (`signal`) removes the spool and cancels the stream; after any other failure
+ * the spool keeps taking the stream to its end, for a later resume, and the error's `spooled`
+ * promise resolves with that spool once the stream ended (null if it could not be written).
+ */
+export async function uploadSpooled(uploader, stream, options = {}) {
+  const {
+    id = crypto.randomUUID(), filename, contentType = '', metadata, expectedSize, onProgress, signal,
+  } = options;
+  checkId(id);
+  if (writing.has(id)) throw new Error(`spool ${id} is being written already`);
+  writing.add(id);
+  const reader = stream.getReader();
+  let writer;
+  let pumped;
+  try {
+    const meta = { id, filename, contentType, metadata: metadata ?? null, expectedSize: expectedSize ?? null, created: Date.now() };
+    await folder(true);
+    writer = await Writer.open(id, meta);
+    // What the upload reads: each chunk once it is in the spool. The queue is unbounded on
+    // purpose: a recorder does not wait for the network, and the spool keeps up with it.
+    let out;
+    let sending = true;
+    const body = new ReadableStream({
+      start(controller) { out = controller; },
+      // The upload gave up (failed or cancelled): keep spooling, stop handing chunks on.
+      cancel() { sending = false; },
+    });
+    pumped = (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          const bytes = await asBytes(value);
+          if (bytes.byteLength === 0) continue;
+          await writer.write(bytes);
+          if (sending) out.enqueue(bytes);
+        }
+        if (sending) out.close();
+      } catch (e) {
+        if (sending) out.error(e);
+        reader.cancel(e).catch(() => {});
+        throw e;
+      } finally {
+        await writer.close();
+      }
+    })();
+    pumped.catch(() => {}); // awaited below; this only marks it handled
+    const result = await uploader.upload(body, {
+      filename, contentType, metadata, expectedSize, onProgress, signal, resumeKey: spoolResumeKey(id),
+    });
+    await pumped;
+    writing.delete(id);
+    await remove(id);
+    return result;
+  } catch (error) {
+    if (error?.code === 'aborted' || !pumped) {
+      // Cancelled (or never started): nothing to resume. The stream is cancelled, so the pump ends.
+      await reader.cancel(error).catch(() => {});
+      await pumped?.catch(() => {});
+      await writer?.close().catch(() => {});
+      writing.delete(id);
+      await remove(id).catch(() => {});
+    } else if (error && typeof error === 'object') {
+      const spooled = pumped.then(() => true, () => true).then(async () => {
+        writing.delete(id);
+        return (await spooledUploads()).find((s) => s.id === id) ?? null;
+      });
+      spooled.catch(() => {});
+      error.spooled = spooled;
+    }
+    throw error;
+  }
+}
+
+/** A spool an earlier page left: its recording, and the upload that was sending it. */
+class SpooledUpload {
+  constructor(handle, meta, size) {
+    this.handle = handle;
+    this.id = meta.id;
+    this.filename = meta.filename;
+    this.contentType = meta.contentType ?? '';
+    this.metadata = meta.metadata ?? undefined;
+    this.expectedSize = meta.expectedSize ?? null;
+    this.created = meta.created;
+    this.size = size;
+  }
+
+  /** The spooled bytes as a `File` (of the spool's size; its name is the spool's, not `filename`). */
+  file() {
+    return this.handle.getFile();
+  }
+
+  /**
+   * Uploads the spool under its resume key, so only the parts the store lacks are sent; the
+   * spool is removed once the object is complete, or when the upload is cancelled.
+   */
+  async resume(uploader, { onProgress, signal } = {}) {
+    const file = await this.file();
+    try {
+      const result = await uploader.upload(file, {
+        filename: this.filename,
+        contentType: this.contentType,
+        metadata: this.metadata,
+        onProgress,
+        signal,
+        resumeKey: spoolResumeKey(this.id),
+      });
+      await remove(this.id);
+      return result;
+    } catch (error) {
+      if (error?.code === 'aborted') await remove(this.id).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Removes the spool. Its multipart upload, if any, is left to the store's lifecycle rule. */
+  discard() {
+    return remove(this.id);
+  }
+}
+
+/**
+ * The spools earlier pages left (oldest first), except those this page is writing. A spool still
+ * held by another tab's writer is left out.
+ */
+export async function spooledUploads() {
+  const dir = await folder(false);
+  if (!dir) return [];
+  const found = [];
+  for await (const [name, handle] of dir.entries()) {
+    if (handle.kind !== 'file' || !name.endsWith('.json')) continue;
+    const id = name.slice(0, -'.json'.length);
+    if (writing.has(id)) continue;
+    let meta;
+    let file;
+    try {
+      meta = JSON.parse(await (await handle.getFile()).text());
+      const spool = await dir.getFileHandle(data(id));
+      file = await spool.getFile();
+      found.push(new SpooledUpload(spool, { ...meta, id }, file.size));
+    } catch (e) {
+      // A sidecar without its file (a crash between the two writes) describes nothing.
+      if (e.name === 'NotFoundError' || e instanceof SyntaxError) await remove(id).catch(() => {});
+    }
+  }
+  return found.sort((a, b) => a.created - b.created);
+}
