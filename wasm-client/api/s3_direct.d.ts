@@ -174,6 +174,14 @@ export interface UploadOptions {
     expectedSize?: number;
     /** S3 user metadata (`x-amz-meta-*`). */
     metadata?: Record<string, string>;
+    /**
+     * For bytes the caller keeps itself (a stream it spools, see `s3-direct/spool`): the name of
+     * the upload's resume record in place of the file's fingerprint. A stream uploaded with it
+     * keeps its record and, when it fails (not cancelled), its multipart upload; a `File` of the
+     * same bytes uploaded later with the same key resumes it, sending only the parts the store
+     * lacks. Ignored with `resume: false`.
+     */
+    resumeKey?: string;
 }
 
 /**

@@ -69,6 +69,11 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     filename: 'report.pdf.gz', contentType: 'application/gzip', expectedSize: file.size,
   });
   uploader.start(new ReadableStream<Uint8Array>(), { filename: 'empty.bin' }).cancel();
+  // A stream the caller spools, and the spooled bytes later, under one resume key.
+  uploader.start(new ReadableStream<Uint8Array>(), { filename: 'take.webm', resumeKey: 'spool:take' });
+  uploader.start(blob, { filename: 'take.webm', resumeKey: 'spool:take' });
+  // @ts-expect-error resumeKey is a string
+  const wrongKey: UploadOptions = { resumeKey: 7 };
   // @ts-expect-error expectedSize is a number
   const wrongExpected: UploadOptions = { expectedSize: '1 GiB' };
   const handle = uploader.start(file);
@@ -153,6 +158,6 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
 
   const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key, streamed.key];
   const sizes: number[] = [result.size, id, size];
-  void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
+  void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, wrongKey, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];
 }

@@ -17,8 +17,8 @@ use super::engine::{Config, browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use super::stream::{Body, StreamSource};
 use crate::engine::{
-    ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, StallDetector,
-    StallTimeout, UploadOptions,
+    ChecksumChoice, Control, Error, FileInfo, Fingerprint, Progress, RetryPolicy, RunState,
+    StallDetector, StallTimeout, UploadOptions,
 };
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
@@ -97,6 +97,14 @@ export interface UploadOptions {
   expectedSize?: number;
   /** S3 user metadata (`x-amz-meta-*`). */
   metadata?: Record<string, string>;
+  /**
+   * For bytes the caller keeps itself (a stream it spools, see `s3-direct/spool`): the name of
+   * the upload's resume record in place of the file's fingerprint. A stream uploaded with it
+   * keeps its record and, when it fails (not cancelled), its multipart upload; a `File` of the
+   * same bytes uploaded later with the same key resumes it, sending only the parts the store
+   * lacks. Ignored with `resume: false`.
+   */
+  resumeKey?: string;
 }
 
 /**
@@ -417,7 +425,19 @@ async fn upload(
             web_sys::console::error_2(&"s3-direct: onProgress threw".into(), &e);
         }
     });
+    // A caller that keeps the bytes itself (a spool) names them: one fixed fingerprint for the
+    // stream and for the file read back later, so the file resumes the stream's upload.
+    let resume_key = o
+        .string("resumeKey")?
+        .filter(|_| config.resume)
+        .map(|name| Fingerprint {
+            name,
+            size: 0,
+            last_modified: 0,
+            sample_hash: String::new(),
+        });
     let Some(blob) = blob else {
+        info.fingerprint = resume_key;
         let source = input
             .dyn_ref::<ReadableStream>()
             .ok_or_else(|| {
@@ -440,7 +460,9 @@ async fn upload(
             .upload_stream(&info, expected, source, report, control)
             .await;
     };
-    if let Some(fingerprint) = resume_fingerprint(config, blob, &info.filename, info.size) {
+    if resume_key.is_some() {
+        info.fingerprint = resume_key;
+    } else if let Some(fingerprint) = resume_fingerprint(config, blob, &info.filename, info.size) {
         info.fingerprint = fingerprint.await;
     }
 
