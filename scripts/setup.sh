@@ -4,7 +4,7 @@
 #   scripts/setup.sh demo   the Rust wasm target and wasm-bindgen-cli (to build the server and client)
 #   scripts/setup.sh test   the above, plus the three browser engines from Debian (chromium +
 #                           chromium-driver, firefox-esr, webkit2gtk-driver with the MiniBrowser of
-#                           libwebkit2gtk-4.1, and xvfb for it), Ceph radosgw, Garage (built once
+#                           libwebkit2gtk-4.1, and xvfb for it), ffmpeg, Ceph radosgw, Garage (built once
 #                           with cargo into ~/.cargo/bin, then reused), the test suite's npm
 #                           packages, and a Python venv (tests/.venv) with the receipt verification
 #                           example's packages
@@ -61,7 +61,8 @@ setup_rust() {
 setup_test() {
   # WebKitWebDriver drives the MiniBrowser that libwebkit2gtk-4.1-0 installs; WebKitGTK has no
   # headless mode, so the tests give it an Xvfb display (tests/lib/engines.mjs).
-  apt_install chromium chromium-driver firefox-esr webkit2gtk-driver xvfb radosgw ceph-mon ceph-osd
+  # ffmpeg: ffprobe and ffmpeg check that recordings stored by e2e/recording.test.mjs play.
+  apt_install chromium chromium-driver firefox-esr webkit2gtk-driver xvfb radosgw ceph-mon ceph-osd ffmpeg
   # A ~20 minute release build on 2 cores the first time; skipped while `garage` is on PATH.
   "$root/tests/stores/garage.sh" install
   if [ ! -d "$root/tests/node_modules" ] || [ "$root/tests/package-lock.json" -nt "$root/tests/node_modules/.package-lock.json" ]; then
