@@ -202,6 +202,51 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
     }
   });
 
+  it('an upload that fails while recording keeps its upload and spools the rest; resuming sends only the missing parts', async (t) => {
+    const context = await browser.newContext();
+    const before = proxy.log.length;
+    // Part 2 is refused for good (a 400 the client does not retry): the upload fails mid-recording.
+    proxy.decide = ({ part }) => (part === 2 ? { status: 400, code: 'InvalidArgument' } : undefined);
+    try {
+      const tab = await openRecorder(context, server, { seconds: 8 });
+      await tab.click('#record-canvas');
+      const failed = await rowWhen(tab, (d) => d.state !== 'recording', 'the upload to fail');
+      assert.equal(failed.state, 'error', `the upload ended ${failed.state} while recording`);
+      assert.equal(incompleteUploads(server).length, 1, 'the multipart upload is kept');
+      proxy.decide = () => undefined;
+      const stored = new Set(proxy.log.slice(before).filter((e) => e.outcome === 200).map((e) => e.part));
+      assert.ok(stored.has(1), 'part 1 was stored before the failure');
+
+      // Once the recorder stops, the spool holds the whole recording and the page offers it.
+      const spool = failed.spool;
+      await tab.waitForSelector(`#interrupted li[data-spool="${spool}"] .resume`, { timeout: 60_000 });
+      const recorded = Number(await tab.evaluate(() => document.querySelector('#queue .upload').dataset.recorded));
+      const spooled = await tab.evaluate(async (id) => (await window.spool.spooledUploads()).find((u) => u.id === id).size, spool);
+      assert.equal(spooled, recorded, 'the spool kept every recorded byte after the upload failed');
+
+      const resumedFrom = proxy.log.length;
+      await tab.click(`#interrupted li[data-spool="${spool}"] .resume`);
+      const row = await rowWhen(tab, (d) => ['done', 'error', 'cancelled'].includes(d.state), 'the resumed upload to end');
+      assert.equal(row.state, 'done', `the resumed upload ended ${row.state}: ${row.code ?? ''}`);
+      const count = Math.ceil(spooled / (5 * MiB));
+      const sent = proxy.log.slice(resumedFrom).map((e) => e.part).sort((a, b) => a - b);
+      const missing = Array.from({ length: count }, (_, i) => i + 1).filter((p) => !stored.has(p));
+      assert.deepEqual(sent, missing, 'only the parts the store lacked were sent, once each');
+      const bytes = await objectBytes(s3, row.key);
+      assert.equal(bytes.length, recorded, 'the object is the whole recording');
+      const video = await webm(bytes);
+      t.diagnostic(`${(recorded / MiB).toFixed(1)} MiB recorded, parts ${[...stored]} stored before the failure, ${sent} after, ${video.seconds} s`);
+      assert.deepEqual(video.errors, [], 'ffprobe reads and ffmpeg decodes it without an error');
+      assert.ok(Math.abs(video.seconds - 8) <= 1.5, `the recording lasts ${video.seconds} s`);
+      assert.deepEqual(await spoolFiles(tab), [], 'the spool is gone');
+      assert.deepEqual(incompleteUploads(server), [], 'no multipart upload is left');
+      assert.deepEqual(tab.pageErrors, []);
+    } finally {
+      proxy.decide = () => undefined;
+      await context.close();
+    }
+  });
+
   it('cancelling a recording removes its spool and leaves no multipart upload', async () => {
     const context = await browser.newContext();
     try {

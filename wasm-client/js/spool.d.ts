@@ -1,6 +1,6 @@
 // Types of `s3-direct/spool`: uploads of a stream that survive a reload, through a spool file in
 // the origin private file system. Needs a browser with OPFS synchronous access handles in
-// dedicated workers (Chromium 102, Firefox 111, Safari 16.4).
+// dedicated workers.
 import type { S3DirectError, UploadProgress, UploadResult, Uploader } from "./s3_direct.js";
 
 /** What a spooled stream may give: bytes in any of these forms. */
@@ -27,8 +27,8 @@ export interface SpoolOptions {
 /** What {@link uploadSpooled} rejects with when the upload failed but was not cancelled. */
 export interface SpooledUploadError extends S3DirectError {
   /**
-   * Resolves once the stream ended, with its spool (to {@link SpooledUpload.resume} later), or
-   * `null` when the spool could not be written.
+   * Resolves once the stream ended (or the spool could take no more of it), with its spool to
+   * {@link SpooledUpload.resume}, or `null` when no spool is left.
    */
   spooled?: Promise<SpooledUpload | null>;
 }

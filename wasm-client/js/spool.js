@@ -122,7 +122,7 @@ async function asBytes(chunk) {
  * result once the object is complete (the spool removed); rejects with the upload's error. A
  * cancelled upload (`signal`) removes the spool and cancels the stream; after any other failure
  * the spool keeps taking the stream to its end, for a later resume, and the error's `spooled`
- * promise resolves with that spool once the stream ended (null if it could not be written).
+ * promise resolves with that spool once the stream ended (null when none is left).
  */
 export async function uploadSpooled(uploader, stream, options = {}) {
   const {
