@@ -248,6 +248,26 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
     }
   });
 
+  it('an upload refused before it begins leaves no spool', async () => {
+    const context = await browser.newContext();
+    try {
+      const tab = await openRecorder(context, server);
+      const outcomes = await tab.evaluate(async () => {
+        const uploader = new window.s3direct.Uploader({ endpoint: '/s3' });
+        const bytes = () => new ReadableStream({ start(c) { c.enqueue(new Uint8Array(10)); c.close(); } });
+        const outcome = (promise) => promise.then(() => 'done', (e) => e.code ?? e.name);
+        return [
+          await outcome(window.spool.uploadSpooled(uploader, bytes(), {})),
+          await outcome(window.spool.uploadSpooled(uploader, bytes(), { filename: 'a.bin', expectedSize: -1 })),
+        ];
+      });
+      assert.deepEqual(outcomes, ['TypeError', 'invalid_options']);
+      assert.deepEqual(await spoolFiles(tab), [], 'no spool is left');
+    } finally {
+      await context.close();
+    }
+  });
+
   it('cancelling a recording removes its spool and leaves no multipart upload', async () => {
     const context = await browser.newContext();
     try {

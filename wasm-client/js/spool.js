@@ -129,6 +129,9 @@ export async function uploadSpooled(uploader, stream, options = {}) {
     id = crypto.randomUUID(), filename, contentType = '', metadata, expectedSize, onProgress, signal,
   } = options;
   checkId(id);
+  if (typeof filename !== 'string' || filename === '') {
+    throw new TypeError('uploadSpooled needs options.filename: the name to upload, and to resume, under');
+  }
   if (writing.has(id)) throw new Error(`spool ${id} is being written already`);
   writing.add(id);
   const reader = stream.getReader();
@@ -175,8 +178,9 @@ export async function uploadSpooled(uploader, stream, options = {}) {
     await remove(id);
     return result;
   } catch (error) {
-    if (error?.code === 'aborted' || !pumped) {
-      // Cancelled (or never started): nothing to resume. The stream is cancelled, so the pump ends.
+    if (error?.code === 'aborted' || error?.code === 'invalid_options' || !pumped) {
+      // Cancelled, refused before it began, or never started: nothing to resume. The stream is
+      // cancelled, so the pump ends.
       await reader.cancel(error).catch(() => {});
       await pumped?.catch(() => {});
       await writer?.close().catch(() => {});
@@ -246,6 +250,7 @@ class SpooledUpload {
  * held by another tab's writer is left out.
  */
 export async function spooledUploads() {
+  if (!navigator.storage?.getDirectory) return [];
   const dir = await folder(false);
   if (!dir) return [];
   const found = [];
