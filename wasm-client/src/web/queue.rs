@@ -229,7 +229,7 @@ impl UploadQueue {
                 settle: Some(settle),
             },
         );
-        let added = inner.queue.add(size);
+        let added = inner.queue.add(Some(size));
         debug_assert_eq!(added, id);
         Ok(object)
     }
@@ -649,7 +649,10 @@ fn queue_progress_to_js(p: &QueueProgress) -> JsValue {
     ]);
     object(&[
         ("bytesSent", (p.bytes_sent as f64).into()),
-        ("bytesTotal", (p.bytes_total as f64).into()),
+        (
+            "bytesTotal",
+            p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into()),
+        ),
         ("fraction", p.fraction.into()),
         ("speed", p.speed.into()),
         ("eta", p.eta.map_or(JsValue::NULL, JsValue::from_f64)),
