@@ -153,9 +153,9 @@ export interface UploaderOptions {
 export interface UploadOptions {
     /** Called as bytes go out, throttled to about 10 calls a second, and when a part is stored. */
     onProgress?: (progress: UploadProgress) => void;
-    /** Aborting it cancels the upload and deletes its stored parts. */
+    /** Aborting it cancels the upload and deletes its stored parts (and cancels a stream). */
     signal?: AbortSignal;
-    /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
+    /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob` and a stream. */
     filename?: string;
     /**
      * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
@@ -163,24 +163,34 @@ export interface UploadOptions {
      * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
      */
     relativePath?: string;
-    /** MIME type of the object. Default: the Blob's `type`. */
+    /** MIME type of the object. Default: the Blob's `type`; for a stream, the server's default. */
     contentType?: string;
+    /**
+     * For a stream: about how many bytes it will hold, a hint for the part size (a stream may end
+     * before it or go past it). Without it (or `partSize`), a stream's parts are 8 MiB, so it may
+     * hold at most 10,000 × 8 MiB = 80 GiB; past that the upload fails with `stream_too_large`.
+     * Ignored for a `Blob`, whose size is known.
+     */
+    expectedSize?: number;
     /** S3 user metadata (`x-amz-meta-*`). */
     metadata?: Record<string, string>;
 }
 
 /**
  * Progress of an upload. Numbers never decrease, and `bytesSent === bytesTotal` is reported only
- * once the object is complete.
+ * once the object is complete. For a stream, `bytesTotal` and `partsTotal` are `null` until the
+ * stream ends.
  */
 export interface UploadProgress {
     /** Bytes handed to the network: stored parts plus what in-flight parts have sent. */
     bytesSent: number;
     /** Bytes of parts the store has acknowledged. */
     bytesConfirmed: number;
-    bytesTotal: number;
+    /** The object's size; `null` while a stream has not ended. */
+    bytesTotal: number | null;
     partsDone: number;
-    partsTotal: number;
+    /** `null` while a stream has not ended. */
+    partsTotal: number | null;
     /** Bytes per second over the last few seconds; 0 while unknown. */
     speed: number;
     /** Seconds left at the current speed; `null` while unknown. */
@@ -235,6 +245,8 @@ export type S3DirectErrorCode =
 | "complete_failed"
 | "invalid_options"
 | "file_too_large"
+| "stream_failed"
+| "stream_too_large"
 | (string & {});
 
 /** What an upload rejects with: an `Error` whose `name` is `"S3DirectError"`. */
@@ -313,7 +325,8 @@ export class UploadHandle {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Aborts the upload and deletes its stored parts; the promise rejects with code `aborted`.
+     * Aborts the upload and deletes its stored parts (and cancels a stream being uploaded); the
+     * promise rejects with code `aborted`.
      */
     cancel(): void;
     /**
@@ -393,15 +406,18 @@ export class Uploader {
      */
     constructor(options?: UploaderOptions | null);
     /**
-     * Starts uploading `file` and returns a handle to pause, resume or cancel it. The upload's
-     * outcome is `handle.promise`.
+     * Starts uploading `file` (as in `upload`) and returns a handle to pause, resume or cancel
+     * it. The upload's outcome is `handle.promise`.
      */
-    start(file: Blob, options?: UploadOptions | null): UploadHandle;
+    start(file: Blob | ReadableStream<Uint8Array>, options?: UploadOptions | null): UploadHandle;
     /**
-     * Uploads `file` (a `File`, or a `Blob` with `options.filename`). Resolves when the object
-     * is complete; rejects with an `S3DirectError`. Same as `start(file, options).promise`.
+     * Uploads `file`: a `File`, a `Blob` with `options.filename`, or a `ReadableStream` of
+     * `Uint8Array` chunks with `options.filename`, sent as it is read (about concurrency + 1
+     * parts held in memory; a stream that errors aborts the upload with `stream_failed`; see the
+     * README's "Streams"). Resolves when the object is complete; rejects with an
+     * `S3DirectError`. Same as `start(file, options).promise`.
      */
-    upload(file: Blob, options?: UploadOptions | null): Promise<UploadResult>;
+    upload(file: Blob | ReadableStream<Uint8Array>, options?: UploadOptions | null): Promise<UploadResult>;
 }
 
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;

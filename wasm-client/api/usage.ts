@@ -49,9 +49,13 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   const uploadOptions: UploadOptions = {
     onProgress: (p: UploadProgress) => {
       const phases: UploadProgress['phase'][] = ['uploading', 'paused', 'offline', 'completing', 'done'];
-      const numbers: number[] = [p.bytesSent, p.bytesConfirmed, p.bytesTotal, p.partsDone, p.partsTotal, p.speed];
+      const numbers: number[] = [p.bytesSent, p.bytesConfirmed, p.partsDone, p.speed];
+      // A stream's totals are unknown until it ends.
+      const totals: (number | null)[] = [p.bytesTotal, p.partsTotal];
+      // @ts-expect-error bytesTotal may be null
+      const total: number = p.bytesTotal;
       const eta: number | null = p.eta;
-      void [phases.includes(p.phase), numbers, eta];
+      void [phases.includes(p.phase), numbers, totals, total, eta];
     },
     signal: controller.signal,
     filename: 'report.pdf',
@@ -60,6 +64,13 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     metadata: { owner: 'alice' },
   };
   const result: UploadResult = await uploader.upload(blob, uploadOptions);
+  const stream: ReadableStream<Uint8Array> = file.stream().pipeThrough(new CompressionStream('gzip'));
+  const streamed: UploadResult = await uploader.upload(stream, {
+    filename: 'report.pdf.gz', contentType: 'application/gzip', expectedSize: file.size,
+  });
+  uploader.start(new ReadableStream<Uint8Array>(), { filename: 'empty.bin' }).cancel();
+  // @ts-expect-error expectedSize is a number
+  const wrongExpected: UploadOptions = { expectedSize: '1 GiB' };
   const handle = uploader.start(file);
   handle.pause();
   handle.resume();
@@ -132,7 +143,7 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     const known: S3DirectErrorCode[] = [
       'aborted', 'missing_etag', 'http_error', 'network_error', 'stalled', 'file_unreadable',
       'list_failed', 'create_failed', 'sign_failed', 'complete_failed', 'invalid_options',
-      'file_too_large', 'a_code_from_the_server',
+      'file_too_large', 'stream_failed', 'stream_too_large', 'a_code_from_the_server',
     ];
     const named: 'S3DirectError' = error.name;
     const status: number | undefined = error.status;
@@ -140,8 +151,8 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
     void [code, known, named, status, part];
   }
 
-  const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key];
+  const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key, streamed.key];
   const sizes: number[] = [result.size, id, size];
-  void [checksums, wrongChecksum, wrongConcurrency, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
+  void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];
 }

@@ -10,11 +10,12 @@ use std::rc::Rc;
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob, File};
+use web_sys::{AbortSignal, Blob, File, ReadableStream};
 
 use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, result_to_js};
 use super::engine::{Config, browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
+use super::stream::{Body, StreamSource};
 use crate::engine::{
     ChecksumChoice, Control, Error, FileInfo, Progress, RetryPolicy, RunState, StallDetector,
     StallTimeout, UploadOptions,
@@ -75,9 +76,9 @@ export interface UploaderOptions {
 export interface UploadOptions {
   /** Called as bytes go out, throttled to about 10 calls a second, and when a part is stored. */
   onProgress?: (progress: UploadProgress) => void;
-  /** Aborting it cancels the upload and deletes its stored parts. */
+  /** Aborting it cancels the upload and deletes its stored parts (and cancels a stream). */
   signal?: AbortSignal;
-  /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
+  /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob` and a stream. */
   filename?: string;
   /**
    * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
@@ -85,24 +86,34 @@ export interface UploadOptions {
    * `File`'s `webkitRelativePath` (set by `<input webkitdirectory>` and dropped folders), if any.
    */
   relativePath?: string;
-  /** MIME type of the object. Default: the Blob's `type`. */
+  /** MIME type of the object. Default: the Blob's `type`; for a stream, the server's default. */
   contentType?: string;
+  /**
+   * For a stream: about how many bytes it will hold, a hint for the part size (a stream may end
+   * before it or go past it). Without it (or `partSize`), a stream's parts are 8 MiB, so it may
+   * hold at most 10,000 × 8 MiB = 80 GiB; past that the upload fails with `stream_too_large`.
+   * Ignored for a `Blob`, whose size is known.
+   */
+  expectedSize?: number;
   /** S3 user metadata (`x-amz-meta-*`). */
   metadata?: Record<string, string>;
 }
 
 /**
  * Progress of an upload. Numbers never decrease, and `bytesSent === bytesTotal` is reported only
- * once the object is complete.
+ * once the object is complete. For a stream, `bytesTotal` and `partsTotal` are `null` until the
+ * stream ends.
  */
 export interface UploadProgress {
   /** Bytes handed to the network: stored parts plus what in-flight parts have sent. */
   bytesSent: number;
   /** Bytes of parts the store has acknowledged. */
   bytesConfirmed: number;
-  bytesTotal: number;
+  /** The object's size; `null` while a stream has not ended. */
+  bytesTotal: number | null;
   partsDone: number;
-  partsTotal: number;
+  /** `null` while a stream has not ended. */
+  partsTotal: number | null;
   /** Bytes per second over the last few seconds; 0 while unknown. */
   speed: number;
   /** Seconds left at the current speed; `null` while unknown. */
@@ -157,6 +168,8 @@ export type S3DirectErrorCode =
   | "complete_failed"
   | "invalid_options"
   | "file_too_large"
+  | "stream_failed"
+  | "stream_too_large"
   | (string & {});
 
 /** What an upload rejects with: an `Error` whose `name` is `"S3DirectError"`. */
@@ -206,22 +219,25 @@ impl Uploader {
         })
     }
 
-    /// Uploads `file` (a `File`, or a `Blob` with `options.filename`). Resolves when the object
-    /// is complete; rejects with an `S3DirectError`. Same as `start(file, options).promise`.
+    /// Uploads `file`: a `File`, a `Blob` with `options.filename`, or a `ReadableStream` of
+    /// `Uint8Array` chunks with `options.filename`, sent as it is read (about concurrency + 1
+    /// parts held in memory; a stream that errors aborts the upload with `stream_failed`; see the
+    /// README's "Streams"). Resolves when the object is complete; rejects with an
+    /// `S3DirectError`. Same as `start(file, options).promise`.
     #[wasm_bindgen(unchecked_return_type = "Promise<UploadResult>")]
     pub fn upload(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Blob | ReadableStream<Uint8Array>")] file: JsValue,
         options: Option<UploadOptionsArg>,
     ) -> js_sys::Promise {
         self.start(file, options).promise
     }
 
-    /// Starts uploading `file` and returns a handle to pause, resume or cancel it. The upload's
-    /// outcome is `handle.promise`.
+    /// Starts uploading `file` (as in `upload`) and returns a handle to pause, resume or cancel
+    /// it. The upload's outcome is `handle.promise`.
     pub fn start(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Blob | ReadableStream<Uint8Array>")] file: JsValue,
         options: Option<UploadOptionsArg>,
     ) -> UploadHandle {
         let config = self.config.clone();
@@ -273,7 +289,8 @@ impl UploadHandle {
         self.control.resume();
     }
 
-    /// Aborts the upload and deletes its stored parts; the promise rejects with code `aborted`.
+    /// Aborts the upload and deletes its stored parts (and cancels a stream being uploaded); the
+    /// promise rejects with code `aborted`.
     pub fn cancel(&self) {
         self.control.cancel();
     }
@@ -361,41 +378,36 @@ pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
 
 async fn upload(
     config: &Config,
-    file: JsValue,
+    input: JsValue,
     options: &JsValue,
     control: &Rc<Control>,
     last: Rc<RefCell<Option<Progress>>>,
 ) -> Result<crate::engine::UploadResult, Error> {
-    let blob: Blob = file
-        .dyn_into()
-        .map_err(|_| Error::InvalidOptions("the file to upload must be a File or a Blob".into()))?;
     let o = JsOptions::new(options, "upload options")?;
     let on_progress = o.function("onProgress")?;
     let signal: Option<AbortSignal> = o.instance("signal", "AbortSignal")?;
-    let filename = match (o.string("filename")?, blob.dyn_ref::<File>()) {
+    let blob = input.dyn_ref::<Blob>();
+    let filename = match (o.string("filename")?, input.dyn_ref::<File>()) {
         (Some(name), _) => name,
         (None, Some(file)) => file.name(),
         (None, None) => {
             return Err(Error::InvalidOptions(
-                "a Blob has no name; pass upload options.filename".into(),
+                "a Blob or stream has no name; pass upload options.filename".into(),
             ));
         }
     };
     let mut info = FileInfo {
-        relative_path: relative_path(&o, &blob, &filename)?,
+        relative_path: relative_path(&o, &input, &filename)?,
         filename,
-        content_type: o.string("contentType")?.unwrap_or_else(|| blob.type_()),
+        content_type: o
+            .string("contentType")?
+            .or_else(|| blob.map(Blob::type_))
+            .unwrap_or_default(),
         metadata: o.string_map("metadata")?,
         // Blob sizes are whole numbers of bytes below 2^53.
-        size: blob.size() as u64,
+        size: blob.map_or(0, |b| b.size() as u64),
         fingerprint: None,
     };
-    if let Some(fingerprint) = resume_fingerprint(config, &blob, &info.filename, info.size) {
-        info.fingerprint = fingerprint.await;
-    }
-
-    let _listener = cancel_on(signal, control);
-    let engine = browser_engine(config, &blob, None);
     let report = Box::new(move |p: &Progress| {
         *last.borrow_mut() = Some(*p);
         if let Some(f) = &on_progress
@@ -405,6 +417,35 @@ async fn upload(
             web_sys::console::error_2(&"s3-direct: onProgress threw".into(), &e);
         }
     });
+    let Some(blob) = blob else {
+        let source = input
+            .dyn_ref::<ReadableStream>()
+            .ok_or_else(|| {
+                Error::InvalidOptions(
+                    "the file to upload must be a File, a Blob or a ReadableStream".into(),
+                )
+            })
+            .and_then(|stream| {
+                StreamSource::new(stream).ok_or_else(|| {
+                    Error::InvalidOptions(
+                        "the stream is locked: another reader is reading it".into(),
+                    )
+                })
+            })?;
+        let expected = o.whole_number("expectedSize")?;
+        let source = Rc::new(source);
+        let _listener = cancel_on(signal, control);
+        let engine = browser_engine(config, Body::Stream(source.clone()), None);
+        return engine
+            .upload_stream(&info, expected, source, report, control)
+            .await;
+    };
+    if let Some(fingerprint) = resume_fingerprint(config, blob, &info.filename, info.size) {
+        info.fingerprint = fingerprint.await;
+    }
+
+    let _listener = cancel_on(signal, control);
+    let engine = browser_engine(config, Body::File(blob.clone()), None);
     engine.upload(&info, report, control).await
 }
 

@@ -38,6 +38,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
 use super::signer::js_text;
+use super::stream::Body;
 use crate::engine::{ChecksumError, Checksummer};
 
 #[wasm_bindgen(inline_js = r#"
@@ -176,10 +177,10 @@ impl Drop for SharedHasher {
     }
 }
 
-/// Checksums parts of one file.
+/// Checksums parts of one file or stream.
 #[derive(Debug)]
 pub(crate) struct WorkerChecksummer {
-    pub(crate) file: Blob,
+    pub(crate) body: Body,
     pub(crate) hasher: std::rc::Rc<SharedHasher>,
 }
 
@@ -189,19 +190,18 @@ impl Checksummer for WorkerChecksummer {
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
-        // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
-        let (start, end) = (range.start as f64, range.end as f64);
+        let (blob, start, end) = match self.body.locate(&range) {
+            Ok(at) => at,
+            Err(e) => return Box::pin(futures::future::err(ChecksumError::new(e))),
+        };
         // Asked now, not when first polled: the engine asks for the first parts' checksums while
         // it creates the upload, and awaits them only after.
         let (answer, what) = match self.hasher.get() {
             Some(h) => (
-                h.hash(&self.file, start, end, algorithm.as_str()),
+                h.hash(&blob, start, end, algorithm.as_str()),
                 "the checksum worker",
             ),
-            None => (
-                hash_here(&self.file, start, end, algorithm.as_str()),
-                "hashing",
-            ),
+            None => (hash_here(&blob, start, end, algorithm.as_str()), "hashing"),
         };
         Box::pin(text_of(answer, what))
     }

@@ -20,16 +20,16 @@ pub(crate) struct JsOptions<'a> {
 /// The path within a chosen folder of the file an upload sends: `relativePath` of its options,
 /// else the `webkitRelativePath` a folder picker or a dropped folder gave the `File` (its last
 /// segment replaced by `filename`, when the options rename the file); `None` for a file chosen
-/// on its own.
+/// on its own (or a stream).
 pub(crate) fn relative_path(
     o: &JsOptions<'_>,
-    blob: &web_sys::Blob,
+    input: &JsValue,
     filename: &str,
 ) -> Result<Option<String>, Error> {
     if let Some(path) = o.string("relativePath")? {
         return Ok(Some(path).filter(|p| !p.is_empty()));
     }
-    let given = js_sys::Reflect::get(blob, &"webkitRelativePath".into())
+    let given = js_sys::Reflect::get(input, &"webkitRelativePath".into())
         .ok()
         .and_then(|v| v.as_string())
         .filter(|p| !p.is_empty());

@@ -20,6 +20,7 @@ use web_sys::Blob;
 use super::checksum::{SharedHasher, WorkerChecksummer};
 use super::resume::{IdbResumeStore, fingerprint};
 use super::signer::HttpSigner;
+use super::stream::Body;
 use super::xhr::XhrSink;
 use super::{BrowserClock, BrowserNetwork};
 use crate::engine::{Engine, Fingerprint, ServerChecksum, Slots, StallDetector, UploadOptions};
@@ -42,19 +43,19 @@ pub(super) struct Config {
 /// The engine an upload of the browser runs.
 pub(super) type BrowserEngine = Engine<HttpSigner, XhrSink>;
 
-/// An engine uploading `blob` with `config`'s options and shared state, taking a PUT slot from
+/// An engine uploading `body` with `config`'s options and shared state, taking a PUT slot from
 /// `slots` for every request when given (a queue's).
-pub(super) fn browser_engine(config: &Config, blob: &Blob, slots: Option<Slots>) -> BrowserEngine {
+pub(super) fn browser_engine(config: &Config, body: Body, slots: Option<Slots>) -> BrowserEngine {
     let engine = Engine::new(
         HttpSigner::new(&config.endpoint, config.headers.clone()),
-        XhrSink::new(blob.clone()),
+        XhrSink::new(body.clone()),
         Rc::new(BrowserClock),
         config.options.clone(),
     )
     .with_network(Rc::new(BrowserNetwork::new()))
     .with_resume(Rc::new(IdbResumeStore))
     .with_checksummer(Rc::new(WorkerChecksummer {
-        file: blob.clone(),
+        body,
         hasher: config.hasher.clone(),
     }))
     .with_server_checksum(config.server_checksum.clone())

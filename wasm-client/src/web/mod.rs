@@ -7,6 +7,7 @@
 //! - [`signer`]: the signing API over `fetch` (gloo-net).
 //! - [`xhr`]: part PUTs over `XMLHttpRequest`, for upload progress.
 //! - [`checksum`]: part checksums in a Web Worker.
+//! - [`stream`]: a `ReadableStream` cut into parts, and where a part's bytes are (file or stream).
 //! - [`convert`]: JS options in, JS objects and errors out.
 //! - [`resume`]: resume records in IndexedDB, and file fingerprints.
 //! - [`engine`]: the engine built with these ports, for `Uploader` and `UploadQueue` alike, and
@@ -21,6 +22,7 @@ mod engine;
 mod queue;
 mod resume;
 mod signer;
+mod stream;
 mod xhr;
 
 use futures::future::LocalBoxFuture;

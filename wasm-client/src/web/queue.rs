@@ -20,6 +20,7 @@ use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, resu
 use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
+use super::stream::Body;
 use crate::engine::{
     Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch, PartMap,
     ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots, UploadResult,
@@ -415,7 +416,7 @@ async fn run_item(
     if let Some(fingerprint) = resume_fingerprint(config, &source.blob, &info.filename, info.size) {
         info.fingerprint = fingerprint.await;
     }
-    let engine = browser_engine(config, &source.blob, Some(slots));
+    let engine = browser_engine(config, Body::File(source.blob.clone()), Some(slots));
     engine.upload(&info, on_progress, control).await
 }
 

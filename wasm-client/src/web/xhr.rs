@@ -1,4 +1,5 @@
-//! [`PartSink`] over `XMLHttpRequest`: one PUT per part, body `Blob.slice(start, end)`.
+//! [`PartSink`] over `XMLHttpRequest`: one PUT per part, body `Blob.slice(start, end)` of the file,
+//! or a stream's part Blob ([`Body`]).
 //!
 //! XHR and not `fetch`, because only XHR reports upload progress (`upload.onprogress`). A sliced
 //! Blob is lazy, so the browser streams the part from disk and the file is never read into memory.
@@ -19,21 +20,31 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, ProgressEvent, XmlHttpRequest, XmlHttpRequestUpload};
 
 use super::signer::js_text;
+use super::stream::Body;
 use crate::engine::error::truncate;
 use crate::engine::{PartProgress, PartPut, PartSink, PutError};
 
 /// How much of an error answer is kept for the message (S3's XML errors are far smaller).
 const MAX_ERROR_BODY: usize = 4096;
 
-/// Sends parts of one file.
+/// Sends parts of one file or stream.
 #[derive(Debug, Clone)]
 pub(crate) struct XhrSink {
-    file: Blob,
+    body: Body,
 }
 
 impl XhrSink {
-    pub(crate) fn new(file: Blob) -> Self {
-        Self { file }
+    pub(crate) fn new(body: Body) -> Self {
+        Self { body }
+    }
+
+    /// A file changed since it was chosen fails its PUT (see the module's doc); a stream's part
+    /// is in the browser's blob storage and cannot change.
+    async fn still_readable(&self, range: &std::ops::Range<u64>) -> Result<(), PutError> {
+        match &self.body {
+            Body::File(file) => still_readable(file, range).await,
+            Body::Stream(_) => Ok(()),
+        }
     }
 }
 
@@ -53,7 +64,8 @@ impl PartSink for XhrSink {
         progress: PartProgress,
     ) -> Result<Option<String>, PutError> {
         let js_err = |e: wasm_bindgen::JsValue| PutError::Network(js_text(&e));
-        still_readable(&self.file, &put.range).await?;
+        self.still_readable(&put.range).await?;
+        let (blob, start, end) = self.body.locate(&put.range).map_err(PutError::Unreadable)?;
         let xhr = XmlHttpRequest::new().map_err(js_err)?;
         xhr.open_with_async("PUT", put.url, true).map_err(js_err)?;
         for (name, value) in put.headers {
@@ -65,11 +77,7 @@ impl PartSink for XhrSink {
             }
             xhr.set_request_header(name, value).map_err(js_err)?;
         }
-        // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
-        let body = self
-            .file
-            .slice_with_f64_and_f64(put.range.start as f64, put.range.end as f64)
-            .map_err(js_err)?;
+        let body = blob.slice_with_f64_and_f64(start, end).map_err(js_err)?;
 
         let (tx, rx) = oneshot::channel();
         let tx = Rc::new(RefCell::new(Some(tx)));
@@ -107,7 +115,7 @@ impl PartSink for XhrSink {
             Ok(Ended::Loaded) => {}
             Ok(Ended::Failed(why)) => {
                 // Chromium fails the request of a file changed while it was being sent.
-                still_readable(&self.file, &put.range).await?;
+                self.still_readable(&put.range).await?;
                 return Err(PutError::Network(why.into()));
             }
             Err(_) => return Err(PutError::Network("the request vanished".into())),
