@@ -90,7 +90,8 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   const items: QueueItem[] = queue.items;
   const id: number = item.id;
   const name: string = item.name;
-  const size: number = item.size;
+  const size: number | null = item.size;
+  const streamItem: QueueItem = queue.add(new ReadableStream<Uint8Array>(), { filename: 'live.webm', expectedSize: 1 << 30 });
   const state: QueueItemState = item.state;
   const itemProgress: UploadProgress = item.progress;
   const itemResult: UploadResult | undefined = item.result;
@@ -152,7 +153,7 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   }
 
   const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key, streamed.key];
-  const sizes: number[] = [result.size, id, size];
+  const sizes: (number | null)[] = [result.size, id, size, streamItem.size];
   void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];
 }
