@@ -305,8 +305,12 @@ describe('folders', () => {
         return group?.fraction > 0;
       }, null, { timeout: 60_000, polling: 50 });
       assert.ok(hold.held.length > 0, 'later parts are held');
-      await page.getByRole('button', { name: 'Pause upload of folder big' }).click();
+      // By keyboard: the folder's Pause is a real button, and turns into Resume under the focus.
+      await page.getByRole('button', { name: 'Pause upload of folder big' }).focus();
+      await page.keyboard.press('Space');
       await waitForGroupItems(page, 'big', (i) => i.state === 'paused');
+      await page.waitForFunction(() => document.querySelector('s3-direct-upload').shadowRoot.activeElement
+        ?.getAttribute('aria-label') === 'Resume upload of folder big');
       let row = await groupRow(page, 'big');
       assert.equal(row.state, 'paused');
       assert.equal(row.status, 'Paused');
@@ -325,7 +329,7 @@ describe('folders', () => {
       assert.deepEqual(still.map((i) => [i.state, i.progress?.bytesConfirmed, i.progress?.partsDone]),
         before.items.map((i) => [i.state, i.progress?.bytesConfirmed, i.progress?.partsDone]), 'no bytes moved');
 
-      await page.getByRole('button', { name: 'Resume upload of folder big' }).click();
+      await page.keyboard.press('Enter');
       const items = await finished(page, 3);
       assert.deepEqual(items.map((i) => [i.state, i.size]), sizes.map((size) => ['done', size]));
       row = await groupRow(page, 'big');
