@@ -5,22 +5,27 @@
 // value per file; a folder dropped on the element is walked (empty folders noted, not dropped
 // silently); a dropped folder's group pauses (nothing moves), resumes and finishes, and a group
 // cancelled half-way leaves no upload behind and no value in the form; a path that escapes the
-// chosen folder is refused by the server. Screenshots of a folder's row go to tests/artifacts/folders.
+// chosen folder is refused by the server. Screenshots of a folder's row (done, paused, with a failed
+// file) go where the engine tests put theirs: tests/artifacts/engines/chromium-widget-folder*.png.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { launchBrowser } from '../lib/browser.mjs';
 import { MiB, tempDir } from '../lib/files.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
-import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+import { ARTIFACTS, shot } from '../lib/engine-scenarios.mjs';
+import { embeddedCredentials, startServer } from '../lib/server.mjs';
 import { createHash } from 'node:crypto';
 
 const bucket = 's3-direct';
 
-/** Where the screenshots of a folder's row go (git-ignored). */
-const artifacts = path.join(repoRoot, 'tests/artifacts/folders');
+/** A screenshot of the element, named as the engine tests name theirs (`chromium-widget-folder-error.png`). */
+async function snap(page, what) {
+  await page.mouse.move(0, 0); // no hover style left on the button just clicked
+  await page.locator('s3-direct-upload').screenshot({ path: shot('chromium', 'embedded', what), animations: 'disabled' });
+}
 
 /**
  * Drops `tree` on the page's element as the browser delivers folders: DataTransfer items whose
@@ -154,6 +159,7 @@ describe('folders', () => {
   before(async () => {
     [browser, server, tree] = await Promise.all([launchBrowser(), startServer(), writeTree()]);
     s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+    await mkdir(ARTIFACTS, { recursive: true });
   });
 
   after(async () => {
@@ -233,8 +239,7 @@ describe('folders', () => {
       for (let i = 1; i < bar.length; i += 1) assert.ok(bar[i].now >= bar[i - 1].now, `never backwards: ${JSON.stringify(bar)}`);
       for (const b of bar) assert.ok(b.now < 100 || b.done === b.files, `100 % only once every file is done: ${JSON.stringify(b)}`);
       assert.equal(bar.at(-1).now, 100);
-      await mkdir(artifacts, { recursive: true });
-      await page.locator('s3-direct-upload').screenshot({ path: path.join(artifacts, 'group-done.png'), animations: 'disabled' });
+      await snap(page, 'widget-folder-done');
 
       const byPath = new Map(items.map((i) => [i.path, i]));
       for (const f of tree.files) {
@@ -317,8 +322,7 @@ describe('folders', () => {
       assert.equal(row.count, '0 of 3 files');
       assert.ok(row.valuenow > 0 && row.valuenow < 100, `part-way: ${row.valuenow}`);
       assert.deepEqual(row.buttons, ['Resume upload of folder big', 'Cancel upload of folder big']);
-      await page.mouse.move(0, 0);
-      await page.locator('s3-direct-upload').screenshot({ path: path.join(artifacts, 'group-paused.png'), animations: 'disabled' });
+      await snap(page, 'widget-folder');
 
       // Nothing is held any more: a part sent while paused would pass and be counted.
       await hold.release();
@@ -422,8 +426,7 @@ describe('folders', () => {
       const failed = await page.evaluate(() => [...document.querySelector('s3-direct-upload').shadowRoot
         .querySelectorAll('[part=group-files] [part~=item-error] .name')].map((n) => n.textContent));
       assert.deepEqual(failed, ['refused.txt']);
-      await page.mouse.move(0, 0);
-      await page.locator('s3-direct-upload').screenshot({ path: path.join(artifacts, 'group-error.png'), animations: 'disabled' });
+      await snap(page, 'widget-folder-error');
 
       refusing = false;
       await page.getByRole('button', { name: 'Retry the failed files of folder mixed' }).click();
