@@ -434,6 +434,21 @@ describe('folders', () => {
       row = await groupRow(page, 'mixed');
       assert.equal(row.count, '2 of 2 files');
       assert.equal(row.valuenow, 100);
+
+      // Removing the folder's files one by one: focus moves to the next file, then, with the
+      // folder gone, to the drop zone; the form keeps only what is left.
+      const focusedPart = () => page.evaluate(() => {
+        const el = document.querySelector('s3-direct-upload').shadowRoot.activeElement;
+        return el?.getAttribute('aria-label') ?? el?.getAttribute('part');
+      });
+      await page.getByRole('button', { name: 'Remove mixed/fine.txt' }).press('Enter');
+      assert.equal(await focusedPart(), 'Remove mixed/refused.txt');
+      assert.equal((await groupRow(page, 'mixed')).count, '1 of 1 file');
+      assert.equal((await posted(page)).length, 1);
+      await page.keyboard.press('Enter');
+      assert.equal(await groupRow(page, 'mixed'), null, 'the folder left with its last file');
+      assert.equal(await focusedPart(), 'dropzone');
+      assert.deepEqual(await posted(page), []);
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();

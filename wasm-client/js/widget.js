@@ -255,6 +255,9 @@ function rowUi(li) {
   };
 }
 
+/** The row after `el`, else the one before it: where focus goes when `el` leaves. */
+const beside = (el) => el.nextElementSibling ?? el.previousElementSibling;
+
 const retryable = (row) => row.state === 'error' && !FINAL_CODES.has(row.error?.code) && row.file;
 
 let nextRowId = 1;
@@ -653,6 +656,7 @@ export class S3DirectUploadElement extends HTMLElement {
     ui.name.textContent = name;
     ui.size.setAttribute('part', 'count');
     ui.bar.setAttribute('aria-label', `Upload of folder ${name}`);
+    group.list.setAttribute('aria-label', `Files of folder ${name}`);
     ui.retry.textContent = 'Retry failed';
     const each = (test, act) => { for (const r of group.rows) if (test(r)) act(r); };
     ui.toggle.addEventListener('click', () => (group.state === 'paused'
@@ -690,7 +694,7 @@ export class S3DirectUploadElement extends HTMLElement {
   }
 
   #removeGroup(group) {
-    const near = group.el.nextElementSibling ?? group.el.previousElementSibling;
+    const near = beside(group.el);
     for (const r of [...group.rows]) this.#remove(r, { focus: false });
     this.#focusNear(near);
   }
@@ -730,7 +734,8 @@ export class S3DirectUploadElement extends HTMLElement {
     const focused = this.#root.activeElement;
     group.el.dataset.state = state;
     group.el.setAttribute('part', `item group group-${state}`);
-    const counted = `${done} of ${state === 'cancelled' ? rows.length : files} files${failed ? `, ${failed} failed` : ''}`;
+    const of = state === 'cancelled' ? rows.length : files;
+    const counted = `${done} of ${of} ${of === 1 ? 'file' : 'files'}${failed ? `, ${failed} failed` : ''}`;
     ui.size.textContent = counted;
     ui.fill.style.width = `${percent}%`;
     ui.bar.setAttribute('aria-valuenow', String(percent));
@@ -960,11 +965,12 @@ export class S3DirectUploadElement extends HTMLElement {
     const i = this.#rows.indexOf(row);
     if (i < 0) return;
     const hadFocus = row.el.contains(this.#root.activeElement);
-    // Focus goes to the row that takes this one's place, else its folder's, else the drop zone.
-    const near = row.el.nextElementSibling ?? row.el.previousElementSibling ?? row.group?.el;
+    // Focus goes to the row that takes this one's place (the last file of a folder takes the
+    // folder with it), else the drop zone.
+    const { group } = row;
+    const near = beside(row.el) ?? (group && beside(group.el));
     this.#rows.splice(i, 1);
     row.el.remove();
-    const { group } = row;
     if (group) {
       group.rows.splice(group.rows.indexOf(row), 1);
       group.percent = 0;
