@@ -20,6 +20,7 @@ import init, {
   Uploader,
   type UploaderOptions,
 } from '../pkg/s3_direct.js';
+import type { S3DirectUploadElement, S3DirectUploadGroup } from '../pkg/widget.js';
 
 export async function everything(file: File, blob: Blob): Promise<string[]> {
   await init();
@@ -156,4 +157,20 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   const sizes: (number | null)[] = [result.size, id, size, streamItem.size];
   void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];
+}
+
+// The widget's types (`s3-direct/widget`): its rows, its folders and its events.
+export function widget(el: S3DirectUploadElement): string[] {
+  const seen: string[] = el.items.map((i) => `${i.name} ${i.path ?? ''} ${i.group ?? ''} ${i.state}`);
+  const groups: S3DirectUploadGroup[] = el.groups;
+  for (const g of groups) seen.push(`${g.id} ${g.name} ${g.state} ${g.done} of ${g.files}, ${g.failed} failed, ${g.fraction}`);
+  // @ts-expect-error a folder's state is one of its five
+  const wrongState: S3DirectUploadGroup['state'] = 'queued';
+  // @ts-expect-error the list of folders is read-only
+  el.groups = [];
+  el.addEventListener('upload-cancel', (e) => seen.push(`${e.detail.name} ${e.detail.size}`));
+  el.addEventListener('queue-complete', (e) => seen.push(`${e.detail.done} ${e.detail.cancelled} ${e.detail.keys.join()}`));
+  const viaTag: S3DirectUploadElement | null = document.querySelector('s3-direct-upload');
+  void [wrongState, viaTag];
+  return seen;
 }

@@ -23,6 +23,8 @@ export interface S3DirectUploadItem {
   name: string;
   /** For a file of a folder: its path within the folder (the key keeps the folders); else null. */
   path: string | null;
+  /** For a file of a chosen or dropped folder: the folder's name (its group's); else null. */
+  group: string | null;
   size: number;
   state: S3DirectUploadItemState;
   progress: UploadProgress | null;
@@ -37,6 +39,25 @@ export interface S3DirectUploadItem {
   } | null;
   /** `message` is the sentence shown to the person; `detail` the technical message. */
   error: { code: string; message: string; detail: string } | null;
+}
+
+/**
+ * A snapshot of one chosen or dropped folder, from {@link S3DirectUploadElement.groups}: the
+ * element shows it as one row over its files' rows.
+ */
+export interface S3DirectUploadGroup {
+  /** Unique among the rows of this page. */
+  id: number;
+  /** The folder's name, as in its files' `group`. */
+  name: string;
+  /** `uploading` while any file is waiting, uploading or finishing; `error` once only failed ones are left unfinished. */
+  state: "uploading" | "paused" | "done" | "error" | "cancelled";
+  /** Files not cancelled. */
+  files: number;
+  done: number;
+  failed: number;
+  /** The folder's bar, 0 to 1: never goes back, and 1 only once every file is done. */
+  fraction: number;
 }
 
 export interface UploadStartDetail {
@@ -142,7 +163,9 @@ export class S3DirectUploadElement extends HTMLElement {
   /**
    * The picker chooses a folder (attribute `folders`; `<input webkitdirectory>`). Folders dropped
    * on the element are taken either way: every file keeps its path within the folder in its key
-   * (`{prefix}{id}/{folders}/{name}`), and an empty folder is noted below the list.
+   * (`{prefix}{id}/{folders}/{name}`), and an empty folder is noted below the list. Each folder is
+   * one row (see `groups`) with Pause / Resume, Cancel and Retry acting on all its files; each file
+   * still posts its own form value.
    */
   folders: boolean;
   /** The form cannot submit without one completed upload (attribute `required`). */
@@ -166,6 +189,8 @@ export class S3DirectUploadElement extends HTMLElement {
   /** What the form submits (see `formValue`), in the order the files were added. */
   readonly values: string[];
   readonly items: S3DirectUploadItem[];
+  /** The chosen or dropped folders, in the order they were added. */
+  readonly groups: S3DirectUploadGroup[];
   /** Bytes of every row that is not failed or cancelled. */
   readonly progress: { bytesSent: number; bytesTotal: number; fraction: number };
   readonly form: HTMLFormElement | null;
