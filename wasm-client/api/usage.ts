@@ -171,6 +171,11 @@ export function widget(el: S3DirectUploadElement): string[] {
   el.addEventListener('upload-cancel', (e) => seen.push(`${e.detail.name} ${e.detail.size}`));
   el.addEventListener('queue-complete', (e) => seen.push(`${e.detail.done} ${e.detail.cancelled} ${e.detail.keys.join()}`));
   const viaTag: S3DirectUploadElement | null = document.querySelector('s3-direct-upload');
-  void [wrongState, viaTag];
+  el.addStream(new ReadableStream<Uint8Array>(), { filename: 'take-1.webm', contentType: 'video/webm' });
+  // @ts-expect-error a stream needs a name
+  el.addStream(new ReadableStream<Uint8Array>(), {});
+  const sizes: (number | null)[] = [el.progress.bytesTotal, ...el.items.map((i) => i.size)];
+  el.addEventListener('upload-start', (e) => seen.push(`${e.detail.file?.name ?? 'stream'} ${e.detail.size}`));
+  void [wrongState, viaTag, sizes];
   return seen;
 }

@@ -25,7 +25,8 @@ export interface S3DirectUploadItem {
   path: string | null;
   /** For a file of a chosen or dropped folder: the folder's name (its group's); else null. */
   group: string | null;
-  size: number;
+  /** `null` for a stream (`addStream`) until it ends. */
+  size: number | null;
   state: S3DirectUploadItemState;
   progress: UploadProgress | null;
   result: {
@@ -63,8 +64,10 @@ export interface S3DirectUploadGroup {
 export interface UploadStartDetail {
   id: number;
   name: string;
-  size: number;
-  file: File;
+  /** `null` for a stream. */
+  size: number | null;
+  /** `null` for a stream added with `addStream`. */
+  file: File | null;
 }
 
 export interface UploadProgressDetail {
@@ -119,7 +122,8 @@ export interface UploadErrorDetail {
 export interface UploadCancelDetail {
   id: number;
   name: string;
-  size: number;
+  /** `null` for a stream cancelled before it ended. */
+  size: number | null;
 }
 
 export interface QueueCompleteDetail {
@@ -192,7 +196,8 @@ export class S3DirectUploadElement extends HTMLElement {
   /** The chosen or dropped folders, in the order they were added. */
   readonly groups: S3DirectUploadGroup[];
   /** Bytes of every row that is not failed or cancelled. */
-  readonly progress: { bytesSent: number; bytesTotal: number; fraction: number };
+  /** `bytesTotal` is `null` while a stream has not ended. */
+  readonly progress: { bytesSent: number; bytesTotal: number | null; fraction: number };
   readonly form: HTMLFormElement | null;
   readonly type: "s3-direct-upload";
   readonly validity: ValidityState;
@@ -202,6 +207,15 @@ export class S3DirectUploadElement extends HTMLElement {
   reportValidity(): boolean;
   /** Adds files as if they were chosen in the picker (checked against `accept` and `max-size`). */
   addFiles(files: Iterable<File> | FileList): void;
+  /**
+   * Adds a stream as a row of its own, uploaded as it is read (`filename` required; its `size` is
+   * `null` until it ends; a failed stream cannot be retried). Not checked against `accept` or
+   * `max-size`: the server's limits hold it.
+   */
+  addStream(
+    stream: ReadableStream<Uint8Array>,
+    options: { filename: string; contentType?: string; expectedSize?: number },
+  ): void;
   pauseAll(): void;
   resumeAll(): void;
   cancelAll(): void;

@@ -425,16 +425,23 @@ export class S3DirectUploadElement extends HTMLElement {
     }));
   }
 
-  /** Progress of every row together: `{ bytesSent, bytesTotal, fraction }`. */
+  /**
+   * Progress of every row together: `{ bytesSent, bytesTotal, fraction }`; `bytesTotal` is null
+   * while a stream has not ended (it counts as what it sent, `fraction` stays below 1).
+   */
   get progress() {
     let bytesSent = 0;
     let bytesTotal = 0;
+    let open = false;
     for (const r of this.#rows) {
       if (r.state === 'cancelled' || r.state === 'error') continue;
-      bytesTotal += r.size;
-      bytesSent += r.state === 'done' ? r.size : (r.progress?.bytesSent ?? 0);
+      const sent = r.progress?.bytesSent ?? 0;
+      open ||= r.size == null;
+      bytesTotal += r.size ?? sent + 1;
+      bytesSent += r.state === 'done' ? r.size : sent;
     }
-    return { bytesSent, bytesTotal, fraction: bytesTotal ? bytesSent / bytesTotal : 0 };
+    const fraction = bytesTotal ? bytesSent / bytesTotal : 0;
+    return { bytesSent, bytesTotal: open ? null : bytesTotal, fraction };
   }
 
   get form() { return this.#internals.form; }
@@ -453,6 +460,22 @@ export class S3DirectUploadElement extends HTMLElement {
    */
   addFiles(files) {
     this.#addEntries([...files].map((file) => ({ file, path: file.webkitRelativePath || null })), []);
+  }
+
+  /**
+   * Adds a `ReadableStream<Uint8Array>` (a recording, a file compressed in the page…) as a row of
+   * its own, uploaded as it is read: `filename` is required; its size is shown once it ends. A
+   * stream is read once, so a failed one cannot be retried.
+   */
+  addStream(stream, { filename, contentType, expectedSize } = {}) {
+    if (!this.multiple) for (const row of [...this.#rows]) this.#remove(row, { focus: false });
+    const row = this.#newRow(filename, null);
+    row.filename = filename;
+    row.stream = stream;
+    row.streamOptions = { contentType, expectedSize };
+    this.#render(row);
+    this.#enqueue(row);
+    this.#refresh();
   }
 
   /** Adds `{ file, path }` entries (`path`: within a chosen folder, or null), and notes `empty` folders. */
@@ -628,7 +651,7 @@ export class S3DirectUploadElement extends HTMLElement {
     };
     row.ui = rowUi(li);
     row.ui.name.textContent = name;
-    row.ui.size.textContent = formatBytes(size);
+    row.ui.size.textContent = size == null ? 'Stream' : formatBytes(size);
     row.ui.bar.setAttribute('aria-label', `Upload of ${name}`);
     row.ui.toggle.addEventListener('click', () => (row.state === 'paused' ? this.#resume(row) : this.#pause(row)));
     row.ui.retry.addEventListener('click', () => this.#retry(row));
@@ -794,7 +817,8 @@ export class S3DirectUploadElement extends HTMLElement {
       const queue = this.#queueFor(lib);
       const options = { filename: row.filename };
       if (row.path) options.relativePath = row.path;
-      const item = queue.add(row.file, options);
+      for (const [k, v] of Object.entries(row.streamOptions ?? {})) if (v != null) options[k] = v;
+      const item = queue.add(row.stream ?? row.file, options);
       row.queue = queue;
       row.item = item;
       row.itemId = item.id;
@@ -835,6 +859,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #onProgress(row, progress) {
     if (!row || !progress) return;
     row.progress = progress;
+    if (row.stream && progress.bytesTotal != null) this.#sized(row, progress.bytesTotal);
     this.#render(row);
     this.#emit('upload-progress', {
       id: row.id,
@@ -848,8 +873,15 @@ export class S3DirectUploadElement extends HTMLElement {
     });
   }
 
+  /** A stream ended: its row has a size. */
+  #sized(row, size) {
+    row.size = size;
+    row.ui.size.textContent = formatBytes(size);
+  }
+
   #onComplete(row, result) {
     if (!row) return;
+    if (row.stream) this.#sized(row, result.size);
     row.state = 'done';
     row.result = result;
     row.progress = { ...(row.progress ?? {}), bytesSent: row.size, bytesTotal: row.size, phase: 'done', eta: null };
@@ -995,18 +1027,25 @@ export class S3DirectUploadElement extends HTMLElement {
     const total = progress?.bytesTotal || row.size;
     const sent = state === 'done' ? total : (progress?.bytesSent ?? 0);
     const percent = total ? Math.floor((sent / total) * 100) : (state === 'done' ? 100 : 0);
+    // A stream still being read: how much it sent, of a total not known yet.
+    const open = row.size == null;
     ui.fill.style.width = `${percent}%`;
-    ui.bar.setAttribute('aria-valuenow', String(percent));
+    if (open) ui.bar.removeAttribute('aria-valuenow');
+    else ui.bar.setAttribute('aria-valuenow', String(percent));
     const moving = state === 'uploading' && progress && progress.phase !== 'offline';
     let status = STATUS[state] ?? '';
     if (state === 'uploading' && progress?.phase === 'offline') status = 'Waiting for the network';
     if (state === 'error') status = this.#sentence(row.error);
     ui.status.textContent = status;
-    ui.percent.textContent = state === 'done' || state === 'error' || state === 'cancelled' ? '' : `${percent} %`;
+    const over = state === 'done' || state === 'error' || state === 'cancelled';
+    ui.percent.textContent = over ? '' : open ? formatBytes(sent) : `${percent} %`;
     ui.speed.textContent = moving && progress.speed > 0 ? `${formatBytes(progress.speed)}/s` : '';
     ui.eta.textContent = moving ? formatEta(progress.eta) : '';
     ui.bar.setAttribute('aria-valuetext', [
-      status, state === 'done' ? formatBytes(row.size) : `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`,
+      status,
+      state === 'done' ? formatBytes(row.size)
+        : open ? `${formatBytes(sent)} sent, the total not known yet`
+          : `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`,
       ui.speed.textContent, ui.eta.textContent,
     ].filter(Boolean).join(', '));
 
@@ -1046,7 +1085,7 @@ export class S3DirectUploadElement extends HTMLElement {
       const { bytesSent, bytesTotal, fraction } = this.progress;
       const speed = rows.reduce((sum, r) => sum + (r.state === 'uploading' ? (r.progress?.speed ?? 0) : 0), 0);
       parts.push(`${Math.floor(fraction * 100)} %`);
-      if (speed > 0) parts.push(`${formatBytes(speed)}/s`, formatEta((bytesTotal - bytesSent) / speed));
+      if (speed > 0) parts.push(`${formatBytes(speed)}/s`, bytesTotal == null ? '' : formatEta((bytesTotal - bytesSent) / speed));
     }
     this.#summary.textContent = parts.filter(Boolean).join(' · ');
   }
