@@ -2,8 +2,8 @@
 // a tree of 3 levels and 50 files with Unicode and awkward names chosen through the folder
 // picker (`folders`: <input webkitdirectory>) is stored with every file under its sanitised path
 // within the folder, shown as one group row counting to "50 of 50 files", and the form posts one
-// value per file; a folder dropped on the element is walked (empty folders noted, not dropped
-// silently); a dropped folder's group pauses (nothing moves), resumes and finishes, and a group
+// value per file; the same tree dropped on the element is stored the same way; a folder dropped
+// on the element is walked (empty folders noted, not dropped silently); a dropped folder's group pauses (nothing moves), resumes and finishes, and a group
 // cancelled half-way leaves no upload behind and no value in the form; a path that escapes the
 // chosen folder is refused by the server. Screenshots of a folder's row (done, paused, with a failed
 // file) go where the engine tests put theirs: tests/artifacts/engines/chromium-widget-folder*.png.
@@ -31,14 +31,15 @@ async function snap(page, what) {
  * Drops `tree` on the page's element as the browser delivers folders: DataTransfer items whose
  * entries are walked, read in batches (the last one empty). No driver can drop a real folder, so
  * the entries are built in the page, over real Files. `tree` is a list of `{ name, text }` or
- * `{ name, size }` (a file of `size` zero bytes) and `{ name, children }` (a folder).
+ * `{ name, size, fill? }` (a file of `size` bytes of `fill`, else zeros) and `{ name, children }`
+ * (a folder).
  */
 function drop(page, tree) {
   return page.evaluate((top) => {
     const entry = (dir, node) => {
       const fullPath = `${dir}/${node.name}`;
       if (!node.children) {
-        const file = new File([node.text ?? new Uint8Array(node.size)], node.name, { type: 'text/plain' });
+        const file = new File([node.text ?? new Uint8Array(node.size).fill(node.fill ?? 0)], node.name, { type: 'text/plain' });
         return { isFile: true, isDirectory: false, name: node.name, fullPath, file: (ok) => ok(file) };
       }
       const children = node.children.map((child) => entry(fullPath, child));
@@ -150,6 +151,23 @@ async function writeTree() {
 /** The path the server keeps for `rel`: each segment cleaned as keys.rs does (leading dots go). */
 const sanitised = (rel) => rel.split('/').map((s) => s.replace(/^[.\s]+/, '')).join('/');
 
+/** `files` (from writeTree) as a tree to drop, each file's bytes as writeTree wrote them. */
+function dropTree(files) {
+  const top = [];
+  for (const [i, f] of files.entries()) {
+    const segments = f.rel.split('/');
+    let level = top;
+    for (const dir of segments.slice(0, -1)) {
+      let node = level.find((n) => n.name === dir && n.children);
+      if (!node) level.push(node = { name: dir, children: [] });
+      level = node.children;
+    }
+    level.push({ name: segments.at(-1), size: f.size, fill: i });
+  }
+  top[0].children.push({ name: 'empty', children: [] });
+  return top;
+}
+
 describe('folders', () => {
   let browser;
   let server;
@@ -191,6 +209,27 @@ describe('folders', () => {
     if (items.some((i) => i.state === 'error')) return items;
     return items.length === n && items.every((i) => i.state === 'done') ? items : null;
   }, count, { timeout: 120_000, polling: 100 }).then((h) => h.jsonValue());
+
+  /** Each of the tree's files has a done row and is stored, byte for byte, under its sanitised path. */
+  async function assertStoredUnderPaths(items) {
+    const byPath = new Map(items.map((i) => [i.path, i]));
+    for (const f of tree.files) {
+      const item = byPath.get(f.rel);
+      assert.ok(item, `a row for ${f.rel}`);
+      const key = item.result.key;
+      // The folders whole; the name cut to the store's key limit (the embedded store's is 126
+      // bytes for this bucket), keeping its extension.
+      const want = sanitised(f.rel);
+      const folders = want.slice(0, want.lastIndexOf('/') + 1);
+      const name = want.slice(folders.length);
+      const kept = key.slice(key.lastIndexOf('/') + 1);
+      assert.ok(key.includes(`/${folders}`) && key.endsWith(`/${folders}${kept}`), `${f.rel} → ${key}`);
+      const ext = path.extname(name);
+      assert.ok(kept === name || (kept.endsWith(ext) && name.startsWith(kept.slice(0, kept.length - ext.length))),
+        `${f.rel} → ${key}`);
+      assert.deepEqual(await objectSha256(s3, bucket, key), { sha256: f.sha256, size: f.size });
+    }
+  }
 
   it('a folder chosen through the picker is one group row counting to 50 of 50; stored file by file under its paths; the form posts one value each', async () => {
     const page = await openForm();
@@ -241,24 +280,28 @@ describe('folders', () => {
       assert.equal(bar.at(-1).now, 100);
       await snap(page, 'widget-folder-done');
 
-      const byPath = new Map(items.map((i) => [i.path, i]));
-      for (const f of tree.files) {
-        const item = byPath.get(f.rel);
-        assert.ok(item, `a row for ${f.rel}`);
-        const key = item.result.key;
-        // The folders whole; the name cut to the store's key limit (the embedded store's is 126
-        // bytes for this bucket), keeping its extension.
-        const want = sanitised(f.rel);
-        const folders = want.slice(0, want.lastIndexOf('/') + 1);
-        const name = want.slice(folders.length);
-        const kept = key.slice(key.lastIndexOf('/') + 1);
-        assert.ok(key.includes(`/${folders}`) && key.endsWith(`/${folders}${kept}`), `${f.rel} → ${key}`);
-        const ext = path.extname(name);
-        assert.ok(kept === name || (kept.endsWith(ext) && name.startsWith(kept.slice(0, kept.length - ext.length))),
-          `${f.rel} → ${key}`);
-        assert.deepEqual(await objectSha256(s3, bucket, key), { sha256: f.sha256, size: f.size });
-      }
+      await assertStoredUnderPaths(items);
       assert.equal((await posted(page)).length, tree.files.length, 'one value per file');
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('the same 50-file tree dropped on the element: one group, every file under its sanitised path, the empty folder noted', async () => {
+    const page = await openForm();
+    try {
+      await drop(page, dropTree(tree.files));
+      const items = await finished(page, tree.files.length);
+      assert.deepEqual(items.filter((i) => i.state !== 'done').map((i) => [i.name, i.error?.detail]), []);
+      assert.ok(items.every((i) => i.group === 'Holiday 🎉'), 'every file belongs to the folder');
+      await page.waitForFunction(() => document.querySelector('s3-direct-upload').groups[0]?.state === 'done');
+      assert.equal((await groupRow(page, 'Holiday 🎉')).count, '50 of 50 files');
+      await assertStoredUnderPaths(items);
+      assert.equal((await posted(page)).length, tree.files.length, 'one value per file');
+      const note = await page.evaluate(() => document.querySelector('s3-direct-upload')
+        .shadowRoot.querySelector('[part=notes]').textContent);
+      assert.match(note, /Holiday 🎉\/empty is empty/);
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();
