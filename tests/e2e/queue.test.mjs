@@ -1,6 +1,7 @@
 // The package's UploadQueue in headless Chromium against the embedded store: 200 files of 10 KB to
 // 2 MB through one queue, every object read back through S3 and compared by SHA-256, with one
-// limit of PUTs in flight across all files and small files sent as one presigned PUT.
+// limit of PUTs in flight across all files and small files sent as one presigned PUT; items
+// paused, resumed, cancelled and retried; streams as items.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -248,6 +249,75 @@ describe('UploadQueue', () => {
     assert.deepEqual(final.files, { total: 3, queued: 0, active: 0, paused: 0, done: 2, failed: 0, cancelled: 1 });
     for (const route of held) await route.abort().catch(() => {});
     assert.deepEqual(errors, []);
+    await page.close();
+  });
+  it('takes streams: size unknown until each ends, stored byte-exact; one cancelled before its turn is cancelled', async () => {
+    const errors = [];
+    const page = await openQueuePage(browser, server, errors);
+    const out = await page.evaluate(async () => {
+      const { UploadQueue } = window.s3direct;
+      // One item at a time: the second stream waits its turn and is cancelled while it waits.
+      const queue = new UploadQueue({ concurrency: 1, partSize: 5 * 1024 * 1024, resume: false });
+      const CHUNK = 256 * 1024;
+      const TOTAL = 23 * 1024 * 1024 + 777; // 5 parts, the last one short
+      const chunks = [];
+      let made = 0;
+      let seed = 7;
+      const stream = new ReadableStream({
+        pull(controller) {
+          if (made >= TOTAL) { controller.close(); return; }
+          const n = Math.min(CHUNK, TOTAL - made);
+          const bytes = new Uint8Array(n);
+          for (let i = 0; i < n; i++) { seed = (seed * 1103515245 + 12345) >>> 0; bytes[i] = seed >>> 24; }
+          chunks.push(bytes);
+          made += n;
+          controller.enqueue(bytes);
+        },
+      }, { highWaterMark: 0 });
+      let waitingCancelled = false;
+      const waiting = new ReadableStream({ cancel() { waitingCancelled = true; } });
+      const queueTotals = [];
+      const itemTotals = [];
+      queue.on('progress', (p) => queueTotals.push(p.bytesTotal));
+      const first = queue.add(stream, { filename: 'generated.bin', contentType: 'application/octet-stream' });
+      queue.on('item-progress', ({ item, progress }) => {
+        if (item === first) itemTotals.push([progress.bytesTotal, progress.partsTotal]);
+      });
+      const second = queue.add(waiting, { filename: 'never.bin' });
+      const sizeWhileOpen = first.size;
+      second.cancel();
+      const secondOutcome = await second.promise.then(() => 'resolved', (e) => e.code);
+      const result = await first.promise;
+      await queue.idle();
+      const whole = new Uint8Array(await new Blob(chunks).arrayBuffer());
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', whole));
+      return {
+        key: result.key,
+        size: result.size,
+        sha256: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+        total: TOTAL,
+        sizeWhileOpen,
+        sizeAfter: first.size,
+        state: first.state,
+        queueTotals,
+        itemTotals,
+        final: queue.progress,
+        second: { state: second.state, outcome: secondOutcome, cancelled: waitingCancelled },
+      };
+    });
+    assert.deepEqual(errors, []);
+    assert.equal(out.state, 'done');
+    assert.equal(out.size, out.total);
+    assert.equal(out.sizeWhileOpen, null, 'a stream has no size until it ends');
+    assert.equal(out.sizeAfter, out.total);
+    assert.ok(out.queueTotals.includes(null), 'the queue has no total while the stream is read');
+    assert.equal(out.queueTotals.at(-1), out.total);
+    assert.ok(out.itemTotals.some(([bytes, parts]) => bytes === null && parts === null), JSON.stringify(out.itemTotals));
+    assert.deepEqual(out.itemTotals.at(-1), [out.total, 5]);
+    assert.equal(out.final.fraction, 1);
+    assert.deepEqual(await objectSha256(s3, bucket, out.key), { sha256: out.sha256, size: out.total });
+    assert.deepEqual(out.second, { state: 'cancelled', outcome: 'aborted', cancelled: true },
+      'a stream cancelled before its turn is cancelled (its `cancel` runs)');
     await page.close();
   });
 });

@@ -218,6 +218,62 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
     }
   });
 
+  it('takes a stream through addStream: shown without a size until it ends, stored byte-exact, its value in the form', async () => {
+    const page = await openForm(browser, server);
+    try {
+      const out = await page.evaluate(async () => {
+        const el = document.querySelector('s3-direct-upload');
+        const TOTAL = 12 * 1024 * 1024 + 4321; // three 5 MiB parts, the last one short
+        const chunks = [];
+        let made = 0;
+        let seed = 11;
+        const stream = new ReadableStream({
+          pull(controller) {
+            if (made >= TOTAL) { controller.close(); return; }
+            const n = Math.min(256 * 1024, TOTAL - made);
+            const bytes = new Uint8Array(n);
+            for (let i = 0; i < n; i++) { seed = (seed * 1664525 + 1013904223) >>> 0; bytes[i] = seed >>> 24; }
+            chunks.push(bytes);
+            made += n;
+            controller.enqueue(bytes);
+          },
+        }, { highWaterMark: 0 });
+        const sizes = [];
+        el.addEventListener('upload-progress', () => sizes.push([el.items[0].size, el.progress.bytesTotal]));
+        const done = new Promise((resolve) => el.addEventListener('queue-complete', resolve, { once: true }));
+        el.addStream(stream, { filename: 'live.bin', contentType: 'application/octet-stream' });
+        const shown = el.shadowRoot.querySelector('.item .size').textContent;
+        await done;
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await new Blob(chunks).arrayBuffer()));
+        return {
+          total: TOTAL,
+          shown,
+          sizes,
+          item: el.items[0],
+          shownAfter: el.shadowRoot.querySelector('.item .size').textContent,
+          keys: el.keys,
+          values: el.values,
+          sha256: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+        };
+      });
+      assert.equal(out.shown, 'Stream', 'a stream has no size to show while it is read');
+      assert.ok(out.sizes.some(([item, total]) => item === null && total === null), JSON.stringify(out.sizes));
+      assert.equal(out.item.state, 'done');
+      assert.equal(out.item.size, out.total);
+      assert.equal(out.shownAfter, '12.6 MB', 'its size once it ended');
+      assert.equal(out.keys.length, 1);
+      assert.ok(out.keys[0].endsWith('/live.bin'), out.keys[0]);
+      assert.equal(out.values.length, 1, 'the form holds one value for the stream');
+      assert.deepEqual(await objectSha256(s3, bucket, out.keys[0]), { sha256: out.sha256, size: out.total });
+      const events = await page.evaluate(() => window.widgetEvents);
+      const start = events.find((e) => e.type === 'upload-start');
+      assert.deepEqual([start.detail.name, start.detail.size, start.detail.file], ['live.bin', null, null]);
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('takes dropped files, refuses those over max-size or outside accept in plain words, and resets', async () => {
     const page = await openForm(browser, server);
     try {

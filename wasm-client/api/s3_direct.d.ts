@@ -16,10 +16,12 @@ export interface QueueOptions extends UploaderOptions {
     singlePutThreshold?: number;
 }
 
-/** Options of one file added to a queue. */
+/** Options of one file (or stream) added to a queue. */
 export interface QueueItemOptions {
-    /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
+    /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob` and a stream. */
     filename?: string;
+    /** For a stream: about how many bytes it will hold, a hint for the part size (as for {@link Uploader.upload}). */
+    expectedSize?: number;
     /**
      * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
      * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
@@ -61,8 +63,8 @@ export interface QueueFileCounts {
 export interface QueueProgress {
     /** Bytes sent by the items not cancelled (finished ones count whole). */
     bytesSent: number;
-    /** Size of the items not cancelled. */
-    bytesTotal: number;
+    /** Size of the items not cancelled; `null` while a stream among them has not ended. */
+    bytesTotal: number | null;
     /** From 0 to 1; exactly 1 only once every item not cancelled is done. */
     fraction: number;
     /** Bytes per second over the last few seconds, all items together; 0 while unknown. */
@@ -319,9 +321,9 @@ export class QueueItem {
      */
     readonly result: UploadResult | undefined;
     /**
-     * Size in bytes.
+     * Size in bytes; `null` for a stream until it ends.
      */
-    readonly size: number;
+    readonly size: number | null;
     readonly state: QueueItemState;
 }
 
@@ -367,11 +369,12 @@ export class UploadQueue {
     free(): void;
     [Symbol.dispose](): void;
     /**
-     * Adds `file` (a `File`, or a `Blob` with `options.filename`) to the queue and returns its
+     * Adds `file` (a `File`, or a `Blob` or `ReadableStream<Uint8Array>` with
+     * `options.filename`) to the queue and returns its
      * item; it starts when its turn comes. Throws an `S3DirectError` with code
      * `invalid_options` for a file or options that cannot work.
      */
-    add(file: Blob, options?: QueueItemOptions | null): QueueItem;
+    add(file: Blob | ReadableStream<Uint8Array>, options?: QueueItemOptions | null): QueueItem;
     /**
      * Cancels every item not finished; started uploads are aborted and their parts deleted.
      */

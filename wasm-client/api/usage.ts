@@ -20,6 +20,7 @@ import init, {
   Uploader,
   type UploaderOptions,
 } from '../pkg/s3_direct.js';
+import type { S3DirectUploadElement, S3DirectUploadGroup } from '../pkg/widget.js';
 
 export async function everything(file: File, blob: Blob): Promise<string[]> {
   await init();
@@ -95,7 +96,8 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   const items: QueueItem[] = queue.items;
   const id: number = item.id;
   const name: string = item.name;
-  const size: number = item.size;
+  const size: number | null = item.size;
+  const streamItem: QueueItem = queue.add(new ReadableStream<Uint8Array>(), { filename: 'live.webm', expectedSize: 1 << 30 });
   const state: QueueItemState = item.state;
   const itemProgress: UploadProgress = item.progress;
   const itemResult: UploadResult | undefined = item.result;
@@ -157,7 +159,28 @@ export async function everything(file: File, blob: Blob): Promise<string[]> {
   }
 
   const keys: (string | null)[] = [result.key, result.bucket, result.location, result.etag, result.checksum, result.crc32c, result.crc32, result.receipt, fromHandle.key, streamed.key];
-  const sizes: number[] = [result.size, id, size];
+  const sizes: (number | null)[] = [result.size, id, size, streamItem.size];
   void [checksums, wrongChecksum, wrongConcurrency, wrongExpected, wrongKey, handleState, last, items, name, state, itemProgress, itemResult, itemError, events];
   return [...seen, ...keys.map(String), ...sizes.map(String)];
+}
+
+// The widget's types (`s3-direct/widget`): its rows, its folders and its events.
+export function widget(el: S3DirectUploadElement): string[] {
+  const seen: string[] = el.items.map((i) => `${i.name} ${i.path ?? ''} ${i.group ?? ''} ${i.state}`);
+  const groups: S3DirectUploadGroup[] = el.groups;
+  for (const g of groups) seen.push(`${g.id} ${g.name} ${g.state} ${g.done} of ${g.files}, ${g.failed} failed, ${g.fraction}`);
+  // @ts-expect-error a folder's state is one of its five
+  const wrongState: S3DirectUploadGroup['state'] = 'queued';
+  // @ts-expect-error the list of folders is read-only
+  el.groups = [];
+  el.addEventListener('upload-cancel', (e) => seen.push(`${e.detail.name} ${e.detail.size}`));
+  el.addEventListener('queue-complete', (e) => seen.push(`${e.detail.done} ${e.detail.cancelled} ${e.detail.keys.join()}`));
+  const viaTag: S3DirectUploadElement | null = document.querySelector('s3-direct-upload');
+  el.addStream(new ReadableStream<Uint8Array>(), { filename: 'take-1.webm', contentType: 'video/webm' });
+  // @ts-expect-error a stream needs a name
+  el.addStream(new ReadableStream<Uint8Array>(), {});
+  const sizes: (number | null)[] = [el.progress.bytesTotal, ...el.items.map((i) => i.size)];
+  el.addEventListener('upload-start', (e) => seen.push(`${e.detail.file?.name ?? 'stream'} ${e.detail.size}`));
+  void [wrongState, viaTag, sizes];
+  return seen;
 }

@@ -23,7 +23,10 @@ export interface S3DirectUploadItem {
   name: string;
   /** For a file of a folder: its path within the folder (the key keeps the folders); else null. */
   path: string | null;
-  size: number;
+  /** For a file of a chosen or dropped folder: the folder's name (its group's); else null. */
+  group: string | null;
+  /** `null` for a stream (`addStream`) until it ends. */
+  size: number | null;
   state: S3DirectUploadItemState;
   progress: UploadProgress | null;
   result: {
@@ -39,11 +42,32 @@ export interface S3DirectUploadItem {
   error: { code: string; message: string; detail: string } | null;
 }
 
+/**
+ * A snapshot of one chosen or dropped folder, from {@link S3DirectUploadElement.groups}: the
+ * element shows it as one row over its files' rows.
+ */
+export interface S3DirectUploadGroup {
+  /** Unique among the rows of this page. */
+  id: number;
+  /** The folder's name, as in its files' `group`. */
+  name: string;
+  /** `uploading` while any file is waiting, uploading or finishing; `error` once only failed ones are left unfinished. */
+  state: "uploading" | "paused" | "done" | "error" | "cancelled";
+  /** Files not cancelled. */
+  files: number;
+  done: number;
+  failed: number;
+  /** The folder's bar, 0 to 1: never goes back, and 1 only once every file is done. */
+  fraction: number;
+}
+
 export interface UploadStartDetail {
   id: number;
   name: string;
-  size: number;
-  file: File;
+  /** `null` for a stream. */
+  size: number | null;
+  /** `null` for a stream added with `addStream`. */
+  file: File | null;
 }
 
 export interface UploadProgressDetail {
@@ -98,7 +122,8 @@ export interface UploadErrorDetail {
 export interface UploadCancelDetail {
   id: number;
   name: string;
-  size: number;
+  /** `null` for a stream cancelled before it ended. */
+  size: number | null;
 }
 
 export interface QueueCompleteDetail {
@@ -142,7 +167,9 @@ export class S3DirectUploadElement extends HTMLElement {
   /**
    * The picker chooses a folder (attribute `folders`; `<input webkitdirectory>`). Folders dropped
    * on the element are taken either way: every file keeps its path within the folder in its key
-   * (`{prefix}{id}/{folders}/{name}`), and an empty folder is noted below the list.
+   * (`{prefix}{id}/{folders}/{name}`), and an empty folder is noted below the list. Each folder is
+   * one row (see `groups`) with Pause / Resume, Cancel and Retry acting on all its files; each file
+   * still posts its own form value.
    */
   folders: boolean;
   /** The form cannot submit without one completed upload (attribute `required`). */
@@ -166,8 +193,11 @@ export class S3DirectUploadElement extends HTMLElement {
   /** What the form submits (see `formValue`), in the order the files were added. */
   readonly values: string[];
   readonly items: S3DirectUploadItem[];
+  /** The chosen or dropped folders, in the order they were added. */
+  readonly groups: S3DirectUploadGroup[];
   /** Bytes of every row that is not failed or cancelled. */
-  readonly progress: { bytesSent: number; bytesTotal: number; fraction: number };
+  /** `bytesTotal` is `null` while a stream has not ended. */
+  readonly progress: { bytesSent: number; bytesTotal: number | null; fraction: number };
   readonly form: HTMLFormElement | null;
   readonly type: "s3-direct-upload";
   readonly validity: ValidityState;
@@ -177,6 +207,15 @@ export class S3DirectUploadElement extends HTMLElement {
   reportValidity(): boolean;
   /** Adds files as if they were chosen in the picker (checked against `accept` and `max-size`). */
   addFiles(files: Iterable<File> | FileList): void;
+  /**
+   * Adds a stream as a row of its own, uploaded as it is read (`filename` required; its `size` is
+   * `null` until it ends; a failed stream cannot be retried). Not checked against `accept` or
+   * `max-size`: the server's limits hold it.
+   */
+  addStream(
+    stream: ReadableStream<Uint8Array>,
+    options: { filename: string; contentType?: string; expectedSize?: number },
+  ): void;
   pauseAll(): void;
   resumeAll(): void;
   cancelAll(): void;

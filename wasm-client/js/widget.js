@@ -183,15 +183,18 @@ button.action:hover { border-color: var(--_accent); color: var(--_accent); }
   background: var(--s3d-bar-background, #e5e7eb); border-radius: 999px;
 }
 .fill { height: 100%; width: 0; background: var(--_accent); transition: width 0.2s linear; }
-.item[data-state="paused"] .fill { background: var(--_paused); }
-.item[data-state="done"] .fill { background: var(--_success); }
-.item[data-state="error"] .fill { background: var(--_error); }
-.item[data-state="cancelled"] .fill { background: var(--_border); }
+/* A folder's row holds its files' rows: its state colours its own bar and status only. */
+.item[data-state="paused"]>.bar>.fill { background: var(--_paused); }
+.item[data-state="done"]>.bar>.fill { background: var(--_success); }
+.item[data-state="error"]>.bar>.fill { background: var(--_error); }
+.item[data-state="cancelled"]>.bar>.fill { background: var(--_border); }
 .stats { display: flex; flex-wrap: wrap; gap: 0 0.75rem; font-size: 0.875em; color: var(--_muted); }
 .stats span:empty { display: none; }
-.item[data-state="done"] .status { color: var(--_success); }
-.item[data-state="paused"] .status { color: var(--_paused); }
-.item[data-state="error"] .status { color: var(--_error); font-weight: 600; }
+.item[data-state="done"]>.stats>.status { color: var(--_success); }
+.item[data-state="paused"]>.stats>.status { color: var(--_paused); }
+.item[data-state="error"]>.stats>.status { color: var(--_error); font-weight: 600; }
+.files-of { margin-top: 0.25rem; font-size: 0.875em; }
+.files-of .item { padding: 0.375rem 0.5rem; }
 .item[data-state="cancelled"] { opacity: 0.7; }
 .summary, .notes { margin-top: var(--s3d-gap, 0.5rem); font-size: 0.875em; color: var(--_muted); }
 .detail { margin-top: 0.25rem; font-size: 0.8125em; color: var(--_muted); }
@@ -241,6 +244,21 @@ const ROW = `
 <div class="stats"><span class="status" part="status"></span><span class="percent" part="percent"></span><span class="speed" part="speed"></span><span class="eta" part="eta"></span></div>
 <details class="detail" part="error-detail" hidden><summary>Details</summary><code></code></details>
 `;
+
+/** The parts of a row (a file's or a folder's) made from ROW. */
+function rowUi(li) {
+  const $ = (sel) => li.querySelector(sel);
+  return {
+    name: $('.name'), size: $('.size'), toggle: $('.toggle'), retry: $('.retry'), cancel: $('.cancel'),
+    remove: $('.remove'), bar: $('.bar'), fill: $('.fill'), status: $('.status'), percent: $('.percent'),
+    speed: $('.speed'), eta: $('.eta'), detail: $('.detail'), code: $('.detail code'),
+  };
+}
+
+/** The row after `el`, else the one before it: where focus goes when `el` leaves. */
+const beside = (el) => el.nextElementSibling ?? el.previousElementSibling;
+
+const retryable = (row) => row.state === 'error' && !FINAL_CODES.has(row.error?.code) && row.file;
 
 let nextRowId = 1;
 
@@ -382,6 +400,7 @@ export class S3DirectUploadElement extends HTMLElement {
       id: r.id,
       name: r.name,
       path: r.path ?? null,
+      group: r.group?.name ?? null,
       size: r.size,
       state: r.state,
       progress: r.progress ? { ...r.progress } : null,
@@ -390,16 +409,39 @@ export class S3DirectUploadElement extends HTMLElement {
     }));
   }
 
-  /** Progress of every row together: `{ bytesSent, bytesTotal, fraction }`. */
+  /**
+   * A snapshot of every chosen or dropped folder: `{ id, name, state, files, done, failed,
+   * fraction }`, `fraction` being its bar (0 to 1; 1 only once every file is done).
+   */
+  get groups() {
+    return [...new Set(this.#rows.map((r) => r.group).filter(Boolean))].map((g) => ({
+      id: g.id,
+      name: g.name,
+      state: g.state,
+      files: g.rows.filter((r) => r.state !== 'cancelled').length,
+      done: g.rows.filter((r) => r.state === 'done').length,
+      failed: g.rows.filter((r) => r.state === 'error').length,
+      fraction: g.percent / 100,
+    }));
+  }
+
+  /**
+   * Progress of every row together: `{ bytesSent, bytesTotal, fraction }`; `bytesTotal` is null
+   * while a stream has not ended (it counts as what it sent, `fraction` stays below 1).
+   */
   get progress() {
     let bytesSent = 0;
     let bytesTotal = 0;
+    let open = false;
     for (const r of this.#rows) {
       if (r.state === 'cancelled' || r.state === 'error') continue;
-      bytesTotal += r.size;
-      bytesSent += r.state === 'done' ? r.size : (r.progress?.bytesSent ?? 0);
+      const sent = r.progress?.bytesSent ?? 0;
+      open ||= r.size == null;
+      bytesTotal += r.size ?? sent + 1;
+      bytesSent += r.state === 'done' ? r.size : sent;
     }
-    return { bytesSent, bytesTotal, fraction: bytesTotal ? bytesSent / bytesTotal : 0 };
+    const fraction = bytesTotal ? bytesSent / bytesTotal : 0;
+    return { bytesSent, bytesTotal: open ? null : bytesTotal, fraction };
   }
 
   get form() { return this.#internals.form; }
@@ -420,6 +462,22 @@ export class S3DirectUploadElement extends HTMLElement {
     this.#addEntries([...files].map((file) => ({ file, path: file.webkitRelativePath || null })), []);
   }
 
+  /**
+   * Adds a `ReadableStream<Uint8Array>` (a recording, a file compressed in the page…) as a row of
+   * its own, uploaded as it is read: `filename` is required; its size is shown once it ends. A
+   * stream is read once, so a failed one cannot be retried.
+   */
+  addStream(stream, { filename, contentType, expectedSize } = {}) {
+    if (!this.multiple) for (const row of [...this.#rows]) this.#remove(row, { focus: false });
+    const row = this.#newRow(filename, null);
+    row.filename = filename;
+    row.stream = stream;
+    row.streamOptions = { contentType, expectedSize };
+    this.#render(row);
+    this.#enqueue(row);
+    this.#refresh();
+  }
+
   /** Adds `{ file, path }` entries (`path`: within a chosen folder, or null), and notes `empty` folders. */
   #addEntries(entries, empty) {
     let list = entries;
@@ -433,7 +491,13 @@ export class S3DirectUploadElement extends HTMLElement {
       list = list.slice(0, 1);
       for (const row of [...this.#rows]) this.#remove(row, { focus: false });
     }
-    for (const { file, path } of list) this.#add(file, path);
+    // The files of one chosen or dropped folder (the first folder of their paths) form a group.
+    const groups = new Map();
+    for (const { file, path } of list) {
+      const folder = path?.split('/')[0];
+      if (folder && !groups.has(folder)) groups.set(folder, this.#newGroup(folder));
+      this.#add(file, path, groups.get(folder));
+    }
     this.#refresh();
   }
 
@@ -566,7 +630,7 @@ export class S3DirectUploadElement extends HTMLElement {
     return queue;
   }
 
-  #newRow(name, size, file = null) {
+  #newRow(name, size, file = null, parent = this.#list) {
     const li = document.createElement('li');
     li.className = 'item';
     li.setAttribute('part', 'item');
@@ -585,14 +649,9 @@ export class S3DirectUploadElement extends HTMLElement {
       queue: null,
       el: li,
     };
-    const $ = (sel) => li.querySelector(sel);
-    row.ui = {
-      name: $('.name'), size: $('.size'), toggle: $('.toggle'), retry: $('.retry'), cancel: $('.cancel'),
-      remove: $('.remove'), bar: $('.bar'), fill: $('.fill'), status: $('.status'), percent: $('.percent'),
-      speed: $('.speed'), eta: $('.eta'), detail: $('.detail'), code: $('.detail code'),
-    };
+    row.ui = rowUi(li);
     row.ui.name.textContent = name;
-    row.ui.size.textContent = formatBytes(size);
+    row.ui.size.textContent = size == null ? 'Stream' : formatBytes(size);
     row.ui.bar.setAttribute('aria-label', `Upload of ${name}`);
     row.ui.toggle.addEventListener('click', () => (row.state === 'paused' ? this.#resume(row) : this.#pause(row)));
     row.ui.retry.addEventListener('click', () => this.#retry(row));
@@ -602,15 +661,136 @@ export class S3DirectUploadElement extends HTMLElement {
       button.setAttribute('aria-label', `${verb} ${verb === 'Remove' ? '' : 'upload of '}${name}`);
     }
     this.#rows.push(row);
-    this.#list.append(li);
+    parent.append(li);
     return row;
   }
 
-  #add(file, path = null) {
-    // A file of a folder shows (and is named in events and `items` by) its path in the folder.
-    const row = this.#newRow(path ?? file.name, file.size, file);
+  /**
+   * A folder's row: its name, how many of its files are done, one bar over their bytes, and
+   * buttons acting on all of them; its files' own rows in a collapsed list below.
+   */
+  #newGroup(name) {
+    const li = document.createElement('li');
+    li.className = 'item';
+    li.innerHTML = `${ROW}<details class="files-of" part="group-files"><summary>Files</summary><ul class="list"></ul></details>`;
+    const group = { id: nextRowId++, name, rows: [], percent: 0, state: null, el: li, list: li.querySelector('.files-of ul') };
+    const ui = rowUi(li);
+    group.ui = ui;
+    ui.name.textContent = name;
+    ui.size.setAttribute('part', 'count');
+    ui.bar.setAttribute('aria-label', `Upload of folder ${name}`);
+    group.list.setAttribute('aria-label', `Files of folder ${name}`);
+    ui.retry.textContent = 'Retry failed';
+    const each = (test, act) => { for (const r of group.rows) if (test(r)) act(r); };
+    ui.toggle.addEventListener('click', () => (group.state === 'paused'
+      ? each((r) => r.state === 'paused', (r) => this.#resume(r))
+      : each((r) => r.state === 'queued' || r.state === 'uploading', (r) => this.#pause(r))));
+    ui.retry.addEventListener('click', () => each(retryable, (r) => this.#retry(r)));
+    ui.cancel.addEventListener('click', () => this.#cancelGroup(group));
+    ui.remove.addEventListener('click', () => this.#removeGroup(group));
+    ui.cancel.setAttribute('aria-label', `Cancel upload of folder ${name}`);
+    ui.retry.setAttribute('aria-label', `Retry the failed files of folder ${name}`);
+    ui.remove.setAttribute('aria-label', `Remove folder ${name}`);
+    this.#list.append(li);
+    return group;
+  }
+
+  /**
+   * Cancels a folder: its unfinished files are cancelled and its finished ones withdrawn from the
+   * form (their objects stay in the bucket, as after Remove).
+   */
+  #cancelGroup(group) {
+    group.cancelled = true;
+    for (const r of group.rows) {
+      if (ACTIVE.has(r.state)) this.#cancel(r);
+      else if (r.state !== 'cancelled') this.#withdraw(r);
+    }
+    this.#refresh();
+  }
+
+  /** A finished or failed file of a cancelled folder: cancelled, so the form no longer posts it. */
+  #withdraw(row) {
+    row.state = 'cancelled';
+    row.error = null;
+    this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
+    this.#render(row);
+  }
+
+  #removeGroup(group) {
+    const near = beside(group.el);
+    for (const r of [...group.rows]) this.#remove(r, { focus: false });
+    this.#focusNear(near);
+  }
+
+  /** Updates a folder's row from its files' rows. */
+  #renderGroup(group) {
+    const { ui, rows, name } = group;
+    const count = (s) => rows.filter((r) => r.state === s).length;
+    const done = count('done');
+    const failed = count('error');
+    const files = rows.length - count('cancelled');
+    let state = 'cancelled';
+    if (rows.some((r) => r.state === 'queued' || r.state === 'uploading' || r.state === 'completing')) state = 'uploading';
+    else if (count('paused')) state = 'paused';
+    else if (failed) state = 'error';
+    else if (done) state = 'done';
+    let sent = 0;
+    let total = 0;
+    for (const r of rows) {
+      if (r.state === 'cancelled') continue;
+      total += r.size;
+      sent += r.state === 'done' ? r.size : Math.min(r.progress?.bytesSent ?? 0, r.size);
+    }
+    // A retried or re-sent part takes bytes back; the bar holds its place. 100 % means every file.
+    const all = files > 0 && done === files;
+    group.percent = all ? 100 : Math.max(group.percent, Math.min(99, total ? Math.floor((sent / total) * 100) : 0));
+    const { percent } = group;
+    if (group.state && state !== group.state) {
+      if (state === 'done') this.#announce(`Folder ${name} uploaded: ${done} files.`);
+      if (state === 'error') {
+        this.#announce(`Folder ${name}: ${failed} of ${files} files could not be uploaded.`);
+        group.list.parentElement.open = true; // shows which
+      }
+      if (state === 'cancelled') this.#announce(`Upload of folder ${name} cancelled.`);
+    }
+    group.state = state;
+    const focused = this.#root.activeElement;
+    group.el.dataset.state = state;
+    group.el.setAttribute('part', `item group group-${state}`);
+    const of = state === 'cancelled' ? rows.length : files;
+    const counted = `${done} of ${of} ${of === 1 ? 'file' : 'files'}${failed ? `, ${failed} failed` : ''}`;
+    ui.size.textContent = counted;
+    ui.fill.style.width = `${percent}%`;
+    ui.bar.setAttribute('aria-valuenow', String(percent));
+    const status = state === 'error' ? `${failed === 1 ? 'A file' : `${failed} files`} could not be uploaded` : STATUS[state];
+    ui.status.textContent = status;
+    const moving = state === 'uploading' || state === 'paused';
+    ui.percent.textContent = moving ? `${percent} %` : '';
+    ui.bar.setAttribute('aria-valuetext', [status, counted, moving && `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`]
+      .filter(Boolean).join(', '));
+    const paused = state === 'paused';
+    ui.toggle.textContent = paused ? 'Resume' : 'Pause';
+    ui.toggle.setAttribute('aria-label', `${paused ? 'Resume' : 'Pause'} upload of folder ${name}`);
+    ui.toggle.setAttribute('part', `button ${paused ? 'resume' : 'pause'}-button`);
+    ui.toggle.hidden = !moving;
+    ui.cancel.hidden = !moving;
+    ui.retry.hidden = !rows.some(retryable);
+    ui.remove.hidden = moving;
+    for (const b of [ui.toggle, ui.cancel, ui.retry]) b.disabled = this.#isDisabled;
+    if (focused?.hidden && focused.closest('.item') === group.el) (this.#firstButton(group) ?? this.#dropzone).focus();
+  }
+
+  #add(file, path = null, group = null) {
+    // A file of a folder is named in events and `items` by its path in the folder; its row sits
+    // in the folder's list, where the folder's own name goes without saying.
+    const row = this.#newRow(path ?? file.name, file.size, file, group?.list);
     row.filename = file.name;
     row.path = path;
+    if (group) {
+      row.group = group;
+      group.rows.push(row);
+      row.ui.name.textContent = path.slice(group.name.length + 1);
+    }
     const max = this.maxSize;
     if (Number.isNaN(max)) {
       this.#fail(row, { code: 'invalid_options', message: `max-size "${this.getAttribute('max-size')}" is not a size such as 10MB` });
@@ -637,7 +817,8 @@ export class S3DirectUploadElement extends HTMLElement {
       const queue = this.#queueFor(lib);
       const options = { filename: row.filename };
       if (row.path) options.relativePath = row.path;
-      const item = queue.add(row.file, options);
+      for (const [k, v] of Object.entries(row.streamOptions ?? {})) if (v != null) options[k] = v;
+      const item = queue.add(row.stream ?? row.file, options);
       row.queue = queue;
       row.item = item;
       row.itemId = item.id;
@@ -667,7 +848,7 @@ export class S3DirectUploadElement extends HTMLElement {
       this.#emit('upload-start', { id: row.id, name: row.name, size: row.size, file: row.file });
     }
     if (state === 'cancelled') {
-      this.#announce(`Upload of ${row.name} cancelled.`);
+      if (!row.group) this.#announce(`Upload of ${row.name} cancelled.`);
       this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
     }
     if (state !== 'error') row.error = null;
@@ -678,6 +859,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #onProgress(row, progress) {
     if (!row || !progress) return;
     row.progress = progress;
+    if (row.stream && progress.bytesTotal != null) this.#sized(row, progress.bytesTotal);
     this.#render(row);
     this.#emit('upload-progress', {
       id: row.id,
@@ -691,13 +873,21 @@ export class S3DirectUploadElement extends HTMLElement {
     });
   }
 
+  /** A stream ended: its row has a size. */
+  #sized(row, size) {
+    row.size = size;
+    row.ui.size.textContent = formatBytes(size);
+  }
+
   #onComplete(row, result) {
     if (!row) return;
+    if (row.stream) this.#sized(row, result.size);
     row.state = 'done';
     row.result = result;
     row.progress = { ...(row.progress ?? {}), bytesSent: row.size, bytesTotal: row.size, phase: 'done', eta: null };
     this.#render(row);
-    this.#announce(`${row.name} uploaded.`);
+    // A folder is announced as a whole.
+    if (!row.group) this.#announce(`${row.name} uploaded.`);
     this.#emit('upload-complete', {
       id: row.id,
       key: result.key,
@@ -709,6 +899,8 @@ export class S3DirectUploadElement extends HTMLElement {
       receipt: result.receipt ?? null,
       fileName: row.name,
     });
+    // Finished while its folder was being cancelled: withdrawn like the folder's other files.
+    if (row.group?.cancelled) this.#withdraw(row);
     this.#refresh();
   }
 
@@ -765,7 +957,7 @@ export class S3DirectUploadElement extends HTMLElement {
     // Not handed to the queue yet (the wasm is still loading): nothing was stored.
     row.cancelRequested = true;
     row.state = 'cancelled';
-    this.#announce(`Upload of ${row.name} cancelled.`);
+    if (!row.group) this.#announce(`Upload of ${row.name} cancelled.`);
     this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
     this.#render(row);
     this.#refresh();
@@ -805,17 +997,25 @@ export class S3DirectUploadElement extends HTMLElement {
     const i = this.#rows.indexOf(row);
     if (i < 0) return;
     const hadFocus = row.el.contains(this.#root.activeElement);
+    // Focus goes to the row that takes this one's place (the last file of a folder takes the
+    // folder with it), else the drop zone.
+    const { group } = row;
+    const near = beside(row.el) ?? (group && beside(group.el));
     this.#rows.splice(i, 1);
     row.el.remove();
-    this.#renderSummary();
-    if (focus || hadFocus) {
-      const next = this.#rows[i] ?? this.#rows[i - 1];
-      (next && this.#firstButton(next)) ? this.#firstButton(next).focus() : this.#dropzone.focus();
+    if (group) {
+      group.rows.splice(group.rows.indexOf(row), 1);
+      group.percent = 0;
+      if (group.rows.length > 0) this.#renderGroup(group); else group.el.remove();
     }
+    this.#renderSummary();
+    if (focus || hadFocus) this.#focusNear(near);
     this.#refresh();
   }
 
-  #firstButton(row) { return [...row.el.querySelectorAll('button')].find((b) => !b.hidden) ?? null; }
+  #focusNear(li) { ((li?.isConnected && this.#firstButton({ el: li })) || this.#dropzone).focus(); }
+
+  #firstButton(row) { return row.el.querySelector(':scope > .top button:not([hidden])'); }
 
   /** Updates one row's text, bar, buttons and labels from its state. */
   #render(row) {
@@ -827,18 +1027,25 @@ export class S3DirectUploadElement extends HTMLElement {
     const total = progress?.bytesTotal || row.size;
     const sent = state === 'done' ? total : (progress?.bytesSent ?? 0);
     const percent = total ? Math.floor((sent / total) * 100) : (state === 'done' ? 100 : 0);
+    // A stream still being read: how much it sent, of a total not known yet.
+    const open = row.size == null;
     ui.fill.style.width = `${percent}%`;
-    ui.bar.setAttribute('aria-valuenow', String(percent));
+    if (open) ui.bar.removeAttribute('aria-valuenow');
+    else ui.bar.setAttribute('aria-valuenow', String(percent));
     const moving = state === 'uploading' && progress && progress.phase !== 'offline';
     let status = STATUS[state] ?? '';
     if (state === 'uploading' && progress?.phase === 'offline') status = 'Waiting for the network';
     if (state === 'error') status = this.#sentence(row.error);
     ui.status.textContent = status;
-    ui.percent.textContent = state === 'done' || state === 'error' || state === 'cancelled' ? '' : `${percent} %`;
+    const over = state === 'done' || state === 'error' || state === 'cancelled';
+    ui.percent.textContent = over ? '' : open ? formatBytes(sent) : `${percent} %`;
     ui.speed.textContent = moving && progress.speed > 0 ? `${formatBytes(progress.speed)}/s` : '';
     ui.eta.textContent = moving ? formatEta(progress.eta) : '';
     ui.bar.setAttribute('aria-valuetext', [
-      status, state === 'done' ? formatBytes(row.size) : `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`,
+      status,
+      state === 'done' ? formatBytes(row.size)
+        : open ? `${formatBytes(sent)} sent, the total not known yet`
+          : `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`,
       ui.speed.textContent, ui.eta.textContent,
     ].filter(Boolean).join(', '));
 
@@ -848,7 +1055,7 @@ export class S3DirectUploadElement extends HTMLElement {
     ui.toggle.setAttribute('part', `button ${paused ? 'resume' : 'pause'}-button`);
     ui.toggle.hidden = !(state === 'queued' || state === 'uploading' || state === 'paused');
     ui.cancel.hidden = !ACTIVE.has(state);
-    ui.retry.hidden = !(state === 'error' && !FINAL_CODES.has(row.error?.code) && row.file);
+    ui.retry.hidden = !retryable(row);
     ui.remove.hidden = ACTIVE.has(state);
     for (const b of [ui.toggle, ui.cancel, ui.retry, ui.remove]) b.disabled = this.#isDisabled && b !== ui.remove;
 
@@ -862,6 +1069,7 @@ export class S3DirectUploadElement extends HTMLElement {
     }
     // A keyboard user whose button just disappeared stays in the row.
     if (focused && row.el.contains(focused) && focused.hidden) (this.#firstButton(row) ?? this.#dropzone).focus();
+    if (row.group) this.#renderGroup(row.group);
     this.#renderSummary();
   }
 
@@ -877,7 +1085,7 @@ export class S3DirectUploadElement extends HTMLElement {
       const { bytesSent, bytesTotal, fraction } = this.progress;
       const speed = rows.reduce((sum, r) => sum + (r.state === 'uploading' ? (r.progress?.speed ?? 0) : 0), 0);
       parts.push(`${Math.floor(fraction * 100)} %`);
-      if (speed > 0) parts.push(`${formatBytes(speed)}/s`, formatEta((bytesTotal - bytesSent) / speed));
+      if (speed > 0) parts.push(`${formatBytes(speed)}/s`, bytesTotal == null ? '' : formatEta((bytesTotal - bytesSent) / speed));
     }
     this.#summary.textContent = parts.filter(Boolean).join(' · ');
   }

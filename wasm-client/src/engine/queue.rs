@@ -87,8 +87,8 @@ pub struct FileCounts {
 pub struct QueueProgress {
     /// Bytes handed to the network by items not cancelled (done items count whole).
     pub bytes_sent: u64,
-    /// Size of all items not cancelled.
-    pub bytes_total: u64,
+    /// Size of all items not cancelled; `None` while a stream among them has not ended.
+    pub bytes_total: Option<u64>,
     /// `bytes_sent / bytes_total`, and exactly 1 only once every item not cancelled is done.
     pub fraction: f64,
     /// Bytes per second over the last few seconds, all items together; 0 while unknown.
@@ -195,7 +195,10 @@ struct Shared {
 #[derive(Debug)]
 struct Item {
     id: ItemId,
-    size: u64,
+    /// `None` for a stream until it ends.
+    size: Option<u64>,
+    /// Added as a stream: cannot be retried (a stream is read once).
+    stream: bool,
     state: ItemState,
     /// Whether an upload task runs for the current attempt.
     started: bool,
@@ -231,7 +234,8 @@ impl fmt::Debug for Queue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemStatus {
     pub id: ItemId,
-    pub size: u64,
+    /// `None` for a stream until it ends.
+    pub size: Option<u64>,
     pub state: ItemState,
     pub progress: Progress,
     pub result: Option<UploadResult>,
@@ -272,8 +276,9 @@ impl Queue {
         &self.0.slots
     }
 
-    /// Adds a file of `size` bytes; it starts when its turn comes. Returns its id.
-    pub fn add(&self, size: u64) -> ItemId {
+    /// Adds a file of `size` bytes, or a stream (`None`: its size is known when it ends, and it
+    /// cannot be retried, being read once); it starts when its turn comes. Returns its id.
+    pub fn add(&self, size: Option<u64>) -> ItemId {
         let id = {
             let mut items = self.0.items.borrow_mut();
             // More than 4 billion items in one page is not a case to design for.
@@ -281,6 +286,7 @@ impl Queue {
             items.push(Item {
                 id,
                 size,
+                stream: size.is_none(),
                 state: ItemState::Queued,
                 started: false,
                 attempt: 0,
@@ -388,7 +394,7 @@ impl Queue {
     /// parts the store holds (when the launch function resumes).
     pub fn retry(&self, id: ItemId) {
         let retried = self.0.with_item(id, |item| {
-            if item.state != ItemState::Error {
+            if item.state != ItemState::Error || item.stream {
                 return false;
             }
             item.state = ItemState::Queued;
@@ -456,13 +462,13 @@ impl Queue {
     }
 }
 
-fn initial_progress(size: u64) -> Progress {
+fn initial_progress(size: Option<u64>) -> Progress {
     Progress {
         bytes_sent: 0,
         bytes_confirmed: 0,
-        bytes_total: Some(size),
+        bytes_total: size,
         parts_done: 0,
-        parts_total: Some(0),
+        parts_total: size.map(|_| 0),
         speed: 0.0,
         eta: None,
         phase: Phase::Uploading,
@@ -555,6 +561,8 @@ impl Shared {
             let sent_before = item.progress.bytes_sent;
             let parts_before = item.progress.parts_done;
             item.progress = p;
+            // A stream's size is known once it ends.
+            item.size = item.size.or(p.bytes_total);
             let state = match (p.phase, item.state) {
                 // Done once the upload's outcome arrives (`finished`).
                 (Phase::Done, state) => state,
@@ -600,8 +608,10 @@ impl Shared {
             match outcome {
                 Ok(result) => {
                     item.state = ItemState::Done;
-                    item.progress.bytes_sent = item.size;
-                    item.progress.bytes_confirmed = item.size;
+                    item.size = Some(result.size);
+                    item.progress.bytes_sent = result.size;
+                    item.progress.bytes_confirmed = result.size;
+                    item.progress.bytes_total = Some(result.size);
                     item.progress.phase = Phase::Done;
                     item.result = Some(result.clone());
                     Some((ItemState::Done, QueueEvent::ItemComplete { id, result }))
@@ -659,7 +669,7 @@ impl Shared {
     fn snapshot(&self, now: f64) -> QueueProgress {
         let items = self.items.borrow();
         let mut files = FileCounts::default();
-        let (mut sent, mut size) = (0u64, 0u64);
+        let (mut sent, mut size, mut known) = (0u64, 0u64, true);
         for item in items.iter() {
             files.total += 1;
             match item.state {
@@ -671,12 +681,17 @@ impl Shared {
                 ItemState::Cancelled => files.cancelled += 1,
             }
             if item.state != ItemState::Cancelled {
-                size += item.size;
-                sent += if item.state == ItemState::Done {
-                    item.size
-                } else {
-                    item.progress.bytes_sent.min(item.size)
+                let (item_sent, item_size) = match item.size {
+                    Some(s) if item.state == ItemState::Done => (s, s),
+                    Some(s) => (item.progress.bytes_sent.min(s), s),
+                    // A stream still being read: as far as it got, of a total not known yet.
+                    None => {
+                        known = false;
+                        (item.progress.bytes_sent, item.progress.bytes_sent)
+                    }
                 };
+                sent += item_sent;
+                size += item_size;
             }
         }
         let all_done = files.done > 0 && files.done + files.cancelled == files.total;
@@ -696,14 +711,14 @@ impl Shared {
         };
         let eta = if all_done {
             Some(0.0)
-        } else if speed > 0.0 {
+        } else if speed > 0.0 && known {
             Some((size - sent) as f64 / speed)
         } else {
             None
         };
         QueueProgress {
             bytes_sent: sent,
-            bytes_total: size,
+            bytes_total: known.then_some(size),
             fraction,
             speed,
             eta,

@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
-use web_sys::{Blob, File};
+use web_sys::{Blob, File, ReadableStream};
 
 use super::BrowserClock;
 use super::api::read_config;
@@ -20,10 +20,11 @@ use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, resu
 use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
-use super::stream::Body;
+use super::stream::{Body, StreamSource};
 use crate::engine::{
     Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch, PartMap,
-    ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots, UploadResult,
+    PartSource, ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots,
+    UploadResult,
 };
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -43,10 +44,12 @@ export interface QueueOptions extends UploaderOptions {
   singlePutThreshold?: number;
 }
 
-/** Options of one file added to a queue. */
+/** Options of one file (or stream) added to a queue. */
 export interface QueueItemOptions {
-  /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob`. */
+  /** Name sent to the server. Default: the `File`'s name; required for a plain `Blob` and a stream. */
   filename?: string;
+  /** For a stream: about how many bytes it will hold, a hint for the part size (as for {@link Uploader.upload}). */
+  expectedSize?: number;
   /**
    * For a file of a folder the user chose: its path within that folder, `/`-separated and ending
    * with the file's name (`photos/2024/a.jpg`); the object key keeps the folders. Default: the
@@ -88,8 +91,8 @@ export interface QueueFileCounts {
 export interface QueueProgress {
   /** Bytes sent by the items not cancelled (finished ones count whole). */
   bytesSent: number;
-  /** Size of the items not cancelled. */
-  bytesTotal: number;
+  /** Size of the items not cancelled; `null` while a stream among them has not ended. */
+  bytesTotal: number | null;
   /** From 0 to 1; exactly 1 only once every item not cancelled is done. */
   fraction: number;
   /** Bytes per second over the last few seconds, all items together; 0 while unknown. */
@@ -135,9 +138,12 @@ extern "C" {
     pub type QueueItemOptionsArg;
 }
 
-/// The file of an item and what to tell the server about it.
+/// The file (or stream) of an item and what to tell the server about it.
+#[derive(Clone)]
 struct Source {
-    blob: Blob,
+    body: Body,
+    /// For a stream: the size it is expected to hold.
+    expected: Option<u64>,
     filename: String,
     relative_path: Option<String>,
     content_type: String,
@@ -199,25 +205,28 @@ impl UploadQueue {
         Self::build(&options).map_err(|e| error_to_js(&e))
     }
 
-    /// Adds `file` (a `File`, or a `Blob` with `options.filename`) to the queue and returns its
+    /// Adds `file` (a `File`, or a `Blob` or `ReadableStream<Uint8Array>` with
+    /// `options.filename`) to the queue and returns its
     /// item; it starts when its turn comes. Throws an `S3DirectError` with code
     /// `invalid_options` for a file or options that cannot work.
     #[wasm_bindgen(unchecked_return_type = "QueueItem")]
     pub fn add(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Blob | ReadableStream<Uint8Array>")] file: JsValue,
         options: Option<QueueItemOptionsArg>,
     ) -> Result<JsValue, JsValue> {
         let options = options.map_or(JsValue::UNDEFINED, JsValue::from);
         let source = read_source(file, &options).map_err(|e| error_to_js(&e))?;
         let inner = &self.inner;
-        // Blob sizes are whole numbers of bytes below 2^53.
-        let size = source.blob.size() as u64;
+        // Blob sizes are whole numbers of bytes below 2^53; a stream's is not known yet.
+        let size = match &source.body {
+            Body::File(blob) => Some(blob.size() as u64),
+            Body::Stream(_) => None,
+        };
         let id = inner.queue.ids().len() as ItemId + 1;
         let object = JsValue::from(QueueItem {
             id,
             name: source.filename.clone(),
-            size,
             queue: Rc::downgrade(inner),
         });
         inner.sources.borrow_mut().insert(id, source);
@@ -323,13 +332,7 @@ impl UploadQueue {
             let sources = sources.clone();
             Box::new(move |id, control, on_progress, slots| {
                 let config = config.clone();
-                let source = sources.borrow().get(id).map(|s| Source {
-                    blob: s.blob.clone(),
-                    filename: s.filename.clone(),
-                    relative_path: s.relative_path.clone(),
-                    content_type: s.content_type.clone(),
-                    metadata: s.metadata.clone(),
-                });
+                let source = sources.borrow().get(id).cloned();
                 Box::pin(async move {
                     // Sources are removed only from finished items, which do not start.
                     let source = source.ok_or_else(|| {
@@ -376,25 +379,40 @@ fn config_concurrency(options: &JsValue) -> Result<usize, Error> {
 }
 
 fn read_source(file: JsValue, options: &JsValue) -> Result<Source, Error> {
-    let blob: Blob = file
-        .dyn_into()
-        .map_err(|_| Error::InvalidOptions("the file to add must be a File or a Blob".into()))?;
     let o = JsOptions::new(options, "item options")?;
-    let filename = match (o.string("filename")?, blob.dyn_ref::<File>()) {
+    let blob = file.dyn_ref::<Blob>();
+    let filename = match (o.string("filename")?, file.dyn_ref::<File>()) {
         (Some(name), _) => name,
         (None, Some(file)) => file.name(),
         (None, None) => {
             return Err(Error::InvalidOptions(
-                "a Blob has no name; pass item options.filename".into(),
+                "a Blob or stream has no name; pass item options.filename".into(),
+            ));
+        }
+    };
+    let body = match (blob, file.dyn_ref::<ReadableStream>()) {
+        (Some(blob), _) => Body::File(blob.clone()),
+        (None, Some(stream)) => {
+            Body::Stream(Rc::new(StreamSource::new(stream).ok_or_else(|| {
+                Error::InvalidOptions("the stream is locked: another reader is reading it".into())
+            })?))
+        }
+        (None, None) => {
+            return Err(Error::InvalidOptions(
+                "the file to add must be a File, a Blob or a ReadableStream".into(),
             ));
         }
     };
     Ok(Source {
-        content_type: o.string("contentType")?.unwrap_or_else(|| blob.type_()),
+        content_type: o
+            .string("contentType")?
+            .or_else(|| blob.map(Blob::type_))
+            .unwrap_or_default(),
         metadata: o.string_map("metadata")?,
-        relative_path: relative_path(&o, &blob, &filename)?,
+        relative_path: relative_path(&o, &file, &filename)?,
+        expected: o.whole_number("expectedSize")?,
         filename,
-        blob,
+        body,
     })
 }
 
@@ -410,13 +428,22 @@ async fn run_item(
         relative_path: source.relative_path,
         content_type: source.content_type,
         metadata: source.metadata,
-        size: source.blob.size() as u64,
+        size: 0,
         fingerprint: None,
     };
-    if let Some(fingerprint) = resume_fingerprint(config, &source.blob, &info.filename, info.size) {
+    let engine = browser_engine(config, source.body.clone(), Some(slots));
+    let blob = match source.body {
+        Body::File(blob) => blob,
+        Body::Stream(stream) => {
+            return engine
+                .upload_stream(&info, source.expected, stream, on_progress, control)
+                .await;
+        }
+    };
+    info.size = blob.size() as u64;
+    if let Some(fingerprint) = resume_fingerprint(config, &blob, &info.filename, info.size) {
         info.fingerprint = fingerprint.await;
     }
-    let engine = browser_engine(config, Body::File(source.blob.clone()), Some(slots));
     engine.upload(&info, on_progress, control).await
 }
 
@@ -453,10 +480,23 @@ impl Inner {
     fn dispatch(&self, event: &QueueEvent) {
         let (name, detail) = match event {
             QueueEvent::ItemState { id, state } => {
-                if state.is_final() && *state != ItemState::Error {
-                    // Done or cancelled: the file is no longer needed (an error keeps it for
-                    // `retry`).
-                    self.sources.borrow_mut().remove(*id);
+                // Done or cancelled: the file is no longer needed (an error keeps it for
+                // `retry`); a stream, which cannot be retried, is let go in every final state
+                // (cancelled before it started, its reader is released and its `cancel` runs).
+                let stream = matches!(
+                    self.sources.borrow().get(*id).map(|s| &s.body),
+                    Some(Body::Stream(_))
+                );
+                if state.is_final() && (*state != ItemState::Error || stream) {
+                    let source = self.sources.borrow_mut().remove(*id);
+                    if let Some(Source {
+                        body: Body::Stream(stream),
+                        ..
+                    }) = source
+                        && *state != ItemState::Done
+                    {
+                        stream.cancel();
+                    }
                 }
                 if *state == ItemState::Cancelled {
                     let error = Error::Aborted { cleanup: None };
@@ -520,7 +560,6 @@ impl Inner {
 pub struct QueueItem {
     id: ItemId,
     name: String,
-    size: u64,
     queue: Weak<Inner>,
 }
 
@@ -538,10 +577,11 @@ impl QueueItem {
         self.name.clone()
     }
 
-    /// Size in bytes.
-    #[wasm_bindgen(getter)]
-    pub fn size(&self) -> f64 {
-        self.size as f64
+    /// Size in bytes; `null` for a stream until it ends.
+    #[wasm_bindgen(getter, unchecked_return_type = "number | null")]
+    pub fn size(&self) -> JsValue {
+        let size = self.with(|q| q.queue.item(self.id)?.size);
+        size.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64))
     }
 
     #[wasm_bindgen(getter, unchecked_return_type = "QueueItemState")]
@@ -650,7 +690,10 @@ fn queue_progress_to_js(p: &QueueProgress) -> JsValue {
     ]);
     object(&[
         ("bytesSent", (p.bytes_sent as f64).into()),
-        ("bytesTotal", (p.bytes_total as f64).into()),
+        (
+            "bytesTotal",
+            p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into()),
+        ),
         ("fraction", p.fraction.into()),
         ("speed", p.speed.into()),
         ("eta", p.eta.map_or(JsValue::NULL, JsValue::from_f64)),

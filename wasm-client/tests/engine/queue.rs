@@ -17,12 +17,16 @@ use s3_direct_protocol::PartPlan;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 
 use crate::fakes::{
-    BUCKET, Call, FakeClock, FakeSigner, FakeSink, Harness, KEY, RECEIPT, SINGLE_PUT_OBJECT,
-    Script, VERIFIED_ETAG, etag, fake_sum, file, single_put_url, verified_crc,
+    BUCKET, Call, FakeClock, FakeSigner, FakeSink, FakeSource, Harness, KEY, RECEIPT,
+    SINGLE_PUT_OBJECT, Script, SourceHandle, VERIFIED_ETAG, etag, fake_sum, file, single_put_url,
+    verified_crc,
 };
 use crate::{PART, options, size_of};
 
 const SMALL: u64 = 1000;
+
+/// What a queue item uploads: a file of a size, or a stream from a source.
+type Input = Result<u64, Rc<FakeSource>>;
 
 fn single_put_options() -> UploadOptions {
     UploadOptions {
@@ -375,7 +379,8 @@ struct QueueHarness {
     queue: Queue,
     clock: Rc<FakeClock>,
     files: Rc<RefCell<BTreeMap<ItemId, (FakeSigner, FakeSink)>>>,
-    sizes: Rc<RefCell<BTreeMap<ItemId, u64>>>,
+    /// Each item's size, or the source of a stream.
+    sizes: Rc<RefCell<BTreeMap<ItemId, Input>>>,
     /// Scripts for the next attempts of an item (default: everything succeeds).
     scripts: Rc<RefCell<BTreeMap<ItemId, VecDeque<Script>>>>,
     events: Rc<RefCell<Vec<QueueEvent>>>,
@@ -391,29 +396,42 @@ impl QueueHarness {
         let pool = LocalPool::new();
         let clock = Rc::new(FakeClock::default());
         let files: Rc<RefCell<BTreeMap<ItemId, (FakeSigner, FakeSink)>>> = Rc::default();
-        let sizes: Rc<RefCell<BTreeMap<ItemId, u64>>> = Rc::default();
+        let sizes: Rc<RefCell<BTreeMap<ItemId, Input>>> = Rc::default();
         let scripts: Rc<RefCell<BTreeMap<ItemId, VecDeque<Script>>>> = Rc::default();
         let launch = {
             let (clock, files, sizes, scripts) =
                 (clock.clone(), files.clone(), sizes.clone(), scripts.clone());
             Box::new(move |id, control: Rc<_>, on_progress, slots| {
-                let size = sizes.borrow()[&id];
+                let size = sizes.borrow()[&id].clone();
                 let script = scripts
                     .borrow_mut()
                     .get_mut(&id)
                     .and_then(VecDeque::pop_front)
                     .unwrap_or_default();
                 let signer = FakeSigner::new(script);
-                let sink = FakeSink::new(PartPlan::new(size, PART).ok());
+                let plan = size
+                    .as_ref()
+                    .ok()
+                    .and_then(|&s| PartPlan::new(s, PART).ok());
+                let sink = FakeSink::new(plan);
                 files
                     .borrow_mut()
                     .insert(id, (signer.clone(), sink.clone()));
                 let engine = Engine::new(signer, sink, clock.clone(), upload.clone())
                     .with_random(Rc::new(|| 0.5))
                     .with_slots(slots);
-                let info = file(size);
-                Box::pin(async move { engine.upload(&info, on_progress, &control).await })
-                    as futures::future::LocalBoxFuture<'static, _>
+                Box::pin(async move {
+                    match size {
+                        Ok(size) => engine.upload(&file(size), on_progress, &control).await,
+                        Err(source) => {
+                            let source = Rc::new(SourceHandle(source));
+                            let info = file(0);
+                            engine
+                                .upload_stream(&info, None, source, on_progress, &control)
+                                .await
+                        }
+                    }
+                }) as futures::future::LocalBoxFuture<'static, _>
             })
         };
         let spawner = pool.spawner();
@@ -446,8 +464,16 @@ impl QueueHarness {
 
     fn add(&mut self, size: u64) -> ItemId {
         let id = self.queue.ids().len() as ItemId + 1;
-        self.sizes.borrow_mut().insert(id, size);
-        assert_eq!(self.queue.add(size), id);
+        self.sizes.borrow_mut().insert(id, Ok(size));
+        assert_eq!(self.queue.add(Some(size)), id);
+        self.run();
+        id
+    }
+
+    fn add_stream(&mut self, source: Rc<FakeSource>) -> ItemId {
+        let id = self.queue.ids().len() as ItemId + 1;
+        self.sizes.borrow_mut().insert(id, Err(source));
+        assert_eq!(self.queue.add(None), id);
         self.run();
         id
     }
@@ -604,7 +630,7 @@ fn the_limit_holds_across_many_multipart_files_and_progress_reaches_one_once() {
     let last = progress.last().unwrap();
     assert_eq!(
         (last.fraction, last.bytes_sent, last.bytes_total),
-        (1.0, total, total)
+        (1.0, total, Some(total))
     );
     assert_eq!(last.files.done, 6);
     for pair in progress.windows(2) {
@@ -798,8 +824,8 @@ fn listeners_may_call_back_into_the_queue() {
         seen.borrow_mut().push(e.clone());
         if matches!(e, QueueEvent::ItemComplete { .. }) && !added.replace(true) {
             // Add the next file from inside the event, as a page might.
-            sizes.borrow_mut().insert(2, SMALL);
-            queue.add(SMALL);
+            sizes.borrow_mut().insert(2, Ok(SMALL));
+            queue.add(Some(SMALL));
         }
     }));
     h.add(SMALL);
@@ -830,4 +856,55 @@ fn queue_options_are_checked() {
     .validate()
     .unwrap_err();
     assert_eq!(e.code(), "invalid_options");
+}
+
+#[test]
+fn a_stream_in_the_queue_has_no_size_until_it_ends() {
+    let mut h = QueueHarness::new(4, options(4));
+    let file = h.add(size_of(2));
+    let source = Rc::new(FakeSource::default());
+    let stream = h.add_stream(source.clone());
+    source.push(2 * PART);
+    h.run();
+    h.store((stream, 1));
+    let open = *h.progress_events().last().unwrap();
+    assert_eq!(
+        open.bytes_total, None,
+        "the queue's total is unknown while a stream is read"
+    );
+    assert_eq!(open.eta, None);
+    assert!(open.fraction < 1.0);
+    assert_eq!(h.queue.item(stream).unwrap().size, None);
+
+    source.push(10);
+    source.end();
+    h.run();
+    while !h.pending().is_empty() {
+        h.store_oldest();
+    }
+    assert_eq!(h.state(file), ItemState::Done);
+    assert_eq!(h.state(stream), ItemState::Done);
+    let stream_size = 2 * PART + 10;
+    assert_eq!(h.queue.item(stream).unwrap().size, Some(stream_size));
+    let last = *h.progress_events().last().unwrap();
+    let total = size_of(2) + stream_size;
+    assert_eq!(
+        (last.fraction, last.bytes_sent, last.bytes_total),
+        (1.0, total, Some(total))
+    );
+}
+
+#[test]
+fn a_failed_stream_cannot_be_retried() {
+    let mut h = QueueHarness::new(2, options(2));
+    let source = Rc::new(FakeSource::default());
+    let stream = h.add_stream(source.clone());
+    source.push(PART);
+    h.run();
+    source.fail("recorder stopped");
+    h.store((stream, 1));
+    assert_eq!(h.state(stream), ItemState::Error);
+    h.queue.retry(stream);
+    h.run();
+    assert_eq!(h.state(stream), ItemState::Error, "a stream is read once");
 }
