@@ -54,10 +54,14 @@ async function webm(bytes) {
   };
 }
 
-/** The embedded store's incomplete uploads, as `s3-direct uploads list` reads them. */
-function incompleteUploads(server) {
+/**
+ * The embedded store's incomplete uploads of spool `id`'s recording (named `{id}.webm`), as
+ * `s3-direct uploads list` reads them.
+ */
+function incompleteUploads(server, id) {
   const binary = process.env.S3_DIRECT_BIN ?? path.join(repoRoot, 'target/debug/s3-direct');
-  return JSON.parse(execFileSync(binary, ['uploads', 'list', '--data-dir', server.dataDir, '--json'], { encoding: 'utf8' })).uploads;
+  const { uploads } = JSON.parse(execFileSync(binary, ['uploads', 'list', '--data-dir', server.dataDir, '--json'], { encoding: 'utf8' }));
+  return uploads.filter((u) => u.key.endsWith(`/${id}.webm`));
 }
 
 /** Opens web/record.html in `context` with the test's query parameters. */
@@ -213,7 +217,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
       await tab.click('#record-canvas');
       const failed = await rowWhen(tab, (d) => d.state !== 'recording', 'the upload to fail');
       assert.equal(failed.state, 'error', `the upload ended ${failed.state} while recording`);
-      assert.equal(incompleteUploads(server).length, 1, 'the multipart upload is kept');
+      assert.equal(incompleteUploads(server, failed.spool).length, 1, 'the multipart upload is kept');
       proxy.decide = () => undefined;
       const stored = new Set(proxy.log.slice(before).filter((e) => e.outcome === 200).map((e) => e.part));
       assert.ok(stored.has(1), 'part 1 was stored before the failure');
@@ -240,10 +244,34 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
       assert.deepEqual(video.errors, [], 'ffprobe reads and ffmpeg decodes it without an error');
       assert.ok(Math.abs(video.seconds - seconds) <= 1.5, `the recording lasts ${video.seconds} s`);
       assert.deepEqual(await spoolFiles(tab), [], 'the spool is gone');
-      assert.deepEqual(incompleteUploads(server), [], 'no multipart upload is left');
+      assert.deepEqual(incompleteUploads(server, spool), [], 'no multipart upload is left');
       assert.deepEqual(tab.pageErrors, []);
     } finally {
       proxy.decide = () => undefined;
+      await context.close();
+    }
+  });
+
+  it('a spool another tab is writing is not offered; once that tab is gone, it is', async () => {
+    const context = await browser.newContext();
+    try {
+      // A low bitrate: no part is cut, so no multipart upload is left behind by the closed tab.
+      const recording = await openRecorder(context, server, { noise: 0, bitrate: 250_000 });
+      await recording.click('#record-canvas');
+      const { spool } = await rowWhen(recording, (d) => Number(d.recorded ?? 0) > 0, 'bytes recorded');
+      const other = await openRecorder(context, server);
+      const listed = () => other.evaluate(async () => (await window.spool.spooledUploads()).map((s) => s.id));
+      assert.deepEqual(await listed(), [], 'the live spool is not listed in another tab');
+      assert.equal(await other.isHidden('#interrupted-section'), true);
+      await recording.close();
+      // The closed tab's lock goes with it; the spool is then there to resume.
+      await other.waitForFunction(async (id) => (await window.spool.spooledUploads()).some((s) => s.id === id), spool, { polling: 100, timeout: 30_000 });
+      await other.reload();
+      await other.waitForSelector(`#interrupted li[data-spool="${spool}"] .discard`);
+      await other.click(`#interrupted li[data-spool="${spool}"] .discard`);
+      await other.waitForSelector('#interrupted-section', { state: 'hidden' });
+      assert.deepEqual(await spoolFiles(other), [], 'discarding removed the spool');
+    } finally {
       await context.close();
     }
   });
@@ -273,14 +301,14 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
     try {
       const tab = await openRecorder(context, server);
       await tab.click('#record-canvas');
-      await rowWhen(tab, (d) => Number(d.partsDone ?? 0) >= 1, 'a part stored');
-      assert.equal(incompleteUploads(server).length, 1, 'the recording\'s multipart upload exists');
+      const { spool } = await rowWhen(tab, (d) => Number(d.partsDone ?? 0) >= 1, 'a part stored');
+      assert.equal(incompleteUploads(server, spool).length, 1, 'the recording\'s multipart upload exists');
       await tab.click('#cancel');
       const row = await rowWhen(tab, (d) => ['done', 'error', 'cancelled'].includes(d.state), 'the upload to end');
       assert.equal(row.state, 'cancelled');
       assert.deepEqual(await spoolFiles(tab), [], 'the spool is gone');
       assert.deepEqual(await tab.evaluate(async () => (await window.spool.spooledUploads()).length), 0);
-      assert.deepEqual(incompleteUploads(server), [], 'no multipart upload is left');
+      assert.deepEqual(incompleteUploads(server, spool), [], 'no multipart upload is left');
       assert.deepEqual(await resumeRecords(tab), [], 'no resume record is left');
       assert.deepEqual(tab.pageErrors, []);
     } finally {

@@ -48,7 +48,8 @@ export interface SpooledUpload {
   file(): Promise<File>;
   /**
    * Uploads the spool with its resume key, so only the parts the store lacks are sent; removes
-   * the spool once the object is complete or the upload is cancelled.
+   * the spool once the object is complete or the upload is cancelled. Rejects at once while a
+   * page of this origin is writing or uploading the spool (it holds the spool's Web Lock).
    */
   resume(
     uploader: Uploader,
@@ -69,7 +70,10 @@ export function uploadSpooled(
   options: SpoolOptions,
 ): Promise<UploadResult>;
 
-/** The spools earlier pages left, oldest first (not those this page is writing). */
+/**
+ * The spools earlier pages left, oldest first: not those a page of this origin (this tab or
+ * another) is writing or uploading, which hold the spool's Web Lock until they end or go.
+ */
 export function spooledUploads(): Promise<SpooledUpload[]>;
 
 /** The `resumeKey` an upload of spool `id` carries. */

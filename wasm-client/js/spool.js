@@ -17,8 +17,31 @@ const DIR = 's3-direct-spool';
 const data = (id) => `${id}.bin`;
 const sidecar = (id) => `${id}.json`;
 
-/** Spools this page is writing: not offered for a resume while their writer holds them. */
-const writing = new Set();
+const LOCK = 's3-direct-spool:';
+
+/**
+ * Holds spool `id` (a Web Lock) until the returned function is called; null while this or another
+ * page holds it. A spool being written or uploaded is held, so no other tab lists or resumes it
+ * meanwhile; a lock goes with its page, so a reload or a crash frees the spool.
+ */
+function hold(id) {
+  if (!navigator.locks) return Promise.resolve(() => {});
+  return new Promise((resolve, reject) => {
+    navigator.locks.request(LOCK + id, { ifAvailable: true }, (lock) => {
+      if (!lock) {
+        resolve(null);
+        return undefined;
+      }
+      return new Promise((release) => { resolve(release); });
+    }).catch(reject);
+  });
+}
+
+/** The ids of the spools some page of this origin holds. */
+async function held() {
+  const { held: locks = [] } = (await navigator.locks?.query()) ?? {};
+  return new Set(locks.map((l) => l.name).filter((n) => n.startsWith(LOCK)).map((n) => n.slice(LOCK.length)));
+}
 
 /** The resume key an upload of spool `id` carries (the client's `resumeKey` option). */
 export function spoolResumeKey(id) {
@@ -132,11 +155,12 @@ export async function uploadSpooled(uploader, stream, options = {}) {
   if (typeof filename !== 'string' || filename === '') {
     throw new TypeError('uploadSpooled needs options.filename: the name to upload, and to resume, under');
   }
-  if (writing.has(id)) throw new Error(`spool ${id} is being written already`);
-  writing.add(id);
+  const release = await hold(id);
+  if (!release) throw new Error(`spool ${id} is in use by this or another page`);
   const reader = stream.getReader();
   let writer;
   let pumped;
+  let keep = false;
   try {
     const meta = { id, filename, contentType, metadata: metadata ?? null, expectedSize: expectedSize ?? null, created: Date.now() };
     await folder(true);
@@ -174,7 +198,6 @@ export async function uploadSpooled(uploader, stream, options = {}) {
       filename, contentType, metadata, expectedSize, onProgress, signal, resumeKey: spoolResumeKey(id),
     });
     await pumped;
-    writing.delete(id);
     await remove(id);
     return result;
   } catch (error) {
@@ -184,17 +207,20 @@ export async function uploadSpooled(uploader, stream, options = {}) {
       await reader.cancel(error).catch(() => {});
       await pumped?.catch(() => {});
       await writer?.close().catch(() => {});
-      writing.delete(id);
       await remove(id).catch(() => {});
-    } else if (error && typeof error === 'object') {
-      const spooled = pumped.then(() => true, () => true).then(async () => {
-        writing.delete(id);
+    } else {
+      // The spool stays held until the stream ended in it.
+      keep = true;
+      const spooled = pumped.catch(() => {}).then(async () => {
+        release();
         return (await spooledUploads()).find((s) => s.id === id) ?? null;
       });
       spooled.catch(() => {});
-      error.spooled = spooled;
+      if (error && typeof error === 'object') error.spooled = spooled;
     }
     throw error;
+  } finally {
+    if (!keep) release();
   }
 }
 
@@ -221,8 +247,10 @@ class SpooledUpload {
    * spool is removed once the object is complete, or when the upload is cancelled.
    */
   async resume(uploader, { onProgress, signal } = {}) {
-    const file = await this.file();
+    const release = await hold(this.id);
+    if (!release) throw new Error(`spool ${this.id} is in use by this or another page`);
     try {
+      const file = await this.file();
       const result = await uploader.upload(file, {
         filename: this.filename,
         contentType: this.contentType,
@@ -236,28 +264,37 @@ class SpooledUpload {
     } catch (error) {
       if (error?.code === 'aborted') await remove(this.id).catch(() => {});
       throw error;
+    } finally {
+      release();
     }
   }
 
   /** Removes the spool. Its multipart upload, if any, is left to the store's lifecycle rule. */
-  discard() {
-    return remove(this.id);
+  async discard() {
+    const release = await hold(this.id);
+    if (!release) throw new Error(`spool ${this.id} is in use by this or another page`);
+    try {
+      await remove(this.id);
+    } finally {
+      release();
+    }
   }
 }
 
 /**
- * The spools earlier pages left (oldest first), except those this page is writing. A spool still
- * held by another tab's writer is left out.
+ * The spools earlier pages left (oldest first), except those a page of this origin is writing or
+ * uploading.
  */
 export async function spooledUploads() {
   if (!navigator.storage?.getDirectory) return [];
   const dir = await folder(false);
   if (!dir) return [];
+  const busy = await held();
   const found = [];
   for await (const [name, handle] of dir.entries()) {
     if (handle.kind !== 'file' || !name.endsWith('.json')) continue;
     const id = name.slice(0, -'.json'.length);
-    if (writing.has(id)) continue;
+    if (busy.has(id)) continue;
     let meta;
     let file;
     try {
