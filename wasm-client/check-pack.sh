@@ -80,6 +80,8 @@ export async function spooled(uploader: Uploader, stream: ReadableStream<Blob>):
   const left: SpooledUpload[] = await spooledUploads();
   const results = await Promise.all(left.map((s) => s.resume(uploader, { onProgress: (p) => p.bytesSent })));
   results.push(await uploadSpooled(uploader, stream, { filename: 'take.webm', contentType: 'video/webm' }));
+  // @ts-expect-error a spooled stream needs a filename, to upload and to resume under
+  await uploadSpooled(uploader, stream, { contentType: 'video/webm' });
   return results;
 }
 TS

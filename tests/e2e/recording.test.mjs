@@ -276,21 +276,41 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
     }
   });
 
-  it('an upload refused before it begins leaves no spool', async () => {
+  it('an upload refused before it begins leaves no spool, and never writes over an earlier one', async () => {
     const context = await browser.newContext();
     try {
       const tab = await openRecorder(context, server);
       const outcomes = await tab.evaluate(async () => {
         const uploader = new window.s3direct.Uploader({ endpoint: '/s3' });
         const bytes = () => new ReadableStream({ start(c) { c.enqueue(new Uint8Array(10)); c.close(); } });
-        const outcome = (promise) => promise.then(() => 'done', (e) => e.code ?? e.name);
+        const outcome = (promise) => promise.then(() => 'done', (e) => e.code ?? e.message);
         return [
           await outcome(window.spool.uploadSpooled(uploader, bytes(), {})),
           await outcome(window.spool.uploadSpooled(uploader, bytes(), { filename: 'a.bin', expectedSize: -1 })),
         ];
       });
-      assert.deepEqual(outcomes, ['TypeError', 'invalid_options']);
+      assert.match(outcomes[0], /needs options\.filename/);
+      assert.equal(outcomes[1], 'invalid_options');
       assert.deepEqual(await spoolFiles(tab), [], 'no spool is left');
+
+      // A spool an earlier page left (written here as the worker writes one) stays as it was.
+      const again = await tab.evaluate(async () => {
+        const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('s3-direct-spool');
+        const put = async (name, text) => {
+          const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+          await w.write(text);
+          await w.close();
+        };
+        await put('earlier.json', JSON.stringify({ id: 'earlier', filename: 'earlier.webm', created: 1 }));
+        await put('earlier.bin', 'earlier bytes');
+        const uploader = new window.s3direct.Uploader({ endpoint: '/s3' });
+        const refused = await window.spool.uploadSpooled(uploader, new ReadableStream(), { id: 'earlier', filename: 'b.bin' })
+          .then(() => 'done', (e) => e.message);
+        const [left] = await window.spool.spooledUploads();
+        return { refused, left: { id: left.id, size: left.size, text: await (await left.file()).text() } };
+      });
+      assert.match(again.refused, /holds 13 bytes of an earlier stream/);
+      assert.deepEqual(again.left, { id: 'earlier', size: 13, text: 'earlier bytes' });
     } finally {
       await context.close();
     }

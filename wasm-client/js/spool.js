@@ -64,6 +64,16 @@ async function folder(create) {
   }
 }
 
+/** Bytes in spool `id`'s file; 0 when it has none. */
+async function bytesIn(id) {
+  try {
+    return (await (await (await folder(true)).getFileHandle(data(id))).getFile()).size;
+  } catch (e) {
+    if (e.name === 'NotFoundError') return 0;
+    throw e;
+  }
+}
+
 async function remove(id) {
   const dir = await folder(false);
   for (const name of [data(id), sidecar(id)]) {
@@ -157,13 +167,18 @@ export async function uploadSpooled(uploader, stream, options = {}) {
   }
   const release = await hold(id);
   if (!release) throw new Error(`spool ${id} is in use by this or another page`);
+  // A new stream starts at byte 0: it never goes on the end of an earlier stream's spool.
+  const left = await bytesIn(id).catch((e) => { release(); throw e; });
+  if (left > 0) {
+    release();
+    throw new Error(`spool ${id} holds ${left} bytes of an earlier stream; resume or discard it first`);
+  }
   const reader = stream.getReader();
   let writer;
   let pumped;
   let keep = false;
   try {
     const meta = { id, filename, contentType, metadata: metadata ?? null, expectedSize: expectedSize ?? null, created: Date.now() };
-    await folder(true);
     writer = await Writer.open(id, meta);
     // What the upload reads: each chunk once it is in the spool. The queue is unbounded on
     // purpose: a recorder does not wait for the network, and the spool keeps up with it.
