@@ -39,6 +39,7 @@ async function webm(bytes) {
   await writeFile(file, bytes);
   const run = (tool, args) => {
     const out = spawnSync(tool, ['-v', 'error', ...args], { encoding: 'utf8' });
+    if (out.error?.code === 'ENOENT') throw new Error(`${tool} is missing: install Debian's ffmpeg (scripts/setup.sh test does)`);
     assert.equal(out.status, 0, `${tool} failed: ${out.stderr}`);
     return out;
   };
