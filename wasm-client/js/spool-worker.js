@@ -11,6 +11,7 @@
 //   { n, op: 'open', dir, name, sidecar, meta }  create `name` in OPFS folder `dir` (kept if
 //                                                 there), write `meta` as JSON to `sidecar`
 //   { n, op: 'write', bytes }                     append `bytes` (a Uint8Array), flush
+//   { n, op: 'read', at, length }                 answer up to `length` bytes from `at` (`bytes`)
 //   { n, op: 'close' }                            flush and release the file
 let file = null;
 let size = 0;
@@ -45,6 +46,11 @@ function write(bytes) {
   size += at;
 }
 
+function read({ at, length }) {
+  const bytes = new Uint8Array(length);
+  return bytes.subarray(0, file.read(bytes, { at }));
+}
+
 function close() {
   if (file) {
     file.flush();
@@ -55,6 +61,11 @@ function close() {
 
 async function handle(data) {
   try {
+    if (data.op === 'read') {
+      const bytes = read(data);
+      self.postMessage({ n: data.n, size, bytes }, [bytes.buffer]);
+      return;
+    }
     if (data.op === 'open') await open(data);
     else if (data.op === 'write') write(data.bytes);
     else if (data.op === 'close') close();

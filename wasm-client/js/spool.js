@@ -1,8 +1,9 @@
 // s3-direct/spool: uploads of a stream (a recording, say) that survive a reload or a crash.
 //
-// `uploadSpooled(uploader, stream, options)` reads the stream, writes each chunk to a spool file
-// in the origin private file system (OPFS) and flushes it, and only then hands the chunk on to
-// `uploader.upload`, so whatever the upload has sent is on disk. The upload carries the spool's
+// `uploadSpooled(uploader, stream, options)` reads the stream, writing each chunk to a spool file
+// in the origin private file system (OPFS) and flushing it, and `uploader.upload` reads the spool
+// back as it asks for bytes, so whatever the upload has sent is on disk, and memory holds only
+// what the upload is sending however far it falls behind. The upload carries the spool's
 // resume key, so the client keeps a resume record for it as for a file; the spool is removed when
 // the upload completes or is cancelled. After a reload, `spooledUploads()` lists the spools an
 // earlier page left, and `resume(uploader)` uploads the spool file under the same resume key:
@@ -106,8 +107,8 @@ class Writer {
     worker.onmessage = ({ data: answer }) => {
       const call = this.waiting.get(answer.n);
       this.waiting.delete(answer.n);
-      if (answer.error) call?.reject(new Error(`the spool could not be written: ${answer.error}`));
-      else call?.resolve(answer.size);
+      if (answer.error) call?.reject(new Error(`the spool failed: ${answer.error}`));
+      else call?.resolve(answer);
     };
     // A worker that fails to load (or dies) answers nothing: fail whoever waits.
     worker.onerror = (event) => {
@@ -131,6 +132,11 @@ class Writer {
     return this.call({ op: 'write', bytes });
   }
 
+  /** Up to `length` bytes of the spool from offset `at`. */
+  async read(at, length) {
+    return (await this.call({ op: 'read', at, length })).bytes;
+  }
+
   async close() {
     if (!this.worker) return;
     try {
@@ -139,6 +145,81 @@ class Writer {
       this.worker.terminate();
       this.worker = null;
     }
+  }
+}
+
+/** The most bytes the upload is handed at once, read back from the spool. */
+const READ = 1024 * 1024;
+
+/**
+ * One stream being spooled. `pumped`: the stream read into the spool as fast as it comes, each
+ * chunk flushed. `body`: what the upload reads, read back from the spool only as the upload asks
+ * for more, so memory holds what the upload is sending, never what it has fallen behind by (a
+ * recording goes on while the network is away). `closed`: the spool file released, once both
+ * are done.
+ */
+class Spooling {
+  constructor(reader, writer) {
+    this.written = 0;
+    this.sent = 0;
+    this.ended = false;
+    this.failed = null;
+    this.reading = true;
+    this.wake = () => {};
+    let bodyDone;
+    const done = new Promise((resolve) => { bodyDone = resolve; });
+    this.stop = () => {
+      this.reading = false;
+      this.wake();
+      bodyDone();
+    };
+    this.pumped = this.pump(reader, writer);
+    this.body = new ReadableStream({
+      pull: (controller) => this.pull(controller, writer).catch((e) => {
+        this.stop();
+        throw e;
+      }),
+      cancel: () => this.stop(),
+    }, { highWaterMark: 0 });
+    this.closed = Promise.all([this.pumped.catch(() => {}), done]).then(() => writer.close());
+  }
+
+  async pump(reader, writer) {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const bytes = await asBytes(value);
+        if (bytes.byteLength === 0) continue;
+        await writer.write(bytes);
+        this.written += bytes.byteLength;
+        this.wake();
+      }
+      this.ended = true;
+    } catch (e) {
+      this.failed = e;
+      reader.cancel(e).catch(() => {});
+      throw e;
+    } finally {
+      this.wake();
+    }
+  }
+
+  async pull(controller, writer) {
+    while (this.reading && this.sent === this.written && !this.ended && !this.failed) {
+      await new Promise((resolve) => { this.wake = resolve; });
+    }
+    if (!this.reading) return;
+    if (this.sent < this.written) {
+      const bytes = await writer.read(this.sent, Math.min(this.written - this.sent, READ));
+      this.sent += bytes.byteLength;
+      if (this.reading) controller.enqueue(bytes);
+      return;
+    }
+    // All of it handed on: the stream's end (or its failure) is the body's.
+    this.stop();
+    if (this.failed) controller.error(this.failed);
+    else controller.close();
   }
 }
 
@@ -174,59 +255,28 @@ export async function uploadSpooled(uploader, stream, options = {}) {
     throw new Error(`spool ${id} holds ${left} bytes of an earlier stream; resume or discard it first`);
   }
   const reader = stream.getReader();
-  let writer;
-  let pumped;
+  let spooling;
   let keep = false;
   try {
     const meta = { id, filename, contentType, metadata: metadata ?? null, expectedSize: expectedSize ?? null, created: Date.now() };
-    writer = await Writer.open(id, meta);
-    // What the upload reads: each chunk once it is in the spool. The queue is unbounded on
-    // purpose: a recorder does not wait for the network, and the spool keeps up with it.
-    let out;
-    let sending = true;
-    const body = new ReadableStream({
-      start(controller) { out = controller; },
-      // The upload gave up (failed or cancelled): keep spooling, stop handing chunks on.
-      cancel() { sending = false; },
-    });
-    pumped = (async () => {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          const bytes = await asBytes(value);
-          if (bytes.byteLength === 0) continue;
-          await writer.write(bytes);
-          if (sending) out.enqueue(bytes);
-        }
-        if (sending) out.close();
-      } catch (e) {
-        if (sending) out.error(e);
-        reader.cancel(e).catch(() => {});
-        throw e;
-      } finally {
-        await writer.close();
-      }
-    })();
-    pumped.catch(() => {}); // awaited below; this only marks it handled
-    const result = await uploader.upload(body, {
+    spooling = new Spooling(reader, await Writer.open(id, meta));
+    const result = await uploader.upload(spooling.body, {
       filename, contentType, metadata, expectedSize, onProgress, signal, resumeKey: spoolResumeKey(id),
-    });
-    await pumped;
+    }).finally(() => spooling.stop());
+    await spooling.closed;
     await remove(id);
     return result;
   } catch (error) {
-    if (error?.code === 'aborted' || error?.code === 'invalid_options' || !pumped) {
+    if (error?.code === 'aborted' || error?.code === 'invalid_options' || !spooling) {
       // Cancelled, refused before it began, or never started: nothing to resume. The stream is
       // cancelled, so the pump ends.
       await reader.cancel(error).catch(() => {});
-      await pumped?.catch(() => {});
-      await writer?.close().catch(() => {});
-      await remove(id).catch(() => {});
+      await spooling?.closed.catch(() => {});
+      if (spooling) await remove(id).catch(() => {});
     } else {
       // The spool stays held until the stream ended in it.
       keep = true;
-      const spooled = pumped.catch(() => {}).then(async () => {
+      const spooled = spooling.closed.catch(() => {}).then(async () => {
         release();
         return (await spooledUploads()).find((s) => s.id === id) ?? null;
       });
