@@ -10,7 +10,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { launchBrowser } from '../lib/browser.mjs';
+import { chromium } from 'playwright-core';
+import { chromiumArgs, launchBrowser } from '../lib/browser.mjs';
 import { MiB, tempDir } from '../lib/files.mjs';
 import { startProxy } from '../lib/proxy.mjs';
 import { resumeRecords } from '../lib/resilience.mjs';
@@ -274,6 +275,44 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
       assert.deepEqual(await spoolFiles(other), [], 'discarding removed the spool');
     } finally {
       await context.close();
+    }
+  });
+
+  it('a stream that runs ahead of its upload waits in the spool, not in memory', async (t) => {
+    // A browser of its own that can collect garbage on demand and report its heap exactly.
+    const measuring = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [...chromiumArgs, '--js-flags=--expose-gc', '--enable-precise-memory-info'],
+    });
+    try {
+      const tab = await openRecorder(await measuring.newContext(), server);
+      const grown = await tab.evaluate(async () => {
+        const heap = async () => {
+          window.gc();
+          await new Promise((r) => { setTimeout(r, 0); });
+          window.gc();
+          return performance.memory.usedJSHeapSize;
+        };
+        let source;
+        const stream = new ReadableStream({ start(c) { source = c; } });
+        // An upload that never reads: everything the stream gives is ahead of it.
+        let taken;
+        const stalled = { upload(body) { taken = body.getReader(); return new Promise(() => {}); } };
+        window.spool.uploadSpooled(stalled, stream, { id: 'ahead', filename: 'ahead.bin' });
+        const before = await heap();
+        for (let i = 0; i < 256; i += 1) source.enqueue(new Uint8Array(256 * 1024).fill(i));
+        const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('s3-direct-spool', { create: true });
+        for (;;) {
+          const file = await (await dir.getFileHandle('ahead.bin', { create: true })).getFile();
+          if (file.size === 64 * 1024 * 1024 && taken) break;
+          await new Promise((r) => { setTimeout(r, 50); });
+        }
+        return (await heap()) - before;
+      });
+      t.diagnostic(`64 MiB spooled ahead of the upload; the JS heap grew by ${(grown / MiB).toFixed(1)} MiB`);
+      assert.ok(grown < 8 * MiB, `the heap grew by ${(grown / MiB).toFixed(1)} MiB`);
+    } finally {
+      await measuring.close();
     }
   });
 
