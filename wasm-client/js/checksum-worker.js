@@ -25,8 +25,16 @@ function byobReader(stream) {
 }
 
 // Calls use(bytes) for each piece of blob[start, end) in order; bytes are valid only during the
-// call (they are the reused buffer).
+// call (they are the reused buffer). `blob` may instead be a stream's part, the array of its
+// Uint8Array chunks (all of them: start and end span them whole), fed at most CHUNK_BYTES at a
+// time so that the module's memory does not grow with a large chunk.
 async function readChunks(blob, start, end, use) {
+  if (Array.isArray(blob)) {
+    for (const chunk of blob) {
+      for (let at = 0; at < chunk.length; at += CHUNK_BYTES) use(chunk.subarray(at, at + CHUNK_BYTES));
+    }
+    return;
+  }
   const stream = blob.slice(start, end).stream();
   const reader = byobReader(stream);
   if (!reader) {

@@ -7,7 +7,8 @@
 //! `new Worker(new URL('../../checksum-worker.js', import.meta.url), { type: 'module', name })`:
 //! the pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the
 //! script, the checksum module's glue and its `.wasm`, and an unbundled page loads the files as
-//! they are. Each part arrives as a `Blob` slice (no copy: the worker reads it from disk), and the
+//! they are. Each part of a file arrives as a `Blob` slice (no copy: the worker reads it from
+//! disk), a stream's part as a copy of its chunks (`stream.rs` says why not as a Blob), and the
 //! upload's composite checksum is asked of the worker too. Where a worker cannot be started or its
 //! script cannot load (no `Worker`, a strict CSP, a bundler that leaves the URL pointing nowhere),
 //! the page imports the same script and hashes on the calling thread instead, which is correct but
@@ -35,7 +36,6 @@ use futures::future::LocalBoxFuture;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::Blob;
 
 use super::signer::js_text;
 use super::stream::Body;
@@ -130,7 +130,13 @@ extern "C" {
     fn start_hasher() -> Result<Hasher, JsValue>;
 
     #[wasm_bindgen(method)]
-    fn hash(this: &Hasher, blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
+    fn hash(
+        this: &Hasher,
+        blob: &JsValue,
+        start: f64,
+        end: f64,
+        algorithm: &str,
+    ) -> js_sys::Promise;
 
     #[wasm_bindgen(method)]
     fn composite(this: &Hasher, algorithm: &str, sums: Vec<String>) -> js_sys::Promise;
@@ -142,7 +148,7 @@ extern "C" {
     fn terminate(this: &Hasher);
 
     /// Hashes on this thread (no worker): the same code the worker runs.
-    fn hash_here(blob: &Blob, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
+    fn hash_here(blob: &JsValue, start: f64, end: f64, algorithm: &str) -> js_sys::Promise;
 
     fn composite_here(algorithm: &str, sums: Vec<String>) -> js_sys::Promise;
 }

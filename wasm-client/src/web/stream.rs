@@ -4,9 +4,18 @@
 //! One reader reads the stream. Each cut reads in a task of its own (`spawn_local`), so reading
 //! goes on while the engine does not poll the cut (paused), and what it read is kept when the
 //! cut is dropped. Chunks are split at part boundaries with `subarray` (a view, no copy); a cut
-//! part becomes one `Blob` of its chunks (the one copy, into the browser's blob storage), held
-//! until the engine releases it. Nothing is read ahead of the part being cut beyond the rest of
-//! its last chunk: the engine's backpressure (at most `concurrency` parts held) is the stream's.
+//! part is the array of its chunks, held until the engine releases it. Nothing is read ahead of
+//! the part being cut beyond the rest of its last chunk: the engine's backpressure (at most
+//! `concurrency` parts held) is the stream's.
+//!
+//! A part is held as its chunks and not as one `Blob` of them: a Blob's bytes live in the
+//! browser's blob storage until every handle to it is garbage-collected, and nothing tells the
+//! garbage collector how large it is. Handed to the checksum worker (whose heap hardly grows, so
+//! it seldom collects), every part's Blob stayed alive: a 1 GiB stream uploaded with checksums
+//! failed at part 63, the worker's reads refused (blob storage full); the same steps in plain JS
+//! grew Chromium by 663 MiB before failing at part 62. Chunks are `ArrayBuffer`s, whose size the
+//! collector counts: the worker gets a copy of them, and each PUT a Blob of its own, collected
+//! with the page's garbage.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -16,7 +25,7 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use js_sys::{Array, Reflect, Uint8Array};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, ReadableStream, ReadableStreamDefaultReader};
 
@@ -31,20 +40,23 @@ pub(crate) enum Body {
 }
 
 impl Body {
-    /// The Blob that holds the object's bytes `range` and where they are within it: the file and
-    /// `range` itself, or the stream's part that starts at `range.start` and all of it.
-    pub(crate) fn locate(&self, range: &Range<u64>) -> Result<(Blob, f64, f64), String> {
+    /// What holds the object's bytes `range` and where they are within it: the file (a `Blob`)
+    /// and `range` itself, or the chunks (an `Array` of `Uint8Array`) of the stream's part that
+    /// starts at `range.start`, all of them.
+    pub(crate) fn locate(&self, range: &Range<u64>) -> Result<(JsValue, f64, f64), String> {
         // f64 holds every offset up to 2^53 exactly, far above S3's 5 TiB object limit.
         match self {
-            Body::File(file) => Ok((file.clone(), range.start as f64, range.end as f64)),
-            Body::Stream(source) => source
-                .0
-                .borrow()
-                .held
-                .iter()
-                .find(|p| p.start == range.start)
-                .map(|p| (p.blob.clone(), 0.0, (range.end - range.start) as f64))
-                .ok_or_else(|| "the stream's part was released".into()),
+            Body::File(file) => Ok((file.into(), range.start as f64, range.end as f64)),
+            Body::Stream(source) => {
+                let reading = source.0.borrow();
+                let held = (reading.held.iter().find(|p| p.start == range.start))
+                    .ok_or("the stream's part was released")?;
+                Ok((
+                    held.chunks.clone().into(),
+                    0.0,
+                    (range.end - range.start) as f64,
+                ))
+            }
         }
     }
 }
@@ -74,7 +86,7 @@ struct Reading {
 struct Held {
     part: u32,
     start: u64,
-    blob: Blob,
+    chunks: Array,
 }
 
 impl StreamSource {
@@ -104,7 +116,7 @@ impl PartSource for StreamSource {
             let _ = tx.send(
                 fill(&reading, len)
                     .await
-                    .and_then(|()| take(&reading, part, len)),
+                    .map(|()| take(&reading, part, len)),
             );
         });
         Box::pin(rx.map(|r| r.unwrap_or_else(|_| Err(SourceError::new("the read was lost")))))
@@ -170,11 +182,11 @@ async fn fill(reading: &RefCell<Reading>, len: u64) -> Result<(), SourceError> {
     }
 }
 
-/// Cuts part `part`: the next `len` bytes buffered (fewer at the stream's end) as one Blob,
-/// held; answers its length.
-fn take(reading: &RefCell<Reading>, part: u32, len: u64) -> Result<u64, SourceError> {
+/// Cuts part `part`: the next `len` bytes buffered (fewer at the stream's end), held; answers
+/// its length.
+fn take(reading: &RefCell<Reading>, part: u32, len: u64) -> u64 {
     let mut r = reading.borrow_mut();
-    let parts = Array::new();
+    let chunks = Array::new();
     let mut got = 0;
     while got < len && !r.chunks.is_empty() {
         let chunk = r.chunks.remove(0);
@@ -184,14 +196,16 @@ fn take(reading: &RefCell<Reading>, part: u32, len: u64) -> Result<u64, SourceEr
             // The rest of the split chunk starts the next part.
             r.chunks.insert(0, chunk.subarray(take, chunk.length()));
         }
-        parts.push(&chunk.subarray(0, take));
+        chunks.push(&chunk.subarray(0, take));
         got += u64::from(take);
     }
     r.buffered -= got;
-    let blob = Blob::new_with_u8_array_sequence(&parts)
-        .map_err(|e| SourceError::new(format!("its part could not be stored: {}", js_text(&e))))?;
     let start = r.next;
     r.next += got;
-    r.held.push(Held { part, start, blob });
-    Ok(got)
+    r.held.push(Held {
+        part,
+        start,
+        chunks,
+    });
+    got
 }

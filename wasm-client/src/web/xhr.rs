@@ -1,5 +1,5 @@
 //! [`PartSink`] over `XMLHttpRequest`: one PUT per part, body `Blob.slice(start, end)` of the file,
-//! or a stream's part Blob ([`Body`]).
+//! or a Blob of a stream's part ([`Body`]).
 //!
 //! XHR and not `fetch`, because only XHR reports upload progress (`upload.onprogress`). A sliced
 //! Blob is lazy, so the browser streams the part from disk and the file is never read into memory.
@@ -77,7 +77,13 @@ impl PartSink for XhrSink {
             }
             xhr.set_request_header(name, value).map_err(js_err)?;
         }
-        let body = blob.slice_with_f64_and_f64(start, end).map_err(js_err)?;
+        // A file is sliced (lazily: the browser streams the part from disk); a stream's part is
+        // a Blob of its chunks, made for this PUT (see `stream.rs` on why it is not kept).
+        let body = match blob.dyn_into::<Blob>() {
+            Ok(file) => file.slice_with_f64_and_f64(start, end),
+            Err(chunks) => Blob::new_with_u8_array_sequence(&chunks),
+        }
+        .map_err(js_err)?;
 
         let (tx, rx) = oneshot::channel();
         let tx = Rc::new(RefCell::new(Some(tx)));
