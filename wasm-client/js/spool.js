@@ -268,11 +268,11 @@ export async function uploadSpooled(uploader, stream, options = {}) {
     return result;
   } catch (error) {
     if (error?.code === 'aborted' || error?.code === 'invalid_options' || !spooling) {
-      // Cancelled, refused before it began, or never started: nothing to resume. The stream is
-      // cancelled, so the pump ends.
+      // Cancelled, refused before it began, or never started: nothing to resume (and nothing
+      // earlier was in the spool, see above). The stream is cancelled, so the pump ends.
       await reader.cancel(error).catch(() => {});
       await spooling?.closed.catch(() => {});
-      if (spooling) await remove(id).catch(() => {});
+      await remove(id).catch(() => {});
     } else {
       // The spool stays held until the stream ended in it.
       keep = true;
