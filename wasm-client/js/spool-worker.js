@@ -1,15 +1,18 @@
-// The spool's writer: a dedicated module worker, started by spool.js, that owns one spool file in
-// the origin private file system (OPFS) through a synchronous access handle.
+// The spool's writer and reader: a dedicated module worker, started by spool.js, that owns one
+// spool file in the origin private file system (OPFS) through a synchronous access handle.
 //
 // Why a worker: `createSyncAccessHandle()` exists only in dedicated workers, and it is the one
 // OPFS writer whose `flush()` makes written bytes durable at once; a `createWritable()` stream
 // commits only on `close()`, which a crash or a reload never reaches. Every chunk is written at
-// the end of the file and flushed before its message is answered, so spool.js hands a chunk on
-// to the upload only once a reload could read it back.
+// the end of the file and flushed before its message is answered, and the upload gets only
+// bytes read back from the file, so it never sends what a reload could not read back. Those reads
+// go through the same handle, which sees every flushed write, where a `File` the page takes is a
+// snapshot of one moment.
 //
 // Messages (each answered with `{ n, size }` or `{ n, error }`, `n` echoed):
-//   { n, op: 'open', dir, name, sidecar, meta }  create `name` in OPFS folder `dir` (kept if
-//                                                 there), write `meta` as JSON to `sidecar`
+//   { n, op: 'open', dir, name, sidecar, meta }  write `meta` as JSON to `sidecar` in OPFS
+//                                                 folder `dir`, then open `name` (created if
+//                                                 missing, appended to if not)
 //   { n, op: 'write', bytes }                     append `bytes` (a Uint8Array), flush
 //   { n, op: 'read', at, length }                 answer up to `length` bytes from `at` (`bytes`)
 //   { n, op: 'close' }                            flush and release the file
