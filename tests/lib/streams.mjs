@@ -134,7 +134,7 @@ export function installStreams() {
    * Starts uploading a stream of `make(size, stream)` with a new `Uploader(uploader)` and
    * `options` (filename and onProgress added); `window.streams.run.outcome` is set when it ends:
    * `{ result | error: { code, message }, sha256, made, cancelled, progress }`, `progress` every
-   * event's `[bytesSent, bytesTotal, partsTotal, phase]`.
+   * event's `[bytesSent, bytesTotal, partsTotal, phase, bytesConfirmed, bytes made so far]`.
    */
   function start({ size, stream = {}, uploader = {}, options = {}, name }) {
     const source = make(size, stream);
@@ -142,7 +142,7 @@ export function installStreams() {
     const handle = new window.s3direct.Uploader(uploader).start(source.stream, {
       ...options,
       filename: name,
-      onProgress: (p) => progress.push([p.bytesSent, p.bytesTotal, p.partsTotal, p.phase]),
+      onProgress: (p) => progress.push([p.bytesSent, p.bytesTotal, p.partsTotal, p.phase, p.bytesConfirmed, source.made()]),
     });
     const run = { handle, source, progress, outcome: null };
     window.streams.run = run;
