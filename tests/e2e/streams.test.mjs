@@ -26,9 +26,9 @@ const STREAM_PART_SIZE = 8 * MiB;
  * garbage not yet collected. Every chunk the page makes (1 GiB of them), every PUT's Blob of its
  * part and every checksum's copy of it is dropped at once but freed only when a collector runs,
  * and the collectors run late: the upload (checksums on, four parts in flight) grew Chromium by
- * 395–515 MiB at its peak in six runs of this test (306 MiB in a run with checksums off: no
+ * 367–515 MiB at its peak in eight runs of this test (306 MiB in a run with checksums off: no
  * worker copies), and making and hashing the same 1 GiB in a page of its own, uploading nothing,
- * by 109–110 MiB (the test prints both). 640 MiB keeps the bound (672 MiB) well below the
+ * by 74–111 MiB (the test prints both). 640 MiB keeps the bound (672 MiB) well below the
  * stream: it fails if the stream were held whole or released parts piled up (as they did when
  * parts were Blobs handed to the checksum worker: `web/stream.rs`).
  */
