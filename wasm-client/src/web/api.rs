@@ -395,6 +395,11 @@ async fn upload(
     let on_progress = o.function("onProgress")?;
     let signal: Option<AbortSignal> = o.instance("signal", "AbortSignal")?;
     let blob = input.dyn_ref::<Blob>();
+    if blob.is_none() && !input.is_instance_of::<ReadableStream>() {
+        return Err(Error::InvalidOptions(
+            "the file to upload must be a File, a Blob or a ReadableStream".into(),
+        ));
+    }
     let filename = match (o.string("filename")?, input.dyn_ref::<File>()) {
         (Some(name), _) => name,
         (None, Some(file)) => file.name(),
@@ -438,22 +443,13 @@ async fn upload(
         });
     let Some(blob) = blob else {
         info.fingerprint = resume_key;
-        let source = input
-            .dyn_ref::<ReadableStream>()
-            .ok_or_else(|| {
-                Error::InvalidOptions(
-                    "the file to upload must be a File, a Blob or a ReadableStream".into(),
-                )
-            })
-            .and_then(|stream| {
-                StreamSource::new(stream).ok_or_else(|| {
-                    Error::InvalidOptions(
-                        "the stream is locked: another reader is reading it".into(),
-                    )
-                })
-            })?;
         let expected = o.whole_number("expectedSize")?;
-        let source = Rc::new(source);
+        // Checked above: what is not a Blob is a stream. Its reader is taken last, so that a
+        // wrong option leaves the stream as it was.
+        let stream = input.unchecked_ref::<ReadableStream>();
+        let source = Rc::new(StreamSource::new(stream).ok_or_else(|| {
+            Error::InvalidOptions("the stream is locked: another reader is reading it".into())
+        })?);
         let _listener = cancel_on(signal, control);
         let engine = browser_engine(config, Body::Stream(source.clone()), None);
         return engine

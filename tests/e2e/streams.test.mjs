@@ -1,0 +1,288 @@
+// Uploads of a ReadableStream (`Uploader.upload(stream, options)`) in Chromium, on the embedded
+// store and on Garage (tests/lib/engine-scenarios.mjs; S3_DIRECT_STORES picks them). The streams
+// are made in the page chunk by chunk (tests/lib/streams.mjs) and hashed as they are made; the
+// store's object is read back and compared. Part PUTs pass through the fault proxy.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import {
+  fastRetries, STORE_LABELS, selectedStores, startStack, stopSharedStores, storeMissing, until,
+} from '../lib/engine-scenarios.mjs';
+import { MiB, tempDir } from '../lib/files.mjs';
+import { objectSha256 } from '../lib/s3.mjs';
+import { installStreams, watchBrowserMemory } from '../lib/streams.mjs';
+
+const GiB = 1024 * MiB;
+
+/** A stream's default part size (the engine's `DEFAULT_STREAM_PART_SIZE`). */
+const STREAM_PART_SIZE = 8 * MiB;
+
+/**
+ * What the browser may grow by beyond concurrency × part size while a 1 GiB stream uploads:
+ * garbage not yet collected. Every chunk the page makes (1 GiB of them), every PUT's Blob of its
+ * part and every checksum's copy of it is dropped at once but freed only when a collector runs,
+ * and the collectors run late: the upload (checksums on, four parts in flight) grew Chromium by
+ * 367–515 MiB at its peak in eight runs of this test (306 MiB in a run with checksums off: no
+ * worker copies), and making and hashing the same 1 GiB in a page of its own, uploading nothing,
+ * by 74–111 MiB (the test prints both). 640 MiB keeps the bound (672 MiB) well below the
+ * stream: it fails if the stream were held whole or released parts piled up (as they did when
+ * parts were Blobs handed to the checksum worker: `web/stream.rs`).
+ */
+const MEMORY_CONSTANT = 640 * MiB;
+
+after(stopSharedStores);
+
+/** Opens the compress demo (it loads the package as `window.s3direct`) with the stream helpers. */
+async function openPage(engine, serverUrl) {
+  const page = await engine.newPage();
+  await page.goto(`${serverUrl}/compress.html`);
+  await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the page to load' });
+  await page.evaluate(installStreams);
+  return page;
+}
+
+/** Uploads a stream made in the page (see `window.streams.start`) and resolves to its outcome. */
+async function uploadStream(page, args, { timeout = 300_000 } = {}) {
+  await page.evaluate((a) => window.streams.start(a), args);
+  return page.waitFor(() => window.streams.run.outcome, null, {
+    timeout, interval: 250, what: `the upload of ${args.name} to end`,
+  });
+}
+
+/** Asserts that the upload of `name` succeeded and the store holds exactly the stream's bytes. */
+async function expectStreamStored({ s3, bucket }, outcome, name, size) {
+  assert.equal(outcome.error, undefined, `${name}: ${outcome.error?.code}: ${outcome.error?.message}`);
+  assert.equal(outcome.made, size, `${name}: the stream was read to its end`);
+  assert.equal(outcome.result.size, size, `${name}: the result's size`);
+  assert.ok(outcome.result.key.endsWith(`/${name}`), `key ${outcome.result.key} keeps the name`);
+  const stored = await objectSha256(s3, bucket, outcome.result.key);
+  assert.equal(stored.size, size, `${name}: stored size`);
+  assert.equal(stored.sha256, outcome.sha256, `${name}: stored SHA-256 equals the stream's`);
+}
+
+for (const store of selectedStores()) {
+  const skip = storeMissing(store) ?? false;
+  describe(`stream uploads on ${STORE_LABELS[store]}`, { skip, timeout: 900_000 }, () => {
+    let stack;
+    let page;
+
+    before(async () => {
+      stack = await startStack(store, 'chromium');
+      page = await openPage(stack.engine, stack.server.url);
+      assert.deepEqual(await page.evaluate(() => window.streams.selfCheck()), [],
+        'the page\'s incremental SHA-256 equals crypto.subtle\'s');
+    });
+
+    after(async () => {
+      await page?.close();
+      await stack?.stop();
+    });
+
+    it('a 1 GiB stream made in the page is stored byte for byte, the browser growing by less than concurrency × part size plus a constant', async () => {
+      const name = `stream-1GiB-${store}.bin`;
+      const concurrency = 4;
+      // For comparison, in a page (a renderer) of its own: the same bytes made, hashed and
+      // dropped, uploaded nowhere.
+      const other = await openPage(stack.engine, stack.server.url);
+      const producer = watchBrowserMemory();
+      await other.evaluate(async () => {
+        const reader = window.streams.make(1024 * 1024 * 1024, { seed: 7 }).stream.getReader();
+        while (!(await reader.read()).done);
+      });
+      const alone = producer.stop();
+      await other.close();
+      const memory = watchBrowserMemory();
+      let mem;
+      const outcome = await uploadStream(page, {
+        name, size: GiB, stream: { seed: 7 }, uploader: { concurrency },
+      }, { timeout: 600_000 }).finally(() => { mem = memory.stop(); });
+      await expectStreamStored(stack, outcome, name, GiB);
+      const bound = concurrency * STREAM_PART_SIZE + MEMORY_CONSTANT;
+      process.stderr.write(`${STORE_LABELS[store]}: 1 GiB stream, browser PSS ${(mem.baseline / MiB).toFixed(0)} MiB `
+        + `+${(mem.growth / MiB).toFixed(0)} MiB at peak (bound ${(bound / MiB).toFixed(0)} MiB); `
+        + `making the stream alone +${(alone.growth / MiB).toFixed(0)} MiB\n`);
+      assert.ok(mem.growth < bound, `the browser grew by ${(mem.growth / MiB).toFixed(1)} MiB, `
+        + `more than ${concurrency} × 8 MiB + ${MEMORY_CONSTANT / MiB} MiB`);
+    });
+
+    it('a 256 MiB stream through connection cuts, 503 SlowDown and a stalled part is stored byte for byte', async () => {
+      const { proxy } = stack;
+      const name = `stream-faults-${store}.bin`;
+      // 8 MiB parts, 32 of them: each fault met once, by the first PUT of its part.
+      const faults = new Map([
+        [2, { cutAfter: 1 * MiB }], [5, { status: 503, code: 'SlowDown' }], [9, { hold: true }],
+        [13, { cutAfter: 5 * MiB }], [17, { status: 503, code: 'SlowDown' }], [23, { cutAfter: 1 }],
+        [31, { status: 503, code: 'SlowDown' }],
+      ]);
+      const seen = new Set();
+      const from = proxy.log.length;
+      proxy.decide = ({ part, uploadId }) => {
+        const key = `${uploadId} ${part}`;
+        if (seen.has(key)) return undefined;
+        seen.add(key);
+        return faults.get(part);
+      };
+      try {
+        const outcome = await uploadStream(page, {
+          name, size: 256 * MiB, stream: { seed: 11 }, uploader: { concurrency: 4, stallTimeout: 1500, ...fastRetries },
+        });
+        await expectStreamStored(stack, outcome, name, 256 * MiB);
+        const log = proxy.log.slice(from);
+        for (const [part, fault] of faults) {
+          assert.ok(log.filter((e) => e.part === part).length >= 2, `part ${part} met ${JSON.stringify(fault)} and was sent again`);
+        }
+      } finally {
+        proxy.decide = () => undefined;
+        proxy.dropHeld();
+      }
+    });
+
+    it('cancelling half-way cancels the stream and leaves no upload in the store', async () => {
+      const { proxy } = stack;
+      const name = `stream-cancel-${store}.bin`;
+      // Parts past the sixth are held (never answered), so "half-way" is a fact, not a race.
+      proxy.decide = ({ part }) => (part <= 6 ? undefined : { hold: true });
+      try {
+        await page.evaluate((a) => window.streams.start(a), {
+          name, size: 128 * MiB, uploader: { concurrency: 4 },
+        });
+        await page.waitFor(() => (window.streams.run.handle.progress?.partsDone ?? 0) >= 6, null, { what: 'six parts stored' });
+        await until(() => proxy.held.length > 0, 'a part past the sixth in flight');
+        assert.notDeepEqual(await stack.leftovers(name), [], 'before the cancel the store holds the upload (the check below can see one)');
+        await page.evaluate(() => window.streams.run.handle.cancel());
+        const outcome = await page.waitFor(() => window.streams.run.outcome, null, { what: 'the upload to end' });
+        assert.equal(outcome.error?.code, 'aborted', JSON.stringify(outcome.error));
+        assert.equal(outcome.cancelled, true, 'the stream\'s cancel ran');
+        assert.ok(outcome.made < 128 * MiB, `the stream was not read to its end (${outcome.made} bytes made)`);
+        assert.deepEqual(await stack.leftovers(name), [], 'no multipart upload, part or object remains');
+      } finally {
+        proxy.decide = () => undefined;
+        proxy.dropHeld();
+      }
+    });
+
+    it('a stream that errors half-way rejects with stream_failed and leaves no upload', async () => {
+      const name = `stream-error-${store}.bin`;
+      const outcome = await uploadStream(page, {
+        name, size: 64 * MiB, stream: { failAt: 30 * MiB }, uploader: { concurrency: 2 },
+      });
+      assert.equal(outcome.error?.code, 'stream_failed', JSON.stringify(outcome.error));
+      assert.match(outcome.error.message, /the producer broke after/, 'the message says what the stream said');
+      assert.deepEqual(await stack.leftovers(name), [], 'no multipart upload, part or object remains');
+    });
+
+    it('a stream without a filename, a locked stream, a bad expectedSize and a string are refused with invalid_options', async () => {
+      const refused = await page.evaluate(async () => {
+        const uploader = new window.s3direct.Uploader();
+        const code = (input, options) => uploader.upload(input, options).then(() => 'uploaded', (e) => `${e.code}: ${e.message}`);
+        const locked = new ReadableStream();
+        locked.getReader();
+        const unread = new ReadableStream();
+        return [
+          await code(new ReadableStream()),
+          await code(locked, { filename: 'locked.bin' }),
+          await code(unread, { filename: 'bad.bin', expectedSize: -1 }),
+          unread.locked,
+          await code('not a file', { filename: 'a.txt' }),
+        ];
+      });
+      assert.match(refused[0], /^invalid_options: .*pass upload options\.filename/);
+      assert.match(refused[1], /^invalid_options: the stream is locked/);
+      assert.match(refused[2], /^invalid_options: upload options\.expectedSize must be a whole number/);
+      assert.equal(refused[3], false, 'a refused option leaves the stream unread');
+      assert.match(refused[4], /^invalid_options: the file to upload must be a File, a Blob or a ReadableStream/);
+    });
+
+    it('a zero-byte and a 1-byte stream are stored, each as one PUT', async () => {
+      const { proxy } = stack;
+      proxy.decideObject = () => undefined; // logs whole-object PUTs
+      try {
+        for (const size of [0, 1]) {
+          const name = `stream-${size}-bytes-${store}.bin`;
+          const [parts, objects] = [proxy.log.length, proxy.objects.length];
+          const outcome = await uploadStream(page, { name, size });
+          await expectStreamStored(stack, outcome, name, size);
+          assert.equal(proxy.objects.length - objects, 1, `${size} bytes: one whole-object PUT`);
+          assert.equal(proxy.log.length - parts, 0, `${size} bytes: no part PUT`);
+        }
+      } finally {
+        proxy.decideObject = null;
+      }
+    });
+
+    it('a stream three times its expectedSize completes; progress totals are null until it ends and reached only at completion', async () => {
+      const name = `stream-3x-${store}.bin`;
+      const size = 48 * MiB;
+      const outcome = await uploadStream(page, {
+        name, size, stream: { chunk: 65_537 }, options: { expectedSize: 16 * MiB },
+      });
+      await expectStreamStored(stack, outcome, name, size);
+      const { progress } = outcome;
+      assert.ok(progress.some(([sent, total]) => total === null && sent > 0), 'bytesTotal is null while bytes go out');
+      const known = progress.findIndex(([, total]) => total !== null);
+      assert.ok(known > 0, 'the total becomes known');
+      assert.ok(progress.slice(0, known).every(([, total, parts]) => total === null && parts === null),
+        'bytesTotal and partsTotal are null together until the end');
+      assert.ok(progress.slice(known).every(([, total, parts]) => total === size && parts === 6),
+        'once known, the totals are the stream\'s: 6 parts of 8 MiB');
+      for (const [sent, total, , phase] of progress) {
+        if (sent === total) assert.equal(phase, 'done', 'the whole total is reported only once complete');
+      }
+      assert.deepEqual(progress.at(-1).slice(0, 4), [size, size, 6, 'done']);
+    });
+
+    it('a paused stream upload resumes and completes byte for byte, the stream read no further ahead than the parts it may hold', async () => {
+      const name = `stream-pause-${store}.bin`;
+      const size = 96 * MiB;
+      const concurrency = 2;
+      const chunk = 999_983;
+      await page.evaluate((a) => window.streams.start(a), {
+        name, size, stream: { chunk }, uploader: { concurrency },
+      });
+      await page.waitFor(() => (window.streams.run.handle.progress?.partsDone ?? 0) >= 2, null, { what: 'two parts stored' });
+      await page.evaluate(() => window.streams.run.handle.pause());
+      await page.waitFor(() => window.streams.run.progress.some(([, , , phase]) => phase === 'paused'), null, { what: 'the upload to report paused' });
+      await page.evaluate(() => window.streams.run.handle.resume());
+      const outcome = await page.waitFor(() => window.streams.run.outcome, null, { timeout: 300_000, what: 'the upload to end' });
+      await expectStreamStored(stack, outcome, name, size);
+      // Held: at most `concurrency` parts cut and not stored, plus the one being filled (and the
+      // rest of its last chunk); one part more for a report that trails a part's release.
+      const ahead = Math.max(...outcome.progress.map(([, , , , confirmed, made]) => made - confirmed));
+      const most = (concurrency + 2) * STREAM_PART_SIZE + chunk;
+      assert.ok(ahead <= most, `the stream was read ${ahead} bytes ahead of the stored parts (at most ${most})`);
+    });
+
+    it('the compress demo gzips a file while uploading it; the object gunzips to the file', async () => {
+      const dir = await tempDir();
+      const name = `compress-${store}.txt`;
+      const file = path.join(dir, name);
+      // 40 MiB of hexadecimal digits: gzip halves it, to a few parts of 8 MiB.
+      const text = randomBytes(20 * MiB).toString('hex');
+      await writeFile(file, text);
+      const original = createHash('sha256').update(await readFile(file)).digest('hex');
+      const demo = await stack.engine.newPage();
+      try {
+        await demo.goto(`${stack.server.url}/compress.html`);
+        await demo.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the page to load' });
+        await demo.setFiles('#picker', [file]);
+        const state = await demo.waitFor(() => (['done', 'error', 'cancelled'].includes(document.body.dataset.state)
+          ? { state: document.body.dataset.state, key: document.body.dataset.key, status: document.querySelector('#status').textContent }
+          : null), null, { timeout: 120_000, what: 'the upload to end' });
+        assert.equal(state.state, 'done', state.status);
+        assert.ok(state.key.endsWith(`/${name}.gz`), `key ${state.key} is the file's name with .gz`);
+        const { Body, ContentType } = await stack.s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: state.key }));
+        assert.equal(ContentType, 'application/gzip');
+        const gz = Buffer.from(await Body.transformToByteArray());
+        assert.ok(gz.length > STREAM_PART_SIZE, `the gzip (${gz.length} bytes) took more than one part`);
+        assert.equal(createHash('sha256').update(gunzipSync(gz)).digest('hex'), original, 'the object gunzips to the file');
+        assert.deepEqual(await demo.errors(), []);
+      } finally {
+        await demo.close();
+      }
+    });
+  });
+}
