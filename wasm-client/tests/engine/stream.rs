@@ -479,3 +479,24 @@ fn a_spooled_stream_forgets_its_record_when_cancelled_or_complete() {
         assert!(records.only().is_none());
     }
 }
+
+#[test]
+fn options_that_cannot_work_refuse_the_stream_and_let_it_go() {
+    let source = Rc::new(FakeSource::default());
+    let too_large = 6 * 1024 * 1024 * MIB;
+    let mut h = Harness::streaming(
+        source.clone(),
+        None,
+        Some(too_large),
+        options(2),
+        Script::default(),
+    );
+    h.run();
+    assert_eq!(h.error().code(), "file_too_large");
+    assert!(h.signer.calls().is_empty());
+    assert_eq!(source.asked(), 0, "nothing is read");
+    assert!(
+        source.cancelled(),
+        "the stream is cancelled, its reader let go"
+    );
+}

@@ -47,13 +47,16 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         on_progress: ProgressCallback,
         control: &Control,
     ) -> Result<UploadResult, Error> {
-        let part_size = self.options.stream_part_size(expected_size)?;
-        let interval = self.options.progress_interval_ms;
-        let reporter = Reporter::new(None, self.clock.clone(), interval, on_progress);
-        reporter.report();
-        let done = self
-            .stream_parts(file, part_size, &source, reporter, control)
-            .await;
+        let done = match self.options.stream_part_size(expected_size) {
+            Ok(part_size) => {
+                let interval = self.options.progress_interval_ms;
+                let reporter = Reporter::new(None, self.clock.clone(), interval, on_progress);
+                reporter.report();
+                self.stream_parts(file, part_size, &source, reporter, control)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         if done.is_err() {
             source.cancel();
         }
