@@ -16,7 +16,8 @@ import {
 } from '../lib/engine-scenarios.mjs';
 import { MiB, randomFile, tempDir } from '../lib/files.mjs';
 import { resumeRecords } from '../lib/resilience.mjs';
-import { storedChecksum } from '../lib/s3.mjs';
+import { objectSha256, storedChecksum } from '../lib/s3.mjs';
+import { installStreams } from '../lib/streams.mjs';
 
 
 // The files are written once for every engine: 256 MiB of random bytes takes seconds to make.
@@ -131,6 +132,32 @@ for (const store of selectedStores()) for (const name of selectedEngines()) {
         } finally {
           await page.close();
         }
+      }
+    });
+
+    it('a stream made in the page is uploaded as it is read, stored byte for byte, its total unknown until it ends', async () => {
+      const page = await engine.newPage();
+      try {
+        await page.goto(`${server.url}/compress.html`);
+        await page.waitFor(() => document.body.dataset.ready === 'true', null, { what: 'the page to load' });
+        await page.evaluate(installStreams);
+        const size = 40 * MiB + 123;
+        const streamName = `stream-${name}.bin`;
+        await page.evaluate((a) => window.streams.start(a), {
+          name: streamName, size, stream: { seed: 3 }, uploader: { partSize: 8 * MiB, concurrency: 4 },
+        });
+        const outcome = await page.waitFor(() => window.streams.run.outcome, null, {
+          timeout: 300_000, interval: 250, what: 'the stream upload to end',
+        });
+        assert.equal(outcome.error, undefined, `${outcome.error?.code}: ${outcome.error?.message}`);
+        assert.equal(outcome.result.size, size);
+        assert.deepEqual(await objectSha256(s3, bucket, outcome.result.key), { sha256: outcome.sha256, size });
+        // [bytesSent, bytesTotal, partsTotal, ...]: no total while the stream is read, then its size.
+        assert.ok(outcome.progress.some(([, total, parts]) => total === null && parts === null), 'no total at first');
+        assert.deepEqual(outcome.progress.at(-1).slice(0, 3), [size, size, 6]);
+        assert.deepEqual(await page.errors(), []);
+      } finally {
+        await page.close();
       }
     });
 
