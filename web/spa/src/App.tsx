@@ -29,7 +29,8 @@ function detail(row: FileRow): string {
     default: {
       const speed = row.speed > 0 ? ` at ${formatBytes(row.speed)}/s` : '';
       const eta = row.eta === null ? '' : `, ${Math.ceil(row.eta)} s left`;
-      return `${formatBytes(row.bytesSent)} of ${formatBytes(row.size)}${speed}${eta}`;
+      const of = row.size === null ? '' : ` of ${formatBytes(row.size)}`;
+      return `${formatBytes(row.bytesSent)}${of}${speed}${eta}`;
     }
   }
 }

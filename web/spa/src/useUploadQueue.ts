@@ -15,7 +15,8 @@ import init, {
 export interface FileRow {
   id: number;
   name: string;
-  size: number;
+  /** Bytes; null for a stream until it ends (this page adds files only). */
+  size: number | null;
   state: QueueItemState;
   /** Whole percent sent, rounded down: 100 only once the object is complete. */
   percent: number;
@@ -48,7 +49,8 @@ function loadClient(): Promise<unknown> {
 
 function itemPercent(state: QueueItemState, p: UploadProgress): number {
   if (state === 'done') return 100;
-  if (p.bytesTotal === 0) return 0;
+  // No total yet (a stream still being read), or nothing to send.
+  if (!p.bytesTotal) return 0;
   // Rounded down and capped, so 99.99 % shows as 99: 100 appears only with the object complete.
   return Math.min(99, Math.floor((p.bytesSent * 100) / p.bytesTotal));
 }
@@ -91,7 +93,7 @@ export function useUploadQueue(options: QueueOptions) {
           eta: progress.eta,
         })))),
         q.on('item-complete', ({ item, result }) => setView((v) => updateRow(v, item.id, (r) => ({
-          ...r, state: 'done', percent: 100, bytesSent: r.size, key: result.key,
+          ...r, state: 'done', percent: 100, size: result.size, bytesSent: result.size, key: result.key,
         })))),
         q.on('item-error', ({ item, error }) => setView((v) => updateRow(v, item.id, (r) => ({
           ...r, error: error.message,
