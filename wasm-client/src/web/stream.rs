@@ -18,6 +18,7 @@
 //! with the page's garbage.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -69,7 +70,7 @@ pub(crate) struct StreamSource(Rc<RefCell<Reading>>);
 struct Reading {
     reader: ReadableStreamDefaultReader,
     /// Chunks read and not yet cut into a part, oldest first.
-    chunks: Vec<Uint8Array>,
+    chunks: VecDeque<Uint8Array>,
     /// Their bytes.
     buffered: u64,
     /// The stream said it is done, or failed.
@@ -96,7 +97,7 @@ impl StreamSource {
         (!stream.locked()).then(|| {
             Self(Rc::new(RefCell::new(Reading {
                 reader: stream.get_reader().unchecked_into(),
-                chunks: Vec::new(),
+                chunks: VecDeque::new(),
                 buffered: 0,
                 ended: false,
                 cancelled: false,
@@ -165,7 +166,7 @@ async fn fill(reading: &RefCell<Reading>, len: u64) -> Result<(), SourceError> {
             Ok(Some(chunk)) => match chunk.dyn_into::<Uint8Array>() {
                 Ok(chunk) => {
                     r.buffered += u64::from(chunk.length());
-                    r.chunks.push(chunk);
+                    r.chunks.push_back(chunk);
                 }
                 Err(chunk) => {
                     return Err(SourceError::new(format!(
@@ -188,13 +189,16 @@ fn take(reading: &RefCell<Reading>, part: u32, len: u64) -> u64 {
     let mut r = reading.borrow_mut();
     let chunks = Array::new();
     let mut got = 0;
-    while got < len && !r.chunks.is_empty() {
-        let chunk = r.chunks.remove(0);
+    // A producer may hand over thousands of small chunks per part: taken from the front in O(1).
+    while got < len {
+        let Some(chunk) = r.chunks.pop_front() else {
+            break;
+        };
         // At most the chunk's length, so within u32.
         let take = (len - got).min(u64::from(chunk.length())) as u32;
         if take < chunk.length() {
             // The rest of the split chunk starts the next part.
-            r.chunks.insert(0, chunk.subarray(take, chunk.length()));
+            r.chunks.push_front(chunk.subarray(take, chunk.length()));
         }
         chunks.push(&chunk.subarray(0, take));
         got += u64::from(take);
