@@ -1,13 +1,14 @@
 // The package's UploadQueue in headless Chromium against the embedded store: 200 files of 10 KB to
 // 2 MB through one queue, every object read back through S3 and compared by SHA-256, with one
 // limit of PUTs in flight across all files and small files sent as one presigned PUT; items
-// paused, resumed, cancelled and retried; streams as items.
+// paused, resumed, cancelled and retried; streams as items (made in the page by tests/lib/streams.mjs).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { launchBrowser } from '../lib/browser.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, startServer } from '../lib/server.mjs';
+import { installStreams } from '../lib/streams.mjs';
 
 const bucket = 's3-direct';
 const FILES = 200;
@@ -254,32 +255,19 @@ describe('UploadQueue', () => {
   it('takes streams: size unknown until each ends, stored byte-exact; one cancelled before its turn is cancelled', async () => {
     const errors = [];
     const page = await openQueuePage(browser, server, errors);
+    await page.evaluate(installStreams);
     const out = await page.evaluate(async () => {
       const { UploadQueue } = window.s3direct;
       // One item at a time: the second stream waits its turn and is cancelled while it waits.
       const queue = new UploadQueue({ concurrency: 1, partSize: 5 * 1024 * 1024, resume: false });
-      const CHUNK = 256 * 1024;
       const TOTAL = 23 * 1024 * 1024 + 777; // 5 parts, the last one short
-      const chunks = [];
-      let made = 0;
-      let seed = 7;
-      const stream = new ReadableStream({
-        pull(controller) {
-          if (made >= TOTAL) { controller.close(); return; }
-          const n = Math.min(CHUNK, TOTAL - made);
-          const bytes = new Uint8Array(n);
-          for (let i = 0; i < n; i++) { seed = (seed * 1103515245 + 12345) >>> 0; bytes[i] = seed >>> 24; }
-          chunks.push(bytes);
-          made += n;
-          controller.enqueue(bytes);
-        },
-      }, { highWaterMark: 0 });
+      const source = window.streams.make(TOTAL, { seed: 7, chunk: 256 * 1024 });
       let waitingCancelled = false;
       const waiting = new ReadableStream({ cancel() { waitingCancelled = true; } });
       const queueTotals = [];
       const itemTotals = [];
       queue.on('progress', (p) => queueTotals.push(p.bytesTotal));
-      const first = queue.add(stream, { filename: 'generated.bin', contentType: 'application/octet-stream' });
+      const first = queue.add(source.stream, { filename: 'generated.bin', contentType: 'application/octet-stream' });
       queue.on('item-progress', ({ item, progress }) => {
         if (item === first) itemTotals.push([progress.bytesTotal, progress.partsTotal]);
       });
@@ -289,12 +277,10 @@ describe('UploadQueue', () => {
       const secondOutcome = await second.promise.then(() => 'resolved', (e) => e.code);
       const result = await first.promise;
       await queue.idle();
-      const whole = new Uint8Array(await new Blob(chunks).arrayBuffer());
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', whole));
       return {
         key: result.key,
         size: result.size,
-        sha256: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+        sha256: await source.done,
         total: TOTAL,
         sizeWhileOpen,
         sizeAfter: first.size,
