@@ -11,12 +11,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, launchBrowser } from '../lib/browser.mjs';
+import { chromiumArgs } from '../lib/browser.mjs';
 import { MiB, tempDir } from '../lib/files.mjs';
-import { startProxy } from '../lib/proxy.mjs';
+import { startProxiedStack } from '../lib/proxied-stack.mjs';
 import { resumeRecords } from '../lib/resilience.mjs';
-import { s3Client } from '../lib/s3.mjs';
-import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+import { repoRoot } from '../lib/server.mjs';
 
 const bucket = 's3-direct';
 const seconds = 10;
@@ -105,25 +104,16 @@ function spoolFiles(tab) {
 }
 
 describe('recordings uploaded while recording, through an OPFS spool (Chromium)', () => {
-  let browser;
-  let proxy;
-  let server;
-  let s3;
+  let stack;
 
   before(async () => {
-    [browser, proxy] = await Promise.all([launchBrowser(), startProxy()]);
-    server = await startServer({ args: ['--public-endpoint', proxy.url] });
-    proxy.setTarget(server.storeEndpoint);
-    s3 = s3Client({ endpoint: server.storeEndpoint, ...embeddedCredentials });
+    stack = await startProxiedStack();
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    await proxy?.stop();
-  });
+  after(() => stack?.stop());
 
   it(`a ${seconds}-second canvas recording is stored, while recording, as a playable WebM of that length`, async (t) => {
+    const { browser, proxy, server, s3 } = stack;
     const context = await browser.newContext();
     try {
       const tab = await openRecorder(context, server, { seconds });
@@ -152,6 +142,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('after a reload half-way, the spooled recording resumes, sending only the parts the store lacks', async (t) => {
+    const { browser, proxy, server, s3 } = stack;
     const context = await browser.newContext();
     // Part 1 is stored; later parts are held in flight until the reload.
     proxy.decide = ({ part }) => (part > 1 ? { hold: true } : undefined);
@@ -210,6 +201,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('an upload that fails while recording keeps its upload and spools the rest; resuming sends only the missing parts', async (t) => {
+    const { browser, proxy, server, s3 } = stack;
     const context = await browser.newContext();
     const before = proxy.log.length;
     // Part 2 is refused for good (a 400 the client does not retry): the upload fails mid-recording.
@@ -255,6 +247,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('a spool another tab is writing is not offered; once that tab is gone, it is', async () => {
+    const { browser, server } = stack;
     const context = await browser.newContext();
     try {
       // A low bitrate: no part is cut, so no multipart upload is left behind by the closed tab.
@@ -279,6 +272,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('a stream that runs ahead of its upload waits in the spool, not in memory', async (t) => {
+    const { server } = stack;
     // A browser of its own that can collect garbage on demand and report its heap exactly.
     const measuring = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -317,6 +311,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('an upload refused before it begins leaves no spool, and never writes over an earlier one', async () => {
+    const { browser, server } = stack;
     const context = await browser.newContext();
     try {
       const tab = await openRecorder(context, server);
@@ -357,6 +352,7 @@ describe('recordings uploaded while recording, through an OPFS spool (Chromium)'
   });
 
   it('cancelling a recording removes its spool and leaves no multipart upload', async () => {
+    const { browser, server } = stack;
     const context = await browser.newContext();
     try {
       const tab = await openRecorder(context, server);
