@@ -1,7 +1,7 @@
 // Browser scenarios for uploads that survive the real world: faults injected by the proxy in
 // tests/lib/proxy.mjs, short-lived URLs, a reload half-way, a signing server that dies. Each
-// takes a running server whose presigned URLs point at `proxy`, and checks the stored object
-// byte for byte.
+// takes a running server whose presigned URLs point at `proxy` (tests/lib/proxied-stack.mjs
+// starts the lot), and checks the stored object byte for byte.
 import assert from 'node:assert/strict';
 import { openDemo, waitForRow } from './browser.mjs';
 import { randomFile, tempDir, MiB } from './files.mjs';
