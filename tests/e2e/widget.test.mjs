@@ -31,6 +31,9 @@ async function openForm(browser, server) {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
+  // Every path the page requested: the widget's folder module must not be one without a folder.
+  page.requested = [];
+  page.on('request', (r) => page.requested.push(new URL(r.url()).pathname));
   // Playwright intercepts file choosers only once a listener exists, and turning that on is a
   // round trip to the browser: a key press sent in the same breath as waitForEvent('filechooser')
   // could open an uncaught chooser. Listening from the start makes every chooser an event.
@@ -302,6 +305,7 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.deepEqual(over, { accepted: true, marked: true, after: false });
 
       const done = await waitForItem(page, 'dropped.txt', (row) => row.state === 'done');
+      assert.deepEqual(page.requested.filter((p) => p.includes('widget-')), [], 'files alone do not load the folder module');
       await page.locator('s3-direct-upload li[data-state="done"] [part="name"]').click();
       assert.notEqual((await focused(page)).part, 'dropzone', 'a click on a row does not jump to the drop zone');
       const tooBig = await waitForItem(page, 'too-big.txt', (row) => row.state === 'error');
