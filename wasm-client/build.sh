@@ -66,8 +66,9 @@ module s3_direct_checksum wasm-worker --features worker
 pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"
 cp "$crate_dir/README.md" "$out_dir/README.md"
-# Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget and its types,
-# the checksum worker's script, the stream spool and its worker).
+# Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget, its types and
+# the folder module it imports on the first folder, the checksum worker's script, the stream spool
+# and its worker).
 if compgen -G "$crate_dir/js/*" >/dev/null; then
   cp "$crate_dir"/js/* "$out_dir/"
 fi
@@ -108,6 +109,7 @@ cat >"$out_dir/package.json" <<JSON
     "snippets/",
     "widget.js",
     "widget.d.ts",
+    "widget-folders.js",
     "spool.js",
     "spool.d.ts",
     "spool-worker.js",

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Packs the built npm package (wasm-client/pkg) with `npm pack`, installs the tarball offline
 # into an empty project, and checks under node that its entry points and types resolve:
-# the main module's exports, `s3-direct/widget`, the `.wasm` file, and the TypeScript types
-# through the package's `exports` map. (The module itself needs a browser to run; this checks
-# the packaging.
+# the main module's exports, `s3-direct/widget` and the module it imports on the first folder,
+# the `.wasm` file, and the TypeScript types through the package's `exports` map. (The module
+# itself needs a browser to run; this checks the packaging.
 #
 #   wasm-client/check-pack.sh   (after wasm-client/build.sh)
 set -euo pipefail
@@ -37,7 +37,7 @@ JSON
 (cd "$app" && npm install --offline --no-audit --no-fund --silent "$dist/$tarball")
 
 cat >"$app/check.mjs" <<'JS'
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -57,6 +57,18 @@ for (const file of ['checksum-worker.js', 's3_direct_checksum.js', 's3_direct_ch
 }
 const worker = await import(pathToFileURL(path.join(root, 'checksum-worker.js')).href);
 if (typeof worker.hashPart !== 'function') throw new Error('checksum-worker.js does not export hashPart');
+// The widget's folder module, imported by a relative path from widget.js the first time a folder
+// is chosen or dropped.
+const widget = fileURLToPath(import.meta.resolve('s3-direct/widget'));
+const lazy = [...readFileSync(widget, 'utf8').matchAll(/import\('\.\/([^']+)'\)/g)].map((m) => m[1]);
+if (!lazy.includes('widget-folders.js')) throw new Error(`widget.js no longer imports ./widget-folders.js (it imports ${lazy.join(', ') || 'nothing'} when needed)`);
+for (const file of lazy) {
+  if (!existsSync(path.join(root, file))) throw new Error(`the package lacks ${file}, which widget.js imports`);
+}
+const folders = await import(pathToFileURL(path.join(root, 'widget-folders.js')).href);
+if (typeof folders.walkDrop !== 'function' || typeof folders.Folder !== 'function') {
+  throw new Error('widget-folders.js does not export walkDrop and Folder');
+}
 // The spool's worker script, reached by URL from spool.js.
 if (!existsSync(path.join(root, 'spool-worker.js'))) throw new Error('the package lacks spool-worker.js, which s3-direct/spool starts');
 console.log(`check-pack.sh: s3-direct exports ${Object.keys(main).sort().join(', ')}`);

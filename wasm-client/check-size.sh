@@ -8,6 +8,8 @@
 # - page: what a page loads before its first upload: the page's module, its JS glue and the
 #   snippets the glue imports;
 # - widget: the <s3-direct-upload> element on top of that;
+# - widget folders: the widget's folder module, loaded on top of the widget when a folder is
+#   first chosen or dropped;
 # - spool: `s3-direct/spool` and its worker's script, on top of the page, for pages that spool streams;
 # - checksum worker: its script, the checksum module's glue and module, loaded only by uploads
 #   that checksum their parts.
@@ -21,7 +23,8 @@ fi
 
 # Budgets in gzipped bytes: what the parts weighed when last cut down, with a little room.
 page_budget=133500
-widget_budget=15000
+widget_budget=14200
+folders_budget=3300
 spool_budget=6400
 worker_budget=55000
 
@@ -34,6 +37,7 @@ raw() { cat "$@" | wc -c; }
 
 page=("$pkg/s3_direct_bg.wasm" "$pkg/s3_direct.js" "$pkg"/snippets/*/*.js)
 widget=("$pkg/widget.js")
+folders=("$pkg/widget-folders.js")
 spool=("$pkg/spool.js" "$pkg/spool-worker.js")
 worker=("$pkg/checksum-worker.js" "$pkg/s3_direct_checksum.js" "$pkg/s3_direct_checksum_bg.wasm")
 
@@ -52,6 +56,7 @@ check() { # name budget files...
 }
 check page "$page_budget" "${page[@]}"
 check widget "$widget_budget" "${widget[@]}"
+check "widget folders" "$folders_budget" "${folders[@]}"
 check spool "$spool_budget" "${spool[@]}"
 check "checksum worker" "$worker_budget" "${worker[@]}"
 exit "$status"

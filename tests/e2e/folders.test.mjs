@@ -2,10 +2,12 @@
 // a tree of 3 levels and 50 files with Unicode and awkward names chosen through the folder
 // picker (`folders`: <input webkitdirectory>) is stored with every file under its sanitised path
 // within the folder, shown as one group row counting to "50 of 50 files", and the form posts one
-// value per file; the same tree dropped on the element is stored the same way; a folder dropped
-// on the element is walked (empty folders noted, not dropped silently); a dropped folder's group pauses (nothing moves), resumes and finishes, and a group
-// cancelled half-way leaves no upload behind and no value in the form; a path that escapes the
-// chosen folder is refused by the server. Screenshots of a folder's row (done, paused, with a failed
+// value per file, and the widget's folder module is loaded then, once, not before; the same tree
+// dropped on the element is stored the same way; a folder dropped on the element is walked (empty
+// folders noted, not dropped silently); a dropped folder's group pauses (nothing moves), resumes
+// and finishes, and a group cancelled half-way leaves no upload behind and no value in the form;
+// with the folder module unreachable a dropped folder is noted, not lost silently; a path that
+// escapes the chosen folder is refused by the server. Screenshots of a folder's row (done, paused, with a failed
 // file) go where the engine tests put theirs: tests/artifacts/engines/chromium-widget-folder*.png.
 import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -189,6 +191,8 @@ describe('folders', () => {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (err) => errors.push(err));
+    page.requested = [];
+    page.on('request', (r) => page.requested.push(new URL(r.url()).pathname));
     await page.addInitScript(() => {
       window.cancelled = [];
       document.addEventListener('upload-cancel', (e) => window.cancelled.push(e.detail.name));
@@ -250,8 +254,11 @@ describe('folders', () => {
           }
         }).observe(el.shadowRoot, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
       });
+      const folderModule = () => page.requested.filter((p) => p.includes('widget-'));
+      assert.deepEqual(folderModule(), [], 'the folder module waits for a folder');
       await page.setInputFiles('s3-direct-upload input[type=file]', tree.root);
       const items = await finished(page, tree.files.length);
+      assert.deepEqual(folderModule(), ['/pkg/widget-folders.js'], 'the first folder loads the folder module, once');
       assert.deepEqual(items.filter((i) => i.state !== 'done').map((i) => [i.name, i.error?.detail]), []);
       assert.ok(items.every((i) => i.group === 'Holiday 🎉'), 'every file belongs to the folder');
 
@@ -492,6 +499,21 @@ describe('folders', () => {
       assert.equal(await groupRow(page, 'mixed'), null, 'the folder left with its last file');
       assert.equal(await focusedPart(), 'dropzone');
       assert.deepEqual(await posted(page), []);
+      assert.deepEqual(page.pageErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('with the folder module unreachable, a dropped folder is noted as unreadable and adds nothing', async () => {
+    const page = await openForm();
+    try {
+      await page.route((url) => url.pathname.endsWith('/widget-folders.js'), (route) => route.abort());
+      await drop(page, [{ name: 'cut off', children: [{ name: 'a.txt', text: 'a' }] }]);
+      const note = await page.waitForFunction(() => document.querySelector('s3-direct-upload')
+        .shadowRoot.querySelector('[part=notes]').textContent || null, null, { timeout: 30_000 }).then((h) => h.jsonValue());
+      assert.match(note, /^The dropped folder could not be read: /);
+      assert.deepEqual(await page.evaluate(() => document.querySelector('s3-direct-upload').items), []);
       assert.deepEqual(page.pageErrors, []);
     } finally {
       await page.close();

@@ -11,6 +11,7 @@ import { launchBrowser } from '../lib/browser.mjs';
 import { randomFile, tempDir, MiB } from '../lib/files.mjs';
 import { objectSha256, s3Client } from '../lib/s3.mjs';
 import { embeddedCredentials, repoRoot, startServer } from '../lib/server.mjs';
+import { installStreams } from '../lib/streams.mjs';
 
 /** Where the screenshots go (git-ignored); printed by the test that writes them. */
 const artifacts = path.join(repoRoot, 'tests/artifacts/widget');
@@ -31,6 +32,9 @@ async function openForm(browser, server) {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
+  // Every path the page requested: the widget's folder module must not be one without a folder.
+  page.requested = [];
+  page.on('request', (r) => page.requested.push(new URL(r.url()).pathname));
   // Playwright intercepts file choosers only once a listener exists, and turning that on is a
   // round trip to the browser: a key press sent in the same breath as waitForEvent('filechooser')
   // could open an uncaught chooser. Listening from the start makes every chooser an event.
@@ -221,30 +225,17 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
   it('takes a stream through addStream: shown without a size until it ends, stored byte-exact, its value in the form', async () => {
     const page = await openForm(browser, server);
     try {
+      await page.evaluate(installStreams);
       const out = await page.evaluate(async () => {
         const el = document.querySelector('s3-direct-upload');
         const TOTAL = 12 * 1024 * 1024 + 4321; // three 5 MiB parts, the last one short
-        const chunks = [];
-        let made = 0;
-        let seed = 11;
-        const stream = new ReadableStream({
-          pull(controller) {
-            if (made >= TOTAL) { controller.close(); return; }
-            const n = Math.min(256 * 1024, TOTAL - made);
-            const bytes = new Uint8Array(n);
-            for (let i = 0; i < n; i++) { seed = (seed * 1664525 + 1013904223) >>> 0; bytes[i] = seed >>> 24; }
-            chunks.push(bytes);
-            made += n;
-            controller.enqueue(bytes);
-          },
-        }, { highWaterMark: 0 });
+        const source = window.streams.make(TOTAL, { seed: 11, chunk: 256 * 1024 });
         const sizes = [];
         el.addEventListener('upload-progress', () => sizes.push([el.items[0].size, el.progress.bytesTotal]));
         const done = new Promise((resolve) => el.addEventListener('queue-complete', resolve, { once: true }));
-        el.addStream(stream, { filename: 'live.bin', contentType: 'application/octet-stream' });
+        el.addStream(source.stream, { filename: 'live.bin', contentType: 'application/octet-stream' });
         const shown = el.shadowRoot.querySelector('.item .size').textContent;
         await done;
-        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await new Blob(chunks).arrayBuffer()));
         return {
           total: TOTAL,
           shown,
@@ -253,7 +244,7 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
           shownAfter: el.shadowRoot.querySelector('.item .size').textContent,
           keys: el.keys,
           values: el.values,
-          sha256: [...digest].map((x) => x.toString(16).padStart(2, '0')).join(''),
+          sha256: await source.done,
         };
       });
       assert.equal(out.shown, 'Stream', 'a stream has no size to show while it is read');
@@ -302,6 +293,7 @@ describe('the <s3-direct-upload> widget in a plain form', () => {
       assert.deepEqual(over, { accepted: true, marked: true, after: false });
 
       const done = await waitForItem(page, 'dropped.txt', (row) => row.state === 'done');
+      assert.deepEqual(page.requested.filter((p) => p.includes('widget-')), [], 'files alone do not load the folder module');
       await page.locator('s3-direct-upload li[data-state="done"] [part="name"]').click();
       assert.notEqual((await focused(page)).part, 'dropzone', 'a click on a row does not jump to the drop zone');
       const tooBig = await waitForItem(page, 'too-big.txt', (row) => row.state === 'error');

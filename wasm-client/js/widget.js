@@ -10,6 +10,7 @@
 //   <form><s3-direct-upload name="files" endpoint="/s3" multiple></s3-direct-upload>…</form>
 //
 // All files of one element share ONE `UploadQueue`, so `concurrency` is one limit across them.
+// Folders are widget-folders.js's, imported the first time a folder is chosen or dropped.
 import init, * as client from './s3_direct.js';
 
 // The wasm module is loaded once per page, by whichever element connects first. `init` returns at
@@ -18,6 +19,15 @@ let clientReady;
 function loadClient() {
   clientReady ??= init().then(() => client);
   return clientReady;
+}
+
+// Folders (a dropped folder's walk, a folder's group row) are a module of their own, loaded the
+// first time a folder is chosen or dropped: a page that takes files only never downloads it.
+let foldersReady;
+let folders; // the module, once loaded
+function loadFolders() {
+  foldersReady ??= import('./widget-folders.js').then((module) => { folders = module; return module; });
+  return foldersReady;
 }
 
 /** Plain sentences for error codes; the code itself stays in the row's details. */
@@ -71,32 +81,6 @@ const STATUS = {
   done: 'Uploaded',
   cancelled: 'Cancelled',
 };
-
-/**
- * The files of a drop's `entries` (`webkitGetAsEntry`), with their paths when they came in
- * folders: every folder is walked, read in batches until empty. The entries must be taken from
- * the DataTransfer during the drop event; the walk may finish after it. Resolves to
- * `{ files: [{ file, path }], empty: [folder paths] }`, `path` null for a file dropped on its own.
- */
-async function walkDrop(entries) {
-  const out = { files: [], empty: [] };
-  const read = (entry) => new Promise((resolve, reject) => entry.file(resolve, reject));
-  const batch = (reader) => new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-  const walk = async (entry) => {
-    const path = entry.fullPath.replace(/^\/+/, '');
-    if (entry.isFile) {
-      out.files.push({ file: await read(entry), path: path.includes('/') ? path : null });
-      return;
-    }
-    const reader = entry.createReader();
-    const children = [];
-    for (let next = await batch(reader); next.length > 0; next = await batch(reader)) children.push(...next);
-    if (children.length === 0) out.empty.push(path);
-    for (const child of children) await walk(child);
-  };
-  for (const entry of entries) await walk(entry);
-  return out;
-}
 
 function formatBytes(n) {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
@@ -278,6 +262,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #messages = {};
   #disabledByForm = false;
   #dragDepth = 0;
+  #host = null;
   #dropzone;
   #picker;
   #list;
@@ -321,7 +306,7 @@ export class S3DirectUploadElement extends HTMLElement {
         this.addFiles(e.dataTransfer.files);
         return;
       }
-      walkDrop(entries).then(({ files, empty }) => {
+      loadFolders().then(({ walkDrop }) => walkDrop(entries)).then(({ files, empty }) => {
         this.#addEntries(files, empty);
       }, (err) => {
         this.#note(`The dropped folder could not be read: ${err?.message ?? err}`);
@@ -414,15 +399,7 @@ export class S3DirectUploadElement extends HTMLElement {
    * fraction }`, `fraction` being its bar (0 to 1; 1 only once every file is done).
    */
   get groups() {
-    return [...new Set(this.#rows.map((r) => r.group).filter(Boolean))].map((g) => ({
-      id: g.id,
-      name: g.name,
-      state: g.state,
-      files: g.rows.filter((r) => r.state !== 'cancelled').length,
-      done: g.rows.filter((r) => r.state === 'done').length,
-      failed: g.rows.filter((r) => r.state === 'error').length,
-      fraction: g.percent / 100,
-    }));
+    return [...new Set(this.#rows.map((r) => r.group).filter(Boolean))].map((g) => g.snapshot());
   }
 
   /**
@@ -456,7 +433,8 @@ export class S3DirectUploadElement extends HTMLElement {
 
   /**
    * Adds files as if they were chosen in the picker. A `File` with a `webkitRelativePath` (from a
-   * folder picker) keeps its path: the key keeps its folders.
+   * folder picker) keeps its path: the key keeps its folders (the page's first folder is added
+   * once the folder module has loaded).
    */
   addFiles(files) {
     this.#addEntries([...files].map((file) => ({ file, path: file.webkitRelativePath || null })), []);
@@ -480,6 +458,12 @@ export class S3DirectUploadElement extends HTMLElement {
 
   /** Adds `{ file, path }` entries (`path`: within a chosen folder, or null), and notes `empty` folders. */
   #addEntries(entries, empty) {
+    // The first folder waits for the folder module.
+    if (!folders && entries.some((e) => e.path)) {
+      loadFolders().then(() => this.#addEntries(entries, empty),
+        (err) => this.#note(`The folder could not be read: ${err?.message ?? err}`));
+      return;
+    }
     let list = entries;
     for (const folder of empty) this.#note(`The folder ${folder} is empty: nothing in it was uploaded.`);
     if (list.length === 0) {
@@ -495,7 +479,7 @@ export class S3DirectUploadElement extends HTMLElement {
     const groups = new Map();
     for (const { file, path } of list) {
       const folder = path?.split('/')[0];
-      if (folder && !groups.has(folder)) groups.set(folder, this.#newGroup(folder));
+      if (folder && !groups.has(folder)) groups.set(folder, new folders.Folder(this.#folderHost, folder));
       this.#add(file, path, groups.get(folder));
     }
     this.#refresh();
@@ -665,132 +649,13 @@ export class S3DirectUploadElement extends HTMLElement {
     return row;
   }
 
-  /**
-   * A folder's row: its name, how many of its files are done, one bar over their bytes, and
-   * buttons acting on all of them; its files' own rows in a collapsed list below.
-   */
-  #newGroup(name) {
-    const li = document.createElement('li');
-    li.className = 'item';
-    li.innerHTML = `${ROW}<details class="files-of" part="group-files"><summary>Files</summary><ul class="list"></ul></details>`;
-    const group = { id: nextRowId++, name, rows: [], percent: 0, state: null, el: li, list: li.querySelector('.files-of ul') };
-    const ui = rowUi(li);
-    group.ui = ui;
-    ui.name.textContent = name;
-    ui.size.setAttribute('part', 'count');
-    ui.bar.setAttribute('aria-label', `Upload of folder ${name}`);
-    group.list.setAttribute('aria-label', `Files of folder ${name}`);
-    ui.retry.textContent = 'Retry failed';
-    const each = (test, act) => { for (const r of group.rows) if (test(r)) act(r); };
-    ui.toggle.addEventListener('click', () => (group.state === 'paused'
-      ? each((r) => r.state === 'paused', (r) => this.#resume(r))
-      : each((r) => r.state === 'queued' || r.state === 'uploading', (r) => this.#pause(r))));
-    ui.retry.addEventListener('click', () => each(retryable, (r) => this.#retry(r)));
-    ui.cancel.addEventListener('click', () => this.#cancelGroup(group));
-    ui.remove.addEventListener('click', () => this.#removeGroup(group));
-    ui.cancel.setAttribute('aria-label', `Cancel upload of folder ${name}`);
-    ui.retry.setAttribute('aria-label', `Retry the failed files of folder ${name}`);
-    ui.remove.setAttribute('aria-label', `Remove folder ${name}`);
-    this.#list.append(li);
-    return group;
-  }
-
-  /**
-   * Cancels a folder: its unfinished files are cancelled and its finished ones withdrawn from the
-   * form (their objects stay in the bucket, as after Remove).
-   */
-  #cancelGroup(group) {
-    group.cancelled = true;
-    for (const r of group.rows) {
-      if (ACTIVE.has(r.state)) this.#cancel(r);
-      else if (r.state !== 'cancelled') this.#withdraw(r);
-    }
-    this.#refresh();
-  }
-
-  /** A finished or failed file of a cancelled folder: cancelled, so the form no longer posts it. */
-  #withdraw(row) {
-    row.state = 'cancelled';
-    row.error = null;
-    this.#emit('upload-cancel', { id: row.id, name: row.name, size: row.size });
-    this.#render(row);
-  }
-
-  #removeGroup(group) {
-    const near = beside(group.el);
-    for (const r of [...group.rows]) this.#remove(r, { focus: false });
-    this.#focusNear(near);
-  }
-
-  /** Updates a folder's row from its files' rows. */
-  #renderGroup(group) {
-    const { ui, rows, name } = group;
-    const count = (s) => rows.filter((r) => r.state === s).length;
-    const done = count('done');
-    const failed = count('error');
-    const files = rows.length - count('cancelled');
-    let state = 'cancelled';
-    if (rows.some((r) => r.state === 'queued' || r.state === 'uploading' || r.state === 'completing')) state = 'uploading';
-    else if (count('paused')) state = 'paused';
-    else if (failed) state = 'error';
-    else if (done) state = 'done';
-    let sent = 0;
-    let total = 0;
-    for (const r of rows) {
-      if (r.state === 'cancelled') continue;
-      total += r.size;
-      sent += r.state === 'done' ? r.size : Math.min(r.progress?.bytesSent ?? 0, r.size);
-    }
-    // A retried or re-sent part takes bytes back; the bar holds its place. 100 % means every file.
-    const all = files > 0 && done === files;
-    group.percent = all ? 100 : Math.max(group.percent, Math.min(99, total ? Math.floor((sent / total) * 100) : 0));
-    const { percent } = group;
-    if (group.state && state !== group.state) {
-      if (state === 'done') this.#announce(`Folder ${name} uploaded: ${done} files.`);
-      if (state === 'error') {
-        this.#announce(`Folder ${name}: ${failed} of ${files} files could not be uploaded.`);
-        group.list.parentElement.open = true; // shows which
-      }
-      if (state === 'cancelled') this.#announce(`Upload of folder ${name} cancelled.`);
-    }
-    group.state = state;
-    const focused = this.#root.activeElement;
-    group.el.dataset.state = state;
-    group.el.setAttribute('part', `item group group-${state}`);
-    const of = state === 'cancelled' ? rows.length : files;
-    const counted = `${done} of ${of} ${of === 1 ? 'file' : 'files'}${failed ? `, ${failed} failed` : ''}`;
-    ui.size.textContent = counted;
-    ui.fill.style.width = `${percent}%`;
-    ui.bar.setAttribute('aria-valuenow', String(percent));
-    const status = state === 'error' ? `${failed === 1 ? 'A file' : `${failed} files`} could not be uploaded` : STATUS[state];
-    ui.status.textContent = status;
-    const moving = state === 'uploading' || state === 'paused';
-    ui.percent.textContent = moving ? `${percent} %` : '';
-    ui.bar.setAttribute('aria-valuetext', [status, counted, moving && `${percent} %, ${formatBytes(sent)} of ${formatBytes(total)}`]
-      .filter(Boolean).join(', '));
-    const paused = state === 'paused';
-    ui.toggle.textContent = paused ? 'Resume' : 'Pause';
-    ui.toggle.setAttribute('aria-label', `${paused ? 'Resume' : 'Pause'} upload of folder ${name}`);
-    ui.toggle.setAttribute('part', `button ${paused ? 'resume' : 'pause'}-button`);
-    ui.toggle.hidden = !moving;
-    ui.cancel.hidden = !moving;
-    ui.retry.hidden = !rows.some(retryable);
-    ui.remove.hidden = moving;
-    for (const b of [ui.toggle, ui.cancel, ui.retry]) b.disabled = this.#isDisabled;
-    if (focused?.hidden && focused.closest('.item') === group.el) (this.#firstButton(group) ?? this.#dropzone).focus();
-  }
-
   #add(file, path = null, group = null) {
     // A file of a folder is named in events and `items` by its path in the folder; its row sits
     // in the folder's list, where the folder's own name goes without saying.
     const row = this.#newRow(path ?? file.name, file.size, file, group?.list);
     row.filename = file.name;
     row.path = path;
-    if (group) {
-      row.group = group;
-      group.rows.push(row);
-      row.ui.name.textContent = path.slice(group.name.length + 1);
-    }
+    group?.add(row, path);
     const max = this.maxSize;
     if (Number.isNaN(max)) {
       this.#fail(row, { code: 'invalid_options', message: `max-size "${this.getAttribute('max-size')}" is not a size such as 10MB` });
@@ -900,7 +765,7 @@ export class S3DirectUploadElement extends HTMLElement {
       fileName: row.name,
     });
     // Finished while its folder was being cancelled: withdrawn like the folder's other files.
-    if (row.group?.cancelled) this.#withdraw(row);
+    if (row.group?.cancelled) row.group.withdraw(row);
     this.#refresh();
   }
 
@@ -1003,19 +868,43 @@ export class S3DirectUploadElement extends HTMLElement {
     const near = beside(row.el) ?? (group && beside(group.el));
     this.#rows.splice(i, 1);
     row.el.remove();
-    if (group) {
-      group.rows.splice(group.rows.indexOf(row), 1);
-      group.percent = 0;
-      if (group.rows.length > 0) this.#renderGroup(group); else group.el.remove();
-    }
+    group?.forget(row);
     this.#renderSummary();
     if (focus || hadFocus) this.#focusNear(near);
     this.#refresh();
   }
 
-  #focusNear(li) { ((li?.isConnected && this.#firstButton({ el: li })) || this.#dropzone).focus(); }
+  #focusNear(li) { ((li?.isConnected && this.#firstButton(li)) || this.#dropzone).focus(); }
 
-  #firstButton(row) { return row.el.querySelector(':scope > .top button:not([hidden])'); }
+  #firstButton(li) { return li.querySelector(':scope > .top button:not([hidden])'); }
+
+  /** A keyboard user whose button (`focused`) in row `li` just disappeared stays in the row. */
+  #keepFocus(li, focused) {
+    if (focused?.hidden && focused.closest('.item') === li) (this.#firstButton(li) ?? this.#dropzone).focus();
+  }
+
+  /** What a folder's row (widget-folders.js) may use of the element and do to its files' rows. */
+  get #folderHost() {
+    this.#host ??= {
+      ROW, rowUi, STATUS, ACTIVE, retryable, beside, formatBytes,
+      list: this.#list,
+      id: () => nextRowId++,
+      pause: (r) => this.#pause(r),
+      resume: (r) => this.#resume(r),
+      retry: (r) => this.#retry(r),
+      cancel: (r) => this.#cancel(r),
+      remove: (r) => this.#remove(r, { focus: false }),
+      render: (r) => this.#render(r),
+      emit: (type, detail) => this.#emit(type, detail),
+      refresh: () => this.#refresh(),
+      announce: (text) => this.#announce(text),
+      focused: () => this.#root.activeElement,
+      keepFocus: (li, focused) => this.#keepFocus(li, focused),
+      focusNear: (li) => this.#focusNear(li),
+      disabled: () => this.#isDisabled,
+    };
+    return this.#host;
+  }
 
   /** Updates one row's text, bar, buttons and labels from its state. */
   #render(row) {
@@ -1067,9 +956,8 @@ export class S3DirectUploadElement extends HTMLElement {
     } else {
       ui.detail.hidden = true;
     }
-    // A keyboard user whose button just disappeared stays in the row.
-    if (focused && row.el.contains(focused) && focused.hidden) (this.#firstButton(row) ?? this.#dropzone).focus();
-    if (row.group) this.#renderGroup(row.group);
+    this.#keepFocus(row.el, focused);
+    row.group?.render();
     this.#renderSummary();
   }
 
