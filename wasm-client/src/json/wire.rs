@@ -13,7 +13,7 @@ use s3_direct_protocol::wire::{
 };
 
 use super::Json;
-use crate::engine::{CreatedUpload, Fingerprint, RecordedPart, ResumeRecord, SignedBatch};
+use crate::engine::{CreatedUpload, Fingerprint, PartMap, RecordedPart, ResumeRecord, SignedBatch};
 
 /// A value read from JSON.
 pub trait FromJson: Sized {
@@ -160,14 +160,14 @@ fn string_map(value: &Json) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// An object keyed by part number (`{"1": ...}`), each value read by `read`.
-fn part_map<T, C: Default + Extend<(u32, T)>>(
+fn part_map<T>(
     value: &Json,
     read: impl Fn(&Json) -> Result<T, String>,
-) -> Result<C, String> {
-    let mut map = C::default();
+) -> Result<PartMap<T>, String> {
+    let mut map = PartMap::new();
     for (k, v) in object(value)? {
         let value = read(v).map_err(|e| format!("`{k}`: {e}"))?;
-        map.extend([(part_number(k)?, value)]);
+        map.insert(part_number(k)?, value);
     }
     Ok(map)
 }
