@@ -208,11 +208,13 @@ impl From<Object> for Json {
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: &Json) -> Result<Self, String> {
         match value {
-            Json::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| T::from_json(item).map_err(|e| format!("item {i}: {e}")))
-                .collect(),
+            Json::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.push(T::from_json(item).map_err(|e| format!("item {i}: {e}"))?);
+                }
+                Ok(out)
+            }
             _ => Err("expected an array".to_owned()),
         }
     }
