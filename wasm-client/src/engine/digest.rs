@@ -40,9 +40,12 @@ pub fn composite_inputs<'a>(
     sums: impl IntoIterator<Item = Option<&'a str>>,
 ) -> Option<Vec<String>> {
     let prefix = format!("{algorithm}:");
-    sums.into_iter()
-        .map(|sum| Some(sum?.strip_prefix(&prefix)?.to_owned()))
-        .collect()
+    // A loop rather than `collect` into an `Option`, whose adapters are a copy of their own.
+    let mut inputs = Vec::new();
+    for sum in sums {
+        inputs.push(sum?.strip_prefix(&prefix)?.to_owned());
+    }
+    Some(inputs)
 }
 
 /// `ALGO:BASE64-N`: S3's composite checksum (`base64`, see [`composite`] where hashing is built)

@@ -28,7 +28,7 @@ use super::ports::Clock;
 pub const DEFAULT_RECORD_MAX_AGE_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
 
 /// What identifies a file across page loads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fingerprint {
     pub name: String,
     pub size: u64,

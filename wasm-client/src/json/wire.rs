@@ -3,6 +3,7 @@
 //! what it reads read as leniently as they are (unknown fields ignored, absent optional fields
 //! defaulted; a `null` counts as absent).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use s3_direct_protocol::wire::{
@@ -12,7 +13,7 @@ use s3_direct_protocol::wire::{
 };
 
 use super::Json;
-use crate::engine::{CreatedUpload, Fingerprint, RecordedPart, ResumeRecord, SignedBatch};
+use crate::engine::{CreatedUpload, Fingerprint, PartMap, RecordedPart, ResumeRecord, SignedBatch};
 
 /// A value read from JSON.
 pub trait FromJson: Sized {
@@ -29,66 +30,102 @@ pub trait ToJson {
     fn to_json(&self) -> Json;
 }
 
-/// The fields of one JSON object, read by name.
-struct Fields<'a>(&'a [(String, Json)]);
+/// The fields of one JSON object, read by name. A field of the wrong type, or absent where it is
+/// required, reads as its type's default and is remembered: a reader builds its whole value,
+/// then [`Fields::done`] gives it, or the first such error. (With a `?` per field, every reader
+/// had a cleanup path per field that dropped what it had read so far.)
+struct Fields<'a> {
+    fields: &'a [(String, Json)],
+    error: Cell<Option<String>>,
+}
 
 impl<'a> Fields<'a> {
-    fn of(value: &'a Json) -> Result<Self, String> {
+    fn of(value: &'a Json) -> Self {
+        let f = Self {
+            fields: &[],
+            error: Cell::new(None),
+        };
         match value {
-            Json::Object(fields) => Ok(Self(fields)),
-            _ => Err("expected an object".to_owned()),
+            Json::Object(fields) => Self { fields, ..f },
+            _ => {
+                f.fail("expected an object".to_owned());
+                f
+            }
+        }
+    }
+
+    /// Remembers `error` unless an earlier one is.
+    fn fail(&self, error: String) {
+        let first = self.error.take().unwrap_or(error);
+        self.error.set(Some(first));
+    }
+
+    /// `value`, or the first error met while reading it.
+    fn done<T>(&self, value: T) -> Result<T, String> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(value),
         }
     }
 
     /// The field's value; an absent field and a `null` are the same.
     fn get(&self, name: &str) -> Option<&'a Json> {
-        self.0
+        self.fields
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
             .filter(|v| **v != Json::Null)
     }
 
-    fn read<T>(
-        &self,
-        name: &str,
-        read: impl FnOnce(&'a Json) -> Result<T, String>,
-    ) -> Result<Option<T>, String> {
-        self.get(name)
-            .map(read)
-            .transpose()
-            .map_err(|e| format!("field `{name}`: {e}"))
+    fn read<T>(&self, name: &str, read: impl FnOnce(&'a Json) -> Result<T, String>) -> Option<T> {
+        match read(self.get(name)?) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.fail(format!("field `{name}`: {e}"));
+                None
+            }
+        }
     }
 
-    fn required<T>(&self, name: &str, value: Result<Option<T>, String>) -> Result<T, String> {
-        value?.ok_or_else(|| format!("missing field `{name}`"))
+    fn required<T: Default>(&self, name: &str, value: Option<T>) -> T {
+        value.unwrap_or_else(|| {
+            self.fail(format!("missing field `{name}`"));
+            T::default()
+        })
     }
 
-    fn opt_string(&self, name: &str) -> Result<Option<String>, String> {
+    fn opt_string(&self, name: &str) -> Option<String> {
         self.read(name, string)
     }
 
-    fn string(&self, name: &str) -> Result<String, String> {
+    fn string(&self, name: &str) -> String {
         self.required(name, self.opt_string(name))
     }
 
-    fn opt_u64(&self, name: &str) -> Result<Option<u64>, String> {
+    fn opt_u64(&self, name: &str) -> Option<u64> {
         self.read(name, whole)
     }
 
-    fn u64(&self, name: &str) -> Result<u64, String> {
+    fn u64(&self, name: &str) -> u64 {
         self.required(name, self.opt_u64(name))
     }
 
-    fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, String> {
-        Ok(self.read(name, string_map)?.unwrap_or_default())
+    fn string_map(&self, name: &str) -> BTreeMap<String, String> {
+        self.read(name, string_map).unwrap_or_default()
     }
 
-    fn algorithm(&self, name: &str) -> Result<Option<ChecksumAlgorithm>, String> {
+    fn algorithm(&self, name: &str) -> Option<ChecksumAlgorithm> {
         self.read(name, |v| {
             let name = string(v)?;
             ChecksumAlgorithm::parse(&name).ok_or_else(|| format!("unknown algorithm {name:?}"))
         })
+    }
+}
+
+fn object(value: &Json) -> Result<&[(String, Json)], String> {
+    match value {
+        Json::Object(fields) => Ok(fields),
+        _ => Err("expected an object".to_owned()),
     }
 }
 
@@ -116,21 +153,21 @@ fn part_number(name: &str) -> Result<u32, String> {
 
 fn string_map(value: &Json) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
-    for (k, v) in Fields::of(value)?.0 {
+    for (k, v) in object(value)? {
         map.insert(k.clone(), string(v).map_err(|e| format!("`{k}`: {e}"))?);
     }
     Ok(map)
 }
 
 /// An object keyed by part number (`{"1": ...}`), each value read by `read`.
-fn part_map<T, C: Default + Extend<(u32, T)>>(
+fn part_map<T>(
     value: &Json,
     read: impl Fn(&Json) -> Result<T, String>,
-) -> Result<C, String> {
-    let mut map = C::default();
-    for (k, v) in Fields::of(value)?.0 {
+) -> Result<PartMap<T>, String> {
+    let mut map = PartMap::new();
+    for (k, v) in object(value)? {
         let value = read(v).map_err(|e| format!("`{k}`: {e}"))?;
-        map.extend([(part_number(k)?, value)]);
+        map.insert(part_number(k)?, value);
     }
     Ok(map)
 }
@@ -171,11 +208,13 @@ impl From<Object> for Json {
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: &Json) -> Result<Self, String> {
         match value {
-            Json::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| T::from_json(item).map_err(|e| format!("item {i}: {e}")))
-                .collect(),
+            Json::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.push(T::from_json(item).map_err(|e| format!("item {i}: {e}"))?);
+                }
+                Ok(out)
+            }
             _ => Err("expected an array".to_owned()),
         }
     }
@@ -212,17 +251,17 @@ impl ToJson for CreateMultipartRequest {
 /// A [`CreateMultipartResponse`], its `presigned` batch read as a [`SignedBatch`].
 impl FromJson for CreatedUpload {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        Ok(Self {
+        let f = Fields::of(value);
+        f.done(Self {
             upload: CreateMultipartResponse {
-                key: f.string("key")?,
-                upload_id: f.string("uploadId")?,
-                bucket: f.string("bucket")?,
-                part_size: f.opt_u64("partSize")?,
-                checksum: f.algorithm("checksum")?,
+                key: f.string("key"),
+                upload_id: f.string("uploadId"),
+                bucket: f.string("bucket"),
+                part_size: f.opt_u64("partSize"),
+                checksum: f.algorithm("checksum"),
                 presigned: None,
             },
-            first_batch: f.read("presigned", SignedBatch::from_json)?,
+            first_batch: f.read("presigned", SignedBatch::from_json),
         })
     }
 }
@@ -230,39 +269,41 @@ impl FromJson for CreatedUpload {
 /// A [`SignBatchResponse`](s3_direct_protocol::wire::SignBatchResponse).
 impl FromJson for SignedBatch {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        Ok(Self {
+        let f = Fields::of(value);
+        f.done(Self {
             urls: f.required(
                 "presignedUrls",
                 f.read("presignedUrls", |v| part_map(v, string)),
-            )?,
-            expires: f.opt_u64("expires")?,
-            headers: f.string_map("headers")?,
+            ),
+            expires: f.opt_u64("expires"),
+            headers: f.string_map("headers"),
             part_headers: f
-                .read("partHeaders", |v| part_map(v, string_map))?
+                .read("partHeaders", |v| part_map(v, string_map))
                 .unwrap_or_default(),
         })
     }
 }
 
-fn part_checksums(f: &Fields<'_>) -> Result<PartChecksumFields, String> {
-    Ok(PartChecksumFields {
-        crc32: f.opt_string("ChecksumCRC32")?,
-        crc32c: f.opt_string("ChecksumCRC32C")?,
-        sha256: f.opt_string("ChecksumSHA256")?,
-    })
+fn part_checksums(f: &Fields<'_>) -> PartChecksumFields {
+    PartChecksumFields {
+        crc32: f.opt_string("ChecksumCRC32"),
+        crc32c: f.opt_string("ChecksumCRC32C"),
+        sha256: f.opt_string("ChecksumSHA256"),
+    }
 }
 
 impl FromJson for ListedPart {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        let part_number = f.u64("PartNumber")?;
-        Ok(Self {
-            part_number: u32::try_from(part_number)
-                .map_err(|_| format!("{part_number} is not a part number"))?,
-            etag: f.opt_string("ETag")?.unwrap_or_default(),
-            size: f.opt_u64("Size")?.unwrap_or_default(),
-            checksums: part_checksums(&f)?,
+        let f = Fields::of(value);
+        let part_number = f.u64("PartNumber");
+        f.done(Self {
+            part_number: u32::try_from(part_number).unwrap_or_else(|_| {
+                f.fail(format!("{part_number} is not a part number"));
+                0
+            }),
+            etag: f.opt_string("ETag").unwrap_or_default(),
+            size: f.opt_u64("Size").unwrap_or_default(),
+            checksums: part_checksums(&f),
         })
     }
 }
@@ -291,35 +332,35 @@ impl ToJson for CompleteRequest {
 
 impl FromJson for CompleteResponse {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        Ok(Self {
-            location: f.string("location")?,
-            key: f.string("key")?,
-            bucket: f.string("bucket")?,
-            etag: f.opt_string("etag")?.unwrap_or_default(),
-            size: f.opt_u64("size")?.unwrap_or_default(),
-            checksum: f.opt_string("checksum")?,
+        let f = Fields::of(value);
+        f.done(Self {
+            location: f.string("location"),
+            key: f.string("key"),
+            bucket: f.string("bucket"),
+            etag: f.opt_string("etag").unwrap_or_default(),
+            size: f.opt_u64("size").unwrap_or_default(),
+            checksum: f.opt_string("checksum"),
             whole_file: WholeFileChecksum {
-                crc32c: f.opt_string("crc32c")?,
-                crc32: f.opt_string("crc32")?,
+                crc32c: f.opt_string("crc32c"),
+                crc32: f.opt_string("crc32"),
             },
-            receipt: f.opt_string("receipt")?,
+            receipt: f.opt_string("receipt"),
         })
     }
 }
 
 impl FromJson for SinglePutParams {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        Ok(Self {
-            method: f.string("method")?,
-            url: f.string("url")?,
-            fields: f.string_map("fields")?,
-            headers: f.string_map("headers")?,
-            key: f.opt_string("key")?.unwrap_or_default(),
-            bucket: f.opt_string("bucket")?.unwrap_or_default(),
-            checksum: f.algorithm("checksum")?,
-            token: f.opt_string("token")?,
+        let f = Fields::of(value);
+        f.done(Self {
+            method: f.string("method"),
+            url: f.string("url"),
+            fields: f.string_map("fields"),
+            headers: f.string_map("headers"),
+            key: f.opt_string("key").unwrap_or_default(),
+            bucket: f.opt_string("bucket").unwrap_or_default(),
+            checksum: f.algorithm("checksum"),
+            token: f.opt_string("token"),
         })
     }
 }
@@ -337,8 +378,8 @@ impl ToJson for ObjectCompleteRequest {
 /// answer with anything): what is missing or not a string is empty.
 pub fn error_body(text: &str) -> (String, String) {
     let value = Json::parse(text).unwrap_or(Json::Null);
-    let f = Fields::of(&value).unwrap_or(Fields(&[]));
-    let text = |name| f.opt_string(name).ok().flatten().unwrap_or_default();
+    let f = Fields::of(&value);
+    let text = |name| f.opt_string(name).unwrap_or_default();
     (text("error"), text("message"))
 }
 
@@ -381,34 +422,37 @@ impl ToJson for ResumeRecord {
 
 impl FromJson for ResumeRecord {
     fn from_json(value: &Json) -> Result<Self, String> {
-        let f = Fields::of(value)?;
-        let fp = f.required("fingerprint", f.read("fingerprint", Fields::of))?;
-        Ok(Self {
-            fingerprint: Fingerprint {
-                name: fp.string("name")?,
-                size: fp.u64("size")?,
-                last_modified: fp.u64("last_modified")?,
-                sample_hash: fp.string("sample_hash")?,
-            },
-            upload_id: f.string("upload_id")?,
-            key: f.string("key")?,
-            bucket: f.string("bucket")?,
-            part_size: f.u64("part_size")?,
+        let f = Fields::of(value);
+        let fingerprint = f.read("fingerprint", |v| {
+            let fp = Fields::of(v);
+            fp.done(Fingerprint {
+                name: fp.string("name"),
+                size: fp.u64("size"),
+                last_modified: fp.u64("last_modified"),
+                sample_hash: fp.string("sample_hash"),
+            })
+        });
+        f.done(Self {
+            fingerprint: f.required("fingerprint", fingerprint),
+            upload_id: f.string("upload_id"),
+            key: f.string("key"),
+            bucket: f.string("bucket"),
+            part_size: f.u64("part_size"),
             parts: f.required(
                 "parts",
                 f.read("parts", |v| {
                     part_map(v, |p| {
-                        let p = Fields::of(p)?;
-                        Ok(RecordedPart {
-                            size: p.u64("size")?,
-                            etag: p.string("etag")?,
-                            checksum: p.opt_string("checksum")?,
+                        let p = Fields::of(p);
+                        p.done(RecordedPart {
+                            size: p.u64("size"),
+                            etag: p.string("etag"),
+                            checksum: p.opt_string("checksum"),
                         })
                     })
                 }),
-            )?,
-            updated_ms: f.u64("updated_ms")? as f64,
-            checksum: f.algorithm("checksum")?,
+            ),
+            updated_ms: f.u64("updated_ms") as f64,
+            checksum: f.algorithm("checksum"),
         })
     }
 }
@@ -563,6 +607,16 @@ mod tests {
             "item 1: field `PartNumber`: expected a whole number"
         );
         assert!(CompleteResponse::from_text("<html>").is_err());
+        // The first field read that is wrong, in the order they are read.
+        let first = CompleteResponse::from_text(r#"{"key":1,"bucket":[]}"#);
+        assert_eq!(first.unwrap_err(), "missing field `location`");
+        let first = CompleteResponse::from_text(r#"{"location":"l","key":1,"bucket":[]}"#);
+        assert_eq!(first.unwrap_err(), "field `key`: expected a string");
+        let nested = ResumeRecord::from_text(r#"{"fingerprint":{"size":1}}"#);
+        assert_eq!(
+            nested.unwrap_err(),
+            "field `fingerprint`: missing field `name`"
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod attempt;
 mod checksum;
 mod multipart;
 mod options;
+mod pending;
 mod single;
 mod stream;
 mod transfer;

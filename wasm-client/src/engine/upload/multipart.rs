@@ -124,21 +124,8 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let (created, record) = match resumed {
             Some(record) => (self.resumed(&record), Some(record)),
             None => {
-                let (request, guess, early) = self.create_request(file, &plan, false);
-                let upload = self
-                    .call(
-                        ApiCall::Create,
-                        Some(control),
-                        &reporter,
-                        Phase::Uploading,
-                        || self.signer.create(&request),
-                    )
-                    .await?;
-                let created = self.created(upload, guess, early);
-                let record = resume
-                    .as_ref()
-                    .map(|(_, f)| self.new_record(f, &created, &plan));
-                (created, record)
+                self.create(file, &plan, false, resume.as_ref(), &reporter, control)
+                    .await?
             }
         };
         let store = resume.map(|(store, _)| store);
@@ -191,12 +178,39 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         }
     }
 
+    /// Creates the upload (a `streamed` one with only its part size declared, see
+    /// [`Engine::create_request`]) and, when it is to be resumable (`resume`), its first
+    /// resume record.
+    pub(super) async fn create(
+        &self,
+        file: &FileInfo,
+        plan: &PartPlan,
+        streamed: bool,
+        resume: Option<&Resume>,
+        reporter: &Reporter,
+        control: &Control,
+    ) -> Result<(Created, Option<ResumeRecord>), Error> {
+        let (request, guess, early) = self.create_request(file, plan, streamed);
+        let upload = self
+            .call(
+                ApiCall::Create,
+                Some(control),
+                reporter,
+                Phase::Uploading,
+                || self.signer.create(&request),
+            )
+            .await?;
+        let created = self.created(upload, guess, early);
+        let record = resume.map(|(_, f)| self.new_record(f, &created, plan));
+        Ok((created, record))
+    }
+
     /// What creates the upload, the checksum it will likely use, and the checksums of its first
     /// parts, asked for now. With the size and part size declared, the server fixes the plan:
     /// it signs each part's exact length and refuses part numbers beyond it. A `streamed`
     /// upload declares only the part size (the parts cut so far are `plan`): the server then
     /// signs the length each part's URL is asked for, at most the part size.
-    pub(super) fn create_request(
+    fn create_request(
         &self,
         file: &FileInfo,
         plan: &PartPlan,
@@ -235,7 +249,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
 
     /// The upload the server created, with the checksum it asked for; the `early` checksums are
     /// dropped when they are of another algorithm than the `guess`.
-    pub(super) fn created(
+    fn created(
         &self,
         created: CreatedUpload,
         guess: Option<ChecksumAlgorithm>,
@@ -259,7 +273,7 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
     }
 
     /// The resume record of a new upload, with no part stored yet.
-    pub(super) fn new_record(
+    fn new_record(
         &self,
         fingerprint: &Fingerprint,
         created: &Created,

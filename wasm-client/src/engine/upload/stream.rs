@@ -22,9 +22,9 @@ use super::multipart::Multipart;
 use super::wait::cancelled;
 use super::{Engine, FileInfo, UploadResult};
 use crate::engine::control::Control;
-use crate::engine::error::{ApiCall, Error};
+use crate::engine::error::Error;
 use crate::engine::ports::{PartSink, PartSource, Signer};
-use crate::engine::progress::{Phase, ProgressCallback, Reporter};
+use crate::engine::progress::{ProgressCallback, Reporter};
 use crate::engine::resume::Journal;
 
 impl<S: Signer, P: PartSink> Engine<S, P> {
@@ -96,22 +96,11 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
             part_size,
             part_count: 1,
         };
-        let (request, guess, early) = self.create_request(file, &plan, true);
-        let upload = self
-            .call(
-                ApiCall::Create,
-                Some(control),
-                &reporter,
-                Phase::Uploading,
-                || self.signer.create(&request),
-            )
-            .await?;
-        let created = self.created(upload, guess, early);
         // A spooled stream (one with a fingerprint) keeps a resume record like a file.
         let resume = self.resume.clone().zip(file.fingerprint.clone());
-        let record = resume
-            .as_ref()
-            .map(|(_, f)| self.new_record(f, &created, &plan));
+        let (created, record) = self
+            .create(file, &plan, true, resume.as_ref(), &reporter, control)
+            .await?;
         let spooled = resume.is_some();
         let store = resume.map(|(store, _)| store);
         let m = Multipart {

@@ -12,15 +12,15 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 
+use futures::FutureExt;
 use futures::future::LocalBoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use s3_direct_protocol::limits::MAX_PART_NUMBER;
 use s3_direct_protocol::wire::{ChecksumAlgorithm, CompletedPart};
 
 use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
 use super::checksum::{HASHES_AT_ONCE, Hashed, hash_gave_up};
 use super::multipart::Multipart;
+use super::pending::Pending;
 use crate::engine::control::RunState;
 use crate::engine::digest;
 use crate::engine::error::{ApiCall, ApiError, ChecksumError, Error, SourceError};
@@ -76,9 +76,9 @@ pub(super) struct Transfer<'a, S, P> {
     stalled_ms: PartMap<u64>,
     /// Parts being PUT, with a copy of their URL to use again if the PUT is paused.
     in_flight: PartMap<SignedUrl>,
-    puts: FuturesUnordered<LocalBoxFuture<'a, PutDone>>,
+    puts: Pending<'a, PutDone>,
     in_backoff: PartSet,
-    backoffs: FuturesUnordered<LocalBoxFuture<'static, u32>>,
+    backoffs: Pending<'static, u32>,
     /// The signing request out, and the parts it asked for.
     signing: Option<LocalBoxFuture<'a, Result<SignedBatch, ApiError>>>,
     signing_batch: Vec<u32>,
@@ -89,7 +89,7 @@ pub(super) struct Transfer<'a, S, P> {
     summer: Option<(ChecksumAlgorithm, Rc<dyn Checksummer>)>,
     /// Checksums (`algo:base64`) of parts not yet stored, and the ones being computed.
     sums: PartMap<String>,
-    hashing: FuturesUnordered<LocalBoxFuture<'static, Hashed>>,
+    hashing: Pending<'static, Hashed>,
     hashing_parts: PartSet,
     /// Checksums of a part that gave no answer in time, in a row.
     hash_timeouts: PartMap<u32>,
@@ -129,7 +129,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 }
             }
         }
-        let hashing = FuturesUnordered::new();
+        let mut hashing = Pending::new();
         let mut hashing_parts = PartSet::new();
         for (part, hashed) in early {
             if m.algorithm.is_some() && waiting.contains(part) {
@@ -145,9 +145,9 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             attempts: PartMap::new(),
             stalled_ms: PartMap::new(),
             in_flight: PartMap::new(),
-            puts: FuturesUnordered::new(),
+            puts: Pending::new(),
             in_backoff: PartSet::new(),
-            backoffs: FuturesUnordered::new(),
+            backoffs: Pending::new(),
             signing: None,
             signing_batch: Vec::new(),
             sign_failures: CallFailures::default(),
@@ -217,13 +217,13 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
             self.urls.insert(part, url);
             self.waiting.insert(part);
         }
-        self.puts = FuturesUnordered::new();
+        self.puts.clear();
         self.signing = None;
         self.signing_batch.clear();
         self.waiting.append(&mut self.in_backoff);
-        self.backoffs = FuturesUnordered::new();
+        self.backoffs.clear();
         self.sign_wait = None;
-        self.hashing = FuturesUnordered::new();
+        self.hashing.clear();
         self.hashing_parts.clear();
         self.slot_wait = None;
         self.spare = None;
@@ -446,7 +446,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 self.sign_wait = None;
                 return Poll::Ready(Event::SignWaitOver);
             }
-            if let Poll::Ready(Some(done)) = self.puts.poll_next_unpin(cx) {
+            if let Poll::Ready(done) = self.puts.poll_next(cx) {
                 return Poll::Ready(Event::Put(done));
             }
             if let Some(take) = self.slot_wait.as_mut()
@@ -455,7 +455,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 self.slot_wait = None;
                 return Poll::Ready(Event::SlotFree(slot));
             }
-            if let Poll::Ready(Some(part)) = self.backoffs.poll_next_unpin(cx) {
+            if let Poll::Ready(part) = self.backoffs.poll_next(cx) {
                 return Poll::Ready(Event::BackoffOver(part));
             }
             if let Some(due) = self.journal_due.as_mut()
@@ -464,7 +464,7 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                 self.journal_due = None;
                 return Poll::Ready(Event::JournalDue);
             }
-            if let Poll::Ready(Some((part, sum))) = self.hashing.poll_next_unpin(cx) {
+            if let Poll::Ready((part, sum)) = self.hashing.poll_next(cx) {
                 return Poll::Ready(Event::Hashed(part, sum));
             }
             if let Some(cut) = self.cutting.as_mut()

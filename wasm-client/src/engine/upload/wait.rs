@@ -32,30 +32,47 @@ impl<S: Signer, P: PartSink> Engine<S, P> {
         let mut failures = CallFailures::default();
         loop {
             self.hold(control, reporter, phase).await?;
-            let source = match attempt().await {
+            match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(source) if source.is_retryable() => source,
-                Err(source) => return Err(Error::Api { call, source }),
-            };
-            if !self.network.is_online() {
-                continue;
-            }
-            let retry_after = source.retry_after_ms();
-            let Some(delay) = failures.next_delay(&self.options.retry, &*self.random, retry_after)
-            else {
-                return Err(Error::Api { call, source });
-            };
-            let sleep = self.clock.sleep(delay);
-            match control {
-                None => sleep.await,
-                Some(control) => {
-                    if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await
-                    {
-                        return Err(Error::Aborted { cleanup: None });
-                    }
+                Err(source) => {
+                    self.before_retry(call, control, &mut failures, source)
+                        .await?;
                 }
             }
         }
+    }
+
+    /// After a call failed with `source`: waits out its backoff when it may be sent again, or
+    /// gives the error that ends it. Apart from [`Engine::call`], which is instantiated per
+    /// answer type, so that its copies share this part.
+    async fn before_retry(
+        &self,
+        call: ApiCall,
+        control: Option<&Control>,
+        failures: &mut CallFailures,
+        source: ApiError,
+    ) -> Result<(), Error> {
+        if !source.is_retryable() {
+            return Err(Error::Api { call, source });
+        }
+        if !self.network.is_online() {
+            return Ok(());
+        }
+        let retry_after = source.retry_after_ms();
+        let Some(delay) = failures.next_delay(&self.options.retry, &*self.random, retry_after)
+        else {
+            return Err(Error::Api { call, source });
+        };
+        let sleep = self.clock.sleep(delay);
+        match control {
+            None => sleep.await,
+            Some(control) => {
+                if let Either::Right(_) = future::select(sleep, pin!(cancelled(control))).await {
+                    return Err(Error::Aborted { cleanup: None });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the upload may send: running and online. Reports the phase it waits in.
