@@ -17,10 +17,3 @@ mod web;
 mod worker;
 
 pub use engine::Error;
-
-/// The allocator of both wasm32 modules (the page's and the checksum worker's): talc instead of
-/// std's dlmalloc, which is larger. It frees and reuses memory like dlmalloc; the module's memory
-/// grows when it runs out, and never shrinks (no wasm32 allocator can shrink it).
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-#[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
