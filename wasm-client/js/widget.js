@@ -263,6 +263,7 @@ export class S3DirectUploadElement extends HTMLElement {
   #disabledByForm = false;
   #dragDepth = 0;
   #host = null;
+  #cleared = 0; // how many times clear() ran
   #dropzone;
   #picker;
   #list;
@@ -460,7 +461,9 @@ export class S3DirectUploadElement extends HTMLElement {
   #addEntries(entries, empty) {
     // The first folder waits for the folder module.
     if (!folders && entries.some((e) => e.path)) {
-      loadFolders().then(() => this.#addEntries(entries, empty),
+      // A `clear()` meanwhile clears this folder too.
+      const cleared = this.#cleared;
+      loadFolders().then(() => { if (cleared === this.#cleared) this.#addEntries(entries, empty); },
         (err) => this.#note(`The folder could not be read: ${err?.message ?? err}`));
       return;
     }
@@ -501,6 +504,7 @@ export class S3DirectUploadElement extends HTMLElement {
 
   /** Cancels unfinished uploads and removes every row (the form then submits no keys). */
   clear() {
+    this.#cleared += 1;
     for (const row of [...this.#rows]) this.#remove(row, { focus: false });
     const notes = this.#root.querySelector('.notes');
     notes.replaceChildren();
