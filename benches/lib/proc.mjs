@@ -80,16 +80,17 @@ export function rss(pid) {
  * that map them, so a multi-process browser is not counted several times over.
  */
 export function treePss(pid) {
-  let sum = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
-      if (m) sum += Number(m[1]) * 1024;
-    } catch {
-      // gone meanwhile
-    }
+  return processTree(pid).reduce((sum, p) => sum + pss(p), 0);
+}
+
+/** The PSS of process `pid` alone in bytes (0 once it is gone). */
+export function pss(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0; // gone meanwhile
   }
-  return sum;
 }
 
 /** CPU seconds of several named processes between `start()` and `stop()`. */

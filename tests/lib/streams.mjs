@@ -1,6 +1,7 @@
 // Stream uploads from a page (tests/e2e/streams.test.mjs): streams of pseudo-random bytes made in
 // the page chunk by chunk, hashed as they are made, and the browser's memory meanwhile.
-import { childrenNamed, treePss } from '../../benches/lib/proc.mjs';
+import { readFileSync } from 'node:fs';
+import { childrenNamed, processTree, pss } from '../../benches/lib/proc.mjs';
 
 /**
  * Run in the page (self-contained): installs `window.streams`, whose `make(size, { seed, chunk,
@@ -158,22 +159,58 @@ export function installStreams() {
   window.streams = { make, selfCheck, start };
 }
 
+/** Which of Chromium's processes `pid` is: `browser`, `renderer`, `gpu-process`, or a utility's service. */
+function processKind(pid) {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const service = /--utility-sub-type=([\w.]+)/.exec(args)?.[1];
+    return service ?? /--type=([\w-]+)/.exec(args)?.[1] ?? 'browser';
+  } catch {
+    return 'gone';
+  }
+}
+
 /**
- * Samples the PSS of Chromium's process trees (shared pages split between the processes that map
+ * Samples the PSS of Chromium's processes (shared pages split between the processes that map
  * them, as benches/lib/engines.mjs measures the browser) every 200 ms from now: `stop()` answers
- * `{ baseline, peak, growth }` in bytes.
+ * `{ baseline, peak, growth, kinds, where }` in bytes: `kinds` each kind of process's own peak
+ * growth (`browser`, `renderer` — the page and its workers —, a utility's service …), `where`
+ * their growth at the whole browser's peak, as text.
  */
 export function watchBrowserMemory() {
-  const pss = () => childrenNamed(process.pid, 'chrom').reduce((sum, pid) => sum + treePss(pid), 0);
-  const baseline = pss();
-  if (baseline === 0) throw new Error('found no Chromium process to measure');
-  let peak = baseline;
-  const timer = setInterval(() => { peak = Math.max(peak, pss()); }, 200);
+  const sample = () => {
+    const kinds = {};
+    for (const root of childrenNamed(process.pid, 'chrom')) {
+      for (const pid of processTree(root)) {
+        const kind = processKind(pid);
+        kinds[kind] = (kinds[kind] ?? 0) + pss(pid);
+      }
+    }
+    return { total: Object.values(kinds).reduce((a, b) => a + b, 0), kinds };
+  };
+  const first = sample();
+  if (first.total === 0) throw new Error('found no Chromium process to measure');
+  let peak = first;
+  const peaks = { ...first.kinds };
+  const take = () => {
+    const now = sample();
+    if (now.total > peak.total) peak = now;
+    for (const [kind, bytes] of Object.entries(now.kinds)) peaks[kind] = Math.max(peaks[kind] ?? 0, bytes);
+  };
+  const timer = setInterval(take, 200);
   return {
     stop() {
       clearInterval(timer);
-      peak = Math.max(peak, pss());
-      return { baseline, peak, growth: peak - baseline };
+      take();
+      const grown = (kinds) => Object.fromEntries(Object.entries(kinds)
+        .map(([kind, bytes]) => [kind, bytes - (first.kinds[kind] ?? 0)]));
+      const where = Object.entries(grown(peak.kinds))
+        .filter(([, bytes]) => Math.abs(bytes) >= 1024 * 1024)
+        .map(([kind, bytes]) => `${kind} ${bytes > 0 ? '+' : ''}${(bytes / 2 ** 20).toFixed(0)}`)
+        .join(', ');
+      return {
+        baseline: first.total, peak: peak.total, growth: peak.total - first.total, kinds: grown(peaks), where,
+      };
     },
   };
 }

@@ -25,14 +25,12 @@ function byobReader(stream) {
 }
 
 // Calls use(bytes) for each piece of blob[start, end) in order; bytes are valid only during the
-// call (they are the reused buffer). `blob` may instead be a stream's part, the array of its
-// Uint8Array chunks (all of them: start and end span them whole), fed at most CHUNK_BYTES at a
-// time so that the module's memory does not grow with a large chunk.
+// call (they are the reused buffer). `blob` may instead be a stream's part, a Uint8Array of its
+// bytes (all of them: start and end span it whole), fed at most CHUNK_BYTES at a time so that the
+// module's memory does not grow with the part.
 async function readChunks(blob, start, end, use) {
-  if (Array.isArray(blob)) {
-    for (const chunk of blob) {
-      for (let at = 0; at < chunk.length; at += CHUNK_BYTES) use(chunk.subarray(at, at + CHUNK_BYTES));
-    }
+  if (blob instanceof Uint8Array) {
+    for (let at = 0; at < blob.length; at += CHUNK_BYTES) use(blob.subarray(at, at + CHUNK_BYTES));
     return;
   }
   const stream = blob.slice(start, end).stream();
@@ -86,11 +84,14 @@ export async function composite(algorithm, sums) {
 if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope) {
   self.onmessage = async (e) => {
     const { id, blob, start, end, algorithm, sums } = e.data;
+    // A stream part's bytes were transferred here: they go back with the answer, transferred.
+    const bytes = blob instanceof Uint8Array ? blob : undefined;
+    const back = bytes ? [bytes.buffer] : [];
     try {
       const sum = sums ? await composite(algorithm, sums) : await hashPart(blob, start, end, algorithm);
-      self.postMessage({ id, sum });
+      self.postMessage({ id, sum, bytes }, back);
     } catch (err) {
-      self.postMessage({ id, error: String((err && err.message) || err) });
+      self.postMessage({ id, error: String((err && err.message) || err), bytes }, back);
     }
   };
 }

@@ -8,8 +8,11 @@
 //! the pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the
 //! script, the checksum module's glue and its `.wasm`, and an unbundled page loads the files as
 //! they are. Each part of a file arrives as a `Blob` slice (no copy: the worker reads it from
-//! disk), a stream's part as a copy of its chunks (`stream.rs` says why not as a Blob), and the
-//! upload's composite checksum is asked of the worker too. Where a worker cannot be started or its
+//! disk), a stream's part as its bytes, transferred to the worker and back with the answer
+//! (`stream.rs` says why not as a Blob; bytes sent before the worker first answers are copied, in
+//! case its script does not load), and the upload's composite checksum is asked of the worker
+//! too. A stream's part lent to a worker that stops answering is lost with it when `restart`
+//! ends that worker: that part's checksum then fails. Where a worker cannot be started or its
 //! script cannot load (no `Worker`, a strict CSP, a bundler that leaves the URL pointing nowhere),
 //! the page imports the same script and hashes on the calling thread instead, which is correct but
 //! can make the page stutter; a console warning says so.
@@ -32,7 +35,9 @@
 
 use std::ops::Range;
 
+use futures::FutureExt;
 use futures::future::LocalBoxFuture;
+use js_sys::Reflect;
 use s3_direct_protocol::wire::ChecksumAlgorithm;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -41,44 +46,59 @@ use super::signer::js_text;
 use super::stream::Body;
 use crate::engine::{ChecksumError, Checksummer};
 
+// The hasher's JavaScript, shipped as it is written (so its comments are here, not in it):
+// - `workerScript` imports the worker's script (relative to this snippet, snippets/<crate>/ in the
+//   package) on this thread where no worker starts, to hash here with the worker's own code and
+//   module; the literal paths (here and in `new Worker(new URL(…, import.meta.url))`) are the
+//   forms bundlers recognise and give the worker a bundle of its own.
+// - Every answer is `{ sum, bytes }`: `bytes` is a stream part's bytes (a `Uint8Array`) handed
+//   back, by the worker with its answer or its failure, or by `hash_here`, which never lent them.
+// - Until a worker has answered once, a failure means its script did not load: then parts are
+//   hashed here. So a stream part's bytes are transferred (not copied) only once the worker has
+//   answered; before, they must stay here to be hashed on this thread.
+// - `restart` (a checksum gave no answer in time): a new worker takes over every checksum still
+//   awaited (the one given up on too; its answer then goes unused), except a stream part's bytes
+//   transferred to the worker that is ended (their array is then empty): those are lost, and
+//   their checksums fail.
 #[wasm_bindgen(inline_js = r#"
-// The worker's script (relative to this snippet, snippets/<crate>/ in the package), imported on
-// this thread where no worker starts: hashing here with the worker's own code and module. A
-// literal path, so bundlers include it.
 const workerScript = () => import('../../checksum-worker.js');
 
 export async function hash_here(blob, start, end, algorithm) {
-  return (await workerScript()).hashPart(blob, start, end, algorithm);
+  const sum = await (await workerScript()).hashPart(blob, start, end, algorithm);
+  return { sum, bytes: blob instanceof Uint8Array ? blob : undefined };
 }
 
 export async function composite_here(algorithm, sums) {
-  return (await workerScript()).composite(algorithm, sums);
+  return { sum: await (await workerScript()).composite(algorithm, sums) };
 }
 
 export function start_hasher() {
   const pending = new Map();
   let next = 0;
   let worker;
-  // Until a worker has answered once, a failure means its script did not load: hash here.
   let answered = false;
   let failed = false;
   const here = ({ args, resolve, reject }) =>
     (args.sums ? composite_here(args.algorithm, args.sums)
       : hash_here(args.blob, args.start, args.end, args.algorithm)).then(resolve, reject);
-  const send = (id, p) => worker.postMessage({ id, ...p.args });
+  const send = (id, p) => {
+    const bytes = p.args.blob instanceof Uint8Array && answered ? [p.args.blob.buffer] : [];
+    worker.postMessage({ id, ...p.args }, bytes);
+  };
+  const lost = ({ blob }) => blob instanceof Uint8Array && blob.byteLength === 0;
   const spawn = () => {
-    // Bundlers recognise this literal form and give the worker a bundle of its own.
     worker = new Worker(new URL('../../checksum-worker.js', import.meta.url), {
       type: 'module',
       name: 's3-direct-checksum',
     });
     worker.onmessage = (e) => {
       answered = true;
-      const p = pending.get(e.data.id);
+      const { id, sum, bytes, error } = e.data;
+      const p = pending.get(id);
       if (!p) return;
-      pending.delete(e.data.id);
-      if (e.data.error !== undefined) p.reject(new Error(e.data.error));
-      else p.resolve(e.data.sum);
+      pending.delete(id);
+      if (error === undefined) return p.resolve({ sum, bytes });
+      p.reject(Object.assign(new Error(error), { bytes }));
     };
     worker.onerror = (e) => {
       if (!answered && !failed) {
@@ -109,14 +129,18 @@ export function start_hasher() {
     composite(algorithm, sums) {
       return ask({ algorithm, sums });
     },
-    // A checksum gave no answer in time: a new worker takes over every checksum still awaited
-    // (the one given up on too; its answer then goes unused).
     restart() {
       if (failed) return;
       console.warn('s3-direct: a part checksum gave no answer in time; starting a new checksum worker');
       worker.terminate();
       spawn();
-      for (const [id, p] of pending) send(id, p);
+      for (const [id, p] of pending) {
+        if (!lost(p.args)) send(id, p);
+        else {
+          pending.delete(id);
+          p.reject(new Error('the part was lost with a checksum worker that stopped answering'));
+        }
+      }
     },
     terminate() { worker.terminate(); },
   };
@@ -196,20 +220,30 @@ impl Checksummer for WorkerChecksummer {
         algorithm: ChecksumAlgorithm,
         range: Range<u64>,
     ) -> LocalBoxFuture<'static, Result<String, ChecksumError>> {
-        let (blob, start, end) = match self.body.locate(&range) {
-            Ok(at) => at,
-            Err(e) => return Box::pin(futures::future::err(ChecksumError::new(e))),
-        };
         // Asked now, not when first polled: the engine asks for the first parts' checksums while
         // it creates the upload, and awaits them only after.
-        let (answer, what) = match self.hasher.get() {
-            Some(h) => (
-                h.hash(&blob, start, end, algorithm.as_str()),
-                "the checksum worker",
-            ),
-            None => (hash_here(&blob, start, end, algorithm.as_str()), "hashing"),
+        let hasher = self.hasher.get();
+        let what = if hasher.is_some() {
+            "the checksum worker"
+        } else {
+            "hashing"
         };
-        Box::pin(text_of(answer, what))
+        let ask = |blob: &JsValue, start, end| match &hasher {
+            Some(h) => h.hash(blob, start, end, algorithm.as_str()),
+            None => hash_here(blob, start, end, algorithm.as_str()),
+        };
+        // A stream's part is lent to the hasher (transferred to the worker), a file's sliced.
+        let answer = match &self.body {
+            Body::Stream(source) => {
+                let len = (range.end - range.start) as f64;
+                source.hash(range.start, |bytes| ask(bytes, 0.0, len))
+            }
+            Body::File(file) => Ok(ask(file, range.start as f64, range.end as f64)),
+        };
+        match answer {
+            Ok(answer) => Box::pin(JsFuture::from(answer).map(move |a| sum_of(a, what))),
+            Err(e) => Box::pin(futures::future::err(ChecksumError::new(e))),
+        }
     }
 
     fn composite(
@@ -221,7 +255,7 @@ impl Checksummer for WorkerChecksummer {
             Some(h) => h.composite(algorithm.as_str(), sums),
             None => composite_here(algorithm.as_str(), sums),
         };
-        Box::pin(text_of(answer, "the checksummer"))
+        Box::pin(JsFuture::from(answer).map(|answer| sum_of(answer, "the checksummer")))
     }
 
     /// A new worker takes over the checksums still awaited; hashing on this thread (no worker)
@@ -233,11 +267,11 @@ impl Checksummer for WorkerChecksummer {
     }
 }
 
-/// The text a checksum promise resolves with, or why there is none.
-async fn text_of(answer: js_sys::Promise, what: &'static str) -> Result<String, ChecksumError> {
-    JsFuture::from(answer)
-        .await
-        .map_err(|e| ChecksumError::new(js_text(&e)))?
-        .as_string()
-        .ok_or_else(|| ChecksumError::new(format!("{what} answered no text")))
+/// The sum (text) a checksum promise's answer `{ sum }` holds, or why there is none.
+fn sum_of(answer: Result<JsValue, JsValue>, what: &str) -> Result<String, ChecksumError> {
+    let answer = answer.map_err(|e| ChecksumError::new(js_text(&e)))?;
+    let sum = Reflect::get(&answer, &"sum".into())
+        .ok()
+        .and_then(|s| s.as_string());
+    sum.ok_or_else(|| ChecksumError::new(format!("{what} answered no text")))
 }

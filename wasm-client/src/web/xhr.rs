@@ -78,10 +78,10 @@ impl PartSink for XhrSink {
             xhr.set_request_header(name, value).map_err(js_err)?;
         }
         // A file is sliced (lazily: the browser streams the part from disk); a stream's part is
-        // a Blob of its chunks, made for this PUT (see `stream.rs` on why it is not kept).
+        // a Blob of its bytes, made for this PUT (see `stream.rs` on why it is not kept).
         let body = match blob.dyn_into::<Blob>() {
             Ok(file) => file.slice_with_f64_and_f64(start, end),
-            Err(chunks) => Blob::new_with_u8_array_sequence(&chunks),
+            Err(bytes) => Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&bytes)),
         }
         .map_err(js_err)?;
 
