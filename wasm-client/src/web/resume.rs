@@ -111,18 +111,17 @@ pub(crate) async fn fingerprint(blob: &Blob, name: &str) -> Result<Fingerprint, 
     // Blob sizes are whole numbers of bytes below 2^53.
     let size = blob.size() as u64;
     // Read at once rather than one after another: each read is a round trip to the browser's
-    // file reader.
-    let reads = sample_ranges(size)
-        .into_iter()
-        .map(|range| {
-            let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
-            Ok(JsFuture::from(slice.array_buffer()))
-        })
-        .collect::<Result<Vec<_>, JsValue>>()?;
-    let samples: Vec<Vec<u8>> = futures::future::try_join_all(reads)
-        .await?
+    // file reader. Awaited as one `Promise.all` (which fails with the first read that fails):
+    // `try_join_all` would bring its own set of futures into the page for this one call.
+    let reads = js_sys::Array::new();
+    for range in sample_ranges(size) {
+        let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
+        reads.push(&slice.array_buffer());
+    }
+    let buffers: js_sys::Array = JsFuture::from(js_sys::Promise::all(&reads)).await?.into();
+    let samples: Vec<Vec<u8>> = buffers
         .iter()
-        .map(|buffer| js_sys::Uint8Array::new(buffer).to_vec())
+        .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
         .collect();
     let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
     Ok(Fingerprint {
