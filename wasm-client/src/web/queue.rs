@@ -179,14 +179,10 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-const EVENTS: [&str; 6] = [
-    "progress",
-    "item-state",
-    "item-progress",
-    "item-complete",
-    "item-error",
-    "idle",
-];
+/// The events `on` takes, as its error names them: one string rather than a list joined when
+/// the error is written (`join` is a kilobyte of code), split at its commas (a `char`: no
+/// substring searcher, which splitting at `", "` would bring, 611 gzipped bytes).
+const EVENTS: &str = "progress, item-state, item-progress, item-complete, item-error, idle";
 
 /// Uploads many files with one limit of PUTs in flight across all of them.
 #[wasm_bindgen]
@@ -282,10 +278,12 @@ impl UploadQueue {
     /// Typed in the TypeScript section (`on<K extends QueueEvent>`).
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: String, listener: Function) -> Result<Function, JsValue> {
-        if !EVENTS.contains(&event.as_str()) {
+        if !EVENTS
+            .split(',')
+            .any(|name| name.trim_start_matches(' ') == event)
+        {
             return Err(error_to_js(&Error::InvalidOptions(format!(
-                "unknown queue event {event:?}; use one of {}",
-                EVENTS.join(", ")
+                "unknown queue event {event:?}; use one of {EVENTS}"
             ))));
         }
         let inner = &self.inner;
