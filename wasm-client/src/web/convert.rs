@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::engine::error::Decimal;
+use crate::engine::error::{Decimal, Quoted};
 use crate::engine::{Error, Progress, UploadResult};
 
 /// An options object passed from JS (`undefined` and `null` are an empty one).
@@ -169,8 +169,9 @@ impl<'a> JsOptions<'a> {
             let value = pair.get(1);
             let Some(value) = value.as_string() else {
                 return Err(Error::InvalidOptions(format!(
-                    "{}.{name}[{key:?}] must be a string, got {}",
+                    "{}.{name}[{}] must be a string, got {}",
                     self.what,
+                    Quoted(&key),
                     type_name(&value)
                 )));
             };

@@ -21,6 +21,7 @@ use super::engine::Config;
 use super::engine::{browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use super::stream::{Body, StreamSource};
+use crate::engine::error::Quoted;
 use crate::engine::{
     Control, DEFAULT_SINGLE_PUT_THRESHOLD, Error, FileInfo, ItemId, ItemState, Launch, PartMap,
     PartSource, ProgressCallback, Queue, QueueEvent, QueueOptions, QueueProgress, Slots,
@@ -283,7 +284,8 @@ impl UploadQueue {
             .any(|name| name.trim_start_matches(' ') == event)
         {
             return Err(error_to_js(&Error::InvalidOptions(format!(
-                "unknown queue event {event:?}; use one of {EVENTS}"
+                "unknown queue event {}; use one of {EVENTS}",
+                Quoted(&event)
             ))));
         }
         let inner = &self.inner;
@@ -544,7 +546,7 @@ impl Inner {
         for listener in listeners {
             if let Err(e) = listener.call1(&JsValue::UNDEFINED, &detail) {
                 web_sys::console::error_2(
-                    &format!("s3-direct: a queue {name:?} listener threw").into(),
+                    &format!("s3-direct: a queue {} listener threw", Quoted(name)).into(),
                     &e,
                 );
             }

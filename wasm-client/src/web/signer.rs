@@ -16,7 +16,7 @@ use s3_direct_protocol::wire::{
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::AbortController;
 
-use crate::engine::error::{truncate, xml_field};
+use crate::engine::error::{Quoted, truncate, xml_field};
 use crate::engine::{ApiError, CreatedUpload, PartMap, SignedBatch, Signer, SinglePutRequest};
 use crate::json::wire::{FromJson, ToJson, error_body};
 use crate::routes::Routes;
@@ -51,8 +51,8 @@ impl HttpSigner {
         };
         T::from_text(json).map_err(|e| {
             ApiError::InvalidResponse(format!(
-                "status {status}, body {:?}: {e}",
-                truncate(text.trim(), 200)
+                "status {status}, body {}: {e}",
+                Quoted(truncate(text.trim(), 200))
             ))
         })
     }
