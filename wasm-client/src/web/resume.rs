@@ -62,6 +62,9 @@ export function idb_remove_older_than(ms) {
     };
   }).catch(() => {});
 }
+export function sample_bytes(buffer) {
+  return new Uint8Array(buffer);
+}
 "#)]
 extern "C" {
     fn idb_open();
@@ -69,6 +72,9 @@ extern "C" {
     fn idb_save(key: &str, json: &str, updated: f64);
     fn idb_remove(key: &str);
     fn idb_remove_older_than(ms: f64);
+    /// An `ArrayBuffer`'s bytes, copied by the glue: `Uint8Array::to_vec` would bring its
+    /// length assertion and what that formats into the page.
+    fn sample_bytes(buffer: &JsValue) -> Vec<u8>;
 }
 
 /// Resume records in the origin's IndexedDB database `s3-direct`.
@@ -119,10 +125,7 @@ pub(crate) async fn fingerprint(blob: &Blob, name: &str) -> Result<Fingerprint, 
         reads.push(&slice.array_buffer());
     }
     let buffers: js_sys::Array = JsFuture::from(js_sys::Promise::all(&reads)).await?.into();
-    let samples: Vec<Vec<u8>> = buffers
-        .iter()
-        .map(|buffer| js_sys::Uint8Array::new(&buffer).to_vec())
-        .collect();
+    let samples: Vec<Vec<u8>> = buffers.iter().map(|buffer| sample_bytes(&buffer)).collect();
     let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
     Ok(Fingerprint {
         name: name.to_owned(),
