@@ -30,7 +30,9 @@ pub enum Error {
     ///
     /// In this and the next two variants `parts` is 0 when the file went as one presigned PUT
     /// (a small file in a queue): there is no multipart upload then, and nothing was stored.
-    #[error("{}: PUT returned {status}{}{}", which(*.part, *.parts), s3_detail(.body), gave_up(*.attempts, *.parts))]
+    /// Statuses are written as `u32` here and below: `u16`'s `Display` would be one more copy
+    /// of the integer formatting in the page.
+    #[error("{}: PUT returned {}{}{}", which(*.part, *.parts), u32::from(*.status), s3_detail(.body), gave_up(*.attempts, *.parts))]
     PartStatus {
         part: u32,
         parts: u32,
@@ -259,7 +261,7 @@ impl fmt::Display for ApiCall {
 pub enum ApiError {
     /// The server answered with a status outside 2xx. `code` and `message` come from its JSON
     /// `{error, message}` body when it sent one (a proxy in front of it may not).
-    #[error("the signing server answered {status}{}", api_detail(.code, .message))]
+    #[error("the signing server answered {}{}", u32::from(*.status), api_detail(.code, .message))]
     Status {
         status: u16,
         code: Option<String>,
@@ -330,7 +332,7 @@ pub enum PutError {
     #[error("file unreadable: {0}")]
     Unreadable(String),
     /// The store answered with a status outside 2xx; `body` is the start of its answer.
-    #[error("status {status}")]
+    #[error("status {}", u32::from(*.status))]
     Status {
         status: u16,
         body: String,

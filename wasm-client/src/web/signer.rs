@@ -51,7 +51,8 @@ impl HttpSigner {
         };
         T::from_text(json).map_err(|e| {
             ApiError::InvalidResponse(format!(
-                "status {status}, body {}: {e}",
+                "status {}, body {}: {e}",
+                u32::from(status),
                 Quoted(truncate(text.trim(), 200))
             ))
         })
