@@ -22,6 +22,7 @@ use web_sys::{AbortController, AbortSignal};
 
 use crate::engine::error::{Quoted, truncate, xml_field};
 use crate::engine::{ApiError, CreatedUpload, PartMap, SignedBatch, Signer, SinglePutRequest};
+use crate::json::Json;
 use crate::json::wire::{FromJson, ToJson, error_body};
 use crate::routes::Routes;
 
@@ -81,7 +82,8 @@ impl HttpSigner {
         }
     }
 
-    /// Sends one call and reads its JSON answer.
+    /// Sends one call and reads its JSON answer. Only the reading is typed by the answer: the
+    /// request, the parse and the messages are in `send`, once for the seven calls.
     async fn call<T: FromJson>(
         &self,
         method: &'static str,
@@ -89,30 +91,19 @@ impl HttpSigner {
         body: Option<&dyn ToJson>,
     ) -> Result<T, ApiError> {
         let body = body.map(|b| b.to_json().to_text());
-        let (status, text) = self.send(method, url, body).await?;
-        let json = if text.trim().is_empty() {
-            "null"
-        } else {
-            &text
-        };
-        T::from_text(json).map_err(|e| {
-            ApiError::InvalidResponse(format!(
-                "status {}, body {}: {e}",
-                u32::from(status),
-                Quoted(truncate(text.trim(), 200))
-            ))
-        })
+        let answer = self.send(method, url, body).await?;
+        T::from_json(&answer.json).map_err(|e| invalid_answer(answer.status, &answer.text, &e))
     }
 
-    /// Sends one call: the status and the body of a 2xx answer. Boxed, so that the module holds
-    /// this code once rather than inlined into each call's future: 7,348 bytes of the page
-    /// (1,856 gzipped) for the seven calls.
+    /// Sends one call: a 2xx answer, its body parsed. Boxed, so that the module holds this code
+    /// once rather than inlined into each call's future: 7,348 bytes of the page (1,856
+    /// gzipped) for the seven calls.
     fn send(
         &self,
         method: &'static str,
         url: String,
         body: Option<String>,
-    ) -> LocalBoxFuture<'_, Result<(u16, String), ApiError>> {
+    ) -> LocalBoxFuture<'_, Result<Answer, ApiError>> {
         Box::pin(async move {
             let controller = AbortController::new().map_err(|e| ApiError::Network(js_text(&e)))?;
             let abort = AbortOnDrop(Some(controller.clone()));
@@ -138,9 +129,34 @@ impl HttpSigner {
                     .map(|s| s.saturating_mul(1000));
                 return Err(status_error(status, &text, retry_after_ms));
             }
-            Ok((status, text))
+            let json = if text.trim().is_empty() {
+                Ok(Json::Null)
+            } else {
+                Json::parse(&text)
+            };
+            match json {
+                Ok(json) => Ok(Answer { status, text, json }),
+                Err(e) => Err(invalid_answer(status, &text, &e)),
+            }
         })
     }
+}
+
+/// A 2xx answer of the signing server.
+struct Answer {
+    status: u16,
+    text: String,
+    /// `text` parsed; an empty body reads as `null`.
+    json: Json,
+}
+
+/// A 2xx answer that is not JSON, or not what the call expects: `e` says why.
+fn invalid_answer(status: u16, text: &str, e: &str) -> ApiError {
+    ApiError::InvalidResponse(format!(
+        "status {}, body {}: {e}",
+        u32::from(status),
+        Quoted(truncate(text.trim(), 200))
+    ))
 }
 
 fn status_error(status: u16, text: &str, retry_after_ms: Option<u64>) -> ApiError {
