@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::signer::js_text;
 use crate::engine::error::{Decimal, Quoted};
 use crate::engine::{Error, Progress, UploadResult};
 
@@ -62,7 +63,11 @@ impl<'a> JsOptions<'a> {
             return Ok(None);
         };
         let v = Reflect::get(object, &JsValue::from_str(name)).map_err(|e| {
-            Error::InvalidOptions(format!("{}.{name} cannot be read: {e:?}", self.what))
+            Error::InvalidOptions(format!(
+                "{}.{name} cannot be read: {}",
+                self.what,
+                js_text(&e)
+            ))
         })?;
         Ok((!v.is_undefined() && !v.is_null()).then_some(v))
     }

@@ -39,6 +39,20 @@ export function signer_request(method, url, headers, body, signal) {
     throw String(e);
   }
 }
+export function js_text(value) {
+  if (value instanceof Error) return String(value.message);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'function') return `Function(${value.name})`;
+  if (value !== null && typeof value === 'object') {
+    const name = Object.prototype.toString.call(value).slice(8, -1);
+    if (name !== 'Object' && name !== 'Array') return name;
+  }
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch (_) {}
+  return String(value);
+}
 export function signer_send(request) {
   return fetch(request)
     .then((r) => r.text().then((text) => [r.status, text, r.headers.get('retry-after')]))
@@ -59,6 +73,11 @@ extern "C" {
     ) -> Result<JsValue, JsValue>;
     /// `fetch(request)`, resolving with `[status, body text, Retry-After or null]`.
     fn signer_send(request: &JsValue) -> Promise;
+    /// A JS exception (or any value) as text: an `Error`'s message, a string itself, an object
+    /// of a class other than `Object` and `Array` its class's name (`ArrayBuffer`), anything
+    /// else as JSON or `String(value)`. Written in JS rather than with `JsValue`'s `Debug`,
+    /// which brings wasm-bindgen's `debugString` into the glue.
+    pub(crate) fn js_text(value: &JsValue) -> String;
 }
 
 /// The signing server at one endpoint.
@@ -197,14 +216,6 @@ impl Drop for AbortOnDrop {
             controller.abort();
         }
     }
-}
-
-/// A JS exception as text.
-pub(crate) fn js_text(value: &JsValue) -> String {
-    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
-        return String::from(e.message());
-    }
-    value.as_string().unwrap_or_else(|| format!("{value:?}"))
 }
 
 impl Signer for HttpSigner {
