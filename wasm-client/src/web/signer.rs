@@ -9,6 +9,7 @@
 //! of the page).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use futures::future::LocalBoxFuture;
 use js_sys::{Array, Promise};
@@ -219,57 +220,65 @@ impl Drop for AbortOnDrop {
 }
 
 impl Signer for HttpSigner {
-    async fn create(&self, request: &CreateMultipartRequest) -> Result<CreatedUpload, ApiError> {
+    fn create(
+        &self,
+        request: &CreateMultipartRequest,
+    ) -> impl Future<Output = Result<CreatedUpload, ApiError>> {
         self.call("POST", self.routes.create(), Some(request as &dyn ToJson))
-            .await
     }
 
-    async fn sign_parts(
+    fn sign_parts(
         &self,
         upload: &CreateMultipartResponse,
         parts: &[u32],
         checksums: &PartMap<String>,
         lengths: &PartMap<u64>,
-    ) -> Result<SignedBatch, ApiError> {
+    ) -> impl Future<Output = Result<SignedBatch, ApiError>> {
         let url =
             self.routes
                 .sign_batch_with(&upload.upload_id, &upload.key, parts, checksums, lengths);
-        self.call("GET", url, None).await
+        self.call("GET", url, None)
     }
 
-    async fn complete(
+    fn complete(
         &self,
         upload: &CreateMultipartResponse,
         request: &CompleteRequest,
-    ) -> Result<CompleteResponse, ApiError> {
+    ) -> impl Future<Output = Result<CompleteResponse, ApiError>> {
         let url = self.routes.complete(&upload.upload_id, &upload.key);
-        self.call("POST", url, Some(request as &dyn ToJson)).await
+        self.call("POST", url, Some(request as &dyn ToJson))
     }
 
-    async fn list_parts(
+    fn list_parts(
         &self,
         upload: &CreateMultipartResponse,
-    ) -> Result<Vec<ListedPart>, ApiError> {
+    ) -> impl Future<Output = Result<Vec<ListedPart>, ApiError>> {
         let url = self.routes.list_parts(&upload.upload_id, &upload.key);
-        self.call("GET", url, None).await
+        self.call("GET", url, None)
     }
 
-    async fn single_put(&self, request: &SinglePutRequest) -> Result<SinglePutParams, ApiError> {
+    fn single_put(
+        &self,
+        request: &SinglePutRequest,
+    ) -> impl Future<Output = Result<SinglePutParams, ApiError>> {
         let url = self.routes.single_put(request);
-        self.call("GET", url, None).await
+        self.call("GET", url, None)
     }
 
-    async fn complete_single(
+    fn complete_single(
         &self,
         request: &ObjectCompleteRequest,
-    ) -> Result<CompleteResponse, ApiError> {
+    ) -> impl Future<Output = Result<CompleteResponse, ApiError>> {
         let url = self.routes.complete_single();
-        self.call("POST", url, Some(request as &dyn ToJson)).await
+        self.call("POST", url, Some(request as &dyn ToJson))
     }
 
-    async fn abort(&self, upload: &CreateMultipartResponse) -> Result<(), ApiError> {
+    fn abort(
+        &self,
+        upload: &CreateMultipartResponse,
+    ) -> impl Future<Output = Result<(), ApiError>> {
         let url = self.routes.abort(&upload.upload_id, &upload.key);
         // The answer is `{}`, and nothing in it is needed (an empty body reads as `null`).
-        self.call("DELETE", url, None).await
+        self.call("DELETE", url, None)
     }
 }
