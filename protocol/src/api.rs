@@ -36,12 +36,12 @@ pub fn fill(template: &str, values: &[&str]) -> String {
         String::with_capacity(template.len() + values.iter().map(|v| v.len()).sum::<usize>());
     let mut values = values.iter();
     let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
+    // `split_once` rather than slicing at found indices: nothing here can panic, so a client
+    // that builds its routes with this carries no slice-error message.
+    while let Some((before, after)) = rest.split_once('{') {
+        out.push_str(before);
         out.push_str(values.next().copied().unwrap_or_default());
-        rest = rest[open..]
-            .find('}')
-            .map_or("", |close| &rest[open + close + 1..]);
+        rest = after.split_once('}').map_or("", |(_, r)| r);
     }
     out.push_str(rest);
     out

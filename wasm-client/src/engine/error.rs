@@ -30,7 +30,9 @@ pub enum Error {
     ///
     /// In this and the next two variants `parts` is 0 when the file went as one presigned PUT
     /// (a small file in a queue): there is no multipart upload then, and nothing was stored.
-    #[error("{}: PUT returned {status}{}{}", which(*.part, *.parts), s3_detail(.body), gave_up(*.attempts, *.parts))]
+    /// Statuses are written as `u32` here and below: `u16`'s `Display` would be one more copy
+    /// of the integer formatting in the page.
+    #[error("{}: PUT returned {}{}{}", which(*.part, *.parts), u32::from(*.status), s3_detail(.body), gave_up(*.attempts, *.parts))]
     PartStatus {
         part: u32,
         parts: u32,
@@ -259,7 +261,7 @@ impl fmt::Display for ApiCall {
 pub enum ApiError {
     /// The server answered with a status outside 2xx. `code` and `message` come from its JSON
     /// `{error, message}` body when it sent one (a proxy in front of it may not).
-    #[error("the signing server answered {status}{}", api_detail(.code, .message))]
+    #[error("the signing server answered {}{}", u32::from(*.status), api_detail(.code, .message))]
     Status {
         status: u16,
         code: Option<String>,
@@ -330,7 +332,7 @@ pub enum PutError {
     #[error("file unreadable: {0}")]
     Unreadable(String),
     /// The store answered with a status outside 2xx; `body` is the start of its answer.
-    #[error("status {status}")]
+    #[error("status {}", u32::from(*.status))]
     Status {
         status: u16,
         body: String,
@@ -526,7 +528,44 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    // Not `&s[..end]`: a slice that cannot fail keeps the slice-error message (and what it
+    // formats) out of the page.
+    s.split_at_checked(end).map_or(s, |(head, _)| head)
+}
+
+/// `s` in double quotes, its quotes, backslashes and control characters escaped: what `{:?}`
+/// writes for text (a control character other than `\n`, `\r` and `\t` as `\u{…}`), without
+/// `str`'s `Debug` and the Unicode tables it reads.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        f.write_str("\"")?;
+        // Where the text not yet written starts.
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if c.is_control() => "",
+                _ => continue,
+            };
+            // `char_indices` yields character boundaries: `get` cannot miss.
+            f.write_str(s.get(plain..i).unwrap_or_default())?;
+            if escape.is_empty() {
+                write!(f, "\\u{{{:x}}}", c as u32)?;
+            } else {
+                f.write_str(escape)?;
+            }
+            plain = i + c.len_utf8();
+        }
+        f.write_str(s.get(plain..).unwrap_or_default())?;
+        f.write_str("\"")
+    }
 }
 
 #[cfg(test)]
@@ -739,5 +778,27 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abc", 0), "");
+        assert_eq!(truncate("é", 1), "");
+    }
+
+    #[test]
+    fn quoted_writes_what_debug_writes() {
+        for s in [
+            "",
+            "plain",
+            "say \"hi\"",
+            r"C:\dir\file",
+            "two\nlines\r\n\ttabbed",
+            "héllo wörld ✓ 日本",
+            "\"",
+            "\\",
+            "\u{1b}[31m red \u{7f} \u{85}",
+            "ends with a quote\"",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"), "{s:?}");
+        }
+        assert_eq!(Quoted("a\0b").to_string(), r#""a\u{0}b""#);
     }
 }

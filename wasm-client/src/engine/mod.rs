@@ -1,7 +1,7 @@
 //! The upload engine: plain Rust that decides what to request and when.
 //!
 //! It never touches the browser. The signing server, the store, time and the network status are
-//! reached through the traits in [`ports`] — implemented with `XMLHttpRequest`, gloo-net,
+//! reached through the traits in [`ports`] — implemented with `XMLHttpRequest`, `fetch`,
 //! `setTimeout` and `navigator.onLine` in `crate::web`, and with scripted fakes and a manual clock
 //! in the tests — so every policy here runs natively and deterministically under `cargo test`.
 

@@ -1,6 +1,6 @@
 //! The engine's ports: the outside world as traits the engine owns.
 //!
-//! The browser implements them in `crate::web` (gloo-net for the signing server, `XMLHttpRequest`
+//! The browser implements them in `crate::web` (`fetch` for the signing server, `XMLHttpRequest`
 //! for part PUTs, `Date.now()` and `setTimeout` for time, `navigator.onLine` and its events for the
 //! network); the engine's tests implement them with scripted fakes and a manual clock.
 //! Everything is single-threaded: futures need not be `Send`, which is what the browser's

@@ -13,6 +13,7 @@ use s3_direct_protocol::wire::{
 };
 
 use super::Json;
+use crate::engine::error::Quoted;
 use crate::engine::{CreatedUpload, Fingerprint, PartMap, RecordedPart, ResumeRecord, SignedBatch};
 
 /// A value read from JSON.
@@ -117,7 +118,8 @@ impl<'a> Fields<'a> {
     fn algorithm(&self, name: &str) -> Option<ChecksumAlgorithm> {
         self.read(name, |v| {
             let name = string(v)?;
-            ChecksumAlgorithm::parse(&name).ok_or_else(|| format!("unknown algorithm {name:?}"))
+            ChecksumAlgorithm::parse(&name)
+                .ok_or_else(|| format!("unknown algorithm {}", Quoted(&name)))
         })
     }
 }
@@ -145,7 +147,7 @@ fn whole(value: &Json) -> Result<u64, String> {
 
 fn part_number(name: &str) -> Result<u32, String> {
     name.parse()
-        .map_err(|_| format!("{name:?} is not a part number"))
+        .map_err(|_| format!("{} is not a part number", Quoted(name)))
 }
 
 // The maps below are filled one field at a time: `collect` into a `BTreeMap` sorts first, a

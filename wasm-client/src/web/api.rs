@@ -16,6 +16,7 @@ use super::convert::{JsOptions, error_to_js, progress_to_js, relative_path, resu
 use super::engine::{Config, browser_engine, resume_fingerprint};
 use super::resume::IdbResumeStore;
 use super::stream::{Body, StreamSource};
+use crate::engine::error::Quoted;
 use crate::engine::{
     ChecksumChoice, Control, Error, FileInfo, Fingerprint, Progress, RetryPolicy, RunState,
     StallDetector, StallTimeout, UploadOptions,
@@ -365,7 +366,8 @@ pub(super) fn read_config(options: &JsValue) -> Result<Config, Error> {
                     .ok_or_else(|| {
                         Error::InvalidOptions(format!(
                             "options.checksum must be \"auto\", \"off\", \"md5\", \"crc32\", \
-                             \"crc32c\" or \"sha256\", got {name:?}"
+                             \"crc32c\" or \"sha256\", got {}",
+                            Quoted(name)
                         ))
                     })?,
             ),

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::engine::error::Decimal;
+use super::signer::js_text;
+use crate::engine::error::{Decimal, Quoted};
 use crate::engine::{Error, Progress, UploadResult};
 
 /// An options object passed from JS (`undefined` and `null` are an empty one).
@@ -62,7 +63,11 @@ impl<'a> JsOptions<'a> {
             return Ok(None);
         };
         let v = Reflect::get(object, &JsValue::from_str(name)).map_err(|e| {
-            Error::InvalidOptions(format!("{}.{name} cannot be read: {e:?}", self.what))
+            Error::InvalidOptions(format!(
+                "{}.{name} cannot be read: {}",
+                self.what,
+                js_text(&e)
+            ))
         })?;
         Ok((!v.is_undefined() && !v.is_null()).then_some(v))
     }
@@ -169,8 +174,9 @@ impl<'a> JsOptions<'a> {
             let value = pair.get(1);
             let Some(value) = value.as_string() else {
                 return Err(Error::InvalidOptions(format!(
-                    "{}.{name}[{key:?}] must be a string, got {}",
+                    "{}.{name}[{}] must be a string, got {}",
                     self.what,
+                    Quoted(&key),
                     type_name(&value)
                 )));
             };

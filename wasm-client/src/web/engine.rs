@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
-use futures::FutureExt;
-
 use web_sys::Blob;
 
 use super::checksum::{SharedHasher, WorkerChecksummer};
@@ -80,5 +78,5 @@ pub(super) fn resume_fingerprint<'a>(
         return None;
     }
     IdbResumeStore::open();
-    Some(fingerprint(blob, filename).map(Result::ok))
+    Some(async move { fingerprint(blob, filename).await.ok() })
 }

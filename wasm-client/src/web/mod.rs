@@ -4,7 +4,7 @@
 //! callbacks and implement traits; every decision about what to request when lives in
 //! [`crate::engine`], where it is tested natively.
 //!
-//! - [`signer`]: the signing API over `fetch` (gloo-net).
+//! - [`signer`]: the signing API over `fetch`.
 //! - [`xhr`]: part PUTs over `XMLHttpRequest`, for upload progress.
 //! - [`checksum`]: part checksums in a Web Worker.
 //! - [`stream`]: a `ReadableStream` cut into parts, and where a part's bytes are (file or stream).

@@ -62,6 +62,9 @@ export function idb_remove_older_than(ms) {
     };
   }).catch(() => {});
 }
+export function sample_bytes(buffer) {
+  return new Uint8Array(buffer);
+}
 "#)]
 extern "C" {
     fn idb_open();
@@ -69,6 +72,9 @@ extern "C" {
     fn idb_save(key: &str, json: &str, updated: f64);
     fn idb_remove(key: &str);
     fn idb_remove_older_than(ms: f64);
+    /// An `ArrayBuffer`'s bytes, copied by the glue: `Uint8Array::to_vec` would bring its
+    /// length assertion and what that formats into the page.
+    fn sample_bytes(buffer: &JsValue) -> Vec<u8>;
 }
 
 /// Resume records in the origin's IndexedDB database `s3-direct`.
@@ -111,19 +117,15 @@ pub(crate) async fn fingerprint(blob: &Blob, name: &str) -> Result<Fingerprint, 
     // Blob sizes are whole numbers of bytes below 2^53.
     let size = blob.size() as u64;
     // Read at once rather than one after another: each read is a round trip to the browser's
-    // file reader.
-    let reads = sample_ranges(size)
-        .into_iter()
-        .map(|range| {
-            let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
-            Ok(JsFuture::from(slice.array_buffer()))
-        })
-        .collect::<Result<Vec<_>, JsValue>>()?;
-    let samples: Vec<Vec<u8>> = futures::future::try_join_all(reads)
-        .await?
-        .iter()
-        .map(|buffer| js_sys::Uint8Array::new(buffer).to_vec())
-        .collect();
+    // file reader. Awaited as one `Promise.all` (which fails with the first read that fails):
+    // `try_join_all` would bring its own set of futures into the page for this one call.
+    let reads = js_sys::Array::new();
+    for range in sample_ranges(size) {
+        let slice = blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)?;
+        reads.push(&slice.array_buffer());
+    }
+    let buffers: js_sys::Array = JsFuture::from(js_sys::Promise::all(&reads)).await?.into();
+    let samples: Vec<Vec<u8>> = buffers.iter().map(|buffer| sample_bytes(&buffer)).collect();
     let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
     Ok(Fingerprint {
         name: name.to_owned(),

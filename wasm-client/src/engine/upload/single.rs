@@ -14,7 +14,7 @@ use super::attempt::{PutDone, PutOutcome, Retry, part_error, part_headers};
 use super::wait::cancelled;
 use super::{ChecksumChoice, Engine, FileInfo, UploadResult};
 use crate::engine::control::{Control, RunState};
-use crate::engine::error::{ApiCall, ApiError, Error};
+use crate::engine::error::{ApiCall, ApiError, Error, Quoted};
 use crate::engine::ports::{PartSink, Signer, SinglePutRequest};
 use crate::engine::progress::{Phase, Reporter};
 use crate::engine::retry::Attempts;
@@ -238,8 +238,9 @@ impl<S: Signer, P: PartSink> SinglePut<'_, S, P> {
             return Err(Error::Api {
                 call: ApiCall::SinglePut,
                 source: ApiError::InvalidResponse(format!(
-                    "expected a presigned PUT URL, got method {:?} and URL {:?}",
-                    params.method, params.url
+                    "expected a presigned PUT URL, got method {} and URL {}",
+                    Quoted(&params.method),
+                    Quoted(&params.url)
                 )),
             });
         }
