@@ -121,6 +121,40 @@ fn with_checksums_each_part_is_signed_once_cut_and_hashed() {
 }
 
 #[test]
+fn a_stream_part_that_cannot_be_hashed_fails_the_stream_and_aborts_its_upload() {
+    // In a browser: the checksum worker that held the part's bytes stopped answering.
+    let script = Script {
+        checksum: Some(ChecksumAlgorithm::Crc32c),
+        unreadable: Some(2),
+        ..Script::default()
+    };
+    let source = Rc::new(FakeSource::default());
+    let total = 3 * PART;
+    let mut h = Harness::streaming(source.clone(), Some(total), None, options(2), script);
+    source.push(total);
+    source.end();
+    h.run();
+    let e = h.error();
+    assert_eq!((e.code(), e.part()), ("stream_failed", Some(2)));
+    assert!(
+        matches!(
+            e,
+            Error::StreamFailed {
+                kept: false,
+                cleanup: None,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the stream failed while part 2 was being read (NotReadableError); the upload was aborted"
+    );
+    assert_eq!(h.signer.aborts(), 1);
+}
+
+#[test]
 fn progress_has_no_total_until_the_stream_ends_and_reaches_it_only_when_complete() {
     let total = 2 * PART + 10;
     let (mut h, source) = stream(Some(total), options(2));

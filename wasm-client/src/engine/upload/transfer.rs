@@ -513,6 +513,16 @@ impl<'a, S: Signer, P: PartSink> Transfer<'a, S, P> {
                     self.sums.insert(part, digest::tagged(*algorithm, &sum));
                 }
             }
+            // A stream's part cannot be read again: its bytes are gone (the checksum worker that
+            // held them stopped answering), so the stream, not a file, failed.
+            Some(Err(e)) if self.m.stream.is_some() => {
+                return Err(Stop::Failed(Error::StreamFailed {
+                    part,
+                    message: e.message,
+                    kept: false,
+                    cleanup: None,
+                }));
+            }
             Some(Err(e)) => {
                 let message = e.message;
                 return Err(Stop::Failed(Error::FileUnreadable { part, message }));
