@@ -23,9 +23,9 @@ const STREAM_PART_SIZE = 8 * MiB;
 
 /**
  * The memory bound of a stream's upload, over what making the same stream in a page of its own
- * grows the browser by (the producer's garbage, 99–126 MiB for 1 GiB here): the page's renderer
+ * grows the browser by (the producer's garbage, 30–133 MiB for 1 GiB here): the page's renderer
  * (the page and its checksum worker) by at most concurrency × part size + 64 MiB, the constant of
- * a file's bound (BENCHMARKS.md, "Memory bound"); measured 2 MiB more, and 40 MiB and 5 MiB less.
+ * a file's bound (BENCHMARKS.md, "Memory bound"); measured from 55 MiB less to 31 MiB more.
  */
 const PAGE_CONSTANT = 64 * MiB;
 
@@ -33,8 +33,8 @@ const PAGE_CONSTANT = 64 * MiB;
  * The whole browser's bound adds what the browser process holds on the page's behalf: each PUT
  * sends a Blob of its part, whose bytes stay in the browser's blob storage until the page's
  * collector frees the Blob, and nothing tells the collector their size. The upload grew the
- * browser process by 182–225 MiB in five runs of this test (1 GiB; web/stream.rs), the whole
- * browser by 146–243 MiB more than making the stream alone. When parts were held as their
+ * browser process by 179–225 MiB in nine runs of this test (1 GiB; web/stream.rs), the whole
+ * browser by 109–243 MiB more than making the stream alone. When parts were held as their
  * chunks and copied to the checksum worker, that was 330–415 MiB.
  */
 const BROWSER_CONSTANT = 320 * MiB;
