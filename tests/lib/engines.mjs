@@ -289,7 +289,11 @@ async function launchWebKit() {
     for (let attempt = 1; ; attempt += 1) {
       const wd = new Builder().usingServer(driver.url).withCapabilities(capabilities).build();
       const ready = wd.getSession().then(() => wd);
-      ready.catch(() => {}); // abandoned after a timeout, it rejects when its driver is stopped
+      // Abandoned after a timeout, both reject when the driver is stopped: `ready`, and the promise
+      // of the driver the builder makes (the builder's thenable `wd`, which nothing awaits then);
+      // unhandled, that rejection failed a whole test file after its tests had passed.
+      ready.catch(() => {});
+      wd.catch(() => {});
       let timer;
       const late = new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error('WebKitWebDriver gave no session in 30 s')), 30_000);
