@@ -67,8 +67,8 @@ pkgid="$(cargo pkgid -p s3-direct-wasm)"
 version="${pkgid##*[#@]}"
 cp "$crate_dir/README.md" "$out_dir/README.md"
 # Hand-written JS that ships with the generated glue (the <s3-direct-upload> widget, its types and
-# the folder module it imports on the first folder, the checksum worker's script, the stream spool
-# and its worker).
+# the folder module it imports on the first folder, the checksum worker's script, the stream part
+# store and the stream spool with its worker).
 if compgen -G "$crate_dir/js/*" >/dev/null; then
   cp "$crate_dir"/js/* "$out_dir/"
 fi
@@ -106,6 +106,7 @@ cat >"$out_dir/package.json" <<JSON
     "s3_direct_checksum.js",
     "s3_direct_checksum_bg.wasm",
     "checksum-worker.js",
+    "part-store.js",
     "snippets/",
     "widget.js",
     "widget.d.ts",

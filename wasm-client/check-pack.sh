@@ -69,6 +69,10 @@ const folders = await import(pathToFileURL(path.join(root, 'widget-folders.js'))
 if (typeof folders.walkDrop !== 'function' || typeof folders.Folder !== 'function') {
   throw new Error('widget-folders.js does not export walkDrop and Folder');
 }
+// The stream part store, imported and started as a worker by URL from the page module's snippet.
+if (!existsSync(path.join(root, 'part-store.js'))) throw new Error('the package lacks part-store.js, which stream uploads import');
+const store = await import(pathToFileURL(path.join(root, 'part-store.js')).href);
+if (typeof store.open !== 'function') throw new Error('part-store.js does not export open');
 // The spool's worker script, reached by URL from spool.js.
 if (!existsSync(path.join(root, 'spool-worker.js'))) throw new Error('the package lacks spool-worker.js, which s3-direct/spool starts');
 console.log(`check-pack.sh: s3-direct exports ${Object.keys(main).sort().join(', ')}`);

@@ -10,6 +10,7 @@
 # - widget: the <s3-direct-upload> element on top of that;
 # - widget folders: the widget's folder module, loaded on top of the widget when a folder is
 #   first chosen or dropped;
+# - part store: its script (the module and its worker), on top of the page, for uploads of streams;
 # - spool: `s3-direct/spool` and its worker's script, on top of the page, for pages that spool streams;
 # - checksum worker: its script, the checksum module's glue and module, loaded only by uploads
 #   that checksum their parts.
@@ -22,9 +23,10 @@ if [[ ! -f "$pkg/s3_direct_bg.wasm" ]]; then
 fi
 
 # Budgets in gzipped bytes: what the parts weighed when last cut down, with a little room.
-page_budget=118200
+page_budget=119100
 widget_budget=14200
 folders_budget=3300
+store_budget=2800
 spool_budget=6400
 worker_budget=55000
 
@@ -38,6 +40,7 @@ raw() { cat "$@" | wc -c; }
 page=("$pkg/s3_direct_bg.wasm" "$pkg/s3_direct.js" "$pkg"/snippets/*/*.js)
 widget=("$pkg/widget.js")
 folders=("$pkg/widget-folders.js")
+store=("$pkg/part-store.js")
 spool=("$pkg/spool.js" "$pkg/spool-worker.js")
 worker=("$pkg/checksum-worker.js" "$pkg/s3_direct_checksum.js" "$pkg/s3_direct_checksum_bg.wasm")
 
@@ -57,6 +60,7 @@ check() { # name budget files...
 check page "$page_budget" "${page[@]}"
 check widget "$widget_budget" "${widget[@]}"
 check "widget folders" "$folders_budget" "${folders[@]}"
+check "part store" "$store_budget" "${store[@]}"
 check spool "$spool_budget" "${spool[@]}"
 check "checksum worker" "$worker_budget" "${worker[@]}"
 exit "$status"

@@ -8,10 +8,10 @@
 //! the pattern bundlers (Vite, webpack 5) recognise, so a bundled app gets a worker bundle with the
 //! script, the checksum module's glue and its `.wasm`, and an unbundled page loads the files as
 //! they are. Each part of a file arrives as a `Blob` slice (no copy: the worker reads it from
-//! disk), a stream's part as its bytes, transferred to the worker and back with the answer
-//! (`stream.rs` says why not as a Blob; bytes sent before the worker first answers are copied, in
-//! case its script does not load), and the upload's composite checksum is asked of the worker
-//! too. A stream's part lent to a worker that stops answering is lost with it when `restart`
+//! disk), a stream's part as its file in the part store, or where it has none as its bytes,
+//! transferred to the worker and back with the answer (`stream.rs` says why not as a Blob; bytes
+//! sent before the worker first answers are copied, in case its script does not load), and the
+//! upload's composite checksum is asked of the worker too. A stream's part lent to a worker that stops answering is lost with it when `restart`
 //! ends that worker: that part's checksum then fails. Where a worker cannot be started or its
 //! script cannot load (no `Worker`, a strict CSP, a bundler that leaves the URL pointing nowhere),
 //! the page imports the same script and hashes on the calling thread instead, which is correct but

@@ -29,6 +29,10 @@ use crate::routes::Routes;
 
 // Headers are set in order, each replacing one of the same name: `Accept`, the caller's, then
 // the body's `Content-Type`. Errors reach Rust as their `toString()` ("TypeError: ...").
+// `part_store` (for `stream.rs`) is here too, so that the page loads no snippet file more: a
+// stream's part store, whose calls wait for the package's `part-store.js` (imported at the
+// stream's first part, by the literal path bundlers recognise); without that file or OPFS, `put`
+// answers the bytes alone.
 #[wasm_bindgen(inline_js = r#"
 export function signer_request(method, url, headers, body, signal) {
   try {
@@ -53,6 +57,16 @@ export function js_text(value) {
     if (json !== undefined) return json;
   } catch (_) {}
   return String(value);
+}
+export function part_store() {
+  const store = import('../../part-store.js').then((m) => m.open()).catch((e) => {
+    console.warn('s3-direct: no part store, keeping stream parts in memory:', e);
+  });
+  return {
+    put: (bytes) => store.then((s) => (s ? s.put(bytes) : { bytes })),
+    release: (slot) => store.then((s) => s?.release(slot)),
+    close: () => store.then((s) => s?.close()),
+  };
 }
 export function signer_send(request) {
   return fetch(request)
@@ -79,6 +93,8 @@ extern "C" {
     /// else as JSON or `String(value)`. Written in JS rather than with `JsValue`'s `Debug`,
     /// which brings wasm-bindgen's `debugString` into the glue.
     pub(crate) fn js_text(value: &JsValue) -> String;
+    /// The part store of one stream's upload (`stream.rs`).
+    pub(crate) fn part_store() -> super::stream::PartStore;
 }
 
 /// The signing server at one endpoint.

@@ -6,22 +6,28 @@
 //! cut is dropped. Nothing is read ahead of the part being cut beyond the rest of its last chunk:
 //! the engine's backpressure (at most `concurrency` parts held) is the stream's.
 //!
-//! A cut part is copied into a buffer of the part's size, and a released part's buffer is reused
-//! for the next part, so the upload allocates at most its `concurrency` + 1 buffers whatever the
-//! stream's length, and the stream's chunks are dropped as soon as they are copied. Each PUT
-//! sends a Blob of the buffer; the checksum worker gets the buffer itself, transferred and
-//! transferred back (no copy), so the part is lent out while it is hashed ([`StreamSource::hash`]).
-//! What waits for a garbage collector is then only one Blob per PUT (its bytes in the browser
-//! process's blob storage) and the stream's own chunks. With a 1 GiB stream in Chromium, the page
-//! grows no more than making the stream alone does, the browser process by about 200 MiB of Blob
-//! bytes whatever the stream's length; parts held as their chunks, with a copy for the worker,
-//! grew the browser by 100–200 MiB more. BENCHMARKS.md, "Memory of a stream", has the numbers.
+//! A cut part is copied into a buffer of the part's size, and the stream's chunks are dropped as
+//! soon as they are copied. The part is then written to a file of the upload's part store
+//! (`part-store.js`: the origin-private file system, written by a worker of its own), and its
+//! PUTs and its checksum read that file, a disk-backed `File`; its buffer is reused for the next
+//! part at once. Where there is no part store (no OPFS, as in WebKitGTK under automation, or its
+//! worker cannot write), the part stays in its buffer: each PUT sends a Blob of it, the checksum
+//! worker gets the buffer itself, transferred and transferred back (no copy), so the part is lent
+//! out while it is hashed ([`StreamSource::hash`]), and a released part's buffer is reused, so
+//! the upload allocates at most its `concurrency` + 1 buffers whatever the stream's length.
 //!
-//! A part is not kept as one Blob for all its PUTs and hashing: a Blob's bytes live in the
-//! browser's blob storage until every handle to it is garbage-collected, and nothing tells the
-//! collector how large it is. Handed to the checksum worker (whose heap hardly grows, so it
-//! seldom collects), every part's Blob stayed alive: a 1 GiB stream uploaded with checksums failed
-//! at part 63, the worker's reads refused (blob storage full).
+//! Why files: a Blob's bytes live in the browser's blob storage until every handle to it is
+//! garbage-collected, which a page cannot hasten and whose size does not hasten it. With a Blob of
+//! its buffer per PUT, a 1 GiB stream grew Chromium's browser process by 179–225 MiB, whatever the
+//! stream's length; with the parts in files, by about 30 MiB, and the whole browser by no more
+//! than making the stream alone does. BENCHMARKS.md, "Memory of a stream", has the numbers. A
+//! part is not kept as one Blob for all its PUTs and hashing either: handed to the checksum
+//! worker (whose heap hardly grows, so it seldom collects), every part's Blob stayed alive, and a
+//! 1 GiB stream uploaded with checksums failed at part 63, the worker's reads refused (blob storage
+//! full).
+//!
+//! The part store's files go when the stream has ended and every part is stored, when the upload
+//! stops, or, after a crash, when a later page opens a part store.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -36,7 +42,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, ReadableStream, ReadableStreamDefaultReader};
 
-use super::signer::js_text;
+use super::signer::{js_text, part_store};
 use crate::engine::{PartSource, SourceError};
 
 /// The bytes an upload sends: a file (sliced lazily from disk) or a stream's cut parts.
@@ -56,9 +62,14 @@ impl Body {
             Body::File(file) => Ok((file.into(), range.start as f64, range.end as f64)),
             Body::Stream(source) => {
                 let reading = source.0.borrow();
-                let bytes = reading.held(range.start)?.bytes.clone();
+                let held = reading.held(range.start)?;
+                let len = (range.end - range.start) as f64;
+                if let Some((file, _)) = &held.file {
+                    return Ok((file.into(), 0.0, len));
+                }
+                let bytes = held.bytes.clone();
                 let bytes = bytes.ok_or("the stream's part is with the checksum worker")?;
-                Ok((bytes.into(), 0.0, (range.end - range.start) as f64))
+                Ok((bytes.into(), 0.0, len))
             }
         }
     }
@@ -83,14 +94,29 @@ struct Reading {
     held: Vec<Held>,
     /// Buffers of released parts (each a whole part's size), reused by the next cuts.
     spare: Vec<Uint8Array>,
+    /// Where cut parts are written (`part-store.js`).
+    store: Store,
+    /// Parts being written to the store.
+    storing: u32,
+}
+
+/// The part store of an upload: made at the first part, closed once every part is stored.
+#[derive(Debug)]
+enum Store {
+    Unmade,
+    Open(PartStore),
+    Closed,
 }
 
 #[derive(Debug)]
 struct Held {
     part: u32,
     start: u64,
-    /// The part's bytes (a view of its buffer), `None` while lent to the checksum worker.
+    /// The part's bytes (a view of its buffer), `None` while lent to the checksum worker or
+    /// when they are in `file`.
     bytes: Option<Uint8Array>,
+    /// The part's file in the part store, and its slot there.
+    file: Option<(Blob, u32)>,
     /// Their checksum's answer while they are lent.
     hashing: Option<Promise>,
 }
@@ -105,6 +131,30 @@ impl Reading {
         if !self.cancelled {
             self.spare.push(Uint8Array::new(&bytes.buffer()));
         }
+    }
+
+    /// The part store, made at the first part; `None` once it is closed.
+    fn store(&mut self) -> Option<PartStore> {
+        if let Store::Unmade = self.store {
+            self.store = Store::Open(part_store());
+        }
+        match &self.store {
+            Store::Open(store) if !self.cancelled => Some(store.clone()),
+            _ => None,
+        }
+    }
+
+    /// Removes the part store's files; parts cut later are kept in memory.
+    fn close_store(&mut self) {
+        if let Store::Open(store) = std::mem::replace(&mut self.store, Store::Closed) {
+            store.close();
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.close_store();
     }
 }
 
@@ -121,6 +171,8 @@ impl StreamSource {
                 next: 0,
                 held: Vec::new(),
                 spare: Vec::new(),
+                store: Store::Unmade,
+                storing: 0,
             })))
         })
     }
@@ -140,6 +192,9 @@ impl StreamSource {
         let held = held.ok_or("the stream's part was released")?;
         if let Some(hashing) = &held.hashing {
             return Ok(hashing.clone());
+        }
+        if let Some((file, _)) = &held.file {
+            return Ok(ask(file));
         }
         // Lent and never given back: a checksum worker that stopped answering took it with it.
         let lost = "the stream's part was lost with a checksum worker that stopped answering";
@@ -180,17 +235,20 @@ impl PartSource for StreamSource {
         let reading = self.0.clone();
         wasm_bindgen_futures::spawn_local(async move {
             // The cut was dropped only if the upload stopped; its part stays held till `cancel`.
-            let _ = tx.send(fill(&reading, len).await.map(|bytes| {
-                let got = u64::from(bytes.length());
+            let kept = match fill(&reading, len).await {
+                Ok(bytes) => keep(&reading, bytes).await,
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(kept.map(|(got, bytes, file)| {
                 let mut r = reading.borrow_mut();
                 let start = r.next;
                 r.next += got;
-                let (bytes, hashing) = (Some(bytes), None);
                 r.held.push(Held {
                     part,
                     start,
                     bytes,
-                    hashing,
+                    file,
+                    hashing: None,
                 });
                 got
             }));
@@ -200,10 +258,18 @@ impl PartSource for StreamSource {
 
     fn release(&self, part: u32) {
         let mut r = self.0.borrow_mut();
-        if let Some(at) = r.held.iter().position(|p| p.part == part)
-            && let Some(bytes) = r.held.swap_remove(at).bytes
-        {
-            r.spare(&bytes);
+        if let Some(at) = r.held.iter().position(|p| p.part == part) {
+            let held = r.held.swap_remove(at);
+            if let Some(bytes) = held.bytes {
+                r.spare(&bytes);
+            }
+            if let (Some((_, slot)), Store::Open(store)) = (held.file, &r.store) {
+                store.release(slot);
+            }
+        }
+        // The stream is done and the store has every part: its files can go.
+        if r.ended && r.held.is_empty() && r.storing == 0 {
+            r.close_store();
         }
     }
 
@@ -213,6 +279,7 @@ impl PartSource for StreamSource {
         r.rest = None;
         r.held.clear();
         r.spare.clear();
+        r.close_store();
         if !r.ended {
             // Ends a pending read (it answers `done`) and runs the stream's `cancel`. The promise
             // rejects only when that callback throws, which is the producer's business.
@@ -273,6 +340,64 @@ async fn fill(reading: &RefCell<Reading>, len: u64) -> Result<Uint8Array, Source
         }
     }
     Ok(buffer.subarray(0, got))
+}
+
+/// Where a cut part's `bytes` are kept: written to the part store where it can (their buffer is
+/// then spare at once), else in memory. Answers the part's length and its bytes or file.
+async fn keep(
+    reading: &RefCell<Reading>,
+    bytes: Uint8Array,
+) -> Result<(u64, Option<Uint8Array>, Option<(Blob, u32)>), SourceError> {
+    let got = u64::from(bytes.length());
+    // The empty cut at a stream's end is no part.
+    let store = match got {
+        0 => None,
+        _ => reading.borrow_mut().store(),
+    };
+    let Some(store) = store else {
+        return Ok((got, Some(bytes), None));
+    };
+    reading.borrow_mut().storing += 1;
+    let kept = JsFuture::from(store.put(&bytes)).await.unwrap_or_default();
+    let mut r = reading.borrow_mut();
+    r.storing -= 1;
+    let field = |name: &str| Reflect::get(&kept, &name.into()).unwrap_or_default();
+    let back = field("bytes").dyn_into::<Uint8Array>().ok();
+    let back = back.filter(|b| u64::from(b.length()) == got);
+    match (field("file").dyn_into::<Blob>(), back) {
+        (Ok(file), back) => {
+            if let Some(back) = back {
+                r.spare(&back);
+            }
+            let slot = field("slot").as_f64().unwrap_or_default() as u32;
+            Ok((got, None, Some((file, slot))))
+        }
+        (Err(_), Some(back)) => Ok((got, Some(back), None)),
+        (Err(_), None) => Err(SourceError::new(
+            "the part was lost with the part store's worker",
+        )),
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// One upload's part store (`part-store.js`): each part in a file of the origin-private file
+    /// system, so that its PUTs send a disk-backed `File`.
+    #[derive(Debug, Clone)]
+    pub(crate) type PartStore;
+
+    /// Writes the bytes to a free slot: `{ file, slot, bytes }`, the bytes given back, or
+    /// `{ bytes }` where the part stays in memory (emptied if a failing worker took them).
+    #[wasm_bindgen(method)]
+    fn put(this: &PartStore, bytes: &Uint8Array) -> Promise;
+
+    /// The part in `slot` is stored: its file may be rewritten.
+    #[wasm_bindgen(method)]
+    fn release(this: &PartStore, slot: u32);
+
+    /// Removes the upload's files.
+    #[wasm_bindgen(method)]
+    fn close(this: &PartStore);
 }
 
 /// A part buffer of `len` bytes, or why the browser has none.

@@ -1,5 +1,5 @@
 //! [`PartSink`] over `XMLHttpRequest`: one PUT per part, body `Blob.slice(start, end)` of the file,
-//! or a Blob of a stream's part ([`Body`]).
+//! or of a stream's part's file in its part store, or a Blob of the part's bytes ([`Body`]).
 //!
 //! XHR and not `fetch`, because only XHR reports upload progress (`upload.onprogress`). A sliced
 //! Blob is lazy, so the browser streams the part from disk and the file is never read into memory.
@@ -77,8 +77,9 @@ impl PartSink for XhrSink {
             }
             xhr.set_request_header(name, value).map_err(js_err)?;
         }
-        // A file is sliced (lazily: the browser streams the part from disk); a stream's part is
-        // a Blob of its bytes, made for this PUT (see `stream.rs` on why it is not kept).
+        // A file, or a stream's part's file, is sliced (lazily: the browser streams the part from
+        // disk); a stream's part kept in memory is a Blob of its bytes, made for this PUT (see
+        // `stream.rs` on why it is not kept).
         let body = match blob.dyn_into::<Blob>() {
             Ok(file) => file.slice_with_f64_and_f64(start, end),
             Err(bytes) => Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&bytes)),
