@@ -11,15 +11,16 @@
 //! disk), a stream's part as its file in the part store, or where it has none as its bytes,
 //! transferred to the worker and back with the answer (`stream.rs` says why not as a Blob; bytes
 //! sent before the worker first answers are copied, in case its script does not load), and the
-//! upload's composite checksum is asked of the worker too. A stream's part lent to a worker that stops answering is lost with it when `restart`
-//! ends that worker: that part's checksum then fails. Where a worker cannot be started or its
-//! script cannot load (no `Worker`, a strict CSP, a bundler that leaves the URL pointing nowhere),
-//! the page imports the same script and hashes on the calling thread instead, which is correct but
-//! can make the page stutter; a console warning says so.
+//! upload's composite checksum is asked of the worker too. A stream's part lent to a worker that
+//! stops answering is lost with it when `restart` ends that worker: that part's checksum then
+//! fails. Where a worker cannot be started or its script cannot load (no `Worker`, a strict CSP,
+//! a bundler that leaves the URL pointing nowhere), the page imports the same script and hashes on
+//! the calling thread instead, which is correct but can make the page stutter; a console warning
+//! says so.
 //!
 //! Memory stays flat whatever the file size: a part is read through a BYOB reader into one reused
-//! 1 MiB buffer and fed to the incremental `ChecksumStream`, so no part-sized buffer exists and WASM memory never
-//! grows with the part. (Reading each part with `arrayBuffer()` made the browser grow with the
+//! 1 MiB buffer and fed to the incremental `ChecksumStream`, so no part-sized buffer exists and
+//! WASM memory never grows with the part. (Reading each part with `arrayBuffer()` made the browser grow with the
 //! file, 544 MiB for a 4 GiB upload: every read allocates a fresh `ArrayBuffer`, and these were
 //! collected far later than they were dropped — a plain stream reader, with 1–2 MiB chunks, grew
 //! just as much; only reusing one buffer kept it flat. See BENCHMARKS.md.)
